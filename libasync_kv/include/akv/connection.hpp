@@ -1,0 +1,106 @@
+// akv::connection: one socket to one Redis server, shared by any number of coroutines.
+//
+// Every exec() joins one queue; a single writer sends all pending requests in one write
+// (automatic pipelining) and a single reader completes them in order. run() connects, says
+// HELLO 3, and reconnects with backoff until cancel(). Bound to one executor: calls from other
+// threads are dispatched to it. The connection must outlive its run() and exec() operations.
+#pragma once
+
+#include <akv/config.hpp>
+#include <akv/detail/adapt.hpp>
+#include <akv/request.hpp>
+#include <akv/resp/value.hpp>
+#include <akv/response.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace akv {
+
+namespace asio = boost::asio;
+
+struct connection_event {
+    enum class kind { connected, disconnected, reconnecting, stopped };
+    kind what;
+    boost::system::error_code reason; // disconnected / stopped: why
+    std::string detail;               // e.g. the server's text for a refused HELLO
+};
+
+struct connection_stats {
+    std::uint64_t connects = 0;
+    std::uint64_t disconnects = 0;
+    std::uint64_t requests_written = 0;
+    std::uint64_t replies = 0;
+    std::uint64_t pushes = 0;
+    std::uint64_t pushes_dropped = 0;
+    std::uint64_t health_pings = 0;
+    std::uint64_t bytes_written = 0;
+    std::uint64_t bytes_read = 0;
+};
+
+class connection {
+public:
+    using executor_type = asio::any_io_executor;
+    using exec_signature = void(boost::system::error_code, std::size_t);
+    using push_signature = void(boost::system::error_code, resp::value);
+
+    explicit connection(executor_type ex, config cfg = {});
+    ~connection();
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
+
+    executor_type get_executor() const noexcept;
+    const config& get_config() const noexcept;
+
+    // Connects and keeps the connection up until cancel() (or the awaiting coroutine is
+    // cancelled). With reconnection off (reconnect_wait_max == 0) it throws the first error.
+    asio::awaitable<void> run();
+
+    // Sends `req` and adapts its replies into `resp` (akv::response<...>, generic_response or
+    // akv::ignore). `req` and `resp` must live until it completes. Completes with the bytes of the replies; fails with akv::error codes
+    // (timeout, connection_lost, not_connected, connection_closed, incompatible_size) or
+    // asio::error::operation_aborted when cancelled. Server error replies are values in resp.
+    template <class Response, class Token = asio::use_awaitable_t<>>
+    auto exec(const request& req, Response& resp, Token&& token = {}) {
+        return asio::async_initiate<Token, exec_signature>(
+            [this](auto handler, const request* r, detail::reply_adapter adapter) {
+                start_exec(std::move(handler), r, adapter);
+            },
+            token, &req, detail::make_adapter(resp));
+    }
+
+    // The next RESP3 push (pub/sub message, invalidation, ...). Pushes wait in a queue of
+    // config::push_queue_capacity; when it is full the oldest is dropped and counted.
+    template <class Token = asio::use_awaitable_t<>> auto receive_push(Token&& token = {}) {
+        return asio::async_initiate<Token, push_signature>(
+            [this](auto handler) { start_receive_push(std::move(handler)); }, token);
+    }
+
+    // Stops run(), closes the socket and fails every queued request with connection_closed.
+    void cancel();
+
+    bool is_connected() const noexcept;
+    connection_stats stats() const;
+    // Why the last connection attempt or connection failed, in words.
+    const std::string& last_error_message() const noexcept;
+    // Connected, disconnected (with the reason), reconnecting, stopped. Called on the executor.
+    void set_event_handler(std::function<void(const connection_event&)> handler);
+
+private:
+    struct impl;
+    void start_exec(asio::any_completion_handler<exec_signature> handler, const request* req,
+                    detail::reply_adapter adapter);
+    void start_receive_push(asio::any_completion_handler<push_signature> handler);
+
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace akv

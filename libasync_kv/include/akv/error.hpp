@@ -1,0 +1,64 @@
+// akv::error: the library's own error conditions, as boost::system::error_code values.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <string>
+#include <type_traits>
+
+namespace akv {
+
+enum class error {
+    // RESP protocol (resp/)
+    resp_protocol = 1,    // malformed reply bytes
+    resp_too_deep,        // aggregate nesting beyond parser_limits::max_depth
+    resp_too_large,       // a length beyond parser_limits (bulk or aggregate)
+    resp_unsupported,     // a valid RESP3 form we do not accept (streamed strings/aggregates)
+
+    // Requests and replies
+    server_error,         // the server answered with an error reply (a value, see akv::result)
+    type_mismatch,        // the reply's type cannot be adapted to the requested C++ type
+    unexpected_null,      // a null reply where the C++ type has no null (use std::optional)
+    incompatible_size,    // response and request disagree on the number of replies
+    empty_request,        // exec() of a request with no command
+
+    // Connection
+    not_connected,        // request refused because the connection is down and the
+                          // request asked not to wait for a reconnect
+    connection_lost,      // the request was written but the connection dropped before its reply
+    timeout,              // a per-request timeout fired
+    connect_timeout,      // TCP/unix connect did not finish in config::connect_timeout
+    resolve_failed,       // the host name did not resolve
+    handshake_failed,     // HELLO / SELECT / SETNAME refused (see connection::last_error_message)
+    auth_failed,          // HELLO refused the credentials (WRONGPASS / NOAUTH / NOPERM)
+    health_check_timeout, // no sign of life after a health-check PING
+    connection_closed,    // the connection was shut down by connection::cancel()
+    push_overflow,        // a push frame was dropped because the push queue was full
+
+    // Configuration
+    invalid_config,       // a bad key or value in JSON / flags
+    invalid_url,          // a URL we cannot use
+
+    // Data
+    object_too_large,     // a value beyond a configured size limit
+
+    // Processes
+    server_start_failed,  // embedded_server could not start redis-server
+};
+
+const boost::system::error_category& error_category() noexcept;
+
+inline boost::system::error_code make_error_code(error e) noexcept {
+    return {static_cast<int>(e), error_category()};
+}
+
+// Throws boost::system::system_error whose what() starts with `detail`, so the
+// message names what was wrong and where, and the code stays testable.
+[[noreturn]] void throw_error(error e, const std::string& detail);
+
+} // namespace akv
+
+namespace boost::system {
+template <> struct is_error_code_enum<akv::error> : std::true_type {};
+} // namespace boost::system

@@ -1,0 +1,579 @@
+#include <akv/connection.hpp>
+#include <akv/detail/multiplexer.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/write.hpp>
+
+#include <deque>
+#include <optional>
+#include <random>
+#include <variant>
+
+namespace akv {
+
+using boost::system::error_code;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+asio::awaitable<bool> cancelled() {
+    auto state = co_await asio::this_coro::cancellation_state;
+    co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+} // namespace
+
+struct connection::impl {
+    // A caller's exec(), pooled: a steady state of requests allocates nothing here.
+    struct exec_op final : detail::pending_request {
+        explicit exec_op(impl& o) : owner(o), timer(o.ex) {}
+        impl& owner;
+        asio::any_completion_handler<exec_signature> handler;
+        asio::steady_timer timer;
+        asio::cancellation_slot slot;
+        std::uint64_t generation = 0; // tells a stale timer or cancellation from a live one
+        bool timer_armed = false;
+
+        void on_complete(error_code ec) override { owner.finish(*this, ec); }
+    };
+
+    // The connection's own requests (HELLO, health-check PING).
+    struct internal_op final : detail::pending_request {
+        bool in_queue = false;
+        std::optional<error_code> outcome;
+        void on_complete(error_code ec) override {
+            in_queue = false;
+            outcome = ec;
+        }
+    };
+
+    impl(executor_type e, config c)
+        : ex(std::move(e)), cfg(std::move(c)), socket(ex), resolver(ex), writer_wakeup(ex),
+          health_timer(ex), backoff_timer(ex), connect_timer(ex), mux(cfg.resp_limits),
+          rng(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this))) {
+        mux.set_push_handler([this](std::span<const resp::node> nodes, std::string_view msg) {
+            on_push(nodes, msg);
+        });
+        ping_req.push("PING");
+        ping_op.req = &ping_req;
+        ping_op.adapter = detail::make_adapter(ignore);
+    }
+
+    ~impl() {
+        for (exec_op* op : all_ops) delete op;
+    }
+
+    // ---- exec
+    exec_op& acquire() {
+        if (free_ops.empty()) {
+            all_ops.push_back(new exec_op(*this));
+            return *all_ops.back();
+        }
+        exec_op* op = free_ops.back();
+        free_ops.pop_back();
+        return *op;
+    }
+
+    void complete_now(asio::any_completion_handler<exec_signature> h, error_code ec) {
+        asio::post(ex, asio::append(std::move(h), ec, std::size_t{0}));
+    }
+
+    void exec_now(asio::any_completion_handler<exec_signature> h, const request* req,
+                  detail::reply_adapter adapter) {
+        if (req->empty()) return complete_now(std::move(h), error::empty_request);
+        if (adapter.slots != static_cast<std::size_t>(-1) &&
+            adapter.slots != req->expected_replies())
+            return complete_now(std::move(h), error::incompatible_size);
+        if (stopped) return complete_now(std::move(h), error::connection_closed);
+        if (!connected && req->get_options().fail_if_not_connected)
+            return complete_now(std::move(h), error::not_connected);
+
+        exec_op& op = acquire();
+        op.req = req;
+        op.adapter = adapter;
+        op.handler = std::move(h);
+        const std::uint64_t generation = ++op.generation;
+
+        auto timeout = req->get_options().timeout;
+        if (timeout.count() == 0) timeout = cfg.request_timeout;
+        if (timeout.count() > 0) {
+            op.timer_armed = true;
+            op.timer.expires_after(timeout);
+            op.timer.async_wait([&op, generation](error_code ec) {
+                if (!ec && op.generation == generation) op.owner.mux.cancel(op, error::timeout);
+            });
+        }
+        op.slot = asio::get_associated_cancellation_slot(op.handler);
+        if (op.slot.is_connected()) {
+            // Deferred: completing inside the slot's own handler would destroy it mid-call.
+            op.slot.assign([&op, generation](asio::cancellation_type) {
+                asio::post(op.owner.ex, [&op, generation] {
+                    if (op.generation == generation)
+                        op.owner.mux.cancel(op, asio::error::operation_aborted);
+                });
+            });
+        }
+        mux.add(op);
+        wake_writer();
+    }
+
+    void finish(exec_op& op, error_code ec) {
+        ++op.generation;
+        if (op.slot.is_connected()) op.slot.clear();
+        op.slot = {};
+        if (op.timer_armed) {
+            op.timer_armed = false;
+            op.timer.cancel();
+        }
+        auto h = std::move(op.handler);
+        const std::size_t bytes = op.reply_bytes;
+        op.req = nullptr;
+        free_ops.push_back(&op);
+        asio::post(ex, asio::append(std::move(h), ec, bytes));
+    }
+
+    void wake_writer() {
+        if (writer_waiting) {
+            writer_waiting = false;
+            writer_wakeup.cancel();
+        }
+    }
+
+    // ---- pushes
+    void on_push(std::span<const resp::node> nodes, std::string_view message) {
+        resp::value v;
+        detail::cursor c{nodes, message, 0};
+        detail::converter<resp::value>::apply(c, v);
+        if (push_waiter) {
+            auto h = std::move(*push_waiter);
+            push_waiter.reset();
+            asio::post(ex, asio::append(std::move(h), error_code{}, std::move(v)));
+            return;
+        }
+        if (pushes.size() >= std::max<std::size_t>(cfg.push_queue_capacity, 1)) {
+            pushes.pop_front();
+            ++pushes_dropped;
+        }
+        pushes.push_back(std::move(v));
+    }
+
+    void receive_push_now(asio::any_completion_handler<push_signature> h) {
+        if (!pushes.empty()) {
+            resp::value v = std::move(pushes.front());
+            pushes.pop_front();
+            asio::post(ex, asio::append(std::move(h), error_code{}, std::move(v)));
+            return;
+        }
+        if (stopped || push_waiter) {
+            const error_code ec = stopped ? error_code(error::connection_closed)
+                                          : error_code(asio::error::already_started);
+            asio::post(ex, asio::append(std::move(h), ec, resp::value{}));
+            return;
+        }
+        auto slot = asio::get_associated_cancellation_slot(h);
+        const std::uint64_t generation = ++push_generation;
+        if (slot.is_connected()) {
+            slot.assign([this, generation](asio::cancellation_type) {
+                asio::post(ex, [this, generation] {
+                    if (push_waiter && push_generation == generation) fail_push_waiter(
+                        asio::error::operation_aborted);
+                });
+            });
+        }
+        push_waiter.emplace(std::move(h));
+    }
+
+    void fail_push_waiter(error_code ec) {
+        if (!push_waiter) return;
+        auto h = std::move(*push_waiter);
+        push_waiter.reset();
+        ++push_generation;
+        asio::post(ex, asio::append(std::move(h), ec, resp::value{}));
+    }
+
+    // ---- life cycle
+    void emit(connection_event::kind what, error_code reason = {}, std::string detail = {}) {
+        if (on_event) on_event(connection_event{what, reason, std::move(detail)});
+    }
+
+    void stop() {
+        if (stopping) return;
+        stopping = true;
+        error_code ignored;
+        socket.close(ignored);
+        resolver.cancel();
+        writer_wakeup.cancel();
+        health_timer.cancel();
+        backoff_timer.cancel();
+        connect_timer.cancel();
+        if (!running) shutdown(error::connection_closed);
+    }
+
+    void shutdown(error_code reason) {
+        stopped = true;
+        connected = false;
+        mux.fail_all(reason);
+        fail_push_waiter(error::connection_closed);
+        emit(connection_event::kind::stopped, reason, last_error);
+    }
+
+    bool reconnect_enabled() const {
+        return cfg.reconnect_wait_max.count() > 0 || cfg.reconnect_wait_min.count() > 0;
+    }
+
+    std::chrono::milliseconds backoff(unsigned attempt, error_code ec) {
+        const auto max = std::max(cfg.reconnect_wait_max, cfg.reconnect_wait_min);
+        // No retry storm on bad credentials: they will not fix themselves in 50 ms.
+        if (ec == error::auth_failed) return max;
+        auto wait = cfg.reconnect_wait_min * (std::int64_t{1} << std::min(attempt, 16u));
+        if (wait > max || wait.count() <= 0) wait = max;
+        // Jitter in [wait/2, wait]: many clients of one restarted server do not come back at once.
+        std::uniform_int_distribution<std::int64_t> jitter(wait.count() / 2, wait.count());
+        return std::chrono::milliseconds(jitter(rng));
+    }
+
+    asio::awaitable<error_code> connect_socket() {
+        error_code ec;
+        if (!cfg.unix_socket.empty()) {
+            asio::generic::stream_protocol::endpoint ep{
+                asio::local::stream_protocol::endpoint(cfg.unix_socket)};
+            std::tie(ec) = co_await socket.async_connect(ep, nothrow);
+            if (ec) last_error = "connect to unix:" + cfg.unix_socket + ": " + ec.message();
+            co_return ec;
+        }
+        if (cfg.hosts.empty()) {
+            last_error = "config: no host to connect to";
+            co_return error_code(error::invalid_config);
+        }
+        const endpoint& host = cfg.hosts.front();
+        auto [rec, results] =
+            co_await resolver.async_resolve(host.host, std::to_string(host.port), nothrow);
+        if (rec) {
+            last_error = "resolve \"" + host.host + "\": " + rec.message();
+            co_return rec == asio::error::operation_aborted ? rec : error_code(error::resolve_failed);
+        }
+        ec = asio::error::host_not_found;
+        for (const auto& entry : results) {
+            error_code close_ec;
+            socket.close(close_ec);
+            std::tie(ec) = co_await socket.async_connect(
+                asio::generic::stream_protocol::endpoint(entry.endpoint()), nothrow);
+            if (!ec) break;
+        }
+        if (ec) {
+            last_error = "connect to " + host.host + ":" + std::to_string(host.port) + ": " +
+                         ec.message();
+            co_return ec;
+        }
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        if (cfg.keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ec);
+        co_return error_code{};
+    }
+
+    asio::awaitable<error_code> handshake() {
+        hello_req.clear();
+        hello_resp.clear();
+        if (!cfg.password.empty()) {
+            const std::string user = cfg.username.empty() ? "default" : cfg.username;
+            if (!cfg.client_name.empty())
+                hello_req.push("HELLO", "3", "AUTH", user, cfg.password, "SETNAME",
+                               cfg.client_name);
+            else
+                hello_req.push("HELLO", "3", "AUTH", user, cfg.password);
+        } else if (!cfg.client_name.empty()) {
+            hello_req.push("HELLO", "3", "SETNAME", cfg.client_name);
+        } else {
+            hello_req.push("HELLO", "3");
+        }
+        if (cfg.db != 0) hello_req.push("SELECT", cfg.db);
+        hello_op.req = &hello_req;
+        hello_op.adapter = detail::make_adapter(hello_resp);
+        hello_op.outcome.reset();
+        hello_op.in_queue = true;
+        mux.add_front(hello_op);
+
+        const std::string_view bytes = mux.prepare_write(1);
+        auto [wec, written] = co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
+        if (wec) {
+            last_error = "handshake write: " + wec.message();
+            co_return wec;
+        }
+        mux.on_write_done();
+        while (!hello_op.outcome) {
+            auto space = mux.prepare_read();
+            auto [rec, n] =
+                co_await socket.async_read_some(asio::buffer(space.data(), space.size()), nothrow);
+            if (rec) {
+                last_error = "handshake read: " + rec.message();
+                co_return rec;
+            }
+            mux.commit_read(n, rec);
+            if (rec) {
+                last_error = mux.error_message();
+                co_return rec;
+            }
+        }
+        if (*hello_op.outcome) co_return *hello_op.outcome;
+
+        for (std::size_t i = 0; i < hello_resp.size(); ++i) {
+            if (hello_resp[i].has_value()) continue;
+            const std::string& text = hello_resp[i].error().message;
+            if (i == 0) {
+                if (starts_with(text, "WRONGPASS") || starts_with(text, "NOAUTH") ||
+                    starts_with(text, "NOPERM")) {
+                    last_error = "authentication refused: " + text;
+                    co_return error_code(error::auth_failed);
+                }
+                last_error = starts_with(text, "ERR unknown command")
+                                 ? "server does not speak RESP3 (HELLO needs Redis 6 or later): " +
+                                       text
+                                 : "HELLO refused: " + text;
+            } else {
+                last_error = "SELECT " + std::to_string(cfg.db) + " refused: " + text;
+            }
+            co_return error_code(error::handshake_failed);
+        }
+        co_return error_code{};
+    }
+
+    asio::awaitable<error_code> connect_steps() {
+        if (auto ec = co_await connect_socket()) co_return ec;
+        co_return co_await handshake();
+    }
+
+    asio::awaitable<error_code> connect_and_handshake() {
+        connect_timer.expires_after(cfg.connect_timeout.count() > 0 ? cfg.connect_timeout
+                                                                    : std::chrono::hours(24));
+        auto outcome = co_await (connect_steps() || connect_timer.async_wait(nothrow));
+        if (outcome.index() == 1) {
+            if (stopping) co_return error_code(error::connection_closed);
+            last_error = "connect and handshake did not finish within connect_timeout (" +
+                         std::to_string(cfg.connect_timeout.count()) + " ms)";
+            co_return error_code(error::connect_timeout);
+        }
+        co_return std::get<0>(outcome);
+    }
+
+    asio::awaitable<error_code> reader() {
+        for (;;) {
+            auto space = mux.prepare_read();
+            auto [ec, n] =
+                co_await socket.async_read_some(asio::buffer(space.data(), space.size()), nothrow);
+            if (ec) {
+                last_error = ec == asio::error::eof ? "server closed the connection"
+                                                    : "read: " + ec.message();
+                co_return ec;
+            }
+            mux.commit_read(n, ec);
+            if (ec) {
+                last_error = mux.error_message();
+                co_return ec;
+            }
+        }
+    }
+
+    asio::awaitable<error_code> writer() {
+        for (;;) {
+            while (!mux.has_unwritten()) {
+                writer_waiting = true;
+                writer_wakeup.expires_at(asio::steady_timer::time_point::max());
+                co_await writer_wakeup.async_wait(nothrow);
+                writer_waiting = false;
+                if (co_await cancelled() || stopping) co_return error_code(asio::error::operation_aborted);
+            }
+            const std::string_view bytes = mux.prepare_write();
+            if (!bytes.empty()) {
+                auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
+                if (ec) {
+                    last_error = "write: " + ec.message();
+                    co_return ec;
+                }
+            }
+            mux.on_write_done();
+        }
+    }
+
+    // Any byte read is a sign of life, so a busy connection is never judged dead; PING goes
+    // out only after a whole interval of silence, and a second silent interval ends it.
+    asio::awaitable<error_code> health() {
+        if (cfg.health_check_interval.count() <= 0) {
+            health_timer.expires_at(asio::steady_timer::time_point::max());
+            auto [ec] = co_await health_timer.async_wait(nothrow);
+            co_return ec ? ec : error_code(asio::error::operation_aborted);
+        }
+        std::uint64_t seen = mux.stats().bytes_read;
+        bool ping_sent = false;
+        for (;;) {
+            health_timer.expires_after(cfg.health_check_interval);
+            auto [ec] = co_await health_timer.async_wait(nothrow);
+            if (ec) co_return ec;
+            const std::uint64_t now = mux.stats().bytes_read;
+            if (now != seen) {
+                seen = now;
+                ping_sent = false;
+                continue;
+            }
+            if (ping_sent) {
+                last_error = "no reply for " +
+                             std::to_string(2 * cfg.health_check_interval.count()) +
+                             " ms, health-check PING unanswered";
+                co_return error_code(error::health_check_timeout);
+            }
+            if (!ping_op.in_queue) {
+                ping_op.in_queue = true;
+                mux.add(ping_op);
+                wake_writer();
+                ++health_pings;
+            }
+            ping_sent = true;
+        }
+    }
+
+    void on_disconnected(error_code reason) {
+        error_code ignored;
+        socket.close(ignored);
+        const bool was_connected = connected;
+        connected = false;
+        mux.on_disconnect();
+        if (reason == error::auth_failed) mux.fail_all(reason);
+        mux.fail_unwritten_not_waiting(error::not_connected);
+        if (was_connected) {
+            ++disconnects;
+            emit(connection_event::kind::disconnected, reason, last_error);
+        }
+    }
+
+    executor_type ex;
+    config cfg;
+    asio::generic::stream_protocol::socket socket;
+    asio::ip::tcp::resolver resolver;
+    asio::steady_timer writer_wakeup;
+    asio::steady_timer health_timer;
+    asio::steady_timer backoff_timer;
+    asio::steady_timer connect_timer;
+    detail::multiplexer mux;
+
+    std::vector<exec_op*> all_ops;
+    std::vector<exec_op*> free_ops;
+
+    request hello_req;
+    generic_response hello_resp;
+    internal_op hello_op;
+    request ping_req;
+    internal_op ping_op;
+
+    std::deque<resp::value> pushes;
+    std::optional<asio::any_completion_handler<push_signature>> push_waiter;
+    std::uint64_t push_generation = 0;
+
+    std::function<void(const connection_event&)> on_event;
+    std::string last_error;
+    std::minstd_rand rng;
+
+    bool running = false;
+    bool stopping = false;
+    bool stopped = false;
+    bool connected = false;
+    bool writer_waiting = false;
+    std::uint64_t connects = 0;
+    std::uint64_t disconnects = 0;
+    std::uint64_t pushes_dropped = 0;
+    std::uint64_t health_pings = 0;
+};
+
+connection::connection(executor_type ex, config cfg)
+    : impl_(std::make_unique<impl>(std::move(ex), std::move(cfg))) {}
+
+connection::~connection() = default;
+
+connection::executor_type connection::get_executor() const noexcept { return impl_->ex; }
+const config& connection::get_config() const noexcept { return impl_->cfg; }
+bool connection::is_connected() const noexcept { return impl_->connected; }
+const std::string& connection::last_error_message() const noexcept { return impl_->last_error; }
+
+void connection::set_event_handler(std::function<void(const connection_event&)> handler) {
+    impl_->on_event = std::move(handler);
+}
+
+connection_stats connection::stats() const {
+    const auto& m = impl_->mux.stats();
+    connection_stats s;
+    s.connects = impl_->connects;
+    s.disconnects = impl_->disconnects;
+    s.requests_written = m.requests_written;
+    s.replies = m.replies;
+    s.pushes = m.pushes;
+    s.pushes_dropped = impl_->pushes_dropped;
+    s.health_pings = impl_->health_pings;
+    s.bytes_written = m.bytes_written;
+    s.bytes_read = m.bytes_read;
+    return s;
+}
+
+void connection::start_exec(asio::any_completion_handler<exec_signature> handler,
+                            const request* req, detail::reply_adapter adapter) {
+    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler), req, adapter]() mutable {
+        s->exec_now(std::move(h), req, adapter);
+    });
+}
+
+void connection::start_receive_push(asio::any_completion_handler<push_signature> handler) {
+    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler)]() mutable {
+        s->receive_push_now(std::move(h));
+    });
+}
+
+void connection::cancel() {
+    asio::dispatch(impl_->ex, [s = impl_.get()] { s->stop(); });
+}
+
+asio::awaitable<void> connection::run() {
+    impl& s = *impl_;
+    co_await asio::this_coro::throw_if_cancelled(false);
+    s.running = true;
+    s.stopping = s.stopped = false;
+    error_code final_ec;
+    for (unsigned attempt = 0;; ++attempt) {
+        error_code ec = co_await s.connect_and_handshake();
+        if (!ec) {
+            attempt = 0;
+            s.connected = true;
+            ++s.connects;
+            s.emit(connection_event::kind::connected);
+            s.wake_writer();
+            auto outcome = co_await (s.reader() || s.writer() || s.health());
+            ec = std::visit([](error_code e) { return e; }, outcome);
+        }
+        s.on_disconnected(ec);
+        if (s.stopping || co_await cancelled()) break;
+        if (!s.reconnect_enabled()) {
+            final_ec = ec;
+            break;
+        }
+        s.emit(connection_event::kind::reconnecting, ec, s.last_error);
+        s.backoff_timer.expires_after(s.backoff(attempt, ec));
+        co_await s.backoff_timer.async_wait(nothrow);
+        if (s.stopping || co_await cancelled()) break;
+    }
+    s.running = false;
+    s.shutdown(final_ec ? final_ec : error_code(error::connection_closed));
+    if (final_ec) throw boost::system::system_error(final_ec, s.last_error);
+}
+
+} // namespace akv

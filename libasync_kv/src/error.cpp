@@ -1,0 +1,53 @@
+#include <akv/error.hpp>
+
+namespace akv {
+namespace {
+
+class category final : public boost::system::error_category {
+public:
+    const char* name() const noexcept override { return "akv"; }
+
+    std::string message(int ev) const override {
+        switch (static_cast<error>(ev)) {
+        case error::resp_protocol: return "malformed RESP reply";
+        case error::resp_too_deep: return "RESP reply nested deeper than the parser allows";
+        case error::resp_too_large: return "RESP length beyond the parser's limit";
+        case error::resp_unsupported: return "RESP3 streamed types are not supported";
+        case error::server_error: return "the server answered with an error reply";
+        case error::type_mismatch: return "reply type does not match the requested C++ type";
+        case error::unexpected_null: return "null reply where the C++ type has no null";
+        case error::incompatible_size:
+            return "the response does not have one slot per command of the request";
+        case error::empty_request: return "the request holds no command";
+        case error::not_connected: return "not connected to the server";
+        case error::connection_lost:
+            return "connection lost after the request was written; its outcome is unknown";
+        case error::timeout: return "request timed out";
+        case error::connect_timeout: return "connect timed out";
+        case error::resolve_failed: return "host name did not resolve";
+        case error::handshake_failed: return "connection handshake (HELLO/SELECT) refused";
+        case error::auth_failed: return "authentication refused by the server";
+        case error::health_check_timeout: return "no reply to the health-check PING";
+        case error::connection_closed: return "connection closed by the application";
+        case error::push_overflow: return "push queue full: a push frame was dropped";
+        case error::invalid_config: return "invalid configuration";
+        case error::invalid_url: return "invalid Redis URL";
+        case error::object_too_large: return "object larger than the configured limit";
+        case error::server_start_failed: return "could not start redis-server";
+        }
+        return "unknown akv error";
+    }
+};
+
+} // namespace
+
+const boost::system::error_category& error_category() noexcept {
+    static const category instance; // immutable: safe as a function-local constant
+    return instance;
+}
+
+void throw_error(error e, const std::string& detail) {
+    throw boost::system::system_error(make_error_code(e), detail);
+}
+
+} // namespace akv
