@@ -107,7 +107,9 @@ struct connection::impl {
         exec_op& op = acquire();
         op.req = req;
         op.adapter = adapter;
-        op.handler = std::move(h);
+        // swap, not move-assignment: Boost 1.81's any_completion_handler::operator=(&&)
+        // copies from an lvalue and recurses without end (fixed in 1.82).
+        op.handler.swap(h);
         const std::uint64_t generation = ++op.generation;
 
         auto timeout = req->get_options().timeout;
@@ -401,7 +403,7 @@ struct connection::impl {
             if (!bytes.empty()) {
                 auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
                 if (ec) {
-                    last_error = "write: " + ec.message();
+                    if (ec != asio::error::operation_aborted) last_error = "write: " + ec.message();
                     co_return ec;
                 }
             }

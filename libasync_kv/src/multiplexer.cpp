@@ -51,32 +51,38 @@ std::string_view multiplexer::prepare_write(std::size_t max_requests) {
     if (end - begin > max_requests) end = begin + max_requests;
     for (std::size_t i = begin; i < end; ++i) {
         const slot& s = queue_[i];
-        if (s.op) write_buffer_.append(s.op->req->payload());
+        if (!s.op) continue;
+        write_buffer_.append(s.op->req->payload());
+        ++counters_.requests_written;
     }
     staged_ += end - begin;
     return write_buffer_;
 }
 
 void multiplexer::on_write_done() {
-    const std::size_t begin = written_;
+    std::size_t begin = written_;
     written_ += staged_;
     staged_ = 0;
     counters_.bytes_written += write_buffer_.size();
     for (std::size_t i = begin; i < written_; ++i) {
         slot& s = queue_[i];
-        if (!s.op) continue;
-        ++counters_.requests_written;
-        if (s.replies_left == 0) complete(s, {}); // only (un)subscribes: answered by pushes
+        if (s.op && s.replies_left == 0) complete(s, {}); // only (un)subscribes: pushes answer
     }
     write_buffer_.clear();
     pop_finished_front();
 }
 
 void multiplexer::pop_finished_front() {
-    while (written_ > 0 && queue_.front().replies_left == 0 && queue_.front().op == nullptr) {
+    // Replies may arrive for staged requests too: the server answers the start of a large
+    // write before the write completes.
+    while (written_ + staged_ > 0 && queue_.front().replies_left == 0 &&
+           queue_.front().op == nullptr) {
         queue_.pop_front();
         ++front_seq_;
-        --written_;
+        if (written_ > 0)
+            --written_;
+        else
+            --staged_;
     }
     // Cancelled requests that were never written leave no trace at the front either.
     while (written_ == 0 && staged_ == 0 && !queue_.empty() && queue_.front().op == nullptr) {
@@ -138,7 +144,7 @@ void multiplexer::dispatch(std::string_view message, boost::system::error_code& 
         return;
     }
     pop_finished_front();
-    if (written_ == 0) {
+    if (written_ + staged_ == 0) {
         ec = make_error_code(error::resp_protocol);
         error_message_ = "resp: a reply arrived with no request waiting for it";
         return;

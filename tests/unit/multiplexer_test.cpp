@@ -236,3 +236,24 @@ TEST(Multiplexer, FailAllCompletesEverything) {
     EXPECT_EQ(ob.outcome, akv::error::connection_closed);
     EXPECT_TRUE(m.idle());
 }
+
+TEST(Multiplexer, RepliesMayArriveBeforeTheWriteCompletes) {
+    // The server answers the start of a large write while the rest is still being sent.
+    multiplexer m;
+    auto a = make("GET", "a"), b = make("GET", "b");
+    akv::response<std::string> ra, rb;
+    test_op oa(a, ra), ob(b, rb);
+    m.add(oa);
+    m.add(ob);
+    m.prepare_write();
+    error_code ec;
+    feed(m, "$1\r\nA\r\n", ec);
+    ASSERT_FALSE(ec) << m.error_message();
+    EXPECT_EQ(std::get<0>(ra).value(), "A");
+    m.on_write_done();
+    feed(m, "$1\r\nB\r\n", ec);
+    ASSERT_FALSE(ec) << m.error_message();
+    EXPECT_EQ(std::get<0>(rb).value(), "B");
+    EXPECT_TRUE(m.idle());
+    EXPECT_EQ(m.stats().requests_written, 2u);
+}

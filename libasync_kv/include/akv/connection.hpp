@@ -16,6 +16,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <cstdint>
@@ -95,6 +96,7 @@ public:
     void set_event_handler(std::function<void(const connection_event&)> handler);
 
 private:
+    friend class client;
     struct impl;
     void start_exec(asio::any_completion_handler<exec_signature> handler, const request* req,
                     detail::reply_adapter adapter);

@@ -257,6 +257,8 @@ inline reply_adapter make_adapter(generic_response& r) {
             static_cast<std::size_t>(-1)};
 }
 
+inline reply_adapter make_adapter(reply_adapter& a) { return a; }
+
 inline reply_adapter make_adapter(const ignore_t&) {
     return {nullptr, nullptr, static_cast<std::size_t>(-1)};
 }
