@@ -122,9 +122,10 @@ int main(int argc, char** argv) {
             akv::generic_response resp;
             auto [ec, n] = co_await conn.exec(req, resp, asio::as_tuple(asio::use_awaitable));
             if (ec) {
-                std::cerr << "akv: " << ec.message();
-                if (!conn.last_error_message().empty()) std::cerr << ": " << conn.last_error_message();
-                std::cerr << "\n";
+                std::cerr << "akv: "
+                          << (conn.last_error_message().empty() ? ec.message()
+                                                                : conn.last_error_message())
+                          << "\n";
                 status = 2;
             } else if (resp.empty()) {
                 status = 0; // (P)SUBSCRIBE-like commands answer with pushes

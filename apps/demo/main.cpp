@@ -5,6 +5,7 @@
 #include <akv/connection.hpp>
 #include <akv/embedded_server.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>

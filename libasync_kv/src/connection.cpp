@@ -562,6 +562,10 @@ asio::awaitable<void> connection::run() {
             auto outcome = co_await (s.reader() || s.writer() || s.health());
             ec = std::visit([](error_code e) { return e; }, outcome);
         }
+        if (s.stopping) {
+            ec = error::connection_closed;
+            s.last_error = "closed by the application";
+        }
         s.on_disconnected(ec);
         if (s.stopping || co_await cancelled()) break;
         if (!s.reconnect_enabled()) {

@@ -1,2 +1,67 @@
 #!/usr/bin/env bash
-exit 0
+# ctest install.find_package: installs BUILD_DIR into a temporary prefix, then configures, builds
+# and runs tests/install/consumer, a project that only knows find_package(async_kv).
+#
+#   tests/install/run.sh SOURCE_DIR BUILD_DIR
+#
+# The consumer is built with the compiler (and sanitizers) of BUILD_DIR, through the launcher in
+# $CMAKE_CXX_COMPILER_LAUNCHER (ccache) when that is set.
+set -euo pipefail
+
+if (($# != 2)); then
+    echo "usage: $0 SOURCE_DIR BUILD_DIR" >&2
+    exit 2
+fi
+source_dir=$(cd "$1" && pwd)
+build_dir=$(cd "$2" && pwd)
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/akv-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt" | head -n 1; }
+
+cmake --install "$build_dir" --prefix "$tmp/prefix"
+
+args=(-S "$source_dir/tests/install/consumer" -B "$tmp/build"
+      -DCMAKE_PREFIX_PATH="$tmp/prefix"
+      -DCMAKE_BUILD_TYPE="$(cache_value CMAKE_BUILD_TYPE)")
+if command -v ninja >/dev/null 2>&1; then
+    args+=(-G Ninja)
+fi
+compiler=$(cache_value CMAKE_CXX_COMPILER)
+if [[ -n "$compiler" ]]; then
+    args+=(-DCMAKE_CXX_COMPILER="$compiler")
+fi
+# ctest passes the variable even when the build has no launcher; empty means none.
+if [[ -n "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ]]; then
+    args+=(-DCMAKE_CXX_COMPILER_LAUNCHER="$CMAKE_CXX_COMPILER_LAUNCHER")
+fi
+unset CMAKE_CXX_COMPILER_LAUNCHER
+# A sanitized library only links into a sanitized program; the flags are not part of the package.
+sanitize=
+if [[ "$(cache_value AKV_SANITIZE)" == ON ]]; then
+    sanitize=-fsanitize=address,undefined
+elif [[ "$(cache_value AKV_TSAN)" == ON ]]; then
+    sanitize=-fsanitize=thread
+fi
+if [[ -n "$sanitize" ]]; then
+    args+=(-DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize")
+fi
+
+cmake "${args[@]}"
+
+# The package must come from the prefix we just installed, not from some other install.
+found=$(sed -n 's/^async_kv_DIR:[A-Z]*=//p' "$tmp/build/CMakeCache.txt")
+if [[ "$found" != "$tmp/prefix/"* ]]; then
+    echo "install test: async_kv found in '$found', not under $tmp/prefix" >&2
+    exit 1
+fi
+
+cmake --build "$tmp/build"
+
+output=$("$tmp/build/consumer")
+echo "$output"
+if [[ "$output" != "consumer ok" ]]; then
+    echo "install test: the consumer printed '$output', expected 'consumer ok'" >&2
+    exit 1
+fi
