@@ -1,4 +1,5 @@
 #include <akv/client.hpp>
+#include <akv/detail/complete_on.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -42,12 +43,14 @@ void client::cancel() {
 }
 
 void client::start_exec(asio::any_completion_handler<connection::exec_signature> handler,
-                        const request* req, detail::reply_adapter adapter) {
+                        executor_type handler_ex, const request* req,
+                        detail::reply_adapter adapter) {
     if (!req->has_blocking_command()) {
-        main_.start_exec(std::move(handler), req, adapter);
+        main_.start_exec(std::move(handler), std::move(handler_ex), req, adapter);
         return;
     }
-    asio::co_spawn(main_.get_executor(), exec_blocking(std::move(handler), req, adapter),
+    asio::co_spawn(main_.get_executor(),
+                   exec_blocking(std::move(handler), std::move(handler_ex), req, adapter),
                    asio::detached);
 }
 
@@ -89,13 +92,13 @@ void client::release(pooled& p, bool healthy) {
 }
 
 asio::awaitable<void> client::exec_blocking(
-    asio::any_completion_handler<connection::exec_signature> h, const request* req,
-    detail::reply_adapter adapter) {
+    asio::any_completion_handler<connection::exec_signature> h, executor_type handler_ex,
+    const request* req, detail::reply_adapter adapter) {
     pooled* p = co_await acquire();
     if (!p) {
         const error_code ec = stopped_ ? error_code(error::connection_closed)
                                        : error_code(error::timeout);
-        asio::post(get_executor(), asio::append(std::move(h), ec, std::size_t{0}));
+        detail::complete_on(handler_ex, std::move(h), ec, std::size_t{0});
         co_return;
     }
     // The caller's cancellation reaches the pooled connection's exec.
@@ -107,7 +110,7 @@ asio::awaitable<void> client::exec_blocking(
         *req, adapter, asio::bind_cancellation_slot(forward.slot(), nothrow));
     if (slot.is_connected()) slot.clear();
     release(*p, !ec);
-    asio::post(get_executor(), asio::append(std::move(h), ec, n));
+    detail::complete_on(handler_ex, std::move(h), ec, n);
 }
 
 } // namespace akv

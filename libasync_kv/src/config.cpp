@@ -64,7 +64,9 @@ std::string flag_key(std::string_view key) {
 }
 
 std::string range_text(std::int64_t min, std::int64_t max) {
-    if (max == int64_max) return "must be >= " + std::to_string(min);
+    // The type's own maximum is no limit worth naming.
+    if (max == int64_max || max == std::numeric_limits<int>::max())
+        return "must be >= " + std::to_string(min);
     return "must be in " + std::to_string(min) + ".." + std::to_string(max);
 }
 

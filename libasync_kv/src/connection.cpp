@@ -1,4 +1,5 @@
 #include <akv/connection.hpp>
+#include <akv/detail/complete_on.hpp>
 #include <akv/detail/multiplexer.hpp>
 
 #include <boost/asio/append.hpp>
@@ -45,6 +46,7 @@ struct connection::impl {
         explicit exec_op(impl& o) : owner(o), timer(o.ex) {}
         impl& owner;
         asio::any_completion_handler<exec_signature> handler;
+        executor_type handler_ex;
         asio::steady_timer timer;
         asio::cancellation_slot slot;
         std::uint64_t generation = 0; // tells a stale timer or cancellation from a live one
@@ -90,19 +92,18 @@ struct connection::impl {
         return *op;
     }
 
-    void complete_now(asio::any_completion_handler<exec_signature> h, error_code ec) {
-        asio::post(ex, asio::append(std::move(h), ec, std::size_t{0}));
-    }
-
-    void exec_now(asio::any_completion_handler<exec_signature> h, const request* req,
-                  detail::reply_adapter adapter) {
-        if (req->empty()) return complete_now(std::move(h), error::empty_request);
+    void exec_now(asio::any_completion_handler<exec_signature> h, executor_type handler_ex,
+                  const request* req, detail::reply_adapter adapter) {
+        auto fail = [&](error code) {
+            detail::complete_on(handler_ex, std::move(h), error_code(code), std::size_t{0});
+        };
+        if (req->empty()) return fail(error::empty_request);
         if (adapter.slots != static_cast<std::size_t>(-1) &&
             adapter.slots != req->expected_replies())
-            return complete_now(std::move(h), error::incompatible_size);
-        if (stopped) return complete_now(std::move(h), error::connection_closed);
+            return fail(error::incompatible_size);
+        if (stopped) return fail(error::connection_closed);
         if (!connected && req->get_options().fail_if_not_connected)
-            return complete_now(std::move(h), error::not_connected);
+            return fail(error::not_connected);
 
         exec_op& op = acquire();
         op.req = req;
@@ -110,6 +111,7 @@ struct connection::impl {
         // swap, not move-assignment: Boost 1.81's any_completion_handler::operator=(&&)
         // copies from an lvalue and recurses without end (fixed in 1.82).
         op.handler.swap(h);
+        op.handler_ex = std::move(handler_ex);
         const std::uint64_t generation = ++op.generation;
 
         auto timeout = req->get_options().timeout;
@@ -143,11 +145,12 @@ struct connection::impl {
             op.timer_armed = false;
             op.timer.cancel();
         }
-        auto h = std::move(op.handler);
+        asio::any_completion_handler<exec_signature> h(std::move(op.handler));
+        executor_type handler_ex = std::move(op.handler_ex);
         const std::size_t bytes = op.reply_bytes;
         op.req = nullptr;
         free_ops.push_back(&op);
-        asio::post(ex, asio::append(std::move(h), ec, bytes));
+        detail::complete_on(handler_ex, std::move(h), ec, bytes);
     }
 
     void wake_writer() {
@@ -163,9 +166,9 @@ struct connection::impl {
         detail::cursor c{nodes, message, 0};
         detail::converter<resp::value>::apply(c, v);
         if (push_waiter) {
-            auto h = std::move(*push_waiter);
+            asio::any_completion_handler<push_signature> h(std::move(*push_waiter));
             push_waiter.reset();
-            asio::post(ex, asio::append(std::move(h), error_code{}, std::move(v)));
+            detail::complete_on(push_waiter_ex, std::move(h), error_code{}, std::move(v));
             return;
         }
         if (pushes.size() >= std::max<std::size_t>(cfg.push_queue_capacity, 1)) {
@@ -175,17 +178,18 @@ struct connection::impl {
         pushes.push_back(std::move(v));
     }
 
-    void receive_push_now(asio::any_completion_handler<push_signature> h) {
+    void receive_push_now(asio::any_completion_handler<push_signature> h,
+                          executor_type handler_ex) {
         if (!pushes.empty()) {
             resp::value v = std::move(pushes.front());
             pushes.pop_front();
-            asio::post(ex, asio::append(std::move(h), error_code{}, std::move(v)));
+            detail::complete_on(handler_ex, std::move(h), error_code{}, std::move(v));
             return;
         }
         if (stopped || push_waiter) {
             const error_code ec = stopped ? error_code(error::connection_closed)
                                           : error_code(asio::error::already_started);
-            asio::post(ex, asio::append(std::move(h), ec, resp::value{}));
+            detail::complete_on(handler_ex, std::move(h), ec, resp::value{});
             return;
         }
         auto slot = asio::get_associated_cancellation_slot(h);
@@ -199,14 +203,15 @@ struct connection::impl {
             });
         }
         push_waiter.emplace(std::move(h));
+        push_waiter_ex = std::move(handler_ex);
     }
 
     void fail_push_waiter(error_code ec) {
         if (!push_waiter) return;
-        auto h = std::move(*push_waiter);
+        asio::any_completion_handler<push_signature> h(std::move(*push_waiter));
         push_waiter.reset();
         ++push_generation;
-        asio::post(ex, asio::append(std::move(h), ec, resp::value{}));
+        detail::complete_on(push_waiter_ex, std::move(h), ec, resp::value{});
     }
 
     // ---- life cycle
@@ -482,6 +487,7 @@ struct connection::impl {
 
     std::deque<resp::value> pushes;
     std::optional<asio::any_completion_handler<push_signature>> push_waiter;
+    executor_type push_waiter_ex;
     std::uint64_t push_generation = 0;
 
     std::function<void(const connection_event&)> on_event;
@@ -529,16 +535,20 @@ connection_stats connection::stats() const {
 }
 
 void connection::start_exec(asio::any_completion_handler<exec_signature> handler,
-                            const request* req, detail::reply_adapter adapter) {
-    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler), req, adapter]() mutable {
-        s->exec_now(std::move(h), req, adapter);
+                            executor_type handler_ex, const request* req,
+                            detail::reply_adapter adapter) {
+    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler),
+                               hex = std::move(handler_ex), req, adapter]() mutable {
+        s->exec_now(std::move(h), std::move(hex), req, adapter);
     });
 }
 
-void connection::start_receive_push(asio::any_completion_handler<push_signature> handler) {
-    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler)]() mutable {
-        s->receive_push_now(std::move(h));
-    });
+void connection::start_receive_push(asio::any_completion_handler<push_signature> handler,
+                                    executor_type handler_ex) {
+    asio::dispatch(impl_->ex,
+                   [s = impl_.get(), h = std::move(handler), hex = std::move(handler_ex)]() mutable {
+                       s->receive_push_now(std::move(h), std::move(hex));
+                   });
 }
 
 void connection::cancel() {

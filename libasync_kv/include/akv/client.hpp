@@ -34,7 +34,9 @@ public:
     auto exec(const request& req, Response& resp, Token&& token = {}) {
         return asio::async_initiate<Token, connection::exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
-                start_exec(std::move(handler), r, adapter);
+                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
+                           adapter);
             },
             token, &req, detail::make_adapter(resp));
     }
@@ -57,9 +59,10 @@ private:
     };
 
     void start_exec(asio::any_completion_handler<connection::exec_signature> handler,
-                    const request* req, detail::reply_adapter adapter);
+                    executor_type handler_ex, const request* req, detail::reply_adapter adapter);
     asio::awaitable<void> exec_blocking(asio::any_completion_handler<connection::exec_signature> h,
-                                        const request* req, detail::reply_adapter adapter);
+                                        executor_type handler_ex, const request* req,
+                                        detail::reply_adapter adapter);
     asio::awaitable<pooled*> acquire();
     void release(pooled& p, bool healthy);
 

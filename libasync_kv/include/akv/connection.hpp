@@ -16,6 +16,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -27,6 +29,19 @@
 namespace akv {
 
 namespace asio = boost::asio;
+
+namespace detail {
+// Type-erasing a handler allocates with its associated allocator. A handler without one (an
+// awaitable's, a lambda) gets Asio's per-thread recycling allocator, so a steady state of
+// exec() calls reuses the same few blocks instead of calling malloc each time.
+template <class Handler> auto recycled(Handler&& h) {
+    using allocator = asio::associated_allocator_t<std::decay_t<Handler>>;
+    if constexpr (std::is_same_v<allocator, std::allocator<void>>)
+        return asio::bind_allocator(asio::recycling_allocator<void>(), std::forward<Handler>(h));
+    else
+        return std::forward<Handler>(h);
+}
+} // namespace detail
 
 struct connection_event {
     enum class kind { connected, disconnected, reconnecting, stopped };
@@ -73,7 +88,9 @@ public:
     auto exec(const request& req, Response& resp, Token&& token = {}) {
         return asio::async_initiate<Token, exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
-                start_exec(std::move(handler), r, adapter);
+                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
+                           adapter);
             },
             token, &req, detail::make_adapter(resp));
     }
@@ -82,7 +99,11 @@ public:
     // config::push_queue_capacity; when it is full the oldest is dropped and counted.
     template <class Token = asio::use_awaitable_t<>> auto receive_push(Token&& token = {}) {
         return asio::async_initiate<Token, push_signature>(
-            [this](auto handler) { start_receive_push(std::move(handler)); }, token);
+            [this](auto handler) {
+                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                start_receive_push(detail::recycled(std::move(handler)), std::move(handler_ex));
+            },
+            token);
     }
 
     // Stops run(), closes the socket and fails every queued request with connection_closed.
@@ -98,9 +119,12 @@ public:
 private:
     friend class client;
     struct impl;
-    void start_exec(asio::any_completion_handler<exec_signature> handler, const request* req,
-                    detail::reply_adapter adapter);
-    void start_receive_push(asio::any_completion_handler<push_signature> handler);
+    // The handler's executor is taken before type erasure: asking an any_completion_handler
+    // for it later converts between executor types, which allocates on every request.
+    void start_exec(asio::any_completion_handler<exec_signature> handler,
+                    executor_type handler_ex, const request* req, detail::reply_adapter adapter);
+    void start_receive_push(asio::any_completion_handler<push_signature> handler,
+                            executor_type handler_ex);
 
     std::unique_ptr<impl> impl_;
 };
