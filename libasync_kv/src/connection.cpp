@@ -111,10 +111,6 @@ struct connection::impl {
         // swap, not move-assignment: Boost 1.81's any_completion_handler::operator=(&&)
         // copies from an lvalue and recurses without end (fixed in 1.82).
         op.handler.swap(h);
-        // A caller on another executor (a callback, not a co_spawned coroutine, which keeps
-        // its own) must not see its io_context run out of work while the request is out.
-        if (handler_ex != ex)
-            handler_ex = asio::prefer(handler_ex, asio::execution::outstanding_work.tracked);
         op.handler_ex = std::move(handler_ex);
         const std::uint64_t generation = ++op.generation;
 

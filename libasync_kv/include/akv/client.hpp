@@ -34,7 +34,7 @@ public:
     auto exec(const request& req, Response& resp, Token&& token = {}) {
         return asio::async_initiate<Token, connection::exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
-                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                executor_type handler_ex = detail::completion_executor(handler, get_executor());
                 start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
                            adapter);
             },

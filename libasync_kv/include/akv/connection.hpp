@@ -34,6 +34,16 @@ namespace detail {
 // Type-erasing a handler allocates with its associated allocator. A handler without one (an
 // awaitable's, a lambda) gets Asio's per-thread recycling allocator, so a steady state of
 // exec() calls reuses the same few blocks instead of calling malloc each time.
+// The executor to complete `h` on. A caller on another executor (a callback, not a
+// co_spawned coroutine, which keeps its own) must not see its io_context run out of work while
+// the request is out, so that executor counts as working from the start.
+template <class Handler>
+asio::any_io_executor completion_executor(const Handler& h, const asio::any_io_executor& ours) {
+    asio::any_io_executor ex = asio::get_associated_executor(h, ours);
+    if (ex != ours) ex = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    return ex;
+}
+
 template <class Handler> auto recycled(Handler&& h) {
     using allocator = asio::associated_allocator_t<std::decay_t<Handler>>;
     if constexpr (std::is_same_v<allocator, std::allocator<void>>)
@@ -88,7 +98,7 @@ public:
     auto exec(const request& req, Response& resp, Token&& token = {}) {
         return asio::async_initiate<Token, exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
-                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                executor_type handler_ex = detail::completion_executor(handler, get_executor());
                 start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
                            adapter);
             },
@@ -100,7 +110,7 @@ public:
     template <class Token = asio::use_awaitable_t<>> auto receive_push(Token&& token = {}) {
         return asio::async_initiate<Token, push_signature>(
             [this](auto handler) {
-                executor_type handler_ex = asio::get_associated_executor(handler, get_executor());
+                executor_type handler_ex = detail::completion_executor(handler, get_executor());
                 start_receive_push(detail::recycled(std::move(handler)), std::move(handler_ex));
             },
             token);
