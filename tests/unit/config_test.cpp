@@ -327,7 +327,8 @@ TEST(ConfigJson, RangesAreChecked) {
          R"("connect_timeout_ms": expected a number of milliseconds)"},
         {R"({"db": 99999999999999999999})", R"("db": 1E20 out of range)"},
     };
-    for (const auto& [json, message] : cases) {
+    for (const auto& [json_text, message] : cases) {
+        const std::string_view json = json_text; // clang 14 cannot capture a structured binding
         const auto e = error_of([&] { config::from_json(json); });
         EXPECT_EQ(e.code(), akv::error::invalid_config) << json;
         EXPECT_TRUE(contains(e.what(), std::string("config: ") + message)) << json;
