@@ -317,7 +317,7 @@ TEST(ConfigJson, RangesAreChecked) {
         {R"({"redis_host_port": [0]})",
          R"("redis_host_port"[0]: 0 out of range, must be in 1..65535)"},
         {R"({"hosts": ["a:65536"]})", R"("hosts"[0]: 65536 out of range)"},
-        {R"({"redis_db": -1})", R"("redis_db": -1 out of range, must be in 0..2147483647)"},
+        {R"({"redis_db": -1})", R"("redis_db": -1 out of range, must be >= 0)"},
         {R"({"redis_conn_pool_size": 0})", R"("redis_conn_pool_size": 0 out of range)"},
         {R"({"table_store_mode": 3})", R"("table_store_mode": 3 out of range, must be in 0..2)"},
         {R"({"redis_connection_mode": 3})", R"("redis_connection_mode": 3 out of range)"},
