@@ -48,6 +48,14 @@ if [[ -n "$sanitize" ]]; then
     args+=(-DCMAKE_CXX_FLAGS="$sanitize" -DCMAKE_EXE_LINKER_FLAGS="$sanitize")
 fi
 
+# The README's example goes into the consumer project as it stands in README.md.
+mkdir -p "$tmp/build"
+sed -n '/^```cpp$/,/^```$/p' "$source_dir/README.md" | sed '1d;$d' >"$tmp/build/readme_example.cpp"
+if [[ ! -s "$tmp/build/readme_example.cpp" ]]; then
+    echo "install test: no \`\`\`cpp example found in README.md" >&2
+    exit 1
+fi
+
 cmake "${args[@]}"
 
 # The package must come from the prefix we just installed, not from some other install.
@@ -63,5 +71,12 @@ output=$("$tmp/build/consumer")
 echo "$output"
 if [[ "$output" != "consumer ok" ]]; then
     echo "install test: the consumer printed '$output', expected 'consumer ok'" >&2
+    exit 1
+fi
+
+readme=$("$tmp/build/readme_example")
+echo "readme example: $readme"
+if [[ "$readme" != "hello #1" ]]; then
+    echo "install test: the README example printed '$readme', expected 'hello #1'" >&2
     exit 1
 fi
