@@ -97,7 +97,7 @@ asio::awaitable<void> client::exec_blocking(
     pooled* p = co_await acquire();
     if (!p) {
         const error_code ec = stopped_ ? error_code(error::connection_closed)
-                                       : error_code(error::timeout);
+                                       : error_code(error::pool_exhausted);
         detail::complete_on(handler_ex, std::move(h), ec, std::size_t{0});
         co_return;
     }

@@ -165,6 +165,10 @@ struct connection::impl {
         resp::value v;
         detail::cursor c{nodes, message, 0};
         detail::converter<resp::value>::apply(c, v);
+        if (push_handler) {
+            push_handler(v);
+            return;
+        }
         if (push_waiter) {
             asio::any_completion_handler<push_signature> h(std::move(*push_waiter));
             push_waiter.reset();
@@ -216,7 +220,9 @@ struct connection::impl {
 
     // ---- life cycle
     void emit(connection_event::kind what, error_code reason = {}, std::string detail = {}) {
-        if (on_event) on_event(connection_event{what, reason, std::move(detail)});
+        const connection_event event{what, reason, std::move(detail)};
+        if (on_event) on_event(event);
+        for (std::size_t i = 0; i < listeners.size(); ++i) listeners[i].second(event);
     }
 
     void stop() {
@@ -491,6 +497,9 @@ struct connection::impl {
     std::uint64_t push_generation = 0;
 
     std::function<void(const connection_event&)> on_event;
+    std::function<void(const resp::value&)> push_handler;
+    std::vector<std::pair<std::size_t, std::function<void(const connection_event&)>>> listeners;
+    std::size_t next_listener = 0;
     std::string last_error;
     std::minstd_rand rng;
 
@@ -517,6 +526,19 @@ const std::string& connection::last_error_message() const noexcept { return impl
 
 void connection::set_event_handler(std::function<void(const connection_event&)> handler) {
     impl_->on_event = std::move(handler);
+}
+
+void connection::set_push_handler(std::function<void(const resp::value&)> handler) {
+    impl_->push_handler = std::move(handler);
+}
+
+std::size_t connection::add_event_listener(std::function<void(const connection_event&)> listener) {
+    impl_->listeners.emplace_back(++impl_->next_listener, std::move(listener));
+    return impl_->next_listener;
+}
+
+void connection::remove_event_listener(std::size_t id) {
+    std::erase_if(impl_->listeners, [id](const auto& l) { return l.first == id; });
 }
 
 connection_stats connection::stats() const {

@@ -30,6 +30,12 @@ public:
         case error::health_check_timeout: return "no reply to the health-check PING";
         case error::connection_closed: return "connection closed by the application";
         case error::push_overflow: return "push queue full: a push frame was dropped";
+        case error::pool_exhausted:
+            return "no blocking-command connection became free within pool_wait_timeout";
+        case error::subscriber_overflow:
+            return "subscriber fell behind its queue bound and was disconnected";
+        case error::subscription_closed: return "subscription closed";
+        case error::script_error: return "Lua script failed";
         case error::invalid_config: return "invalid configuration";
         case error::invalid_url: return "invalid Redis URL";
         case error::object_too_large: return "object larger than the configured limit";

@@ -131,6 +131,6 @@ TEST(Client, PoolWaitTimeoutIsAClearError) {
                                         rc.client.exec(second, akv::ignore, nothrow));
         auto [b_ec, b_n] = b;
         EXPECT_FALSE(a_ec);
-        EXPECT_EQ(b_ec, akv::error::timeout);
+        EXPECT_EQ(b_ec, akv::error::pool_exhausted);
     }());
 }

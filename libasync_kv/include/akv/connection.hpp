@@ -116,6 +116,11 @@ public:
             token);
     }
 
+    // Pushes go to `handler`, called on the connection's executor as each arrives, instead of
+    // the queue of receive_push(): for a router that must keep up with any burst (the
+    // messaging subscriber). Keep it fast; it runs on the read path. nullptr restores the queue.
+    void set_push_handler(std::function<void(const resp::value&)> handler);
+
     // Stops run(), closes the socket and fails every queued request with connection_closed.
     void cancel();
 
@@ -125,6 +130,10 @@ public:
     const std::string& last_error_message() const noexcept;
     // Connected, disconnected (with the reason), reconnecting, stopped. Called on the executor.
     void set_event_handler(std::function<void(const connection_event&)> handler);
+    // For the library's own layers (a subscriber restores its subscriptions on `connected`),
+    // beside the application's handler. Call on the connection's executor.
+    std::size_t add_event_listener(std::function<void(const connection_event&)> listener);
+    void remove_event_listener(std::size_t id);
 
 private:
     friend class client;

@@ -35,6 +35,7 @@ enum class error {
     health_check_timeout, // no sign of life after a health-check PING
     connection_closed,    // the connection was shut down by connection::cancel()
     push_overflow,        // a push frame was dropped because the push queue was full
+    pool_exhausted,       // no blocking-command connection became free within pool_wait_timeout
 
     // Configuration
     invalid_config,       // a bad key or value in JSON / flags
@@ -42,6 +43,11 @@ enum class error {
 
     // Data
     object_too_large,     // a value beyond a configured size limit
+
+    // Messaging
+    subscriber_overflow,  // a subscription fell behind its queue bound (policy: disconnect)
+    subscription_closed,  // receive() on a subscription that was unsubscribed or closed
+    script_error,         // a Lua script of ours failed (message has the server's text)
 
     // Processes
     server_start_failed,  // embedded_server could not start redis-server

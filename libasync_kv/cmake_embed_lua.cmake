@@ -1,0 +1,18 @@
+# Writes OUT_CPP and OUT_HPP holding every Lua script of SOURCES (a ;-list, relative to
+# BASE) as akv::lua::<folder>_<name>: scripts stay readable .lua files in the tree.
+set(hpp "// Generated from libasync_kv/lua by cmake_embed_lua.cmake: do not edit.\n#pragma once\n#include <string_view>\nnamespace akv::lua {\n")
+set(cpp "// Generated from libasync_kv/lua by cmake_embed_lua.cmake: do not edit.\n#include \"lua_scripts.hpp\"\nnamespace akv::lua {\n")
+foreach(src ${SOURCES})
+  file(RELATIVE_PATH rel ${BASE} ${src})
+  string(REGEX REPLACE "\\.lua$" "" name ${rel})
+  string(REGEX REPLACE "[/.-]" "_" name ${name})
+  file(READ ${src} body)
+  string(APPEND hpp "extern const std::string_view ${name};\n")
+  string(APPEND cpp "const std::string_view ${name} = R\"akvlua(${body})akvlua\";\n")
+endforeach()
+string(APPEND hpp "} // namespace akv::lua\n")
+string(APPEND cpp "} // namespace akv::lua\n")
+file(WRITE ${OUT_HPP}.tmp "${hpp}")
+file(WRITE ${OUT_CPP}.tmp "${cpp}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT_HPP}.tmp ${OUT_HPP})
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT_CPP}.tmp ${OUT_CPP})
