@@ -1,7 +1,8 @@
-# Writes OUT_CPP and OUT_HPP holding every Lua script of SOURCES (a ;-list, relative to
-# BASE) as akv::lua::<folder>_<name>: scripts stay readable .lua files in the tree.
+# Writes OUT_CPP and OUT_HPP holding every Lua script of SOURCES (a |-separated list, named
+# after their path below BASE) as akv::lua::<folder>_<name>: scripts stay readable .lua files in the tree.
 set(hpp "// Generated from libasync_kv/lua by cmake_embed_lua.cmake: do not edit.\n#pragma once\n#include <string_view>\nnamespace akv::lua {\n")
 set(cpp "// Generated from libasync_kv/lua by cmake_embed_lua.cmake: do not edit.\n#include \"lua_scripts.hpp\"\nnamespace akv::lua {\n")
+string(REPLACE "|" ";" SOURCES "${SOURCES}")
 foreach(src ${SOURCES})
   file(RELATIVE_PATH rel ${BASE} ${src})
   string(REGEX REPLACE "\\.lua$" "" name ${rel})

@@ -1,0 +1,66 @@
+// The stream batcher: read up to N entries or wait at most T, hand the whole batch to a
+// handler (a model, say), then write its outputs and ack the inputs in one Lua call, so a
+// crash never acks an input without its output. What replaces a RedisGears + RedisAI pipeline.
+#pragma once
+
+#include <akv/messaging/consumer_group.hpp>
+
+#include <functional>
+#include <span>
+
+namespace akv::messaging {
+
+// Outputs for the output stream (any number, usually one per input).
+using batch_handler =
+    std::function<asio::awaitable<std::vector<field_list>>(std::span<const stream_entry>)>;
+
+struct batcher_options {
+    group_options group;
+    std::string output_stream;           // on a cluster: same hash tag as group.stream
+    std::size_t max_batch = 64;
+    std::chrono::milliseconds max_wait{50};
+    trim_options output_trim;            // MAXLEN only ('~' or '='); MINID is not applied
+    std::chrono::milliseconds claim_every{1000};
+};
+
+struct batcher_stats {
+    std::uint64_t batches = 0;
+    std::uint64_t entries = 0;
+    std::uint64_t outputs = 0;
+    std::uint64_t reclaimed = 0;
+    std::uint64_t handler_failures = 0;
+};
+
+class batcher {
+public:
+    batcher(client& c, batcher_options options, batch_handler handler);
+
+    // Creates the group if needed, then batches until stop(). A batch whose handler throws is
+    // left pending: after claim_idle it is retried, after max_deliveries it is dead-lettered.
+    asio::awaitable<void> run();
+    // One batch; the number of input entries it committed (0 if none came within max_wait).
+    asio::awaitable<std::size_t> run_once();
+    void stop() noexcept { stopping_ = true; }
+
+    const batcher_stats& stats() const noexcept { return stats_; }
+    consumer_group& group() noexcept { return group_; }
+
+    // Test hook, called after the handler and before the commit: throwing there is a crash
+    // between reading and writing.
+    std::function<void(std::span<const stream_entry>)> before_commit;
+
+private:
+    asio::awaitable<std::vector<stream_entry>> collect();
+    asio::awaitable<void> commit(std::span<const stream_entry> inputs,
+                                 const std::vector<field_list>& outputs);
+
+    client& client_;
+    batcher_options options_;
+    batch_handler handler_;
+    consumer_group group_;
+    std::chrono::steady_clock::time_point next_claim_{};
+    batcher_stats stats_;
+    bool stopping_ = false;
+};
+
+} // namespace akv::messaging

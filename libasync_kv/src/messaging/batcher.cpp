@@ -1,0 +1,93 @@
+#include <akv/messaging/batcher.hpp>
+#include <akv/script.hpp>
+
+#include "lua_scripts.hpp"
+
+namespace akv::messaging {
+
+namespace {
+const script& commit_script() {
+    static const script s(lua::messaging_commit_batch); // immutable after construction
+    return s;
+}
+} // namespace
+
+batcher::batcher(client& c, batcher_options options, batch_handler handler)
+    : client_(c), options_(std::move(options)), handler_(std::move(handler)),
+      group_(c, options_.group) {
+    if (options_.max_batch == 0) options_.max_batch = 1;
+}
+
+asio::awaitable<std::vector<stream_entry>> batcher::collect() {
+    std::vector<stream_entry> batch;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_claim_) {
+        next_claim_ = now + options_.claim_every;
+        batch = co_await group_.claim_stale(options_.max_batch);
+        stats_.reclaimed += batch.size();
+    }
+    // Up to max_batch entries, or whatever came within max_wait.
+    const auto deadline = now + options_.max_wait;
+    while (batch.size() < options_.max_batch && !stopping_) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0 && !batch.empty()) break;
+        auto more = co_await group_.read(options_.max_batch - batch.size(),
+                                         std::max(left, std::chrono::milliseconds(1)));
+        if (more.empty()) break; // max_wait passed with nothing new
+        for (auto& e : more) batch.push_back(std::move(e));
+    }
+    co_return batch;
+}
+
+asio::awaitable<void> batcher::commit(std::span<const stream_entry> inputs,
+                                      const std::vector<field_list>& outputs) {
+    std::vector<std::string> args;
+    args.reserve(6 + inputs.size() + outputs.size() * 5);
+    args.push_back(options_.group.group);
+    const bool trim = options_.output_trim.by == trim_options::strategy::maxlen;
+    args.push_back(trim ? options_.output_trim.threshold : "");
+    args.push_back(options_.output_trim.approximate ? "~" : "=");
+    args.push_back(std::to_string(inputs.size()));
+    for (const auto& e : inputs) args.push_back(e.id);
+    args.push_back(std::to_string(outputs.size()));
+    for (const auto& fields : outputs) {
+        args.push_back(std::to_string(2 * fields.size()));
+        for (const auto& [f, v] : fields) {
+            args.push_back(f);
+            args.push_back(v);
+        }
+    }
+    const std::vector<std::string> keys{options_.group.stream, options_.output_stream};
+    response<long long> resp;
+    co_await commit_script().run(client_, keys, args, resp);
+    auto& r = std::get<0>(resp);
+    if (r.has_error()) throw_error(error::script_error, "commit_batch.lua: " + r.error().message);
+}
+
+asio::awaitable<std::size_t> batcher::run_once() {
+    const std::vector<stream_entry> batch = co_await collect();
+    if (batch.empty()) co_return 0;
+    std::vector<field_list> outputs;
+    try {
+        outputs = co_await handler_(batch);
+    } catch (const std::exception&) {
+        // Left pending: reclaimed after claim_idle, dead-lettered after max_deliveries.
+        ++stats_.handler_failures;
+        co_return 0;
+    }
+    if (before_commit) before_commit(batch);
+    co_await commit(batch, outputs);
+    ++stats_.batches;
+    stats_.entries += batch.size();
+    stats_.outputs += outputs.size();
+    co_return batch.size();
+}
+
+asio::awaitable<void> batcher::run() {
+    stopping_ = false;
+    co_await group_.create();
+    while (!stopping_) co_await run_once();
+}
+
+} // namespace akv::messaging
