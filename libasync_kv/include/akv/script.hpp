@@ -18,15 +18,16 @@ public:
     const std::string& sha1() const noexcept { return sha1_; }
 
     // Runs the script; its reply lands in `resp` (one slot). Server errors stay values there.
-    template <class Response>
-    asio::awaitable<void> run(client& c, const std::vector<std::string>& keys,
-                              const std::vector<std::string>& args, Response& resp) const {
+    // Keys and args: any ranges of request arguments (string_views avoid copies).
+    template <class Keys, class Args, class Response>
+    asio::awaitable<void> run(client& c, const Keys& keys, const Args& args,
+                              Response& resp) const {
         request req;
-        req.push("EVALSHA", sha1_, keys.size(), keys, args);
+        req.push("EVALSHA", sha1_, std::size(keys), keys, args);
         co_await c.exec(req, resp);
         if (!needs_load(resp)) co_return;
         request eval;
-        eval.push("EVAL", source_, keys.size(), keys, args);
+        eval.push("EVAL", source_, std::size(keys), keys, args);
         co_await c.exec(eval, resp);
     }
 

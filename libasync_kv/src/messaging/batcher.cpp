@@ -1,6 +1,8 @@
 #include <akv/messaging/batcher.hpp>
 #include <akv/script.hpp>
 
+#include <array>
+
 #include "lua_scripts.hpp"
 
 namespace akv::messaging {
@@ -42,23 +44,32 @@ asio::awaitable<std::vector<stream_entry>> batcher::collect() {
 
 asio::awaitable<void> batcher::commit(std::span<const stream_entry> inputs,
                                       const std::vector<field_list>& outputs) {
-    std::vector<std::string> args;
-    args.reserve(6 + inputs.size() + outputs.size() * 5);
-    args.push_back(options_.group.group);
+    // Arguments as views of the entries and outputs: nothing is copied before the request.
+    std::vector<std::string> counts;
+    counts.reserve(2 + outputs.size());
+    counts.push_back(std::to_string(inputs.size()));
+    counts.push_back(std::to_string(outputs.size()));
+    for (const auto& fields : outputs) counts.push_back(std::to_string(2 * fields.size()));
+
+    std::vector<std::string_view> args;
+    std::size_t values = 0;
+    for (const auto& fields : outputs) values += 2 * fields.size();
+    args.reserve(6 + inputs.size() + outputs.size() + values);
     const bool trim = options_.output_trim.by == trim_options::strategy::maxlen;
-    args.push_back(trim ? options_.output_trim.threshold : "");
+    args.push_back(options_.group.group);
+    args.push_back(trim ? std::string_view(options_.output_trim.threshold) : std::string_view());
     args.push_back(options_.output_trim.approximate ? "~" : "=");
-    args.push_back(std::to_string(inputs.size()));
+    args.push_back(counts[0]);
     for (const auto& e : inputs) args.push_back(e.id);
-    args.push_back(std::to_string(outputs.size()));
-    for (const auto& fields : outputs) {
-        args.push_back(std::to_string(2 * fields.size()));
-        for (const auto& [f, v] : fields) {
+    args.push_back(counts[1]);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+        args.push_back(counts[2 + i]);
+        for (const auto& [f, v] : outputs[i]) {
             args.push_back(f);
             args.push_back(v);
         }
     }
-    const std::vector<std::string> keys{options_.group.stream, options_.output_stream};
+    const std::array<std::string_view, 2> keys{options_.group.stream, options_.output_stream};
     response<long long> resp;
     co_await commit_script().run(client_, keys, args, resp);
     auto& r = std::get<0>(resp);

@@ -33,7 +33,7 @@ asio::awaitable<std::vector<stream_entry>> consumer_group::read(std::size_t coun
              std::max<std::int64_t>(block.count(), 1), "STREAMS", options_.stream, ">");
     response<resp::value> resp;
     co_await client_.exec(req, resp);
-    co_return entries_from(std::get<0>(resp).value());
+    co_return entries_from(std::move(std::get<0>(resp).value()));
 }
 
 asio::awaitable<std::vector<stream_entry>> consumer_group::claim_stale(std::size_t count) {
@@ -48,7 +48,7 @@ asio::awaitable<std::vector<stream_entry>> consumer_group::claim_stale(std::size
     co_await claim_script().run(client_, keys, args, resp);
     auto& r = std::get<0>(resp);
     if (r.has_error()) throw_error(error::script_error, "claim_stale.lua: " + r.error().message);
-    co_return entries_from(r.value());
+    co_return entries_from(std::move(r.value()));
 }
 
 asio::awaitable<void> consumer_group::ack(const std::vector<std::string>& ids) {

@@ -28,7 +28,8 @@ void affine(const float* __restrict a, const float* __restrict b, const float* _
     constexpr std::size_t row_block = 32;
     constexpr std::size_t depth_block = 64;
     constexpr std::size_t col_block = 256;
-    for (std::size_t i = 0; i < m; ++i) std::copy(bias, bias + n, c + i * n);
+    for (std::size_t i = 0; i < m; ++i)
+        std::copy(bias, bias + n, c + i * n);
     for (std::size_t i0 = 0; i0 < m; i0 += row_block) {
         const std::size_t i_end = std::min(m, i0 + row_block);
         for (std::size_t j0 = 0; j0 < n; j0 += col_block) {
@@ -41,7 +42,8 @@ void affine(const float* __restrict a, const float* __restrict b, const float* _
                     for (std::size_t p = p0; p < p_end; ++p) {
                         const float a_ip = a_row[p];
                         const float* b_row = b + p * n;
-                        for (std::size_t j = j0; j < j_end; ++j) c_row[j] += a_ip * b_row[j];
+                        for (std::size_t j = j0; j < j_end; ++j)
+                            c_row[j] += a_ip * b_row[j];
                     }
                 }
             }
@@ -63,7 +65,8 @@ void softmax(std::span<float> row) {
         v = std::exp(v - max);
         sum += v;
     }
-    for (float& v : row) v /= sum;
+    for (float& v : row)
+        v /= sum;
 }
 
 // ---- validation
@@ -96,10 +99,10 @@ std::vector<float> floats_of(const tensor& t, std::string_view name, std::size_t
                                               std::string(expectation) + ", got " + describe(t));
     }
     if (t.data.size() != t.elements() * sizeof(float)) {
-        throw_error(error::type_mismatch,
-                    "mlp_model: " + std::string(name) + " " + describe(t) + " needs " +
-                        std::to_string(t.elements() * sizeof(float)) + " data bytes, got " +
-                        std::to_string(t.data.size()));
+        throw_error(error::type_mismatch, "mlp_model: " + std::string(name) + " " + describe(t) +
+                                              " needs " +
+                                              std::to_string(t.elements() * sizeof(float)) +
+                                              " data bytes, got " + std::to_string(t.data.size()));
     }
     std::vector<float> values(t.elements());
     if (!values.empty()) std::memcpy(values.data(), t.data.data(), t.data.size());
@@ -114,7 +117,9 @@ std::string encode_floats(std::span<const float> values, std::initializer_list<s
 
 constexpr std::array<std::string_view, 4> fields{"w1", "b1", "w2", "b2"};
 
-std::string model_prefix(std::string_view key) { return "model \"" + std::string(key) + "\": "; }
+std::string model_prefix(std::string_view key) {
+    return "model \"" + std::string(key) + "\": ";
+}
 
 // A system_error's own text, without the " [akv:6]"-like suffix its what() adds.
 std::string detail_of(const boost::system::system_error& e) {
@@ -177,8 +182,8 @@ mlp_model::mlp_model(tensor w1, tensor b1, tensor w2, tensor b2) {
     in_ = static_cast<std::size_t>(w1.shape[0]);
     hidden_ = static_cast<std::size_t>(w1.shape[1]);
     const auto hidden = static_cast<std::int64_t>(hidden_);
-    const std::string from_w1 = " (hidden = " + std::to_string(hidden) + " from w1 " +
-                                format_shape(w1.shape) + ")";
+    const std::string from_w1 =
+        " (hidden = " + std::to_string(hidden) + " from w1 " + format_shape(w1.shape) + ")";
     b1_ = floats_of(b1, "b1", 1, {hidden, 0}, "f32 [" + std::to_string(hidden) + "]" + from_w1);
     w2_ = floats_of(w2, "w2", 2, {hidden, 0},
                     "f32 [" + std::to_string(hidden) + ",out] with out > 0" + from_w1);
@@ -192,10 +197,9 @@ mlp_model::mlp_model(tensor w1, tensor b1, tensor w2, tensor b2) {
 mlp_model mlp_model::random(std::size_t in, std::size_t hidden, std::size_t out,
                             std::uint32_t seed) {
     if (in == 0 || hidden == 0 || out == 0) {
-        throw_error(error::type_mismatch, "mlp_model::random: sizes must be > 0, got in " +
-                                              std::to_string(in) + ", hidden " +
-                                              std::to_string(hidden) + ", out " +
-                                              std::to_string(out));
+        throw_error(error::type_mismatch,
+                    "mlp_model::random: sizes must be > 0, got in " + std::to_string(in) +
+                        ", hidden " + std::to_string(hidden) + ", out " + std::to_string(out));
     }
     // std::uniform_real_distribution differs between standard libraries; mt19937 does not.
     std::mt19937 engine(seed);
@@ -205,7 +209,8 @@ mlp_model mlp_model::random(std::size_t in, std::size_t hidden, std::size_t out,
     };
     auto fill = [&](std::vector<float>& v, std::size_t n, float limit) {
         v.resize(n);
-        for (float& x : v) x = uniform(limit);
+        for (float& x : v)
+            x = uniform(limit);
     };
     mlp_model m;
     m.in_ = in;
@@ -226,13 +231,21 @@ void mlp_model::predict(std::span<const float> inputs, std::size_t rows,
     thread_local std::vector<float> hidden;
     if (hidden.size() < rows * hidden_) hidden.resize(rows * hidden_);
     affine(inputs.data(), w1_.data(), b1_.data(), hidden.data(), rows, in_, hidden_);
-    for (std::size_t i = 0; i < rows * hidden_; ++i) hidden[i] = std::max(hidden[i], 0.0f);
+    for (std::size_t i = 0; i < rows * hidden_; ++i)
+        hidden[i] = std::max(hidden[i], 0.0f);
     affine(hidden.data(), w2_.data(), b2_.data(), outputs.data(), rows, hidden_, out_);
     if (out_ == 1) {
-        for (float& y : outputs) y = sigmoid(y);
+        for (float& y : outputs)
+            y = sigmoid(y);
     } else {
-        for (std::size_t i = 0; i < rows; ++i) softmax(outputs.subspan(i * out_, out_));
+        for (std::size_t i = 0; i < rows; ++i)
+            softmax(outputs.subspan(i * out_, out_));
     }
+}
+
+bool operator==(const mlp_model& a, const mlp_model& b) {
+    return std::tie(a.in_, a.hidden_, a.out_, a.w1_, a.b1_, a.w2_, a.b2_) ==
+           std::tie(b.in_, b.hidden_, b.out_, b.w1_, b.b1_, b.w2_, b.b2_);
 }
 
 asio::awaitable<void> mlp_model::save(client& redis, std::string_view key) const {
@@ -240,8 +253,9 @@ asio::awaitable<void> mlp_model::save(client& redis, std::string_view key) const
     const auto hidden = static_cast<std::int64_t>(hidden_);
     const auto out = static_cast<std::int64_t>(out_);
     request req({.idempotent = true}); // the same HSET twice leaves the same hash
-    req.push("HSET", key, "w1", encode_floats(w1_, {in, hidden}), "b1", encode_floats(b1_, {hidden}),
-             "w2", encode_floats(w2_, {hidden, out}), "b2", encode_floats(b2_, {out}));
+    req.push("HSET", key, "w1", encode_floats(w1_, {in, hidden}), "b1",
+             encode_floats(b1_, {hidden}), "w2", encode_floats(w2_, {hidden, out}), "b2",
+             encode_floats(b2_, {out}));
     return store(redis, std::move(req), std::string(key));
 }
 
@@ -251,7 +265,9 @@ asio::awaitable<mlp_model> mlp_model::load(client& redis, std::string_view key) 
 
 // ---- logistic_model
 
-logistic_model::logistic_model(std::vector<float> w, float b) : w_(std::move(w)), b_(b) {
+logistic_model::logistic_model(std::vector<float> w, float b)
+    : w_(std::move(w))
+    , b_(b) {
     if (w_.empty()) throw_error(error::type_mismatch, "logistic_model: no weights");
 }
 
@@ -263,7 +279,8 @@ void logistic_model::predict(std::span<const float> inputs, std::size_t rows,
     for (std::size_t i = 0; i < rows; ++i) {
         const float* row = inputs.data() + i * n;
         float z = b_;
-        for (std::size_t p = 0; p < n; ++p) z += row[p] * w_[p];
+        for (std::size_t p = 0; p < n; ++p)
+            z += row[p] * w_[p];
         outputs[i] = sigmoid(z);
     }
 }

@@ -31,8 +31,10 @@ std::optional<std::size_t> checked_elements(std::span<const std::int64_t> shape)
     for (std::int64_t d : shape) {
         const auto dim = static_cast<std::uint64_t>(d);
         if (dim == 0) return 0;
-        if (dim > std::numeric_limits<std::size_t>::max() / n) overflow = true;
-        else n *= dim;
+        if (dim > std::numeric_limits<std::size_t>::max() / n)
+            overflow = true;
+        else
+            n *= dim;
     }
     if (overflow) return std::nullopt;
     return n;
@@ -46,8 +48,7 @@ std::size_t data_bytes(dtype type, std::span<const std::int64_t> shape) {
     }
     for (std::size_t i = 0; i < shape.size(); ++i) {
         if (shape[i] < 0) {
-            fail("dim " + std::to_string(i) + " of shape " + format_shape(shape) +
-                 " is negative");
+            fail("dim " + std::to_string(i) + " of shape " + format_shape(shape) + " is negative");
         }
     }
     const std::size_t size = dtype_size(type);
@@ -118,8 +119,8 @@ header parse(std::string_view bytes) {
     }
     const std::size_t dims_end = tensor_header_size + 8 * h.ndim;
     if (bytes.size() < dims_end) {
-        fail("truncated: " + std::to_string(h.ndim) + " dims need " +
-             std::to_string(dims_end) + " header bytes, got " + std::to_string(bytes.size()));
+        fail("truncated: " + std::to_string(h.ndim) + " dims need " + std::to_string(dims_end) +
+             " header bytes, got " + std::to_string(bytes.size()));
     }
     for (std::size_t i = 0; i < h.ndim; ++i) {
         h.dims[i] = load_i64(bytes.data() + tensor_header_size + 8 * i);
@@ -138,26 +139,40 @@ header parse(std::string_view bytes) {
 
 std::size_t dtype_size(dtype t) noexcept {
     switch (t) {
-    case dtype::f32: return 4;
-    case dtype::f64: return 8;
-    case dtype::i8: return 1;
-    case dtype::i16: return 2;
-    case dtype::i32: return 4;
-    case dtype::i64: return 8;
-    case dtype::u8: return 1;
+    case dtype::f32:
+        return 4;
+    case dtype::f64:
+        return 8;
+    case dtype::i8:
+        return 1;
+    case dtype::i16:
+        return 2;
+    case dtype::i32:
+        return 4;
+    case dtype::i64:
+        return 8;
+    case dtype::u8:
+        return 1;
     }
     return 0;
 }
 
 std::string_view to_string(dtype t) noexcept {
     switch (t) {
-    case dtype::f32: return "f32";
-    case dtype::f64: return "f64";
-    case dtype::i8: return "i8";
-    case dtype::i16: return "i16";
-    case dtype::i32: return "i32";
-    case dtype::i64: return "i64";
-    case dtype::u8: return "u8";
+    case dtype::f32:
+        return "f32";
+    case dtype::f64:
+        return "f64";
+    case dtype::i8:
+        return "i8";
+    case dtype::i16:
+        return "i16";
+    case dtype::i32:
+        return "i32";
+    case dtype::i64:
+        return "i64";
+    case dtype::u8:
+        return "u8";
     }
     return "unknown";
 }
@@ -181,7 +196,8 @@ void throw_values_mismatch(dtype held, dtype asked) {
 
 std::size_t tensor::elements() const {
     std::size_t n = 1;
-    for (std::int64_t d : shape) n *= static_cast<std::size_t>(d);
+    for (std::int64_t d : shape)
+        n *= static_cast<std::size_t>(d);
     return n;
 }
 
@@ -226,8 +242,8 @@ void decode_f32_into(std::string_view bytes, std::span<float> out,
                      std::span<const std::int64_t> expected_shape) {
     const header h = parse(bytes);
     const std::span<const std::int64_t> shape = h.shape();
-    if (h.type != dtype::f32 || !std::equal(shape.begin(), shape.end(), expected_shape.begin(),
-                                            expected_shape.end())) {
+    if (h.type != dtype::f32 ||
+        !std::equal(shape.begin(), shape.end(), expected_shape.begin(), expected_shape.end())) {
         fail("expected f32 " + format_shape(expected_shape) + ", got " +
              std::string(to_string(h.type)) + " " + format_shape(shape));
     }

@@ -73,7 +73,8 @@ public:
     // and the transport errors of client::exec.
     static asio::awaitable<mlp_model> load(client& redis, std::string_view key);
 
-    friend bool operator==(const mlp_model&, const mlp_model&) = default;
+    // Same sizes and equal weights.
+    friend bool operator==(const mlp_model& a, const mlp_model& b);
 
 private:
     mlp_model() = default;

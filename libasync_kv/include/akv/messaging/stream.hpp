@@ -64,5 +64,7 @@ private:
 // Reads an XREAD/XREADGROUP/XRANGE style reply (map or array of [id, fields]) into entries.
 // A null fields array (an entry deleted while pending) gives an entry with no fields.
 std::vector<stream_entry> entries_from(const resp::value& reply);
+// The same, moving the bytes out of `reply` instead of copying them.
+std::vector<stream_entry> entries_from(resp::value&& reply);
 
 } // namespace akv::messaging

@@ -60,7 +60,9 @@ template <> struct dtype_of<std::int64_t> : std::integral_constant<dtype, dtype:
 template <> struct dtype_of<std::uint8_t> : std::integral_constant<dtype, dtype::u8> {};
 
 template <class T>
-concept tensor_element = requires { dtype_of<T>::value; };
+concept tensor_element = requires {
+    dtype_of<T>::value;
+};
 
 template <tensor_element T> inline constexpr dtype dtype_of_v = dtype_of<T>::value;
 
