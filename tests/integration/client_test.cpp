@@ -1,5 +1,5 @@
 // akv::client: ordinary commands on the shared connection, blocking ones on a pool.
-#include "support/harness.hpp"
+#include "support/running_client.hpp"
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
@@ -19,20 +19,6 @@ namespace asio = boost::asio;
 namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-class running_client {
-public:
-    running_client(asio::io_context& io, akv::config cfg) : io_(io), client(io.get_executor(), cfg) {
-        asio::co_spawn(io, client.run(), [this](std::exception_ptr) { finished = true; });
-    }
-    ~running_client() {
-        client.cancel();
-        EXPECT_TRUE(run_until(io_, [this] { return finished && client.blocking_connections() == 0; },
-                              10s));
-    }
-    asio::io_context& io_;
-    akv::client client;
-    bool finished = false;
-};
 } // namespace
 
 TEST(Client, BlockingCommandDoesNotStallTheSharedConnection) {

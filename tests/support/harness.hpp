@@ -45,6 +45,19 @@ void run_task(asio::io_context& io, Task&& task, std::chrono::milliseconds limit
     if (error) std::rethrow_exception(error);
 }
 
+// Runs `conn` with reconnection off (set in its config) and returns what run() threw.
+inline boost::system::system_error run_failure(asio::io_context& io, connection& conn) {
+    boost::system::system_error failure(boost::system::error_code{}, "run() returned normally");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        try {
+            co_await conn.run();
+        } catch (const boost::system::system_error& e) {
+            failure = e;
+        }
+    }());
+    return failure;
+}
+
 // A connection whose run() is going for the object's lifetime; the destructor stops it and
 // waits (bounded) for run() to return, so nothing outlives the connection.
 class running_connection {

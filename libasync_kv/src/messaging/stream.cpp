@@ -6,24 +6,16 @@ stream_producer::stream_producer(client& c, std::string stream, trim_options tri
     : client_(c), stream_(std::move(stream)), trim_(std::move(trim)) {}
 
 void stream_producer::push_xadd(request& req, const field_list& fields) const {
-    const char* how = trim_.approximate ? "~" : "=";
-    switch (trim_.by) {
-    case trim_options::strategy::none: req.push("XADD", stream_, "*", fields); break;
-    case trim_options::strategy::maxlen:
-        if (trim_.approximate && trim_.limit > 0)
-            req.push("XADD", stream_, "MAXLEN", how, trim_.threshold, "LIMIT", trim_.limit, "*",
-                     fields);
-        else
-            req.push("XADD", stream_, "MAXLEN", how, trim_.threshold, "*", fields);
-        break;
-    case trim_options::strategy::minid:
-        if (trim_.approximate && trim_.limit > 0)
-            req.push("XADD", stream_, "MINID", how, trim_.threshold, "LIMIT", trim_.limit, "*",
-                     fields);
-        else
-            req.push("XADD", stream_, "MINID", how, trim_.threshold, "*", fields);
-        break;
+    if (trim_.by == trim_options::strategy::none) {
+        req.push("XADD", stream_, "*", fields);
+        return;
     }
+    const std::string_view by = trim_.by == trim_options::strategy::maxlen ? "MAXLEN" : "MINID";
+    const std::string_view how = trim_.approximate ? "~" : "=";
+    if (trim_.approximate && trim_.limit > 0)
+        req.push("XADD", stream_, by, how, trim_.threshold, "LIMIT", trim_.limit, "*", fields);
+    else
+        req.push("XADD", stream_, by, how, trim_.threshold, "*", fields);
 }
 
 asio::awaitable<std::string> stream_producer::add(const field_list& fields) {
