@@ -1,0 +1,289 @@
+// akv::messaging batch models: the arithmetic against hand-computed networks, batches against
+// rows, and the constructor's checks.
+#include <akv/messaging/model.hpp>
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <numeric>
+#include <vector>
+
+using namespace akv::messaging;
+using shape_t = std::vector<std::int64_t>;
+
+namespace {
+
+boost::system::system_error error_of(const std::function<void()>& action) {
+    try {
+        action();
+    } catch (const boost::system::system_error& e) {
+        return e;
+    }
+    ADD_FAILURE() << "no error was thrown";
+    return boost::system::system_error(boost::system::error_code{}, "no error");
+}
+
+testing::AssertionResult contains(std::string_view text, std::string_view part) {
+    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
+    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+}
+
+tensor f32(const shape_t& shape, const std::vector<float>& values) {
+    return decode(encode<float>(values, shape));
+}
+
+double sigmoid(double x) {
+    return 1 / (1 + std::exp(-x));
+}
+
+// in=2, hidden=2, out=1, small enough to follow by hand.
+mlp_model tiny_network() {
+    return mlp_model(f32({2, 2}, {1, -1,   // w1 row of input 0
+                                  2, 1}),  // w1 row of input 1
+                     f32({2}, {0.5f, -2}), // b1
+                     f32({2, 1}, {0.2f, 3}), f32({1}, {-1}));
+}
+
+std::vector<float> inputs_for(std::size_t rows, std::size_t in) {
+    std::vector<float> x(rows * in);
+    for (std::size_t i = 0; i < x.size(); ++i)
+        x[i] = std::sin(static_cast<float>(i) * 0.37f);
+    return x;
+}
+
+} // namespace
+
+// ---- mlp_model arithmetic
+
+TEST(MlpModel, MatchesAHandComputedNetwork) {
+    const mlp_model model = tiny_network();
+    EXPECT_EQ(model.input_size(), 2u);
+    EXPECT_EQ(model.hidden_size(), 2u);
+    EXPECT_EQ(model.output_size(), 1u);
+    // Row 0, x = [1, 2]: hidden = relu([1 + 4 + 0.5, -1 + 2 - 2]) = [5.5, 0];
+    //   y = sigmoid(5.5 * 0.2 + 0 * 3 - 1) = sigmoid(0.1).
+    // Row 1, x = [-1, 0]: hidden = relu([-1 + 0.5, 1 - 2]) = [0, 0]; y = sigmoid(-1).
+    const std::vector<float> x{1, 2, -1, 0};
+    std::vector<float> y(2);
+    model.predict(x, 2, y);
+    EXPECT_NEAR(y[0], sigmoid(0.1), 1e-6);
+    EXPECT_NEAR(y[1], sigmoid(-1), 1e-6);
+}
+
+TEST(MlpModel, SeveralOutputsAreASoftmax) {
+    // in=1, hidden=1, out=2: x = 1 gives logits [1, -1].
+    const mlp_model model(f32({1, 1}, {1}), f32({1}, {0}), f32({1, 2}, {1, -1}), f32({2}, {0, 0}));
+    const std::vector<float> x{1};
+    std::vector<float> y(2);
+    model.predict(x, 1, y);
+    EXPECT_NEAR(y[0], std::exp(1.0) / (std::exp(1.0) + std::exp(-1.0)), 1e-6);
+    EXPECT_NEAR(y[1], std::exp(-1.0) / (std::exp(1.0) + std::exp(-1.0)), 1e-6);
+}
+
+TEST(MlpModel, SoftmaxRowsSumToOne) {
+    const mlp_model model = mlp_model::random(44, 16, 5, 42);
+    const std::size_t rows = 50;
+    const auto x = inputs_for(rows, 44);
+    std::vector<float> y(rows * 5);
+    model.predict(x, rows, y);
+    for (std::size_t i = 0; i < rows; ++i) {
+        const auto row = std::span(y).subspan(i * 5, 5);
+        EXPECT_NEAR(std::accumulate(row.begin(), row.end(), 0.0), 1.0, 1e-5) << "row " << i;
+        for (float v : row)
+            EXPECT_TRUE(v > 0 && v < 1) << v;
+    }
+}
+
+TEST(MlpModel, SoftmaxOfHugeLogitsStaysFinite) {
+    const mlp_model model(f32({1, 1}, {1}), f32({1}, {0}), f32({1, 2}, {1000, -1000}),
+                          f32({2}, {0, 0}));
+    const std::vector<float> x{1};
+    std::vector<float> y(2);
+    model.predict(x, 1, y);
+    EXPECT_FLOAT_EQ(y[0], 1.0f);
+    EXPECT_FLOAT_EQ(y[1], 0.0f);
+}
+
+// Sizes that cross every block edge of the blocked product (32 rows, 64 deep, 256 wide).
+TEST(MlpModel, BatchEqualsRowByRowAndAPlainProduct) {
+    const std::size_t in = 300, hidden = 270, out = 3, rows = 70;
+    const mlp_model model = mlp_model::random(in, hidden, out, 7);
+    const auto x = inputs_for(rows, in);
+    std::vector<float> batch(rows * out);
+    model.predict(x, rows, batch);
+    for (std::size_t i = 0; i < rows; ++i) {
+        std::vector<float> one(out);
+        model.predict(std::span(x).subspan(i * in, in), 1, one);
+        for (std::size_t j = 0; j < out; ++j) {
+            EXPECT_FLOAT_EQ(batch[i * out + j], one[j]) << "row " << i << " output " << j;
+        }
+    }
+}
+
+TEST(MlpModel, BlockedProductMatchesANaiveOne) {
+    // The same weights through mlp_model and through a textbook triple loop in double.
+    const std::size_t in = 130, hidden = 300, out = 1, rows = 40;
+    std::vector<float> w1(in * hidden), b1(hidden), w2(hidden * out), b2{0.25f};
+    for (std::size_t i = 0; i < w1.size(); ++i)
+        w1[i] = std::cos(static_cast<float>(i)) * 0.1f;
+    for (std::size_t i = 0; i < b1.size(); ++i)
+        b1[i] = 0.01f * static_cast<float>(i % 7);
+    for (std::size_t i = 0; i < w2.size(); ++i)
+        w2[i] = std::sin(static_cast<float>(i)) * 0.1f;
+    const mlp_model model(f32({130, 300}, w1), f32({300}, b1), f32({300, 1}, w2), f32({1}, b2));
+    const auto x = inputs_for(rows, in);
+    std::vector<float> y(rows);
+    model.predict(x, rows, y);
+    for (std::size_t r = 0; r < rows; ++r) {
+        double z = b2[0];
+        for (std::size_t h = 0; h < hidden; ++h) {
+            double a = b1[h];
+            for (std::size_t p = 0; p < in; ++p)
+                a += double(x[r * in + p]) * w1[p * hidden + h];
+            z += std::max(a, 0.0) * w2[h];
+        }
+        EXPECT_NEAR(y[r], sigmoid(z), 1e-5) << "row " << r;
+    }
+}
+
+TEST(MlpModel, RandomIsReproducibleFromItsSeed) {
+    EXPECT_EQ(mlp_model::random(44, 8, 2, 1), mlp_model::random(44, 8, 2, 1));
+    EXPECT_FALSE(mlp_model::random(44, 8, 2, 1) == mlp_model::random(44, 8, 2, 2));
+}
+
+TEST(MlpModel, EmptyBatchIsANoOp) {
+    const mlp_model model = tiny_network();
+    model.predict({}, 0, {});
+}
+
+TEST(MlpModel, PredictRejectsSpansThatDoNotFitTheRows) {
+    const mlp_model model = tiny_network();
+    const std::vector<float> x(5);
+    std::vector<float> y(2);
+    auto e = error_of([&] { model.predict(x, 2, y); });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: a batch of 2 rows needs 4 inputs and 2 outputs, "
+                                   "got 5 and 2"));
+}
+
+// ---- mlp_model construction
+
+TEST(MlpModelConstruction, RejectsAW1ThatIsNotAMatrixOfF32) {
+    const std::vector<double> w{1, 2};
+    auto e = error_of([&] {
+        mlp_model(decode(encode<double>(w, shape_t{1, 2})), f32({2}, {0, 0}), f32({2, 1}, {1, 1}),
+                  f32({1}, {0}));
+    });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: w1 must be f32 [in,hidden] with in, hidden > 0, "
+                                   "got f64 [1,2]"));
+    auto flat = error_of([&] {
+        mlp_model(f32({2}, {1, 2}), f32({2}, {0, 0}), f32({2, 1}, {1, 1}), f32({1}, {0}));
+    });
+    EXPECT_TRUE(contains(flat.what(), "w1 must be f32 [in,hidden]"));
+}
+
+TEST(MlpModelConstruction, RejectsAB1OfAnotherHiddenSize) {
+    auto e = error_of([&] {
+        mlp_model(f32({2, 2}, {1, 2, 3, 4}), f32({3}, {0, 0, 0}), f32({2, 1}, {1, 1}),
+                  f32({1}, {0}));
+    });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: b1 must be f32 [2] (hidden = 2 from w1 [2,2]), "
+                                   "got f32 [3]"));
+}
+
+TEST(MlpModelConstruction, RejectsAW2ThatDoesNotFollowW1) {
+    auto e = error_of([&] {
+        mlp_model(f32({2, 2}, {1, 2, 3, 4}), f32({2}, {0, 0}), f32({3, 1}, {1, 1, 1}),
+                  f32({1}, {0}));
+    });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: w2 must be f32 [2,out] with out > 0 (hidden = 2 "
+                                   "from w1 [2,2]), got f32 [3,1]"));
+}
+
+TEST(MlpModelConstruction, RejectsAB2OfAnotherOutputSize) {
+    auto e = error_of([&] {
+        mlp_model(f32({2, 2}, {1, 2, 3, 4}), f32({2}, {0, 0}), f32({2, 1}, {1, 1}),
+                  f32({2}, {0, 0}));
+    });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: b2 must be f32 [1] (out = 1 from w2 [2,1]), "
+                                   "got f32 [2]"));
+}
+
+TEST(MlpModelConstruction, RejectsATensorWhoseDataDoNotFitItsShape) {
+    tensor w1 = f32({2, 2}, {1, 2, 3, 4});
+    w1.data.resize(12);
+    auto e = error_of([&] {
+        mlp_model(std::move(w1), f32({2}, {0, 0}), f32({2, 1}, {1, 1}), f32({1}, {0}));
+    });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "mlp_model: w1 f32 [2,2] needs 16 data bytes, got 12"));
+}
+
+// ---- logistic_model
+
+TEST(LogisticModel, MatchesAHandComputedRegression) {
+    const logistic_model model({1, 2, 3}, -1);
+    EXPECT_EQ(model.input_size(), 3u);
+    EXPECT_EQ(model.output_size(), 1u);
+    const std::vector<float> x{1, 0,  1,  // z = 1 + 3 - 1 = 3
+                               0, 0,  0,  // z = -1
+                               0, -2, 1}; // z = -4 + 3 - 1 = -2
+    std::vector<float> y(3);
+    model.predict(x, 3, y);
+    EXPECT_NEAR(y[0], sigmoid(3), 1e-6);
+    EXPECT_NEAR(y[1], sigmoid(-1), 1e-6);
+    EXPECT_NEAR(y[2], sigmoid(-2), 1e-6);
+}
+
+TEST(LogisticModel, SigmoidOfHugeValuesStaysFinite) {
+    const logistic_model model({1}, 0);
+    const std::vector<float> x{1e6f, -1e6f};
+    std::vector<float> y(2);
+    model.predict(x, 2, y);
+    EXPECT_EQ(y[0], 1.0f);
+    EXPECT_EQ(y[1], 0.0f);
+}
+
+TEST(LogisticModel, BatchEqualsRowByRow) {
+    std::vector<float> w(44);
+    for (std::size_t i = 0; i < w.size(); ++i)
+        w[i] = std::cos(static_cast<float>(i));
+    const logistic_model model(w, 0.3f);
+    const auto x = inputs_for(20, 44);
+    std::vector<float> batch(20);
+    model.predict(x, 20, batch);
+    for (std::size_t i = 0; i < 20; ++i) {
+        float one = 0;
+        model.predict(std::span(x).subspan(i * 44, 44), 1, std::span(&one, 1));
+        EXPECT_FLOAT_EQ(batch[i], one) << "row " << i;
+    }
+}
+
+TEST(LogisticModel, RejectsEmptyWeightsAndMisfitSpans) {
+    EXPECT_EQ(error_of([] { logistic_model({}, 0); }).code(), akv::error::type_mismatch);
+    const logistic_model model({1, 2}, 0);
+    const std::vector<float> x(4);
+    std::vector<float> y(1);
+    auto e = error_of([&] { model.predict(x, 2, y); });
+    EXPECT_EQ(e.code(), akv::error::type_mismatch);
+    EXPECT_TRUE(contains(e.what(), "logistic_model: a batch of 2 rows needs 4 inputs and 2 "
+                                   "outputs, got 4 and 1"));
+}
+
+TEST(BatchModel, IsUsableThroughTheInterface) {
+    const logistic_model logistic({0.5f, 0.5f}, 0);
+    const mlp_model mlp = tiny_network();
+    for (const batch_model* model :
+         {static_cast<const batch_model*>(&logistic), static_cast<const batch_model*>(&mlp)}) {
+        const std::vector<float> x{1, 2, -1, 0};
+        std::vector<float> y(2 * model->output_size());
+        model->predict(x, 2, y);
+        for (float v : y)
+            EXPECT_TRUE(v > 0 && v < 1) << v;
+    }
+}
