@@ -14,7 +14,7 @@ public:
         case error::resp_too_large: return "RESP length beyond the parser's limit";
         case error::resp_unsupported: return "RESP3 streamed types are not supported";
         case error::server_error: return "the server answered with an error reply";
-        case error::type_mismatch: return "reply type does not match the requested C++ type";
+        case error::type_mismatch: return "value does not have the expected type or shape";
         case error::unexpected_null: return "null reply where the C++ type has no null";
         case error::incompatible_size:
             return "the response does not have one slot per command of the request";
