@@ -166,7 +166,7 @@ struct connection::impl {
         detail::cursor c{nodes, message, 0};
         detail::converter<resp::value>::apply(c, v);
         if (push_handler) {
-            push_handler(v);
+            push_handler(std::move(v));
             return;
         }
         if (push_waiter) {
@@ -497,7 +497,7 @@ struct connection::impl {
     std::uint64_t push_generation = 0;
 
     std::function<void(const connection_event&)> on_event;
-    std::function<void(const resp::value&)> push_handler;
+    std::function<void(resp::value&&)> push_handler;
     std::vector<std::pair<std::size_t, std::function<void(const connection_event&)>>> listeners;
     std::size_t next_listener = 0;
     std::string last_error;
@@ -528,7 +528,7 @@ void connection::set_event_handler(std::function<void(const connection_event&)> 
     impl_->on_event = std::move(handler);
 }
 
-void connection::set_push_handler(std::function<void(const resp::value&)> handler) {
+void connection::set_push_handler(std::function<void(resp::value&&)> handler) {
     impl_->push_handler = std::move(handler);
 }
 

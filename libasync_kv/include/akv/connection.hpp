@@ -119,7 +119,7 @@ public:
     // Pushes go to `handler`, called on the connection's executor as each arrives, instead of
     // the queue of receive_push(): for a router that must keep up with any burst (the
     // messaging subscriber). Keep it fast; it runs on the read path. nullptr restores the queue.
-    void set_push_handler(std::function<void(const resp::value&)> handler);
+    void set_push_handler(std::function<void(resp::value&&)> handler);
 
     // Stops run(), closes the socket and fails every queued request with connection_closed.
     void cancel();

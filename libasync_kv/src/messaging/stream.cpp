@@ -41,38 +41,42 @@ stream_producer::add_many(const std::vector<field_list>& entries) {
 
 namespace {
 
-// `Value` is resp::value& (bytes moved out) or const resp::value& (copied).
-template <class Value> void add_entry(std::vector<stream_entry>& out, Value&& e) {
+// Takes the bytes of `s`: moved out when the reply is ours to consume, copied otherwise.
+std::string take(std::string& s, std::true_type) { return std::move(s); }
+std::string take(const std::string& s, std::false_type) { return s; }
+
+template <bool Move, class Value> void add_entry(std::vector<stream_entry>& out, Value& e) {
+    using moving = std::bool_constant<Move>;
     if (e.elements.size() < 2) return;
     stream_entry entry;
-    entry.id = std::forward<Value>(e).elements[0].str;
-    auto&& fields = std::forward<Value>(e).elements[1].elements;
+    entry.id = take(e.elements[0].str, moving{});
+    auto& fields = e.elements[1].elements;
     entry.fields.reserve(fields.size() / 2);
     for (std::size_t i = 0; i + 1 < fields.size(); i += 2)
-        entry.fields.emplace_back(std::forward<Value>(e).elements[1].elements[i].str,
-                                  std::forward<Value>(e).elements[1].elements[i + 1].str);
+        entry.fields.emplace_back(take(fields[i].str, moving{}), take(fields[i + 1].str, moving{}));
     if (e.elements.size() >= 3 && !e.elements[2].str.empty())
         entry.deliveries = std::stoull(e.elements[2].str);
     out.push_back(std::move(entry));
 }
 
-template <class Value> std::vector<stream_entry> entries(Value&& reply) {
+template <bool Move, class Value> std::vector<stream_entry> entries(Value& reply) {
     std::vector<stream_entry> out;
     if (reply.is_null()) return out;
     if (reply.data_type == resp::type::map) {
         // XREAD(GROUP): stream name => entries
         for (std::size_t i = 1; i < reply.elements.size(); i += 2)
-            for (auto&& e : std::forward<Value>(reply).elements[i].elements)
-                add_entry(out, std::forward<decltype(e)>(e));
+            for (auto& e : reply.elements[i].elements) add_entry<Move>(out, e);
         return out;
     }
-    for (auto&& e : std::forward<Value>(reply).elements) add_entry(out, std::forward<decltype(e)>(e));
+    for (auto& e : reply.elements) add_entry<Move>(out, e);
     return out;
 }
 
 } // namespace
 
-std::vector<stream_entry> entries_from(const resp::value& reply) { return entries(reply); }
-std::vector<stream_entry> entries_from(resp::value&& reply) { return entries(std::move(reply)); }
+std::vector<stream_entry> entries_from(const resp::value& reply) {
+    return entries<false>(reply);
+}
+std::vector<stream_entry> entries_from(resp::value&& reply) { return entries<true>(reply); }
 
 } // namespace akv::messaging

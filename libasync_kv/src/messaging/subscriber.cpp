@@ -27,7 +27,7 @@ subscription::subscription(subscriber& hub, subscription_options options)
     if (options_.capacity == 0) options_.capacity = 1;
 }
 
-void subscription::deliver(const message& m) {
+void subscription::deliver(message m) {
     if (closed_) return;
     if (queue_.size() >= options_.capacity) {
         switch (options_.policy) {
@@ -42,7 +42,7 @@ void subscription::deliver(const message& m) {
             return;
         }
     }
-    queue_.push_back(m);
+    queue_.push_back(std::move(m));
     ++delivered_;
     signal_.cancel();
 }
@@ -85,8 +85,8 @@ subscriber::subscriber(client& c) : client_(c) {
         if (seen_first_connect_) restore();
         seen_first_connect_ = true;
     });
-    client_.main_connection().set_push_handler([this](const resp::value& push) {
-        if (!stopping_) route_push(push);
+    client_.main_connection().set_push_handler([this](resp::value&& push) {
+        if (!stopping_) route_push(std::move(push));
     });
 }
 
@@ -117,33 +117,40 @@ void subscriber::restore() {
     client_.main_connection().exec(*req, ignore, [req](error_code, std::size_t) {});
 }
 
-void subscriber::route_push(const resp::value& push) {
-    const auto& e = push.elements;
+void subscriber::route_push(resp::value&& push) {
+    auto& e = push.elements;
     if (e.empty()) return;
     const std::string& kind = e[0].str;
     message m;
     route key;
     if (kind == "message" && e.size() == 3) {
-        m = {message::kind::message, e[1].str, {}, e[2].str};
         key = {channel_route, e[1].str};
+        m = {message::kind::message, std::move(e[1].str), {}, std::move(e[2].str)};
     } else if (kind == "smessage" && e.size() == 3) {
-        m = {message::kind::smessage, e[1].str, {}, e[2].str};
         key = {shard_route, e[1].str};
+        m = {message::kind::smessage, std::move(e[1].str), {}, std::move(e[2].str)};
     } else if (kind == "pmessage" && e.size() == 4) {
-        m = {message::kind::pmessage, e[2].str, e[1].str, e[3].str};
         key = {pattern_route, e[1].str};
+        m = {message::kind::pmessage, std::move(e[2].str), std::move(e[1].str),
+             std::move(e[3].str)};
     } else {
         return; // (un)subscribe confirmations, invalidations, ...
     }
     auto it = routes_.find(key);
     if (it == routes_.end()) return;
     auto& subs = it->second;
-    std::erase_if(subs, [&](const std::weak_ptr<subscription>& w) {
+    std::erase_if(subs, [](const std::weak_ptr<subscription>& w) {
         auto s = w.lock();
-        if (!s || s->closed()) return true;
-        s->deliver(m);
-        return false;
+        return !s || s->closed();
     });
+    // Copies for all but the last subscription, which takes the message itself.
+    for (std::size_t i = 0; i < subs.size(); ++i) {
+        auto s = subs[i].lock();
+        if (i + 1 == subs.size())
+            s->deliver(std::move(m));
+        else
+            s->deliver(m);
+    }
 }
 
 asio::awaitable<std::shared_ptr<subscription>>

@@ -62,7 +62,7 @@ public:
 
 private:
     friend class subscriber;
-    void deliver(const message& m);
+    void deliver(message m);
     void close(boost::system::error_code why);
 
     subscriber& hub_;
@@ -104,7 +104,7 @@ private:
     asio::awaitable<std::shared_ptr<subscription>> add(int kind, std::vector<std::string> names,
                                                        subscription_options options);
     asio::awaitable<void> remove(subscription& s);
-    void route_push(const resp::value& push);
+    void route_push(resp::value&& push);
     void restore();
 
     client& client_;

@@ -1,0 +1,184 @@
+// akv::kv::blob_store: named byte objects with metadata, any size up to a limit, kept in Redis
+// in a layout any client can read (the object store of Scaler's Redis backend).
+//
+//   akv::kv::blob_store store(client);                    // key_prefix "blob:"
+//   co_await store.put("photo", bytes, {.content_type = "image/png"});
+//   std::optional<std::string> back = co_await store.get("photo");
+//   akv::kv::blob_info totals = co_await store.info();    // objects, bytes
+//
+// Layout, for key_prefix "blob:" and an object named "photo":
+//
+//   blob:{photo}:meta              hash    the manifest: size, chunks, chunk_size, generation,
+//                                          content_type, modified_ms (server time of the put),
+//                                          and user:<key> for each user metadata entry
+//   blob:{photo}:chunk:<gen>:<i>   string  bytes [i * chunk_size, (i + 1) * chunk_size) of the
+//                                          object; gen is the manifest's generation. An empty
+//                                          object has no chunk.
+//   blob:{photo}:readers           zset    "<gen>:<token>" -> lease end (ms since the epoch),
+//                                          only while large reads are running
+//   blob:info                      hash    objects, bytes (the store's totals), last_generation
+//
+// Every key starts with key_prefix. The keys of one object share the hash tag {name}, so a
+// Redis Cluster keeps them on one slot (a name must then not start with '}'). The puts and
+// erases also update blob:info in the same Lua call; on a cluster, give key_prefix a hash tag
+// of its own ("{blob}:"), which keeps the whole store on one slot.
+//
+// A put is atomic for readers. Its chunks go under a fresh generation (with a TTL, so the chunks
+// of a put that dies half way expire on their own), then one Lua call (lua/kv/blob_commit.lua)
+// checks them, flips the manifest to the new generation, moves the totals by the difference
+// and retires the old generation. A reader sees the old object or the new one, never a mix:
+// an object of up to chunk_size bytes is read with its manifest in one Lua call; a larger one
+// under a read lease on its generation (lua/kv/blob_open.lua), which keeps a retired
+// generation's chunks until its readers are done (blob_renew.lua, blob_release.lua).
+// The totals change only in the Lua calls that change a manifest, so they stay exact under any
+// number of concurrent puts and erases: an overwrite moves bytes by the difference, the erase
+// of a missing object changes nothing.
+//
+// Large objects stream: put and get pipeline their chunk writes and reads on the client's
+// shared connection, with at most max_bytes_in_flight bytes of chunks in flight, and
+// put_stream / get_stream never hold the whole object in memory.
+//
+// Errors: system_error with error::object_too_large (a put over max_object_size, refused
+// before anything is sent; the message names the object and both sizes), error::type_mismatch
+// (a manifest or chunk that is not what a put writes; the message names the key),
+// error::script_error (a Lua call refused, e.g. chunks that expired before their commit),
+// error::timeout (a get_stream reader that held a chunk longer than its read lease while the
+// object was replaced), and the client's own codes. A missing object is std::nullopt or false,
+// never an error. Empty names are refused with std::invalid_argument.
+//
+// A blob_store is used from its client's executor, as the client itself; the client must outlive
+// the store's operations.
+#pragma once
+
+#include <akv/client.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace akv::kv {
+
+struct blob_options {
+    std::string key_prefix = "blob:";         // every key this store touches starts with it
+    std::size_t max_object_size = 512u << 20; // larger puts are refused before anything is sent
+    // Objects larger than this are split into chunks of this size; at most 512 MB, Redis's
+    // default proto-max-bulk-len. Chunking also makes objects over 512 MB possible.
+    std::size_t chunk_size = 4u << 20;
+    // Chunk bytes written or read ahead at once by one put or get (at least one chunk).
+    std::size_t max_bytes_in_flight = 64u << 20;
+    // How long a reader of a large object keeps its generation against a concurrent put or
+    // erase without renewing; renewed as it goes, so it only bounds a reader that stalls.
+    std::chrono::milliseconds read_lease{30000};
+    // How long the chunks of an unfinished put live; a put that takes longer fails.
+    std::chrono::milliseconds unfinished_put_ttl{std::chrono::hours(1)};
+};
+
+// What a put stores beside the bytes.
+struct blob_attributes {
+    std::string content_type;
+    std::map<std::string, std::string> user; // user:<key> fields of the manifest
+};
+
+// An object's manifest.
+struct blob_meta {
+    std::uint64_t size = 0;
+    std::uint32_t chunks = 0;
+    std::uint64_t chunk_size = 0;
+    std::uint64_t generation = 0; // unique per put in the store
+    std::string content_type;
+    std::map<std::string, std::string> user;
+    std::chrono::system_clock::time_point modified; // the server's clock, at the commit
+};
+
+// Bytes and manifest of one version of an object, read together.
+struct blob {
+    blob_meta meta;
+    std::string bytes;
+};
+
+// The store's totals: exact under concurrent puts and erases.
+struct blob_info {
+    std::uint64_t objects = 0;
+    std::uint64_t bytes = 0;
+};
+
+class blob_store {
+public:
+    // Fills `buffer` with the object's next bytes and returns how many (at least 1 until all
+    // `size` bytes were given; put_stream never asks for more).
+    using source = std::function<asio::awaitable<std::size_t>(std::span<char> buffer)>;
+    // Takes the object's next bytes (one chunk at a time, in order; valid during the call).
+    using sink = std::function<asio::awaitable<void>(std::string_view bytes)>;
+
+    // Throws system_error(error::invalid_config) for options it cannot work with.
+    explicit blob_store(client& c, blob_options options = {});
+
+    // Stores `bytes` under `name`, replacing any object of that name (a reader sees the old one
+    // or the new one, whole). Objects of up to chunk_size bytes take one round trip.
+    asio::awaitable<void> put(std::string_view name, std::string_view bytes);
+    asio::awaitable<void> put(std::string_view name, std::string_view bytes,
+                              blob_attributes attributes);
+
+    // As put, for `size` bytes pulled from `next` chunk by chunk: never holds more than one
+    // chunk plus the chunks in flight. If `next` throws, the object is left as it was.
+    asio::awaitable<void> put_stream(std::string_view name, std::uint64_t size, source next);
+    asio::awaitable<void> put_stream(std::string_view name, std::uint64_t size, source next,
+                                     blob_attributes attributes);
+
+    // The object's bytes, or nullopt if there is none.
+    asio::awaitable<std::optional<std::string>> get(std::string_view name);
+    // The object's bytes and its manifest, of the same version.
+    asio::awaitable<std::optional<blob>> get_blob(std::string_view name);
+    // Hands the object's bytes to `out` in order and returns the manifest of the version it
+    // read, or nullopt (and no call to `out`) if there is none. Never holds more than
+    // max_bytes_in_flight of it.
+    asio::awaitable<std::optional<blob_meta>> get_stream(std::string_view name, sink out);
+
+    asio::awaitable<bool> exists(std::string_view name);
+    asio::awaitable<std::optional<blob_meta>> stat(std::string_view name);
+    // Deletes the object; false if there was none (the totals do not move).
+    asio::awaitable<bool> erase(std::string_view name);
+    asio::awaitable<blob_info> info();
+
+    const blob_options& options() const noexcept { return options_; }
+    // Key names, for tools and tests.
+    std::string manifest_key(std::string_view name) const;
+    std::string chunk_key(std::string_view name, std::uint64_t generation,
+                          std::uint32_t index) const;
+    std::string info_key() const { return options_.key_prefix + "info"; }
+
+private:
+    struct object_keys;
+    struct opened;
+    enum class read_outcome { complete, lease_lost };
+
+    object_keys keys_for(std::string_view name) const;
+    void check_size(const object_keys& keys, std::uint64_t size) const;
+    asio::awaitable<void> commit(const object_keys& keys, std::uint64_t generation,
+                                 std::uint64_t size, const blob_attributes& attributes,
+                                 std::span<const std::string_view> inline_chunks);
+    asio::awaitable<void>
+    put_chunked(const object_keys& keys, std::uint64_t size, const blob_attributes& attributes,
+                const std::function<asio::awaitable<std::string_view>(std::size_t)>& next_chunk);
+    asio::awaitable<std::optional<opened>> open(const object_keys& keys);
+    asio::awaitable<read_outcome> read_leased(const object_keys& keys, const opened& o,
+                                              const sink& out, std::uint64_t& delivered);
+    asio::awaitable<read_outcome> read_chunks(const object_keys& keys, const opened& o,
+                                              const sink& out, std::uint64_t& delivered);
+    asio::awaitable<void> release(const object_keys& keys, const opened& o);
+    asio::awaitable<void> discard(const object_keys& keys, std::uint64_t generation,
+                                  std::uint32_t chunks);
+
+    client& client_;
+    blob_options options_;
+    std::string reader_id_; // this store's part of its read lease tokens
+    std::uint64_t reads_ = 0;
+};
+
+} // namespace akv::kv
