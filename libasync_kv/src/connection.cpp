@@ -1,5 +1,6 @@
 #include <akv/connection.hpp>
 #include <akv/detail/complete_on.hpp>
+#include <akv/detail/liveness.hpp>
 #include <akv/detail/multiplexer.hpp>
 
 #include <boost/asio/append.hpp>
@@ -17,7 +18,6 @@
 
 #include <deque>
 #include <optional>
-#include <random>
 #include <variant>
 
 namespace akv {
@@ -68,7 +68,8 @@ struct connection::impl {
     impl(executor_type e, config c)
         : ex(std::move(e)), cfg(std::move(c)), socket(ex), resolver(ex), writer_wakeup(ex),
           health_timer(ex), backoff_timer(ex), connect_timer(ex), mux(cfg.resp_limits),
-          rng(static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this))) {
+          reconnect_wait(cfg.reconnect_wait_min, cfg.reconnect_wait_max,
+                         static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this))) {
         mux.set_push_handler([this](std::span<const resp::node> nodes, std::string_view msg) {
             on_push(nodes, msg);
         });
@@ -246,21 +247,6 @@ struct connection::impl {
         emit(connection_event::kind::stopped, reason, last_error);
     }
 
-    bool reconnect_enabled() const {
-        return cfg.reconnect_wait_max.count() > 0 || cfg.reconnect_wait_min.count() > 0;
-    }
-
-    std::chrono::milliseconds backoff(unsigned attempt, error_code ec) {
-        const auto max = std::max(cfg.reconnect_wait_max, cfg.reconnect_wait_min);
-        // No retry storm on bad credentials: they will not fix themselves in 50 ms.
-        if (ec == error::auth_failed) return max;
-        auto wait = cfg.reconnect_wait_min * (std::int64_t{1} << std::min(attempt, 16u));
-        if (wait > max || wait.count() <= 0) wait = max;
-        // Jitter in [wait/2, wait]: many clients of one restarted server do not come back at once.
-        std::uniform_int_distribution<std::int64_t> jitter(wait.count() / 2, wait.count());
-        return std::chrono::milliseconds(jitter(rng));
-    }
-
     asio::awaitable<error_code> connect_socket() {
         error_code ec;
         if (!cfg.unix_socket.empty()) {
@@ -422,39 +408,34 @@ struct connection::impl {
         }
     }
 
-    // Any byte read is a sign of life, so a busy connection is never judged dead; PING goes
-    // out only after a whole interval of silence, and a second silent interval ends it.
     asio::awaitable<error_code> health() {
         if (cfg.health_check_interval.count() <= 0) {
             health_timer.expires_at(asio::steady_timer::time_point::max());
             auto [ec] = co_await health_timer.async_wait(nothrow);
             co_return ec ? ec : error_code(asio::error::operation_aborted);
         }
-        std::uint64_t seen = mux.stats().bytes_read;
-        bool ping_sent = false;
+        detail::health_check check;
+        check.reset(mux.stats().bytes_read);
         for (;;) {
             health_timer.expires_after(cfg.health_check_interval);
             auto [ec] = co_await health_timer.async_wait(nothrow);
             if (ec) co_return ec;
-            const std::uint64_t now = mux.stats().bytes_read;
-            if (now != seen) {
-                seen = now;
-                ping_sent = false;
-                continue;
-            }
-            if (ping_sent) {
+            switch (check.on_tick(mux.stats().bytes_read)) {
+            case detail::health_check::action::none: break;
+            case detail::health_check::action::ping:
+                if (!ping_op.in_queue) {
+                    ping_op.in_queue = true;
+                    mux.add(ping_op);
+                    wake_writer();
+                    ++health_pings;
+                }
+                break;
+            case detail::health_check::action::dead:
                 last_error = "no reply for " +
                              std::to_string(2 * cfg.health_check_interval.count()) +
                              " ms, health-check PING unanswered";
                 co_return error_code(error::health_check_timeout);
             }
-            if (!ping_op.in_queue) {
-                ping_op.in_queue = true;
-                mux.add(ping_op);
-                wake_writer();
-                ++health_pings;
-            }
-            ping_sent = true;
         }
     }
 
@@ -501,7 +482,7 @@ struct connection::impl {
     std::vector<std::pair<std::size_t, std::function<void(const connection_event&)>>> listeners;
     std::size_t next_listener = 0;
     std::string last_error;
-    std::minstd_rand rng;
+    detail::backoff reconnect_wait;
 
     bool running = false;
     bool stopping = false;
@@ -600,12 +581,12 @@ asio::awaitable<void> connection::run() {
         }
         s.on_disconnected(ec);
         if (s.stopping || co_await cancelled()) break;
-        if (!s.reconnect_enabled()) {
+        if (!s.reconnect_wait.enabled()) {
             final_ec = ec;
             break;
         }
         s.emit(connection_event::kind::reconnecting, ec, s.last_error);
-        s.backoff_timer.expires_after(s.backoff(attempt, ec));
+        s.backoff_timer.expires_after(s.reconnect_wait.next(attempt, ec));
         co_await s.backoff_timer.async_wait(nothrow);
         if (s.stopping || co_await cancelled()) break;
     }
