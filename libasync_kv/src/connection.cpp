@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
@@ -73,6 +74,7 @@ struct connection::impl {
         mux.set_push_handler([this](std::span<const resp::node> nodes, std::string_view msg) {
             on_push(nodes, msg);
         });
+        if (cfg.use_tls) setup_tls();
         ping_req.push("PING");
         ping_op.req = &ping_req;
         ping_op.adapter = detail::make_adapter(ignore);
@@ -247,7 +249,77 @@ struct connection::impl {
         emit(connection_event::kind::stopped, reason, last_error);
     }
 
+    // Loads CA, client certificate and key once; a problem is reported by each connection
+    // attempt, naming the file, rather than thrown from a constructor.
+    void setup_tls() {
+        try {
+            tls_context.emplace(asio::ssl::context::tls_client);
+            auto& ctx = *tls_context;
+            ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                            asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                            asio::ssl::context::no_tlsv1_1);
+            const auto& t = cfg.tls;
+            auto step = [&](const std::string& what, auto&& f) {
+                try {
+                    f();
+                } catch (const boost::system::system_error& e) {
+                    throw std::runtime_error("tls: " + what + ": " + e.code().message());
+                }
+            };
+            if (t.ca_file.empty() && t.ca_dir.empty())
+                step("system CA store", [&] { ctx.set_default_verify_paths(); });
+            if (!t.ca_file.empty())
+                step("ca_file \"" + t.ca_file + "\"", [&] { ctx.load_verify_file(t.ca_file); });
+            if (!t.ca_dir.empty())
+                step("ca_dir \"" + t.ca_dir + "\"", [&] { ctx.add_verify_path(t.ca_dir); });
+            if (!t.cert_file.empty())
+                step("cert_file \"" + t.cert_file + "\"",
+                     [&] { ctx.use_certificate_chain_file(t.cert_file); });
+            if (!t.key_file.empty())
+                step("key_file \"" + t.key_file + "\"",
+                     [&] { ctx.use_private_key_file(t.key_file, asio::ssl::context::pem); });
+            ctx.set_verify_mode(t.verify_peer ? asio::ssl::verify_peer : asio::ssl::verify_none);
+        } catch (const std::exception& e) {
+            tls_setup_error = e.what();
+        }
+    }
+
+    asio::awaitable<error_code> tls_handshake(const std::string& host) {
+        if (!tls_setup_error.empty()) {
+            last_error = tls_setup_error;
+            co_return error_code(error::invalid_config);
+        }
+        tls.emplace(socket, *tls_context);
+        const std::string name = cfg.tls.server_name.empty() ? host : cfg.tls.server_name;
+        error_code not_an_ip;
+        (void)asio::ip::make_address(name, not_an_ip);
+        if (not_an_ip) SSL_set_tlsext_host_name(tls->native_handle(), name.c_str()); // SNI
+        if (cfg.tls.verify_peer) tls->set_verify_callback(asio::ssl::host_name_verification(name));
+        auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+        if (ec) {
+            std::string why = ec.message();
+            const long verify = SSL_get_verify_result(tls->native_handle());
+            if (verify != X509_V_OK)
+                why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+            last_error = "TLS handshake with " + name + ": " + why;
+        }
+        co_return ec;
+    }
+
+    asio::awaitable<std::tuple<error_code, std::size_t>> read_some(std::span<char> space) {
+        if (tls) co_return co_await tls->async_read_some(asio::buffer(space.data(), space.size()),
+                                                         nothrow);
+        co_return co_await socket.async_read_some(asio::buffer(space.data(), space.size()),
+                                                  nothrow);
+    }
+
+    asio::awaitable<std::tuple<error_code, std::size_t>> write_all(std::string_view bytes) {
+        if (tls) co_return co_await asio::async_write(*tls, asio::buffer(bytes), nothrow);
+        co_return co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
+    }
+
     asio::awaitable<error_code> connect_socket() {
+        tls.reset();
         error_code ec;
         if (!cfg.unix_socket.empty()) {
             asio::generic::stream_protocol::endpoint ep{
@@ -282,6 +354,7 @@ struct connection::impl {
         }
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
         if (cfg.keep_alive) socket.set_option(asio::socket_base::keep_alive(true), ec);
+        if (cfg.use_tls) co_return co_await tls_handshake(host.host);
         co_return error_code{};
     }
 
@@ -308,7 +381,7 @@ struct connection::impl {
         mux.add_front(hello_op);
 
         const std::string_view bytes = mux.prepare_write(1);
-        auto [wec, written] = co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
+        auto [wec, written] = co_await write_all(bytes);
         if (wec) {
             last_error = "handshake write: " + wec.message();
             co_return wec;
@@ -316,8 +389,7 @@ struct connection::impl {
         mux.on_write_done();
         while (!hello_op.outcome) {
             auto space = mux.prepare_read();
-            auto [rec, n] =
-                co_await socket.async_read_some(asio::buffer(space.data(), space.size()), nothrow);
+            auto [rec, n] = co_await read_some(space);
             if (rec) {
                 last_error = "handshake read: " + rec.message();
                 co_return rec;
@@ -372,8 +444,7 @@ struct connection::impl {
     asio::awaitable<error_code> reader() {
         for (;;) {
             auto space = mux.prepare_read();
-            auto [ec, n] =
-                co_await socket.async_read_some(asio::buffer(space.data(), space.size()), nothrow);
+            auto [ec, n] = co_await read_some(space);
             if (ec) {
                 last_error = ec == asio::error::eof ? "server closed the connection"
                                                     : "read: " + ec.message();
@@ -398,7 +469,7 @@ struct connection::impl {
             }
             const std::string_view bytes = mux.prepare_write();
             if (!bytes.empty()) {
-                auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), nothrow);
+                auto [ec, n] = co_await write_all(bytes);
                 if (ec) {
                     if (ec != asio::error::operation_aborted) last_error = "write: " + ec.message();
                     co_return ec;
@@ -456,6 +527,10 @@ struct connection::impl {
     executor_type ex;
     config cfg;
     asio::generic::stream_protocol::socket socket;
+    // TLS (rediss://): a context made once, a stream over `socket` made per connection.
+    std::optional<asio::ssl::context> tls_context;
+    std::string tls_setup_error;
+    std::optional<asio::ssl::stream<asio::generic::stream_protocol::socket&>> tls;
     asio::ip::tcp::resolver resolver;
     asio::steady_timer writer_wakeup;
     asio::steady_timer health_timer;
@@ -570,7 +645,11 @@ asio::awaitable<void> connection::run() {
             attempt = 0;
             s.connected = true;
             ++s.connects;
-            s.emit(connection_event::kind::connected);
+            // Said on every connect: a connection that does not verify its server is loud.
+            s.emit(connection_event::kind::connected, {},
+                   s.cfg.use_tls && !s.cfg.tls.verify_peer
+                       ? "TLS certificate verification is OFF (tls_verify=false)"
+                       : "");
             s.wake_writer();
             auto outcome = co_await (s.reader() || s.writer() || s.health());
             ec = std::visit([](error_code e) { return e; }, outcome);
