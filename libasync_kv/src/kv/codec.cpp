@@ -94,7 +94,9 @@ void throw_integer_mismatch(std::string_view in, long long min, unsigned long lo
     throw_mismatch("an integer", in);
 }
 
-void throw_number_mismatch(std::string_view in) { throw_mismatch("a number", in); }
+void throw_number_mismatch(std::string_view in) {
+    throw_mismatch("a number", in);
+}
 
 std::string_view vector_elements(std::string_view in, messaging::dtype type) {
     const std::string expected = "a tensor of " + std::string(messaging::to_string(type));

@@ -11,16 +11,17 @@ std::string quote(std::string_view bytes) {
 }
 } // namespace
 
-std::string where(std::string_view key) { return quote(key); }
+std::string where(std::string_view key) {
+    return quote(key);
+}
 
 std::string where(std::string_view key, std::string_view field) {
     return quote(key) + "[" + quote(field) + "]";
 }
 
 void throw_reply_error(const error_info& e, std::string_view key, std::string_view command) {
-    throw boost::system::system_error(e.code,
-                                      "kv: " + where(key) + ": " + std::string(command) + ": " +
-                                          e.message);
+    throw boost::system::system_error(e.code, "kv: " + where(key) + ": " + std::string(command) +
+                                                  ": " + e.message);
 }
 
 std::uint64_t parse_cursor(std::string_view text, std::string_view key) {

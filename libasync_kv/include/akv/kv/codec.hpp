@@ -102,11 +102,15 @@ std::string describe(std::string_view bytes);
 template <class T> struct codec; // specialized below; undefined for unsupported types
 
 template <class T>
-concept encodable = requires(const T& value, std::string& out) { codec<T>::encode(value, out); };
+concept encodable = requires(const T& value, std::string& out) {
+    codec<T>::encode(value, out);
+};
 
 template <class T>
 concept codable = encodable<T> && std::default_initializable<T> &&
-                  requires(std::string_view in, T& value) { codec<T>::decode(in, value); };
+    requires(std::string_view in, T& value) {
+    codec<T>::decode(in, value);
+};
 
 // Shorthands: encode(v) returns the bytes; decode<T>(bytes) returns the value.
 template <encodable T> std::string encode(const T& value) {
@@ -243,7 +247,8 @@ template <described_struct T> struct codec<T> {
             if (found == object.end()) detail::throw_missing_member(member.name, in);
             using M = std::remove_cvref_t<decltype(value.*member.pointer)>;
             auto converted = boost::json::try_value_to<M>(found->value());
-            if (!converted) detail::throw_bad_member(member.name, converted.error(), found->value());
+            if (!converted)
+                detail::throw_bad_member(member.name, converted.error(), found->value());
             value.*member.pointer = std::move(*converted);
         });
     }
@@ -254,9 +259,7 @@ template <described_struct T> struct codec<T> {
 namespace detail {
 
 // A value to be encoded straight into a request's payload (request::push finds to_bulk by ADL).
-template <class T> struct encoded {
-    const T& value;
-};
+template <class T> struct encoded { const T& value; };
 
 template <class T> void to_bulk(std::string& out, const encoded<T>& e) {
     std::string bytes;

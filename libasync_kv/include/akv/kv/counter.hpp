@@ -94,7 +94,8 @@ public:
     // The sum of every count.
     asio::awaitable<long long> total() const {
         long long sum = 0;
-        for (const auto& entry : co_await items()) sum += entry.second;
+        for (const auto& entry : co_await items())
+            sum += entry.second;
         co_return sum;
     }
 

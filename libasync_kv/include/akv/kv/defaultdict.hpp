@@ -13,7 +13,8 @@ template <codable K, codable V> class defaultdict : public typed_map<K, V> {
 public:
     // The hash is schema.key(name); missing keys get `default_value`.
     defaultdict(client& c, std::string_view name, V default_value, const key_schema& schema = {})
-        : typed_map<K, V>(c, name, schema), default_(std::move(default_value)) {}
+        : typed_map<K, V>(c, name, schema)
+        , default_(std::move(default_value)) {}
 
     const V& default_value() const noexcept { return default_; }
 

@@ -17,7 +17,8 @@ template <codable T> class deque : public detail::list_base<T> {
 public:
     // The list is schema.key(name). max_len must be at least 1.
     deque(client& c, std::string_view name, std::size_t max_len, const key_schema& schema = {})
-        : detail::list_base<T>(c, schema.key(name)), max_len_(max_len) {
+        : detail::list_base<T>(c, schema.key(name))
+        , max_len_(max_len) {
         if (max_len_ == 0) {
             throw_error(error::invalid_config,
                         "kv: deque " + detail::where(this->key_) + ": max_len must be at least 1");

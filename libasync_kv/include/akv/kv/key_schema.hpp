@@ -27,7 +27,8 @@ namespace akv::kv {
 class key_schema {
 public:
     key_schema() = default;
-    explicit key_schema(std::string prefix) : prefix_(std::move(prefix)) {}
+    explicit key_schema(std::string prefix)
+        : prefix_(std::move(prefix)) {}
 
     // "HOSTNAME:PROCESS_TYPE:ID:" (the AMI2 layout), HOSTNAME from gethostname().
     static key_schema for_process(std::string_view process_type, std::string_view id);

@@ -38,7 +38,8 @@ public:
     asio::awaitable<std::optional<T>> pop_front_wait(std::chrono::milliseconds timeout) {
         request req;
         req.push("BLPOP", key_, std::chrono::duration<double>(timeout).count());
-        auto popped = co_await run<std::optional<std::pair<std::string, std::string>>>(req, "BLPOP");
+        auto popped =
+            co_await run<std::optional<std::pair<std::string, std::string>>>(req, "BLPOP");
         if (!popped) co_return std::nullopt;
         co_return decode_at<T>(std::move(popped->second), key_);
     }
@@ -61,7 +62,8 @@ public:
         auto items = co_await run<std::vector<std::string>>(req, "LRANGE");
         std::vector<T> values;
         values.reserve(items.size());
-        for (auto& bytes : items) values.push_back(decode_at<T>(std::move(bytes), key_));
+        for (auto& bytes : items)
+            values.push_back(decode_at<T>(std::move(bytes), key_));
         co_return values;
     }
     // Every element, front to back.
@@ -75,7 +77,8 @@ public:
     }
 
 protected:
-    list_base(client& c, std::string key) : keyed(c, std::move(key)) {}
+    list_base(client& c, std::string key)
+        : keyed(c, std::move(key)) {}
 
     asio::awaitable<std::optional<T>> pop(std::string_view command) {
         request req;
@@ -107,7 +110,7 @@ public:
     }
 
     // One RPUSH of every element of `values`, in order: the length after the push.
-    template <std::ranges::forward_range Values>
+    template <detail::range_of<T> Values>
     asio::awaitable<std::size_t> push_back_many(const Values& values) {
         if (std::ranges::empty(values)) co_return co_await this->size();
         request req;
@@ -129,7 +132,7 @@ public:
     void push_lpush(request& req, const T& v) const {
         req.push("LPUSH", this->key_, detail::arg(v));
     }
-    template <std::ranges::forward_range Values>
+    template <detail::range_of<T> Values>
     void push_rpush_many(request& req, const Values& values) const {
         req.push("RPUSH", this->key_,
                  std::views::transform(values, [](const T& v) { return detail::arg(v); }));

@@ -38,7 +38,7 @@ public:
     }
 
     // One SADD of every element of `values`: how many were new.
-    template <std::ranges::forward_range Values>
+    template <detail::range_of<T> Values>
     asio::awaitable<std::size_t> add_many(const Values& values) {
         if (std::ranges::empty(values)) co_return 0;
         request req;

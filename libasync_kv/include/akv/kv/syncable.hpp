@@ -36,7 +36,9 @@ namespace detail {
 // The buffered commands of one syncable, as a request that starts with MULTI.
 class write_buffer {
 public:
-    write_buffer(client& c, std::string key) : client_(&c), key_(std::move(key)) {}
+    write_buffer(client& c, std::string key)
+        : client_(&c)
+        , key_(std::move(key)) {}
     ~write_buffer() {
         assert(commands_ == 0 && "kv syncable destroyed with unflushed writes: "
                                  "co_await flush() (or discard()) first");
@@ -80,7 +82,8 @@ public:
 protected:
     template <class... Args>
     explicit syncable_base(client& c, Args&&... args)
-        : container_(c, std::forward<Args>(args)...), buffer_(c, container_.key()) {}
+        : container_(c, std::forward<Args>(args)...)
+        , buffer_(c, container_.key()) {}
 
     Container container_;
     write_buffer buffer_;
@@ -88,7 +91,8 @@ protected:
 
 } // namespace detail
 
-template <codable K, codable V> class syncable_dict : public detail::syncable_base<typed_map<K, V>> {
+template <codable K, codable V>
+class syncable_dict : public detail::syncable_base<typed_map<K, V>> {
 public:
     syncable_dict(client& c, std::string_view name, const key_schema& schema = {})
         : detail::syncable_base<typed_map<K, V>>(c, name, schema) {}
@@ -109,7 +113,7 @@ public:
 
     void push_back(const T& v) { this->container_.push_rpush(this->buffer_.append(1), v); }
     void push_front(const T& v) { this->container_.push_lpush(this->buffer_.append(1), v); }
-    template <std::ranges::forward_range Values> void push_back_many(const Values& values) {
+    template <detail::range_of<T> Values> void push_back_many(const Values& values) {
         if (std::ranges::empty(values)) return;
         this->container_.push_rpush_many(this->buffer_.append(1), values);
     }

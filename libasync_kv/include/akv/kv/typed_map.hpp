@@ -97,14 +97,13 @@ public:
     }
 
     // HMGET of every key of `keys` (a range of K) in one command: the values in the same order.
-    template <std::ranges::forward_range Keys>
+    template <detail::range_of<K> Keys>
     asio::awaitable<std::vector<std::optional<V>>> get_many(const Keys& keys) const {
         std::vector<std::optional<V>> values;
         if (std::ranges::empty(keys)) co_return values;
         request req;
-        req.push("HMGET", key_, std::views::transform(keys, [](const K& k) {
-                     return detail::arg(k);
-                 }));
+        req.push("HMGET", key_,
+                 std::views::transform(keys, [](const K& k) { return detail::arg(k); }));
         auto replies = co_await run<std::vector<std::optional<std::string>>>(req, "HMGET");
         values.reserve(replies.size());
         auto k = std::ranges::begin(keys);

@@ -5,6 +5,7 @@
 #include <akv/client.hpp>
 #include <akv/kv/codec.hpp>
 
+#include <ranges>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,6 +24,12 @@ template <class T> T take(result<T>& r, std::string_view key, std::string_view c
     if (r.has_error()) throw_reply_error(r.error(), key, command);
     return std::move(r.value());
 }
+
+// A range whose elements are T itself: elements merely convertible to T (const char* for a
+// std::string) would be converted to temporaries that die before the request is written.
+template <class R, class T>
+concept range_of = std::ranges::forward_range<R> &&
+    std::same_as<std::remove_cvref_t<std::ranges::range_reference_t<R>>, T>;
 
 // Decodes the bytes of `key` (and `field`, when not empty) as a T, adding the place to a
 // type_mismatch_error. A std::string is moved, not copied.
@@ -55,7 +62,9 @@ public:
     }
 
 protected:
-    keyed(client& c, std::string key) : client_(&c), key_(std::move(key)) {}
+    keyed(client& c, std::string key)
+        : client_(&c)
+        , key_(std::move(key)) {}
 
     // Runs `req` (one command) and returns its reply as a T, or throws naming the key.
     template <class T> asio::awaitable<T> run(const request& req, std::string_view command) const {
