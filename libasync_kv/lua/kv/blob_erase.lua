@@ -10,5 +10,5 @@ if not old then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('HINCRBY', KEYS[3], 'objects', -1)
 redis.call('HINCRBY', KEYS[3], 'bytes', -old.size)
-retire(ARGV[1], KEYS[2], old.generation, old.chunks)
+retire(ARGV[1], KEYS[2], old.generation, old.chunks, now_ms())
 return 1

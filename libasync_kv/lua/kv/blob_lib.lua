@@ -3,7 +3,9 @@
 --   <prefix>{name}:meta                 hash: size, chunks, chunk_size, generation, ...
 --   <prefix>{name}:chunk:<gen>:<i>      string: chunk i of generation gen
 --   <prefix>{name}:readers              zset: "<gen>:<token>" -> end of that reader's lease (ms)
--- Every script gets the chunk keys' common start ("<prefix>{name}:chunk:") as its ARGV[1].
+-- Chunk bytes never pass through these scripts (Lua copies large strings slowly): a put SETs
+-- its chunks, a reader GETs them. A script that names chunks gets their keys' common start
+-- ("<prefix>{name}:chunk:") as its ARGV[1].
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -17,13 +19,12 @@ end
 -- The manifest as {fields = HGETALL, size =, chunks =, generation =}; nil when there is none;
 -- nil and a message naming the key when it is not a manifest we could have written.
 local function manifest_of(key)
-  local kind = redis.call('TYPE', key).ok
-  if kind == 'none' then return nil end
-  if kind ~= 'hash' then
-    return nil, 'blob_store: corrupted manifest ' .. key .. ': a ' .. kind .. ', not a hash'
+  local fields = redis.pcall('HGETALL', key)
+  if fields.err then
+    return nil, 'blob_store: corrupted manifest ' .. key .. ': not a hash (' .. fields.err .. ')'
   end
-  local fields = redis.call('HGETALL', key)
-  local m = {fields = fields}
+  if #fields == 0 then return nil end
+  local m = {}
   for i = 1, #fields, 2 do m[fields[i]] = fields[i + 1] end
   for _, name in ipairs({'size', 'chunks', 'generation'}) do
     if not m[name] or not string.match(m[name], '^%d+$') then
@@ -54,17 +55,22 @@ local function hold_readers(readers, expiry)
   redis.call('PEXPIREAT', readers, expiry, 'GT')
 end
 
--- A generation that no manifest names any more: its chunks go now, or when the last reader
--- holding a lease on it is done (blob_release.lua), or at the end of that lease at the latest.
-local function retire(base, readers, gen, chunks)
-  local until_ms = lease_end(readers, gen, now_ms())
+local function unlink_chunks(base, gen, chunks)
+  local keys = {}
   for i = 0, chunks - 1 do
-    local key = chunk_key(base, gen, i)
-    if until_ms > 0 then
-      redis.call('PEXPIREAT', key, until_ms)
-    else
-      redis.call('UNLINK', key)
+    keys[#keys + 1] = chunk_key(base, gen, i)
+    if #keys == 1000 or i == chunks - 1 then
+      redis.call('UNLINK', unpack(keys))
+      keys = {}
     end
   end
 end
 
+-- A generation that no manifest names any more: its chunks go now, or when the last reader
+-- holding a lease on it is done (blob_release.lua), or at the end of that lease at the latest.
+local function retire(base, readers, gen, chunks, now)
+  local until_ms = 0
+  if redis.call('EXISTS', readers) == 1 then until_ms = lease_end(readers, gen, now) end
+  if until_ms == 0 then return unlink_chunks(base, gen, chunks) end
+  for i = 0, chunks - 1 do redis.call('PEXPIREAT', chunk_key(base, gen, i), until_ms) end
+end

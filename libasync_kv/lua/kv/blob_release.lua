@@ -8,5 +8,5 @@ local base, gen, chunks = ARGV[1], ARGV[2], tonumber(ARGV[3])
 redis.call('ZREM', KEYS[2], gen .. ':' .. ARGV[4])
 if redis.call('HGET', KEYS[1], 'generation') == gen then return 0 end
 if lease_end(KEYS[2], gen, now_ms()) > 0 then return 0 end
-for i = 0, chunks - 1 do redis.call('UNLINK', chunk_key(base, gen, i)) end
+unlink_chunks(base, gen, chunks)
 return 1

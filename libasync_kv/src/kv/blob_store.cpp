@@ -25,8 +25,12 @@ namespace {
 
 // Redis's default proto-max-bulk-len: no chunk may be longer.
 constexpr std::size_t max_chunk_size = 512u << 20;
-// Opens of an object before a get gives up on one that keeps being replaced under it.
-constexpr int max_read_attempts = 3;
+// Reads of a one-chunk object that a put replaced between its manifest and its chunk before
+// the reader takes a lease; then lease after lease before a get gives up.
+constexpr int optimistic_reads = 2;
+constexpr int max_leased_reads = 3;
+// Generations a store takes from <prefix>info at a time.
+constexpr long long generation_block = 1024;
 
 // Each script is blob_lib.lua (the helpers they share) followed by its own body.
 script with_lib(std::string_view body) {
@@ -63,7 +67,9 @@ std::size_t chunk_length(std::uint64_t size, std::uint64_t chunk_size, std::uint
     return static_cast<std::size_t>(std::min(chunk_size, size - index * chunk_size));
 }
 
-std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quoted(std::string_view s) {
+    return "\"" + std::string(s) + "\"";
+}
 
 [[noreturn]] void corrupted(const std::string& key, const std::string& what) {
     throw_error(error::type_mismatch, "blob_store: corrupted manifest " + key + ": " + what);
@@ -88,7 +94,8 @@ blob_meta parse_manifest(const std::string& key, const std::map<std::string, std
         const auto it = fields.find(field);
         if (it == fields.end()) corrupted(key, "field \"" + field + "\" is missing");
         const auto n = to_unsigned(it->second);
-        if (!n) corrupted(key, "field \"" + field + "\" is " + quoted(it->second) + ", not a number");
+        if (!n)
+            corrupted(key, "field \"" + field + "\" is " + quoted(it->second) + ", not a number");
         return *n;
     };
     blob_meta m;
@@ -117,7 +124,8 @@ blob_meta parse_manifest(const std::string& key, const std::map<std::string, std
 
 std::map<std::string, std::string> to_map(const std::vector<std::string>& flat) {
     std::map<std::string, std::string> fields;
-    for (std::size_t i = 0; i + 1 < flat.size(); i += 2) fields.emplace(flat[i], flat[i + 1]);
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2)
+        fields.emplace(flat[i], flat[i + 1]);
     return fields;
 }
 
@@ -126,7 +134,8 @@ std::string random_id() {
     std::mt19937_64 gen((std::uint64_t(entropy()) << 32) ^ entropy());
     static constexpr char hex[] = "0123456789abcdef";
     std::string id;
-    for (std::uint64_t v = gen(); id.size() < 16; v >>= 4) id += hex[v & 15];
+    for (std::uint64_t v = gen(); id.size() < 16; v >>= 4)
+        id += hex[v & 15];
     return id;
 }
 
@@ -198,9 +207,7 @@ struct blob_store::object_keys {
 // An object opened for reading (lua/kv/blob_open.lua).
 struct blob_store::opened {
     blob_meta meta;
-    long long lease_end = 0; // 0: no lease, the whole object is in `chunks`
-    std::vector<std::optional<std::string>> chunks;
-    std::string token;
+    std::string token; // "<gen>:<token>" is its member of the readers zset
 };
 
 namespace {
@@ -208,14 +215,16 @@ std::array<std::string_view, 2> reader_keys(const std::string& manifest,
                                             const std::string& readers) {
     return {manifest, readers};
 }
-std::array<std::string_view, 3> writer_keys(const std::string& manifest,
-                                            const std::string& readers, const std::string& info) {
+std::array<std::string_view, 3> writer_keys(const std::string& manifest, const std::string& readers,
+                                            const std::string& info) {
     return {manifest, readers, info};
 }
 } // namespace
 
 blob_store::blob_store(client& c, blob_options options)
-    : client_(c), options_(std::move(options)), reader_id_(random_id()) {
+    : client_(c)
+    , options_(std::move(options))
+    , reader_id_(random_id()) {
     const auto bad = [](const std::string& what) {
         throw_error(error::invalid_config, "blob_options: " + what);
     };
@@ -251,11 +260,24 @@ void blob_store::check_size(const object_keys& keys, std::uint64_t size) const {
     if (size > options_.max_object_size)
         throw_error(error::object_too_large,
                     "blob_store: " + quoted(keys.name) + " is " + std::to_string(size) +
-                        " bytes, over max_object_size " +
-                        std::to_string(options_.max_object_size));
+                        " bytes, over max_object_size " + std::to_string(options_.max_object_size));
 }
 
 // ---- put ------------------------------------------------------------------------------------
+
+asio::awaitable<std::uint64_t> blob_store::next_generation() {
+    if (next_generation_ == generation_limit_) {
+        // Two coroutines may both refill: each block is taken once, so no generation repeats.
+        request req;
+        req.push("HINCRBY", info_key(), "last_generation", generation_block);
+        response<long long> resp;
+        co_await client_.exec(req, resp);
+        const auto last = static_cast<std::uint64_t>(std::get<0>(resp).value());
+        next_generation_ = last - generation_block + 1;
+        generation_limit_ = last + 1;
+    }
+    co_return next_generation_++;
+}
 
 asio::awaitable<void> blob_store::put(std::string_view name, std::string_view bytes) {
     return put(name, bytes, blob_attributes{});
@@ -266,9 +288,10 @@ asio::awaitable<void> blob_store::put(std::string_view name, std::string_view by
     const object_keys keys = keys_for(name);
     check_size(keys, bytes.size());
     if (bytes.size() <= options_.chunk_size) {
-        std::vector<std::string_view> whole;
-        if (!bytes.empty()) whole.push_back(bytes);
-        co_await commit(keys, 0, bytes.size(), attributes, whole);
+        const std::uint64_t generation = co_await next_generation();
+        std::optional<std::string_view> only_chunk;
+        if (!bytes.empty()) only_chunk = bytes;
+        co_await commit(keys, generation, bytes.size(), attributes, only_chunk);
         co_return;
     }
     std::size_t offset = 0;
@@ -286,8 +309,8 @@ asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_
     return put_stream(name, size, std::move(next), blob_attributes{});
 }
 
-asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_t size,
-                                             source next, blob_attributes attributes) {
+asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_t size, source next,
+                                             blob_attributes attributes) {
     const object_keys keys = keys_for(name);
     check_size(keys, size);
     // One chunk's worth, reused: the request copies each chunk before the next is pulled.
@@ -298,8 +321,8 @@ asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_
         [&](std::size_t length) -> asio::awaitable<std::string_view> {
         std::size_t filled = 0;
         while (filled < length) {
-            const std::size_t n = co_await next(std::span<char>(buffer.data() + filled,
-                                                                length - filled));
+            const std::size_t n =
+                co_await next(std::span<char>(buffer.data() + filled, length - filled));
             if (n == 0 || n > length - filled)
                 throw std::invalid_argument("blob_store: put_stream of " + quoted(keys.name) +
                                             ": the source gave " + std::to_string(n) +
@@ -311,9 +334,10 @@ asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_
         co_return std::string_view(buffer.data(), length);
     };
     if (size <= options_.chunk_size) {
-        std::vector<std::string_view> whole;
-        if (size > 0) whole.push_back(co_await fill(static_cast<std::size_t>(size)));
-        co_await commit(keys, 0, size, attributes, whole);
+        std::optional<std::string_view> only_chunk;
+        if (size > 0) only_chunk = co_await fill(static_cast<std::size_t>(size));
+        const std::uint64_t generation = co_await next_generation();
+        co_await commit(keys, generation, size, attributes, only_chunk);
         co_return;
     }
     co_await put_chunked(keys, size, attributes, fill);
@@ -322,14 +346,7 @@ asio::awaitable<void> blob_store::put_stream(std::string_view name, std::uint64_
 asio::awaitable<void> blob_store::put_chunked(
     const object_keys& keys, std::uint64_t size, const blob_attributes& attributes,
     const std::function<asio::awaitable<std::string_view>(std::size_t)>& next_chunk) {
-    // A generation no other put of this store will ever use: the chunks written under it are
-    // invisible to readers until the commit names it.
-    request take;
-    take.push("HINCRBY", info_key(), "last_generation", 1);
-    response<long long> taken;
-    co_await client_.exec(take, taken);
-    const auto generation = static_cast<std::uint64_t>(std::get<0>(taken).value());
-
+    const std::uint64_t generation = co_await next_generation();
     const std::uint32_t chunks = chunk_count(size, options_.chunk_size);
     const std::string ttl = std::to_string(options_.unfinished_put_ttl.count());
     const auto ex = co_await asio::this_coro::executor;
@@ -352,12 +369,12 @@ asio::awaitable<void> blob_store::put_chunked(
     } catch (...) {
         failure = std::current_exception();
     }
-    while (f->requests > 0) co_await f->next_event();
+    while (f->requests > 0)
+        co_await f->next_event();
     if (!failure) failure = f->failure;
     if (!failure) {
         try {
-            co_await commit(keys, generation, size, attributes,
-                            std::span<const std::string_view>());
+            co_await commit(keys, generation, size, attributes, std::nullopt);
             co_return;
         } catch (...) {
             failure = std::current_exception();
@@ -369,14 +386,14 @@ asio::awaitable<void> blob_store::put_chunked(
 
 asio::awaitable<void> blob_store::commit(const object_keys& keys, std::uint64_t generation,
                                          std::uint64_t size, const blob_attributes& attributes,
-                                         std::span<const std::string_view> inline_chunks) {
-    const std::string gen = generation == 0 ? std::string() : std::to_string(generation);
+                                         std::optional<std::string_view> only_chunk) {
+    const std::string gen = std::to_string(generation);
     const std::string size_text = std::to_string(size);
     const std::string chunks_text = std::to_string(chunk_count(size, options_.chunk_size));
     const std::string chunk_size_text = std::to_string(options_.chunk_size);
     const std::string user_pairs = std::to_string(attributes.user.size());
     std::vector<std::string_view> args;
-    args.reserve(7 + 2 * attributes.user.size() + inline_chunks.size());
+    args.reserve(7 + 2 * attributes.user.size());
     args.push_back(keys.chunk_base);
     args.push_back(gen);
     args.push_back(size_text);
@@ -388,13 +405,35 @@ asio::awaitable<void> blob_store::commit(const object_keys& keys, std::uint64_t 
         args.push_back(key);
         args.push_back(value);
     }
-    for (const std::string_view chunk : inline_chunks) args.push_back(chunk);
     const std::string info = info_key();
     const auto script_keys = writer_keys(keys.manifest, keys.readers, info);
-    response<std::string> resp;
-    co_await commit_script().run(client_, script_keys, args, resp);
-    const auto& r = std::get<0>(resp);
-    if (r.has_error()) script_failed("blob_store: put of " + quoted(keys.name), r.error());
+    const script& s = commit_script();
+
+    // A one-chunk object: its chunk and the commit in one request.
+    request req;
+    if (only_chunk)
+        req.push("SET", keys.chunk(generation, 0), *only_chunk, "PX",
+                 options_.unfinished_put_ttl.count());
+    req.push("EVALSHA", s.sha1(), script_keys.size(), script_keys, args);
+    generic_response replies;
+    co_await client_.exec(req, replies);
+    if (only_chunk && replies.front().has_error()) {
+        co_await discard(keys, generation, 1);
+        throw_error(error::server_error, "blob_store: put of " + quoted(keys.name) + ": SET " +
+                                             keys.chunk(generation, 0) + ": " +
+                                             replies.front().error().message);
+    }
+    result<resp::value> outcome = std::move(replies.back());
+    if (outcome.has_error() && outcome.error().message.starts_with("NOSCRIPT")) {
+        request eval; // the server lost its scripts (restart, SCRIPT FLUSH): send the source
+        eval.push("EVAL", s.source(), script_keys.size(), script_keys, args);
+        co_await client_.exec(eval, replies);
+        outcome = std::move(replies.back());
+    }
+    if (outcome.has_error()) {
+        co_await discard(keys, generation, only_chunk ? 1 : 0);
+        script_failed("blob_store: put of " + quoted(keys.name), outcome.error());
+    }
 }
 
 asio::awaitable<void> blob_store::discard(const object_keys& keys, std::uint64_t generation,
@@ -414,66 +453,106 @@ asio::awaitable<void> blob_store::discard(const object_keys& keys, std::uint64_t
 
 // ---- get ------------------------------------------------------------------------------------
 
+asio::awaitable<std::optional<blob_meta>> blob_store::read_manifest(const object_keys& keys) {
+    request req;
+    req.push("HGETALL", keys.manifest);
+    response<std::map<std::string, std::string>> resp;
+    co_await client_.exec(req, resp);
+    auto& r = std::get<0>(resp);
+    if (r.has_error()) corrupted(keys.manifest, r.error().message); // WRONGTYPE: not a hash
+    if (r.value().empty()) co_return std::nullopt;
+    co_return parse_manifest(keys.manifest, r.value());
+}
+
+asio::awaitable<std::optional<blob_meta>> blob_store::read(const object_keys& keys, const sink& out,
+                                                           std::uint64_t& delivered) {
+    // An object of one chunk: its manifest, then its chunk, no lease. If a put retired the
+    // chunk in between, read the new version.
+    for (int attempt = 0; attempt < optimistic_reads; ++attempt) {
+        std::optional<blob_meta> m = co_await read_manifest(keys);
+        if (!m) co_return std::nullopt;
+        if (m->chunks > 1) break;
+        if (co_await read_single(keys, *m, out, delivered) == read_outcome::complete) co_return m;
+    }
+    // A larger object, or one replaced under the reader again and again: under a lease.
+    for (int attempt = 1;; ++attempt) {
+        std::optional<opened> o = co_await open(keys);
+        if (!o) co_return std::nullopt;
+        if (co_await read_leased(keys, *o, out, delivered) == read_outcome::complete)
+            co_return std::move(o->meta);
+        if (delivered > 0 || attempt == max_leased_reads)
+            throw_error(error::timeout,
+                        "blob_store: get of " + quoted(keys.name) + ": generation " +
+                            std::to_string(o->meta.generation) + " was replaced and its chunks " +
+                            "deleted after " + std::to_string(delivered) + " of " +
+                            std::to_string(o->meta.size) +
+                            " bytes were delivered (the reader outlived its read_lease of " +
+                            std::to_string(options_.read_lease.count()) + " ms)");
+    }
+}
+
+asio::awaitable<void> blob_store::check_replaced(const object_keys& keys, const blob_meta& m,
+                                                 std::uint32_t index) {
+    request req;
+    req.push("HGET", keys.manifest, "generation");
+    response<std::optional<std::string>> current;
+    co_await client_.exec(req, current);
+    if (std::get<0>(current).value() == std::to_string(m.generation))
+        corrupted(keys.manifest, "its chunk " + keys.chunk(m.generation, index) + " is missing");
+}
+
+asio::awaitable<blob_store::read_outcome> blob_store::read_single(const object_keys& keys,
+                                                                  const blob_meta& m,
+                                                                  const sink& out,
+                                                                  std::uint64_t& delivered) {
+    if (m.chunks == 0) co_return read_outcome::complete;
+    const std::string key = keys.chunk(m.generation, 0);
+    request req;
+    req.push("GET", key);
+    response<std::optional<std::string>> resp;
+    co_await client_.exec(req, resp);
+    const std::optional<std::string>& bytes = std::get<0>(resp).value();
+    if (!bytes) {
+        co_await check_replaced(keys, m, 0);
+        co_return read_outcome::replaced;
+    }
+    if (bytes->size() != m.size)
+        corrupted(keys.manifest, "its chunk " + key + " holds " + std::to_string(bytes->size()) +
+                                     " bytes, expected " + std::to_string(m.size));
+    co_await out(*bytes);
+    delivered += bytes->size();
+    co_return read_outcome::complete;
+}
+
 asio::awaitable<std::optional<blob_store::opened>> blob_store::open(const object_keys& keys) {
     opened o;
     o.token = reader_id_ + "-" + std::to_string(++reads_);
-    const std::string inline_limit = std::to_string(options_.chunk_size);
     const std::string lease = std::to_string(options_.read_lease.count());
     std::vector<std::string_view> args;
-    args.push_back(keys.chunk_base);
-    args.push_back(inline_limit);
     args.push_back(lease);
     args.push_back(o.token);
     const auto script_keys = reader_keys(keys.manifest, keys.readers);
-    using reply = std::tuple<std::vector<std::string>, long long,
-                             std::vector<std::optional<std::string>>>;
-    response<std::optional<reply>> resp;
+    response<std::optional<std::tuple<std::vector<std::string>, long long>>> resp;
     co_await open_script().run(client_, script_keys, args, resp);
     auto& r = std::get<0>(resp);
     if (r.has_error()) script_failed("blob_store: get of " + quoted(keys.name), r.error());
     if (!r.value()) co_return std::nullopt;
     o.meta = parse_manifest(keys.manifest, to_map(std::get<0>(**r)));
-    o.lease_end = std::get<1>(**r);
-    o.chunks = std::move(std::get<2>(**r));
     co_return o;
 }
 
-asio::awaitable<blob_store::read_outcome>
-blob_store::read_chunks(const object_keys& keys, const opened& o, const sink& out,
-                        std::uint64_t& delivered) {
-    if (o.lease_end != 0) co_return co_await read_leased(keys, o, out, delivered);
-    // Read whole with the manifest, in one step.
-    if (o.chunks.size() != o.meta.chunks)
-        corrupted(keys.manifest, "open returned " + std::to_string(o.chunks.size()) +
-                                     " chunks for " + std::to_string(o.meta.chunks));
-    for (std::uint32_t i = 0; i < o.meta.chunks; ++i) {
-        const std::string key = keys.chunk(o.meta.generation, i);
-        const std::size_t expected = chunk_length(o.meta.size, o.meta.chunk_size, i);
-        if (!o.chunks[i]) corrupted(keys.manifest, "its chunk " + key + " is missing");
-        if (o.chunks[i]->size() != expected)
-            corrupted(keys.manifest, "its chunk " + key + " holds " +
-                                         std::to_string(o.chunks[i]->size()) +
-                                         " bytes, expected " + std::to_string(expected));
-        co_await out(*o.chunks[i]);
-        delivered += expected;
-    }
-    co_return read_outcome::complete;
-}
-
-asio::awaitable<blob_store::read_outcome>
-blob_store::read_leased(const object_keys& keys, const opened& o, const sink& out,
-                        std::uint64_t& delivered) {
-    // A chunk key is written once, by the put of its generation, and never again: whatever a GET
-    // of it returns whole is the right bytes. The lease keeps the chunks there; if they are gone
-    // anyway (the lease ran out), the read is lost, never torn.
+asio::awaitable<blob_store::read_outcome> blob_store::read_leased(const object_keys& keys,
+                                                                  const opened& o, const sink& out,
+                                                                  std::uint64_t& delivered) {
+    // The lease keeps the chunks there; if they are gone anyway (it ran out while the object
+    // was replaced), the read is lost, never torn.
     const blob_meta& m = o.meta;
     const auto ex = co_await asio::this_coro::executor;
     auto f = std::make_shared<flight>(ex);
     f->chunks.resize(m.chunks);
     f->arrived.assign(m.chunks, false);
-    const std::uint64_t window =
-        std::max<std::uint64_t>(1, options_.max_bytes_in_flight / std::max<std::uint64_t>(
-                                                                      1, m.chunk_size));
+    const std::uint64_t window = std::max<std::uint64_t>(
+        1, options_.max_bytes_in_flight / std::max<std::uint64_t>(1, m.chunk_size));
     const std::string gen = std::to_string(m.generation);
     const std::string chunks_text = std::to_string(m.chunks);
     const std::string lease = std::to_string(options_.read_lease.count());
@@ -485,29 +564,24 @@ blob_store::read_leased(const object_keys& keys, const opened& o, const sink& ou
         for (std::uint32_t i = 0; i < m.chunks; ++i) {
             while (requested < m.chunks && requested - i < window) {
                 ++f->requests;
-                asio::co_spawn(ex, read_chunk(client_, f, keys.chunk(m.generation, requested),
-                                              requested),
-                               asio::detached);
+                asio::co_spawn(
+                    ex, read_chunk(client_, f, keys.chunk(m.generation, requested), requested),
+                    asio::detached);
                 ++requested;
             }
-            while (!f->arrived[i] && !f->failure) co_await f->next_event();
+            while (!f->arrived[i] && !f->failure)
+                co_await f->next_event();
             if (f->failure) std::rethrow_exception(f->failure);
             const std::optional<std::string> bytes = std::move(f->chunks[i]);
             f->chunks[i].reset();
-            const std::string key = keys.chunk(m.generation, i);
             if (!bytes) {
-                request req;
-                req.push("HGET", keys.manifest, "generation");
-                response<std::optional<std::string>> current;
-                co_await client_.exec(req, current);
-                if (std::get<0>(current).value() == gen)
-                    corrupted(keys.manifest, "its chunk " + key + " is missing");
-                outcome = read_outcome::lease_lost;
+                co_await check_replaced(keys, m, i);
+                outcome = read_outcome::replaced;
                 break;
             }
             const std::size_t expected = chunk_length(m.size, m.chunk_size, i);
             if (bytes->size() != expected)
-                corrupted(keys.manifest, "its chunk " + key + " holds " +
+                corrupted(keys.manifest, "its chunk " + keys.chunk(m.generation, i) + " holds " +
                                              std::to_string(bytes->size()) + " bytes, expected " +
                                              std::to_string(expected));
             if (std::chrono::steady_clock::now() - renewed > options_.read_lease / 3) {
@@ -532,7 +606,8 @@ blob_store::read_leased(const object_keys& keys, const opened& o, const sink& ou
     } catch (...) {
         failure = std::current_exception();
     }
-    while (f->requests > 0) co_await f->next_event();
+    while (f->requests > 0)
+        co_await f->next_event();
     co_await release(keys, o);
     if (failure) std::rethrow_exception(failure);
     co_return outcome;
@@ -563,45 +638,23 @@ asio::awaitable<std::optional<std::string>> blob_store::get(std::string_view nam
 
 asio::awaitable<std::optional<blob>> blob_store::get_blob(std::string_view name) {
     const object_keys keys = keys_for(name);
-    for (int attempt = 1;; ++attempt) {
-        std::optional<opened> o = co_await open(keys);
-        if (!o) co_return std::nullopt;
-        blob out;
-        out.bytes.reserve(static_cast<std::size_t>(o->meta.size));
-        const sink append = [&out](std::string_view piece) -> asio::awaitable<void> {
-            out.bytes.append(piece);
-            co_return;
-        };
-        std::uint64_t delivered = 0;
-        if (co_await read_chunks(keys, *o, append, delivered) == read_outcome::complete) {
-            out.meta = std::move(o->meta);
-            co_return std::move(out);
-        }
-        if (attempt == max_read_attempts)
-            throw_error(error::timeout, "blob_store: get of " + quoted(keys.name) +
-                                            ": replaced under the reader " +
-                                            std::to_string(attempt) + " times in a row");
-    }
+    blob out;
+    const sink append = [&out](std::string_view piece) -> asio::awaitable<void> {
+        if (out.bytes.empty()) out.bytes.reserve(piece.size()); // a one-chunk object: exact
+        out.bytes.append(piece);
+        co_return;
+    };
+    std::uint64_t delivered = 0;
+    std::optional<blob_meta> meta = co_await read(keys, append, delivered);
+    if (!meta) co_return std::nullopt;
+    out.meta = std::move(*meta);
+    co_return std::move(out);
 }
 
-asio::awaitable<std::optional<blob_meta>> blob_store::get_stream(std::string_view name,
-                                                                 sink out) {
+asio::awaitable<std::optional<blob_meta>> blob_store::get_stream(std::string_view name, sink out) {
     const object_keys keys = keys_for(name);
-    for (int attempt = 1;; ++attempt) {
-        std::optional<opened> o = co_await open(keys);
-        if (!o) co_return std::nullopt;
-        std::uint64_t delivered = 0;
-        if (co_await read_chunks(keys, *o, out, delivered) == read_outcome::complete)
-            co_return std::move(o->meta);
-        if (delivered > 0 || attempt == max_read_attempts)
-            throw_error(error::timeout,
-                        "blob_store: get_stream of " + quoted(keys.name) + ": generation " +
-                            std::to_string(o->meta.generation) + " was replaced and its chunks " +
-                            "deleted after " + std::to_string(delivered) + " of " +
-                            std::to_string(o->meta.size) +
-                            " bytes were delivered (the reader outlived its read_lease of " +
-                            std::to_string(options_.read_lease.count()) + " ms)");
-    }
+    std::uint64_t delivered = 0;
+    co_return co_await read(keys, out, delivered);
 }
 
 // ---- the rest -------------------------------------------------------------------------------
@@ -617,14 +670,7 @@ asio::awaitable<bool> blob_store::exists(std::string_view name) {
 
 asio::awaitable<std::optional<blob_meta>> blob_store::stat(std::string_view name) {
     const object_keys keys = keys_for(name);
-    request req;
-    req.push("HGETALL", keys.manifest);
-    response<std::map<std::string, std::string>> resp;
-    co_await client_.exec(req, resp);
-    auto& r = std::get<0>(resp);
-    if (r.has_error()) corrupted(keys.manifest, r.error().message); // WRONGTYPE: not a hash
-    if (r.value().empty()) co_return std::nullopt;
-    co_return parse_manifest(keys.manifest, r.value());
+    co_return co_await read_manifest(keys);
 }
 
 asio::awaitable<bool> blob_store::erase(std::string_view name) {

@@ -2,7 +2,7 @@
 // in a layout any client can read (the object store of Scaler's Redis backend).
 //
 //   akv::kv::blob_store store(client);                    // key_prefix "blob:"
-//   co_await store.put("photo", bytes, {.content_type = "image/png"});
+//   co_await store.put("photo", bytes, akv::kv::blob_attributes("image/png"));
 //   std::optional<std::string> back = co_await store.get("photo");
 //   akv::kv::blob_info totals = co_await store.info();    // objects, bytes
 //
@@ -16,20 +16,27 @@
 //                                          object has no chunk.
 //   blob:{photo}:readers           zset    "<gen>:<token>" -> lease end (ms since the epoch),
 //                                          only while large reads are running
-//   blob:info                      hash    objects, bytes (the store's totals), last_generation
+//   blob:info                      hash    objects, bytes (the store's totals), and
+//                                          last_generation (each blob_store takes a block of
+//                                          generations at a time from it)
 //
 // Every key starts with key_prefix. The keys of one object share the hash tag {name}, so a
 // Redis Cluster keeps them on one slot (a name must then not start with '}'). The puts and
 // erases also update blob:info in the same Lua call; on a cluster, give key_prefix a hash tag
 // of its own ("{blob}:"), which keeps the whole store on one slot.
 //
-// A put is atomic for readers. Its chunks go under a fresh generation (with a TTL, so the chunks
-// of a put that dies half way expire on their own), then one Lua call (lua/kv/blob_commit.lua)
-// checks them, flips the manifest to the new generation, moves the totals by the difference
-// and retires the old generation. A reader sees the old object or the new one, never a mix:
-// an object of up to chunk_size bytes is read with its manifest in one Lua call; a larger one
-// under a read lease on its generation (lua/kv/blob_open.lua), which keeps a retired
-// generation's chunks until its readers are done (blob_renew.lua, blob_release.lua).
+// A put is atomic for readers. Its chunks are SET under a generation no other put uses (with a
+// TTL, so the chunks of a put that dies half way expire on their own), then one Lua call
+// (lua/kv/blob_commit.lua) checks them, flips the manifest to the new generation, moves the
+// totals by the difference and retires the old generation; an object of one chunk takes one
+// request for both. A chunk key is written once and never changed, so a GET that finds it
+// finds the right bytes, and a reader sees the old object or the new one, never a mix: it
+// reads the manifest, then the chunks of its generation. If a put retired them in between,
+// an object of one chunk is read again; a larger one is read under a lease on its
+// generation (lua/kv/blob_open.lua), which keeps retired chunks until their readers are done
+// (blob_renew.lua, blob_release.lua). The bytes never pass through Lua, which copies large
+// strings slowly.
+//
 // The totals change only in the Lua calls that change a manifest, so they stay exact under any
 // number of concurrent puts and erases: an overwrite moves bytes by the difference, the erase
 // of a missing object changes nothing.
@@ -42,12 +49,14 @@
 // before anything is sent; the message names the object and both sizes), error::type_mismatch
 // (a manifest or chunk that is not what a put writes; the message names the key),
 // error::script_error (a Lua call refused, e.g. chunks that expired before their commit),
-// error::timeout (a get_stream reader that held a chunk longer than its read lease while the
-// object was replaced), and the client's own codes. A missing object is std::nullopt or false,
+// error::timeout (a reader that kept a chunk longer than its read lease while the object was
+// replaced, or one whose object was replaced under it again and again), and the client's own
+// codes. A missing object is std::nullopt or false,
 // never an error. Empty names are refused with std::invalid_argument.
 //
-// A blob_store is used from its client's executor, as the client itself; the client must outlive
-// the store's operations.
+// A blob_store is cheap (a few strings and counters) and any number of them may share a store's
+// keys, in one process or many. It is used from its client's executor, as the client itself;
+// the client must outlive the store's operations.
 #pragma once
 
 #include <akv/client.hpp>
@@ -61,6 +70,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace akv::kv {
 
@@ -79,8 +89,16 @@ struct blob_options {
     std::chrono::milliseconds unfinished_put_ttl{std::chrono::hours(1)};
 };
 
-// What a put stores beside the bytes.
+// What a put stores beside the bytes. Not an aggregate on purpose: g++ 12 destroys an
+// aggregate temporary twice when it is built in a co_await expression, so
+// `co_await store.put(name, bytes, blob_attributes("image/png"))` must not be written with
+// braces.
 struct blob_attributes {
+    blob_attributes() = default;
+    explicit blob_attributes(std::string type, std::map<std::string, std::string> fields = {})
+        : content_type(std::move(type))
+        , user(std::move(fields)) {}
+
     std::string content_type;
     std::map<std::string, std::string> user; // user:<key> fields of the manifest
 };
@@ -120,7 +138,7 @@ public:
     explicit blob_store(client& c, blob_options options = {});
 
     // Stores `bytes` under `name`, replacing any object of that name (a reader sees the old one
-    // or the new one, whole). Objects of up to chunk_size bytes take one round trip.
+    // or the new one, whole). An object of up to chunk_size bytes takes one request.
     asio::awaitable<void> put(std::string_view name, std::string_view bytes);
     asio::awaitable<void> put(std::string_view name, std::string_view bytes,
                               blob_attributes attributes);
@@ -156,29 +174,38 @@ public:
 private:
     struct object_keys;
     struct opened;
-    enum class read_outcome { complete, lease_lost };
+    enum class read_outcome { complete, replaced };
 
     object_keys keys_for(std::string_view name) const;
     void check_size(const object_keys& keys, std::uint64_t size) const;
+    asio::awaitable<std::uint64_t> next_generation();
     asio::awaitable<void> commit(const object_keys& keys, std::uint64_t generation,
                                  std::uint64_t size, const blob_attributes& attributes,
-                                 std::span<const std::string_view> inline_chunks);
+                                 std::optional<std::string_view> only_chunk);
     asio::awaitable<void>
     put_chunked(const object_keys& keys, std::uint64_t size, const blob_attributes& attributes,
                 const std::function<asio::awaitable<std::string_view>(std::size_t)>& next_chunk);
+    asio::awaitable<void> discard(const object_keys& keys, std::uint64_t generation,
+                                  std::uint32_t chunks);
+    asio::awaitable<std::optional<blob_meta>> read_manifest(const object_keys& keys);
+    asio::awaitable<std::optional<blob_meta>> read(const object_keys& keys, const sink& out,
+                                                   std::uint64_t& delivered);
+    asio::awaitable<read_outcome> read_single(const object_keys& keys, const blob_meta& m,
+                                              const sink& out, std::uint64_t& delivered);
     asio::awaitable<std::optional<opened>> open(const object_keys& keys);
     asio::awaitable<read_outcome> read_leased(const object_keys& keys, const opened& o,
                                               const sink& out, std::uint64_t& delivered);
-    asio::awaitable<read_outcome> read_chunks(const object_keys& keys, const opened& o,
-                                              const sink& out, std::uint64_t& delivered);
     asio::awaitable<void> release(const object_keys& keys, const opened& o);
-    asio::awaitable<void> discard(const object_keys& keys, std::uint64_t generation,
-                                  std::uint32_t chunks);
+    // A chunk is gone: fine if a put or erase retired its generation, else corruption.
+    asio::awaitable<void> check_replaced(const object_keys& keys, const blob_meta& m,
+                                         std::uint32_t index);
 
     client& client_;
     blob_options options_;
     std::string reader_id_; // this store's part of its read lease tokens
     std::uint64_t reads_ = 0;
+    std::uint64_t next_generation_ = 0; // the block of generations this store has taken
+    std::uint64_t generation_limit_ = 0;
 };
 
 } // namespace akv::kv
