@@ -80,7 +80,8 @@ std::string run_command(const std::string& cmd) {
     std::string out;
     std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
     if (!pipe) throw std::runtime_error("cannot run: " + cmd);
-    while (std::fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
+    while (std::fgets(buf.data(), buf.size(), pipe.get()))
+        out += buf.data();
     return out;
 }
 
@@ -88,9 +89,9 @@ std::string run_command(const std::string& cmd) {
 double run_peer(std::uint16_t port, int clients, int pipeline, long total_ops, bool pinned) {
     const long per_test = total_ops / 2;
     const std::string cmd = std::string(pinned ? "taskset -c 0 " : "") +
-                            "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) +
-                            " -c " + std::to_string(clients) + " -P " +
-                            std::to_string(pipeline) + " -n " + std::to_string(per_test) +
+                            "redis-benchmark -h 127.0.0.1 -p " + std::to_string(port) + " -c " +
+                            std::to_string(clients) + " -P " + std::to_string(pipeline) + " -n " +
+                            std::to_string(per_test) +
                             " -d 100 -r 1000 -t set,get --csv 2>/dev/null";
     const std::string out = run_command(cmd);
     double seconds = 0;
@@ -151,8 +152,10 @@ int main(int argc, char** argv) {
             long ops;
         };
         // The last one puts as many requests in flight as redis-benchmark -c 50 -P 16 does.
-        const scenario scenarios[] = {{1, 1, 1, ops / 10},    {50, 50, 1, ops},
-                                      {500, 500, 1, ops},     {50, 50, 16, ops * 2},
+        const scenario scenarios[] = {{1, 1, 1, ops / 10},
+                                      {50, 50, 1, ops},
+                                      {500, 500, 1, ops},
+                                      {50, 50, 16, ops * 2},
                                       {800, 50, 16, ops * 2}};
         // Median of three runs each, alternating ours and the peer's, so a noisy moment on a
         // shared machine does not decide a ratio.
@@ -172,7 +175,8 @@ int main(int argc, char** argv) {
             report("1 connection, " + std::to_string(s.coroutines) + " coroutines", peer, ours,
                    theirs, pinned ? "server and client on cpu 0" : "unpinned");
         };
-        for (const scenario& s : scenarios) run(s, false);
+        for (const scenario& s : scenarios)
+            run(s, false);
         // With few requests in flight, a round trip between two cores costs the wake-up of an
         // idle core twice (tens of microseconds on a VM), which caps any client at
         // in-flight / round-trip. On one core the server runs as soon as the client waits.

@@ -9,11 +9,21 @@ std::string quoted(const std::string& s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-        case '\\': out += "\\\\"; break;
-        case '"': out += "\\\""; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
+        case '\\':
+            out += "\\\\";
+            break;
+        case '"':
+            out += "\\\"";
+            break;
+        case '\n':
+            out += "\\n";
+            break;
+        case '\r':
+            out += "\\r";
+            break;
+        case '\t':
+            out += "\\t";
+            break;
         default:
             if (c < 0x20 || c >= 0x7f) {
                 char buf[8];
@@ -30,16 +40,34 @@ std::string quoted(const std::string& s) {
 void format_into(std::string& out, const resp::value& v, std::size_t indent) {
     using resp::type;
     switch (v.data_type) {
-    case type::simple_string: out += v.str; break;
-    case type::blob_string: out += quoted(v.str); break;
-    case type::verbatim_string: out += v.str.size() >= 4 ? v.str.substr(4) : v.str; break;
-    case type::number: out += "(integer) " + v.str; break;
-    case type::doublean: out += "(double) " + v.str; break;
-    case type::big_number: out += "(big number) " + v.str; break;
-    case type::boolean: out += v.str == "t" ? "(true)" : "(false)"; break;
-    case type::null: out += "(nil)"; break;
+    case type::simple_string:
+        out += v.str;
+        break;
+    case type::blob_string:
+        out += quoted(v.str);
+        break;
+    case type::verbatim_string:
+        out += v.str.size() >= 4 ? v.str.substr(4) : v.str;
+        break;
+    case type::number:
+        out += "(integer) " + v.str;
+        break;
+    case type::doublean:
+        out += "(double) " + v.str;
+        break;
+    case type::big_number:
+        out += "(big number) " + v.str;
+        break;
+    case type::boolean:
+        out += v.str == "t" ? "(true)" : "(false)";
+        break;
+    case type::null:
+        out += "(nil)";
+        break;
     case type::simple_error:
-    case type::blob_error: out += "(error) " + v.str; break;
+    case type::blob_error:
+        out += "(error) " + v.str;
+        break;
     case type::array:
     case type::set:
     case type::push:

@@ -79,8 +79,10 @@ std::optional<options> parse(int argc, char** argv) {
         o.cfg = akv::config::from_json_file(*config_file);
     else if (url)
         o.cfg = akv::config::from_url(*url);
-    for (const auto& [key, value] : settings) o.cfg.set(key, value);
-    for (; i < argc; ++i) o.command.emplace_back(argv[i]);
+    for (const auto& [key, value] : settings)
+        o.cfg.set(key, value);
+    for (; i < argc; ++i)
+        o.command.emplace_back(argv[i]);
     if (o.command.empty()) throw std::invalid_argument("no command given");
     return o;
 }

@@ -103,9 +103,10 @@ asio::awaitable<void> many_coroutines(akv::connection& conn, const options& o) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const double total = double(o.coroutines) * o.requests;
-    spdlog::info("{} coroutines x {} GET/SET on one connection: {:.0f} ops/s ({} requests in {:.2f} s)",
-                 o.coroutines, o.requests, total / seconds,
-                 conn.stats().requests_written - written_before, seconds);
+    spdlog::info(
+        "{} coroutines x {} GET/SET on one connection: {:.0f} ops/s ({} requests in {:.2f} s)",
+        o.coroutines, o.requests, total / seconds, conn.stats().requests_written - written_before,
+        seconds);
 }
 
 asio::awaitable<void> pubsub(akv::connection& subscriber, akv::connection& publisher) {
@@ -123,9 +124,8 @@ asio::awaitable<void> pubsub(akv::connection& subscriber, akv::connection& publi
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now() - sent)
                             .count();
-    spdlog::info("pub/sub: {} receiver(s); got [{}] on {} in {} us",
-                 std::get<0>(receivers).value(), message.elements.at(2).str,
-                 message.elements.at(1).str, micros);
+    spdlog::info("pub/sub: {} receiver(s); got [{}] on {} in {} us", std::get<0>(receivers).value(),
+                 message.elements.at(2).str, message.elements.at(1).str, micros);
 }
 
 } // namespace

@@ -31,11 +31,13 @@ bool is_text(resp::type t) {
 void cursor::skip_subtree() {
     const std::uint32_t depth = nodes[index].depth;
     ++index;
-    while (index < nodes.size() && nodes[index].depth > depth) ++index;
+    while (index < nodes.size() && nodes[index].depth > depth)
+        ++index;
 }
 
 void cursor::skip_attributes() {
-    while (index < nodes.size() && nodes[index].data_type == resp::type::attribute) skip_subtree();
+    while (index < nodes.size() && nodes[index].data_type == resp::type::attribute)
+        skip_subtree();
 }
 
 error_info mismatch(const cursor& c, std::string_view expected) {
@@ -80,8 +82,7 @@ std::optional<error_info> converter<std::string>::apply(cursor& c, std::string& 
     const resp::node& n = c.current();
     if (n.data_type == resp::type::null) return unexpected_null("a string");
     if (resp::is_error(n.data_type)) return server_error_from(c);
-    if (!is_text(n.data_type) && n.data_type != resp::type::boolean)
-        return mismatch(c, "a string");
+    if (!is_text(n.data_type) && n.data_type != resp::type::boolean) return mismatch(c, "a string");
     std::string_view t = c.text();
     if (n.data_type == resp::type::verbatim_string) t.remove_prefix(4); // "txt:"
     out.assign(t.data(), t.size());

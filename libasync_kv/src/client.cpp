@@ -24,7 +24,9 @@ config blocking_config_from(config cfg) {
 } // namespace
 
 client::client(executor_type ex, config cfg)
-    : main_(ex, cfg), blocking_config_(blocking_config_from(cfg)), pool_signal_(ex) {}
+    : main_(ex, cfg)
+    , blocking_config_(blocking_config_from(cfg))
+    , pool_signal_(ex) {}
 
 client::~client() = default;
 
@@ -37,7 +39,8 @@ void client::cancel() {
     asio::dispatch(main_.get_executor(), [this] {
         stopped_ = true;
         main_.cancel();
-        for (auto& p : pool_) p->conn.cancel();
+        for (auto& p : pool_)
+            p->conn.cancel();
         pool_signal_.cancel();
     });
 }
@@ -91,13 +94,13 @@ void client::release(pooled& p, bool healthy) {
     pool_signal_.cancel();
 }
 
-asio::awaitable<void> client::exec_blocking(
-    asio::any_completion_handler<connection::exec_signature> h, executor_type handler_ex,
-    const request* req, detail::reply_adapter adapter) {
+asio::awaitable<void>
+client::exec_blocking(asio::any_completion_handler<connection::exec_signature> h,
+                      executor_type handler_ex, const request* req, detail::reply_adapter adapter) {
     pooled* p = co_await acquire();
     if (!p) {
-        const error_code ec = stopped_ ? error_code(error::connection_closed)
-                                       : error_code(error::pool_exhausted);
+        const error_code ec =
+            stopped_ ? error_code(error::connection_closed) : error_code(error::pool_exhausted);
         detail::complete_on(handler_ex, std::move(h), ec, std::size_t{0});
         co_return;
     }
@@ -106,8 +109,8 @@ asio::awaitable<void> client::exec_blocking(
     asio::cancellation_signal forward;
     if (slot.is_connected())
         slot.assign([&forward](asio::cancellation_type t) { forward.emit(t); });
-    auto [ec, n] = co_await p->conn.exec(
-        *req, adapter, asio::bind_cancellation_slot(forward.slot(), nothrow));
+    auto [ec, n] =
+        co_await p->conn.exec(*req, adapter, asio::bind_cancellation_slot(forward.slot(), nothrow));
     if (slot.is_connected()) slot.clear();
     release(*p, !ec);
     detail::complete_on(handler_ex, std::move(h), ec, n);

@@ -44,7 +44,9 @@ bool starts_with(std::string_view text, std::string_view prefix) {
 struct connection::impl {
     // A caller's exec(), pooled: a steady state of requests allocates nothing here.
     struct exec_op final : detail::pending_request {
-        explicit exec_op(impl& o) : owner(o), timer(o.ex) {}
+        explicit exec_op(impl& o)
+            : owner(o)
+            , timer(o.ex) {}
         impl& owner;
         asio::any_completion_handler<exec_signature> handler;
         executor_type handler_ex;
@@ -67,9 +69,16 @@ struct connection::impl {
     };
 
     impl(executor_type e, config c)
-        : ex(std::move(e)), cfg(std::move(c)), socket(ex), resolver(ex), writer_wakeup(ex),
-          health_timer(ex), backoff_timer(ex), connect_timer(ex), mux(cfg.resp_limits),
-          reconnect_wait(cfg.reconnect_wait_min, cfg.reconnect_wait_max,
+        : ex(std::move(e))
+        , cfg(std::move(c))
+        , socket(ex)
+        , resolver(ex)
+        , writer_wakeup(ex)
+        , health_timer(ex)
+        , backoff_timer(ex)
+        , connect_timer(ex)
+        , mux(cfg.resp_limits)
+        , reconnect_wait(cfg.reconnect_wait_min, cfg.reconnect_wait_max,
                          static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this))) {
         mux.set_push_handler([this](std::span<const resp::node> nodes, std::string_view msg) {
             on_push(nodes, msg);
@@ -81,7 +90,8 @@ struct connection::impl {
     }
 
     ~impl() {
-        for (exec_op* op : all_ops) delete op;
+        for (exec_op* op : all_ops)
+            delete op;
     }
 
     // ---- exec
@@ -204,8 +214,8 @@ struct connection::impl {
         if (slot.is_connected()) {
             slot.assign([this, generation](asio::cancellation_type) {
                 asio::post(ex, [this, generation] {
-                    if (push_waiter && push_generation == generation) fail_push_waiter(
-                        asio::error::operation_aborted);
+                    if (push_waiter && push_generation == generation)
+                        fail_push_waiter(asio::error::operation_aborted);
                 });
             });
         }
@@ -225,7 +235,8 @@ struct connection::impl {
     void emit(connection_event::kind what, error_code reason = {}, std::string detail = {}) {
         const connection_event event{what, reason, std::move(detail)};
         if (on_event) on_event(event);
-        for (std::size_t i = 0; i < listeners.size(); ++i) listeners[i].second(event);
+        for (std::size_t i = 0; i < listeners.size(); ++i)
+            listeners[i].second(event);
     }
 
     void stop() {
@@ -307,8 +318,9 @@ struct connection::impl {
     }
 
     asio::awaitable<std::tuple<error_code, std::size_t>> read_some(std::span<char> space) {
-        if (tls) co_return co_await tls->async_read_some(asio::buffer(space.data(), space.size()),
-                                                         nothrow);
+        if (tls)
+            co_return co_await tls->async_read_some(asio::buffer(space.data(), space.size()),
+                                                    nothrow);
         co_return co_await socket.async_read_some(asio::buffer(space.data(), space.size()),
                                                   nothrow);
     }
@@ -337,7 +349,8 @@ struct connection::impl {
             co_await resolver.async_resolve(host.host, std::to_string(host.port), nothrow);
         if (rec) {
             last_error = "resolve \"" + host.host + "\": " + rec.message();
-            co_return rec == asio::error::operation_aborted ? rec : error_code(error::resolve_failed);
+            co_return rec == asio::error::operation_aborted ? rec
+                                                            : error_code(error::resolve_failed);
         }
         ec = asio::error::host_not_found;
         for (const auto& entry : results) {
@@ -348,8 +361,8 @@ struct connection::impl {
             if (!ec) break;
         }
         if (ec) {
-            last_error = "connect to " + host.host + ":" + std::to_string(host.port) + ": " +
-                         ec.message();
+            last_error =
+                "connect to " + host.host + ":" + std::to_string(host.port) + ": " + ec.message();
             co_return ec;
         }
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
@@ -411,10 +424,10 @@ struct connection::impl {
                     last_error = "authentication refused: " + text;
                     co_return error_code(error::auth_failed);
                 }
-                last_error = starts_with(text, "ERR unknown command")
-                                 ? "server does not speak RESP3 (HELLO needs Redis 6 or later): " +
-                                       text
-                                 : "HELLO refused: " + text;
+                last_error =
+                    starts_with(text, "ERR unknown command")
+                        ? "server does not speak RESP3 (HELLO needs Redis 6 or later): " + text
+                        : "HELLO refused: " + text;
             } else {
                 last_error = "SELECT " + std::to_string(cfg.db) + " refused: " + text;
             }
@@ -465,7 +478,8 @@ struct connection::impl {
                 writer_wakeup.expires_at(asio::steady_timer::time_point::max());
                 co_await writer_wakeup.async_wait(nothrow);
                 writer_waiting = false;
-                if (co_await cancelled() || stopping) co_return error_code(asio::error::operation_aborted);
+                if (co_await cancelled() || stopping)
+                    co_return error_code(asio::error::operation_aborted);
             }
             const std::string_view bytes = mux.prepare_write();
             if (!bytes.empty()) {
@@ -492,7 +506,8 @@ struct connection::impl {
             auto [ec] = co_await health_timer.async_wait(nothrow);
             if (ec) co_return ec;
             switch (check.on_tick(mux.stats().bytes_read)) {
-            case detail::health_check::action::none: break;
+            case detail::health_check::action::none:
+                break;
             case detail::health_check::action::ping:
                 if (!ping_op.in_queue) {
                     ping_op.in_queue = true;
@@ -575,10 +590,18 @@ connection::connection(executor_type ex, config cfg)
 
 connection::~connection() = default;
 
-connection::executor_type connection::get_executor() const noexcept { return impl_->ex; }
-const config& connection::get_config() const noexcept { return impl_->cfg; }
-bool connection::is_connected() const noexcept { return impl_->connected; }
-const std::string& connection::last_error_message() const noexcept { return impl_->last_error; }
+connection::executor_type connection::get_executor() const noexcept {
+    return impl_->ex;
+}
+const config& connection::get_config() const noexcept {
+    return impl_->cfg;
+}
+bool connection::is_connected() const noexcept {
+    return impl_->connected;
+}
+const std::string& connection::last_error_message() const noexcept {
+    return impl_->last_error;
+}
 
 void connection::set_event_handler(std::function<void(const connection_event&)> handler) {
     impl_->on_event = std::move(handler);
@@ -615,18 +638,18 @@ connection_stats connection::stats() const {
 void connection::start_exec(asio::any_completion_handler<exec_signature> handler,
                             executor_type handler_ex, const request* req,
                             detail::reply_adapter adapter) {
-    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler),
-                               hex = std::move(handler_ex), req, adapter]() mutable {
+    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler), hex = std::move(handler_ex),
+                               req, adapter]() mutable {
         s->exec_now(std::move(h), std::move(hex), req, adapter);
     });
 }
 
 void connection::start_receive_push(asio::any_completion_handler<push_signature> handler,
                                     executor_type handler_ex) {
-    asio::dispatch(impl_->ex,
-                   [s = impl_.get(), h = std::move(handler), hex = std::move(handler_ex)]() mutable {
-                       s->receive_push_now(std::move(h), std::move(hex));
-                   });
+    asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler),
+                               hex = std::move(handler_ex)]() mutable {
+        s->receive_push_now(std::move(h), std::move(hex));
+    });
 }
 
 void connection::cancel() {

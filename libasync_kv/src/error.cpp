@@ -9,37 +9,60 @@ public:
 
     std::string message(int ev) const override {
         switch (static_cast<error>(ev)) {
-        case error::resp_protocol: return "malformed RESP reply";
-        case error::resp_too_deep: return "RESP reply nested deeper than the parser allows";
-        case error::resp_too_large: return "RESP length beyond the parser's limit";
-        case error::resp_unsupported: return "RESP3 streamed types are not supported";
-        case error::server_error: return "the server answered with an error reply";
-        case error::type_mismatch: return "value does not have the expected type or shape";
-        case error::unexpected_null: return "null reply where the C++ type has no null";
+        case error::resp_protocol:
+            return "malformed RESP reply";
+        case error::resp_too_deep:
+            return "RESP reply nested deeper than the parser allows";
+        case error::resp_too_large:
+            return "RESP length beyond the parser's limit";
+        case error::resp_unsupported:
+            return "RESP3 streamed types are not supported";
+        case error::server_error:
+            return "the server answered with an error reply";
+        case error::type_mismatch:
+            return "value does not have the expected type or shape";
+        case error::unexpected_null:
+            return "null reply where the C++ type has no null";
         case error::incompatible_size:
             return "the response does not have one slot per command of the request";
-        case error::empty_request: return "the request holds no command";
-        case error::not_connected: return "not connected to the server";
+        case error::empty_request:
+            return "the request holds no command";
+        case error::not_connected:
+            return "not connected to the server";
         case error::connection_lost:
             return "connection lost after the request was written; its outcome is unknown";
-        case error::timeout: return "request timed out";
-        case error::connect_timeout: return "connect timed out";
-        case error::resolve_failed: return "host name did not resolve";
-        case error::handshake_failed: return "connection handshake (HELLO/SELECT) refused";
-        case error::auth_failed: return "authentication refused by the server";
-        case error::health_check_timeout: return "no reply to the health-check PING";
-        case error::connection_closed: return "connection closed by the application";
-        case error::push_overflow: return "push queue full: a push frame was dropped";
+        case error::timeout:
+            return "request timed out";
+        case error::connect_timeout:
+            return "connect timed out";
+        case error::resolve_failed:
+            return "host name did not resolve";
+        case error::handshake_failed:
+            return "connection handshake (HELLO/SELECT) refused";
+        case error::auth_failed:
+            return "authentication refused by the server";
+        case error::health_check_timeout:
+            return "no reply to the health-check PING";
+        case error::connection_closed:
+            return "connection closed by the application";
+        case error::push_overflow:
+            return "push queue full: a push frame was dropped";
         case error::pool_exhausted:
             return "no blocking-command connection became free within pool_wait_timeout";
         case error::subscriber_overflow:
             return "subscriber fell behind its queue bound and was disconnected";
-        case error::subscription_closed: return "subscription closed";
-        case error::script_error: return "Lua script failed";
-        case error::invalid_config: return "invalid configuration";
-        case error::invalid_url: return "invalid Redis URL";
-        case error::object_too_large: return "object larger than the configured limit";
-        case error::server_start_failed: return "could not start redis-server";
+        case error::subscription_closed:
+            return "subscription closed";
+        case error::script_error:
+            return "Lua script failed";
+        case error::invalid_config:
+            return "invalid configuration";
+        case error::invalid_url:
+            return "invalid Redis URL";
+        case error::object_too_large:
+            return "object larger than the configured limit";
+        case error::server_start_failed:
+            return "could not start redis-server";
         }
         return "unknown akv error";
     }

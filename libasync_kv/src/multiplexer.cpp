@@ -5,7 +5,10 @@
 
 namespace akv::detail {
 
-multiplexer::multiplexer(resp::limits limits) : parser_(limits) { nodes_.reserve(64); }
+multiplexer::multiplexer(resp::limits limits)
+    : parser_(limits) {
+    nodes_.reserve(64);
+}
 
 void multiplexer::add(pending_request& r) {
     r.seq = front_seq_ + queue_.size();
@@ -101,7 +104,8 @@ std::span<char> multiplexer::prepare_read(std::size_t min_space) {
     }
     if (read_buffer_.size() - filled_ < min_space) {
         std::size_t size = read_buffer_.empty() ? 64 * 1024 : read_buffer_.size();
-        while (size - filled_ < min_space) size *= 2;
+        while (size - filled_ < min_space)
+            size *= 2;
         read_buffer_.resize(size);
     }
     return {read_buffer_.data() + filled_, read_buffer_.size() - filled_};
@@ -136,7 +140,8 @@ void multiplexer::dispatch(std::string_view message, boost::system::error_code& 
     while (nodes_[first].data_type == resp::type::attribute) {
         const std::uint32_t depth = nodes_[first].depth;
         ++first;
-        while (nodes_[first].depth > depth) ++first;
+        while (nodes_[first].depth > depth)
+            ++first;
     }
     if (nodes_[first].data_type == resp::type::push) {
         ++counters_.pushes;
@@ -168,7 +173,8 @@ void multiplexer::renumber() {
     for (std::size_t i = 0; i < queue_.size(); ++i)
         if (queue_[i].op) kept.push_back(queue_[i]);
     queue_ = std::move(kept);
-    for (std::size_t i = 0; i < queue_.size(); ++i) queue_[i].op->seq = front_seq_ + i;
+    for (std::size_t i = 0; i < queue_.size(); ++i)
+        queue_[i].op->seq = front_seq_ + i;
 }
 
 void multiplexer::on_disconnect() {

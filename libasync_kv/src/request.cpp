@@ -23,7 +23,7 @@ bool answers_with_push(std::string_view command) {
 
 bool always_blocks(std::string_view command) {
     static constexpr std::array<std::string_view, 11> names{
-        "BLPOP",  "BRPOP",    "BLMOVE", "BRPOPLPUSH", "BLMPOP",  "BZPOPMIN",
+        "BLPOP",    "BRPOP",  "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN",
         "BZPOPMAX", "BZMPOP", "WAIT",   "WAITAOF",    "MONITOR"};
     return std::any_of(names.begin(), names.end(),
                        [&](std::string_view n) { return iequals(n, command); });

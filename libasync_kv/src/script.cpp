@@ -4,7 +4,8 @@
 
 namespace akv {
 
-script::script(std::string_view source) : source_(source) {
+script::script(std::string_view source)
+    : source_(source) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int length = 0;
     EVP_Digest(source_.data(), source_.size(), digest, &length, EVP_sha1(), nullptr);

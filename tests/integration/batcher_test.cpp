@@ -146,9 +146,9 @@ TEST(Batcher, CrashBetweenReadAndWriteAcksNothingAndAnotherInstanceRecovers) {
             }
             EXPECT_TRUE(crashed);
         }
-        EXPECT_EQ(co_await xlen(rc.client, "{p}:out"), 0);  // no output ...
+        EXPECT_EQ(co_await xlen(rc.client, "{p}:out"), 0); // no output ...
         EXPECT_EQ(co_await batcher(rc.client, options_for("x"), double_it).group().pending(),
-                  64u);                                     // ... and no input acked
+                  64u); // ... and no input acked
         batcher rescuer(rc.client, options_for("rescuer"), double_it);
         EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
             co_await rescuer.run_once();
@@ -157,7 +157,8 @@ TEST(Batcher, CrashBetweenReadAndWriteAcksNothingAndAnotherInstanceRecovers) {
         }));
         EXPECT_GE(rescuer.stats().reclaimed, 64u);
         std::set<std::string> answered;
-        for (const auto& o : co_await all(rc.client, "{p}:out")) answered.insert(*o.field("in"));
+        for (const auto& o : co_await all(rc.client, "{p}:out"))
+            answered.insert(*o.field("in"));
         EXPECT_EQ(answered, std::set<std::string>(ids.begin(), ids.end()));
     }());
 }

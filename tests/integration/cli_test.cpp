@@ -21,7 +21,8 @@ outcome run(const std::string& args) {
     FILE* pipe = popen(cmd.c_str(), "r");
     if (!pipe) return o;
     std::array<char, 4096> buf;
-    while (std::fgets(buf.data(), buf.size(), pipe)) o.out += buf.data();
+    while (std::fgets(buf.data(), buf.size(), pipe))
+        o.out += buf.data();
     const int raw = pclose(pipe);
     o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     return o;

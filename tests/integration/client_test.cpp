@@ -58,8 +58,8 @@ TEST(Client, CancelledBlockingCommandRetiresItsConnection) {
         akv::request blpop;
         blpop.push("BLPOP", "never", 0); // blocks forever server-side
         asio::steady_timer timer(io, std::chrono::milliseconds(50));
-        auto outcome = co_await (rc.client.exec(blpop, akv::ignore, nothrow) ||
-                                 timer.async_wait(nothrow));
+        auto outcome =
+            co_await (rc.client.exec(blpop, akv::ignore, nothrow) || timer.async_wait(nothrow));
         EXPECT_EQ(outcome.index(), 1u);
         // The blocked connection is not reused: a new BLPOP gets a fresh one and its answer.
         akv::request push;

@@ -19,8 +19,12 @@ void* operator new(std::size_t n) {
     if (void* p = std::malloc(n ? n : 1)) return p;
     throw std::bad_alloc();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
 
 using namespace akv::test;
 namespace asio = boost::asio;
@@ -35,9 +39,11 @@ TEST(ConnectionAllocations, SteadyStateExecAllocatesNothing) {
         set.push("SET", "key", std::string(100, 'v'));
         get.push("GET", "key");
         akv::response<std::string> reply;
-        for (int i = 0; i < 2000; ++i) co_await rc.conn.exec(i % 2 ? get : set, reply); // warm up
+        for (int i = 0; i < 2000; ++i)
+            co_await rc.conn.exec(i % 2 ? get : set, reply); // warm up
         const std::size_t before = allocations.load();
-        for (int i = 0; i < 10000; ++i) co_await rc.conn.exec(i % 2 ? get : set, reply);
+        for (int i = 0; i < 10000; ++i)
+            co_await rc.conn.exec(i % 2 ? get : set, reply);
         during = allocations.load() - before;
         EXPECT_EQ(std::get<0>(reply).value(), std::string(100, 'v'));
     }());

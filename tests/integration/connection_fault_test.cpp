@@ -59,7 +59,8 @@ TEST(ConnectionFaults, ServerKilledMidLoadLosesNoAcknowledgedWrite) {
                 ++finished;
             });
     }
-    ASSERT_TRUE(run_until(io, [&] { return finished == workers; }, 120s))
+    ASSERT_TRUE(run_until(
+        io, [&] { return finished == workers; }, 120s))
         << "requests hung after the restart: " << finished << " of " << workers << " done";
     EXPECT_TRUE(restarted);
     EXPECT_EQ(other, 0);
@@ -84,7 +85,8 @@ TEST(ConnectionFaults, UnwrittenRequestsCompleteAfterReconnect) {
     akv::embedded_server server;
     asio::io_context io;
     running_connection rc(io, fast_reconnect(server.config()));
-    ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return rc.conn.is_connected(); }, 10s));
     server.kill();
     // Queue requests while the server is gone: they wait, unwritten, for the reconnect.
     int done = 0;
@@ -104,10 +106,13 @@ TEST(ConnectionFaults, UnwrittenRequestsCompleteAfterReconnect) {
                 ++done;
             });
     }
-    ASSERT_TRUE(run_until(io, [&] { return !rc.conn.is_connected(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return !rc.conn.is_connected(); }, 10s));
     server.start();
-    ASSERT_TRUE(run_until(io, [&] { return done == 20; }, 20s));
-    for (int i = 0; i < 20; ++i) EXPECT_EQ(values[i], std::to_string(i));
+    ASSERT_TRUE(run_until(
+        io, [&] { return done == 20; }, 20s));
+    for (int i = 0; i < 20; ++i)
+        EXPECT_EQ(values[i], std::to_string(i));
 }
 
 TEST(ConnectionFaults, MalformedReplyIsAProtocolErrorAndTheConnectionRecovers) {
@@ -117,8 +122,8 @@ TEST(ConnectionFaults, MalformedReplyIsAProtocolErrorAndTheConnectionRecovers) {
         if (connection == 1) return "?this is not RESP\r\n";
         return "+PONG\r\n";
     });
-    akv::config cfg = fast_reconnect(akv::config::from_url(
-        "redis://127.0.0.1:" + std::to_string(fake.port())));
+    akv::config cfg =
+        fast_reconnect(akv::config::from_url("redis://127.0.0.1:" + std::to_string(fake.port())));
     std::vector<akv::connection_event> events;
     running_connection rc(io, cfg);
     rc.conn.set_event_handler([&](const akv::connection_event& e) { events.push_back(e); });
@@ -151,9 +156,8 @@ TEST(ConnectionFaults, IdempotentRequestIsRetriedAfterAMalformedReply) {
         if (connection == 1) return "$-7\r\n";
         return "$5\r\nvalue\r\n";
     });
-    running_connection rc(
-        io, fast_reconnect(akv::config::from_url("redis://127.0.0.1:" +
-                                                  std::to_string(fake.port()))));
+    running_connection rc(io, fast_reconnect(akv::config::from_url("redis://127.0.0.1:" +
+                                                                   std::to_string(fake.port()))));
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::request get({.idempotent = true});
         get.push("GET", "k");
@@ -198,6 +202,5 @@ TEST(ConnectionFaults, RefusedConnectionNamesTheAddress) {
     akv::connection conn(io.get_executor(), cfg);
     const auto failure = run_failure(io, conn);
     EXPECT_EQ(failure.code(), asio::error::connection_refused);
-    EXPECT_NE(std::string(failure.what()).find("127.0.0.1:1"), std::string::npos)
-        << failure.what();
+    EXPECT_NE(std::string(failure.what()).find("127.0.0.1:1"), std::string::npos) << failure.what();
 }

@@ -107,7 +107,8 @@ TEST(Connection, TenThousandConcurrentCoroutinesGetTheirOwnReplies) {
             ADD_FAILURE() << "disconnected: " << e.reason.message() << ": " << e.detail;
         }
     });
-    ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return rc.conn.is_connected(); }, 10s));
     const auto written_before = rc.conn.stats().requests_written; // the HELLO
     for (int i = 0; i < coroutines; ++i) {
         asio::co_spawn(
@@ -133,7 +134,8 @@ TEST(Connection, TenThousandConcurrentCoroutinesGetTheirOwnReplies) {
                 }
             });
     }
-    ASSERT_TRUE(run_until(io, [&] { return finished == coroutines; }, 60s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return finished == coroutines; }, 60s));
     EXPECT_EQ(correct, coroutines);
     EXPECT_EQ(disconnects, 0);
     // Every request written once and each of its two commands answered once.
@@ -178,8 +180,8 @@ TEST(Connection, CancellationLeavesTheConnectionUsable) {
         akv::request slow;
         slow.push("BLPOP", "nothing", "0.3");
         asio::steady_timer timer(io, std::chrono::milliseconds(30));
-        auto outcome = co_await (rc.conn.exec(slow, akv::ignore, nothrow) ||
-                                 timer.async_wait(nothrow));
+        auto outcome =
+            co_await (rc.conn.exec(slow, akv::ignore, nothrow) || timer.async_wait(nothrow));
         EXPECT_EQ(outcome.index(), 1u); // the timer won, exec was cancelled
         akv::request ping;
         ping.push("PING");
@@ -203,7 +205,8 @@ TEST(Connection, CancelledBeforeWriteIsNeverSent) {
         EXPECT_EQ(conn.stats().requests_written, 0u);
     }());
     conn.cancel();
-    run_until(io, [] { return false; }, 50ms);
+    run_until(
+        io, [] { return false; }, 50ms);
 }
 
 TEST(Connection, FailIfNotConnectedFailsAtOnce) {
@@ -323,7 +326,8 @@ TEST(Connection, BusyConnectionIsNeverJudgedDead) {
         const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(500);
         akv::request req;
         req.push("INCR", "n");
-        while (std::chrono::steady_clock::now() < until) co_await rc.conn.exec(req, akv::ignore);
+        while (std::chrono::steady_clock::now() < until)
+            co_await rc.conn.exec(req, akv::ignore);
         EXPECT_EQ(rc.conn.stats().health_pings, 0u);
         EXPECT_EQ(rc.conn.stats().disconnects, 0u);
     }());
@@ -338,9 +342,11 @@ TEST(Connection, EventsReportConnectAndDisconnect) {
     cfg.reconnect_wait_max = std::chrono::milliseconds(50);
     running_connection rc(io, cfg);
     rc.conn.set_event_handler([&](const akv::connection_event& e) { seen.push_back(e.what); });
-    ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return rc.conn.is_connected(); }, 10s));
     server.restart();
-    ASSERT_TRUE(run_until(io, [&] { return rc.conn.stats().connects >= 2; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return rc.conn.stats().connects >= 2; }, 10s));
     using k = akv::connection_event::kind;
     ASSERT_GE(seen.size(), 3u);
     EXPECT_EQ(seen[0], k::connected);

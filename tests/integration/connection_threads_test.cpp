@@ -1,5 +1,6 @@
 // Calls from other threads are dispatched to the connection's executor, and completions come
-// back on the caller's executor. (Also the TSan target: ./script/test builds it with -fsanitize=thread.)
+// back on the caller's executor. (Also the TSan target: ./script/test builds it with
+// -fsanitize=thread.)
 #include "support/harness.hpp"
 
 #include <akv/config.hpp>
@@ -52,7 +53,8 @@ TEST(ConnectionThreads, ExecFromOtherThreadsCompletesOnTheCallersExecutor) {
             io.run();
         });
     }
-    for (auto& th : callers) th.join();
+    for (auto& th : callers)
+        th.join();
     EXPECT_EQ(finished.load(), threads * coroutines);
     EXPECT_EQ(correct.load(), threads * coroutines * requests);
     EXPECT_EQ(wrong_thread.load(), 0);

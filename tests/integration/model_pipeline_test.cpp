@@ -20,7 +20,8 @@ constexpr std::size_t features = 44;
 
 std::vector<float> row_of(int i) {
     std::vector<float> r(features);
-    for (std::size_t j = 0; j < features; ++j) r[j] = std::sin(float(i * 31 + j)) * 0.5f;
+    for (std::size_t j = 0; j < features; ++j)
+        r[j] = std::sin(float(i * 31 + j)) * 0.5f;
     return r;
 }
 
@@ -90,7 +91,8 @@ TEST(ModelPipeline, ScoresEveryEntryWithAModelLoadedFromRedis) {
         std::size_t checked = 0;
         for (const auto& o : outputs) {
             if (*o.field("id") == "bad") {
-                EXPECT_NE(o.field("error")->find("44 floats need 176 bytes, got 12"), std::string::npos)
+                EXPECT_NE(o.field("error")->find("44 floats need 176 bytes, got 12"),
+                          std::string::npos)
                     << "error field: " << *o.field("error");
                 continue;
             }
@@ -100,7 +102,8 @@ TEST(ModelPipeline, ScoresEveryEntryWithAModelLoadedFromRedis) {
             std::vector<float> want(3);
             const auto r = row_of(i);
             original.predict(r, 1, want);
-            for (int k = 0; k < 3; ++k) EXPECT_NEAR(got[k], want[k], 1e-5) << "entry " << i;
+            for (int k = 0; k < 3; ++k)
+                EXPECT_NEAR(got[k], want[k], 1e-5) << "entry " << i;
             ++checked;
         }
         EXPECT_EQ(checked, 300u);

@@ -25,8 +25,12 @@ field_list kv(std::string k, std::string v) {
     f.emplace_back(std::move(k), std::move(v));
     return f;
 }
-std::vector<field_list> copies(std::size_t n, field_list f) { return {n, f}; }
-std::vector<std::string> one(std::string id) { return {std::move(id)}; }
+std::vector<field_list> copies(std::size_t n, field_list f) {
+    return {n, f};
+}
+std::vector<std::string> one(std::string id) {
+    return {std::move(id)};
+}
 
 group_options group_of(std::string consumer, std::chrono::milliseconds idle, std::size_t max) {
     group_options o;
@@ -97,8 +101,10 @@ TEST(ConsumerGroup, TwoConsumersShareTheEntriesAndAck) {
         EXPECT_EQ(got_b.size(), 4u);
         EXPECT_EQ(co_await a.pending(), 10u);
         std::vector<std::string> ids;
-        for (auto& e : got_a) ids.push_back(e.id);
-        for (auto& e : got_b) ids.push_back(e.id);
+        for (auto& e : got_a)
+            ids.push_back(e.id);
+        for (auto& e : got_b)
+            ids.push_back(e.id);
         co_await a.ack(ids);
         EXPECT_EQ(co_await a.pending(), 0u);
         auto none = co_await a.read(10, std::chrono::milliseconds(20));
@@ -121,7 +127,8 @@ TEST(ConsumerGroup, EntriesOfADeadConsumerAreClaimedByAnother) {
         EXPECT_TRUE((co_await alive.claim_stale(10)).empty()); // not idle long enough yet
         std::vector<stream_entry> claimed;
         const bool ok = co_await eventually([&]() -> asio::awaitable<bool> {
-            for (auto& e : co_await alive.claim_stale(10)) claimed.push_back(std::move(e));
+            for (auto& e : co_await alive.claim_stale(10))
+                claimed.push_back(std::move(e));
             co_return claimed.size() == 10;
         });
         EXPECT_TRUE(ok);
@@ -149,7 +156,7 @@ TEST(ConsumerGroup, AnEntryFailingTooOftenGoesToTheDeadLetterStream) {
         bool reclaimed_once = false;
         EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
             if (!(co_await g.claim_stale(10)).empty()) reclaimed_once = true;
-            co_return reclaimed_once && co_await g.pending() == 0;
+            co_return reclaimed_once&& co_await g.pending() == 0;
         }));
         akv::request range;
         range.push("XRANGE", "jobs:dead", "-", "+");

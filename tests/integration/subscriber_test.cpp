@@ -17,22 +17,28 @@ namespace {
 
 // g++ 12 cannot keep an initializer_list's array in a coroutine frame ("array used as
 // initializer"): channel lists are built outside the coroutine body.
-template <class... Names> std::vector<std::string> names(Names... n) { return {std::string(n)...}; }
+template <class... Names> std::vector<std::string> names(Names... n) {
+    return {std::string(n)...};
+}
 
 // A client and its hub, both running; stopped and drained on destruction.
 struct pubsub_fixture {
     pubsub_fixture(asio::io_context& io, akv::config cfg)
-        : io_(io), client(io.get_executor(), cfg), hub(client) {
+        : io_(io)
+        , client(io.get_executor(), cfg)
+        , hub(client) {
         asio::co_spawn(io, client.run(), [this](std::exception_ptr) { client_done = true; });
     }
     ~pubsub_fixture() {
         client.cancel();
-        EXPECT_TRUE(run_until(io_, [this] { return client_done; }, 10s));
+        EXPECT_TRUE(run_until(
+            io_, [this] { return client_done; }, 10s));
     }
     // (No default argument: g++ 12 miscompiles one on a coroutine called with a literal.)
     asio::awaitable<void> publish(std::string channel, int count, std::string prefix) {
         akv::request req;
-        for (int i = 0; i < count; ++i) req.push("PUBLISH", channel, prefix + std::to_string(i));
+        for (int i = 0; i < count; ++i)
+            req.push("PUBLISH", channel, prefix + std::to_string(i));
         co_await client.exec(req, akv::ignore);
     }
     asio::io_context& io_;
@@ -100,7 +106,8 @@ TEST(Subscriber, SubscriptionsAreRestoredAfterTheServerRestarts) {
         EXPECT_EQ((co_await sub->receive()).payload, "before0");
     }());
     server.restart();
-    ASSERT_TRUE(run_until(io, [&] { return f.hub.restored() >= 1; }, 20s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return f.hub.restored() >= 1; }, 20s));
     run_task(io, [&]() -> asio::awaitable<void> {
         // The restore request went out first on the new connection: a PUBLISH queued after it
         // (on the same connection) is processed after the SUBSCRIBE.
@@ -112,8 +119,9 @@ TEST(Subscriber, SubscriptionsAreRestoredAfterTheServerRestarts) {
 namespace {
 // Publishes 100 messages while `slow` does not read; `witness` (large queue) proves all 100
 // reached the hub before the test looks at `slow`.
-void overflow_case(overflow_policy policy,
-                   const std::function<asio::awaitable<void>(akv::messaging::subscription&)>& check) {
+void overflow_case(
+    overflow_policy policy,
+    const std::function<asio::awaitable<void>(akv::messaging::subscription&)>& check) {
     akv::embedded_server server;
     asio::io_context io;
     pubsub_fixture f(io, server.config());
@@ -121,7 +129,8 @@ void overflow_case(overflow_policy policy,
         auto slow = co_await f.hub.subscribe(names("c"), {.capacity = 10, .policy = policy});
         auto witness = co_await f.hub.subscribe(names("c"), {.capacity = 1000});
         co_await f.publish("c", 100, "m");
-        for (int i = 0; i < 100; ++i) co_await witness->receive();
+        for (int i = 0; i < 100; ++i)
+            co_await witness->receive();
         co_await check(*slow);
     }());
 }
@@ -145,22 +154,21 @@ TEST(Subscriber, DropNewestKeepsTheOldestAndCounts) {
 }
 
 TEST(Subscriber, DisconnectPolicyClosesTheSubscription) {
-    overflow_case(overflow_policy::disconnect,
-                  [](akv::messaging::subscription& s) -> asio::awaitable<void> {
-                      EXPECT_TRUE(s.closed());
-                      for (int i = 0; i < 10; ++i) co_await s.receive(); // what it had
-                      auto [ec, m] = co_await [&]() -> asio::awaitable<
-                                                        std::tuple<boost::system::error_code,
-                                                                   akv::messaging::message>> {
-                          try {
-                              co_return std::make_tuple(boost::system::error_code{},
-                                                        co_await s.receive());
-                          } catch (const boost::system::system_error& e) {
-                              co_return std::make_tuple(e.code(), akv::messaging::message{});
-                          }
-                      }();
-                      EXPECT_EQ(ec, akv::error::subscriber_overflow);
-                  });
+    overflow_case(
+        overflow_policy::disconnect, [](akv::messaging::subscription& s) -> asio::awaitable<void> {
+            EXPECT_TRUE(s.closed());
+            for (int i = 0; i < 10; ++i)
+                co_await s.receive(); // what it had
+            auto [ec, m] = co_await [&]()
+                -> asio::awaitable<std::tuple<boost::system::error_code, akv::messaging::message>> {
+                try {
+                    co_return std::make_tuple(boost::system::error_code{}, co_await s.receive());
+                } catch (const boost::system::system_error& e) {
+                    co_return std::make_tuple(e.code(), akv::messaging::message{});
+                }
+            }();
+            EXPECT_EQ(ec, akv::error::subscriber_overflow);
+        });
 }
 
 TEST(Subscriber, UnsubscribeLeavesTheChannelWhenNobodyWantsIt) {

@@ -61,8 +61,8 @@ std::uint16_t free_port() {
 
 struct tls_server {
     tls_server(const pki& certs, bool require_client_cert)
-        : port(free_port()),
-          server(akv::embedded_server_options{
+        : port(free_port())
+        , server(akv::embedded_server_options{
               .extra_args = {"--tls-port", std::to_string(port), "--tls-cert-file",
                              certs("server.crt"), "--tls-key-file", certs("server.key"),
                              "--tls-ca-cert-file", certs("ca.crt"), "--tls-auth-clients",
@@ -137,7 +137,8 @@ TEST(Tls, VerificationCanBeTurnedOffAndSaysSoLoudly) {
     rc.conn.set_event_handler([&](const akv::connection_event& e) {
         if (e.what == akv::connection_event::kind::connected) detail = e.detail;
     });
-    ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return rc.conn.is_connected(); }, 10s));
     EXPECT_NE(detail.find("verification is OFF"), std::string::npos) << detail;
 }
 

@@ -22,7 +22,8 @@ public:
     using script = std::function<std::string(const std::string& request, int connection)>;
 
     fake_server(boost::asio::io_context& io, script s)
-        : acceptor_(io, {boost::asio::ip::make_address("127.0.0.1"), 0}), script_(std::move(s)) {
+        : acceptor_(io, {boost::asio::ip::make_address("127.0.0.1"), 0})
+        , script_(std::move(s)) {
         boost::asio::co_spawn(io, accept_loop(), boost::asio::detached);
     }
     ~fake_server() {
@@ -46,8 +47,7 @@ private:
             auto [ec, socket] = co_await acceptor_.async_accept(nothrow);
             if (ec) co_return;
             boost::asio::co_spawn(acceptor_.get_executor(),
-                                  serve(std::move(socket), ++connections_),
-                                  boost::asio::detached);
+                                  serve(std::move(socket), ++connections_), boost::asio::detached);
         }
     }
 

@@ -40,7 +40,8 @@ void run_task(asio::io_context& io, Task&& task, std::chrono::milliseconds limit
         error = e;
         finished = true;
     });
-    ASSERT_TRUE(run_until(io, [&] { return finished; }, limit))
+    ASSERT_TRUE(run_until(
+        io, [&] { return finished; }, limit))
         << "test coroutine still running after " << limit.count() << " ms";
     if (error) std::rethrow_exception(error);
 }
@@ -62,7 +63,9 @@ inline boost::system::system_error run_failure(asio::io_context& io, connection&
 // waits (bounded) for run() to return, so nothing outlives the connection.
 class running_connection {
 public:
-    running_connection(asio::io_context& io, config cfg) : io_(io), conn(io.get_executor(), cfg) {
+    running_connection(asio::io_context& io, config cfg)
+        : io_(io)
+        , conn(io.get_executor(), cfg) {
         asio::co_spawn(io, conn.run(), [this](std::exception_ptr e) {
             run_error = e;
             finished = true;
@@ -70,7 +73,9 @@ public:
     }
     ~running_connection() {
         conn.cancel();
-        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 10s)) << "run() did not stop";
+        EXPECT_TRUE(run_until(
+            io_, [this] { return finished; }, 10s))
+            << "run() did not stop";
     }
 
     asio::io_context& io_;

@@ -10,7 +10,9 @@ namespace akv::test {
 
 class running_client {
 public:
-    running_client(asio::io_context& io, config cfg) : io_(io), client(io.get_executor(), cfg) {
+    running_client(asio::io_context& io, config cfg)
+        : io_(io)
+        , client(io.get_executor(), cfg) {
         asio::co_spawn(io, client.run(), [this](std::exception_ptr) { finished = true; });
     }
     ~running_client() {

@@ -15,7 +15,8 @@ template <class T> akv::result<T> adapt(std::string_view bytes) {
     akv::resp::parser p;
     boost::system::error_code ec;
     std::vector<akv::resp::node> nodes;
-    while (auto n = p.next(bytes, ec)) nodes.push_back(*n);
+    while (auto n = p.next(bytes, ec))
+        nodes.push_back(*n);
     EXPECT_FALSE(ec);
     EXPECT_TRUE(p.done());
     akv::result<T> r;
@@ -85,8 +86,8 @@ TEST(Adapt, Aggregates) {
 
 TEST(Adapt, ErrorsInsideAnAggregateAreValuesToo) {
     // EXEC where the second command failed.
-    auto r = adapt<std::vector<akv::result<std::string>>>(
-        "*3\r\n+OK\r\n-WRONGTYPE bad\r\n$1\r\nx\r\n");
+    auto r =
+        adapt<std::vector<akv::result<std::string>>>("*3\r\n+OK\r\n-WRONGTYPE bad\r\n$1\r\nx\r\n");
     ASSERT_TRUE(r.has_value());
     ASSERT_EQ(r->size(), 3u);
     EXPECT_EQ((*r)[0].value(), "OK");

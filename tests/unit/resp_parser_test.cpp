@@ -91,7 +91,8 @@ TEST(RespParser, ParsesEverySampleSplitAtEveryByte) {
         }
         // Byte by byte.
         std::vector<std::size_t> every;
-        for (std::size_t i = 1; i < sample.size(); ++i) every.push_back(i);
+        for (std::size_t i = 1; i < sample.size(); ++i)
+            every.push_back(i);
         const parsed bytewise = parse_split(sample, every, ec);
         ASSERT_FALSE(ec);
         EXPECT_EQ(bytewise.values, whole.values) << sample;
@@ -201,11 +202,13 @@ TEST(RespParser, BoundsNestingDepth) {
     akv::resp::limits lim;
     lim.max_depth = 4;
     std::string deep;
-    for (int i = 0; i < 5; ++i) deep += "*1\r\n";
+    for (int i = 0; i < 5; ++i)
+        deep += "*1\r\n";
     deep += ":1\r\n";
     expect_error(deep, akv::error::resp_too_deep, "max_depth 4", lim);
     std::string ok;
-    for (int i = 0; i < 4; ++i) ok += "*1\r\n";
+    for (int i = 0; i < 4; ++i)
+        ok += "*1\r\n";
     ok += ":1\r\n";
     boost::system::error_code ec;
     EXPECT_EQ(parse_split(ok, {}, ec, lim).messages, 1u);
@@ -218,9 +221,8 @@ TEST(RespParser, BoundsBulkAndAggregateLengths) {
     lim.max_aggregate_length = 3;
     expect_error("$11\r\n", akv::error::resp_too_large, "exceeds max_bulk_length 10", lim);
     expect_error("*4\r\n", akv::error::resp_too_large, "exceeds max_aggregate_length 3", lim);
-    expect_error("%2\r\n", akv::error::resp_too_large, "", {.max_depth = 32,
-                                                           .max_bulk_length = 10,
-                                                           .max_aggregate_length = 1});
+    expect_error("%2\r\n", akv::error::resp_too_large, "",
+                 {.max_depth = 32, .max_bulk_length = 10, .max_aggregate_length = 1});
     // A hostile length is refused from the header alone: nothing is buffered for it.
     expect_error("$999999999999\r\n", akv::error::resp_too_large, "max_bulk_length");
 }

@@ -1,6 +1,6 @@
+#include <akv/detail/adapt.hpp>
 #include <akv/resp/parser.hpp>
 #include <akv/resp/writer.hpp>
-#include <akv/detail/adapt.hpp>
 
 #include <gtest/gtest.h>
 
@@ -34,7 +34,8 @@ TEST(RespWriter, WritesAValueTreeThatParsesBackEqual) {
     akv::resp::parser p;
     boost::system::error_code ec;
     std::vector<akv::resp::node> nodes;
-    while (auto n = p.next(bytes, ec)) nodes.push_back(*n);
+    while (auto n = p.next(bytes, ec))
+        nodes.push_back(*n);
     ASSERT_FALSE(ec);
     ASSERT_TRUE(p.done());
     EXPECT_EQ(p.consumed(), bytes.size());

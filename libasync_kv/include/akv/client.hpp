@@ -35,8 +35,7 @@ public:
         return asio::async_initiate<Token, connection::exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
                 executor_type handler_ex = detail::completion_executor(handler, get_executor());
-                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
-                           adapter);
+                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r, adapter);
             },
             token, &req, detail::make_adapter(resp));
     }
@@ -52,7 +51,8 @@ public:
 
 private:
     struct pooled {
-        explicit pooled(executor_type ex, config cfg) : conn(std::move(ex), std::move(cfg)) {}
+        explicit pooled(executor_type ex, config cfg)
+            : conn(std::move(ex), std::move(cfg)) {}
         connection conn;
         bool busy = false;
         bool retired = false;

@@ -91,16 +91,16 @@ public:
     asio::awaitable<void> run();
 
     // Sends `req` and adapts its replies into `resp` (akv::response<...>, generic_response or
-    // akv::ignore). `req` and `resp` must live until it completes. Completes with the bytes of the replies; fails with akv::error codes
-    // (timeout, connection_lost, not_connected, connection_closed, incompatible_size) or
-    // asio::error::operation_aborted when cancelled. Server error replies are values in resp.
+    // akv::ignore). `req` and `resp` must live until it completes. Completes with the bytes of the
+    // replies; fails with akv::error codes (timeout, connection_lost, not_connected,
+    // connection_closed, incompatible_size) or asio::error::operation_aborted when cancelled.
+    // Server error replies are values in resp.
     template <class Response, class Token = asio::use_awaitable_t<>>
     auto exec(const request& req, Response& resp, Token&& token = {}) {
         return asio::async_initiate<Token, exec_signature>(
             [this](auto handler, const request* r, detail::reply_adapter adapter) {
                 executor_type handler_ex = detail::completion_executor(handler, get_executor());
-                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r,
-                           adapter);
+                start_exec(detail::recycled(std::move(handler)), std::move(handler_ex), r, adapter);
             },
             token, &req, detail::make_adapter(resp));
     }
@@ -140,8 +140,8 @@ private:
     struct impl;
     // The handler's executor is taken before type erasure: asking an any_completion_handler
     // for it later converts between executor types, which allocates on every request.
-    void start_exec(asio::any_completion_handler<exec_signature> handler,
-                    executor_type handler_ex, const request* req, detail::reply_adapter adapter);
+    void start_exec(asio::any_completion_handler<exec_signature> handler, executor_type handler_ex,
+                    const request* req, detail::reply_adapter adapter);
     void start_receive_push(asio::any_completion_handler<push_signature> handler,
                             executor_type handler_ex);
 

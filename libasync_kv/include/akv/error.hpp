@@ -11,17 +11,17 @@ namespace akv {
 
 enum class error {
     // RESP protocol (resp/)
-    resp_protocol = 1,    // malformed reply bytes
-    resp_too_deep,        // aggregate nesting beyond parser_limits::max_depth
-    resp_too_large,       // a length beyond parser_limits (bulk or aggregate)
-    resp_unsupported,     // a valid RESP3 form we do not accept (streamed strings/aggregates)
+    resp_protocol = 1, // malformed reply bytes
+    resp_too_deep,     // aggregate nesting beyond parser_limits::max_depth
+    resp_too_large,    // a length beyond parser_limits (bulk or aggregate)
+    resp_unsupported,  // a valid RESP3 form we do not accept (streamed strings/aggregates)
 
     // Requests and replies
-    server_error,         // the server answered with an error reply (a value, see akv::result)
-    type_mismatch,        // the reply's type cannot be adapted to the requested C++ type
-    unexpected_null,      // a null reply where the C++ type has no null (use std::optional)
-    incompatible_size,    // response and request disagree on the number of replies
-    empty_request,        // exec() of a request with no command
+    server_error,      // the server answered with an error reply (a value, see akv::result)
+    type_mismatch,     // the reply's type cannot be adapted to the requested C++ type
+    unexpected_null,   // a null reply where the C++ type has no null (use std::optional)
+    incompatible_size, // response and request disagree on the number of replies
+    empty_request,     // exec() of a request with no command
 
     // Connection
     not_connected,        // request refused because the connection is down and the
@@ -38,19 +38,19 @@ enum class error {
     pool_exhausted,       // no blocking-command connection became free within pool_wait_timeout
 
     // Configuration
-    invalid_config,       // a bad key or value in JSON / flags
-    invalid_url,          // a URL we cannot use
+    invalid_config, // a bad key or value in JSON / flags
+    invalid_url,    // a URL we cannot use
 
     // Data
-    object_too_large,     // a value beyond a configured size limit
+    object_too_large, // a value beyond a configured size limit
 
     // Messaging
-    subscriber_overflow,  // a subscription fell behind its queue bound (policy: disconnect)
-    subscription_closed,  // receive() on a subscription that was unsubscribed or closed
-    script_error,         // a Lua script of ours failed (message has the server's text)
+    subscriber_overflow, // a subscription fell behind its queue bound (policy: disconnect)
+    subscription_closed, // receive() on a subscription that was unsubscribed or closed
+    script_error,        // a Lua script of ours failed (message has the server's text)
 
     // Processes
-    server_start_failed,  // embedded_server could not start redis-server
+    server_start_failed, // embedded_server could not start redis-server
 };
 
 const boost::system::error_category& error_category() noexcept;

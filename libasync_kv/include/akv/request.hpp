@@ -36,13 +36,15 @@ template <class A, class B> struct is_pair<std::pair<A, B>> : std::true_type {};
 
 template <class T>
 concept byte_span = std::same_as<std::remove_cvref_t<T>, std::span<const std::byte>> ||
-                    std::same_as<std::remove_cvref_t<T>, std::span<std::byte>>;
+    std::same_as<std::remove_cvref_t<T>, std::span<std::byte>>;
 
 template <class T>
 concept arg_range = std::ranges::input_range<T> && !string_like<T> && !byte_span<T>;
 
 template <class T>
-concept has_to_bulk = requires(std::string& out, const T& t) { to_bulk(out, t); };
+concept has_to_bulk = requires(std::string& out, const T& t) {
+    to_bulk(out, t);
+};
 
 template <class T> std::size_t arg_count(const T& t) {
     if constexpr (string_like<T> || byte_span<T> || std::is_arithmetic_v<T> || has_to_bulk<T>) {
@@ -51,7 +53,8 @@ template <class T> std::size_t arg_count(const T& t) {
         return arg_count(t.first) + arg_count(t.second);
     } else if constexpr (arg_range<T>) {
         std::size_t n = 0;
-        for (const auto& e : t) n += arg_count(e);
+        for (const auto& e : t)
+            n += arg_count(e);
         return n;
     } else {
         static_assert(sizeof(T) == 0, "akv::request: unsupported argument type");
@@ -76,7 +79,8 @@ template <class T> void add_arg(std::string& out, const T& t) {
         add_arg(out, t.first);
         add_arg(out, t.second);
     } else {
-        for (const auto& e : t) add_arg(out, e);
+        for (const auto& e : t)
+            add_arg(out, e);
     }
 }
 
@@ -95,7 +99,8 @@ public:
     };
 
     request() = default;
-    explicit request(options opts) : options_(opts) {}
+    explicit request(options opts)
+        : options_(opts) {}
 
     template <class... Args> void push(std::string_view command, const Args&... args) {
         const std::size_t n = 1 + (std::size_t{0} + ... + detail::arg_count(args));

@@ -22,16 +22,27 @@ struct error_info {
 template <class T> class result {
 public:
     result() = default;
-    result(T v) : state_(std::in_place_index<0>, std::move(v)) {}
-    result(error_info e) : state_(std::in_place_index<1>, std::move(e)) {}
+    result(T v)
+        : state_(std::in_place_index<0>, std::move(v)) {}
+    result(error_info e)
+        : state_(std::in_place_index<1>, std::move(e)) {}
 
     bool has_value() const noexcept { return state_.index() == 0; }
     bool has_error() const noexcept { return state_.index() == 1; }
     explicit operator bool() const noexcept { return has_value(); }
 
-    T& value() & { check(); return std::get<0>(state_); }
-    const T& value() const& { check(); return std::get<0>(state_); }
-    T&& value() && { check(); return std::get<0>(std::move(state_)); }
+    T& value() & {
+        check();
+        return std::get<0>(state_);
+    }
+    const T& value() const& {
+        check();
+        return std::get<0>(state_);
+    }
+    T&& value() && {
+        check();
+        return std::get<0>(std::move(state_));
+    }
     T& operator*() & { return value(); }
     const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }

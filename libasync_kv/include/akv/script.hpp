@@ -20,8 +20,7 @@ public:
     // Runs the script; its reply lands in `resp` (one slot). Server errors stay values there.
     // Keys and args: any ranges of request arguments (string_views avoid copies).
     template <class Keys, class Args, class Response>
-    asio::awaitable<void> run(client& c, const Keys& keys, const Args& args,
-                              Response& resp) const {
+    asio::awaitable<void> run(client& c, const Keys& keys, const Args& args, Response& resp) const {
         request req;
         req.push("EVALSHA", sha1_, std::size(keys), keys, args);
         co_await c.exec(req, resp);

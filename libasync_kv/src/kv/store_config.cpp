@@ -4,8 +4,8 @@
 #include <boost/url.hpp>
 
 #include <charconv>
-#include <optional>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace akv::kv {
@@ -43,9 +43,9 @@ struct schema_parts {
 };
 
 bool is_store_key(std::string_view key) {
-    for (std::string_view k : {"key_prefix", "max_object_size", "chunk_size", "max_bytes_in_flight",
-                               "read_lease_ms", "unfinished_put_ttl_ms", "kv_prefix", "hostname",
-                               "process_type", "process_id"})
+    for (std::string_view k :
+         {"key_prefix", "max_object_size", "chunk_size", "max_bytes_in_flight", "read_lease_ms",
+          "unfinished_put_ttl_ms", "kv_prefix", "hostname", "process_type", "process_id"})
         if (key == k) return true;
     return false;
 }
@@ -119,7 +119,8 @@ blob_store_config blob_store_config::from_url(std::string_view url) {
     for (const auto& param : u.params())
         if (param.has_value && apply(out.blob, schema, param.key, param.value))
             taken.push_back(param.key);
-    for (const auto& key : taken) u.params().erase(key);
+    for (const auto& key : taken)
+        u.params().erase(key);
     if (u.params().empty()) u.remove_query();
     out.connection = akv::config::from_url(u.buffer());
     out.keys = schema.make();

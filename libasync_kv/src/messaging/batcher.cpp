@@ -15,8 +15,10 @@ const script& commit_script() {
 } // namespace
 
 batcher::batcher(client& c, batcher_options options, batch_handler handler)
-    : client_(c), options_(std::move(options)), handler_(std::move(handler)),
-      group_(c, options_.group) {
+    : client_(c)
+    , options_(std::move(options))
+    , handler_(std::move(handler))
+    , group_(c, options_.group) {
     if (options_.max_batch == 0) options_.max_batch = 1;
 }
 
@@ -37,7 +39,8 @@ asio::awaitable<std::vector<stream_entry>> batcher::collect() {
         auto more = co_await group_.read(options_.max_batch - batch.size(),
                                          std::max(left, std::chrono::milliseconds(1)));
         if (more.empty()) break; // max_wait passed with nothing new
-        for (auto& e : more) batch.push_back(std::move(e));
+        for (auto& e : more)
+            batch.push_back(std::move(e));
     }
     co_return batch;
 }
@@ -49,18 +52,21 @@ asio::awaitable<void> batcher::commit(std::span<const stream_entry> inputs,
     counts.reserve(2 + outputs.size());
     counts.push_back(std::to_string(inputs.size()));
     counts.push_back(std::to_string(outputs.size()));
-    for (const auto& fields : outputs) counts.push_back(std::to_string(2 * fields.size()));
+    for (const auto& fields : outputs)
+        counts.push_back(std::to_string(2 * fields.size()));
 
     std::vector<std::string_view> args;
     std::size_t values = 0;
-    for (const auto& fields : outputs) values += 2 * fields.size();
+    for (const auto& fields : outputs)
+        values += 2 * fields.size();
     args.reserve(6 + inputs.size() + outputs.size() + values);
     const bool trim = options_.output_trim.by == trim_options::strategy::maxlen;
     args.push_back(options_.group.group);
     args.push_back(trim ? std::string_view(options_.output_trim.threshold) : std::string_view());
     args.push_back(options_.output_trim.approximate ? "~" : "=");
     args.push_back(counts[0]);
-    for (const auto& e : inputs) args.push_back(e.id);
+    for (const auto& e : inputs)
+        args.push_back(e.id);
     args.push_back(counts[1]);
     for (std::size_t i = 0; i < outputs.size(); ++i) {
         args.push_back(counts[2 + i]);
@@ -98,7 +104,8 @@ asio::awaitable<std::size_t> batcher::run_once() {
 asio::awaitable<void> batcher::run() {
     stopping_ = false;
     co_await group_.create();
-    while (!stopping_) co_await run_once();
+    while (!stopping_)
+        co_await run_once();
 }
 
 } // namespace akv::messaging

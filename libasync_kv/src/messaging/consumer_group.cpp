@@ -13,7 +13,8 @@ const script& claim_script() {
 } // namespace
 
 consumer_group::consumer_group(client& c, group_options options)
-    : client_(c), options_(std::move(options)) {
+    : client_(c)
+    , options_(std::move(options)) {
     if (options_.dead_letter.empty()) options_.dead_letter = options_.stream + ":dead";
 }
 
@@ -40,10 +41,9 @@ asio::awaitable<std::vector<stream_entry>> consumer_group::claim_stale(std::size
     // Named vectors, not braced lists in the call: g++ 12 cannot keep an initializer_list's
     // array across a co_await ("array used as initializer").
     const std::vector<std::string> keys{options_.stream, options_.dead_letter};
-    const std::vector<std::string> args{options_.group, options_.consumer,
-                                        std::to_string(options_.claim_idle.count()),
-                                        std::to_string(count),
-                                        std::to_string(options_.max_deliveries)};
+    const std::vector<std::string> args{
+        options_.group, options_.consumer, std::to_string(options_.claim_idle.count()),
+        std::to_string(count), std::to_string(options_.max_deliveries)};
     response<resp::value> resp;
     co_await claim_script().run(client_, keys, args, resp);
     auto& r = std::get<0>(resp);
@@ -70,7 +70,8 @@ asio::awaitable<void> consumer_group::dead_letter(const stream_entry& entry,
     req.push("EXEC");
     response<ignore_t, ignore_t, ignore_t, std::vector<result<resp::value>>> resp;
     co_await client_.exec(req, resp);
-    for (const auto& r : std::get<3>(resp).value()) r.value(); // throws on a failed command
+    for (const auto& r : std::get<3>(resp).value())
+        r.value(); // throws on a failed command
 }
 
 asio::awaitable<std::size_t> consumer_group::pending() {

@@ -37,8 +37,8 @@ batch_handler model_handler(std::shared_ptr<const batch_model> model,
     auto state = std::make_shared<handler_state>();
     state->model = std::move(model);
     state->options = std::move(options);
-    return [state](std::span<const stream_entry> batch)
-               -> asio::awaitable<std::vector<field_list>> {
+    return [state](
+               std::span<const stream_entry> batch) -> asio::awaitable<std::vector<field_list>> {
         handler_state& s = *state;
         const std::size_t in = s.model->input_size();
         const std::size_t out = s.model->output_size();
@@ -51,8 +51,7 @@ batch_handler model_handler(std::shared_ptr<const batch_model> model,
             try {
                 if (!bytes)
                     throw_error(error::type_mismatch, "no field \"" + s.options.input_field + "\"");
-                read_row(s, *bytes,
-                         std::span<float>(s.inputs).subspan(s.rows.size() * in, in));
+                read_row(s, *bytes, std::span<float>(s.inputs).subspan(s.rows.size() * in, in));
                 s.rows.push_back(i);
             } catch (const boost::system::system_error& e) {
                 outputs[i].emplace_back("error", e.what());

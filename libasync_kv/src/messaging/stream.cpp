@@ -3,7 +3,9 @@
 namespace akv::messaging {
 
 stream_producer::stream_producer(client& c, std::string stream, trim_options trim)
-    : client_(c), stream_(std::move(stream)), trim_(std::move(trim)) {}
+    : client_(c)
+    , stream_(std::move(stream))
+    , trim_(std::move(trim)) {}
 
 void stream_producer::push_xadd(request& req, const field_list& fields) const {
     if (trim_.by == trim_options::strategy::none) {
@@ -31,19 +33,25 @@ stream_producer::add_many(const std::vector<field_list>& entries) {
     std::vector<std::string> ids;
     if (entries.empty()) co_return ids;
     request req;
-    for (const auto& e : entries) push_xadd(req, e);
+    for (const auto& e : entries)
+        push_xadd(req, e);
     generic_response resp;
     co_await client_.exec(req, resp);
     ids.reserve(resp.size());
-    for (auto& r : resp) ids.push_back(std::move(r.value().str)); // throws on an error reply
+    for (auto& r : resp)
+        ids.push_back(std::move(r.value().str)); // throws on an error reply
     co_return ids;
 }
 
 namespace {
 
 // Takes the bytes of `s`: moved out when the reply is ours to consume, copied otherwise.
-std::string take(std::string& s, std::true_type) { return std::move(s); }
-std::string take(const std::string& s, std::false_type) { return s; }
+std::string take(std::string& s, std::true_type) {
+    return std::move(s);
+}
+std::string take(const std::string& s, std::false_type) {
+    return s;
+}
 
 template <bool Move, class Value> void add_entry(std::vector<stream_entry>& out, Value& e) {
     using moving = std::bool_constant<Move>;
@@ -65,10 +73,12 @@ template <bool Move, class Value> std::vector<stream_entry> entries(Value& reply
     if (reply.data_type == resp::type::map) {
         // XREAD(GROUP): stream name => entries
         for (std::size_t i = 1; i < reply.elements.size(); i += 2)
-            for (auto& e : reply.elements[i].elements) add_entry<Move>(out, e);
+            for (auto& e : reply.elements[i].elements)
+                add_entry<Move>(out, e);
         return out;
     }
-    for (auto& e : reply.elements) add_entry<Move>(out, e);
+    for (auto& e : reply.elements)
+        add_entry<Move>(out, e);
     return out;
 }
 
@@ -77,6 +87,8 @@ template <bool Move, class Value> std::vector<stream_entry> entries(Value& reply
 std::vector<stream_entry> entries_from(const resp::value& reply) {
     return entries<false>(reply);
 }
-std::vector<stream_entry> entries_from(resp::value&& reply) { return entries<true>(reply); }
+std::vector<stream_entry> entries_from(resp::value&& reply) {
+    return entries<true>(reply);
+}
 
 } // namespace akv::messaging

@@ -23,7 +23,9 @@ constexpr std::array<std::string_view, 3> unsubscribe_command{"UNSUBSCRIBE", "PU
 // ---- subscription
 
 subscription::subscription(subscriber& hub, subscription_options options)
-    : hub_(hub), options_(options), signal_(hub.client_.get_executor()) {
+    : hub_(hub)
+    , options_(options)
+    , signal_(hub.client_.get_executor()) {
     if (options_.capacity == 0) options_.capacity = 1;
 }
 
@@ -35,7 +37,9 @@ void subscription::deliver(message m) {
             queue_.pop_front();
             ++dropped_;
             break;
-        case overflow_policy::drop_newest: ++dropped_; return;
+        case overflow_policy::drop_newest:
+            ++dropped_;
+            return;
         case overflow_policy::disconnect:
             ++dropped_;
             close(error::subscriber_overflow);
@@ -79,7 +83,8 @@ asio::awaitable<void> subscription::unsubscribe() {
 
 // ---- subscriber
 
-subscriber::subscriber(client& c) : client_(c) {
+subscriber::subscriber(client& c)
+    : client_(c) {
     listener_ = client_.main_connection().add_event_listener([this](const connection_event& e) {
         if (e.what != connection_event::kind::connected) return;
         if (seen_first_connect_) restore();

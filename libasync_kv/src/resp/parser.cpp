@@ -55,26 +55,44 @@ std::string printable(std::string_view text) {
 
 std::string_view to_string(type t) noexcept {
     switch (t) {
-    case type::simple_string: return "simple_string";
-    case type::simple_error: return "simple_error";
-    case type::number: return "number";
-    case type::doublean: return "double";
-    case type::null: return "null";
-    case type::boolean: return "boolean";
-    case type::blob_string: return "blob_string";
-    case type::blob_error: return "blob_error";
-    case type::verbatim_string: return "verbatim_string";
-    case type::big_number: return "big_number";
-    case type::array: return "array";
-    case type::map: return "map";
-    case type::set: return "set";
-    case type::attribute: return "attribute";
-    case type::push: return "push";
+    case type::simple_string:
+        return "simple_string";
+    case type::simple_error:
+        return "simple_error";
+    case type::number:
+        return "number";
+    case type::doublean:
+        return "double";
+    case type::null:
+        return "null";
+    case type::boolean:
+        return "boolean";
+    case type::blob_string:
+        return "blob_string";
+    case type::blob_error:
+        return "blob_error";
+    case type::verbatim_string:
+        return "verbatim_string";
+    case type::big_number:
+        return "big_number";
+    case type::array:
+        return "array";
+    case type::map:
+        return "map";
+    case type::set:
+        return "set";
+    case type::attribute:
+        return "attribute";
+    case type::push:
+        return "push";
     }
     return "unknown";
 }
 
-parser::parser(limits lim) : limits_(lim) { stack_.reserve(limits_.max_depth + 1); }
+parser::parser(limits lim)
+    : limits_(lim) {
+    stack_.reserve(limits_.max_depth + 1);
+}
 
 void parser::reset() noexcept {
     stream_offset_ += pos_;
@@ -85,8 +103,8 @@ void parser::reset() noexcept {
 
 std::optional<node> parser::fail(boost::system::error_code& ec, int code, std::string message) {
     ec = make_error_code(static_cast<error>(code));
-    error_message_ = "resp: " + std::move(message) + " at byte " +
-                     std::to_string(stream_offset_ + pos_);
+    error_message_ =
+        "resp: " + std::move(message) + " at byte " + std::to_string(stream_offset_ + pos_);
     return std::nullopt;
 }
 
@@ -133,8 +151,10 @@ std::optional<node> parser::next(std::string_view message, boost::system::error_
     };
 
     switch (marker) {
-    case '+': return scalar(type::simple_string);
-    case '-': return scalar(type::simple_error);
+    case '+':
+        return scalar(type::simple_string);
+    case '-':
+        return scalar(type::simple_error);
     case ':':
         if (!valid_integer(line)) return bad("bad integer");
         return scalar(type::number);

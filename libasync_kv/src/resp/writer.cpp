@@ -13,21 +13,36 @@ void append_number(std::string& out, std::size_t n) {
 
 char marker_of(type t) {
     switch (t) {
-    case type::simple_string: return '+';
-    case type::simple_error: return '-';
-    case type::number: return ':';
-    case type::doublean: return ',';
-    case type::null: return '_';
-    case type::boolean: return '#';
-    case type::blob_string: return '$';
-    case type::blob_error: return '!';
-    case type::verbatim_string: return '=';
-    case type::big_number: return '(';
-    case type::array: return '*';
-    case type::map: return '%';
-    case type::set: return '~';
-    case type::attribute: return '|';
-    case type::push: return '>';
+    case type::simple_string:
+        return '+';
+    case type::simple_error:
+        return '-';
+    case type::number:
+        return ':';
+    case type::doublean:
+        return ',';
+    case type::null:
+        return '_';
+    case type::boolean:
+        return '#';
+    case type::blob_string:
+        return '$';
+    case type::blob_error:
+        return '!';
+    case type::verbatim_string:
+        return '=';
+    case type::big_number:
+        return '(';
+    case type::array:
+        return '*';
+    case type::map:
+        return '%';
+    case type::set:
+        return '~';
+    case type::attribute:
+        return '|';
+    case type::push:
+        return '>';
     }
     return '_';
 }
@@ -80,7 +95,8 @@ void write(std::string& out, const value& v) {
         out += "\r\n";
         return;
     }
-    for (const value& e : v.elements) write(out, e);
+    for (const value& e : v.elements)
+        write(out, e);
 }
 
 } // namespace akv::resp

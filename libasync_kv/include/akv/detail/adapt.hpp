@@ -37,7 +37,8 @@ error_info mismatch(const cursor& c, std::string_view expected);
 error_info unexpected_null(std::string_view expected);
 error_info server_error_from(const cursor& c);
 
-template <class T> struct converter; // converter<T>::apply(cursor&, T&) -> std::optional<error_info>
+template <class T>
+struct converter; // converter<T>::apply(cursor&, T&) -> std::optional<error_info>
 
 template <class T> std::optional<error_info> convert(cursor& c, T& out) {
     c.skip_attributes();
@@ -77,8 +78,7 @@ template <> struct converter<float> {
 };
 
 template <class T>
-    requires(std::is_integral_v<T> && !std::is_same_v<T, bool>)
-struct converter<T> {
+requires(std::is_integral_v<T> && !std::is_same_v<T, bool>) struct converter<T> {
     static std::optional<error_info> apply(cursor& c, T& out) {
         const resp::node& n = c.current();
         if (n.data_type == resp::type::null) return unexpected_null("an integer");
@@ -88,10 +88,9 @@ struct converter<T> {
             ++c.index;
             return std::nullopt;
         }
-        const bool textual = n.data_type == resp::type::number ||
-                             n.data_type == resp::type::simple_string ||
-                             n.data_type == resp::type::blob_string ||
-                             n.data_type == resp::type::big_number;
+        const bool textual =
+            n.data_type == resp::type::number || n.data_type == resp::type::simple_string ||
+            n.data_type == resp::type::blob_string || n.data_type == resp::type::big_number;
         if (!textual) return mismatch(c, "an integer");
         const std::string_view t = c.text();
         auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
@@ -159,18 +158,22 @@ template <class T> struct sequence_converter {
     }
 };
 
-template <class T, class A> struct converter<std::vector<T, A>> : sequence_converter<std::vector<T, A>> {};
-template <class T, class C, class A> struct converter<std::set<T, C, A>> : sequence_converter<std::set<T, C, A>> {};
+template <class T, class A>
+struct converter<std::vector<T, A>> : sequence_converter<std::vector<T, A>> {};
+template <class T, class C, class A>
+struct converter<std::set<T, C, A>> : sequence_converter<std::set<T, C, A>> {};
 template <class T, class H, class E, class A>
-struct converter<std::unordered_set<T, H, E, A>> : sequence_converter<std::unordered_set<T, H, E, A>> {};
+struct converter<std::unordered_set<T, H, E, A>>
+    : sequence_converter<std::unordered_set<T, H, E, A>> {};
 
 template <class T> struct map_converter {
     static std::optional<error_info> apply(cursor& c, T& out) {
         std::size_t n = 0;
         if (auto e = enter_aggregate(c, "a map", n)) return e;
-        if (n % 2 != 0) return error_info{make_error_code(error::type_mismatch),
-                                          "expected a map, got an aggregate of odd length " +
-                                              std::to_string(n)};
+        if (n % 2 != 0)
+            return error_info{make_error_code(error::type_mismatch),
+                              "expected a map, got an aggregate of odd length " +
+                                  std::to_string(n)};
         out.clear();
         for (std::size_t i = 0; i < n; i += 2) {
             typename T::key_type k{};
@@ -186,7 +189,8 @@ template <class T> struct map_converter {
 template <class K, class V, class C, class A>
 struct converter<std::map<K, V, C, A>> : map_converter<std::map<K, V, C, A>> {};
 template <class K, class V, class H, class E, class A>
-struct converter<std::unordered_map<K, V, H, E, A>> : map_converter<std::unordered_map<K, V, H, E, A>> {};
+struct converter<std::unordered_map<K, V, H, E, A>>
+    : map_converter<std::unordered_map<K, V, H, E, A>> {};
 
 std::optional<error_info> check_tuple_size(cursor& c, std::size_t expected);
 
@@ -240,7 +244,8 @@ template <class... Ts> reply_adapter make_adapter(response<Ts...>& r) {
                 auto& t = *static_cast<tuple_t*>(p);
                 [&]<std::size_t... I>(std::index_sequence<I...>) {
                     ((I == index ? adapt_reply(nodes, message, std::get<I>(t)) : void()), ...);
-                }(std::index_sequence_for<Ts...>{});
+                }
+                (std::index_sequence_for<Ts...>{});
             },
             sizeof...(Ts)};
 }
@@ -257,7 +262,9 @@ inline reply_adapter make_adapter(generic_response& r) {
             static_cast<std::size_t>(-1)};
 }
 
-inline reply_adapter make_adapter(reply_adapter& a) { return a; }
+inline reply_adapter make_adapter(reply_adapter& a) {
+    return a;
+}
 
 inline reply_adapter make_adapter(const ignore_t&) {
     return {nullptr, nullptr, static_cast<std::size_t>(-1)};

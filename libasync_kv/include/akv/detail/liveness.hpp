@@ -14,7 +14,9 @@ namespace akv::detail {
 class backoff {
 public:
     backoff(std::chrono::milliseconds min, std::chrono::milliseconds max, std::uint32_t seed)
-        : min_(min), max_(std::max(min, max)), rng_(seed) {}
+        : min_(min)
+        , max_(std::max(min, max))
+        , rng_(seed) {}
 
     bool enabled() const noexcept { return max_.count() > 0; }
 

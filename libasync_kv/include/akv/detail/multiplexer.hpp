@@ -26,8 +26,8 @@ namespace akv::detail {
 struct pending_request {
     const request* req = nullptr;
     reply_adapter adapter;
-    std::uint64_t seq = 0;        // position in the queue, for O(1) cancel
-    std::size_t reply_bytes = 0;  // size of the replies, what exec() reports
+    std::uint64_t seq = 0;       // position in the queue, for O(1) cancel
+    std::size_t reply_bytes = 0; // size of the replies, what exec() reports
 
     // Called exactly once, when the request is done or failed.
     virtual void on_complete(boost::system::error_code ec) = 0;
@@ -100,7 +100,7 @@ private:
     void renumber();
 
     resp::parser parser_;
-    ring<slot> queue_;          // [written | staged | unwritten]
+    ring<slot> queue_; // [written | staged | unwritten]
     std::size_t written_ = 0;
     std::size_t staged_ = 0;
     std::uint64_t front_seq_ = 0;

@@ -9,7 +9,8 @@ namespace akv::detail {
 
 template <class T> class ring {
 public:
-    explicit ring(std::size_t capacity = 64) : storage_(round_up(capacity)) {}
+    explicit ring(std::size_t capacity = 64)
+        : storage_(round_up(capacity)) {}
 
     std::size_t size() const noexcept { return size_; }
     bool empty() const noexcept { return size_ == 0; }
@@ -37,13 +38,15 @@ public:
 private:
     static std::size_t round_up(std::size_t n) {
         std::size_t c = 1;
-        while (c < n) c <<= 1;
+        while (c < n)
+            c <<= 1;
         return c;
     }
     std::size_t mask() const noexcept { return storage_.size() - 1; }
     void grow() {
         std::vector<T> bigger(storage_.size() * 2);
-        for (std::size_t i = 0; i < size_; ++i) bigger[i] = std::move((*this)[i]);
+        for (std::size_t i = 0; i < size_; ++i)
+            bigger[i] = std::move((*this)[i]);
         storage_ = std::move(bigger);
         head_ = 0;
     }

@@ -16,10 +16,10 @@ using batch_handler =
 
 struct batcher_options {
     group_options group;
-    std::string output_stream;           // on a cluster: same hash tag as group.stream
+    std::string output_stream; // on a cluster: same hash tag as group.stream
     std::size_t max_batch = 64;
     std::chrono::milliseconds max_wait{50};
-    trim_options output_trim;            // MAXLEN only ('~' or '='); MINID is not applied
+    trim_options output_trim; // MAXLEN only ('~' or '='); MINID is not applied
     std::chrono::milliseconds claim_every{1000};
 };
 

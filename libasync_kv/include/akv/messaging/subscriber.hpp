@@ -85,13 +85,13 @@ public:
     // Closes every subscription (receive() then fails with subscription_closed).
     void stop();
 
-    asio::awaitable<std::shared_ptr<subscription>>
-    subscribe(std::vector<std::string> channels, subscription_options options = {});
-    asio::awaitable<std::shared_ptr<subscription>>
-    psubscribe(std::vector<std::string> patterns, subscription_options options = {});
+    asio::awaitable<std::shared_ptr<subscription>> subscribe(std::vector<std::string> channels,
+                                                             subscription_options options = {});
+    asio::awaitable<std::shared_ptr<subscription>> psubscribe(std::vector<std::string> patterns,
+                                                              subscription_options options = {});
     // Sharded pub/sub (Redis 7): on a cluster, the channel's slot decides the node.
-    asio::awaitable<std::shared_ptr<subscription>>
-    ssubscribe(std::vector<std::string> channels, subscription_options options = {});
+    asio::awaitable<std::shared_ptr<subscription>> ssubscribe(std::vector<std::string> channels,
+                                                              subscription_options options = {});
 
     std::uint64_t restored() const noexcept { return restored_; } // resubscriptions sent
     std::size_t channels() const noexcept { return routes_.size(); }

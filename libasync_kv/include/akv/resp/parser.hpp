@@ -22,10 +22,10 @@ namespace akv::resp {
 
 struct node {
     type data_type;
-    std::uint32_t depth;        // 0 for a top-level reply
-    std::size_t size;           // aggregates: element count of the header (pairs for map/attribute)
-    std::size_t offset;         // scalars: value bytes at message_start + offset ...
-    std::size_t length;         // ... of this length
+    std::uint32_t depth; // 0 for a top-level reply
+    std::size_t size;    // aggregates: element count of the header (pairs for map/attribute)
+    std::size_t offset;  // scalars: value bytes at message_start + offset ...
+    std::size_t length;  // ... of this length
 
     std::string_view value(std::string_view message) const noexcept {
         return message.substr(offset, length);
