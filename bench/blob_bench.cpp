@@ -14,6 +14,8 @@
 //   akv_bench_blob [--quick]
 //
 // Prints one JSON line per scenario: ours, the peer's, and ours / peer, in MiB/s of objects.
+#include "bench_support.hpp"
+
 #include <akv/client.hpp>
 #include <akv/embedded_server.hpp>
 #include <akv/kv/blob_store.hpp>
@@ -110,15 +112,7 @@ double time_ours(const akv::config& cfg, const operation& warmup, const operatio
     return seconds;
 }
 
-std::string run_command(const std::string& cmd) {
-    std::array<char, 4096> buf;
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-    if (!pipe) throw std::runtime_error("cannot run: " + cmd);
-    while (std::fgets(buf.data(), buf.size(), pipe.get()))
-        out += buf.data();
-    return out;
-}
+using akv::bench::run_command;
 
 // Requests per second of SET and of GET of `bytes`-byte values from redis-benchmark's CSV;
 // `names` > 0 spreads the keys over that many names (-r).

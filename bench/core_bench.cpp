@@ -4,6 +4,8 @@
 //   akv_bench_core [--ops N] [--quick]
 //
 // Prints one JSON line per scenario: ours, the peer's, and ours / peer.
+#include "bench_support.hpp"
+
 #include <akv/connection.hpp>
 #include <akv/embedded_server.hpp>
 
@@ -75,15 +77,7 @@ double run_ours(const akv::config& cfg, int coroutines, long total_ops) {
     return double(per * coroutines) / std::chrono::duration<double>(end - start).count();
 }
 
-std::string run_command(const std::string& cmd) {
-    std::array<char, 4096> buf;
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-    if (!pipe) throw std::runtime_error("cannot run: " + cmd);
-    while (std::fgets(buf.data(), buf.size(), pipe.get()))
-        out += buf.data();
-    return out;
-}
+using akv::bench::run_command;
 
 // redis-benchmark's combined SET+GET rate: total requests over total time.
 double run_peer(std::uint16_t port, int clients, int pipeline, long total_ops, bool pinned) {

@@ -10,6 +10,8 @@
 // `passes` x 100k entries; entries per second are compared. A second pair of scenarios runs
 // redis-benchmark's HSET / HMGET of the same hash, so that both sides ask the server for the
 // same work. Prints one JSON line per scenario.
+#include "bench_support.hpp"
+
 #include <akv/client.hpp>
 #include <akv/embedded_server.hpp>
 #include <akv/kv/typed_map.hpp>
@@ -109,15 +111,7 @@ double run_ours(const akv::config& cfg, int passes, Operation operation) {
     return double(total * chunk_size) / std::chrono::duration<double>(end - start).count();
 }
 
-std::string run_command(const std::string& cmd) {
-    std::array<char, 4096> buf;
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
-    if (!pipe) throw std::runtime_error("cannot run: " + cmd);
-    while (std::fgets(buf.data(), buf.size(), pipe.get()))
-        out += buf.data();
-    return out;
-}
+using akv::bench::run_command;
 
 // `redis-benchmark ... COMMAND <one_item x chunk_size>`: entries per second.
 double run_peer(std::uint16_t port, const std::string& command, const std::string& one_item,
