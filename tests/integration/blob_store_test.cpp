@@ -6,12 +6,15 @@
 #include <akv/embedded_server.hpp>
 #include <akv/kv/blob_store.hpp>
 
+#include "support/errors.hpp"
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <set>
+
+using akv::test::contains;
 
 using namespace akv::test;
 using akv::kv::blob_attributes;
@@ -87,11 +90,6 @@ template <class T> asio::awaitable<boost::system::system_error> error_of(asio::a
     }
     ADD_FAILURE() << "no error was thrown";
     co_return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 // Runs `tasks` concurrently on the caller's executor and waits for all; rethrows the first error.

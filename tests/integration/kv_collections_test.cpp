@@ -8,6 +8,7 @@
 
 #include <boost/asio/detached.hpp>
 
+#include "support/errors.hpp"
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -15,6 +16,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+using akv::test::contains;
+using akv::test::error_of;
 
 using namespace akv::test;
 namespace kv = akv::kv;
@@ -47,21 +51,6 @@ asio::awaitable<void> set_string(akv::client& c, std::string key, std::string va
     akv::request req;
     req.push("SET", key, value);
     co_await c.exec(req, akv::ignore);
-}
-
-template <class F> asio::awaitable<boost::system::system_error> error_of(F f) {
-    try {
-        co_await f();
-    } catch (const boost::system::system_error& e) {
-        co_return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    co_return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 // Expected values written as text: a braced list inside a coroutine body trips g++ 12 ("array

@@ -8,11 +8,15 @@
 
 #include <boost/describe/class.hpp>
 
+#include "support/errors.hpp"
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+using akv::test::contains;
+using akv::test::error_of;
 
 using namespace akv::test;
 namespace kv = akv::kv;
@@ -88,21 +92,6 @@ std::vector<double> doubles(int n) {
 
 demo::job_state state(std::string graph, int step, std::vector<double> loss) {
     return {std::move(graph), step, std::move(loss)};
-}
-
-template <class F> asio::awaitable<boost::system::system_error> error_of(F f) {
-    try {
-        co_await f();
-    } catch (const boost::system::system_error& e) {
-        co_return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    co_return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 } // namespace

@@ -8,7 +8,10 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include "support/errors.hpp"
 #include <optional>
+
+using akv::test::contains;
 
 using namespace akv::test;
 using akv::messaging::mlp_model;
@@ -42,11 +45,6 @@ asio::awaitable<boost::system::system_error> error_of(asio::awaitable<mlp_model>
     }
     ADD_FAILURE() << "no error was thrown";
     co_return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 // One command whose reply must not be an error.

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "support/errors.hpp"
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,28 +15,15 @@
 #include <unistd.h>
 #include <vector>
 
+using akv::test::contains;
+using akv::test::error_of;
+
 namespace {
 
 using namespace std::chrono_literals;
 using akv::config;
 using akv::endpoint;
 using hosts_t = std::vector<endpoint>;
-
-// Runs `action`, which must throw boost::system::system_error, and returns that error.
-boost::system::system_error error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const boost::system::system_error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
 
 // ---- URL ----
 

@@ -4,30 +4,19 @@
 
 #include <gtest/gtest.h>
 
+#include "support/errors.hpp"
 #include <cmath>
 #include <functional>
 #include <numeric>
 #include <vector>
 
+using akv::test::contains;
+using akv::test::error_of;
+
 using namespace akv::messaging;
 using shape_t = std::vector<std::int64_t>;
 
 namespace {
-
-boost::system::system_error error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const boost::system::system_error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
 
 tensor f32(const shape_t& shape, const std::vector<float>& values) {
     return decode(encode<float>(values, shape));

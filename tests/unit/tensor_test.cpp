@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "support/errors.hpp"
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -11,25 +12,13 @@
 #include <string>
 #include <vector>
 
+using akv::test::contains;
+using akv::test::error_of;
+
 using namespace akv::messaging;
 using shape_t = std::vector<std::int64_t>;
 
 namespace {
-
-boost::system::system_error error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const boost::system::system_error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    return boost::system::system_error(boost::system::error_code{}, "no error");
-}
-
-testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
-}
 
 // A hand-made serialized tensor: header bytes, then `dims` as int64 LE, then `data_size` bytes.
 std::string craft(std::uint8_t version, std::uint8_t type, std::uint8_t ndim, const shape_t& dims,
