@@ -25,8 +25,7 @@ config blocking_config_from(config cfg) {
 
 client::client(executor_type ex, config cfg)
     : main_(ex, cfg)
-    , blocking_config_(blocking_config_from(cfg))
-    , pool_signal_(ex) {}
+    , blocking_config_(blocking_config_from(cfg)) {}
 
 client::~client() = default;
 
@@ -41,7 +40,7 @@ void client::cancel() {
         main_.cancel();
         for (auto& p : pool_)
             p->conn.cancel();
-        pool_signal_.cancel();
+        wake_pool_waiters();
     });
 }
 
@@ -74,14 +73,23 @@ asio::awaitable<client::pooled*> client::acquire() {
             asio::co_spawn(get_executor(), p->conn.run(), [this, p](std::exception_ptr) {
                 // run() is over: the connection can go.
                 pool_.remove_if([p](const auto& q) { return q.get() == p; });
-                pool_signal_.cancel();
+                wake_pool_waiters();
             });
             co_return p;
         }
         if (std::chrono::steady_clock::now() >= deadline) co_return nullptr;
-        pool_signal_.expires_at(deadline);
-        co_await pool_signal_.async_wait(nothrow);
+        // A timer of its own: re-arming a shared one would cancel the other waiters, which
+        // would re-arm it in turn, and the waiters would spin.
+        asio::steady_timer wait(get_executor(), deadline);
+        pool_waiters_.push_back(&wait);
+        co_await wait.async_wait(nothrow);
+        std::erase(pool_waiters_, &wait);
     }
+}
+
+void client::wake_pool_waiters() {
+    for (asio::steady_timer* t : pool_waiters_)
+        t->cancel();
 }
 
 void client::release(pooled& p, bool healthy) {
@@ -91,7 +99,7 @@ void client::release(pooled& p, bool healthy) {
         p.retired = true;
         p.conn.cancel();
     }
-    pool_signal_.cancel();
+    wake_pool_waiters();
 }
 
 asio::awaitable<void>

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <ctime>
 #include <optional>
 
 using namespace akv::test;
@@ -118,5 +119,28 @@ TEST(Client, PoolWaitTimeoutIsAClearError) {
         auto [b_ec, b_n] = b;
         EXPECT_FALSE(a_ec);
         EXPECT_EQ(b_ec, akv::error::pool_exhausted);
+    }());
+}
+
+TEST(Client, ManyWaitersShareOneBlockingConnectionInTurn) {
+    akv::embedded_server server;
+    asio::io_context io;
+    auto cfg = server.config();
+    cfg.pool_size = 1;
+    running_client rc(io, cfg);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        int done = 0;
+        auto pop = [&]() -> asio::awaitable<void> {
+            akv::request blpop;
+            blpop.push("BLPOP", "q", "0.05"); // times out: nil
+            co_await rc.client.exec(blpop, akv::ignore);
+            ++done;
+        };
+        const auto cpu_before = std::clock();
+        co_await (pop() && pop() && pop() && pop());
+        EXPECT_EQ(done, 4);
+        EXPECT_EQ(rc.client.blocking_connections(), 1u);
+        // Four 50 ms waits in turn: waiting must not spin the CPU meanwhile.
+        EXPECT_LT(double(std::clock() - cpu_before) / CLOCKS_PER_SEC, 0.1);
     }());
 }

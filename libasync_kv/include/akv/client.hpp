@@ -65,11 +65,12 @@ private:
                                         detail::reply_adapter adapter);
     asio::awaitable<pooled*> acquire();
     void release(pooled& p, bool healthy);
+    void wake_pool_waiters();
 
     connection main_;
     config blocking_config_;
     std::list<std::unique_ptr<pooled>> pool_;
-    asio::steady_timer pool_signal_;
+    std::vector<asio::steady_timer*> pool_waiters_; // coroutines waiting for a free connection
     bool stopped_ = false;
 };
 
