@@ -354,3 +354,30 @@ TEST(Connection, EventsReportConnectAndDisconnect) {
     EXPECT_EQ(seen[2], k::reconnecting);
     EXPECT_EQ(seen.back(), k::connected);
 }
+
+TEST(Connection, PushQueueDropsTheOldestWhenFullAndCounts) {
+    akv::embedded_server server;
+    asio::io_context io;
+    auto cfg = server.config();
+    cfg.push_queue_capacity = 5;
+    running_connection sub(io, cfg);
+    running_connection pub(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::request subscribe;
+        subscribe.push("SUBSCRIBE", "c");
+        subscribe.push("PING"); // answered after the subscription took effect
+        co_await sub.conn.exec(subscribe, akv::ignore);
+        akv::request publish;
+        for (int i = 0; i < 20; ++i)
+            publish.push("PUBLISH", "c", "m" + std::to_string(i));
+        co_await pub.conn.exec(publish, akv::ignore);
+    }());
+    // The confirmation and 20 messages arrive; nobody reads them.
+    ASSERT_TRUE(run_until(
+        io, [&] { return sub.conn.stats().pushes == 21; }, 10s));
+    EXPECT_EQ(sub.conn.stats().pushes_dropped, 16u);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        auto oldest_kept = co_await sub.conn.receive_push();
+        EXPECT_EQ(oldest_kept.elements.at(2).str, "m15");
+    }());
+}
