@@ -164,7 +164,8 @@ int main(int argc, char** argv) {
     akv::connection conn(io.get_executor(), cfg);
     akv::connection subscriber(io.get_executor(), cfg);
     conn.set_event_handler([](const akv::connection_event& e) {
-        if (e.what == akv::connection_event::kind::disconnected)
+        if (e.what == akv::connection_event::kind::disconnected &&
+            e.reason != akv::error::connection_closed) // not our own shutdown
             spdlog::warn("disconnected: {} ({})", e.reason.message(), e.detail);
     });
     int status = 0;
