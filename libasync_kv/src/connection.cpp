@@ -659,6 +659,9 @@ void connection::cancel() {
 asio::awaitable<void> connection::run() {
     impl& s = *impl_;
     co_await asio::this_coro::throw_if_cancelled(false);
+    if (s.running)
+        throw boost::system::system_error(asio::error::already_started,
+                                          "connection::run() is running already");
     s.running = true;
     s.stopping = s.stopped = false;
     error_code final_ec;

@@ -381,3 +381,13 @@ TEST(Connection, PushQueueDropsTheOldestWhenFullAndCounts) {
         EXPECT_EQ(oldest_kept.elements.at(2).str, "m15");
     }());
 }
+
+TEST(Connection, RunningTwiceIsRefused) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_connection rc(io, server.config());
+    ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));
+    const auto failure = run_failure(io, rc.conn);
+    EXPECT_EQ(failure.code(), asio::error::already_started);
+    EXPECT_TRUE(rc.conn.is_connected()); // the first run() goes on
+}
