@@ -1,24 +1,10 @@
 #include <akv/detail/adapt.hpp>
+#include <akv/detail/printable.hpp>
 
 #include <cmath>
 
 namespace akv::detail {
 namespace {
-
-std::string quoted(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text.substr(0, 64)) {
-        if (c >= 0x20 && c < 0x7f && c != '"') {
-            out += c;
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
-            out += buf;
-        }
-    }
-    if (text.size() > 64) out += "...";
-    return out + "\"";
-}
 
 bool is_text(resp::type t) {
     return t == resp::type::simple_string || t == resp::type::blob_string ||
@@ -46,7 +32,7 @@ error_info mismatch(const cursor& c, std::string_view expected) {
     if (resp::is_aggregate(n.data_type))
         got += " of " + std::to_string(n.size);
     else
-        got += " " + quoted(c.text());
+        got += " \"" + printable(c.text(), 64) + "\"";
     return {make_error_code(error::type_mismatch),
             "expected " + std::string(expected) + ", got " + got};
 }

@@ -1,3 +1,4 @@
+#include <akv/detail/printable.hpp>
 #include <akv/messaging/tensor.hpp>
 
 #include <algorithm>
@@ -60,21 +61,6 @@ std::size_t data_bytes(dtype type, std::span<const std::int64_t> shape) {
     return *n * size;
 }
 
-std::string printable(std::string_view bytes) {
-    std::string out;
-    for (char c : bytes) {
-        const auto u = static_cast<unsigned char>(c);
-        if (u >= 0x20 && u < 0x7f && c != '"' && c != '\\') {
-            out += c;
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", u);
-            out += buf;
-        }
-    }
-    return out;
-}
-
 std::int64_t load_i64(const char* p) {
     std::int64_t v;
     std::memcpy(&v, p, sizeof v);
@@ -97,7 +83,8 @@ header parse(std::string_view bytes) {
              std::to_string(tensor_header_size) + "-byte header");
     }
     if (bytes.substr(0, 4) != magic) {
-        fail("bad magic \"" + printable(bytes.substr(0, 4)) + "\" (expected \"AKVT\")");
+        fail("bad magic \"" + akv::detail::printable(bytes.substr(0, 4), 4) +
+             "\" (expected \"AKVT\")");
     }
     const auto version = static_cast<std::uint8_t>(bytes[4]);
     if (version != format_version) {

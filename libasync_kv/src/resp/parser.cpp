@@ -1,3 +1,4 @@
+#include <akv/detail/printable.hpp>
 #include <akv/error.hpp>
 #include <akv/resp/parser.hpp>
 
@@ -34,21 +35,6 @@ bool valid_double(std::string_view text) {
     double v;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
     return !text.empty() && ec == std::errc{} && ptr == text.data() + text.size();
-}
-
-std::string printable(std::string_view text) {
-    std::string out;
-    for (char c : text.substr(0, 32)) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += c;
-        } else {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
-            out += buf;
-        }
-    }
-    if (text.size() > 32) out += "...";
-    return out;
 }
 
 } // namespace
@@ -147,7 +133,7 @@ std::optional<node> parser::next(std::string_view message, boost::system::error_
     };
     auto bad = [&](std::string_view what) {
         return fail(ec, static_cast<int>(error::resp_protocol),
-                    std::string(what) + " \"" + printable(line) + "\"");
+                    std::string(what) + " \"" + detail::printable(line, 32) + "\"");
     };
 
     switch (marker) {
