@@ -404,6 +404,12 @@ const key_info keys[] = {
      }},
     {"push_queue_capacity", "",
      [](config& c, const value& v) { c.push_queue_capacity = v.number<std::size_t>(1); }},
+    {"cluster_max_redirects", "",
+     [](config& c, const value& v) { c.cluster_max_redirects = v.number<std::size_t>(1); }},
+    {"cluster_failover_wait_ms", "",
+     [](config& c, const value& v) { c.cluster_failover_wait = v.milliseconds(); }},
+    {"read_from_replicas", "",
+     [](config& c, const value& v) { c.read_from_replicas = v.boolean(); }},
     {"storage_slice", "",
      [](config& c, const value& v) { c.tfra.storage_slice = v.number<int>(1); }},
     {"keys_sending_size", "",
@@ -525,70 +531,6 @@ std::string redact_url_text(std::string_view text) {
     return redacted;
 }
 
-endpoint tcp_endpoint(const urls::url_view& url, const origin& from) {
-    if (url.host_type() == urls::host_type::none || url.encoded_host().empty())
-        from.fail("no host");
-    if (url.host_type() == urls::host_type::ipvfuture)
-        from.fail("unsupported host " + quoted(std::string_view(url.encoded_host())));
-    endpoint result;
-    result.host = url.host_address(); // percent-decoded, an IPv6 address without brackets
-    // Boost.URL reads "h:12ab" as host "h", port "12" and the relative path "ab".
-    const std::string_view path = url.encoded_path();
-    if (!path.empty() && !path.starts_with('/')) {
-        const std::string port =
-            std::string(url.port()) + std::string(path.substr(0, path.find('/')));
-        value(from, "port", std::string_view(port), false).expected("a port number");
-    }
-    if (url.has_port() && !url.port().empty())
-        result.port = value(from, "port", std::string_view(url.port()), false).port();
-    return result;
-}
-
-void merge_url(config& cfg, std::string_view url_text) {
-    const origin from{error::invalid_url, "url " + quoted(redact_url_text(url_text)) + ": ",
-                      "query key"};
-    // A stray '@' means a password with an unencoded '@', '/', '?' or '#': the parse would
-    // show part of it as a host, path or query key, so stop before echoing any of it.
-    const auto at_signs = std::ranges::count(url_text, '@');
-    const auto parsed = urls::parse_uri(url_text);
-    if (parsed && at_signs > (parsed->has_userinfo() ? 1 : 0)) {
-        from.fail("stray '@': percent-encode '@', '/', '?' and '#' in the user name, password "
-                  "and query");
-    }
-    if (!parsed) from.fail("not a valid URL (" + parsed.error().message() + ")");
-    const urls::url_view& url = *parsed;
-
-    config next = cfg;
-    const std::string_view scheme = url.scheme();
-    const std::string path = url.path();
-    if (iequals(scheme, "redis") || iequals(scheme, "rediss")) {
-        next.hosts = {tcp_endpoint(url, from)};
-        next.unix_socket.clear();
-        next.use_tls = iequals(scheme, "rediss");
-        if (path.size() > 1)
-            set_db(next, value(from, "db", std::string_view(path).substr(1), false));
-    } else if (iequals(scheme, "unix")) {
-        if (!url.encoded_host().empty() || url.has_port())
-            from.fail("a unix URL takes no host: unix:///path/to/socket");
-        if (path.empty()) from.fail("no socket path");
-        next.unix_socket = path;
-        next.use_tls = false;
-    } else {
-        from.fail("unknown scheme " + quoted(scheme) + ", expected redis, rediss or unix");
-    }
-    if (url.has_userinfo()) {
-        next.username = url.user();
-        next.password = url.has_password() ? url.password() : std::string();
-    }
-    if (url.has_fragment()) from.fail("unexpected fragment");
-    for (const urls::param& param : url.params()) {
-        const std::string name = flag_key(param.key);
-        const key_info& key = lookup(name, from);
-        key.set(next, value(from, quoted(name), std::string_view(param.value), key.secret));
-    }
-    cfg = std::move(next);
-}
-
 std::string_view mode_name(config::mode mode) {
     switch (mode) {
     case config::mode::cluster:
@@ -599,6 +541,188 @@ std::string_view mode_name(config::mode mode) {
         return "standalone";
     }
     return "unknown";
+}
+
+// The schemes of a TCP URL. A scheme that names a topology sets it.
+struct url_scheme {
+    std::string_view name;
+    bool tls;
+    std::optional<config::mode> topology;
+};
+
+constexpr url_scheme tcp_schemes[] = {
+    {"redis", false, std::nullopt},
+    {"rediss", true, std::nullopt},
+    {"redis+cluster", false, config::mode::cluster},
+    {"rediss+cluster", true, config::mode::cluster},
+    {"redis+sentinel", false, config::mode::sentinel},
+    {"rediss+sentinel", true, config::mode::sentinel},
+};
+
+constexpr std::string_view known_schemes =
+    "redis, rediss, redis+cluster, rediss+cluster, redis+sentinel, rediss+sentinel or unix";
+
+const url_scheme* find_scheme(std::string_view name) {
+    for (const url_scheme& scheme : tcp_schemes)
+        if (iequals(name, scheme.name)) return &scheme;
+    return nullptr;
+}
+
+// One host of a URL's comma separated list: "host", "host:port", "[ipv6]" or "[ipv6]:port",
+// the host percent-encoded as in any URL.
+endpoint url_endpoint(std::string_view text, const origin& from) {
+    std::string_view host = text;
+    std::string_view port;
+    if (text.starts_with('[')) {
+        const auto close = text.find(']');
+        if (close == text.npos) from.fail("no ']' after the IPv6 address in " + quoted(text));
+        host = text.substr(0, close + 1);
+        const std::string_view after = text.substr(close + 1);
+        if (!after.empty() && !after.starts_with(':'))
+            from.fail("expected \":port\" after " + quoted(host) + ", got " + quoted(after));
+        if (!after.empty()) port = after.substr(1);
+    } else if (const auto colon = text.find(':'); colon != text.npos) {
+        if (text.find(':', colon + 1) != text.npos)
+            from.fail("expected host:port, got " + quoted(text) +
+                      " (an IPv6 address goes in brackets: [::1]:6379)");
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    if (host.empty() || host == "[]") from.fail("no host");
+    endpoint result;
+    if (!port.empty()) result.port = value(from, "port", port, false).port();
+    const auto parsed = urls::parse_authority(host);
+    if (!parsed || parsed->has_userinfo() || parsed->has_port())
+        from.fail("not a valid host: " + quoted(host));
+    if (parsed->host_type() == urls::host_type::ipvfuture)
+        from.fail("unsupported host " + quoted(host));
+    result.host = parsed->host_address(); // percent-decoded, an IPv6 address without brackets
+    if (result.host.empty()) from.fail("no host");
+    return result;
+}
+
+// The hosts of a TCP URL's authority, comma separated. Errors name the host by its place in
+// the list ("host 2: no host") when there is more than one.
+std::vector<endpoint> url_endpoints(std::string_view list, const origin& from) {
+    std::vector<endpoint> hosts;
+    const bool several = list.find(',') != list.npos;
+    origin host_from = from; // one copy of the prefix, however many hosts
+    for (std::size_t i = 1;; ++i) {
+        const auto comma = list.find(',');
+        if (several) {
+            host_from.prefix.resize(from.prefix.size());
+            host_from.prefix += "host " + std::to_string(i) + ": ";
+        }
+        hosts.push_back(url_endpoint(list.substr(0, comma), host_from));
+        if (comma == list.npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return hosts;
+}
+
+// A sentinel URL's path: /master_name[/db], each percent-decoded.
+void set_sentinel_path(config& c, const urls::url_view& url, const origin& from) {
+    std::vector<std::string> segments(url.segments().begin(), url.segments().end());
+    if (!segments.empty() && segments.back().empty()) segments.pop_back(); // a trailing '/'
+    if (segments.size() > 2)
+        from.fail("path: expected /master_name[/db], got " + quoted(url.encoded_path()));
+    c.master_name = segments.empty() ? std::string() : segments[0];
+    if (segments.size() == 2)
+        set_db(c, value(from, "db", std::string_view(segments[1]), false));
+}
+
+void merge_url(config& cfg, std::string_view url_text) {
+    const origin from{error::invalid_url, "url " + quoted(redact_url_text(url_text)) + ": ",
+                      "query key"};
+    const auto at_signs = std::ranges::count(url_text, '@');
+    // A stray '@' means a password with an unencoded '@', '/', '?' or '#': the parse would
+    // show part of it as a host, path or query key, so stop before echoing any of it.
+    const auto stray_at = [&] {
+        from.fail("stray '@': percent-encode '@', '/', '?' and '#' in the user name, password "
+                  "and query");
+    };
+
+    // Boost.URL reads one host:port per authority, so the host list of redis://h1:1,h2:2/0 is
+    // cut out here, and the rest parsed with one stand-in host.
+    const auto scheme_end = url_text.find("://");
+    const url_scheme* scheme =
+        scheme_end == url_text.npos ? nullptr : find_scheme(url_text.substr(0, scheme_end));
+    std::string_view host_list;
+    std::string tcp_text;
+    if (scheme) {
+        const std::size_t authority_begin = scheme_end + 3;
+        const std::size_t authority_end =
+            std::min(url_text.find_first_of("/?#", authority_begin), url_text.size());
+        const std::string_view authority =
+            url_text.substr(authority_begin, authority_end - authority_begin);
+        const auto at = authority.find('@');
+        if (at_signs > (at == authority.npos ? 0 : 1)) stray_at();
+        host_list = at == authority.npos ? authority : authority.substr(at + 1);
+        const std::size_t query_begin =
+            std::min(url_text.find_first_of("?#", authority_begin), url_text.size());
+        const std::string_view before_query =
+            url_text.substr(authority_begin, query_begin - authority_begin);
+        if (before_query.find("://") != before_query.npos)
+            from.fail("a second \"://\": give one scheme, e.g. redis+sentinel://host:26379/master");
+        tcp_text.append(url_text.substr(0, authority_begin));
+        if (at != authority.npos) tcp_text.append(authority.substr(0, at + 1));
+        tcp_text.append("stand-in");
+        tcp_text.append(url_text.substr(authority_end));
+    }
+    const auto parsed = urls::parse_uri(scheme ? std::string_view(tcp_text) : url_text);
+    if (parsed && at_signs > (parsed->has_userinfo() ? 1 : 0)) stray_at();
+    if (!parsed) from.fail("not a valid URL (" + parsed.error().message() + ")");
+    const urls::url_view& url = *parsed;
+
+    config next = cfg;
+    const std::string_view scheme_name = url.scheme();
+    const std::string path = url.path();
+    if (scheme) {
+        next.hosts = url_endpoints(host_list, from);
+        next.unix_socket.clear();
+        next.use_tls = scheme->tls;
+        if (scheme->topology) next.topology = *scheme->topology;
+        if (scheme->topology == config::mode::sentinel) {
+            set_sentinel_path(next, url, from);
+        } else if (path.size() > 1) {
+            set_db(next, value(from, "db", std::string_view(path).substr(1), false));
+        }
+    } else if (iequals(scheme_name, "unix")) {
+        if (!url.encoded_host().empty() || url.has_port())
+            from.fail("a unix URL takes no host: unix:///path/to/socket");
+        if (path.empty()) from.fail("no socket path");
+        next.unix_socket = path;
+        next.use_tls = false;
+    } else if (find_scheme(scheme_name)) {
+        from.fail("no host: expected " + quoted(std::string(scheme_name) + "://host[:port]"));
+    } else {
+        from.fail("unknown scheme " + quoted(scheme_name) + ", expected " +
+                  std::string(known_schemes));
+    }
+    if (url.has_userinfo()) {
+        next.username = url.user();
+        next.password = url.has_password() ? url.password() : std::string();
+    }
+    if (url.has_fragment()) {
+        if (scheme && scheme->topology == config::mode::sentinel)
+            from.fail("unexpected fragment: the master name goes in the path, " +
+                      std::string(scheme->name) + "://host:26379/master_name[/db]");
+        from.fail("unexpected fragment");
+    }
+    for (const urls::param& param : url.params()) {
+        const std::string name = flag_key(param.key);
+        const key_info& key = lookup(name, from);
+        key.set(next, value(from, quoted(name), std::string_view(param.value), key.secret));
+    }
+    if (scheme && scheme->topology && next.topology != *scheme->topology) {
+        from.fail("query topology " + quoted(mode_name(next.topology)) + " contradicts scheme " +
+                  quoted(scheme->name));
+    }
+    if (scheme && scheme->topology == config::mode::sentinel && next.master_name.empty()) {
+        from.fail("no master name: expected " + std::string(scheme->name) +
+                  "://host:26379[,host:port...]/master_name[/db]");
+    }
+    cfg = std::move(next);
 }
 
 } // namespace
@@ -642,7 +766,10 @@ void config::set(std::string_view key, std::string_view text) {
 
 std::string config::redacted_url() const {
     std::string url = !unix_socket.empty() ? "unix://" : use_tls ? "rediss://" : "redis://";
-    if (!username.empty() || !password.empty()) {
+    // unix:relative/path has no authority to hold a host, nor a user.
+    const bool relative_socket = !unix_socket.empty() && !unix_socket.starts_with('/');
+    if (relative_socket) url = "unix:";
+    if (!relative_socket && (!username.empty() || !password.empty())) {
         url += urls::encode(username, urls::unreserved_chars);
         if (!password.empty()) url += ":***";
         url += '@';
@@ -659,7 +786,8 @@ std::string config::redacted_url() const {
         for (std::size_t i = 0; i < hosts.size(); ++i) {
             if (i > 0) url += ','; // not a standard URL: one line for every host in the logs
             const bool ipv6 = hosts[i].host.find(':') != std::string::npos;
-            url += ipv6 ? "[" + hosts[i].host + "]" : hosts[i].host;
+            url += ipv6 ? "[" + hosts[i].host + "]"
+                        : std::string(urls::encode(hosts[i].host, urls::unreserved_chars));
             url += ":" + std::to_string(hosts[i].port);
         }
         if (db != 0) url += "/" + std::to_string(db);

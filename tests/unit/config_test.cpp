@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "support/errors.hpp"
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -152,6 +153,210 @@ TEST(ConfigUrl, ErrorsNeverShowThePassword) {
     }
 }
 
+// ---- URLs with several hosts, cluster and sentinel schemes ----
+
+TEST(ConfigUrl, ReadsEveryHostOfTheList) {
+    const config c = config::from_url("redis://u:pw@h1:6379,h2:6380,[::1]:6381,10.0.0.4/2");
+    EXPECT_EQ(c.hosts, (hosts_t{{"h1", 6379}, {"h2", 6380}, {"::1", 6381}, {"10.0.0.4", 6379}}));
+    EXPECT_EQ(c.username, "u");
+    EXPECT_EQ(c.password, "pw");
+    EXPECT_EQ(c.db, 2);
+    EXPECT_EQ(c.topology, config::mode::standalone);
+    EXPECT_FALSE(c.use_tls);
+}
+
+TEST(ConfigUrl, HostListWithTopologyQuery) {
+    const config c = config::from_url("rediss://h1:7000,h2:7001?topology=cluster&tls_verify=no");
+    EXPECT_EQ(c.topology, config::mode::cluster);
+    EXPECT_EQ(c.hosts, (hosts_t{{"h1", 7000}, {"h2", 7001}}));
+    EXPECT_TRUE(c.use_tls);
+    EXPECT_FALSE(c.tls.verify_peer);
+}
+
+TEST(ConfigUrl, ClusterSchemeSetsTheTopology) {
+    const config c = config::from_url("redis+cluster://:pw@a:7000,b:7001,c?cluster_max_redirects=5");
+    EXPECT_EQ(c.topology, config::mode::cluster);
+    EXPECT_EQ(c.hosts, (hosts_t{{"a", 7000}, {"b", 7001}, {"c", 6379}}));
+    EXPECT_EQ(c.password, "pw");
+    EXPECT_EQ(c.cluster_max_redirects, 5u);
+    EXPECT_FALSE(c.use_tls);
+
+    const config tls = config::from_url("rediss+cluster://a:7000");
+    EXPECT_EQ(tls.topology, config::mode::cluster);
+    EXPECT_TRUE(tls.use_tls);
+}
+
+TEST(ConfigUrl, SchemesAreCaseInsensitive) {
+    const config c = config::from_url("REDISS+Cluster://a:7000");
+    EXPECT_EQ(c.topology, config::mode::cluster);
+    EXPECT_TRUE(c.use_tls);
+}
+
+TEST(ConfigUrl, SentinelSchemeReadsSentinelsMasterAndDb) {
+    const config c = config::from_url(
+        "redis+sentinel://u:pw@s1:26379,s2:26380,[::1]:26381/mymaster/3"
+        "?sentinel_username=su&sentinel_password=spw&read_from_replicas=yes");
+    EXPECT_EQ(c.topology, config::mode::sentinel);
+    EXPECT_EQ(c.hosts, (hosts_t{{"s1", 26379}, {"s2", 26380}, {"::1", 26381}}));
+    EXPECT_EQ(c.master_name, "mymaster");
+    EXPECT_EQ(c.db, 3);
+    EXPECT_EQ(c.username, "u");
+    EXPECT_EQ(c.password, "pw");
+    EXPECT_EQ(c.sentinel_username, "su");
+    EXPECT_EQ(c.sentinel_password, "spw");
+    EXPECT_TRUE(c.read_from_replicas);
+    EXPECT_FALSE(c.use_tls);
+}
+
+TEST(ConfigUrl, SentinelPathVariants) {
+    {
+        const config c = config::from_url("rediss+sentinel://s1/mymaster");
+        EXPECT_TRUE(c.use_tls);
+        EXPECT_EQ(c.master_name, "mymaster");
+        EXPECT_EQ(c.db, 0);
+        EXPECT_EQ(c.hosts, (hosts_t{{"s1", 6379}}));
+    }
+    {
+        const config c = config::from_url("redis+sentinel://s1:26379/my%2Fmaster%20x/");
+        EXPECT_EQ(c.master_name, "my/master x");
+    }
+    {
+        // The master name may come from the query instead, as redacted_url() writes it.
+        const config c = config::from_url("redis+sentinel://s1:26379?master_name=m");
+        EXPECT_EQ(c.master_name, "m");
+    }
+}
+
+TEST(ConfigUrl, SentinelUrlWithoutMasterNameIsAnError) {
+    for (const char* url : {"redis+sentinel://s1:26379,s2:26379", "redis+sentinel://s1/",
+                            "redis+sentinel://s1//0", "rediss+sentinel://s1?db=1"}) {
+        const auto e = error_of([&] { config::from_url(url); });
+        EXPECT_EQ(e.code(), akv::error::invalid_url) << url;
+        EXPECT_TRUE(contains(e.what(), "no master name: expected ")) << url;
+        EXPECT_TRUE(contains(e.what(), "/master_name[/db]")) << url;
+    }
+}
+
+TEST(ConfigUrl, LettuceStyleMasterNameInTheFragmentGetsAHint) {
+    const auto e = error_of([] { config::from_url("redis+sentinel://s1,s2/0#mymaster"); });
+    EXPECT_EQ(e.code(), akv::error::invalid_url);
+    EXPECT_TRUE(contains(e.what(), "unexpected fragment: the master name goes in the path, "
+                                   "redis+sentinel://host:26379/master_name[/db]"));
+}
+
+TEST(ConfigUrl, SentinelPathWithTooManySegmentsIsAnError) {
+    const auto e = error_of([] { config::from_url("redis+sentinel://s1/m/0/x"); });
+    EXPECT_EQ(e.code(), akv::error::invalid_url);
+    EXPECT_TRUE(contains(e.what(), R"(path: expected /master_name[/db], got "/m/0/x")"));
+}
+
+TEST(ConfigUrl, SentinelDbThatIsNoNumberNamesTheDb) {
+    const auto e = error_of([] { config::from_url("redis+sentinel://s1/m/x"); });
+    EXPECT_TRUE(contains(e.what(), R"(db: expected an integer, got "x")"));
+}
+
+TEST(ConfigUrl, TopologyQueryThatContradictsTheSchemeIsAnError) {
+    const auto e = error_of([] { config::from_url("redis+cluster://a:7000?topology=sentinel"); });
+    EXPECT_EQ(e.code(), akv::error::invalid_url);
+    EXPECT_TRUE(
+        contains(e.what(), R"(query topology "sentinel" contradicts scheme "redis+cluster")"));
+    // Agreeing is fine.
+    EXPECT_EQ(config::from_url("redis+cluster://a?topology=0").topology, config::mode::cluster);
+}
+
+TEST(ConfigUrl, PasswordMayHoldACommaEncodedOrNot) {
+    const config encoded = config::from_url("redis://u:p%2Cw%40d@h1:1,h2:2");
+    EXPECT_EQ(encoded.password, "p,w@d");
+    EXPECT_EQ(encoded.hosts, (hosts_t{{"h1", 1}, {"h2", 2}}));
+    // The host list begins after the '@', so a bare ',' in the password splits nothing.
+    const config bare = config::from_url("redis://u:p,w@h1:1,h2:2");
+    EXPECT_EQ(bare.password, "p,w");
+    EXPECT_EQ(bare.hosts, (hosts_t{{"h1", 1}, {"h2", 2}}));
+}
+
+TEST(ConfigUrl, PercentDecodesHostNames) {
+    const config c = config::from_url("redis://my%2Dhost:1,other");
+    EXPECT_EQ(c.hosts, (hosts_t{{"my-host", 1}, {"other", 6379}}));
+}
+
+TEST(ConfigUrl, BadHostInTheListNamesItsPlace) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"redis://h1:6379,:7", R"(url "redis://h1:6379,:7": host 2: no host)"},
+        {"redis://h1,,h3", "host 2: no host"},
+        {"redis://h1,", "host 2: no host"},
+        {"redis://,h2", "host 1: no host"},
+        {"redis://h1:6379,h2:63x9/0", R"(host 2: port: expected a port number, got "63x9")"},
+        {"redis://h1,h2:0", "host 2: port: 0 out of range, must be in 1..65535"},
+        {"redis://h1,h2:99999", "host 2: port: 99999 out of range"},
+        {"redis+cluster://a,[::1", R"(host 2: no ']' after the IPv6 address in "[::1")"},
+        {"redis://a,[::1]x", R"(host 2: expected ":port" after "[::1]", got "x")"},
+        {"redis://a,::1", "host 2: expected host:port, got \"::1\" (an IPv6 address goes in "
+                          "brackets: [::1]:6379)"},
+        {"redis://a,[]:1", "host 2: no host"},
+        {"redis://a,h[1]", R"(host 2: not a valid host: "h[1]")"},
+        {"redis://a,[zz::1]", R"(host 2: not a valid host: "[zz::1]")"},
+        {"redis+sentinel://s1:26379,:26380/m", "host 2: no host"},
+    };
+    for (const auto& [url_text, message] : cases) {
+        const std::string_view url = url_text;
+        const auto e = error_of([&] { config::from_url(url); });
+        EXPECT_EQ(e.code(), akv::error::invalid_url) << url;
+        EXPECT_TRUE(contains(e.what(), message)) << url;
+    }
+}
+
+TEST(ConfigUrl, OneHostErrorsNameNoPlace) {
+    const auto e = error_of([] { config::from_url("redis://h:12ab"); });
+    EXPECT_TRUE(contains(e.what(), R"(url "redis://h:12ab": port: expected a port number, got "12ab")"));
+    EXPECT_FALSE(contains(e.what(), "host 1"));
+}
+
+TEST(ConfigUrl, DuplicateOrUnknownSchemesAreErrors) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"redis://redis://h:6379", R"(a second "://": give one scheme)"},
+        {"redis+sentinel://redis://s1/m", R"(a second "://")"},
+        {"redis+redis://h", R"(unknown scheme "redis+redis", expected redis, rediss, )"},
+        {"redis+cluster+sentinel://h", R"(unknown scheme "redis+cluster+sentinel")"},
+        {"redis-sentinel://h1,h2/0#m", R"(unknown scheme "redis-sentinel")"},
+        {"redis:h", R"(no host: expected "redis://host[:port]")"},
+    };
+    for (const auto& [url_text, message] : cases) {
+        const std::string_view url = url_text;
+        const auto e = error_of([&] { config::from_url(url); });
+        EXPECT_EQ(e.code(), akv::error::invalid_url) << url;
+        EXPECT_TRUE(contains(e.what(), message)) << url << ": " << e.what();
+    }
+}
+
+TEST(ConfigUrl, HostListErrorsNeverShowThePassword) {
+    for (const char* url : {
+             "redis://u:hunter2@h1,:7",
+             "redis://u:hunter2@h1,h2:99999",
+             "redis://u:hunt,er2@h1,h2:x",
+             "redis://u:hunt@er2@h1,h2",
+             "redis://u:hunt/er2@h1,h2",
+             "redis+sentinel://u:hunter2@s1,s2",
+             "redis+sentinel://u:hunter2@s1/m/x",
+             "redis+cluster://u:hunter2@a?topology=sentinel",
+             "redis+cluster://u:hunter2@redis://a",
+             "redis+sentinel://s1/m?sentinel_password=hunter2&db=x",
+         }) {
+        const auto e = error_of([&] { config::from_url(url); });
+        EXPECT_EQ(e.code(), akv::error::invalid_url) << url;
+        EXPECT_FALSE(contains(e.what(), "hunt")) << url;
+        EXPECT_FALSE(contains(e.what(), "er2")) << url;
+    }
+}
+
+TEST(ConfigUrl, UrlKeyInJsonTakesAHostList) {
+    const config c = config::from_json(
+        R"({"url": "redis+sentinel://s1:26379,s2:26379/mymaster", "pool_size": 2})");
+    EXPECT_EQ(c.topology, config::mode::sentinel);
+    EXPECT_EQ(c.hosts, (hosts_t{{"s1", 26379}, {"s2", 26379}}));
+    EXPECT_EQ(c.master_name, "mymaster");
+    EXPECT_EQ(c.pool_size, 2u);
+}
+
 // ---- JSON ----
 
 // TFRA's README example (redis_impl/README.md), as a real JSON file: no comments, real false.
@@ -211,6 +416,200 @@ TEST(ConfigJson, TfraExampleMapsOntoFields) {
     EXPECT_EQ(c.tfra.table_store_mode, 2);
     EXPECT_EQ(c.tfra.model_lib_abs_dir, "/models/");
     EXPECT_FALSE(c.tfra.using_model_lib);
+}
+
+// TFRA's README example (/work/shared/seeds, redis_impl/README.md) exactly as written: its
+// comments and Python False are no JSON, and TFRA's own parser refuses them too ("Json files
+// cannot contain comments when actually used!"), so the strict parser does the same...
+constexpr std::string_view tfra_readme_example = R"({
+      "redis_connection_mode": 1,  // ClusterMode = 0, SentinelMode = 1, StreamMode = 2
+      "redis_master_name": "master",
+
+      // connection_options
+      "redis_host_ip": ["127.0.0.1"],
+      "redis_host_port": [6379],
+      "redis_user": "default",
+      "redis_password": "",
+      "redis_db": 0,
+      "redis_connect_keep_alive": False,  // keep TCP alive
+      "redis_connect_timeout": 1000,  // milliseconds
+      "redis_socket_timeout": 1000,  // milliseconds
+
+      // connection_pool_options
+      "redis_conn_pool_size": 20,
+      "redis_wait_timeout": 100000000,  // milliseconds
+      "redis_connection_lifetime": 100,  // minutes
+
+      // sentinel_connection_options
+      "redis_sentinel_connect_timeout": 1000,  // milliseconds
+      "redis_sentinel_socket_timeout": 1000,  // milliseconds
+
+      // Below there is user-defined parameters in this custom op, not Redis setting parameters
+      "storage_slice": 1,  // For deciding hash tag, which usually is how many Redis instance may be used in the trainning.
+      "keys_sending_size": 1024,  // Determines how many keys to send at a time for performance tuning
+      "using_md5_prefix_name": False,  // 1=true, 0=false
+      "model_tag_old": "test",  // model_tag_old for version and any other information from last time.
+      "model_tag_new": "test",  // model_tag_new for version and any other information for now.
+      "expire_model_tag_in_seconds": 604800,  // To eliminate unwanted model versions in Redis to ensure sufficient storage space.
+      "table_store_mode": 1,  // Saving and restoring table into ensor in TF savedmodel variable file, table_store_mode = 0; Saving and restoring table into redis rdb file in model_lib_abs_dir, table_store_mode = 1; Saving and restoring nothing, keeping data in redis servers, table_store_mode = 2.
+      "model_lib_abs_dir": "/tmp/"  // if table_store_mode equals 1, then it will try to save or resoter table from model_lib_abs_dir which has been mounted in system
+  })";
+
+// ...and a user who copies it drops the comments and writes false: the keys must then parse.
+std::string without_comments_and_python_booleans(std::string_view text) {
+    std::string out;
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
+        if (in_string) {
+            out += ch;
+            if (ch == '\\' && i + 1 < text.size()) out += text[++i];
+            else if (ch == '"') in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+            out += ch;
+        } else if (text.substr(i).starts_with("//")) {
+            i = std::min(text.find('\n', i), text.size()) - 1;
+        } else if (text.substr(i).starts_with("False")) {
+            out += "false";
+            i += 4;
+        } else if (text.substr(i).starts_with("True")) {
+            out += "true";
+            i += 3;
+        } else {
+            out += ch;
+        }
+    }
+    return out;
+}
+
+std::string with_connection_mode(std::string text, int mode) {
+    const std::string from = "\"redis_connection_mode\": 1,";
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos);
+    text.replace(at, from.size(), "\"redis_connection_mode\": " + std::to_string(mode) + ",");
+    return text;
+}
+
+TEST(ConfigJson, TfraReadmeExampleVerbatimIsNoJson) {
+    const auto e = error_of([] { config::from_json(tfra_readme_example); });
+    EXPECT_EQ(e.code(), akv::error::invalid_config);
+    EXPECT_TRUE(contains(e.what(), "config: line 2, column ")) << e.what();
+}
+
+void expect_tfra_readme_settings(const config& c) {
+    EXPECT_EQ(c.master_name, "master");
+    EXPECT_EQ(c.hosts, (hosts_t{{"127.0.0.1", 6379}}));
+    EXPECT_EQ(c.username, "default");
+    EXPECT_EQ(c.password, "");
+    EXPECT_EQ(c.db, 0);
+    EXPECT_FALSE(c.keep_alive);
+    EXPECT_EQ(c.connect_timeout, 1000ms);
+    EXPECT_EQ(c.request_timeout, 1000ms);
+    EXPECT_EQ(c.pool_size, 20u);
+    EXPECT_EQ(c.pool_wait_timeout, 100000000ms);
+    EXPECT_EQ(c.connection_lifetime, 100min);
+    EXPECT_EQ(c.sentinel_connect_timeout, 1000ms);
+    EXPECT_EQ(c.sentinel_socket_timeout, 1000ms);
+    // The example sets no sentinel credentials.
+    EXPECT_EQ(c.sentinel_username, "");
+    EXPECT_EQ(c.sentinel_password, "");
+    EXPECT_EQ(c.tfra.storage_slice, 1);
+    EXPECT_EQ(c.tfra.keys_sending_size, 1024u);
+    EXPECT_FALSE(c.tfra.using_md5_prefix_name);
+    EXPECT_EQ(c.tfra.model_tag_old, "test");
+    EXPECT_EQ(c.tfra.model_tag_new, "test");
+    EXPECT_EQ(c.tfra.expire_model_tag_in_seconds, 604800);
+    EXPECT_EQ(c.tfra.table_store_mode, 1);
+    EXPECT_EQ(c.tfra.model_lib_abs_dir, "/tmp/");
+}
+
+TEST(ConfigJson, TfraReadmeExampleForSentinel) {
+    const std::string text = without_comments_and_python_booleans(tfra_readme_example);
+    config c = config::from_json(text);
+    EXPECT_EQ(c.topology, config::mode::sentinel);
+    expect_tfra_readme_settings(c);
+
+    // The sentinel keys the example leaves out, on top.
+    c.apply_json(boost::json::parse(R"({"redis_sentinel_user": "su",
+        "redis_sentinel_password": "spw", "redis_host_ip": ["10.0.0.1", "10.0.0.2"],
+        "redis_host_port": [26379, 26380]})")
+                     .as_object());
+    EXPECT_EQ(c.sentinel_username, "su");
+    EXPECT_EQ(c.sentinel_password, "spw");
+    EXPECT_EQ(c.hosts, (hosts_t{{"10.0.0.1", 26379}, {"10.0.0.2", 26380}}));
+    EXPECT_EQ(c.master_name, "master");
+}
+
+TEST(ConfigJson, TfraReadmeExampleForCluster) {
+    const std::string text =
+        with_connection_mode(without_comments_and_python_booleans(tfra_readme_example), 0);
+    const config c = config::from_json(text);
+    EXPECT_EQ(c.topology, config::mode::cluster);
+    expect_tfra_readme_settings(c);
+}
+
+TEST(ConfigJson, TfraReadmeExampleForStandalone) {
+    const std::string text =
+        with_connection_mode(without_comments_and_python_booleans(tfra_readme_example), 2);
+    EXPECT_EQ(config::from_json(text).topology, config::mode::standalone);
+}
+
+// ---- cluster and replica settings ----
+
+TEST(ConfigCluster, Defaults) {
+    const config c;
+    EXPECT_EQ(c.cluster_max_redirects, 16u);
+    EXPECT_EQ(c.cluster_failover_wait, 10000ms);
+    EXPECT_FALSE(c.read_from_replicas);
+}
+
+TEST(ConfigCluster, KeysFromJsonFlagsAndUrl) {
+    const config j = config::from_json(
+        R"({"cluster_max_redirects": 3, "cluster_failover_wait_ms": 2500,
+            "read_from_replicas": true})");
+    EXPECT_EQ(j.cluster_max_redirects, 3u);
+    EXPECT_EQ(j.cluster_failover_wait, 2500ms);
+    EXPECT_TRUE(j.read_from_replicas);
+
+    config f;
+    f.set("cluster-max-redirects", "1");
+    f.set("cluster-failover-wait-ms", "0");
+    f.set("read-from-replicas", "yes");
+    EXPECT_EQ(f.cluster_max_redirects, 1u);
+    EXPECT_EQ(f.cluster_failover_wait, 0ms);
+    EXPECT_TRUE(f.read_from_replicas);
+
+    const config u = config::from_url(
+        "redis+cluster://a:7000?cluster_max_redirects=9&cluster_failover_wait_ms=500"
+        "&read_from_replicas=1");
+    EXPECT_EQ(u.cluster_max_redirects, 9u);
+    EXPECT_EQ(u.cluster_failover_wait, 500ms);
+    EXPECT_TRUE(u.read_from_replicas);
+}
+
+TEST(ConfigCluster, RangesAreChecked) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"cluster_max_redirects": 0})",
+         R"(config: "cluster_max_redirects": 0 out of range, must be >= 1)"},
+        {R"({"cluster_max_redirects": -1})", R"("cluster_max_redirects": -1 out of range)"},
+        {R"({"cluster_failover_wait_ms": -1})", R"("cluster_failover_wait_ms": -1 out of range)"},
+        {R"({"read_from_replicas": "maybe"})",
+         R"("read_from_replicas": expected true or false, got "maybe")"},
+    };
+    for (const auto& [json_text, message] : cases) {
+        const std::string_view json = json_text;
+        const auto e = error_of([&] { config::from_json(json); });
+        EXPECT_EQ(e.code(), akv::error::invalid_config) << json;
+        EXPECT_TRUE(contains(e.what(), message)) << json << ": " << e.what();
+    }
+    config c;
+    const auto e = error_of([&] { c.set("cluster_max_redirects", "0"); });
+    EXPECT_TRUE(contains(e.what(), R"(config: "cluster_max_redirects": 0 out of range)"));
+    EXPECT_EQ(c.cluster_max_redirects, 16u);
+    const auto u = error_of([] { config::from_url("redis+cluster://a?cluster_max_redirects=0"); });
+    EXPECT_EQ(u.code(), akv::error::invalid_url);
+    EXPECT_TRUE(contains(u.what(), R"("cluster_max_redirects": 0 out of range)"));
 }
 
 TEST(ConfigJson, ZipsHostIpsWithPortsWhateverTheKeyOrder) {
@@ -460,6 +859,43 @@ TEST(ConfigRedactedUrl, ShowsTlsIpv6AndEveryHost) {
 TEST(ConfigRedactedUrl, ShowsTheUnixSocket) {
     const config c = config::from_url("unix://al%40ice:hunter2@/tmp/redis.sock?db=3");
     EXPECT_EQ(c.redacted_url(), "unix://al%40ice:***@/tmp/redis.sock?db=3");
+}
+
+TEST(ConfigRedactedUrl, RoundTripsTopologyHostsAndMasterName) {
+    std::vector<config> configs;
+    configs.push_back(config::from_url("redis://u:pw@h1:6379,h2:6380,[::1]:6381/2"));
+    configs.push_back(config::from_url("rediss+cluster://:pw@a:7000,b:7001"));
+    configs.push_back(config::from_url("redis+sentinel://u:pw@s1:26379,[fe80::1]:26380/my%20m/4"));
+    configs.push_back(config::from_url("redis://h?topology=sentinel"));
+    configs.push_back(
+        config::from_json(R"({"topology": "sentinel", "master_name": "a&b=c/d?e#f",
+            "hosts": ["s%1:26379", "s,2"], "username": "u@x"})"));
+    configs.push_back(config::from_json(R"({"redis_connection_mode": 0,
+        "redis_host_ip": ["10.0.0.1", "10.0.0.2"], "redis_host_port": [7000, 7001]})"));
+    for (const config& c : configs) {
+        const std::string url = c.redacted_url();
+        const config back = config::from_url(url);
+        EXPECT_EQ(back.topology, c.topology) << url;
+        EXPECT_EQ(back.hosts, c.hosts) << url;
+        EXPECT_EQ(back.master_name, c.master_name) << url;
+        EXPECT_EQ(back.db, c.db) << url;
+        EXPECT_EQ(back.username, c.username) << url;
+        EXPECT_EQ(back.use_tls, c.use_tls) << url;
+        EXPECT_EQ(back.redacted_url(), url);
+    }
+}
+
+TEST(ConfigRedactedUrl, RelativeUnixSocketRoundTrips) {
+    const config c = config::from_url("unix:run/redis.sock?db=1");
+    EXPECT_EQ(c.unix_socket, "run/redis.sock");
+    EXPECT_EQ(c.redacted_url(), "unix:run/redis.sock?db=1");
+    EXPECT_EQ(config::from_url(c.redacted_url()).unix_socket, "run/redis.sock");
+}
+
+TEST(ConfigRedactedUrl, ShowsTheSentinelMasterName) {
+    const config c = config::from_url("redis+sentinel://:hunter2@s1:26379,s2/mymaster/1");
+    EXPECT_EQ(c.redacted_url(),
+              "redis://:***@s1:26379,s2:6379/1?topology=sentinel&master_name=mymaster");
 }
 
 } // namespace

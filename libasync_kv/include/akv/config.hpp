@@ -73,6 +73,8 @@ struct tfra_options {
 //   connection_lifetime_minutes     redis_connection_lifetime
 //   resp_max_depth, resp_max_bulk_length, resp_max_aggregate_length   resp_limits.*
 //   push_queue_capacity
+//   cluster_max_redirects, read_from_replicas                        same names
+//   cluster_failover_wait_ms                                         cluster_failover_wait
 //   storage_slice, keys_sending_size, using_md5_prefix_name, model_tag_old, model_tag_new,
 //   expire_model_tag_in_seconds, table_store_mode, model_lib_abs_dir, using_model_lib   tfra.*
 //
@@ -108,11 +110,36 @@ struct config {
     std::chrono::minutes connection_lifetime{0}; // 0 = forever
     resp::limits resp_limits;
     std::size_t push_queue_capacity = 8192;
+    std::size_t cluster_max_redirects = 16; // MOVED/ASK replies one cluster request may follow
+    // How long a cluster request waits for its slot's node to come back or be failed over.
+    std::chrono::milliseconds cluster_failover_wait{10000};
+    // Cluster: read-only commands go to a replica of the slot's shard. Sentinel: connect to a
+    // replica of the master instead of the master.
+    bool read_from_replicas = false;
     tfra_options tfra;
 
-    // redis://[user[:password]@]host[:port][/db][?key=value&...], rediss://... (TLS),
-    // unix:///path/to/socket[?key=value&...]. User and password are percent-decoded, an IPv6
-    // host is bracketed ([::1]:6380), and the query takes any key of the table above.
+    // redis://[user[:password]@]host[:port][,host[:port]...][/db][?key=value&...]
+    // redis+cluster://[user[:password]@]host[:port][,host[:port]...][/db][?key=value&...]
+    // redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/master_name[/db][?...]
+    // unix://[user[:password]@]/path/to/socket[?key=value&...]
+    // rediss, rediss+cluster and rediss+sentinel are the same with TLS. Examples:
+    //   redis://cache:6380/3                   standalone, db 3
+    //   redis://a:7000,b:7001,[::1]:7002?topology=cluster
+    //   rediss+cluster://:pw@a:7000,b:7001     cluster over TLS, seed nodes a and b
+    //   redis+sentinel://s1:26379,s2:26379/mymaster/0?sentinel_password=spw
+    //
+    // The hosts are seeds (cluster), sentinels (sentinel) or the server (standalone); a host
+    // without a port gets 6379, sentinels too. redis+cluster:// sets topology cluster and
+    // redis+sentinel:// topology sentinel (a contradicting ?topology= is an error); redis:// leaves
+    // the topology alone, so ?topology=... may set it. A sentinel URL needs the master name, as
+    // the first path segment or as ?master_name=; the user and password are those of the master
+    // and replicas, while the sentinels' own are the query keys sentinel_username and
+    // sentinel_password. User, password, host names and the master name are percent-decoded,
+    // an IPv6 host is bracketed ([::1]:6380), and the query takes any key of the table above.
+    // The host list begins after the '@', so a ',' in the password may be left as is or written
+    // %2C; '@', '/', '?', '#' and '%' in the user or password must be percent-encoded. A list of
+    // hosts is not standard URL syntax (Lettuce's redis-sentinel://h1,h2/0#master uses it too),
+    // so other tools may not read such a URL.
     static config from_url(std::string_view url);
 
     // A JSON object of the keys above, applied over the defaults.
@@ -130,7 +157,9 @@ struct config {
     // comma separated, and '-' may stand for '_' in the key. On error *this is unchanged.
     void set(std::string_view key, std::string_view value);
 
-    // The connection as a URL for logs, the password shown as "***".
+    // The connection as a URL for logs, the password shown as "***": every host,
+    // ?topology=cluster|sentinel and ?master_name=. from_url() reads it back to the same
+    // topology, hosts, master name, db and user.
     std::string redacted_url() const;
 };
 
