@@ -2,6 +2,8 @@
 #include <akv/embedded_server.hpp>
 #include <akv/error.hpp>
 
+#include "sync_resp.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -11,7 +13,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,12 +20,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -49,26 +48,7 @@ std::string errno_text(const char* call, int err = errno) {
     return std::string(call) + ": " + std::strerror(err);
 }
 
-class unique_fd {
-public:
-    explicit unique_fd(int fd = -1) noexcept
-        : fd_(fd) {}
-    unique_fd(unique_fd&& other) noexcept
-        : fd_(std::exchange(other.fd_, -1)) {}
-    unique_fd& operator=(unique_fd&& other) noexcept {
-        std::swap(fd_, other.fd_);
-        return *this;
-    }
-    ~unique_fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const noexcept { return fd_; }
-    explicit operator bool() const noexcept { return fd_ >= 0; }
-    void reset() noexcept { *this = unique_fd(); }
-
-private:
-    int fd_;
-};
+using detail::unique_fd;
 
 // The child's stdin/stdout/stderr are dup2()ed from these, so none may be 0, 1 or 2 itself (as
 // when this process runs with a standard stream closed): dup2(fd, fd) would keep FD_CLOEXEC.
@@ -171,103 +151,28 @@ std::string with_log(std::string_view log) {
     return tail.empty() ? "; the server's log is empty" : "; log tail:\n" + tail;
 }
 
-std::string resp_command(std::initializer_list<std::string_view> args) {
-    std::string out = "*" + std::to_string(args.size()) + "\r\n";
-    for (const auto arg : args) {
-        out += "$" + std::to_string(arg.size()) + "\r\n";
-        out += arg;
-        out += "\r\n";
-    }
-    return out;
-}
-
-// Reads RESP lines and bulk payloads from a blocking socket with a receive timeout.
-class reply_reader {
-public:
-    explicit reply_reader(int fd)
-        : fd_(fd) {}
-
-    // One line without its CRLF; nullopt on end of stream, error or timeout.
-    std::optional<std::string> line() {
-        for (;;) {
-            if (const auto end = buffer_.find("\r\n"); end != std::string::npos) {
-                std::string result = buffer_.substr(0, end);
-                buffer_.erase(0, end + 2);
-                return result;
-            }
-            if (!fill()) return std::nullopt;
-        }
-    }
-
-    std::optional<std::string> bytes(std::size_t count) {
-        while (buffer_.size() < count)
-            if (!fill()) return std::nullopt;
-        std::string result = buffer_.substr(0, count);
-        buffer_.erase(0, count);
-        return result;
-    }
-
-private:
-    bool fill() {
-        char chunk[4096];
-        ssize_t received;
-        do {
-            received = ::recv(fd_, chunk, sizeof chunk, 0);
-        } while (received < 0 && errno == EINTR);
-        if (received <= 0) return false;
-        buffer_.append(chunk, static_cast<std::size_t>(received));
-        return true;
-    }
-
-    int fd_;
-    std::string buffer_;
-};
-
 // Empty when the server on `port` is ready: authenticated, done loading its data (PING answers
 // PONG, not LOADING), and it is process `pid` rather than some other server that took the port
 // first. Otherwise what happened instead.
 std::string probe(std::uint16_t port, int pid, const std::string& password,
                   std::chrono::milliseconds timeout) {
-    unique_fd sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!sock) return errno_text("socket");
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
-    const timeval limit{static_cast<time_t>(micros / 1000000),
-                        static_cast<suseconds_t>(micros % 1000000)};
-    ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    const sockaddr_in addr = loopback(port);
-    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
-        return errno_text("connect");
-
-    std::string request;
-    if (!password.empty()) request += resp_command({"AUTH", password});
-    request += resp_command({"PING"});
-    request += resp_command({"INFO", "server"});
-    for (std::string_view rest = request; !rest.empty();) {
-        const ssize_t sent = ::send(sock.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
-        if (sent < 0 && errno == EINTR) continue;
-        if (sent <= 0) return errno_text("send");
-        rest.remove_prefix(static_cast<std::size_t>(sent));
+    try {
+        detail::sync_client client(port, timeout);
+        if (!password.empty()) {
+            const auto auth = client.call({"AUTH", password});
+            if (auth.type != detail::sync_reply::kind::simple_string)
+                return "AUTH: " + auth.to_text();
+        }
+        const auto pong = client.call({"PING"});
+        if (pong.to_text() != "+PONG") return "PING: " + pong.to_text();
+        const auto info = client.call({"INFO", "server"});
+        if (info.type != detail::sync_reply::kind::bulk_string) return "INFO: " + info.to_text();
+        if (info.text.find("\r\nprocess_id:" + std::to_string(pid) + "\r\n") == std::string::npos)
+            return "another server answers on port " + std::to_string(port);
+        return {};
+    } catch (const std::exception& e) {
+        return e.what();
     }
-
-    reply_reader replies(sock.get());
-    if (!password.empty()) {
-        const auto auth = replies.line();
-        if (auth != "+OK") return "AUTH: " + auth.value_or("no reply");
-    }
-    const auto pong = replies.line();
-    if (pong != "+PONG") return "PING: " + pong.value_or("no reply");
-    const auto header = replies.line();
-    std::size_t length = 0;
-    if (!header || header->size() < 2 || (*header)[0] != '$' ||
-        std::from_chars(header->data() + 1, header->data() + header->size(), length).ec !=
-            std::errc{})
-        return "INFO: " + header.value_or("no reply");
-    const auto info = replies.bytes(length + 2);
-    if (!info) return "INFO: truncated reply";
-    if (info->find("\r\nprocess_id:" + std::to_string(pid) + "\r\n") == std::string::npos)
-        return "another server answers on port " + std::to_string(port);
-    return {};
 }
 
 // Everything the child needs, prepared before fork(): between fork() and exec() only
@@ -360,6 +265,12 @@ embedded_server::embedded_server(embedded_server_options options)
                  " bytes; use a shorter data_dir or unix_socket = false");
         for (int attempt = 1;; ++attempt) {
             port_ = options_.port != 0 ? options_.port : free_loopback_port();
+            if (options_.cluster_enabled) {
+                // Not port + 10000, redis's default: that is past 65535 for a high free port.
+                do {
+                    cluster_bus_port_ = free_loopback_port();
+                } while (cluster_bus_port_ == port_);
+            }
             if (launch_and_wait()) return;
             if (options_.port != 0 || attempt == port_attempts)
                 fail("port " + std::to_string(port_) + " is in use" + with_log(log_tail()));
@@ -463,6 +374,7 @@ bool embedded_server::launch_and_wait() {
     if (path.empty()) fail("executable \"" + options_.executable + "\" not found in PATH");
 
     std::vector<std::string> args{path};
+    if (!options_.config_file.empty()) args.push_back(options_.config_file);
     const auto add = [&args](std::initializer_list<std::string> more) {
         args.insert(args.end(), more);
     };
@@ -477,6 +389,10 @@ bool embedded_server::launch_and_wait() {
     add({"--protected-mode", "no"});
     if (options_.unix_socket) add({"--unixsocket", unix_socket_path(), "--unixsocketperm", "700"});
     if (!options_.password.empty()) add({"--requirepass", options_.password});
+    if (options_.cluster_enabled) {
+        add({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
+        add({"--cluster-port", std::to_string(cluster_bus_port_)});
+    }
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
     for (auto& arg : args)

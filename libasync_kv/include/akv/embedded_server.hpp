@@ -21,6 +21,14 @@ struct embedded_server_options {
     std::uint16_t port = 0;                         // 0: a free loopback port
     std::string data_dir;    // empty: a fresh temporary directory, removed on destruction
     bool unix_socket = true; // also listen on <data_dir>/redis.sock
+    // A Redis Cluster node: --cluster-enabled yes, its nodes.conf in data_dir, and the cluster
+    // bus on a second free loopback port (cluster_bus_port()). Joining it to others is up to the
+    // caller (akv::embedded_cluster does).
+    bool cluster_enabled = false;
+    // A configuration file, first on the command line; the other options still apply over it.
+    // A sentinel needs one it may rewrite (akv::embedded_sentinel writes it, with --sentinel
+    // in extra_args). Empty: none.
+    std::string config_file;
 };
 
 // The server runs as a child of this process, in its process group (Ctrl-C reaches it too), and
@@ -41,6 +49,7 @@ public:
     embedded_server& operator=(const embedded_server&) = delete;
 
     std::uint16_t port() const { return port_; }
+    std::uint16_t cluster_bus_port() const { return cluster_bus_port_; } // 0 unless a cluster node
     std::string host() const { return "127.0.0.1"; }
     std::string unix_socket_path() const; // empty if options.unix_socket is off
     std::string url() const;              // "redis://127.0.0.1:PORT", "redis://:PASSWORD@..."
@@ -75,6 +84,7 @@ private:
     std::string data_dir_;
     bool owns_data_dir_ = false;
     std::uint16_t port_ = 0;
+    std::uint16_t cluster_bus_port_ = 0;
     int pid_ = -1;
 };
 
