@@ -43,7 +43,11 @@ error_info unexpected_null(std::string_view expected) {
 }
 
 error_info server_error_from(const cursor& c) {
-    return {make_error_code(error::server_error), std::string(c.text())};
+    // The one server error a caller must act on differently (use a hash tag) has its own code,
+    // whether the server said it or a cluster client refused the command before sending.
+    const std::string_view text = c.text();
+    const error code = text.starts_with("CROSSSLOT") ? error::cross_slot : error::server_error;
+    return {make_error_code(code), std::string(text)};
 }
 
 bool parse_integer(std::string_view t, long long& out) {

@@ -54,6 +54,7 @@ struct connection::impl {
         asio::cancellation_slot slot;
         std::uint64_t generation = 0; // tells a stale timer or cancellation from a live one
         bool timer_armed = false;
+        request::options override_options; // used when the caller gives its own
 
         void on_complete(error_code ec) override { owner.finish(*this, ec); }
     };
@@ -106,7 +107,9 @@ struct connection::impl {
     }
 
     void exec_now(asio::any_completion_handler<exec_signature> h, executor_type handler_ex,
-                  const request* req, detail::reply_adapter adapter) {
+                  const request* req, detail::reply_adapter adapter,
+                  const request::options* options) {
+        const request::options& opts = options ? *options : req->get_options();
         auto fail = [&](error code) {
             detail::complete_on(handler_ex, std::move(h), error_code(code), std::size_t{0});
         };
@@ -115,19 +118,25 @@ struct connection::impl {
             adapter.slots != req->expected_replies())
             return fail(error::incompatible_size);
         if (stopped) return fail(error::connection_closed);
-        if (!connected && req->get_options().fail_if_not_connected)
+        if (!connected && opts.fail_if_not_connected)
             return fail(error::not_connected);
 
         exec_op& op = acquire();
         op.req = req;
         op.adapter = adapter;
+        if (options) {
+            op.override_options = *options;
+            op.options = &op.override_options;
+        } else {
+            op.options = nullptr;
+        }
         // swap, not move-assignment: Boost 1.81's any_completion_handler::operator=(&&)
         // copies from an lvalue and recurses without end (fixed in 1.82).
         op.handler.swap(h);
         op.handler_ex = std::move(handler_ex);
         const std::uint64_t generation = ++op.generation;
 
-        auto timeout = req->get_options().timeout;
+        auto timeout = opts.timeout;
         if (timeout.count() == 0) timeout = cfg.request_timeout;
         if (timeout.count() > 0) {
             op.timer_armed = true;
@@ -333,18 +342,28 @@ struct connection::impl {
     asio::awaitable<error_code> connect_socket() {
         tls.reset();
         error_code ec;
-        if (!cfg.unix_socket.empty()) {
+        if (!cfg.unix_socket.empty() && !address_source) {
             asio::generic::stream_protocol::endpoint ep{
                 asio::local::stream_protocol::endpoint(cfg.unix_socket)};
             std::tie(ec) = co_await socket.async_connect(ep, nothrow);
             if (ec) last_error = "connect to unix:" + cfg.unix_socket + ": " + ec.message();
             co_return ec;
         }
-        if (cfg.hosts.empty()) {
+        if (address_source) {
+            std::string why;
+            endpoint to;
+            if (error_code aec = co_await address_source(to, why)) {
+                last_error = std::move(why);
+                co_return aec;
+            }
+            target = std::move(to);
+        } else if (cfg.hosts.empty()) {
             last_error = "config: no host to connect to";
             co_return error_code(error::invalid_config);
+        } else {
+            target = cfg.hosts.front();
         }
-        const endpoint& host = cfg.hosts.front();
+        const endpoint& host = target;
         auto [rec, results] =
             co_await resolver.async_resolve(host.host, std::to_string(host.port), nothrow);
         if (rec) {
@@ -387,6 +406,10 @@ struct connection::impl {
             hello_req.push("HELLO", "3");
         }
         if (cfg.db != 0) hello_req.push("SELECT", cfg.db);
+        const std::size_t role_index = hello_req.size();
+        if (!required_role.empty()) hello_req.push("ROLE");
+        const std::size_t setup_index = hello_req.size();
+        if (!setup_cmds.empty()) hello_req.append(setup_cmds);
         hello_op.req = &hello_req;
         hello_op.adapter = detail::make_adapter(hello_resp);
         hello_op.outcome.reset();
@@ -428,10 +451,26 @@ struct connection::impl {
                     starts_with(text, "ERR unknown command")
                         ? "server does not speak RESP3 (HELLO needs Redis 6 or later): " + text
                         : "HELLO refused: " + text;
-            } else {
+            } else if (i < role_index) {
                 last_error = "SELECT " + std::to_string(cfg.db) + " refused: " + text;
+            } else if (i < setup_index) {
+                last_error = "ROLE refused: " + text;
+            } else {
+                last_error = "setup command " + std::to_string(i - setup_index + 1) +
+                             " refused: " + text;
             }
             co_return error_code(error::handshake_failed);
+        }
+        if (!required_role.empty()) {
+            const resp::value& role = hello_resp[role_index].value();
+            const std::string got = role.is_aggregate() && !role.elements.empty()
+                                        ? role.elements.front().str
+                                        : std::string("?");
+            if (got != required_role) {
+                last_error = "server " + target.host + ":" + std::to_string(target.port) +
+                             " has role " + got + ", expected " + required_role;
+                co_return error_code(error::wrong_role);
+            }
         }
         co_return error_code{};
     }
@@ -541,6 +580,10 @@ struct connection::impl {
 
     executor_type ex;
     config cfg;
+    connection::address_source address_source;
+    std::string required_role;
+    request setup_cmds;
+    endpoint target; // of the current or last attempt
     asio::generic::stream_protocol::socket socket;
     // TLS (rediss://): a context made once, a stream over `socket` made per connection.
     std::optional<asio::ssl::context> tls_context;
@@ -579,6 +622,7 @@ struct connection::impl {
     bool stopped = false;
     bool connected = false;
     bool writer_waiting = false;
+    bool reconnect_asked = false; // reconnect(): the next attempt without a wait
     std::uint64_t connects = 0;
     std::uint64_t disconnects = 0;
     std::uint64_t pushes_dropped = 0;
@@ -637,11 +681,37 @@ connection_stats connection::stats() const {
 
 void connection::start_exec(asio::any_completion_handler<exec_signature> handler,
                             executor_type handler_ex, const request* req,
-                            detail::reply_adapter adapter) {
+                            detail::reply_adapter adapter, const request::options* options) {
     asio::dispatch(impl_->ex, [s = impl_.get(), h = std::move(handler), hex = std::move(handler_ex),
-                               req, adapter]() mutable {
-        s->exec_now(std::move(h), std::move(hex), req, adapter);
+                               req, adapter, options]() mutable {
+        s->exec_now(std::move(h), std::move(hex), req, adapter, options);
     });
+}
+
+void connection::set_address_source(address_source source) {
+    impl_->address_source = std::move(source);
+}
+
+void connection::require_role(std::string role) {
+    impl_->required_role = std::move(role);
+}
+
+void connection::set_setup_commands(request setup) {
+    impl_->setup_cmds = std::move(setup);
+}
+
+void connection::reconnect() {
+    asio::dispatch(impl_->ex, [s = impl_.get()] {
+        if (!s->connected || s->stopping) return;
+        s->last_error = "reconnect asked by the application";
+        s->reconnect_asked = true;
+        error_code ignored;
+        s->socket.close(ignored);
+    });
+}
+
+endpoint connection::remote_endpoint() const {
+    return impl_->target;
 }
 
 void connection::start_receive_push(asio::any_completion_handler<push_signature> handler,
@@ -691,6 +761,10 @@ asio::awaitable<void> connection::run() {
             break;
         }
         s.emit(connection_event::kind::reconnecting, ec, s.last_error);
+        if (s.reconnect_asked) {
+            s.reconnect_asked = false;
+            continue;
+        }
         s.backoff_timer.expires_after(s.reconnect_wait.next(attempt, ec));
         co_await s.backoff_timer.async_wait(nothrow);
         if (s.stopping || co_await cancelled()) break;

@@ -49,6 +49,16 @@ public:
             return "push queue full: a push frame was dropped";
         case error::pool_exhausted:
             return "no blocking-command connection became free within pool_wait_timeout";
+        case error::wrong_role:
+            return "server has the wrong role (ROLE)";
+        case error::master_not_found:
+            return "no sentinel knows the master";
+        case error::cross_slot:
+            return "keys of one command hash to different cluster slots";
+        case error::too_many_redirects:
+            return "too many cluster redirects (MOVED/ASK)";
+        case error::cluster_down:
+            return "no cluster node serves the slot";
         case error::subscriber_overflow:
             return "subscriber fell behind its queue bound and was disconnected";
         case error::subscription_closed:

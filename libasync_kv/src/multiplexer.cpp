@@ -182,7 +182,7 @@ void multiplexer::on_disconnect() {
     for (std::size_t i = 0; i < written_ + staged_; ++i) {
         slot& s = queue_[i];
         if (!s.op) continue;
-        if (s.op->req->get_options().idempotent) {
+        if (s.op->effective_options().idempotent) {
             s.replies_left = static_cast<std::uint32_t>(s.op->req->expected_replies());
             s.next_reply = 0;
             s.op->reply_bytes = 0;
@@ -201,7 +201,7 @@ void multiplexer::on_disconnect() {
 void multiplexer::fail_unwritten_not_waiting(boost::system::error_code reason) {
     for (std::size_t i = written_ + staged_; i < queue_.size(); ++i) {
         slot& s = queue_[i];
-        if (s.op && s.op->req->get_options().fail_if_not_connected) {
+        if (s.op && s.op->effective_options().fail_if_not_connected) {
             s.replies_left = 0;
             complete(s, reason);
         }

@@ -124,6 +124,28 @@ public:
     // Stops run(), closes the socket and fails every queued request with connection_closed.
     void cancel();
 
+    // Where to connect, asked before every attempt instead of config::hosts: Sentinel's
+    // current master, a cluster node that is still alive. Fills `to`, or returns why not (the
+    // attempt then fails and run() backs off as after any failed attempt). Set before run().
+    using address_source =
+        std::function<asio::awaitable<boost::system::error_code>(endpoint& to, std::string& why)>;
+    void set_address_source(address_source source);
+
+    // Checked on every connect after HELLO: ROLE must name this ("master", "slave"), or the
+    // attempt fails with error::wrong_role. A demoted master is never used by mistake.
+    void require_role(std::string role);
+
+    // Commands sent on every connect right after HELLO, their replies checked for errors (a
+    // cluster replica's READONLY). Set before run().
+    void set_setup_commands(request setup);
+
+    // Drops the socket now; run() connects again at once (asking the address source again).
+    // Requests not yet written survive, as on any disconnect.
+    void reconnect();
+
+    // Where the current (or last) connection went.
+    endpoint remote_endpoint() const;
+
     bool is_connected() const noexcept;
     connection_stats stats() const;
     // Why the last connection attempt or connection failed, in words.
@@ -137,11 +159,14 @@ public:
 
 private:
     friend class client;
+    friend class cluster_router;
     struct impl;
     // The handler's executor is taken before type erasure: asking an any_completion_handler
     // for it later converts between executor types, which allocates on every request.
+    // `options`, when given, replaces req's own (a topology layer that re-routes failures).
     void start_exec(asio::any_completion_handler<exec_signature> handler, executor_type handler_ex,
-                    const request* req, detail::reply_adapter adapter);
+                    const request* req, detail::reply_adapter adapter,
+                    const request::options* options = nullptr);
     void start_receive_push(asio::any_completion_handler<push_signature> handler,
                             executor_type handler_ex);
 

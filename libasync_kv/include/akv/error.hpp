@@ -37,6 +37,13 @@ enum class error {
     push_overflow,        // a push frame was dropped because the push queue was full
     pool_exhausted,       // no blocking-command connection became free within pool_wait_timeout
 
+    // Topologies (Sentinel, Cluster)
+    wrong_role,         // the server's ROLE is not the one asked for (a demoted master)
+    master_not_found,   // no sentinel could name the master (see last_error_message)
+    cross_slot,         // a command's keys hash to different cluster slots; refused unsent
+    too_many_redirects, // MOVED/ASK went on past config::cluster_max_redirects
+    cluster_down,       // no node serves the slot within config::cluster_failover_wait
+
     // Configuration
     invalid_config, // a bad key or value in JSON / flags
     invalid_url,    // a URL we cannot use

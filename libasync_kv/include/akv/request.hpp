@@ -119,6 +119,16 @@ public:
         push(command, key, range);
     }
 
+    // Appends every command of `other` (its options are not taken).
+    void append(const request& other) {
+        if (other.empty()) return;
+        payload_ += other.payload_;
+        last_command_start_ = payload_.size();
+        commands_ += other.commands_;
+        expected_replies_ += other.expected_replies_;
+        blocking_ = blocking_ || other.blocking_;
+    }
+
     std::size_t size() const noexcept { return commands_; }
     bool empty() const noexcept { return commands_ == 0; }
     // Replies the server will send as regular replies: (P|S)(UN)SUBSCRIBE answer with pushes.

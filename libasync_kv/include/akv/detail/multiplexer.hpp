@@ -28,6 +28,12 @@ struct pending_request {
     reply_adapter adapter;
     std::uint64_t seq = 0;       // position in the queue, for O(1) cancel
     std::size_t reply_bytes = 0; // size of the replies, what exec() reports
+    // Null: req's own. A cluster or sentinel client sets its own (it re-routes on failure).
+    const request::options* options = nullptr;
+
+    const request::options& effective_options() const noexcept {
+        return options ? *options : req->get_options();
+    }
 
     // Called exactly once, when the request is done or failed.
     virtual void on_complete(boost::system::error_code ec) = 0;
