@@ -1,3 +1,4 @@
+#include <akv/cluster_slot.hpp>
 #include <akv/kv/blob_store.hpp>
 #include <akv/script.hpp>
 
@@ -57,6 +58,23 @@ const script& renew_script() {
 const script& release_script() {
     static const script s = with_lib(lua::kv_blob_release);
     return s;
+}
+
+// For each cluster slot, a short string that hashes to it: "{<tag>}" puts a key on that slot.
+const std::vector<std::string>& slot_tags() {
+    static const std::vector<std::string> tags = [] {
+        std::vector<std::string> t(cluster_slots);
+        std::size_t missing = cluster_slots;
+        for (std::uint64_t i = 0; missing > 0; ++i) {
+            std::string candidate = std::to_string(i);
+            std::string& slot = t[crc16(candidate) % cluster_slots];
+            if (!slot.empty()) continue;
+            slot = std::move(candidate);
+            --missing;
+        }
+        return t;
+    }();
+    return tags;
 }
 
 std::uint32_t chunk_count(std::uint64_t size, std::uint64_t chunk_size) {
@@ -198,6 +216,7 @@ struct blob_store::object_keys {
     std::string manifest;
     std::string readers;
     std::string chunk_base; // + "<generation>:<index>"
+    std::string totals;     // the hash whose objects / bytes count this object
 
     std::string chunk(std::uint64_t generation, std::uint32_t index) const {
         return chunk_base + std::to_string(generation) + ":" + std::to_string(index);
@@ -225,6 +244,11 @@ blob_store::blob_store(client& c, blob_options options)
     : client_(c)
     , options_(std::move(options))
     , reader_id_(random_id()) {
+    // The Lua calls that change a manifest move the totals in the same step: on a cluster the
+    // totals must be on the object's slot. A key_prefix with a hash tag of its own keeps the
+    // whole store on one slot (and the one totals hash); otherwise each slot has its own.
+    sharded_totals_ = c.get_config().topology == config::mode::cluster &&
+                      hash_tag_of(options_.key_prefix).size() == options_.key_prefix.size();
     const auto bad = [](const std::string& what) {
         throw_error(error::invalid_config, "blob_options: " + what);
     };
@@ -244,7 +268,13 @@ blob_store::blob_store(client& c, blob_options options)
 blob_store::object_keys blob_store::keys_for(std::string_view name) const {
     if (name.empty()) throw std::invalid_argument("blob_store: an object name must not be empty");
     const std::string base = options_.key_prefix + "{" + std::string(name) + "}:";
-    return {std::string(name), base + "meta", base + "readers", base + "chunk:"};
+    object_keys keys{std::string(name), base + "meta", base + "readers", base + "chunk:", {}};
+    keys.totals = sharded_totals_ ? totals_key(cluster_slot(keys.manifest)) : info_key();
+    return keys;
+}
+
+std::string blob_store::totals_key(std::uint16_t slot) const {
+    return options_.key_prefix + "info:{" + slot_tags()[slot] + "}";
 }
 
 std::string blob_store::manifest_key(std::string_view name) const {
@@ -405,8 +435,7 @@ asio::awaitable<void> blob_store::commit(const object_keys& keys, std::uint64_t 
         args.push_back(key);
         args.push_back(value);
     }
-    const std::string info = info_key();
-    const auto script_keys = writer_keys(keys.manifest, keys.readers, info);
+    const auto script_keys = writer_keys(keys.manifest, keys.readers, keys.totals);
     const script& s = commit_script();
 
     // A one-chunk object: its chunk and the commit in one request.
@@ -677,8 +706,7 @@ asio::awaitable<bool> blob_store::erase(std::string_view name) {
     const object_keys keys = keys_for(name);
     std::vector<std::string_view> args;
     args.push_back(keys.chunk_base);
-    const std::string info = info_key();
-    const auto script_keys = writer_keys(keys.manifest, keys.readers, info);
+    const auto script_keys = writer_keys(keys.manifest, keys.readers, keys.totals);
     response<long long> resp;
     co_await erase_script().run(client_, script_keys, args, resp);
     const auto& r = std::get<0>(resp);
@@ -687,24 +715,36 @@ asio::awaitable<bool> blob_store::erase(std::string_view name) {
 }
 
 asio::awaitable<blob_info> blob_store::info() {
-    const std::string key = info_key();
+    // One hash, or on a cluster without a tagged key_prefix one per slot: all in one
+    // pipeline, which the client splits per node.
+    const std::string key = sharded_totals_ ? options_.key_prefix + "info:{*}" : info_key();
     request req;
-    req.push("HMGET", key, "objects", "bytes");
-    response<std::vector<std::optional<std::string>>> resp;
+    if (sharded_totals_) {
+        for (std::uint32_t slot = 0; slot < cluster_slots; ++slot)
+            req.push("HMGET", totals_key(static_cast<std::uint16_t>(slot)), "objects", "bytes");
+    } else {
+        req.push("HMGET", key, "objects", "bytes");
+    }
+    generic_response resp;
     co_await client_.exec(req, resp);
-    auto& r = std::get<0>(resp);
-    if (r.has_error())
-        throw_error(error::type_mismatch, "blob_store: " + key + ": " + r.error().message);
-    const auto field = [&](std::size_t i, const char* name) -> std::uint64_t {
-        if (r.value().size() <= i || !r.value()[i]) return 0;
-        const auto n = to_unsigned(*r.value()[i]);
-        if (!n)
-            throw_error(error::type_mismatch, "blob_store: " + key + ": field \"" + name +
-                                                  "\" is " + quoted(*r.value()[i]) +
-                                                  ", not a count");
-        return *n;
-    };
-    co_return blob_info{field(0, "objects"), field(1, "bytes")};
+    blob_info totals;
+    for (auto& r : resp) {
+        if (r.has_error())
+            throw_error(error::type_mismatch, "blob_store: " + key + ": " + r.error().message);
+        const auto& fields = r.value().elements;
+        const auto field = [&](std::size_t i, const char* name) -> std::uint64_t {
+            if (fields.size() <= i || fields[i].is_null()) return 0;
+            const auto n = to_unsigned(fields[i].str);
+            if (!n)
+                throw_error(error::type_mismatch, "blob_store: " + key + ": field \"" + name +
+                                                      "\" is " + quoted(fields[i].str) +
+                                                      ", not a count");
+            return *n;
+        };
+        totals.objects += field(0, "objects");
+        totals.bytes += field(1, "bytes");
+    }
+    co_return totals;
 }
 
 } // namespace akv::kv

@@ -20,6 +20,10 @@ batcher::batcher(client& c, batcher_options options, batch_handler handler)
     , handler_(std::move(handler))
     , group_(c, options_.group) {
     if (options_.max_batch == 0) options_.max_batch = 1;
+    // The commit writes the outputs and acks the inputs in one Lua call: one slot.
+    if (c.get_config().topology == config::mode::cluster)
+        require_same_slot("batcher", "input stream", options_.group.stream, "output stream",
+                          options_.output_stream);
 }
 
 asio::awaitable<std::vector<stream_entry>> batcher::collect() {

@@ -1,3 +1,4 @@
+#include <akv/cluster_slot.hpp>
 #include <akv/messaging/consumer_group.hpp>
 #include <akv/script.hpp>
 
@@ -12,10 +13,43 @@ const script& claim_script() {
 }
 } // namespace
 
+namespace {
+bool on_cluster(const client& c) {
+    return c.get_config().topology == config::mode::cluster;
+}
+} // namespace
+
+std::string default_dead_letter(std::string_view stream, bool cluster) {
+    std::string dead = std::string(stream) + ":dead";
+    // "<stream>:dead" shares the stream's slot when the stream has a hash tag. Without one,
+    // "{<stream>}:dead" hashes exactly the stream's name: the same slot (a name holding a
+    // brace would not, and keeps the plain name: then the check below names both).
+    if (cluster && cluster_slot(dead) != cluster_slot(stream) &&
+        stream.find_first_of("{}") == std::string_view::npos && !stream.empty())
+        dead = "{" + std::string(stream) + "}:dead";
+    return dead;
+}
+
+void require_same_slot(std::string_view what, std::string_view a_role, std::string_view a,
+                       std::string_view b_role, std::string_view b) {
+    if (cluster_slot(a) == cluster_slot(b)) return;
+    throw_error(error::invalid_config,
+                std::string(what) + ": on a cluster the " + std::string(a_role) + " \"" +
+                    std::string(a) + "\" (slot " + std::to_string(cluster_slot(a)) + ") and the " +
+                    std::string(b_role) + " \"" + std::string(b) + "\" (slot " +
+                    std::to_string(cluster_slot(b)) +
+                    ") must share a hash tag, e.g. \"{orders}:in\" and \"{orders}:out\": one "
+                    "Lua call or transaction touches both");
+}
+
 consumer_group::consumer_group(client& c, group_options options)
     : client_(c)
     , options_(std::move(options)) {
-    if (options_.dead_letter.empty()) options_.dead_letter = options_.stream + ":dead";
+    if (options_.dead_letter.empty())
+        options_.dead_letter = default_dead_letter(options_.stream, on_cluster(c));
+    if (on_cluster(c))
+        require_same_slot("consumer_group", "stream", options_.stream, "dead-letter stream",
+                          options_.dead_letter);
 }
 
 asio::awaitable<void> consumer_group::create() {

@@ -1,7 +1,13 @@
 #include <akv/messaging/subscriber.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
+
+#include <akv/cluster/router.hpp>
+
+#include <algorithm>
 
 #include <array>
 
@@ -83,21 +89,40 @@ asio::awaitable<void> subscription::unsubscribe() {
 
 // ---- subscriber
 
+struct subscriber::link {
+    connection* conn = nullptr;
+    std::size_t listener = 0;
+    bool is_main = false;
+    bool stopped = false; // run() is over: the router may destroy it, never touch it again
+};
+
 subscriber::subscriber(client& c)
-    : client_(c) {
-    listener_ = client_.main_connection().add_event_listener([this](const connection_event& e) {
+    : client_(c)
+    , alive_(std::make_shared<bool>(true)) {
+    auto main = std::make_unique<link>();
+    link* l = main.get();
+    l->conn = &client_.main_connection();
+    l->is_main = true;
+    links_.push_back(std::move(main));
+    l->listener = l->conn->add_event_listener([this](const connection_event& e) {
+        if (e.what == connection_event::kind::stopped) main_stopped_ = true;
         if (e.what != connection_event::kind::connected) return;
         if (seen_first_connect_) restore();
         seen_first_connect_ = true;
     });
-    client_.main_connection().set_push_handler([this](resp::value&& push) {
-        if (!stopping_) route_push(std::move(push));
+    l->conn->set_push_handler([this, l](resp::value&& push) {
+        if (!stopping_) route_push(*l, std::move(push));
     });
 }
 
 subscriber::~subscriber() {
-    client_.main_connection().remove_event_listener(listener_);
-    client_.main_connection().set_push_handler(nullptr);
+    *alive_ = false;
+    if (rehome_timer_) rehome_timer_->cancel();
+    for (auto& l : links_) {
+        if (l->stopped && !l->is_main) continue;
+        l->conn->remove_event_listener(l->listener);
+        l->conn->set_push_handler(nullptr);
+    }
 }
 
 void subscriber::stop() {
@@ -107,22 +132,28 @@ void subscriber::stop() {
             if (auto s = w.lock()) s->close(error::subscription_closed);
 }
 
-// Called as the connection comes back, before anything else is written: every channel goes
-// out again in one request, ahead of requests queued while disconnected.
+// Called as the main connection comes back, before anything else is written: every channel
+// it carries goes out again in one request, ahead of requests queued while disconnected.
 void subscriber::restore() {
-    if (routes_.empty()) return;
     auto req = std::make_shared<request>();
     for (int kind = 0; kind < 3; ++kind) {
         std::vector<std::string> names;
-        for (const auto& [r, subs] : routes_)
-            if (r.first == kind) names.push_back(r.second);
+        for (const auto& [r, subs] : routes_) {
+            if (r.first != kind) continue;
+            if (kind == shard_route) {
+                const auto home = shard_home_.find(r.second);
+                if (home == shard_home_.end() || home->second != links_.front().get()) continue;
+            }
+            names.push_back(r.second);
+        }
         if (!names.empty()) req->push_range(subscribe_command[kind], names);
     }
+    if (req->empty()) return;
     ++restored_;
     client_.main_connection().exec(*req, ignore, [req](error_code, std::size_t) {});
 }
 
-void subscriber::route_push(resp::value&& push) {
+void subscriber::route_push(link& from, resp::value&& push) {
     auto& e = push.elements;
     if (e.empty()) return;
     const std::string& kind = e[0].str;
@@ -139,6 +170,16 @@ void subscriber::route_push(resp::value&& push) {
         m = {message::kind::pmessage, std::move(e[2].str), std::move(e[1].str),
              std::move(e[3].str)};
     } else {
+        // A `sunsubscribe` we did not ask for (the channel is still wanted, and homed here):
+        // the node lost the channel's slot. Subscribe again where the slot went.
+        if (kind == "sunsubscribe" && e.size() >= 2 && routes_.contains({shard_route, e[1].str})) {
+            const auto home = shard_home_.find(e[1].str);
+            if (home != shard_home_.end() && home->second == &from && !from.is_main) {
+                shard_home_.erase(home);
+                if (auto* router = client_.cluster()) router->request_refresh();
+                kick_rehome();
+            }
+        }
         return; // (un)subscribe confirmations, invalidations, ...
     }
     auto it = routes_.find(key);
@@ -158,6 +199,156 @@ void subscriber::route_push(resp::value&& push) {
     }
 }
 
+// ---- sharded channels on a cluster
+
+bool subscriber::sharded_by_node() const {
+    return const_cast<client&>(client_).cluster() != nullptr;
+}
+
+subscriber::link& subscriber::link_for(connection& conn) {
+    for (auto& l : links_)
+        if (l->conn == &conn && !l->stopped) return *l;
+    auto fresh = std::make_unique<link>();
+    link* l = fresh.get();
+    l->conn = &conn;
+    links_.push_back(std::move(fresh));
+    l->listener =
+        conn.add_event_listener([this, l](const connection_event& e) { on_link_event(*l, e); });
+    conn.set_push_handler([this, l](resp::value&& push) {
+        if (!stopping_) route_push(*l, std::move(push));
+    });
+    return *l;
+}
+
+void subscriber::on_link_event(link& l, const connection_event& e) {
+    switch (e.what) {
+    case connection_event::kind::stopped:
+        // The router retires a node's connection when the node leaves the slot map; it may be
+        // destroyed from now on.
+        l.stopped = true;
+        unplace(l);
+        break;
+    case connection_event::kind::connected:
+        // A new session has no subscriptions, and the node may no longer own the slots (a
+        // former master back as a replica): placed again, after checking.
+        unplace(l);
+        break;
+    case connection_event::kind::disconnected:
+        kick_rehome(); // watch for the slot map to send the channels elsewhere (failover)
+        break;
+    default:
+        break;
+    }
+}
+
+void subscriber::unplace(link& l) {
+    const std::size_t before = shard_home_.size();
+    std::erase_if(shard_home_, [&](const auto& entry) { return entry.second == &l; });
+    if (shard_home_.size() != before) kick_rehome();
+}
+
+void subscriber::kick_rehome() {
+    if (rehoming_ || stopping_ || main_stopped_ || !sharded_by_node()) return;
+    rehoming_ = true;
+    asio::co_spawn(client_.get_executor(), rehome(alive_), asio::detached);
+}
+
+std::map<connection*, std::vector<std::string>> subscriber::misplaced(bool& waiting) {
+    std::map<connection*, std::vector<std::string>> moves;
+    waiting = false;
+    for (const auto& [r, subs] : routes_) {
+        if (r.first != shard_route) continue;
+        connection* target = client_.connection_for_key(r.second);
+        if (!target) { // no slot map yet
+            waiting = true;
+            continue;
+        }
+        const auto home = shard_home_.find(r.second);
+        if (home != shard_home_.end() && home->second->conn == target && !home->second->stopped) {
+            // Placed, unless its node is away: then watch until it is back (and the channel
+            // unplaced by its `connected` event) or the map moves the slot.
+            if (!target->is_connected()) waiting = true;
+            continue;
+        }
+        moves[target].push_back(r.second);
+    }
+    return moves;
+}
+
+asio::awaitable<std::size_t> subscriber::place(connection& conn, std::vector<std::string> names,
+                                               std::shared_ptr<bool> alive) {
+    link& l = link_for(conn);
+    // An SSUBSCRIBE the node refuses (MOVED) is an error reply to a command answered by
+    // pushes, which no request waits for: ask first whether the node serves the slots, with a
+    // keyed read of the channel's name. ASK means a migration is under way: the source still
+    // serves sharded channels until the slot's owner changes (then it drops them, and we move).
+    request probe;
+    probe.get_options().fail_if_not_connected = true;
+    probe.get_options().timeout = std::chrono::milliseconds(2000);
+    for (const auto& name : names)
+        probe.push("EXISTS", name);
+    generic_response owned;
+    auto [ec, n] = co_await conn.exec(probe, owned, nothrow);
+    if (!*alive) co_return 0;
+    if (ec || l.stopped) co_return 0;
+    std::vector<std::string> here;
+    bool stale = false;
+    for (std::size_t i = 0; i < names.size() && i < owned.size(); ++i) {
+        if (owned[i].has_value() || owned[i].error().message.starts_with("ASK "))
+            here.push_back(names[i]);
+        else
+            stale = true;
+    }
+    if (stale) client_.cluster()->request_refresh();
+    // Wanted still (an unsubscribe may have come meanwhile) and not placed already.
+    std::erase_if(here, [&](const std::string& name) {
+        return !routes_.contains({shard_route, name}) || shard_home_.contains(name);
+    });
+    if (here.empty()) co_return 0;
+    request sub;
+    for (const auto& name : here)
+        sub.push("SSUBSCRIBE", name); // one per channel: a cluster refuses several slots at once
+    sub.push("PING");                 // its reply comes after the subscriptions took effect
+    auto [sub_ec, m] = co_await conn.exec(sub, ignore, nothrow);
+    if (!*alive || sub_ec || l.stopped) co_return 0;
+    std::size_t placed = 0;
+    for (const auto& name : here) {
+        if (!routes_.contains({shard_route, name})) continue;
+        shard_home_[name] = &l;
+        ++placed;
+    }
+    co_return placed;
+}
+
+asio::awaitable<void> subscriber::rehome(std::shared_ptr<bool> alive) {
+    asio::steady_timer timer(client_.get_executor());
+    rehome_timer_ = &timer;
+    auto wait = std::chrono::milliseconds(10);
+    for (;;) {
+        timer.expires_after(wait);
+        co_await timer.async_wait(nothrow);
+        if (!*alive) co_return; // the subscriber is gone: touch nothing
+        wait = std::min(wait * 2, std::chrono::milliseconds(200));
+        if (stopping_ || main_stopped_) break;
+        // The client is stopping (or between seeds): asking for a node connection now could
+        // start one that nobody stops.
+        if (!client_.main_connection().is_connected()) continue;
+        bool waiting = false;
+        auto moves = misplaced(waiting);
+        if (moves.empty() && !waiting) break;
+        for (auto& [conn, names] : moves) {
+            const std::size_t placed = co_await place(*conn, std::move(names), alive);
+            if (!*alive) co_return;
+            if (placed > 0) {
+                ++restored_;
+                wait = std::chrono::milliseconds(10);
+            }
+        }
+    }
+    rehome_timer_ = nullptr;
+    rehoming_ = false;
+}
+
 asio::awaitable<std::shared_ptr<subscription>>
 subscriber::add(int kind, std::vector<std::string> names, subscription_options options) {
     auto s = std::make_shared<subscription>(*this, options);
@@ -168,19 +359,58 @@ subscriber::add(int kind, std::vector<std::string> names, subscription_options o
         subs.push_back(s);
         s->routes_.emplace_back(kind, name);
     }
-    if (!fresh.empty()) {
-        // PING after SUBSCRIBE on the same connection: its reply comes after the subscription
-        // took effect, so a PUBLISH made once this returns is received.
-        request req;
-        req.push_range(subscribe_command[kind], fresh);
-        req.push("PING");
-        co_await client_.main_connection().exec(req, ignore);
+    if (fresh.empty()) co_return s;
+    if (kind == shard_route && sharded_by_node()) {
+        // Each channel on the node of its slot. Until the slot map is known, or while a node
+        // refuses (a map gone stale), retry for a while; then the background rehome() goes on.
+        auto alive = alive_;
+        const auto deadline =
+            std::chrono::steady_clock::now() +
+            std::max(client_.get_config().cluster_failover_wait, std::chrono::milliseconds(1000));
+        asio::steady_timer timer(client_.get_executor());
+        for (auto wait = std::chrono::milliseconds(5);;
+             wait = std::min(2 * wait, std::chrono::milliseconds(200))) {
+            bool waiting = false;
+            auto moves = misplaced(waiting);
+            for (auto it = moves.begin(); it != moves.end();) {
+                std::erase_if(it->second, [&](const std::string& n) {
+                    return std::find(fresh.begin(), fresh.end(), n) == fresh.end();
+                });
+                it = it->second.empty() ? moves.erase(it) : std::next(it);
+            }
+            bool unknown = false;
+            for (const auto& n : fresh)
+                if (!client_.connection_for_key(n)) unknown = true;
+            if (moves.empty() && !unknown) break;
+            for (auto& [conn, list] : moves) {
+                co_await place(*conn, std::move(list), alive);
+                if (!*alive) co_return s;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) {
+                kick_rehome();
+                break;
+            }
+            timer.expires_after(wait);
+            co_await timer.async_wait(nothrow);
+            if (!*alive) co_return s;
+        }
+        co_return s;
     }
+    // PING after SUBSCRIBE on the same connection: its reply comes after the subscription
+    // took effect, so a PUBLISH made once this returns is received.
+    request req;
+    req.push_range(subscribe_command[kind], fresh);
+    req.push("PING");
+    co_await client_.main_connection().exec(req, ignore);
+    if (kind == shard_route)
+        for (const auto& n : fresh)
+            shard_home_[n] = links_.front().get();
     co_return s;
 }
 
 asio::awaitable<void> subscriber::remove(subscription& s) {
     std::vector<std::string> gone[3];
+    std::map<connection*, std::vector<std::string>> shard_gone; // cluster: by node
     for (const auto& r : s.routes_) {
         auto it = routes_.find(r);
         if (it == routes_.end()) continue;
@@ -189,17 +419,39 @@ asio::awaitable<void> subscriber::remove(subscription& s) {
             return !p || p.get() == &s;
         });
         if (it->second.empty()) {
-            gone[r.first].push_back(r.second);
             routes_.erase(it);
+            if (r.first != shard_route) {
+                gone[r.first].push_back(r.second);
+                continue;
+            }
+            const auto home = shard_home_.find(r.second);
+            if (home == shard_home_.end()) continue; // not subscribed anywhere now
+            link* l = home->second;
+            shard_home_.erase(home);
+            if (l->is_main) {
+                gone[shard_route].push_back(r.second);
+            } else if (!l->stopped && client_.connection_for_key(r.second) == l->conn) {
+                // Only where the slot still is: another node would refuse it (MOVED), and one
+                // that lost the slot has dropped the channel already.
+                shard_gone[l->conn].push_back(r.second);
+            }
         }
     }
     s.routes_.clear();
     request req;
     for (int kind = 0; kind < 3; ++kind)
         if (!gone[kind].empty()) req.push_range(unsubscribe_command[kind], gone[kind]);
-    if (req.empty()) co_return;
-    req.push("PING");
-    co_await client_.main_connection().exec(req, ignore);
+    if (!req.empty()) {
+        req.push("PING");
+        co_await client_.main_connection().exec(req, ignore);
+    }
+    for (auto& [conn, names] : shard_gone) {
+        request unsub;
+        for (const auto& name : names)
+            unsub.push("SUNSUBSCRIBE", name);
+        unsub.push("PING");
+        co_await conn->exec(unsub, ignore, nothrow);
+    }
 }
 
 asio::awaitable<std::shared_ptr<subscription>>

@@ -22,8 +22,15 @@
 //
 // Every key starts with key_prefix. The keys of one object share the hash tag {name}, so a
 // Redis Cluster keeps them on one slot (a name must then not start with '}'). The puts and
-// erases also update blob:info in the same Lua call; on a cluster, give key_prefix a hash tag
-// of its own ("{blob}:"), which keeps the whole store on one slot.
+// erases also update the totals in the same Lua call, so on a cluster the totals must be on
+// the object's slot:
+//   * key_prefix with a hash tag of its own ("{blob}:"): the whole store is on that one slot,
+//     totals in <prefix>info as on a single server;
+//   * otherwise (the default "blob:" on a cluster) the objects spread over the cluster and
+//     each slot keeps the totals of its objects in blob:info:{<t>}, <t> a short string that
+//     hashes to that slot; info() sums them (one HMGET per slot, pipelined per node).
+//     blob:info then holds only last_generation.
+// A single server and Sentinel keep the one blob:info: the layout there is unchanged.
 //
 // A put is atomic for readers. Its chunks are SET under a generation no other put uses (with a
 // TTL, so the chunks of a put that dies half way expire on their own), then one Lua call
@@ -170,6 +177,8 @@ public:
     std::string chunk_key(std::string_view name, std::uint64_t generation,
                           std::uint32_t index) const;
     std::string info_key() const { return options_.key_prefix + "info"; }
+    // On a cluster without a tagged key_prefix: the totals of the objects of `slot`.
+    std::string totals_key(std::uint16_t slot) const;
 
 private:
     struct object_keys;
@@ -206,6 +215,7 @@ private:
     std::uint64_t reads_ = 0;
     std::uint64_t next_generation_ = 0; // the block of generations this store has taken
     std::uint64_t generation_limit_ = 0;
+    bool sharded_totals_ = false; // totals per slot (cluster, key_prefix without a hash tag)
 };
 
 } // namespace akv::kv

@@ -16,7 +16,9 @@ using batch_handler =
 
 struct batcher_options {
     group_options group;
-    std::string output_stream; // on a cluster: same hash tag as group.stream
+    // On a cluster: the same hash tag as group.stream ("{orders}:in", "{orders}:out"), since
+    // one Lua call writes it and acks the input; the batcher refuses other names up front.
+    std::string output_stream;
     std::size_t max_batch = 64;
     std::chrono::milliseconds max_wait{50};
     trim_options output_trim; // MAXLEN only ('~' or '='); MINID is not applied
@@ -33,6 +35,8 @@ struct batcher_stats {
 
 class batcher {
 public:
+    // Throws system_error(error::invalid_config), naming both streams and their slots, on a
+    // cluster when the input and output streams (or the dead-letter stream) do not share one.
     batcher(client& c, batcher_options options, batch_handler handler);
 
     // Creates the group if needed, then batches until stop(). A batch whose handler throws is

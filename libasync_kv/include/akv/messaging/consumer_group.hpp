@@ -14,12 +14,25 @@ struct group_options {
     std::string consumer;
     std::chrono::milliseconds claim_idle{30000}; // pending longer than this: its consumer died
     std::size_t max_deliveries = 5;              // beyond this: to the dead-letter stream
-    std::string dead_letter;                     // default: "<stream>:dead"
-    std::string start_id = "0";                  // where a group created here starts
+    // Default "<stream>:dead"; on a cluster, for a stream without a hash tag,
+    // "{<stream>}:dead", which hashes to the stream's slot. The dead-letter stream is written in
+    // the same Lua call or transaction that acks the stream, so on a cluster both must share a
+    // slot: an explicit one on another slot is refused (error::invalid_config, naming both).
+    std::string dead_letter;
+    std::string start_id = "0"; // where a group created here starts
 };
+
+// The default dead-letter stream of `stream` (see group_options::dead_letter).
+std::string default_dead_letter(std::string_view stream, bool cluster);
+// Throws system_error(error::invalid_config) naming both keys when `a` and `b` hash to
+// different cluster slots (`what`: who needs them together).
+void require_same_slot(std::string_view what, std::string_view a_role, std::string_view a,
+                       std::string_view b_role, std::string_view b);
 
 class consumer_group {
 public:
+    // Throws system_error(error::invalid_config) on a cluster when the stream and the
+    // dead-letter stream are on different slots.
     consumer_group(client& c, group_options options);
 
     // XGROUP CREATE ... MKSTREAM; a group that exists already is fine.
