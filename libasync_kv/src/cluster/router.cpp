@@ -12,6 +12,7 @@
 #include <boost/asio/dispatch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 
 namespace akv {
@@ -186,6 +187,7 @@ struct cluster_router::exec_state {
     std::map<std::size_t, std::vector<std::string>> fanned; // command -> masters that answered
     std::vector<std::optional<redirect>> to; // command -> where a redirect sent it
     std::size_t bytes = 0;
+    std::uint64_t preset_done = 0; // replies a fast attempt delivered already
     bool transaction = false;
     bool cancelled = false;
     std::vector<asio::cancellation_signal*> signals;
@@ -280,6 +282,7 @@ connection& cluster_router::node(const endpoint& ep, bool replica) {
     nodes_.emplace(key, std::move(state));
     ++running_nodes_;
     asio::co_spawn(ex_, raw->conn.run(), [this, raw](std::exception_ptr) {
+        std::replace(slot_node_.begin(), slot_node_.end(), raw, static_cast<node_state*>(nullptr));
         std::erase_if(retired_, [raw](const auto& p) { return p.get() == raw; });
         for (auto i = nodes_.begin(); i != nodes_.end(); ++i) {
             if (i->second.get() == raw) {
@@ -310,6 +313,7 @@ void cluster_router::apply_map(cluster::slot_map map) {
                 }
     }
     // Nodes that left the map: their connections end (they may be dead and reconnecting).
+    slot_node_.assign(16384, nullptr);
     for (auto i = nodes_.begin(); i != nodes_.end();) {
         if (std::find(wanted.begin(), wanted.end(), i->first) == wanted.end()) {
             i->second->conn.cancel();
@@ -318,6 +322,12 @@ void cluster_router::apply_map(cluster::slot_map map) {
         } else {
             ++i;
         }
+    }
+    for (std::size_t s = 0; s < 16384; ++s) {
+        const cluster::shard* sh = map_.owner(static_cast<std::uint16_t>(s));
+        if (!sh) continue;
+        auto it = nodes_.find(key_of(sh->master));
+        if (it != nodes_.end()) slot_node_[s] = it->second.get();
     }
     wake_waiters();
 }
@@ -460,17 +470,143 @@ std::vector<endpoint> cluster_router::masters() const {
 
 // ---- exec
 
-void cluster_router::start_exec(handler_type handler, executor_type handler_ex,
-                                const request* req, detail::reply_adapter adapter) {
-    asio::co_spawn(ex_, exec(std::move(handler), std::move(handler_ex), req, adapter),
+// The common case without a coroutine or an allocation: every command of the request has keys
+// in one slot, whose master is connected. The request goes to that node as it is; the first
+// MOVED, ASK or failure hands what is left to exec() below.
+struct cluster_router::fast_op {
+    cluster_router* router = nullptr;
+    handler_type handler;
+    executor_type handler_ex;
+    const request* req = nullptr;
+    detail::reply_adapter user;
+    request::options opts;
+    endpoint target;
+    std::uint64_t done = 0; // replies delivered, by index (at most 64 commands)
+    redirect_kind redirected = redirect_kind::none;
+    std::uint16_t moved_slot = 0;
+    endpoint moved_to;
+
+    static void on_reply(void* p, std::size_t index, std::span<const resp::node> nodes,
+                         std::string_view message) {
+        auto& op = *static_cast<fast_op*>(p);
+        if (!nodes.empty() && resp::is_error(nodes.front().data_type)) {
+            redirect r = parse_redirect(nodes.front().value(message), op.target);
+            if (r.kind != redirect_kind::none) {
+                if (op.redirected == redirect_kind::none || r.kind == redirect_kind::moved) {
+                    op.redirected = r.kind;
+                    op.moved_slot = r.slot;
+                    op.moved_to = std::move(r.to);
+                }
+                return;
+            }
+        }
+        op.user(index, nodes, message);
+        op.done |= std::uint64_t{1} << index;
+    }
+};
+
+bool cluster_router::try_fast(handler_type& handler, executor_type& handler_ex, const request* req,
+                              detail::reply_adapter adapter) {
+    if (stopped_ || !ready() || req->empty() || req->has_blocking_command() ||
+        cfg_.read_from_replicas || req->size() > 64 || req->size() != req->expected_replies() ||
+        (adapter.slots != static_cast<std::size_t>(-1) && adapter.slots != req->size()))
+        return false;
+    // Read the commands back into a fixed array: no allocation, and long ones go the slow way.
+    std::array<std::string_view, 16> args;
+    std::string_view p = req->payload();
+    int slot = -1;
+    while (!p.empty()) {
+        std::size_t argc = 0;
+        if (!read_line_number(p, '*', argc) || argc == 0 || argc > args.size()) return false;
+        for (std::size_t i = 0; i < argc; ++i) {
+            std::size_t len = 0;
+            if (!read_line_number(p, '$', len) || p.size() < len + 2) return false;
+            args[i] = p.substr(0, len);
+            p.remove_prefix(len + 2);
+        }
+        const auto how = cluster::command_keys(std::span(args.data(), argc), keys_);
+        if (how != cluster::routing::by_keys || keys_.empty()) return false;
+        for (std::string_view k : keys_) {
+            const int s = cluster_slot(k);
+            if (slot >= 0 && s != slot) return false;
+            slot = s;
+        }
+    }
+    node_state* n = slot >= 0 ? slot_node_[static_cast<std::size_t>(slot)] : nullptr;
+    if (!n || !n->conn.is_connected()) return false;
+
+    fast_op* op;
+    if (free_fast_.empty()) {
+        all_fast_.push_back(std::make_unique<fast_op>());
+        op = all_fast_.back().get();
+    } else {
+        op = free_fast_.back();
+        free_fast_.pop_back();
+    }
+    op->router = this;
+    op->handler.swap(handler);
+    op->handler_ex = std::move(handler_ex);
+    op->req = req;
+    op->user = adapter;
+    op->opts = req->get_options();
+    op->opts.fail_if_not_connected = true;
+    op->target = n->ep;
+    op->done = 0;
+    op->redirected = redirect_kind::none;
+    // The caller's cancellation reaches the node's exec through our handler.
+    auto cancel = asio::get_associated_cancellation_slot(op->handler);
+    n->conn.start_exec(
+        detail::recycled(asio::bind_cancellation_slot(
+            cancel, [op](error_code ec, std::size_t bytes) { op->router->fast_done(*op, ec, bytes); })),
+        ex_, req, {op, &fast_op::on_reply, static_cast<std::size_t>(-1)}, &op->opts);
+    return true;
+}
+
+void cluster_router::fast_done(fast_op& op, error_code ec, std::size_t bytes) {
+    handler_type h;
+    h.swap(op.handler);
+    executor_type handler_ex = std::move(op.handler_ex);
+    const request* req = op.req;
+    const detail::reply_adapter user = op.user;
+    const std::uint64_t done = op.done;
+    const redirect_kind redirected = op.redirected;
+    if (redirected == redirect_kind::moved) {
+        ++stats_.moved;
+        map_.assign(op.moved_slot, op.moved_to);
+        slot_node_[op.moved_slot] = nullptr;
+        request_refresh();
+    }
+    free_fast_.push_back(&op);
+    const bool unsent = ec == error::not_connected;
+    const bool lost = (ec == error::connection_lost || ec == error::connection_closed) &&
+                      req->get_options().idempotent && !stopped_;
+    if ((!ec && redirected == redirect_kind::none) || (ec && !unsent && !lost)) {
+        detail::complete_on(handler_ex, std::move(h), ec, bytes);
+        return;
+    }
+    if (unsent || lost) request_refresh();
+    asio::co_spawn(ex_, exec(std::move(h), std::move(handler_ex), req, user, done, bytes),
                    asio::detached);
 }
 
+void cluster_router::start_exec(handler_type handler, executor_type handler_ex,
+                                const request* req, detail::reply_adapter adapter) {
+    asio::dispatch(ex_, [this, h = std::move(handler), hex = std::move(handler_ex), req,
+                         adapter]() mutable {
+        if (try_fast(h, hex, req, adapter)) return;
+        asio::co_spawn(ex_, exec(std::move(h), std::move(hex), req, adapter, 0, 0),
+                       asio::detached);
+    });
+}
+
 asio::awaitable<void> cluster_router::exec(handler_type h, executor_type handler_ex,
-                                           const request* req, detail::reply_adapter adapter) {
+                                           const request* req, detail::reply_adapter adapter,
+                                           std::uint64_t done, std::size_t bytes) {
     exec_state st(ex_);
     st.req = req;
     st.user = adapter;
+    st.preset_done = done;
+    st.bytes = bytes;
     auto slot = asio::get_associated_cancellation_slot(h);
     if (slot.is_connected()) {
         slot.assign([&st](asio::cancellation_type) {
@@ -546,6 +682,8 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
     st.fan_out.assign(count, false);
     st.master_only.assign(count, false);
     st.done.assign(count, 0);
+    for (std::size_t i = 0; i < count && i < 64; ++i)
+        if (st.preset_done & (std::uint64_t{1} << i)) st.done[i] = 1;
     st.to.assign(count, std::nullopt);
     const auto wait_budget = cfg_.cluster_failover_wait.count() > 0
                                  ? cfg_.cluster_failover_wait
@@ -736,6 +874,7 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
                 if (r.kind == redirect_kind::moved) {
                     ++stats_.moved;
                     map_.assign(r.slot, r.to);
+                    if (!slot_node_.empty()) slot_node_[r.slot] = nullptr;
                     request_refresh();
                 } else {
                     ++stats_.asked;

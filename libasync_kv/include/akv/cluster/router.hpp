@@ -72,9 +72,15 @@ private:
     struct node_state;
     struct exec_state;
     struct group;
+    struct fast_op;
 
+    bool try_fast(handler_type& handler, executor_type& handler_ex, const request* req,
+                  detail::reply_adapter adapter);
+    void fast_done(fast_op& op, boost::system::error_code ec, std::size_t bytes);
+    // `done`: replies (by index) delivered already; `bytes`: their size.
     asio::awaitable<void> exec(handler_type h, executor_type handler_ex, const request* req,
-                               detail::reply_adapter adapter);
+                               detail::reply_adapter adapter, std::uint64_t done,
+                               std::size_t bytes);
     asio::awaitable<boost::system::error_code> exec_inner(exec_state& st);
     asio::awaitable<void> run_group(exec_state& st, group& g);
     asio::awaitable<void> refresh_loop();
@@ -93,6 +99,10 @@ private:
     cluster::slot_map map_;
     std::map<std::string, std::unique_ptr<node_state>> nodes_;
     std::vector<std::unique_ptr<node_state>> retired_; // cancelled, run() not over yet
+    std::vector<node_state*> slot_node_;              // slot -> its master's node, or null
+    std::vector<std::unique_ptr<fast_op>> all_fast_;
+    std::vector<fast_op*> free_fast_;
+    std::vector<std::string_view> keys_; // scratch of try_fast
     std::size_t running_nodes_ = 0;
     std::string last_refresh_error_;
     boost::system::error_code last_refresh_ec_;
