@@ -344,6 +344,19 @@ void embedded_cluster::start_nodes() {
     if (!options_.password.empty())
         node_options.extra_args.insert(node_options.extra_args.end(),
                                        {"--masterauth", options_.password});
+    if (options_.tls_port) {
+        node_options.tls_port = true;
+        node_options.extra_args.insert(node_options.extra_args.end(),
+                                       {"--tls-cluster", "yes", "--tls-replication", "yes",
+                                        "--tls-auth-clients", "no"});
+        const std::pair<const char*, const std::string*> files[] = {
+            {"--tls-cert-file", &options_.tls_cert_file},
+            {"--tls-key-file", &options_.tls_key_file},
+            {"--tls-ca-cert-file", &options_.tls_ca_cert_file}};
+        for (const auto& [flag, file] : files)
+            if (!file->empty())
+                node_options.extra_args.insert(node_options.extra_args.end(), {flag, *file});
+    }
     node_options.extra_args.insert(node_options.extra_args.end(), options_.extra_args.begin(),
                                    options_.extra_args.end());
 
@@ -406,6 +419,14 @@ std::vector<endpoint> embedded_cluster::seeds() const {
     std::vector<endpoint> result;
     for (const auto& node : nodes_)
         result.push_back(endpoint{node->host(), node->port()});
+    return result;
+}
+
+std::vector<endpoint> embedded_cluster::tls_seeds() const {
+    std::vector<endpoint> result;
+    if (!options_.tls_port) return result;
+    for (const auto& node : nodes_)
+        result.push_back(endpoint{node->host(), node->tls_port()});
     return result;
 }
 

@@ -271,6 +271,11 @@ embedded_server::embedded_server(embedded_server_options options)
                     cluster_bus_port_ = free_loopback_port();
                 } while (cluster_bus_port_ == port_);
             }
+            if (options_.tls_port) {
+                do {
+                    tls_port_ = free_loopback_port();
+                } while (tls_port_ == port_ || tls_port_ == cluster_bus_port_);
+            }
             if (launch_and_wait()) return;
             if (options_.port != 0 || attempt == port_attempts)
                 fail("port " + std::to_string(port_) + " is in use" + with_log(log_tail()));
@@ -393,6 +398,7 @@ bool embedded_server::launch_and_wait() {
         add({"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"});
         add({"--cluster-port", std::to_string(cluster_bus_port_)});
     }
+    if (options_.tls_port) add({"--tls-port", std::to_string(tls_port_)});
     args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
     std::vector<char*> argv;
     for (auto& arg : args)

@@ -1,5 +1,6 @@
 // rediss://: a CA made at test time with openssl, verification on by default, client certs.
 #include "support/harness.hpp"
+#include "support/tls_certs.hpp"
 
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
@@ -8,50 +9,12 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-
 using namespace akv::test;
 namespace asio = boost::asio;
 
 namespace {
 
-// A CA, a server certificate for localhost/127.0.0.1 signed by it, a client certificate, and
-// a second CA that signed nothing we use.
-class pki {
-public:
-    pki() {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("akv-tls-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-        std::filesystem::create_directories(dir_);
-        const std::string d = dir_.string();
-        run("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + d + "/ca.key -out " + d +
-            "/ca.crt -days 1 -subj /CN=akv-test-ca");
-        run("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + d + "/other.key -out " + d +
-            "/other.crt -days 1 -subj /CN=some-other-ca");
-        for (const char* who : {"server", "client"}) {
-            const std::string w = d + "/" + who;
-            run("openssl req -newkey rsa:2048 -nodes -keyout " + w + ".key -out " + w +
-                ".csr -subj /CN=localhost");
-            std::ofstream(w + ".ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-            run("openssl x509 -req -in " + w + ".csr -CA " + d + "/ca.crt -CAkey " + d +
-                "/ca.key -CAcreateserial -out " + w + ".crt -days 1 -extfile " + w + ".ext");
-        }
-    }
-    ~pki() { std::filesystem::remove_all(dir_); }
-    std::string operator()(const std::string& file) const { return (dir_ / file).string(); }
-
-private:
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-    static void run(const std::string& cmd) {
-        ASSERT_EQ(std::system((cmd + " >/dev/null 2>&1").c_str()), 0) << cmd;
-    }
-    std::filesystem::path dir_;
-};
+using pki = akv::test::tls_certs;
 
 std::uint16_t free_port() {
     asio::io_context io;

@@ -26,6 +26,17 @@ struct embedded_cluster_options {
     bool append_only = false;            // on every node, see embedded_server_options
     std::string password;                // requirepass and masterauth on every node
     std::vector<std::string> extra_args; // appended to every node's command line (TLS, ...)
+    // Every node also serves clients over TLS on a port of its own (tls_port(i), tls_seeds()),
+    // with the certificate and key below (the CA verifies the nodes to one another). The
+    // fixture itself still talks plain TCP to each node's port(). The cluster bus and
+    // replication use TLS too (--tls-cluster yes, --tls-replication yes): Redis 7.0 gives
+    // CLUSTER SHARDS a "tls-port" only with tls-cluster on, so a client could not find the TLS
+    // ports otherwise. Clients need no certificate (--tls-auth-clients no; extra_args may say
+    // otherwise). Empty file names: none are passed, extra_args must give them.
+    bool tls_port = false;
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_ca_cert_file;
     std::chrono::milliseconds start_timeout{20000}; // until the cluster is ok
     std::string executable = "redis-server";        // 7.0 or later
 };
@@ -62,6 +73,9 @@ public:
     std::size_t index_of_port(std::uint16_t port) const;
 
     std::vector<endpoint> seeds() const; // every node, running or not, as 127.0.0.1:port
+    // With options.tls_port: every node's TLS endpoint, 127.0.0.1:tls_port(i); else empty.
+    std::vector<endpoint> tls_seeds() const;
+    std::uint16_t tls_port(std::size_t i) const { return node(i).tls_port(); } // 0 if no TLS
     akv::config config() const;          // topology cluster, hosts = seeds(), password
 
     // The node serving `slot` as master, as a running node's CLUSTER SLOTS says now.

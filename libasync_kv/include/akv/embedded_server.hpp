@@ -25,6 +25,10 @@ struct embedded_server_options {
     // bus on a second free loopback port (cluster_bus_port()). Joining it to others is up to the
     // caller (akv::embedded_cluster does).
     bool cluster_enabled = false;
+    // Also listen for TLS on a further free loopback port (tls_port()), --tls-port. The
+    // certificate, key and other --tls-* settings come from extra_args. Picked again, like the
+    // other ports, when a start finds a port taken; kept across stop()/start().
+    bool tls_port = false;
     // A configuration file, first on the command line; the other options still apply over it.
     // A sentinel needs one it may rewrite (akv::embedded_sentinel writes it, with --sentinel
     // in extra_args). Empty: none.
@@ -50,6 +54,7 @@ public:
 
     std::uint16_t port() const { return port_; }
     std::uint16_t cluster_bus_port() const { return cluster_bus_port_; } // 0 unless a cluster node
+    std::uint16_t tls_port() const { return tls_port_; } // 0 unless options.tls_port
     std::string host() const { return "127.0.0.1"; }
     std::string unix_socket_path() const; // empty if options.unix_socket is off
     std::string url() const;              // "redis://127.0.0.1:PORT", "redis://:PASSWORD@..."
@@ -85,6 +90,7 @@ private:
     bool owns_data_dir_ = false;
     std::uint16_t port_ = 0;
     std::uint16_t cluster_bus_port_ = 0;
+    std::uint16_t tls_port_ = 0;
     int pid_ = -1;
 };
 
