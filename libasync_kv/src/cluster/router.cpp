@@ -77,22 +77,23 @@ bool read_line_number(std::string_view& p, char tag, std::size_t& n) {
     return true;
 }
 
+// Reuses `out`'s elements (and their capacity) from an earlier request.
 bool split_commands(std::string_view p, std::vector<command_view>& out) {
-    out.clear();
+    std::size_t n = 0;
     while (!p.empty()) {
         std::size_t argc = 0;
-        if (!read_line_number(p, '*', argc)) return false;
-        command_view cmd;
-        cmd.args.reserve(argc);
+        if (!read_line_number(p, '*', argc) || argc == 0) return false;
+        if (n == out.size()) out.emplace_back();
+        command_view& cmd = out[n++];
+        cmd.args.clear();
         for (std::size_t i = 0; i < argc; ++i) {
             std::size_t len = 0;
             if (!read_line_number(p, '$', len) || p.size() < len + 2) return false;
             cmd.args.push_back(p.substr(0, len));
             p.remove_prefix(len + 2);
         }
-        if (cmd.args.empty()) return false;
-        out.push_back(std::move(cmd));
     }
+    out.resize(n);
     return true;
 }
 
@@ -194,6 +195,23 @@ struct cluster_router::exec_state {
     asio::steady_timer all_done;
     std::size_t running = 0;
     clock_type::time_point deadline;
+    // Scratch kept from one request to the next (a state is pooled, see acquire_state()).
+    std::vector<std::string_view> keys;
+    std::vector<std::size_t> todo;
+    std::vector<group*> groups;                 // this round's
+    std::vector<std::unique_ptr<group>> spare;  // every group ever made; [0, used) in use
+    std::size_t used = 0;
+
+    void reset() {
+        req = nullptr;
+        fanned.clear();
+        bytes = 0;
+        preset_done = 0;
+        transaction = false;
+        cancelled = false;
+        signals.clear();
+        running = 0;
+    }
 };
 
 struct cluster_router::group {
@@ -207,6 +225,7 @@ struct cluster_router::group {
     request sub;
     std::vector<std::pair<std::size_t, redirect>> redirects;
     error_code ec;
+    asio::cancellation_signal cancel; // a group sent without a coroutine (start_direct)
 
     static void on_reply(void* p, std::size_t local, std::span<const resp::node> nodes,
                          std::string_view message) {
@@ -602,7 +621,7 @@ void cluster_router::start_exec(handler_type handler, executor_type handler_ex,
 asio::awaitable<void> cluster_router::exec(handler_type h, executor_type handler_ex,
                                            const request* req, detail::reply_adapter adapter,
                                            std::uint64_t done, std::size_t bytes) {
-    exec_state st(ex_);
+    exec_state& st = acquire_state();
     st.req = req;
     st.user = adapter;
     st.preset_done = done;
@@ -624,7 +643,49 @@ asio::awaitable<void> cluster_router::exec(handler_type h, executor_type handler
     }
     if (slot.is_connected()) slot.clear();
     if (st.cancelled && !ec) ec = asio::error::operation_aborted;
-    detail::complete_on(handler_ex, std::move(h), ec, st.bytes);
+    const std::size_t total = st.bytes;
+    release_state(st);
+    detail::complete_on(handler_ex, std::move(h), ec, total);
+}
+
+cluster_router::exec_state& cluster_router::acquire_state() {
+    if (free_states_.empty()) {
+        all_states_.push_back(std::make_unique<exec_state>(ex_));
+        return *all_states_.back();
+    }
+    exec_state* st = free_states_.back();
+    free_states_.pop_back();
+    return *st;
+}
+
+void cluster_router::release_state(exec_state& st) {
+    st.reset();
+    free_states_.push_back(&st);
+}
+
+// A group whose node is connected goes out with a plain completion handler: no coroutine.
+bool cluster_router::start_direct(exec_state& st, group& g) {
+    if (st.cancelled || stopped_) return false;
+    const request& r = g.whole ? *st.req : g.sub;
+    if (r.has_blocking_command()) return false;
+    connection* c = &main_;
+    if (!g.to_main) {
+        auto it = nodes_.find(key_of(g.target));
+        if (it == nodes_.end()) return false;
+        c = &it->second->conn;
+    }
+    if (!c->is_connected()) return false;
+    st.signals.push_back(&g.cancel);
+    c->start_exec(detail::recycled(asio::bind_cancellation_slot(
+                      g.cancel.slot(),
+                      [&st, &g](error_code ec, std::size_t n) {
+                          std::erase(st.signals, &g.cancel);
+                          g.ec = ec;
+                          st.bytes += n;
+                          if (--st.running == 0) st.all_done.cancel();
+                      })),
+                  ex_, &r, {&g, &group::on_reply, static_cast<std::size_t>(-1)}, &st.opts);
+    return true;
 }
 
 asio::awaitable<void> cluster_router::run_group(exec_state& st, group& g) {
@@ -691,7 +752,7 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
     st.deadline = clock_type::now() + wait_budget;
 
     // Where each command goes, and which are refused before anything is sent.
-    std::vector<std::string_view> keys;
+    std::vector<std::string_view>& keys = st.keys;
     std::size_t replies = 0;
     int txn_slot = -1;
     bool txn_cross = false;
@@ -751,7 +812,7 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
 
     std::size_t redirects = 0;
     bool first_round = true;
-    std::vector<std::unique_ptr<group>> groups;
+    std::vector<group*>& groups = st.groups;
     for (;;) {
         // A fanned-out command is done once every master has answered it.
         const std::vector<endpoint> masters = map_.masters();
@@ -759,7 +820,8 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
             const auto& got = st.fanned[i];
             return std::find(got.begin(), got.end(), key_of(m)) == got.end();
         };
-        std::vector<std::size_t> todo;
+        std::vector<std::size_t>& todo = st.todo;
+        todo.clear();
         for (std::size_t i = 0; i < count; ++i) {
             if (st.fan_out[i] && !st.transaction && !st.to[i]) {
                 if (first_round || std::any_of(masters.begin(), masters.end(), [&](auto& m) {
@@ -786,20 +848,26 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
 
         // Group the commands by node, keeping their order inside each group.
         groups.clear();
+        st.used = 0;
         auto group_for = [&](const endpoint* target, bool asking) -> group& {
-            for (auto& g : groups)
+            for (group* g : groups)
                 if (g->asking == asking &&
                     (target ? (!g->to_main && g->target == *target) : g->to_main))
                     return *g;
-            auto g = std::make_unique<group>();
-            g->st = &st;
-            g->asking = asking;
-            if (target)
-                g->target = *target;
-            else
-                g->to_main = true;
-            groups.push_back(std::move(g));
-            return *groups.back();
+            if (st.used == st.spare.size()) st.spare.push_back(std::make_unique<group>());
+            group& g = *st.spare[st.used++];
+            g.st = &st;
+            g.asking = asking;
+            g.whole = false;
+            g.to_main = !target;
+            if (target) g.target = *target;
+            g.cmds.clear();
+            g.reply_cmd.clear();
+            g.sub.clear();
+            g.redirects.clear();
+            g.ec = {};
+            groups.push_back(&g);
+            return g;
         };
         bool missing_owner = false;
         for (std::size_t i : todo) {
@@ -856,7 +924,7 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
 
         st.running = groups.size();
         for (auto& g : groups)
-            asio::co_spawn(ex_, run_group(st, *g), asio::detached);
+            if (!start_direct(st, *g)) asio::co_spawn(ex_, run_group(st, *g), asio::detached);
         while (st.running > 0) {
             st.all_done.expires_at(clock_type::time_point::max());
             co_await st.all_done.async_wait(nothrow);

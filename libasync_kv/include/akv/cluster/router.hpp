@@ -77,12 +77,15 @@ private:
     bool try_fast(handler_type& handler, executor_type& handler_ex, const request* req,
                   detail::reply_adapter adapter);
     void fast_done(fast_op& op, boost::system::error_code ec, std::size_t bytes);
+    exec_state& acquire_state();
+    void release_state(exec_state& st);
     // `done`: replies (by index) delivered already; `bytes`: their size.
     asio::awaitable<void> exec(handler_type h, executor_type handler_ex, const request* req,
                                detail::reply_adapter adapter, std::uint64_t done,
                                std::size_t bytes);
     asio::awaitable<boost::system::error_code> exec_inner(exec_state& st);
     asio::awaitable<void> run_group(exec_state& st, group& g);
+    bool start_direct(exec_state& st, group& g);
     asio::awaitable<void> refresh_loop();
     asio::awaitable<boost::system::error_code> refresh_once();
     asio::awaitable<boost::system::error_code> address_for_main(endpoint& to, std::string& why);
@@ -101,6 +104,8 @@ private:
     std::vector<std::unique_ptr<node_state>> retired_; // cancelled, run() not over yet
     std::vector<node_state*> slot_node_;              // slot -> its master's node, or null
     std::vector<std::unique_ptr<fast_op>> all_fast_;
+    std::vector<std::unique_ptr<exec_state>> all_states_;
+    std::vector<exec_state*> free_states_;
     std::vector<fast_op*> free_fast_;
     std::vector<std::string_view> keys_; // scratch of try_fast
     std::size_t running_nodes_ = 0;
