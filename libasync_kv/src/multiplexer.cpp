@@ -13,13 +13,15 @@ multiplexer::multiplexer(resp::limits limits)
 void multiplexer::add(pending_request& r) {
     r.seq = front_seq_ + queue_.size();
     r.reply_bytes = 0;
-    queue_.push_back({&r, static_cast<std::uint32_t>(r.req->expected_replies()), 0});
+    queue_.push_back({&r, static_cast<std::uint32_t>(r.req->expected_replies()),
+                      static_cast<std::uint32_t>(r.req->expected_confirmations()), 0});
 }
 
 void multiplexer::add_front(pending_request& r) {
     // Only while nothing is written: the handshake goes before every queued request.
     r.reply_bytes = 0;
-    queue_.push_front({&r, static_cast<std::uint32_t>(r.req->expected_replies()), 0});
+    queue_.push_front({&r, static_cast<std::uint32_t>(r.req->expected_replies()),
+                       static_cast<std::uint32_t>(r.req->expected_confirmations()), 0});
     --front_seq_;
     r.seq = front_seq_;
 }
@@ -41,7 +43,7 @@ bool multiplexer::cancel(pending_request& r, boost::system::error_code reason) {
     slot* s = find(r);
     if (!s) return false;
     const std::size_t index = static_cast<std::size_t>(r.seq - front_seq_);
-    if (index >= written_ + staged_) s->replies_left = 0; // never written: nothing will come
+    if (index >= written_ + staged_) s->replies_left = s->pushes_left = 0; // nothing will come
     complete(*s, reason);
     pop_finished_front();
     return true;
@@ -69,7 +71,8 @@ void multiplexer::on_write_done() {
     counters_.bytes_written += write_buffer_.size();
     for (std::size_t i = begin; i < written_; ++i) {
         slot& s = queue_[i];
-        if (s.op && s.replies_left == 0) complete(s, {}); // only (un)subscribes: pushes answer
+        // Only (un)subscribes whose confirmations are not counted: done once written.
+        if (s.op && s.replies_left == 0 && s.pushes_left == 0) complete(s, {});
     }
     write_buffer_.clear();
     pop_finished_front();
@@ -79,7 +82,7 @@ void multiplexer::pop_finished_front() {
     // Replies may arrive for staged requests too: the server answers the start of a large
     // write before the write completes.
     while (written_ + staged_ > 0 && queue_.front().replies_left == 0 &&
-           queue_.front().op == nullptr) {
+           queue_.front().pushes_left == 0 && queue_.front().op == nullptr) {
         queue_.pop_front();
         ++front_seq_;
         if (written_ > 0)
@@ -145,10 +148,32 @@ void multiplexer::dispatch(std::string_view message, boost::system::error_code& 
     }
     if (nodes_[first].data_type == resp::type::push) {
         ++counters_.pushes;
+        if (first + 1 < nodes_.size() && is_confirmation(nodes_[first + 1].value(message)))
+            on_confirmation();
         if (on_push_) on_push_(std::span(nodes_).subspan(first), message);
         return;
     }
     pop_finished_front();
+    // A request of subscribes waits for its confirmations: an error reply comes in their place
+    // (NOPERM, MOVED, CROSSSLOT), and is that request's, not the next one's.
+    while (written_ + staged_ > 0 && queue_.front().replies_left == 0 &&
+           queue_.front().pushes_left > 0) {
+        slot& s = queue_.front();
+        s.pushes_left = 0;
+        if (resp::is_error(nodes_[first].data_type)) {
+            ++counters_.replies;
+            if (s.op) {
+                s.op->adapter(0, nodes_, message);
+                s.op->reply_bytes += message.size();
+            }
+            complete(s, {});
+            pop_finished_front();
+            return;
+        }
+        // Not an error: the confirmations counted will not come; stop waiting for them.
+        complete(s, {});
+        pop_finished_front();
+    }
     if (written_ + staged_ == 0) {
         ec = make_error_code(error::resp_protocol);
         error_message_ = "resp: a reply arrived with no request waiting for it";
@@ -164,6 +189,25 @@ void multiplexer::dispatch(std::string_view message, boost::system::error_code& 
     if (--s.replies_left == 0) {
         complete(s, {});
         pop_finished_front();
+    }
+}
+
+bool multiplexer::is_confirmation(std::string_view kind) {
+    for (std::string_view k : {"subscribe", "psubscribe", "ssubscribe", "unsubscribe",
+                               "punsubscribe", "sunsubscribe"})
+        if (kind == k) return true;
+    return false;
+}
+
+void multiplexer::on_confirmation() {
+    for (std::size_t i = 0; i < written_ + staged_; ++i) {
+        slot& s = queue_[i];
+        if (s.pushes_left == 0) continue;
+        if (--s.pushes_left == 0 && s.replies_left == 0) {
+            complete(s, {});
+            pop_finished_front();
+        }
+        return;
     }
 }
 
@@ -184,6 +228,7 @@ void multiplexer::on_disconnect() {
         if (!s.op) continue;
         if (s.op->effective_options().idempotent) {
             s.replies_left = static_cast<std::uint32_t>(s.op->req->expected_replies());
+            s.pushes_left = static_cast<std::uint32_t>(s.op->req->expected_confirmations());
             s.next_reply = 0;
             s.op->reply_bytes = 0;
         } else {
@@ -202,7 +247,7 @@ void multiplexer::fail_unwritten_not_waiting(boost::system::error_code reason) {
     for (std::size_t i = written_ + staged_; i < queue_.size(); ++i) {
         slot& s = queue_[i];
         if (s.op && s.op->effective_options().fail_if_not_connected) {
-            s.replies_left = 0;
+            s.replies_left = s.pushes_left = 0;
             complete(s, reason);
         }
     }
@@ -211,7 +256,7 @@ void multiplexer::fail_unwritten_not_waiting(boost::system::error_code reason) {
 
 void multiplexer::fail_all(boost::system::error_code reason) {
     for (std::size_t i = 0; i < queue_.size(); ++i) {
-        queue_[i].replies_left = 0;
+        queue_[i].replies_left = queue_[i].pushes_left = 0;
         complete(queue_[i], reason);
     }
     queue_.clear();

@@ -50,9 +50,14 @@ bool request::payload_tail_args(std::string_view command) const {
     return false;
 }
 
-void request::note_command(std::string_view command, bool has_block_arg) {
+void request::note_command(std::string_view command, bool has_block_arg, std::size_t args) {
     ++commands_;
-    if (!answers_with_push(command)) ++expected_replies_;
+    if (!answers_with_push(command))
+        ++expected_replies_;
+    else if (args > 0)
+        expected_pushes_ += args;
+    else
+        unknown_pushes_ = true;
     if (has_block_arg || always_blocks(command)) blocking_ = true;
     last_command_start_ = payload_.size();
 }

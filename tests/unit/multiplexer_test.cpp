@@ -185,15 +185,57 @@ TEST(Multiplexer, HalfReadReplyIsDroppedOnDisconnect) {
     EXPECT_EQ(std::get<0>(ra).value(), "ok");
 }
 
-TEST(Multiplexer, SubscribeCompletesWhenWritten) {
+TEST(Multiplexer, SubscribeCompletesWithItsConfirmations) {
     multiplexer m;
-    auto s = make("SUBSCRIBE", "ch");
+    akv::request s;
+    s.push("SUBSCRIBE", "a", "b");
+    test_op os(s);
+    m.add(os);
+    m.prepare_write();
+    m.on_write_done();
+    EXPECT_FALSE(os.outcome); // waits for one confirmation per channel
+    error_code ec;
+    feed(m, ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n", ec);
+    EXPECT_FALSE(os.outcome);
+    feed(m, ">3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n", ec);
+    EXPECT_EQ(os.outcome, error_code{});
+    EXPECT_TRUE(m.idle());
+}
+
+TEST(Multiplexer, UnsubscribeFromEverythingCompletesWhenWritten) {
+    multiplexer m;
+    auto s = make("UNSUBSCRIBE"); // as many confirmations as channels: not counted
     test_op os(s);
     m.add(os);
     m.prepare_write();
     EXPECT_FALSE(os.outcome);
     m.on_write_done();
     EXPECT_EQ(os.outcome, error_code{});
+    EXPECT_TRUE(m.idle());
+}
+
+TEST(Multiplexer, ErrorInPlaceOfConfirmationsBelongsToTheSubscribe) {
+    // SSUBSCRIBE refused (MOVED, NOPERM): the error is its answer, and the GET after it still
+    // gets its own reply.
+    multiplexer m;
+    auto s = make("SSUBSCRIBE", "ch");
+    auto g = make("GET", "k");
+    akv::generic_response rs;
+    akv::response<std::string> rg;
+    test_op os(s), og(g, rg);
+    os.adapter = akv::detail::make_adapter(rs);
+    m.add(os);
+    m.add(og);
+    m.prepare_write();
+    m.on_write_done();
+    error_code ec;
+    feed(m, "-MOVED 1 127.0.0.1:7001\r\n$5\r\nvalue\r\n", ec);
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(os.outcome, error_code{});
+    ASSERT_EQ(rs.size(), 1u);
+    EXPECT_TRUE(rs[0].has_error());
+    EXPECT_EQ(og.outcome, error_code{});
+    EXPECT_EQ(std::get<0>(rg).value(), "value");
     EXPECT_TRUE(m.idle());
 }
 

@@ -107,7 +107,7 @@ public:
         resp::write_aggregate_header(payload_, '*', n);
         resp::write_bulk(payload_, command);
         (detail::add_arg(payload_, args), ...);
-        note_command(command, sizeof...(Args) > 0 ? payload_tail_args(command) : false);
+        note_command(command, sizeof...(Args) > 0 ? payload_tail_args(command) : false, n - 1);
     }
 
     template <class Range> void push_range(std::string_view command, const Range& range) {
@@ -126,6 +126,8 @@ public:
         last_command_start_ = payload_.size();
         commands_ += other.commands_;
         expected_replies_ += other.expected_replies_;
+        expected_pushes_ += other.expected_pushes_;
+        unknown_pushes_ = unknown_pushes_ || other.unknown_pushes_;
         blocking_ = blocking_ || other.blocking_;
     }
 
@@ -133,6 +135,12 @@ public:
     bool empty() const noexcept { return commands_ == 0; }
     // Replies the server will send as regular replies: (P|S)(UN)SUBSCRIBE answer with pushes.
     std::size_t expected_replies() const noexcept { return expected_replies_; }
+    // A request of only (S|P)(UN)SUBSCRIBEs with channels named: the confirmation pushes its
+    // connection waits for (one per channel), so that an error reply in their place (NOPERM,
+    // MOVED) is known for theirs. 0 otherwise (done once written).
+    std::size_t expected_confirmations() const noexcept {
+        return expected_replies_ == 0 && !unknown_pushes_ ? expected_pushes_ : 0;
+    }
     // BLPOP, XREADGROUP ... BLOCK and friends: a client runs these on a connection of their own.
     bool has_blocking_command() const noexcept { return blocking_; }
 
@@ -142,7 +150,8 @@ public:
 
     void clear() noexcept {
         payload_.clear();
-        commands_ = expected_replies_ = 0;
+        commands_ = expected_replies_ = expected_pushes_ = 0;
+        unknown_pushes_ = false;
         blocking_ = false;
         last_command_start_ = 0;
     }
@@ -150,11 +159,13 @@ public:
 
 private:
     bool payload_tail_args(std::string_view command) const;
-    void note_command(std::string_view command, bool has_block_arg);
+    void note_command(std::string_view command, bool has_block_arg, std::size_t args);
 
     std::string payload_;
     std::size_t commands_ = 0;
     std::size_t expected_replies_ = 0;
+    std::size_t expected_pushes_ = 0;
+    bool unknown_pushes_ = false; // an UNSUBSCRIBE of everything: as many pushes as channels
     std::size_t last_command_start_ = 0;
     bool blocking_ = false;
     options options_;

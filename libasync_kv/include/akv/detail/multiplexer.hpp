@@ -96,6 +96,7 @@ private:
     struct slot {
         pending_request* op = nullptr; // null: cancelled or done, replies (if any) discarded
         std::uint32_t replies_left = 0;
+        std::uint32_t pushes_left = 0; // subscribe confirmations still to come
         std::uint32_t next_reply = 0;
     };
 
@@ -104,6 +105,8 @@ private:
     void pop_finished_front();
     void dispatch(std::string_view message, boost::system::error_code& ec);
     void renumber();
+    static bool is_confirmation(std::string_view kind);
+    void on_confirmation(); // a subscribe-family push: the oldest request waiting for one
 
     resp::parser parser_;
     ring<slot> queue_; // [written | staged | unwritten]
