@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 namespace akv {
 namespace {
@@ -100,6 +101,18 @@ sync_reply call(std::uint16_t port, const std::string& password,
     return client.call(args);
 }
 
+// The --tls-* arguments of a data node or sentinel of a TLS deployment.
+std::vector<std::string> tls_args(const embedded_sentinel_options& o) {
+    std::vector<std::string> args{"--tls-replication", "yes", "--tls-auth-clients", "no"};
+    const std::pair<const char*, const std::string*> files[] = {
+        {"--tls-cert-file", &o.tls_cert_file},
+        {"--tls-key-file", &o.tls_key_file},
+        {"--tls-ca-cert-file", &o.tls_ca_cert_file}};
+    for (const auto& [flag, file] : files)
+        if (!file->empty()) args.insert(args.end(), {flag, *file});
+    return args;
+}
+
 void pause_until(steady_clock::time_point deadline) {
     std::this_thread::sleep_for(
         std::min<steady_clock::duration>(poll_interval, deadline - steady_clock::now()));
@@ -120,6 +133,13 @@ embedded_sentinel::embedded_sentinel(embedded_sentinel_options options)
             o.executable = options_.executable;
             o.password = options_.password;
             o.start_timeout = options_.start_timeout;
+            if (options_.tls_port) {
+                // Replication over TLS: a replica then announces its TLS port to the master,
+                // which is what the sentinels learn from the master's INFO.
+                o.tls_port = true;
+                const auto tls = tls_args(options_);
+                extra.insert(extra.end(), tls.begin(), tls.end());
+            }
             // Every node may become a replica after a failover: each knows the password.
             if (!options_.password.empty())
                 extra.insert(extra.end(), {"--masterauth", options_.password});
@@ -129,12 +149,15 @@ embedded_sentinel::embedded_sentinel(embedded_sentinel_options options)
             return std::make_unique<embedded_server>(std::move(o));
         };
         master_ = data_node({});
+        // With TLS, the replicas follow and the sentinels monitor the master's TLS port.
+        const std::uint16_t master_port =
+            options_.tls_port ? master_->tls_port() : master_->port();
         for (std::size_t i = 0; i < options_.replicas; ++i)
             replicas_.push_back(
-                data_node({"--replicaof", "127.0.0.1", std::to_string(master_->port())}));
+                data_node({"--replicaof", "127.0.0.1", std::to_string(master_port)}));
         wait_until_replicas_synced(deadline);
         for (std::size_t i = 0; i < options_.sentinels; ++i)
-            sentinels_.push_back(start_sentinel(i, master_->port()));
+            sentinels_.push_back(start_sentinel(i, master_port));
         wait_until_ready(std::max(
             0ms, std::chrono::ceil<std::chrono::milliseconds>(deadline - steady_clock::now())));
     } catch (...) {
@@ -187,13 +210,21 @@ std::unique_ptr<embedded_server> embedded_sentinel::start_sentinel(std::size_t i
     o.password = options_.sentinel_password; // requirepass
     o.start_timeout = options_.start_timeout;
     o.extra_args = {"--sentinel"};
+    if (options_.tls_port) {
+        // The sentinel serves clients on a TLS port too, and with tls-replication it reaches
+        // the data nodes and the other sentinels over TLS and announces its TLS port to them.
+        o.tls_port = true;
+        const auto tls = tls_args(options_);
+        o.extra_args.insert(o.extra_args.end(), tls.begin(), tls.end());
+    }
     return std::make_unique<embedded_server>(std::move(o));
 }
 
 embedded_server& embedded_sentinel::node_at(const endpoint& ep) {
-    if (master_ && master_->port() == ep.port) return *master_;
+    const std::uint16_t port = plain_port(ep.port);
+    if (master_ && master_->port() == port) return *master_;
     for (auto& r : replicas_)
-        if (r->port() == ep.port) return *r;
+        if (r->port() == port) return *r;
     throw std::out_of_range("embedded_sentinel: no data node on " + ep.host + ":" +
                             std::to_string(ep.port));
 }
@@ -203,6 +234,33 @@ std::vector<endpoint> embedded_sentinel::sentinel_endpoints() const {
     for (const auto& s : sentinels_)
         out.push_back(endpoint{s->host(), s->port()});
     return out;
+}
+
+std::uint16_t embedded_sentinel::plain_port(std::uint16_t port) const {
+    if (!options_.tls_port || port == 0) return port;
+    if (master_ && master_->tls_port() == port) return master_->port();
+    for (const auto& r : replicas_)
+        if (r->tls_port() == port) return r->port();
+    return port;
+}
+
+std::vector<endpoint> embedded_sentinel::tls_sentinel_endpoints() const {
+    std::vector<endpoint> out;
+    if (!options_.tls_port) return out;
+    for (const auto& s : sentinels_)
+        out.push_back(endpoint{s->host(), s->tls_port()});
+    return out;
+}
+
+akv::config embedded_sentinel::tls_config(const std::string& ca_file) const {
+    if (!options_.tls_port)
+        throw std::logic_error("embedded_sentinel::tls_config: options.tls_port is off");
+    akv::config c = config();
+    c.hosts = tls_sentinel_endpoints();
+    c.use_tls = true;
+    c.tls.ca_file = ca_file.empty() ? options_.tls_ca_cert_file : ca_file;
+    c.tls.verify_peer = true;
+    return c;
 }
 
 akv::config embedded_sentinel::config() const {
@@ -222,7 +280,7 @@ std::string embedded_sentinel::sentinel_command(std::size_t i,
 
 std::string embedded_sentinel::node_command(const endpoint& node,
                                             const std::vector<std::string>& args) const {
-    return call(node.port, options_.password, args).to_text();
+    return call(plain_port(node.port), options_.password, args).to_text();
 }
 
 endpoint embedded_sentinel::current_master() const {
@@ -320,7 +378,8 @@ void embedded_sentinel::wait_until_ready(std::chrono::milliseconds timeout) cons
                 if (!last.empty()) break;
             }
             if (last.empty() && master) {
-                const auto role = call(master->port, options_.password, {"ROLE"});
+                const auto role =
+                    call(plain_port(master->port), options_.password, {"ROLE"});
                 if (role.elements.empty() || role.elements[0].text != "master")
                     last = "master " + port_text(master->port) + " has role " + role.to_text();
             }
@@ -373,7 +432,8 @@ endpoint embedded_sentinel::failover(std::chrono::milliseconds timeout) {
                 agreed = here;
             }
             if (last.empty() && agreed) {
-                const auto role = call(agreed->port, options_.password, {"ROLE"});
+                const auto role =
+                    call(plain_port(agreed->port), options_.password, {"ROLE"});
                 if (!role.elements.empty() && role.elements[0].text == "master") return *agreed;
                 last = "new master " + port_text(agreed->port) + " has role " + role.to_text();
             }

@@ -31,6 +31,19 @@ struct embedded_sentinel_options {
     std::chrono::milliseconds failover_timeout{5000}; // failover-timeout
     std::chrono::milliseconds start_timeout{20000};   // until every sentinel sees everything
     std::string executable = "redis-server";
+    // Every data node and every sentinel also serves clients over TLS on a port of its own
+    // (embedded_server::tls_port(), tls_sentinel_endpoints()), with the certificate and key
+    // below (the CA verifies the processes to one another). Replication and the sentinels' own
+    // links (to the data nodes and to each other) use TLS too (--tls-replication yes): the
+    // sentinels monitor the master's TLS port, replicas announce theirs, so the addresses a
+    // sentinel gives clients (GET-MASTER-ADDR-BY-NAME, REPLICAS, +switch-master) are TLS ports.
+    // The fixture itself still talks plain TCP to each process's port(); its methods taking or
+    // returning a data node's endpoint accept and give the TLS endpoint then. Clients need no
+    // certificate (--tls-auth-clients no). Empty file names: none are passed.
+    bool tls_port = false;
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string tls_ca_cert_file;
 };
 
 // The processes die with the thread that created the fixture (see embedded_server). Failures
@@ -62,11 +75,16 @@ public:
     std::size_t sentinel_count() const { return sentinels_.size(); }
 
     std::vector<endpoint> sentinel_endpoints() const;
+    // With options.tls_port: every sentinel's TLS endpoint, 127.0.0.1:tls_port(); else empty.
+    std::vector<endpoint> tls_sentinel_endpoints() const;
     // topology sentinel, hosts = sentinel_endpoints(), master_name, password (data nodes),
     // sentinel_password.
     akv::config config() const;
+    // config() over TLS (rediss): hosts = tls_sentinel_endpoints(), use_tls, tls.ca_file =
+    // ca_file (empty: options.tls_ca_cert_file), tls.verify_peer. Needs options.tls_port.
+    akv::config tls_config(const std::string& ca_file = {}) const;
 
-    // The master as the first running sentinel that answers says.
+    // The master as the first running sentinel that answers says (with TLS: its TLS endpoint).
     endpoint current_master() const;
 
     // SENTINEL FAILOVER, then waits until every running sentinel names the same new master and
@@ -86,6 +104,9 @@ public:
 private:
     std::unique_ptr<embedded_server> start_sentinel(std::size_t i, std::uint16_t master_port);
     void wait_until_replicas_synced(std::chrono::steady_clock::time_point deadline) const;
+    // The plain port of the data node at `port` (its plain or, with TLS, its TLS port): the
+    // port the fixture talks to. `port` itself if no node has it.
+    std::uint16_t plain_port(std::uint16_t port) const;
 
     embedded_sentinel_options options_;
     std::string base_dir_; // the sentinels' directories (config files) live here
