@@ -73,6 +73,10 @@ public:
             return "object larger than the configured limit";
         case error::server_start_failed:
             return "could not start redis-server";
+        case error::not_found:
+            return "no such model, version or tag";
+        case error::corrupt_archive:
+            return "stored archive is corrupt";
         }
         return "unknown akv error";
     }

@@ -58,6 +58,10 @@ enum class error {
 
     // Processes
     server_start_failed, // embedded_server could not start redis-server
+
+    // Models (kv/model_registry); appended so the values above keep their numbers
+    not_found,       // no model, version or tag of that name
+    corrupt_archive, // stored bytes that do not unpack as the archive they should be
 };
 
 const boost::system::error_category& error_category() noexcept;
