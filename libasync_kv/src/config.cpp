@@ -764,6 +764,10 @@ void config::set(std::string_view key, std::string_view text) {
     *this = std::move(next);
 }
 
+std::string to_string(const endpoint& ep) {
+    return ep.host + ":" + std::to_string(ep.port);
+}
+
 std::string config::redacted_url() const {
     std::string url = !unix_socket.empty() ? "unix://" : use_tls ? "rediss://" : "redis://";
     // unix:relative/path has no authority to hold a host, nor a user.

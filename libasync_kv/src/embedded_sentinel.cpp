@@ -2,6 +2,7 @@
 #include <akv/embedded_sentinel.hpp>
 #include <akv/error.hpp>
 
+#include "sentinel/replies.hpp"
 #include "sync_resp.hpp"
 
 #include <stdlib.h>
@@ -74,15 +75,7 @@ std::string field(const sync_reply& fields, std::string_view name) {
     return {};
 }
 
-bool has_flag(std::string_view flags, std::string_view flag) {
-    while (!flags.empty()) {
-        const auto comma = flags.find(',');
-        if (flags.substr(0, comma) == flag) return true;
-        if (comma == std::string_view::npos) break;
-        flags.remove_prefix(comma + 1);
-    }
-    return false;
-}
+using sentinel::has_flag;
 
 std::optional<endpoint> to_endpoint(const sync_reply& reply) {
     if (reply.type != sync_reply::kind::array || reply.elements.size() != 2) return std::nullopt;

@@ -5,21 +5,29 @@
 #include <cctype>
 
 namespace akv {
-namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
+namespace detail {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
                return std::toupper(static_cast<unsigned char>(x)) ==
                       std::toupper(static_cast<unsigned char>(y));
            });
 }
 
-bool answers_with_push(std::string_view command) {
+bool answers_with_push(std::string_view command) noexcept {
     static constexpr std::array<std::string_view, 6> names{
         "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
     return std::any_of(names.begin(), names.end(),
                        [&](std::string_view n) { return iequals(n, command); });
 }
+
+} // namespace detail
+
+namespace {
+
+using detail::answers_with_push;
+using detail::iequals;
 
 bool always_blocks(std::string_view command) {
     static constexpr std::array<std::string_view, 11> names{

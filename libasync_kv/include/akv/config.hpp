@@ -21,6 +21,9 @@ struct endpoint {
     bool operator==(const endpoint&) const = default;
 };
 
+// "host:port", for messages and as a map key.
+std::string to_string(const endpoint& ep);
+
 struct tls_options {
     bool verify_peer = true;
     std::string ca_file;

@@ -46,6 +46,12 @@ concept has_to_bulk = requires(std::string& out, const T& t) {
     to_bulk(out, t);
 };
 
+// ASCII case-insensitive equality, for command names.
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+// (P|S)(UN)SUBSCRIBE: answered by pushes, not by a regular reply.
+bool answers_with_push(std::string_view command) noexcept;
+
 template <class T> std::size_t arg_count(const T& t) {
     if constexpr (string_like<T> || byte_span<T> || std::is_arithmetic_v<T> || has_to_bulk<T>) {
         return 1;

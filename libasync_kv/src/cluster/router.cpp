@@ -25,15 +25,10 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t none = static_cast<std::size_t>(-1);
 
-std::string key_of(const endpoint& ep) {
-    return ep.host + ":" + std::to_string(ep.port);
-}
+using detail::iequals;
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::toupper(static_cast<unsigned char>(x)) ==
-                      std::toupper(static_cast<unsigned char>(y));
-           });
+std::string key_of(const endpoint& ep) {
+    return to_string(ep);
 }
 
 // Commands that only read: with read_from_replicas they may go to a replica of their shard.
@@ -54,13 +49,6 @@ bool reads_only(std::string_view name) {
     return false;
 }
 
-bool answered_by_push(std::string_view name) {
-    for (std::string_view n : {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE",
-                               "PUNSUBSCRIBE", "SUNSUBSCRIBE"})
-        if (iequals(n, name)) return true;
-    return false;
-}
-
 // One command of a request, read back from the bytes akv::request wrote (arrays of bulk
 // strings, so the grammar is small).
 struct command_view {
@@ -77,21 +65,29 @@ bool read_line_number(std::string_view& p, char tag, std::size_t& n) {
     return true;
 }
 
+// Reads the command at the front of `p`, handing each argument to `arg`; its argument count,
+// or 0 if it is malformed or has more than `max_args`.
+template <class F> std::size_t read_command(std::string_view& p, std::size_t max_args, F&& arg) {
+    std::size_t argc = 0;
+    if (!read_line_number(p, '*', argc) || argc == 0 || argc > max_args) return 0;
+    for (std::size_t i = 0; i < argc; ++i) {
+        std::size_t len = 0;
+        if (!read_line_number(p, '$', len) || p.size() < len + 2) return 0;
+        arg(i, p.substr(0, len));
+        p.remove_prefix(len + 2);
+    }
+    return argc;
+}
+
 // Reuses `out`'s elements (and their capacity) from an earlier request.
 bool split_commands(std::string_view p, std::vector<command_view>& out) {
     std::size_t n = 0;
     while (!p.empty()) {
-        std::size_t argc = 0;
-        if (!read_line_number(p, '*', argc) || argc == 0) return false;
         if (n == out.size()) out.emplace_back();
         command_view& cmd = out[n++];
         cmd.args.clear();
-        for (std::size_t i = 0; i < argc; ++i) {
-            std::size_t len = 0;
-            if (!read_line_number(p, '$', len) || p.size() < len + 2) return false;
-            cmd.args.push_back(p.substr(0, len));
-            p.remove_prefix(len + 2);
-        }
+        const auto add = [&cmd](std::size_t, std::string_view a) { cmd.args.push_back(a); };
+        if (read_command(p, static_cast<std::size_t>(-1), add) == 0) return false;
     }
     out.resize(n);
     return true;
@@ -342,11 +338,17 @@ void cluster_router::apply_map(cluster::slot_map map) {
             ++i;
         }
     }
+    // One node lookup per run of slots with the same owner, not one per slot.
+    const cluster::shard* last = nullptr;
+    node_state* owner = nullptr;
     for (std::size_t s = 0; s < 16384; ++s) {
         const cluster::shard* sh = map_.owner(static_cast<std::uint16_t>(s));
-        if (!sh) continue;
-        auto it = nodes_.find(key_of(sh->master));
-        if (it != nodes_.end()) slot_node_[s] = it->second.get();
+        if (sh != last) {
+            last = sh;
+            auto it = sh ? nodes_.find(key_of(sh->master)) : nodes_.end();
+            owner = it != nodes_.end() ? it->second.get() : nullptr;
+        }
+        slot_node_[s] = owner;
     }
     wake_waiters();
 }
@@ -535,14 +537,9 @@ bool cluster_router::try_fast(handler_type& handler, executor_type& handler_ex, 
     std::string_view p = req->payload();
     int slot = -1;
     while (!p.empty()) {
-        std::size_t argc = 0;
-        if (!read_line_number(p, '*', argc) || argc == 0 || argc > args.size()) return false;
-        for (std::size_t i = 0; i < argc; ++i) {
-            std::size_t len = 0;
-            if (!read_line_number(p, '$', len) || p.size() < len + 2) return false;
-            args[i] = p.substr(0, len);
-            p.remove_prefix(len + 2);
-        }
+        const std::size_t argc =
+            read_command(p, args.size(), [&args](std::size_t i, std::string_view a) { args[i] = a; });
+        if (argc == 0) return false;
         const auto how = cluster::command_keys(std::span(args.data(), argc), keys_);
         if (how != cluster::routing::by_keys || keys_.empty()) return false;
         for (std::string_view k : keys_) {
@@ -758,7 +755,7 @@ asio::awaitable<error_code> cluster_router::exec_inner(exec_state& st) {
     bool txn_cross = false;
     for (std::size_t i = 0; i < count; ++i) {
         const auto& args = st.cmds[i].args;
-        if (!answered_by_push(args[0])) st.reply_of[i] = replies++;
+        if (!detail::answers_with_push(args[0])) st.reply_of[i] = replies++;
         if (iequals(args[0], "MULTI")) st.transaction = true;
         const cluster::routing how = cluster::command_keys(args, keys);
         if (how == cluster::routing::all_masters) {

@@ -45,7 +45,7 @@ bool is_cancelled(const asio::cancellation_state& state) {
 std::string list_of(const std::vector<endpoint>& sentinels) {
     std::string out;
     for (const endpoint& s : sentinels)
-        out += (out.empty() ? "" : ", ") + sentinel::to_string(s);
+        out += (out.empty() ? "" : ", ") + to_string(s);
     return out;
 }
 
@@ -115,7 +115,7 @@ asio::awaitable<error_code> sentinel_monitor::resolve(endpoint& to, std::string&
     std::size_t unknown = 0;
     std::size_t auth_refused = 0;
     for (const endpoint& s : order) {
-        const std::string name = sentinel::to_string(s);
+        const std::string name = to_string(s);
         const auto note = [&failures](const std::string& text) {
             failures += (failures.empty() ? "" : "; ") + text;
         };

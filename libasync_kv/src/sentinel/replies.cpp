@@ -21,6 +21,8 @@ std::string_view field(const resp::value& fields, std::string_view name) {
     return {};
 }
 
+} // namespace
+
 bool has_flag(std::string_view flags, std::string_view flag) {
     while (!flags.empty()) {
         const auto comma = flags.find(',');
@@ -29,12 +31,6 @@ bool has_flag(std::string_view flags, std::string_view flag) {
         flags.remove_prefix(comma + 1);
     }
     return false;
-}
-
-} // namespace
-
-std::string to_string(const endpoint& ep) {
-    return ep.host + ":" + std::to_string(ep.port);
 }
 
 std::optional<endpoint> master_address(const resp::value& reply) {

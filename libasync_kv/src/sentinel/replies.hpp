@@ -12,8 +12,8 @@
 
 namespace akv::sentinel {
 
-// "127.0.0.1:26379", for messages.
-std::string to_string(const endpoint& ep);
+// Whether a comma-separated flags field ("s_down,slave") holds `flag`.
+bool has_flag(std::string_view flags, std::string_view flag);
 
 // SENTINEL GET-MASTER-ADDR-BY-NAME: [host, port], or null when the sentinel does not know the
 // name. Returns nullopt for null; throws std::invalid_argument for any other shape.
