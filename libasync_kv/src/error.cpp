@@ -77,6 +77,14 @@ public:
             return "no such model, version or tag";
         case error::corrupt_archive:
             return "stored archive is corrupt";
+        case error::unknown_job:
+            return "no such job in the queue";
+        case error::bad_job:
+            return "malformed job record";
+        case error::job_active:
+            return "the job is running";
+        case error::lease_lost:
+            return "the job's lease was lost";
         }
         return "unknown akv error";
     }

@@ -62,6 +62,12 @@ enum class error {
     // Models (kv/model_registry); appended so the values above keep their numbers
     not_found,       // no model, version or tag of that name
     corrupt_archive, // stored bytes that do not unpack as the archive they should be
+
+    // Task queues (task_queue/)
+    unknown_job, // no job of that id in the queue (or its result expired)
+    bad_job,     // a stored job record that does not decode
+    job_active,  // the job is running: cancel it instead
+    lease_lost,  // the job's lease expired and it was recovered: it runs elsewhere
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -1,0 +1,79 @@
+// Looking into a queue and acting on it: counts, listings, retry, remove, cancel, pause,
+// rate limit, metrics. What `akv queue ...` uses.
+#pragma once
+
+#include <akv/queue/job.hpp>
+
+#include <akv/client.hpp>
+
+#include <vector>
+
+namespace akv::queue {
+
+struct state_counts {
+    std::size_t waiting = 0, delayed = 0, active = 0, failed = 0, completed = 0;
+    // Totals since the queue began (the stats hash).
+    std::uint64_t total_completed = 0, total_failed = 0, total_retried = 0,
+                  total_recovered = 0, total_cancelled = 0;
+    bool paused = false;
+};
+
+struct job_info {
+    std::string id;
+    job_state state = job_state::unknown;
+    std::optional<queue::job> job;   // while its record exists
+    unsigned failures = 0;
+    std::string last_error;
+    std::optional<job_result> result; // finished and kept
+};
+
+struct minute_metrics {
+    std::int64_t minute = 0; // minutes since the epoch (UTC)
+    std::uint64_t processed = 0, failed = 0;
+    // Enqueue-to-completion latency, ms, from a histogram (bucket upper bounds).
+    double p50_ms = 0, p90_ms = 0, p99_ms = 0;
+};
+
+enum class cancel_outcome { cancelled, running, finished, unknown };
+
+class admin {
+public:
+    admin(client& c, std::string queue);
+
+    asio::awaitable<state_counts> counts();
+    // Ids of up to `limit` jobs in `state` from `offset`: waiting in claim order, delayed by due
+    // time, active by lease deadline, failed and completed newest first.
+    asio::awaitable<std::vector<std::string>> list(job_state state, std::size_t offset,
+                                                   std::size_t limit);
+    asio::awaitable<job_info> get(std::string id);
+    // A failed or cancelled job runs again (attempts from zero). error::unknown_job if there is
+    // no such job, invalid_config if it is not failed.
+    asio::awaitable<void> retry(std::string id);
+    // Removes a job not running (error::job_active if it runs: cancel it instead).
+    asio::awaitable<void> remove(std::string id);
+    asio::awaitable<cancel_outcome> cancel(std::string id, std::string reason);
+    asio::awaitable<void> pause();
+    asio::awaitable<void> resume();
+    // At most `max_jobs` claimed per `window` (0: no limit).
+    asio::awaitable<void> set_rate_limit(std::uint64_t max_jobs, std::chrono::milliseconds window);
+    // Expired leases put back now (workers do it anyway); returns {recovered, failed}.
+    asio::awaitable<std::pair<std::size_t, std::size_t>> recover_stalled();
+    // The last `minutes` minutes, oldest first.
+    asio::awaitable<std::vector<minute_metrics>> metrics(std::size_t minutes);
+    // Deletes every key of the queue.
+    asio::awaitable<void> obliterate();
+
+private:
+    client& client_;
+    std::string queue_;
+    std::string prefix_;
+};
+
+namespace detail {
+// Latency histogram: bucket index of `ms` and the upper bound of a bucket.
+std::size_t latency_bucket(std::int64_t ms) noexcept;
+double latency_bucket_bound(std::size_t bucket) noexcept;
+inline constexpr std::size_t latency_buckets = 24;
+} // namespace detail
+
+} // namespace akv::queue

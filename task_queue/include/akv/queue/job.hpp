@@ -1,0 +1,82 @@
+// A job of a task queue: what a producer asks for (job_options) and what a worker gets (job).
+//
+// Every key of queue "emails" carries the hash tag "{emails}" (akvq:{emails}:...), so a queue
+// lives on one node of a cluster and every state move is one Lua call on that node.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace akv::queue {
+
+enum class backoff_kind { fixed, exponential };
+
+// The wait before retry k (k = 1 after the first failure): fixed `base`, or base * 2^(k-1)
+// capped at `max`; with jitter, a uniform draw in [delay/2, delay] so retries of many jobs that
+// failed together do not come back together.
+struct backoff {
+    backoff_kind kind = backoff_kind::exponential;
+    std::chrono::milliseconds base{1000};
+    std::chrono::milliseconds max{60000};
+    bool jitter = true;
+};
+
+inline constexpr int min_priority = -1000;
+inline constexpr int max_priority = 1000;
+
+struct job_options {
+    std::chrono::milliseconds delay{0};                      // run no earlier than now + delay
+    std::optional<std::chrono::system_clock::time_point> run_at; // wins over delay when set
+    int priority = 0;          // higher runs sooner; [min_priority, max_priority]
+    unsigned max_attempts = 3; // runs at most this many times, then the failed set
+    struct backoff backoff;
+    // While a job with this key is pending (waiting, delayed or running), enqueueing another
+    // with the same key returns the pending job's id instead of adding one.
+    std::string unique_key;
+    std::chrono::milliseconds result_ttl{std::chrono::hours(1)}; // 0: no result is kept
+    std::chrono::milliseconds timeout{0}; // a run longer than this fails (0: no limit)
+};
+
+// What a worker's handler is given.
+struct job {
+    std::string queue;
+    std::string id;
+    std::string payload;
+    job_options options;
+    unsigned attempt = 1;            // 1 on the first run
+    std::int64_t enqueued_ms = 0;    // producer's clock, ms since the epoch
+};
+
+enum class job_state { waiting, delayed, active, completed, failed, unknown };
+std::string_view to_string(job_state s) noexcept;
+
+// What became of a job, as the producer awaits it.
+struct job_result {
+    enum class status { completed, failed, cancelled };
+    status outcome = status::completed;
+    std::string value; // the handler's result, or the last error
+    bool ok() const noexcept { return outcome == status::completed; }
+};
+
+// The delay before the retry after `failures` failed runs (see backoff). `draw` in [0, 1).
+std::chrono::milliseconds retry_delay(const backoff& b, unsigned failures, double draw) noexcept;
+
+// Checks a queue name and options; throws system_error(invalid_config) naming what is wrong.
+void validate_queue_name(std::string_view name);
+void validate(const job_options& o);
+
+namespace detail {
+// The stored form of a job: a short text header that the rare Lua paths read (recovery,
+// promotion, cancel), then the unique key and the payload bytes as they are.
+std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
+                          std::chrono::milliseconds delay, std::string_view payload);
+// Throws system_error(error::bad_job) naming what is malformed.
+job decode_record(std::string_view queue, std::string_view id, std::string_view record);
+// "akvq:{<queue>}:"
+std::string queue_prefix(std::string_view queue);
+} // namespace detail
+
+} // namespace akv::queue

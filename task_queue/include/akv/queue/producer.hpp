@@ -1,0 +1,54 @@
+// Enqueues jobs, alone or many in one round trip, and awaits their results.
+#pragma once
+
+#include <akv/queue/job.hpp>
+
+#include <akv/client.hpp>
+
+#include <boost/json/value.hpp>
+
+#include <span>
+#include <vector>
+
+namespace akv::messaging {
+class subscriber;
+}
+
+namespace akv::queue {
+
+struct new_job {
+    std::string payload;
+    job_options options;
+};
+
+class producer {
+public:
+    // `events` (optional) is the client's pub/sub hub: needed only to await results.
+    // Throws system_error(invalid_config) for a bad queue name.
+    producer(client& c, std::string queue, messaging::subscriber* events = nullptr);
+
+    // The job's id (or the pending job's, for a unique key already taken).
+    asio::awaitable<std::string> enqueue(std::string_view payload);
+    asio::awaitable<std::string> enqueue(std::string_view payload, job_options options);
+    asio::awaitable<std::string> enqueue_json(const boost::json::value& payload,
+                                              job_options options);
+    // All in one Lua call (bulks beyond 5,000 jobs go in several); ids in the given order.
+    asio::awaitable<std::vector<std::string>> enqueue_bulk(std::span<const new_job> jobs);
+
+    // Waits for the job to finish (completed, failed for good, or cancelled) for at most
+    // `timeout`: error::timeout then. A job unknown to the queue, or whose result expired or was
+    // not kept (result_ttl 0), is error::unknown_job. Needs the `events` hub.
+    asio::awaitable<job_result> result(std::string id, std::chrono::milliseconds timeout);
+
+    const std::string& queue() const noexcept { return queue_; }
+
+private:
+    asio::awaitable<std::optional<job_result>> stored_result(const std::string& id);
+
+    client& client_;
+    std::string queue_;
+    std::string prefix_;
+    messaging::subscriber* events_;
+};
+
+} // namespace akv::queue

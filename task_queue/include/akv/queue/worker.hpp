@@ -1,0 +1,150 @@
+// Runs a handler on the jobs of one queue: `concurrency` coroutines at once in this process,
+// any number of processes side by side. Delivery is at least once:
+//
+//  * claim: one Lua call claims a batch of ready jobs and leases each (lease_time); a renewer
+//    extends the leases of running jobs every lease_time / 3, so a job whose worker died is
+//    recovered (by any worker) within one lease_time and retried.
+//  * ack: finished jobs are acked in batches, one Lua call per batch: while one call is in
+//    flight the next batch gathers, so a busy worker needs few round trips per job.
+//  * a handler that throws fails the run: retried after the job's backoff, or to the failed
+//    set with its error once out of attempts. A run past the job's timeout is cancelled and
+//    fails the same way. A job cancelled by admin::cancel stops where its handler awaits.
+//  * stop(): no new claims; running handlers get shutdown_grace to finish, then are
+//    cancelled and their jobs handed back (to the head of the line, no attempt counted).
+//
+// An idle worker blocks on the queue's marker key (BZPOPMIN, on a blocking-command
+// connection) until a job arrives or the earliest delayed job falls due: no polling.
+#pragma once
+
+#include <akv/queue/job.hpp>
+
+#include <akv/client.hpp>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace akv::messaging {
+class subscriber;
+}
+
+namespace akv::queue {
+
+class worker;
+
+// Handed to the handler with its job.
+class job_context {
+public:
+    const queue::job& job() const noexcept { return job_; }
+    // Publishes a progress event ("progress <id> <text>") on the queue's event channel.
+    asio::awaitable<void> progress(std::string_view text);
+
+    job_context(worker& w, queue::job j)
+        : worker_(w)
+        , job_(std::move(j)) {}
+
+private:
+    worker& worker_;
+    queue::job job_;
+};
+
+// Returns the job's result (kept result_ttl for the producer); throws to fail the run.
+using handler = std::function<asio::awaitable<std::string>(job_context&)>;
+
+struct worker_options {
+    std::size_t concurrency = 16;
+    std::chrono::milliseconds lease_time{30000};
+    std::chrono::milliseconds shutdown_grace{10000};
+    std::chrono::milliseconds idle_wait{5000}; // longest single block on the marker
+    std::size_t max_batch = 128;               // jobs per claim call
+};
+
+struct worker_stats {
+    std::uint64_t completed = 0;
+    std::uint64_t failed = 0;      // runs that threw, timed out or were cancelled
+    std::uint64_t lost_leases = 0; // acks refused: the job had been recovered
+    std::uint64_t handed_back = 0;
+    std::uint64_t claims = 0;      // claim calls that returned jobs
+    std::uint64_t recovered = 0;   // expired leases this worker put back
+    std::uint64_t errors = 0;      // calls that failed (connection, server) and were retried
+};
+
+class worker {
+public:
+    // `events` (optional): the client's pub/sub hub, to learn of cancellations at once
+    // (without it, at the next lease renewal).
+    worker(client& c, std::string queue, handler h, worker_options options = {},
+           messaging::subscriber* events = nullptr);
+    ~worker();
+    worker(const worker&) = delete;
+    worker& operator=(const worker&) = delete;
+
+    // Processes jobs until stop() has drained; throws only for errors it cannot go on after.
+    asio::awaitable<void> run();
+    void stop();
+
+    const worker_stats& stats() const noexcept { return stats_; }
+    std::size_t running() const noexcept { return running_.size(); }
+    const std::string& token() const noexcept { return token_; }
+    const std::string& queue() const noexcept { return queue_; }
+
+private:
+    friend class job_context;
+    struct running_job {
+        queue::job job;
+        asio::cancellation_signal cancel;
+        std::string cancel_reason; // set when cancel was emitted: why
+        bool lost = false;
+    };
+    struct finished {
+        std::string id;
+        bool ok = true;
+        std::string value; // result or error
+        std::int64_t delay = 0; // retry delay; -1 final, -2 cancelled
+        job_options options;
+        std::int64_t enqueued_ms = 0;
+    };
+
+    asio::awaitable<void> pump();
+    asio::awaitable<void> run_job(std::shared_ptr<running_job> rj);
+    asio::awaitable<void> waker();
+    asio::awaitable<void> renewer();
+    asio::awaitable<void> listen();
+    asio::awaitable<void> grace();
+    asio::awaitable<void> flush(const std::vector<finished>& batch,
+                                const std::vector<std::string>& back, std::size_t want);
+    void kick();
+    void cancel_running(const std::string& id, std::string reason);
+
+    client& client_;
+    std::string queue_;
+    std::string prefix_;
+    handler handler_;
+    worker_options options_;
+    messaging::subscriber* events_;
+    std::string token_;
+
+    std::map<std::string, std::shared_ptr<running_job>> running_;
+    std::vector<finished> done_;       // outcomes waiting for the next flush
+    std::vector<std::string> handback_; // jobs given back at shutdown, not yet flushed
+    asio::steady_timer wake_;         // the pump's: work to do
+    asio::steady_timer idle_;         // the waker's: block on the marker now
+    asio::steady_timer stop_signal_;  // expires once stop() is called
+    asio::steady_timer renew_timer_;
+    asio::steady_timer* grace_timer_ = nullptr;
+    std::int64_t wake_at_ms_ = -1;    // server ms of the next delayed job / rate window
+    std::int64_t server_now_ms_ = 0;  // the server's clock at the last claim...
+    std::chrono::steady_clock::time_point server_now_at_; // ...and ours then
+    bool starved_ = false;            // the last claim found nothing
+    bool stopping_ = false;
+    bool drained_ = false;            // the pump is done: everything else ends
+    worker_stats stats_;
+};
+
+} // namespace akv::queue

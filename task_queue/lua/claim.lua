@@ -1,0 +1,61 @@
+-- Claims up to n ready jobs for one worker: highest priority first, then FIFO. Each claimed
+-- job gets a lease (member "<id>@<token>" of `active`, scored by its deadline). Delayed jobs
+-- whose time has come are promoted first. Honours pause and the queue's rate limit.
+--
+-- KEYS[1] queue prefix
+-- ARGV[1] n   ARGV[2] lease ms   ARGV[3] worker token
+-- Returns {now, wake_at (ms; -1 none), why ('' | 'paused' | 'limited'), id, record, attempts, ...}
+local k = keys_of(KEYS[1])
+local now = now_ms()
+local n = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
+local token = ARGV[3]
+promote_due(k, now, 1000)
+local meta = redis.call('HMGET', k.meta, 'paused', 'rate_max', 'rate_window')
+if meta[1] == '1' then return {now, -1, 'paused'} end
+local rate_max = tonumber(meta[2])
+if rate_max and rate_max > 0 then
+  local used = tonumber(redis.call('GET', k.rate) or '0')
+  if used >= rate_max then
+    local ttl = redis.call('PTTL', k.rate)
+    if ttl < 0 then ttl = 0 end
+    return {now, now + ttl, 'limited'}
+  end
+  n = math.min(n, rate_max - used)
+end
+if n <= 0 then return {now, next_due(k), ''} end
+
+local ids = redis.call('ZRANGEBYSCORE', k.prio, '-inf', '(0', 'LIMIT', 0, n)
+if #ids > 0 then variadic('ZREM', k.prio, ids) end
+if #ids < n then
+  local more = redis.call('RPOP', k.wait, n - #ids)
+  if more then for _, id in ipairs(more) do ids[#ids + 1] = id end end
+end
+if #ids < n then
+  local low = redis.call('ZPOPMIN', k.prio, n - #ids)
+  for i = 1, #low, 2 do ids[#ids + 1] = low[i] end
+end
+
+local out = {now, next_due(k), ''}
+local leases = {}
+for _, id in ipairs(ids) do
+  local rec = redis.call('HGET', k.jobs, id)
+  if rec then -- a job removed while it waited is skipped
+    out[#out + 1] = id
+    out[#out + 1] = rec
+    out[#out + 1] = redis.call('HGET', k.attempts, id) or '0'
+    leases[#leases + 1] = deadline
+    leases[#leases + 1] = id .. '@' .. token
+  end
+end
+if #leases > 0 then variadic('ZADD', k.active, leases) end
+if rate_max and rate_max > 0 and #ids > 0 then
+  if redis.call('INCRBY', k.rate, #ids) == #ids then
+    redis.call('PEXPIRE', k.rate, tonumber(meta[3]) or 1000)
+  end
+end
+-- More ready than we took: pass the wake-up on to the next idle worker.
+if #ids == n and (redis.call('LLEN', k.wait) > 0 or redis.call('ZCARD', k.prio) > 0) then
+  wake(k)
+end
+return out

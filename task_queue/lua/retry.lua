@@ -1,0 +1,46 @@
+-- A batch of failed runs of one worker: each job is retried after its backoff (delay ms > 0:
+-- delayed set; 0: ready again) or, when out of attempts or cancelled, ends in the failed set
+-- with its last error. Attempts count failures, so a recovered job keeps its count.
+--
+-- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
+-- ARGV[1] n   ARGV[2] token, then per job: id, delay ms (-1 final failure, -2 cancelled),
+-- error text, unique key, result ttl ms, priority.
+-- Returns the ids whose lease was lost.
+local k = keys_of(KEYS[1])
+local now = now_ms()
+local n = tonumber(ARGV[1])
+local token = ARGV[2]
+local lost, notify = {}, {}
+local failed = 0
+for j = 0, n - 1 do
+  local b = 3 + j * 6
+  local id = ARGV[b]
+  if redis.call('ZREM', k.active, id .. '@' .. token) == 0 then
+    lost[#lost + 1] = id
+  else
+    local delay, text, uk = tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
+    local ttl, pr = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+    redis.call('HINCRBY', k.attempts, id, 1)
+    redis.call('HSET', k.errors, id, text)
+    redis.call('SREM', k.cancel, id)
+    if delay < 0 then
+      to_failed(k, id, text, uk, ttl, now, delay == -2 and 'x' or 'f')
+      failed = failed + 1
+      if ttl > 0 then notify[#notify + 1] = id end
+    elseif delay > 0 then
+      redis.call('ZADD', k.delayed, now + delay, id)
+      redis.call('HINCRBY', k.stats, 'retried', 1)
+      wake(k)
+    else
+      make_ready(k, id, pr, false)
+      redis.call('HINCRBY', k.stats, 'retried', 1)
+      wake(k)
+    end
+  end
+end
+if failed > 0 then
+  redis.call('HINCRBY', KEYS[2], 'f', failed)
+  redis.call('PEXPIRE', KEYS[2], 7200000)
+end
+if #notify > 0 then publish(k, 'done ' .. table.concat(notify, ' ')) end
+return lost

@@ -1,0 +1,315 @@
+#include <akv/queue/admin.hpp>
+
+#include "scripts.hpp"
+
+#include <algorithm>
+
+namespace akv::queue {
+
+namespace {
+std::uint64_t to_u64(const std::string& s) {
+    try {
+        return s.empty() ? 0 : std::stoull(s);
+    } catch (const std::exception&) {
+        return 0;
+    }
+}
+
+// "12@tok" -> "12"
+std::string strip_token(const std::string& member) {
+    return member.substr(0, member.find('@'));
+}
+
+// The keys of a queue (what obliterate deletes); metrics keys are per minute.
+constexpr const char* queue_keys[] = {
+    "id",     "jobs",   "wait",   "prio",  "delayed", "active", "attempts", "failed",
+    "errors", "done",   "results", "unique", "meta",   "rate",   "marker",   "cancel",
+    "stats",  "leader", "periodic", "periodic:next"};
+
+std::optional<job_result> parse_result(const std::optional<std::string>& stored) {
+    if (!stored || stored->empty()) return std::nullopt;
+    job_result r;
+    switch ((*stored)[0]) {
+    case 'c': r.outcome = job_result::status::completed; break;
+    case 'f': r.outcome = job_result::status::failed; break;
+    case 'x': r.outcome = job_result::status::cancelled; break;
+    default: return std::nullopt;
+    }
+    r.value = stored->substr(1);
+    return r;
+}
+} // namespace
+
+admin::admin(client& c, std::string queue)
+    : client_(c)
+    , queue_(std::move(queue))
+    , prefix_(detail::queue_prefix(queue_)) {
+    validate_queue_name(queue_);
+}
+
+asio::awaitable<state_counts> admin::counts() {
+    request req;
+    req.push("LLEN", prefix_ + "wait");
+    req.push("ZCARD", prefix_ + "prio");
+    req.push("ZCARD", prefix_ + "delayed");
+    req.push("ZCARD", prefix_ + "active");
+    req.push("ZCARD", prefix_ + "failed");
+    req.push("ZCARD", prefix_ + "done");
+    req.push("HGETALL", prefix_ + "stats");
+    req.push("HGET", prefix_ + "meta", "paused");
+    response<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
+             std::vector<std::string>, std::optional<std::string>>
+        resp;
+    co_await client_.exec(req, resp);
+    state_counts c;
+    c.waiting = std::get<0>(resp).value() + std::get<1>(resp).value();
+    c.delayed = std::get<2>(resp).value();
+    c.active = std::get<3>(resp).value();
+    c.failed = std::get<4>(resp).value();
+    c.completed = std::get<5>(resp).value();
+    const auto& stats = std::get<6>(resp).value();
+    for (std::size_t i = 0; i + 1 < stats.size(); i += 2) {
+        const auto v = to_u64(stats[i + 1]);
+        if (stats[i] == "completed") c.total_completed = v;
+        else if (stats[i] == "failed") c.total_failed = v;
+        else if (stats[i] == "retried") c.total_retried = v;
+        else if (stats[i] == "recovered") c.total_recovered = v;
+        else if (stats[i] == "cancelled") c.total_cancelled = v;
+    }
+    c.paused = std::get<7>(resp).value() == "1";
+    co_return c;
+}
+
+asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size_t offset,
+                                                      std::size_t limit) {
+    std::vector<std::string> ids;
+    if (limit == 0) co_return ids;
+    const auto end = static_cast<long long>(offset + limit) - 1;
+    request req;
+    switch (state) {
+    case job_state::waiting: {
+        // Claim order: priorities above 0, then the list from its tail, then those below 0.
+        req.push("ZRANGE", prefix_ + "prio", "-inf", "(0", "BYSCORE", "LIMIT", 0, end + 1);
+        req.push("LRANGE", prefix_ + "wait", -(end + 1), -1);
+        req.push("ZRANGE", prefix_ + "prio", "0", "+inf", "BYSCORE", "LIMIT", 0, end + 1);
+        response<std::vector<std::string>, std::vector<std::string>, std::vector<std::string>>
+            resp;
+        co_await client_.exec(req, resp);
+        ids = std::move(std::get<0>(resp).value());
+        auto& plain = std::get<1>(resp).value();
+        ids.insert(ids.end(), plain.rbegin(), plain.rend());
+        auto& low = std::get<2>(resp).value();
+        ids.insert(ids.end(), low.begin(), low.end());
+        break;
+    }
+    case job_state::delayed:
+    case job_state::active:
+    case job_state::failed:
+    case job_state::completed: {
+        const char* key = state == job_state::delayed  ? "delayed"
+                          : state == job_state::active ? "active"
+                          : state == job_state::failed ? "failed"
+                                                       : "done";
+        const bool newest_first = state == job_state::failed || state == job_state::completed;
+        if (newest_first)
+            req.push("ZRANGE", prefix_ + key, 0, end, "REV");
+        else
+            req.push("ZRANGE", prefix_ + key, 0, end);
+        response<std::vector<std::string>> resp;
+        co_await client_.exec(req, resp);
+        ids = std::move(std::get<0>(resp).value());
+        if (state == job_state::active)
+            for (auto& id : ids) id = strip_token(id);
+        break;
+    }
+    case job_state::unknown: break;
+    }
+    if (offset >= ids.size()) co_return std::vector<std::string>{};
+    ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(offset));
+    if (ids.size() > limit) ids.resize(limit);
+    co_return ids;
+}
+
+asio::awaitable<job_info> admin::get(std::string id) {
+    request req;
+    req.push("HGET", prefix_ + "jobs", id);
+    req.push("HGET", prefix_ + "attempts", id);
+    req.push("HGET", prefix_ + "errors", id);
+    req.push("HGET", prefix_ + "results", id);
+    req.push("ZSCORE", prefix_ + "failed", id);
+    req.push("ZSCORE", prefix_ + "delayed", id);
+    req.push("ZSCORE", prefix_ + "prio", id);
+    req.push("LPOS", prefix_ + "wait", id);
+    using opt = std::optional<std::string>;
+    response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>> resp;
+    co_await client_.exec(req, resp);
+    job_info info;
+    info.id = id;
+    const auto& record = std::get<0>(resp).value();
+    if (record) info.job = detail::decode_record(queue_, id, *record);
+    info.failures = static_cast<unsigned>(to_u64(std::get<1>(resp).value().value_or("")));
+    info.last_error = std::get<2>(resp).value().value_or("");
+    info.result = parse_result(std::get<3>(resp).value());
+    if (std::get<4>(resp).value()) info.state = job_state::failed;
+    else if (std::get<5>(resp).value()) info.state = job_state::delayed;
+    else if (std::get<6>(resp).value() || std::get<7>(resp).value()) info.state = job_state::waiting;
+    else if (record) info.state = job_state::active;
+    else if (info.result) info.state = job_state::completed;
+    if (info.job) info.job->attempt = info.failures + 1;
+    co_return info;
+}
+
+namespace {
+std::vector<std::string> one(const std::string& s) { return std::vector<std::string>(1, s); }
+
+asio::awaitable<std::string> run_admin_script(client& c, const script& s, std::string prefix,
+                                              std::vector<std::string> args, const char* what) {
+    const std::vector<std::string> keys{std::move(prefix)};
+    response<std::string> resp;
+    co_await s.run(c, keys, args, resp);
+    auto& r = std::get<0>(resp);
+    if (r.has_error()) throw_error(error::script_error, std::string(what) + ": " + r.error().message);
+    co_return std::move(r.value());
+}
+} // namespace
+
+asio::awaitable<void> admin::retry(std::string id) {
+    const auto outcome =
+        co_await run_admin_script(client_, scripts::requeue(), prefix_, one(id), "requeue.lua");
+    if (outcome == "unknown")
+        throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
+    if (outcome == "not_failed")
+        throw_error(error::invalid_config,
+                    "queue \"" + queue_ + "\": job " + id + " has not failed: nothing to retry");
+}
+
+asio::awaitable<void> admin::remove(std::string id) {
+    const auto outcome =
+        co_await run_admin_script(client_, scripts::remove(), prefix_, one(id), "remove.lua");
+    if (outcome == "unknown")
+        throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
+    if (outcome == "running")
+        throw_error(error::job_active, "queue \"" + queue_ + "\": job " + id +
+                                           " is running: cancel it, then remove it");
+}
+
+asio::awaitable<cancel_outcome> admin::cancel(std::string id, std::string reason) {
+    std::vector<std::string> args = one(id);
+    args.push_back(std::move(reason));
+    const auto outcome =
+        co_await run_admin_script(client_, scripts::cancel(), prefix_, std::move(args), "cancel.lua");
+    if (outcome == "cancelled") co_return cancel_outcome::cancelled;
+    if (outcome == "running") co_return cancel_outcome::running;
+    if (outcome == "finished") co_return cancel_outcome::finished;
+    co_return cancel_outcome::unknown;
+}
+
+asio::awaitable<void> admin::pause() {
+    request req;
+    req.push("HSET", prefix_ + "meta", "paused", "1");
+    response<ignore_t> resp;
+    co_await client_.exec(req, resp);
+    std::get<0>(resp).value();
+}
+
+asio::awaitable<void> admin::resume() {
+    request req;
+    req.push("HDEL", prefix_ + "meta", "paused");
+    req.push("ZADD", prefix_ + "marker", 0, "m"); // wakes an idle worker
+    response<ignore_t, ignore_t> resp;
+    co_await client_.exec(req, resp);
+    std::get<0>(resp).value();
+}
+
+asio::awaitable<void> admin::set_rate_limit(std::uint64_t max_jobs,
+                                            std::chrono::milliseconds window) {
+    if (max_jobs > 0 && window.count() <= 0)
+        throw_error(error::invalid_config, "queue rate limit: the window must be positive");
+    request req;
+    if (max_jobs == 0)
+        req.push("HDEL", prefix_ + "meta", "rate_max", "rate_window");
+    else
+        req.push("HSET", prefix_ + "meta", "rate_max", max_jobs, "rate_window", window.count());
+    req.push("ZADD", prefix_ + "marker", 0, "m");
+    response<ignore_t, ignore_t> resp;
+    co_await client_.exec(req, resp);
+    std::get<0>(resp).value();
+}
+
+asio::awaitable<std::pair<std::size_t, std::size_t>> admin::recover_stalled() {
+    const std::vector<std::string> keys{prefix_};
+    const std::vector<std::string> args{"1000"};
+    response<std::vector<std::size_t>> resp;
+    co_await scripts::recover().run(client_, keys, args, resp);
+    auto& r = std::get<0>(resp);
+    if (r.has_error()) throw_error(error::script_error, "recover.lua: " + r.error().message);
+    const auto& v = r.value();
+    co_return std::make_pair(v.size() > 0 ? v[0] : 0, v.size() > 1 ? v[1] : 0);
+}
+
+asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes) {
+    const auto now_minute = std::chrono::duration_cast<std::chrono::minutes>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    minutes = std::clamp<std::size_t>(minutes, 1, 120);
+    request req;
+    for (std::size_t i = minutes; i-- > 0;)
+        req.push("HGETALL", prefix_ + "m:" + std::to_string(now_minute - static_cast<long long>(i)));
+    generic_response resp;
+    co_await client_.exec(req, resp);
+    std::vector<minute_metrics> out;
+    for (std::size_t i = 0; i < resp.size(); ++i) {
+        minute_metrics m;
+        m.minute = now_minute - static_cast<long long>(minutes - 1 - i);
+        std::vector<std::uint64_t> hist(detail::latency_buckets);
+        std::uint64_t in_hist = 0;
+        const auto& v = resp[i].value();
+        for (std::size_t k = 0; k + 1 < v.elements.size(); k += 2) {
+            const auto& field = v.elements[k].str;
+            const auto n = to_u64(v.elements[k + 1].str);
+            if (field == "p") m.processed = n;
+            else if (field == "f") m.failed = n;
+            else if (field.size() > 1 && field[0] == 'l') {
+                const auto b = to_u64(field.substr(1));
+                if (b < detail::latency_buckets) {
+                    hist[b] += n;
+                    in_hist += n;
+                }
+            }
+        }
+        auto pct = [&](double p) {
+            if (in_hist == 0) return 0.0;
+            const auto rank = static_cast<std::uint64_t>(p * static_cast<double>(in_hist) + 0.999999);
+            std::uint64_t seen = 0;
+            for (std::size_t b = 0; b < detail::latency_buckets; ++b) {
+                seen += hist[b];
+                if (seen >= rank) return detail::latency_bucket_bound(b);
+            }
+            return detail::latency_bucket_bound(detail::latency_buckets - 1);
+        };
+        m.p50_ms = pct(0.50);
+        m.p90_ms = pct(0.90);
+        m.p99_ms = pct(0.99);
+        out.push_back(m);
+    }
+    co_return out;
+}
+
+asio::awaitable<void> admin::obliterate() {
+    request req;
+    std::vector<std::string> keys;
+    for (const char* k : queue_keys) keys.push_back(prefix_ + k);
+    req.push("DEL", keys);
+    const auto now_minute = std::chrono::duration_cast<std::chrono::minutes>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    std::vector<std::string> metric_keys;
+    for (long long i = 0; i < 130; ++i)
+        metric_keys.push_back(prefix_ + "m:" + std::to_string(now_minute - i));
+    req.push("DEL", metric_keys);
+    response<ignore_t, ignore_t> resp;
+    co_await client_.exec(req, resp);
+    std::get<0>(resp).value();
+}
+
+} // namespace akv::queue

@@ -1,0 +1,167 @@
+#include <akv/queue/admin.hpp>
+#include <akv/queue/job.hpp>
+
+#include <akv/error.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+namespace akv::queue {
+
+std::string_view to_string(job_state s) noexcept {
+    switch (s) {
+    case job_state::waiting: return "waiting";
+    case job_state::delayed: return "delayed";
+    case job_state::active: return "active";
+    case job_state::completed: return "completed";
+    case job_state::failed: return "failed";
+    case job_state::unknown: return "unknown";
+    }
+    return "unknown";
+}
+
+std::chrono::milliseconds retry_delay(const backoff& b, unsigned failures, double draw) noexcept {
+    using std::chrono::milliseconds;
+    double ms = static_cast<double>(b.base.count());
+    if (b.kind == backoff_kind::exponential && failures > 1)
+        ms *= std::pow(2.0, std::min<unsigned>(failures - 1, 40));
+    ms = std::min(ms, static_cast<double>(std::max(b.max, b.base).count()));
+    if (b.jitter) ms = ms / 2 + ms / 2 * std::clamp(draw, 0.0, 1.0);
+    return milliseconds(static_cast<std::int64_t>(ms));
+}
+
+void validate_queue_name(std::string_view name) {
+    if (name.empty()) throw_error(error::invalid_config, "queue name: empty");
+    if (name.size() > 200)
+        throw_error(error::invalid_config, "queue name: longer than 200 bytes");
+    for (char c : name)
+        if (c == '{' || c == '}' || c == ' ' || static_cast<unsigned char>(c) < 0x20)
+            throw_error(error::invalid_config,
+                        "queue name \"" + std::string(name) +
+                            "\": braces, spaces and control characters are not allowed (the "
+                            "name becomes the hash tag of the queue's keys)");
+}
+
+void validate(const job_options& o) {
+    if (o.priority < min_priority || o.priority > max_priority)
+        throw_error(error::invalid_config, "job_options.priority: " + std::to_string(o.priority) +
+                                               " is out of range [-1000, 1000]");
+    if (o.max_attempts == 0)
+        throw_error(error::invalid_config, "job_options.max_attempts: must be at least 1");
+    if (o.delay.count() < 0)
+        throw_error(error::invalid_config, "job_options.delay: negative");
+    if (o.result_ttl.count() < 0 || o.timeout.count() < 0 || o.backoff.base.count() < 0 ||
+        o.backoff.max.count() < 0)
+        throw_error(error::invalid_config,
+                    "job_options: result_ttl, timeout and backoff must not be negative");
+}
+
+namespace detail {
+
+std::string queue_prefix(std::string_view queue) {
+    std::string p = "akvq:{";
+    p += queue;
+    p += "}:";
+    return p;
+}
+
+std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
+                          std::chrono::milliseconds delay, std::string_view payload) {
+    std::string r;
+    r.reserve(64 + o.unique_key.size() + payload.size());
+    auto field = [&r](auto v) {
+        r += std::to_string(v);
+        r += '|';
+    };
+    r += "1|";
+    field(o.max_attempts);
+    r += o.backoff.kind == backoff_kind::exponential ? 'e' : 'f';
+    if (o.backoff.jitter) r += 'j';
+    r += '|';
+    field(o.backoff.base.count());
+    field(o.backoff.max.count());
+    field(o.timeout.count());
+    field(o.result_ttl.count());
+    field(o.priority);
+    field(enqueued_ms);
+    field(delay.count());
+    field(o.unique_key.size());
+    r += o.unique_key;
+    r += payload;
+    return r;
+}
+
+namespace {
+template <class Int>
+Int number(std::string_view queue, std::string_view id, std::string_view what,
+           std::string_view text) {
+    Int v{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc{} || end != text.data() + text.size())
+        throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                        std::string(id) + ": record field " + std::string(what) +
+                                        " is not a number: \"" + std::string(text) + "\"");
+    return v;
+}
+} // namespace
+
+job decode_record(std::string_view queue, std::string_view id, std::string_view record) {
+    std::string_view f[11];
+    std::size_t pos = 0;
+    for (auto& field : f) {
+        auto bar = record.find('|', pos);
+        if (bar == std::string_view::npos)
+            throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                            std::string(id) +
+                                            ": record header is cut short (" +
+                                            std::to_string(record.size()) + " bytes)");
+        field = record.substr(pos, bar - pos);
+        pos = bar + 1;
+    }
+    if (f[0] != "1")
+        throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                        std::string(id) + ": unknown record version \"" +
+                                        std::string(f[0]) + "\"");
+    job j;
+    j.queue = queue;
+    j.id = id;
+    auto& o = j.options;
+    o.max_attempts = number<unsigned>(queue, id, "max_attempts", f[1]);
+    if (f[2].empty() || (f[2][0] != 'e' && f[2][0] != 'f'))
+        throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                        std::string(id) + ": bad backoff kind \"" +
+                                        std::string(f[2]) + "\"");
+    o.backoff.kind = f[2][0] == 'e' ? backoff_kind::exponential : backoff_kind::fixed;
+    o.backoff.jitter = f[2].size() > 1 && f[2][1] == 'j';
+    o.backoff.base = std::chrono::milliseconds(number<std::int64_t>(queue, id, "backoff base", f[3]));
+    o.backoff.max = std::chrono::milliseconds(number<std::int64_t>(queue, id, "backoff max", f[4]));
+    o.timeout = std::chrono::milliseconds(number<std::int64_t>(queue, id, "timeout", f[5]));
+    o.result_ttl = std::chrono::milliseconds(number<std::int64_t>(queue, id, "result_ttl", f[6]));
+    o.priority = number<int>(queue, id, "priority", f[7]);
+    j.enqueued_ms = number<std::int64_t>(queue, id, "enqueued", f[8]);
+    o.delay = std::chrono::milliseconds(number<std::int64_t>(queue, id, "delay", f[9]));
+    auto ulen = number<std::size_t>(queue, id, "unique key length", f[10]);
+    if (ulen > record.size() - pos)
+        throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                        std::string(id) + ": unique key length " +
+                                        std::to_string(ulen) + " runs past the record");
+    o.unique_key = record.substr(pos, ulen);
+    j.payload = record.substr(pos + ulen);
+    return j;
+}
+
+// Buckets: 1, 2, 5, 10, 20, 50 ... ms (three per decade), the last one open-ended.
+double latency_bucket_bound(std::size_t bucket) noexcept {
+    static constexpr double steps[3] = {1, 2, 5};
+    return steps[bucket % 3] * std::pow(10.0, static_cast<double>(bucket / 3));
+}
+
+std::size_t latency_bucket(std::int64_t ms) noexcept {
+    for (std::size_t b = 0; b + 1 < latency_buckets; ++b)
+        if (static_cast<double>(ms) <= latency_bucket_bound(b)) return b;
+    return latency_buckets - 1;
+}
+
+} // namespace detail
+} // namespace akv::queue

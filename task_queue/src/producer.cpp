@@ -1,0 +1,157 @@
+#include <akv/queue/producer.hpp>
+
+#include <akv/messaging/subscriber.hpp>
+
+#include "scripts.hpp"
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace akv::queue {
+
+namespace {
+std::int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Jobs per enqueue call: a bounded script run keeps the server responsive.
+constexpr std::size_t bulk_chunk = 5000;
+
+std::optional<job_result> parse_result(const std::string& stored) {
+    if (stored.empty()) return std::nullopt;
+    job_result r;
+    switch (stored[0]) {
+    case 'c': r.outcome = job_result::status::completed; break;
+    case 'f': r.outcome = job_result::status::failed; break;
+    case 'x': r.outcome = job_result::status::cancelled; break;
+    default: return std::nullopt;
+    }
+    r.value = stored.substr(1);
+    return r;
+}
+} // namespace
+
+producer::producer(client& c, std::string queue, messaging::subscriber* events)
+    : client_(c)
+    , queue_(std::move(queue))
+    , prefix_(detail::queue_prefix(queue_))
+    , events_(events) {
+    validate_queue_name(queue_);
+}
+
+asio::awaitable<std::string> producer::enqueue(std::string_view payload) {
+    job_options defaults; // named: g++ 12 destroys a temporary in a co_await expression twice
+    co_return co_await enqueue(payload, std::move(defaults));
+}
+
+asio::awaitable<std::string> producer::enqueue(std::string_view payload, job_options options) {
+    std::vector<new_job> one(1);
+    one[0].payload = payload;
+    one[0].options = std::move(options);
+    auto ids = co_await enqueue_bulk(one);
+    co_return std::move(ids.at(0));
+}
+
+asio::awaitable<std::string> producer::enqueue_json(const boost::json::value& payload,
+                                                    job_options options) {
+    const std::string text = boost::json::serialize(payload);
+    co_return co_await enqueue(text, std::move(options));
+}
+
+asio::awaitable<std::vector<std::string>> producer::enqueue_bulk(std::span<const new_job> jobs) {
+    for (const auto& j : jobs) validate(j.options);
+    std::vector<std::string> ids;
+    ids.reserve(jobs.size());
+    const std::vector<std::string> keys{prefix_};
+    const std::int64_t now = now_ms();
+    for (std::size_t at = 0; at < jobs.size(); at += bulk_chunk) {
+        const std::size_t n = std::min(bulk_chunk, jobs.size() - at);
+        std::vector<std::string> args;
+        args.reserve(1 + 4 * n);
+        args.push_back(std::to_string(n));
+        for (std::size_t i = at; i < at + n; ++i) {
+            const auto& o = jobs[i].options;
+            std::int64_t delay = o.delay.count();
+            if (o.run_at)
+                delay = std::max<std::int64_t>(
+                    0, std::chrono::duration_cast<std::chrono::milliseconds>(
+                           *o.run_at - std::chrono::system_clock::now())
+                           .count());
+            args.push_back(detail::encode_record(o, now, std::chrono::milliseconds(delay),
+                                                 jobs[i].payload));
+            args.push_back(o.unique_key);
+            args.push_back(std::to_string(delay));
+            args.push_back(std::to_string(o.priority));
+        }
+        response<std::vector<std::string>> resp;
+        co_await scripts::enqueue().run(client_, keys, args, resp);
+        auto& r = std::get<0>(resp);
+        if (r.has_error())
+            throw_error(error::script_error, "queue \"" + queue_ + "\": enqueue.lua: " +
+                                                 r.error().message);
+        for (auto& id : r.value()) ids.push_back(std::move(id));
+    }
+    co_return ids;
+}
+
+asio::awaitable<std::optional<job_result>> producer::stored_result(const std::string& id) {
+    request req;
+    req.push("HGET", prefix_ + "results", id);
+    req.push("HEXISTS", prefix_ + "jobs", id);
+    response<std::optional<std::string>, long long> resp;
+    co_await client_.exec(req, resp);
+    auto& stored = std::get<0>(resp).value();
+    if (stored) {
+        if (auto r = parse_result(*stored)) co_return r;
+    }
+    if (std::get<1>(resp).value() == 0)
+        throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id +
+                                            " (never enqueued, removed, or its result expired "
+                                            "or was not kept: result_ttl 0)");
+    co_return std::nullopt;
+}
+
+asio::awaitable<job_result> producer::result(std::string id, std::chrono::milliseconds timeout) {
+    using namespace asio::experimental::awaitable_operators;
+    if (!events_)
+        throw_error(error::invalid_config, "producer::result needs the client's subscriber hub "
+                                           "(the `events` argument of the producer)");
+    // Subscribe first, then look: a result stored in between is seen either way.
+    std::vector<std::string> channel(1, prefix_ + "events");
+    auto sub = co_await events_->ssubscribe(std::move(channel));
+    auto fin = [&]() -> asio::awaitable<std::optional<job_result>> {
+        if (auto r = co_await stored_result(id)) co_return r;
+        const std::string needle = " " + id;
+        for (;;) {
+            auto m = co_await sub->receive();
+            if (m.payload.rfind("done ", 0) != 0) continue;
+            // "done 12 13 14": look for the id as a whole word.
+            std::string_view p = m.payload;
+            for (std::size_t at = p.find(needle); at != std::string_view::npos;
+                 at = p.find(needle, at + 1)) {
+                std::size_t end = at + needle.size();
+                if (end == p.size() || p[end] == ' ') {
+                    if (auto r = co_await stored_result(id)) co_return r;
+                }
+            }
+        }
+    };
+    asio::steady_timer timer(client_.get_executor(), timeout);
+    std::variant<std::optional<job_result>, std::monostate> outcome;
+    std::exception_ptr failure;
+    try {
+        outcome = co_await (fin() || timer.async_wait(asio::use_awaitable));
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    co_await sub->unsubscribe();
+    if (failure) std::rethrow_exception(failure);
+    if (outcome.index() == 1)
+        throw_error(error::timeout, "queue \"" + queue_ + "\": job " + id + " did not finish within " +
+                                        std::to_string(timeout.count()) + " ms");
+    co_return std::move(*std::get<0>(outcome));
+}
+
+} // namespace akv::queue

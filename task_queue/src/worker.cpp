@@ -1,0 +1,433 @@
+#include <akv/queue/admin.hpp>
+#include <akv/queue/worker.hpp>
+
+#include <akv/messaging/subscriber.hpp>
+
+#include "scripts.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+
+#include <random>
+
+namespace akv::queue {
+
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string random_token() {
+    std::random_device rd;
+    std::uniform_int_distribution<std::uint64_t> dist;
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(dist(rd)));
+    return buf;
+}
+
+constexpr std::int64_t final_failure = -1;
+constexpr std::int64_t cancelled_run = -2;
+constexpr std::size_t recover_limit = 1000;
+
+// "1.250": BZPOPMIN takes its timeout in seconds, with millisecond precision.
+std::string seconds_text(std::chrono::milliseconds t) {
+    auto ms = t.count();
+    std::string frac = std::to_string(1000 + ms % 1000).substr(1);
+    return std::to_string(ms / 1000) + "." + frac;
+}
+
+bool is_shutdown(const std::string& reason) { return reason == "shutdown"; }
+} // namespace
+
+asio::awaitable<void> job_context::progress(std::string_view text) {
+    request req;
+    req.push("SPUBLISH", worker_.prefix_ + "events", "progress " + job_.id + " " + std::string(text));
+    response<ignore_t> resp;
+    co_await worker_.client_.exec(req, resp);
+}
+
+worker::worker(client& c, std::string queue, handler h, worker_options options,
+               messaging::subscriber* events)
+    : client_(c)
+    , queue_(std::move(queue))
+    , prefix_(detail::queue_prefix(queue_))
+    , handler_(std::move(h))
+    , options_(options)
+    , events_(events)
+    , token_(random_token())
+    , wake_(c.get_executor())
+    , idle_(c.get_executor())
+    , stop_signal_(c.get_executor())
+    , renew_timer_(c.get_executor()) {
+    validate_queue_name(queue_);
+    if (!handler_) throw_error(error::invalid_config, "worker: no handler");
+    if (options_.concurrency == 0)
+        throw_error(error::invalid_config, "worker_options.concurrency: must be at least 1");
+    if (options_.lease_time < std::chrono::milliseconds(30))
+        throw_error(error::invalid_config, "worker_options.lease_time: at least 30 ms");
+    if (options_.max_batch == 0) options_.max_batch = 1;
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    idle_.expires_at(asio::steady_timer::time_point::max());
+    stop_signal_.expires_at(asio::steady_timer::time_point::max());
+}
+
+worker::~worker() = default;
+
+void worker::kick() { wake_.cancel(); }
+
+void worker::stop() {
+    if (stopping_) return;
+    stopping_ = true;
+    // Expired: a wait begun after this returns at once, one begun before is cancelled.
+    stop_signal_.expires_at(asio::steady_timer::time_point::min());
+    kick();
+}
+
+asio::awaitable<void> worker::run() {
+    co_await (pump() && waker() && renewer() && listen() && grace());
+}
+
+// Waits until stop(); returns at once if stopping already.
+#define AKV_WAIT_FOR_STOP()                                                                    \
+    (stop_signal_.async_wait(asio::as_tuple(asio::use_awaitable)))
+
+asio::awaitable<void> worker::grace() {
+    co_await AKV_WAIT_FOR_STOP();
+    if (running_.empty()) co_return;
+    asio::steady_timer t(client_.get_executor(), options_.shutdown_grace);
+    grace_timer_ = &t;
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    grace_timer_ = nullptr;
+    std::vector<std::string> ids;
+    for (auto& [id, rj] : running_) ids.push_back(id);
+    for (auto& id : ids) cancel_running(id, "shutdown");
+}
+
+void worker::cancel_running(const std::string& id, std::string reason) {
+    auto it = running_.find(id);
+    if (it == running_.end() || !it->second->cancel_reason.empty()) return;
+    it->second->cancel_reason = std::move(reason);
+    it->second->cancel.emit(asio::cancellation_type::terminal);
+}
+
+asio::awaitable<void> worker::pump() {
+    std::chrono::milliseconds pause_after_error{0};
+    for (;;) {
+        if (pause_after_error.count() > 0) {
+            asio::steady_timer t(client_.get_executor(), pause_after_error);
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        const std::size_t free =
+            stopping_ ? 0 : options_.concurrency - std::min(options_.concurrency, running_.size());
+        const std::size_t want = starved_ ? 0 : std::min(free, options_.max_batch);
+        if (done_.empty() && handback_.empty() && want == 0) {
+            if (stopping_ && running_.empty()) break;
+            wake_.expires_at(asio::steady_timer::time_point::max());
+            co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;
+        }
+        std::vector<finished> batch;
+        batch.swap(done_);
+        std::vector<std::string> back;
+        back.swap(handback_);
+        try {
+            co_await flush(batch, back, want);
+            pause_after_error = std::chrono::milliseconds(0);
+        } catch (const boost::system::system_error&) {
+            // The server or the connection failed: keep the outcomes and try again. A call
+            // that ran but whose reply was lost is harmless: acks of leases already gone are
+            // reported lost, claimed jobs we never saw are recovered after their lease.
+            for (auto& f : batch) done_.push_back(std::move(f));
+            for (auto& id : back) handback_.push_back(std::move(id));
+            ++stats_.errors;
+            pause_after_error = std::clamp(pause_after_error * 2, std::chrono::milliseconds(50),
+                                           std::chrono::milliseconds(1000));
+        }
+    }
+    drained_ = true;
+    idle_.cancel();
+    renew_timer_.cancel();
+    if (grace_timer_) grace_timer_->cancel();
+}
+
+asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
+                                    const std::vector<std::string>& back, std::size_t want) {
+    const std::int64_t now = wall_ms();
+    const std::string metrics_key = prefix_ + "m:" + std::to_string(now / 60000);
+    std::vector<scripts::call> calls;
+    std::size_t completes = 0, retries = 0;
+    scripts::call complete = scripts::make_call(scripts::complete(), prefix_, metrics_key);
+    scripts::call retry = scripts::make_call(scripts::retry(), prefix_, metrics_key);
+    std::vector<std::size_t> histogram(detail::latency_buckets);
+    for (const auto& f : batch) {
+        if (f.ok) {
+            ++completes;
+            complete.args.push_back(f.id);
+            complete.args.push_back(std::to_string(f.options.result_ttl.count()));
+            complete.args.push_back(f.value);
+            complete.args.push_back(f.options.unique_key);
+            const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
+            ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
+        } else {
+            ++retries;
+            retry.args.push_back(f.id);
+            retry.args.push_back(std::to_string(f.delay));
+            retry.args.push_back(f.value);
+            retry.args.push_back(f.options.unique_key);
+            retry.args.push_back(std::to_string(f.options.result_ttl.count()));
+            retry.args.push_back(std::to_string(f.options.priority));
+        }
+    }
+    if (completes > 0) {
+        complete.args.insert(complete.args.begin(), token_);
+        complete.args.insert(complete.args.begin(), std::to_string(completes));
+        std::vector<std::string> metric;
+        metric.push_back("p");
+        metric.push_back(std::to_string(completes));
+        for (std::size_t b = 0; b < detail::latency_buckets; ++b)
+            if (histogram[b]) {
+                metric.push_back("l" + std::to_string(b));
+                metric.push_back(std::to_string(histogram[b]));
+            }
+        complete.args.push_back(std::to_string(metric.size() / 2));
+        for (auto& m : metric) complete.args.push_back(std::move(m));
+        calls.push_back(std::move(complete));
+    }
+    if (retries > 0) {
+        retry.args.insert(retry.args.begin(), token_);
+        retry.args.insert(retry.args.begin(), std::to_string(retries));
+        calls.push_back(std::move(retry));
+    }
+    if (!back.empty()) {
+        scripts::call hb = scripts::make_call(scripts::handback(), prefix_);
+        hb.args.push_back(token_);
+        hb.args.insert(hb.args.end(), back.begin(), back.end());
+        calls.push_back(std::move(hb));
+    }
+    const bool claiming = want > 0;
+    if (claiming) {
+        scripts::call claim = scripts::make_call(scripts::claim(), prefix_);
+        claim.args.push_back(std::to_string(want));
+        claim.args.push_back(std::to_string(options_.lease_time.count()));
+        claim.args.push_back(token_);
+        calls.push_back(std::move(claim));
+    }
+
+    auto replies = co_await scripts::run_all(client_, calls);
+    std::size_t at = 0;
+    auto count_lost = [&](const char* what) {
+        const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": " + what);
+        stats_.lost_leases += v.elements.size();
+    };
+    if (completes > 0) {
+        count_lost("complete.lua");
+        stats_.completed += completes;
+    }
+    if (retries > 0) count_lost("retry.lua");
+    if (!back.empty()) {
+        scripts::reply(replies, at++, "queue \"" + queue_ + "\": handback.lua");
+        stats_.handed_back += back.size();
+    }
+    if (!claiming) co_return;
+    const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": claim.lua");
+    if (v.elements.size() < 3)
+        throw_error(error::script_error, "queue \"" + queue_ + "\": claim.lua: short reply");
+    server_now_ms_ = std::stoll(v.elements[0].str);
+    server_now_at_ = std::chrono::steady_clock::now();
+    wake_at_ms_ = std::stoll(v.elements[1].str);
+    const std::size_t claimed = (v.elements.size() - 3) / 3;
+    if (claimed == 0) {
+        starved_ = true;
+        idle_.cancel(); // the waker blocks on the marker now
+        co_return;
+    }
+    ++stats_.claims;
+    for (std::size_t i = 3; i + 2 < v.elements.size(); i += 3) {
+        auto rj = std::make_shared<running_job>();
+        const std::string& id = v.elements[i].str;
+        try {
+            rj->job = detail::decode_record(queue_, id, v.elements[i + 1].str);
+        } catch (const boost::system::system_error& e) {
+            // Not a job we can run: to the failed set with what is wrong, once.
+            finished f;
+            f.id = id;
+            f.ok = false;
+            f.delay = final_failure;
+            f.value = e.what();
+            f.options.result_ttl = std::chrono::hours(1);
+            done_.push_back(std::move(f));
+            // A lease is held: count it as running until the failure is flushed.
+            continue;
+        }
+        rj->job.attempt = static_cast<unsigned>(std::stoul(v.elements[i + 2].str)) + 1;
+        running_.emplace(id, rj);
+        asio::co_spawn(client_.get_executor(), run_job(rj),
+                       asio::bind_cancellation_slot(rj->cancel.slot(), asio::detached));
+    }
+}
+
+asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
+    const job& j = rj->job;
+    finished f;
+    f.id = j.id;
+    f.options = j.options;
+    f.enqueued_ms = j.enqueued_ms;
+    bool timed_out = false;
+    try {
+        job_context ctx(*this, j);
+        if (j.options.timeout.count() > 0) {
+            asio::steady_timer t(client_.get_executor(), j.options.timeout);
+            auto r = co_await (handler_(ctx) || t.async_wait(asio::use_awaitable));
+            if (r.index() == 1) {
+                timed_out = true;
+                throw boost::system::system_error(make_error_code(error::timeout));
+            }
+            f.value = std::move(std::get<0>(r));
+        } else {
+            f.value = co_await handler_(ctx);
+        }
+    } catch (const std::exception& e) {
+        f.ok = false;
+        f.value = e.what();
+    } catch (...) {
+        f.ok = false;
+        f.value = "unknown exception";
+    }
+    if (!f.ok) {
+        if (is_shutdown(rj->cancel_reason)) {
+            handback_.push_back(j.id); // it did not fail: its worker is leaving
+            running_.erase(j.id);
+            kick();
+            co_return;
+        }
+        ++stats_.failed;
+        if (rj->cancel_reason == "cancelled") {
+            f.delay = cancelled_run;
+            f.value = "cancelled while running";
+        } else {
+            if (timed_out) f.value = "timed out after " + std::to_string(j.options.timeout.count()) + " ms";
+            if (j.attempt >= j.options.max_attempts) {
+                f.delay = final_failure;
+            } else {
+                thread_local std::minstd_rand draw(std::random_device{}());
+                f.delay = retry_delay(j.options.backoff, j.attempt,
+                                      std::uniform_real_distribution<double>(0, 1)(draw))
+                              .count();
+            }
+        }
+    }
+    done_.push_back(std::move(f));
+    running_.erase(j.id);
+    kick();
+}
+
+asio::awaitable<void> worker::waker() {
+    while (!stopping_) {
+        if (!starved_) {
+            idle_.expires_at(asio::steady_timer::time_point::max());
+            co_await idle_.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;
+        }
+        auto timeout = options_.idle_wait;
+        if (wake_at_ms_ >= 0) {
+            const auto server_now =
+                server_now_ms_ + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - server_now_at_)
+                                     .count();
+            timeout = std::min(timeout, std::chrono::milliseconds(wake_at_ms_ - server_now));
+        }
+        if (timeout.count() > 0) {
+            request req;
+            req.push("BZPOPMIN", prefix_ + "marker", seconds_text(timeout));
+            response<ignore_t> resp;
+            bool failed = false;
+            try {
+                co_await (client_.exec(req, resp) || AKV_WAIT_FOR_STOP());
+            } catch (const boost::system::system_error&) {
+                failed = true; // connection trouble: the pump's claim will find out
+            }
+            if (failed) { // do not spin
+                asio::steady_timer t(client_.get_executor(), std::chrono::milliseconds(100));
+                co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+        }
+        starved_ = false;
+        kick();
+    }
+}
+
+asio::awaitable<void> worker::renewer() {
+    const auto every = options_.lease_time / 3;
+    while (!drained_) {
+        renew_timer_.expires_after(every);
+        co_await renew_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (drained_) break;
+        std::vector<scripts::call> calls;
+        scripts::call renew = scripts::make_call(scripts::renew(), prefix_);
+        renew.args.push_back(std::to_string(options_.lease_time.count()));
+        renew.args.push_back(token_);
+        for (auto& [id, rj] : running_) renew.args.push_back(id);
+        calls.push_back(std::move(renew));
+        scripts::call recover = scripts::make_call(scripts::recover(), prefix_);
+        recover.args.push_back(std::to_string(recover_limit));
+        calls.push_back(std::move(recover));
+        try {
+            auto replies = co_await scripts::run_all(client_, calls);
+            const auto& r = scripts::reply(replies, 0, "queue \"" + queue_ + "\": renew.lua");
+            if (r.elements.size() == 2) {
+                for (const auto& id : r.elements[0].elements) {
+                    auto it = running_.find(id.str);
+                    if (it != running_.end() && !it->second->lost) {
+                        it->second->lost = true;
+                        ++stats_.lost_leases;
+                    }
+                }
+                for (const auto& id : r.elements[1].elements) cancel_running(id.str, "cancelled");
+            }
+            const auto& rec = scripts::reply(replies, 1, "queue \"" + queue_ + "\": recover.lua");
+            if (!rec.elements.empty()) {
+                const auto back = std::stoull(rec.elements[0].str);
+                stats_.recovered += back;
+                if (back > 0) {
+                    starved_ = false;
+                    kick();
+                }
+            }
+        } catch (const boost::system::system_error&) {
+            ++stats_.errors; // next round
+        }
+    }
+}
+
+asio::awaitable<void> worker::listen() {
+    if (!events_) co_return;
+    std::shared_ptr<messaging::subscription> sub;
+    try {
+        std::vector<std::string> channel(1, prefix_ + "events");
+        sub = co_await events_->ssubscribe(std::move(channel));
+    } catch (const boost::system::system_error&) {
+        co_return; // cancellations then arrive with the lease renewals
+    }
+    try {
+        while (!stopping_) {
+            auto m = co_await (sub->receive() || AKV_WAIT_FOR_STOP());
+            if (m.index() == 1) break;
+            const auto& text = std::get<0>(m).payload;
+            if (text.rfind("cancel ", 0) == 0) cancel_running(text.substr(7), "cancelled");
+        }
+    } catch (const boost::system::system_error&) {
+        // The hub closed or overflowed: cancellations arrive with lease renewals instead.
+    }
+    if (!sub->closed()) co_await sub->unsubscribe();
+}
+
+#undef AKV_WAIT_FOR_STOP
+
+} // namespace akv::queue

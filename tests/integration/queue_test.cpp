@@ -1,0 +1,476 @@
+// Task queue against a real server: producer, worker runtime, admin.
+#include "support/eventually.hpp"
+#include "support/running_client.hpp"
+
+#include <akv/embedded_server.hpp>
+#include <akv/messaging/subscriber.hpp>
+#include <akv/queue/admin.hpp>
+#include <akv/queue/producer.hpp>
+#include <akv/queue/worker.hpp>
+
+#include <boost/asio/detached.hpp>
+
+#include <set>
+
+using namespace akv::test;
+using namespace akv::queue;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+// A worker whose run() goes on until the object is destroyed (stop, then wait for the drain).
+struct running_worker {
+    running_worker(asio::io_context& io, akv::client& c, std::string queue, handler h,
+                   worker_options o = {}, akv::messaging::subscriber* events = nullptr)
+        : io_(io)
+        , w(c, std::move(queue), std::move(h), o, events) {
+        asio::co_spawn(io, w.run(), [this](std::exception_ptr e) {
+            failure = e;
+            finished = true;
+        });
+    }
+    ~running_worker() {
+        w.stop();
+        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 20s));
+        EXPECT_FALSE(failure);
+    }
+    asio::io_context& io_;
+    worker w;
+    bool finished = false;
+    std::exception_ptr failure;
+};
+
+job_options with_priority(int p) {
+    job_options o;
+    o.priority = p;
+    return o;
+}
+
+std::vector<new_job> numbered(std::size_t n, job_options o = {}) {
+    std::vector<new_job> jobs(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        jobs[i].payload = std::to_string(i);
+        jobs[i].options = o;
+    }
+    return jobs;
+}
+
+handler echo(std::vector<std::string>& seen) {
+    return [&seen](job_context& ctx) -> asio::awaitable<std::string> {
+        seen.push_back(ctx.job().payload);
+        co_return "ok:" + ctx.job().payload;
+    };
+}
+} // namespace
+
+TEST(TaskQueue, ProcessesEveryJobOnceAndKeepsResults) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    std::vector<std::string> ids;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto jobs = numbered(500);
+        ids = co_await p.enqueue_bulk(jobs);
+    }());
+    ASSERT_EQ(ids.size(), 500u);
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 500u);
+    std::vector<std::string> seen;
+    {
+        running_worker w(io, rc.client, "q", echo(seen));
+        ASSERT_TRUE(run_until(io, [&] { return seen.size() >= 500; }, 20s));
+        run_task(io, [&]() -> asio::awaitable<void> {
+            auto r = co_await p.result(ids[123], 5s);
+            EXPECT_TRUE(r.ok());
+            EXPECT_EQ(r.value, "ok:123");
+            admin a(rc.client, "q");
+            EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+                co_return (co_await a.counts()).total_completed == 500;
+            }));
+            auto c = co_await a.counts();
+            EXPECT_EQ(c.waiting, 0u);
+            EXPECT_EQ(c.active, 0u);
+            EXPECT_EQ(c.completed, 500u);
+        }());
+    }
+    EXPECT_EQ(seen.size(), 500u);
+    EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 500u);
+}
+
+TEST(TaskQueue, HigherPriorityRunsFirstThenFifo) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto low = with_priority(-5), high = with_priority(10), top = with_priority(100);
+        co_await p.enqueue("plain-1");
+        co_await p.enqueue("low", low);
+        co_await p.enqueue("high-1", high);
+        co_await p.enqueue("plain-2");
+        co_await p.enqueue("high-2", high);
+        co_await p.enqueue("highest", top);
+    }());
+    std::vector<std::string> seen;
+    worker_options o;
+    o.concurrency = 1;
+    o.max_batch = 1;
+    running_worker w(io, rc.client, "q", echo(seen), o);
+    ASSERT_TRUE(run_until(io, [&] { return seen.size() >= 6; }, 10s));
+    const std::vector<std::string> expected{"highest", "high-1", "high-2", "plain-1", "plain-2",
+                                            "low"};
+    EXPECT_EQ(seen, expected);
+}
+
+TEST(TaskQueue, ResultOfAFailedJobCarriesTheLastError) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    int runs = 0;
+    running_worker w(io, rc.client, "q", [&](job_context& ctx) -> asio::awaitable<std::string> {
+        ++runs;
+        throw std::runtime_error("boom on attempt " + std::to_string(ctx.job().attempt));
+        co_return "";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options o;
+        o.max_attempts = 3;
+        o.backoff.kind = backoff_kind::fixed;
+        o.backoff.base = 20ms;
+        o.backoff.jitter = false;
+        auto id = co_await p.enqueue("x", o);
+        auto r = co_await p.result(id, 10s);
+        EXPECT_EQ(r.outcome, job_result::status::failed);
+        EXPECT_EQ(r.value, "boom on attempt 3");
+        admin a(rc.client, "q");
+        auto info = co_await a.get(id);
+        EXPECT_EQ(info.state, job_state::failed);
+        EXPECT_EQ(info.failures, 3u);
+        EXPECT_EQ(info.last_error, "boom on attempt 3");
+        const auto failed = co_await a.list(job_state::failed, 0, 10);
+        EXPECT_EQ(failed, std::vector<std::string>(1, id));
+    }());
+    EXPECT_EQ(runs, 3);
+}
+
+namespace {
+asio::awaitable<std::int64_t> server_ms(akv::client& c) {
+    akv::request req;
+    req.push("TIME");
+    akv::response<std::vector<std::string>> resp;
+    co_await c.exec(req, resp);
+    const auto& t = std::get<0>(resp).value();
+    co_return std::stoll(t.at(0)) * 1000 + std::stoll(t.at(1)) / 1000;
+}
+
+job_options delayed_by(std::chrono::milliseconds d) {
+    job_options o;
+    o.delay = d;
+    return o;
+}
+} // namespace
+
+TEST(TaskQueue, DelayedJobRunsOnTimeNotEarly) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    std::int64_t enqueued_at = 0, ran_at = 0;
+    worker_options o;
+    o.idle_wait = 10s; // the due time, not the idle timeout, must wake it
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        ran_at = co_await server_ms(rc.client);
+        co_return "";
+    }, o);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto d = delayed_by(700ms);
+        enqueued_at = co_await server_ms(rc.client);
+        co_await p.enqueue("later", d);
+        admin a(rc.client, "q");
+        EXPECT_EQ((co_await a.counts()).delayed, 1u);
+    }());
+    ASSERT_TRUE(run_until(io, [&] { return ran_at != 0; }, 10s));
+    EXPECT_GE(ran_at - enqueued_at, 700);
+    EXPECT_LT(ran_at - enqueued_at, 700 + 1500); // woken at its due time, well before idle_wait
+}
+
+TEST(TaskQueue, RetriesWaitForTheirBackoffThenFail) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    std::vector<std::int64_t> runs;
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        runs.push_back(co_await server_ms(rc.client));
+        throw std::runtime_error("nope");
+        co_return "";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options o;
+        o.max_attempts = 3;
+        o.backoff.kind = backoff_kind::exponential;
+        o.backoff.base = 200ms;
+        o.backoff.jitter = false;
+        co_await p.enqueue("x", o);
+    }());
+    ASSERT_TRUE(run_until(io, [&] { return runs.size() >= 3; }, 10s));
+    EXPECT_GE(runs[1] - runs[0], 200); // base
+    EXPECT_GE(runs[2] - runs[1], 400); // base * 2
+    run_task(io, [&]() -> asio::awaitable<void> {
+        admin a(rc.client, "q");
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            co_return (co_await a.counts()).failed == 1;
+        }));
+        const auto c = co_await a.counts();
+        EXPECT_EQ(c.total_retried, 2u);
+        EXPECT_EQ(c.total_failed, 1u);
+    }());
+    EXPECT_EQ(runs.size(), 3u);
+}
+
+TEST(TaskQueue, UniqueKeyReturnsThePendingJob) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    std::string first, second, third;
+    job_options o;
+    o.unique_key = "user:42";
+    run_task(io, [&]() -> asio::awaitable<void> {
+        first = co_await p.enqueue("a", o);
+        second = co_await p.enqueue("b", o);
+        // In one bulk too: the second of the pair maps to the first.
+        std::vector<new_job> bulk(2);
+        bulk[0].payload = "c";
+        bulk[0].options.unique_key = "user:7";
+        bulk[1].payload = "d";
+        bulk[1].options.unique_key = "user:7";
+        auto ids = co_await p.enqueue_bulk(bulk);
+        EXPECT_EQ(ids.at(0), ids.at(1));
+    }());
+    EXPECT_EQ(first, second);
+    std::vector<std::string> seen;
+    {
+        running_worker w(io, rc.client, "q", echo(seen));
+        ASSERT_TRUE(run_until(io, [&] { return seen.size() >= 2; }, 10s));
+        // Once done, the key is free again.
+        run_task(io, [&]() -> asio::awaitable<void> {
+            admin a(rc.client, "q");
+            EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+                co_return (co_await a.counts()).total_completed == 2;
+            }));
+            third = co_await p.enqueue("e", o);
+        }());
+        ASSERT_TRUE(run_until(io, [&] { return seen.size() >= 3; }, 10s));
+    }
+    EXPECT_NE(third, first);
+    const std::vector<std::string> expected{"a", "c", "e"};
+    EXPECT_EQ(seen, expected);
+}
+
+TEST(TaskQueue, CancelsAWaitingJobAndARunningOne) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    admin a(rc.client, "q");
+    std::string waiting, running;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        waiting = co_await p.enqueue("w");
+        EXPECT_EQ(co_await a.cancel(waiting, "not needed"), cancel_outcome::cancelled);
+        auto r = co_await p.result(waiting, 2s);
+        EXPECT_EQ(r.outcome, job_result::status::cancelled);
+        EXPECT_EQ(r.value, "cancelled: not needed");
+        running = co_await p.enqueue("r");
+    }());
+    bool started = false, saw_cancel = false;
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        started = true;
+        asio::steady_timer forever(co_await asio::this_coro::executor, 1h);
+        auto [ec] = co_await forever.async_wait(asio::as_tuple(asio::use_awaitable));
+        saw_cancel = ec == asio::error::operation_aborted;
+        throw boost::system::system_error(ec);
+        co_return "";
+    }, worker_options{}, &hub);
+    ASSERT_TRUE(run_until(io, [&] { return started; }, 10s));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        EXPECT_EQ(co_await a.cancel(running, "stop it"), cancel_outcome::running);
+        auto r = co_await p.result(running, 5s);
+        EXPECT_EQ(r.outcome, job_result::status::cancelled);
+        EXPECT_EQ(co_await a.cancel("999", ""), cancel_outcome::unknown);
+    }());
+    EXPECT_TRUE(saw_cancel);
+}
+
+TEST(TaskQueue, TimeoutFailsARunThatTakesTooLong) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+        co_await t.async_wait(asio::use_awaitable);
+        co_return "late";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options o;
+        o.timeout = 100ms;
+        o.max_attempts = 1;
+        const auto id = co_await p.enqueue("slow", o);
+        auto r = co_await p.result(id, 5s);
+        EXPECT_EQ(r.outcome, job_result::status::failed);
+        EXPECT_EQ(r.value, "timed out after 100 ms");
+    }());
+}
+
+TEST(TaskQueue, PauseStopsClaimsAndResumeWakesTheWorker) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    run_task(io, [&]() -> asio::awaitable<void> { co_await a.pause(); }());
+    std::vector<std::string> seen;
+    running_worker w(io, rc.client, "q", echo(seen));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        co_await p.enqueue("held");
+        // The worker was woken by the enqueue and found the queue paused: it claims nothing.
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            co_return w.w.stats().claims == 0 && (co_await a.counts()).waiting == 1;
+        }));
+        EXPECT_TRUE((co_await a.counts()).paused);
+        co_await a.resume();
+    }());
+    ASSERT_TRUE(run_until(io, [&] { return seen.size() == 1; }, 10s));
+}
+
+TEST(TaskQueue, RateLimitBoundsClaimsPerWindow) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        co_await a.set_rate_limit(5, 400ms);
+        const auto jobs = numbered(15);
+        co_await p.enqueue_bulk(jobs);
+    }());
+    std::vector<std::int64_t> at;
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        at.push_back(co_await server_ms(rc.client));
+        co_return "";
+    });
+    ASSERT_TRUE(run_until(io, [&] { return at.size() >= 15; }, 10s));
+    std::sort(at.begin(), at.end());
+    // 15 jobs at 5 per 400 ms: three windows, so the last starts at least ~2 windows after the first.
+    EXPECT_GE(at[14] - at[0], 700);
+    for (std::size_t i = 5; i < at.size(); ++i) EXPECT_GE(at[i] - at[i - 5], 300) << i;
+}
+
+TEST(TaskQueue, ProgressEventsReachSubscribers) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q");
+    std::vector<std::string> events;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        std::vector<std::string> channel(1, "akvq:{q}:events");
+        auto sub = co_await hub.ssubscribe(channel);
+        const auto id = co_await p.enqueue("x");
+        running_worker w(io, rc.client, "q", [&](job_context& ctx) -> asio::awaitable<std::string> {
+            co_await ctx.progress("50%");
+            co_await ctx.progress("100%");
+            co_return "";
+        });
+        while (events.size() < 2) {
+            auto m = co_await sub->receive();
+            if (m.payload.rfind("progress", 0) == 0) events.push_back(m.payload);
+        }
+        EXPECT_EQ(events.at(0), "progress " + id + " 50%");
+        EXPECT_EQ(events.at(1), "progress " + id + " 100%");
+        w.w.stop();
+    }());
+}
+
+TEST(TaskQueue, RetryAndRemoveFromAdmin) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto id = co_await p.enqueue("x");
+        co_await a.cancel(id, "test"); // a cancelled job sits in the failed set
+        EXPECT_EQ((co_await a.get(id)).state, job_state::failed);
+        co_await a.retry(id);
+        EXPECT_EQ((co_await a.get(id)).state, job_state::waiting);
+        EXPECT_EQ(co_await a.list(job_state::waiting, 0, 10), std::vector<std::string>(1, id));
+        co_await a.remove(id);
+        EXPECT_EQ((co_await a.get(id)).state, job_state::unknown);
+        bool threw = false;
+        try {
+            co_await a.retry(id);
+        } catch (const boost::system::system_error& e) {
+            threw = e.code() == akv::error::unknown_job;
+            EXPECT_NE(std::string(e.what()).find(id), std::string::npos) << e.what();
+        }
+        EXPECT_TRUE(threw);
+        const auto d = delayed_by(1h);
+        const auto later = co_await p.enqueue("later", d);
+        EXPECT_EQ(co_await a.list(job_state::delayed, 0, 10), std::vector<std::string>(1, later));
+    }());
+}
+
+TEST(TaskQueue, BadOptionsAreRefusedWithTheirName) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    auto refused = [](auto&& make) {
+        try {
+            make();
+        } catch (const boost::system::system_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    EXPECT_NE(refused([&] { producer p(rc.client, "a{b}"); }).find("queue name"), std::string::npos);
+    EXPECT_NE(refused([&] { producer p(rc.client, ""); }).find("queue name"), std::string::npos);
+    job_options o;
+    o.priority = 5000;
+    EXPECT_NE(refused([&] { validate(o); }).find("priority"), std::string::npos);
+    o = {};
+    o.max_attempts = 0;
+    EXPECT_NE(refused([&] { validate(o); }).find("max_attempts"), std::string::npos);
+}
+
+TEST(TaskQueue, MetricsCountProcessedAndLatency) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    std::vector<std::string> seen;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto jobs = numbered(50);
+        co_await p.enqueue_bulk(jobs);
+    }());
+    running_worker w(io, rc.client, "q", echo(seen));
+    ASSERT_TRUE(run_until(io, [&] { return seen.size() >= 50; }, 10s));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            std::uint64_t processed = 0;
+            for (const auto& m : co_await a.metrics(2)) processed += m.processed;
+            co_return processed == 50;
+        }));
+        const auto m = co_await a.metrics(2);
+        const auto& last = m.back().processed ? m.back() : m.front();
+        EXPECT_GT(last.p99_ms, 0.0);
+        EXPECT_LE(last.p50_ms, last.p99_ms);
+    }());
+}
