@@ -15,9 +15,10 @@ if removed == 0 then removed = redis.call('LREM', k.wait, 1, id) end
 if removed > 0 then
   local now = now_ms()
   to_failed(k, id, 'cancelled: ' .. ARGV[2], h.unique, h.ttl, now, 'x')
-  if h.ttl > 0 then publish(k, 'done ' .. id) end
+  publish(k, 'done ' .. id)
   return 'cancelled'
 end
 redis.call('SADD', k.cancel, id)
+redis.call('HSET', k.errors, id, 'cancelled: ' .. ARGV[2])
 publish(k, 'cancel ' .. id)
 return 'running'

@@ -73,12 +73,14 @@ local function keep_result(k, id, status, text, ttl, now)
   end
 end
 
--- Ends a job for good as failed (or cancelled): the record stays for `retry`.
+-- Ends a job for good as failed (or cancelled): the record stays for `retry`, and so does its
+-- result (no expiry: it goes with the job, by remove or retry), outside `done`, which indexes
+-- completed jobs only.
 local function to_failed(k, id, text, uk, ttl, now, status)
   redis.call('ZADD', k.failed, now, id)
   redis.call('HSET', k.errors, id, text)
   forget_unique(k, uk, id)
-  keep_result(k, id, status, text, ttl, now)
+  redis.call('HSET', k.results, id, status .. text)
   redis.call('HINCRBY', k.stats, status == 'x' and 'cancelled' or 'failed', 1)
 end
 

@@ -16,15 +16,15 @@ for _, member in ipairs(expired) do
     local h = header(rec) or {max_attempts = 1, ttl = 0, priority = 0, unique = ''}
     local attempts = redis.call('HINCRBY', k.attempts, id, 1)
     if redis.call('SREM', k.cancel, id) == 1 then
-      to_failed(k, id, 'cancelled', h.unique, h.ttl, now, 'x')
+      to_failed(k, id, redis.call('HGET', k.errors, id) or 'cancelled', h.unique, h.ttl, now, 'x')
       failed = failed + 1
-      if h.ttl > 0 then notify[#notify + 1] = id end
+      notify[#notify + 1] = id
     elseif attempts >= h.max_attempts then
       local text = 'lease expired ' .. attempts .. ' times: the worker died or stalled'
       redis.call('HSET', k.errors, id, text)
       to_failed(k, id, text, h.unique, h.ttl, now, 'f')
       failed = failed + 1
-      if h.ttl > 0 then notify[#notify + 1] = id end
+      notify[#notify + 1] = id
     else
       make_ready(k, id, h.priority, true)
       back = back + 1

@@ -21,12 +21,15 @@ for j = 0, n - 1 do
     local delay, text, uk = tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
     local ttl, pr = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
     redis.call('HINCRBY', k.attempts, id, 1)
+    if delay == -2 then -- cancel.lua left the reason in `errors`
+      text = redis.call('HGET', k.errors, id) or text
+    end
     redis.call('HSET', k.errors, id, text)
     redis.call('SREM', k.cancel, id)
     if delay < 0 then
       to_failed(k, id, text, uk, ttl, now, delay == -2 and 'x' or 'f')
       failed = failed + 1
-      if ttl > 0 then notify[#notify + 1] = id end
+      notify[#notify + 1] = id
     elseif delay > 0 then
       redis.call('ZADD', k.delayed, now + delay, id)
       redis.call('HINCRBY', k.stats, 'retried', 1)

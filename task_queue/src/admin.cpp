@@ -146,7 +146,13 @@ asio::awaitable<job_info> admin::get(std::string id) {
     job_info info;
     info.id = id;
     const auto& record = std::get<0>(resp).value();
-    if (record) info.job = detail::decode_record(queue_, id, *record);
+    if (record) {
+        try {
+            info.job = detail::decode_record(queue_, id, *record);
+        } catch (const boost::system::system_error&) {
+            // A malformed record (the job failed for it): the state and error still show.
+        }
+    }
     info.failures = static_cast<unsigned>(to_u64(std::get<1>(resp).value().value_or("")));
     info.last_error = std::get<2>(resp).value().value_or("");
     info.result = parse_result(std::get<3>(resp).value());

@@ -268,8 +268,11 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
         }
         rj->job.attempt = static_cast<unsigned>(std::stoul(v.elements[i + 2].str)) + 1;
         running_.emplace(id, rj);
+        // The completion handler holds `rj`: its signal must outlive the spawned coroutine,
+        // whose cancellation handler lives in the signal's slot until co_spawn completes.
         asio::co_spawn(client_.get_executor(), run_job(rj),
-                       asio::bind_cancellation_slot(rj->cancel.slot(), asio::detached));
+                       asio::bind_cancellation_slot(rj->cancel.slot(),
+                                                    [rj](std::exception_ptr) {}));
     }
 }
 

@@ -301,6 +301,10 @@ TEST(TaskQueue, CancelsAWaitingJobAndARunningOne) {
         EXPECT_EQ(co_await a.cancel(running, "stop it"), cancel_outcome::running);
         auto r = co_await p.result(running, 5s);
         EXPECT_EQ(r.outcome, job_result::status::cancelled);
+        EXPECT_EQ(r.value, "cancelled: stop it");
+        auto c = co_await a.counts();
+        EXPECT_EQ(c.completed, 0u); // cancelled and failed jobs are not "completed"
+        EXPECT_EQ(c.failed, 2u);
         EXPECT_EQ(co_await a.cancel("999", ""), cancel_outcome::unknown);
     }());
     EXPECT_TRUE(saw_cancel);
