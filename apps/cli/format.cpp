@@ -123,6 +123,8 @@ std::string format_reply(const resp::value& v) {
     return out;
 }
 
+std::string quote(const std::string& s) { return quoted(s); }
+
 std::string format_raw(const resp::value& v) {
     std::string out;
     raw_into(out, v);

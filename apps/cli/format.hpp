@@ -11,5 +11,7 @@ namespace akv::cli {
 std::string format_reply(const resp::value& v);
 // --raw: bare values, one per line, as scripts want them.
 std::string format_raw(const resp::value& v);
+// `s` in double quotes with C-like escapes (\n, \", \xNN for other bytes outside ASCII text).
+std::string quote(const std::string& s);
 
 } // namespace akv::cli

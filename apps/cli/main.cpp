@@ -1,10 +1,13 @@
-// akv: send one command to Redis and print the reply, like redis-cli.
+// akv: send one command to Redis and print the reply, like redis-cli; or look into a task
+// queue and act on it (`akv queue ...`, see queue.cpp).
 //
 //   akv [--redis URL] [--config FILE] [--raw] [--embedded] COMMAND [ARG...]
+//   akv [--redis URL] ... queue SUBCOMMAND QUEUE [ARG...] [QUEUE-OPTIONS]
 //
 // Exit status: 0 on a reply, 1 on an error reply (its text on stderr), 2 on a usage,
 // configuration or connection error.
 #include "format.hpp"
+#include "queue.hpp"
 
 #include <akv/connection.hpp>
 #include <akv/embedded_server.hpp>
@@ -25,8 +28,11 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr const char* usage = R"(usage: akv [OPTIONS] COMMAND [ARG...]
+       akv [OPTIONS] queue SUBCOMMAND QUEUE [ARG...]
 
-Sends one command to Redis and prints the reply as redis-cli does.
+Sends one command to Redis and prints the reply as redis-cli does. `akv queue` looks into a
+task queue and acts on it: stats, list, get, add, retry, remove, cancel, pause, resume,
+metrics (`akv queue --help` for details).
 
 options:
   --redis URL        server to use (default: $AKV_REDIS, else redis://127.0.0.1:6379)
@@ -37,7 +43,8 @@ options:
   --embedded         start a private redis-server for this one command (for trying things)
   --help             this text
 
-exit status: 0 reply printed, 1 error reply, 2 usage/configuration/connection error
+exit status: 0 reply printed (queue: done), 1 error reply (queue: refused, e.g. no such job),
+2 usage/configuration/connection error
 )";
 
 struct options {
@@ -110,6 +117,10 @@ int main(int argc, char** argv) {
     }
     // One shot: no reconnect loop, a bounded connect.
     opts.cfg.reconnect_wait_min = opts.cfg.reconnect_wait_max = std::chrono::milliseconds(0);
+
+    if (opts.command.front() == "queue")
+        return akv::cli::run_queue_command(
+            opts.cfg, std::vector<std::string>(opts.command.begin() + 1, opts.command.end()));
 
     asio::io_context io;
     akv::connection conn(io.get_executor(), opts.cfg);

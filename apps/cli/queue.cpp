@@ -1,0 +1,680 @@
+#include "queue.hpp"
+
+#include "format.hpp"
+
+#include <akv/client.hpp>
+#include <akv/error.hpp>
+#include <akv/queue/admin.hpp>
+#include <akv/queue/producer.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+namespace akv::cli {
+
+const char* const queue_usage = R"(usage: akv [OPTIONS] queue SUBCOMMAND QUEUE [ARG...] [QUEUE-OPTIONS]
+
+Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) as for
+`akv --help`, before the word `queue`.
+
+subcommands:
+  stats QUEUE                 jobs per state, totals since the queue began, paused flag
+  list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
+                              active (by lease deadline), failed or completed (newest first)
+      --offset N              skip the first N (default 0)
+      --limit N               at most N ids (default 100)
+      --verbose               also each job's attempt, payload size and last error
+  get QUEUE ID                one job: state, options, failures, last error, payload, result
+  add QUEUE PAYLOAD           enqueues a job (PAYLOAD - reads stdin); prints its id
+      --delay-ms N            runs no earlier than N ms from now
+      --priority N            higher runs sooner, -1000..1000 (default 0)
+      --attempts N            runs at most N times before the failed set (default 3)
+      --unique KEY            while a job with KEY is pending, prints its id and adds none
+  retry QUEUE ID              a failed (or cancelled) job runs again, attempts from zero
+  remove QUEUE ID             deletes a job that is not running, with its result
+  cancel QUEUE ID             a waiting or delayed job goes to the failed set as cancelled; a
+                              running one is told to stop
+      --reason TEXT           kept as its error, "cancelled: TEXT" (default "by akv")
+  pause QUEUE                 workers claim no more jobs of the queue (running ones finish)
+  resume QUEUE                workers claim again
+  metrics QUEUE               per minute, oldest first: jobs processed and failed, and
+                              enqueue-to-completion latency p50/p90/p99 (ms, histogram bounds)
+      --minutes N             the last N minutes, 1..120 (default 10)
+
+queue options:
+  --json                      stats, list, get, add, metrics: one JSON object on stdout
+  --help                      this text
+  --                          what follows is positional (a PAYLOAD starting with --)
+
+exit status: 0 done; 1 the queue refused (no such job, job running, job not failed, ...);
+2 usage, configuration (bad queue or state name) or connection error
+)";
+
+namespace {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+using akv::queue::job_state;
+
+// What a subcommand takes: its positional arguments and the options it accepts.
+struct subcommand {
+    std::vector<const char*> positional;
+    std::vector<const char*> options;
+};
+
+const std::map<std::string, subcommand>& subcommands() {
+    static const std::map<std::string, subcommand> table{
+        {"stats", {{"QUEUE"}, {"--json"}}},
+        {"list", {{"QUEUE", "STATE"}, {"--offset", "--limit", "--verbose", "--json"}}},
+        {"get", {{"QUEUE", "ID"}, {"--json"}}},
+        {"add",
+         {{"QUEUE", "PAYLOAD"}, {"--delay-ms", "--priority", "--attempts", "--unique", "--json"}}},
+        {"retry", {{"QUEUE", "ID"}, {}}},
+        {"remove", {{"QUEUE", "ID"}, {}}},
+        {"cancel", {{"QUEUE", "ID"}, {"--reason"}}},
+        {"pause", {{"QUEUE"}, {}}},
+        {"resume", {{"QUEUE"}, {}}},
+        {"metrics", {{"QUEUE"}, {"--minutes", "--json"}}},
+    };
+    return table;
+}
+
+bool takes_value(const std::string& option) {
+    return option != "--json" && option != "--verbose";
+}
+
+struct queue_command {
+    std::string sub;
+    std::string queue;
+    std::vector<std::string> args; // positional after QUEUE
+    bool json = false;
+    bool verbose = false;
+    std::size_t offset = 0;
+    std::size_t limit = 100;
+    std::size_t minutes = 10;
+    job_state state = job_state::unknown;
+    akv::queue::job_options job;
+    std::string reason = "by akv";
+};
+
+template <class T> T parse_number(const std::string& option, const std::string& text, T min, T max) {
+    T v{};
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty() || v < min ||
+        v > max)
+        throw std::invalid_argument("option " + option + ": \"" + text +
+                                    "\" is not a whole number in " + std::to_string(min) + ".." +
+                                    std::to_string(max));
+    return v;
+}
+
+job_state parse_state(const std::string& s) {
+    for (auto st : {job_state::waiting, job_state::delayed, job_state::active, job_state::failed,
+                    job_state::completed})
+        if (s == akv::queue::to_string(st)) return st;
+    throw std::invalid_argument("unknown state \"" + s +
+                                "\": one of waiting, delayed, active, failed, completed");
+}
+
+queue_command parse(const std::vector<std::string>& args) {
+    queue_command c;
+    if (args.empty()) throw std::invalid_argument("no queue subcommand given");
+    c.sub = args[0];
+    const auto found = subcommands().find(c.sub);
+    if (found == subcommands().end())
+        throw std::invalid_argument("unknown queue subcommand \"" + c.sub + "\"");
+    const subcommand& spec = found->second;
+
+    std::vector<std::string> positional;
+    std::map<std::string, std::string> given;
+    bool options_done = false;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (options_done || a.size() < 2 || a.rfind("--", 0) != 0) {
+            positional.push_back(a);
+            continue;
+        }
+        if (a == "--") {
+            options_done = true;
+            continue;
+        }
+        if (std::find_if(spec.options.begin(), spec.options.end(),
+                         [&](const char* o) { return a == o; }) == spec.options.end())
+            throw std::invalid_argument("queue " + c.sub + ": unknown option " + a);
+        if (!takes_value(a)) {
+            given[a];
+        } else if (i + 1 >= args.size()) {
+            throw std::invalid_argument("option " + a + " needs a value");
+        } else {
+            given[a] = args[++i];
+        }
+    }
+    if (positional.size() != spec.positional.size()) {
+        std::string expected;
+        for (const char* p : spec.positional) expected += std::string(" ") + p;
+        throw std::invalid_argument("queue " + c.sub + ": expected" + expected + ", got " +
+                                    std::to_string(positional.size()) + " argument" +
+                                    (positional.size() == 1 ? "" : "s"));
+    }
+    c.queue = positional[0];
+    c.args.assign(positional.begin() + 1, positional.end());
+
+    for (const auto& [option, value] : given) {
+        if (option == "--json") c.json = true;
+        else if (option == "--verbose") c.verbose = true;
+        else if (option == "--offset")
+            c.offset = parse_number<std::size_t>(option, value, 0, 1'000'000'000);
+        else if (option == "--limit")
+            c.limit = parse_number<std::size_t>(option, value, 1, 1'000'000);
+        else if (option == "--minutes")
+            c.minutes = parse_number<std::size_t>(option, value, 1, 120);
+        else if (option == "--delay-ms")
+            c.job.delay = std::chrono::milliseconds(parse_number<std::int64_t>(
+                option, value, 0, std::numeric_limits<std::int64_t>::max() / 2));
+        else if (option == "--priority")
+            c.job.priority = parse_number<int>(option, value, akv::queue::min_priority,
+                                               akv::queue::max_priority);
+        else if (option == "--attempts")
+            c.job.max_attempts = parse_number<unsigned>(option, value, 1, 1'000'000);
+        else if (option == "--unique") {
+            if (value.empty()) throw std::invalid_argument("option --unique: empty key");
+            c.job.unique_key = value;
+        } else if (option == "--reason")
+            c.reason = value;
+    }
+    if (c.sub == "list") c.state = parse_state(c.args[0]);
+    if (c.sub == "add" && c.args[0] == "-") {
+        c.args[0].assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    }
+    return c;
+}
+
+// ---- printing ----
+
+std::string utc(std::int64_t ms, bool with_seconds) {
+    const std::time_t t = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    if (with_seconds) {
+        std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        char out[80];
+        std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+        return out;
+    }
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", &tm);
+    return buf;
+}
+
+std::string number(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+// Rows of cells, columns padded; with `numbers_right`, numbers (cells starting with a digit) and
+// "-" right-aligned from the second column on.
+std::string table(const std::vector<std::vector<std::string>>& rows, bool numbers_right) {
+    std::vector<std::size_t> width;
+    for (const auto& r : rows)
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            if (width.size() <= i) width.push_back(0);
+            width[i] = std::max(width[i], r[i].size());
+        }
+    std::string out;
+    for (const auto& r : rows) {
+        std::string line;
+        for (std::size_t i = 0; i < r.size(); ++i) {
+            if (i > 0) line += "  ";
+            const bool right = numbers_right && i > 0 && !r[i].empty() &&
+                               (std::isdigit(static_cast<unsigned char>(r[i][0])) || r[i] == "-");
+            const std::string pad(width[i] - r[i].size(), ' ');
+            if (right) line += pad + r[i];
+            else if (i + 1 < r.size()) line += r[i] + pad;
+            else line += r[i];
+        }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out += line + "\n";
+    }
+    return out;
+}
+
+void print_json(const json::value& v) { std::cout << json::serialize(v) << "\n"; }
+
+// Whole milliseconds as integers (Boost.JSON writes the double 0 as 0E0).
+json::value json_ms(double v) {
+    if (v == static_cast<double>(static_cast<std::int64_t>(v))) return static_cast<std::int64_t>(v);
+    return v;
+}
+
+std::string_view status_name(akv::queue::job_result::status s) {
+    switch (s) {
+    case akv::queue::job_result::status::completed: return "completed";
+    case akv::queue::job_result::status::failed: return "failed";
+    case akv::queue::job_result::status::cancelled: return "cancelled";
+    }
+    return "unknown";
+}
+
+// The run a job is on (or will run next); for a failed job, the last one it made.
+unsigned attempt_of(const akv::queue::job_info& info) {
+    if (info.state == job_state::failed) return info.failures;
+    return info.failures + 1;
+}
+
+json::object options_json(const akv::queue::job_options& o) {
+    json::object j;
+    j["priority"] = o.priority;
+    j["max_attempts"] = o.max_attempts;
+    j["delay_ms"] = o.delay.count();
+    json::object b;
+    b["kind"] = o.backoff.kind == akv::queue::backoff_kind::exponential ? "exponential" : "fixed";
+    b["base_ms"] = o.backoff.base.count();
+    b["max_ms"] = o.backoff.max.count();
+    b["jitter"] = o.backoff.jitter;
+    j["backoff"] = std::move(b);
+    j["unique_key"] = o.unique_key;
+    j["result_ttl_ms"] = o.result_ttl.count();
+    j["timeout_ms"] = o.timeout.count();
+    return j;
+}
+
+// ---- subcommands ----
+
+[[noreturn]] void no_job(const queue_command& c, const std::string& id) {
+    akv::throw_error(akv::error::unknown_job, "queue \"" + c.queue + "\": no job " + id);
+}
+
+asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    const akv::queue::state_counts n = co_await a.counts();
+    if (c.json) {
+        json::object totals;
+        totals["completed"] = n.total_completed;
+        totals["failed"] = n.total_failed;
+        totals["retried"] = n.total_retried;
+        totals["recovered"] = n.total_recovered;
+        totals["cancelled"] = n.total_cancelled;
+        json::object j;
+        j["queue"] = c.queue;
+        j["paused"] = n.paused;
+        j["waiting"] = n.waiting;
+        j["delayed"] = n.delayed;
+        j["active"] = n.active;
+        j["failed"] = n.failed;
+        j["completed"] = n.completed;
+        j["totals"] = std::move(totals);
+        print_json(j);
+        co_return 0;
+    }
+    std::vector<std::vector<std::string>> head{
+        {"queue", c.queue},
+        {"paused", n.paused ? "yes" : "no"},
+    };
+    std::vector<std::vector<std::string>> rows{
+        {"waiting", std::to_string(n.waiting)},
+        {"delayed", std::to_string(n.delayed)},
+        {"active", std::to_string(n.active)},
+        {"failed", std::to_string(n.failed)},
+        {"completed", std::to_string(n.completed)},
+        {"total completed", std::to_string(n.total_completed)},
+        {"total failed", std::to_string(n.total_failed)},
+        {"total retried", std::to_string(n.total_retried)},
+        {"total recovered", std::to_string(n.total_recovered)},
+        {"total cancelled", std::to_string(n.total_cancelled)},
+    };
+    std::cout << table(head, false) << table(rows, true);
+    co_return 0;
+}
+
+asio::awaitable<int> list(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    const std::vector<std::string> ids = co_await a.list(c.state, c.offset, c.limit);
+    if (!c.verbose) {
+        if (c.json) {
+            json::array arr;
+            for (const auto& id : ids) arr.emplace_back(id);
+            json::object j;
+            j["queue"] = c.queue;
+            j["state"] = akv::queue::to_string(c.state);
+            j["offset"] = c.offset;
+            j["ids"] = std::move(arr);
+            print_json(j);
+        } else {
+            for (const auto& id : ids) std::cout << id << "\n";
+        }
+        co_return 0;
+    }
+    std::vector<akv::queue::job_info> infos;
+    for (const auto& id : ids) {
+        std::string id_arg = id;
+        akv::queue::job_info info = co_await a.get(id_arg);
+        infos.push_back(std::move(info));
+    }
+    if (c.json) {
+        json::array arr;
+        for (const auto& info : infos) {
+            json::object j;
+            j["id"] = info.id;
+            j["state"] = akv::queue::to_string(info.state);
+            j["attempt"] = attempt_of(info);
+            j["failures"] = info.failures;
+            j["last_error"] = info.last_error;
+            if (info.job) j["payload_bytes"] = info.job->payload.size();
+            else j["payload_bytes"] = nullptr;
+            arr.push_back(std::move(j));
+        }
+        json::object j;
+        j["queue"] = c.queue;
+        j["state"] = akv::queue::to_string(c.state);
+        j["offset"] = c.offset;
+        j["jobs"] = std::move(arr);
+        print_json(j);
+        co_return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"ID", "ATTEMPT", "PAYLOAD", "LAST ERROR"});
+    for (const auto& info : infos) {
+        // A job may finish (and go) between the listing and its look-up.
+        const bool gone = info.state == job_state::unknown && !info.job;
+        rows.push_back({info.id, info.job ? std::to_string(attempt_of(info)) : "-",
+                        info.job ? std::to_string(info.job->payload.size()) + " B" : "-",
+                        gone ? "(gone)" : info.last_error.empty() ? "-" : quote(info.last_error)});
+    }
+    std::cout << table(rows, true);
+    co_return 0;
+}
+
+asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    std::string id = c.args[0];
+    const akv::queue::job_info info = co_await a.get(id);
+    if (info.state == job_state::unknown && !info.job && !info.result) no_job(c, c.args[0]);
+    if (c.json) {
+        json::object j;
+        j["queue"] = c.queue;
+        j["id"] = info.id;
+        j["state"] = akv::queue::to_string(info.state);
+        j["failures"] = info.failures;
+        j["last_error"] = info.last_error;
+        if (info.job) {
+            j["attempt"] = attempt_of(info);
+            j["payload"] = info.job->payload;
+            j["enqueued_ms"] = info.job->enqueued_ms;
+            j["options"] = options_json(info.job->options);
+        } else {
+            j["attempt"] = nullptr;
+            j["payload"] = nullptr;
+            j["enqueued_ms"] = nullptr;
+            j["options"] = nullptr;
+        }
+        if (info.result) {
+            json::object r;
+            r["status"] = status_name(info.result->outcome);
+            r["value"] = info.result->value;
+            j["result"] = std::move(r);
+        } else {
+            j["result"] = nullptr;
+        }
+        print_json(j);
+        co_return 0;
+    }
+    std::vector<std::vector<std::string>> rows{
+        {"id", info.id},
+        {"state", std::string(akv::queue::to_string(info.state))},
+        {"failures", std::to_string(info.failures)},
+        {"last error", info.last_error.empty() ? "(none)" : quote(info.last_error)},
+    };
+    if (info.job) {
+        const auto& j = *info.job;
+        const auto& o = j.options;
+        rows.push_back({"attempt", std::to_string(attempt_of(info)) + " of " +
+                                       std::to_string(o.max_attempts)});
+        rows.push_back({"payload", quote(j.payload) + " (" + std::to_string(j.payload.size()) +
+                                       " bytes)"});
+        rows.push_back({"enqueued", utc(j.enqueued_ms, true)});
+        rows.push_back({"priority", std::to_string(o.priority)});
+        rows.push_back({"delay", std::to_string(o.delay.count()) + " ms"});
+        rows.push_back({"backoff",
+                        std::string(o.backoff.kind == akv::queue::backoff_kind::exponential
+                                        ? "exponential "
+                                        : "fixed ") +
+                            std::to_string(o.backoff.base.count()) + ".." +
+                            std::to_string(o.backoff.max.count()) + " ms" +
+                            (o.backoff.jitter ? ", jitter" : "")});
+        rows.push_back({"unique key", o.unique_key.empty() ? "(none)" : quote(o.unique_key)});
+        rows.push_back({"result ttl", o.result_ttl.count() == 0
+                                          ? "(not kept)"
+                                          : std::to_string(o.result_ttl.count()) + " ms"});
+        rows.push_back({"timeout", o.timeout.count() == 0
+                                       ? "(none)"
+                                       : std::to_string(o.timeout.count()) + " ms"});
+    }
+    rows.push_back({"result", info.result ? std::string(status_name(info.result->outcome)) + " " +
+                                                quote(info.result->value)
+                                          : "(none)"});
+    std::cout << table(rows, false);
+    co_return 0;
+}
+
+asio::awaitable<int> add(akv::client& cl, const queue_command& c) {
+    akv::queue::producer p(cl, c.queue);
+    const std::string& payload = c.args[0];
+    akv::queue::job_options options = c.job;
+    const std::string id = co_await p.enqueue(payload, options);
+    if (c.json) {
+        json::object j;
+        j["queue"] = c.queue;
+        j["id"] = id;
+        print_json(j);
+    } else {
+        std::cout << id << "\n";
+    }
+    co_return 0;
+}
+
+asio::awaitable<int> retry(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    std::string id = c.args[0];
+    co_await a.retry(id);
+    std::cout << "job " << c.args[0] << " is waiting again\n";
+    co_return 0;
+}
+
+asio::awaitable<int> remove(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    std::string id = c.args[0];
+    co_await a.remove(id);
+    std::cout << "job " << c.args[0] << " removed\n";
+    co_return 0;
+}
+
+asio::awaitable<int> cancel(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    std::string id = c.args[0];
+    std::string reason = c.reason;
+    const akv::queue::cancel_outcome outcome = co_await a.cancel(id, reason);
+    const std::string& job = c.args[0];
+    switch (outcome) {
+    case akv::queue::cancel_outcome::cancelled:
+        std::cout << "job " << job << " cancelled\n";
+        co_return 0;
+    case akv::queue::cancel_outcome::running:
+        std::cout << "job " << job << " is running: its worker was told to stop it\n";
+        co_return 0;
+    case akv::queue::cancel_outcome::finished:
+        std::cerr << "akv: queue \"" << c.queue << "\": job " << job
+                  << " has already failed: nothing to cancel\n";
+        co_return 1;
+    case akv::queue::cancel_outcome::unknown: break;
+    }
+    akv::throw_error(akv::error::unknown_job,
+                     "queue \"" + c.queue + "\": no job " + job + " to cancel (none, or it has completed)");
+}
+
+asio::awaitable<int> pause(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    co_await a.pause();
+    std::cout << "queue " << c.queue << " paused\n";
+    co_return 0;
+}
+
+asio::awaitable<int> resume(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    co_await a.resume();
+    std::cout << "queue " << c.queue << " resumed\n";
+    co_return 0;
+}
+
+asio::awaitable<int> metrics(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    const std::vector<akv::queue::minute_metrics> m = co_await a.metrics(c.minutes);
+    std::uint64_t processed = 0, failed = 0;
+    for (const auto& x : m) {
+        processed += x.processed;
+        failed += x.failed;
+    }
+    if (c.json) {
+        json::array arr;
+        for (const auto& x : m) {
+            json::object j;
+            j["minute"] = x.minute;
+            j["time"] = utc(x.minute * 60000, true);
+            j["processed"] = x.processed;
+            j["failed"] = x.failed;
+            j["p50_ms"] = json_ms(x.p50_ms);
+            j["p90_ms"] = json_ms(x.p90_ms);
+            j["p99_ms"] = json_ms(x.p99_ms);
+            arr.push_back(std::move(j));
+        }
+        json::object j;
+        j["queue"] = c.queue;
+        j["processed"] = processed;
+        j["failed"] = failed;
+        j["minutes"] = std::move(arr);
+        print_json(j);
+        co_return 0;
+    }
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"MINUTE (UTC)", "PROCESSED", "FAILED", "P50 MS", "P90 MS", "P99 MS"});
+    for (const auto& x : m) {
+        const bool any = x.processed > 0 || x.failed > 0;
+        rows.push_back({utc(x.minute * 60000, false), std::to_string(x.processed),
+                        std::to_string(x.failed), any ? number(x.p50_ms) : "-",
+                        any ? number(x.p90_ms) : "-", any ? number(x.p99_ms) : "-"});
+    }
+    rows.push_back({"total", std::to_string(processed), std::to_string(failed)});
+    std::cout << table(rows, true);
+    co_return 0;
+}
+
+asio::awaitable<int> dispatch(akv::client& cl, const queue_command& c) {
+    if (c.sub == "stats") co_return co_await stats(cl, c);
+    if (c.sub == "list") co_return co_await list(cl, c);
+    if (c.sub == "get") co_return co_await get(cl, c);
+    if (c.sub == "add") co_return co_await add(cl, c);
+    if (c.sub == "retry") co_return co_await retry(cl, c);
+    if (c.sub == "remove") co_return co_await remove(cl, c);
+    if (c.sub == "cancel") co_return co_await cancel(cl, c);
+    if (c.sub == "pause") co_return co_await pause(cl, c);
+    if (c.sub == "resume") co_return co_await resume(cl, c);
+    if (c.sub == "metrics") co_return co_await metrics(cl, c);
+    co_return 2;
+}
+
+// What an error says, without the code's generic text and number that system_error appends
+// ("queue \"q\": no job 7", not "...: no such job in the queue [akv:35]").
+std::string describe(const boost::system::system_error& e) {
+    std::string what = e.what();
+    if (e.code().category() != akv::error_category()) return what;
+    const std::string suffix = ": " + e.code().message();
+    const auto at = what.rfind(suffix);
+    if (at != std::string::npos && at > 0) what.erase(at);
+    return what;
+}
+
+// Errors the queue answered with (exit 1), as opposed to not reaching it (exit 2).
+bool refused_by_queue(const boost::system::error_code& ec) {
+    if (ec.category() != akv::error_category()) return false;
+    switch (static_cast<akv::error>(ec.value())) {
+    case akv::error::unknown_job:
+    case akv::error::job_active:
+    case akv::error::invalid_config:
+    case akv::error::bad_job:
+    case akv::error::script_error:
+    case akv::error::server_error:
+    case akv::error::type_mismatch:
+    case akv::error::unexpected_null:
+        return true;
+    default:
+        return false;
+    }
+}
+
+} // namespace
+
+int run_queue_command(const akv::config& cfg, const std::vector<std::string>& args) {
+    for (const auto& a : args) {
+        if (a == "--") break;
+        if (a == "--help" || a == "-h") {
+            std::cout << queue_usage;
+            return 0;
+        }
+    }
+    queue_command cmd;
+    try {
+        cmd = parse(args);
+        akv::queue::validate_queue_name(cmd.queue);
+        akv::queue::validate(cmd.job);
+    } catch (const boost::system::system_error& e) {
+        std::cerr << "akv: " << describe(e) << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "akv: " << e.what() << "\n(akv queue --help lists the subcommands)\n";
+        return 2;
+    }
+
+    asio::io_context io;
+    akv::client cl(io.get_executor(), cfg);
+    int status = 2;
+    asio::co_spawn(io, cl.run(), [](std::exception_ptr) {});
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            try {
+                status = co_await dispatch(cl, cmd);
+            } catch (const boost::system::system_error& e) {
+                if (refused_by_queue(e.code())) {
+                    std::cerr << "akv: " << describe(e) << "\n";
+                    status = 1;
+                } else {
+                    const std::string& why = cl.main_connection().last_error_message();
+                    std::cerr << "akv: " << (why.empty() ? std::string(e.what()) : why) << "\n";
+                    status = 2;
+                }
+            } catch (const std::exception& e) {
+                std::cerr << "akv: " << e.what() << "\n";
+                status = 2;
+            }
+            cl.cancel();
+        },
+        [](std::exception_ptr e) {
+            if (e) std::rethrow_exception(e);
+        });
+    io.run();
+    return status;
+}
+
+} // namespace akv::cli
