@@ -299,6 +299,7 @@ json::object options_json(const akv::queue::job_options& o) {
 
 asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
     akv::queue::admin a(cl, c.queue);
+    co_await a.require_exists();
     const akv::queue::state_counts n = co_await a.counts();
     if (c.json) {
         json::object totals;
@@ -341,6 +342,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
 
 asio::awaitable<int> list(akv::client& cl, const queue_command& c) {
     akv::queue::admin a(cl, c.queue);
+    co_await a.require_exists();
     const std::vector<std::string> ids = co_await a.list(c.state, c.offset, c.limit);
     if (!c.verbose) {
         if (c.json) {
@@ -610,6 +612,7 @@ bool refused_by_queue(const boost::system::error_code& ec) {
     if (ec.category() != akv::error_category()) return false;
     switch (static_cast<akv::error>(ec.value())) {
     case akv::error::unknown_job:
+    case akv::error::unknown_queue:
     case akv::error::job_active:
     case akv::error::invalid_config:
     case akv::error::bad_job:

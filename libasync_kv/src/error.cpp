@@ -85,6 +85,8 @@ public:
             return "the job is running";
         case error::lease_lost:
             return "the job's lease was lost";
+        case error::unknown_queue:
+            return "no such queue";
         }
         return "unknown akv error";
     }

@@ -47,6 +47,22 @@ admin::admin(client& c, std::string queue)
     validate_queue_name(queue_);
 }
 
+asio::awaitable<bool> admin::exists() {
+    request req;
+    // Enqueued into, paused or rate-limited, or given periodic jobs: all leave a key.
+    req.push("EXISTS", prefix_ + "id", prefix_ + "meta", prefix_ + "periodic");
+    response<long long> resp;
+    co_await client_.exec(req, resp);
+    co_return std::get<0>(resp).value() > 0;
+}
+
+asio::awaitable<void> admin::require_exists() {
+    const bool there = co_await exists();
+    if (!there)
+        throw_error(error::unknown_queue,
+                    "queue \"" + queue_ + "\": no such queue (nothing was ever enqueued in it)");
+}
+
 asio::awaitable<state_counts> admin::counts() {
     request req;
     req.push("LLEN", prefix_ + "wait");
@@ -220,7 +236,7 @@ asio::awaitable<void> admin::pause() {
 
 asio::awaitable<void> admin::resume() {
     request req;
-    req.push("HDEL", prefix_ + "meta", "paused");
+    req.push("HSET", prefix_ + "meta", "paused", "0"); // kept: the queue still exists
     req.push("ZADD", prefix_ + "marker", 0, "m"); // wakes an idle worker
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);

@@ -205,6 +205,10 @@ TEST(CliQueue, GetShowsOneJobAndAnUnknownIdExitsOneNamingIt) {
     EXPECT_EQ(text.status, 0) << text.out;
     EXPECT_NE(row(text.out, "state").find("waiting"), std::string::npos) << text.out;
 
+    auto no_queue = q("stats jbos");
+    EXPECT_EQ(no_queue.status, 1) << no_queue.out;
+    EXPECT_NE(no_queue.out.find("queue \"jbos\": no such queue"), std::string::npos) << no_queue.out;
+
     auto unknown = q("get jobs 4242");
     EXPECT_EQ(unknown.status, 1) << unknown.out;
     EXPECT_NE(unknown.out.find("no job 4242"), std::string::npos) << unknown.out;

@@ -68,6 +68,7 @@ enum class error {
     bad_job,     // a stored job record that does not decode
     job_active,  // the job is running: cancel it instead
     lease_lost,  // the job's lease expired and it was recovered: it runs elsewhere
+    unknown_queue, // no job was ever enqueued in a queue of that name
 };
 
 const boost::system::error_category& error_category() noexcept;

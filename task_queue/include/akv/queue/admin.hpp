@@ -40,6 +40,10 @@ class admin {
 public:
     admin(client& c, std::string queue);
 
+    // False for a queue nothing was ever enqueued in, paused or scheduled (a typo, say).
+    asio::awaitable<bool> exists();
+    // Throws system_error(unknown_queue) naming the queue when !exists().
+    asio::awaitable<void> require_exists();
     asio::awaitable<state_counts> counts();
     // Ids of up to `limit` jobs in `state` from `offset`: waiting in claim order, delayed by due
     // time, active by lease deadline, failed and completed newest first.
