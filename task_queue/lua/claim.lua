@@ -7,7 +7,7 @@
 -- Returns {now, wake_at (ms; -1 none), why ('' | 'paused' | 'limited'), id, record, attempts, ...}
 local k = keys_of(KEYS[1])
 local now = now_ms()
-local n = tonumber(ARGV[1])
+local n = math.min(tonumber(ARGV[1]), 1000)
 local deadline = now + tonumber(ARGV[2])
 local token = ARGV[3]
 promote_due(k, now, 1000)
@@ -37,25 +37,31 @@ if #ids < n then
 end
 
 local out = {now, next_due(k), ''}
-local leases = {}
-for _, id in ipairs(ids) do
-  local rec = redis.call('HGET', k.jobs, id)
-  if rec then -- a job removed while it waited is skipped
-    out[#out + 1] = id
-    out[#out + 1] = rec
-    out[#out + 1] = redis.call('HGET', k.attempts, id) or '0'
-    leases[#leases + 1] = deadline
-    leases[#leases + 1] = id .. '@' .. token
+if #ids > 0 then
+  local records = redis.call('HMGET', k.jobs, unpack(ids))
+  local attempts = redis.call('HMGET', k.attempts, unpack(ids))
+  local leases = {}
+  for i, id in ipairs(ids) do
+    if records[i] then -- a job removed while it waited is skipped
+      out[#out + 1] = id
+      out[#out + 1] = records[i]
+      out[#out + 1] = attempts[i] or '0'
+      leases[#leases + 1] = deadline
+      leases[#leases + 1] = id .. '@' .. token
+    end
+  end
+  if #leases > 0 then redis.call('ZADD', k.active, unpack(leases)) end
+  if rate_max and rate_max > 0 then
+    if redis.call('INCRBY', k.rate, #ids) == #ids then
+      redis.call('PEXPIRE', k.rate, tonumber(meta[3]) or 1000)
+    end
   end
 end
-if #leases > 0 then variadic('ZADD', k.active, leases) end
-if rate_max and rate_max > 0 and #ids > 0 then
-  if redis.call('INCRBY', k.rate, #ids) == #ids then
-    redis.call('PEXPIRE', k.rate, tonumber(meta[3]) or 1000)
-  end
-end
--- More ready than we took: pass the wake-up on to the next idle worker.
+-- More ready than we took: pass the wake-up on to the next idle worker. None left: clear a
+-- stale wake-up (from enqueues this claim served), so no idle worker wakes for nothing.
 if #ids == n and (redis.call('LLEN', k.wait) > 0 or redis.call('ZCARD', k.prio) > 0) then
   wake(k)
+elseif #ids < n then
+  redis.call('DEL', k.marker)
 end
 return out

@@ -4,29 +4,33 @@
 -- completed twice. Expired results are swept a hundred at a time.
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
--- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key
--- then m, then m (metric field, increment) pairs.
+-- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key, '1' when
+-- an earlier run failed (attempts and error to clear); then m, then m (metric field,
+-- increment) pairs for this minute's metrics, and the completed count for the stats hash
+-- (the worker sends metrics about once a second, not with every batch).
 -- Returns the ids whose lease was lost.
 local k = keys_of(KEYS[1])
-local now = now_ms()
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
 local members = {}
-for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 4] .. '@' .. token end
-local lost, gone, notify = {}, {}, {}
+for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 5] .. '@' .. token end
+local now = nil -- the server's clock, read only to keep results
+local lost, gone, notify, failed_before = {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
-    local b = 3 + j * 4
+    local b = 3 + j * 5
     local id = ARGV[b]
     if held[j + 1] then
       gone[#gone + 1] = id
       local ttl = tonumber(ARGV[b + 1])
       if ttl > 0 then
+        now = now or now_ms()
         keep_result(k, id, 'c', ARGV[b + 2], ttl, now)
         notify[#notify + 1] = id
       end
       forget_unique(k, ARGV[b + 3], id)
+      if ARGV[b + 4] == '1' then failed_before[#failed_before + 1] = id end
     else
       lost[#lost + 1] = id
     end
@@ -37,20 +41,27 @@ if #gone > 0 then
   for _, id in ipairs(gone) do own[#own + 1] = id .. '@' .. token end
   variadic('ZREM', k.active, own)
   variadic('HDEL', k.jobs, gone)
-  variadic('HDEL', k.attempts, gone)
-  variadic('HDEL', k.errors, gone)
-  redis.call('HINCRBY', k.stats, 'completed', #gone)
+  if #failed_before > 0 then
+    variadic('HDEL', k.attempts, failed_before)
+    variadic('HDEL', k.errors, failed_before)
+  end
 end
-local i = 3 + n * 4
+local i = 3 + n * 5
 local m = tonumber(ARGV[i] or '0')
 for x = 1, m do
   redis.call('HINCRBY', KEYS[2], ARGV[i + 2 * x - 1], tonumber(ARGV[i + 2 * x]))
 end
-if m > 0 then redis.call('PEXPIRE', KEYS[2], 7200000) end
-local expired = redis.call('ZRANGEBYSCORE', k.done, '-inf', now, 'LIMIT', 0, 100)
-if #expired > 0 then
-  variadic('ZREM', k.done, expired)
-  variadic('HDEL', k.results, expired)
+if m > 0 then
+  redis.call('PEXPIRE', KEYS[2], 7200000)
+  redis.call('HINCRBY', k.stats, 'completed', tonumber(ARGV[i + 2 * m + 1]))
 end
-if #notify > 0 then publish(k, 'done ' .. table.concat(notify, ' ')) end
+if #notify > 0 then
+  -- Results were kept: sweep expired ones, a hundred at a time.
+  local expired = redis.call('ZRANGEBYSCORE', k.done, '-inf', now, 'LIMIT', 0, 100)
+  if #expired > 0 then
+    variadic('ZREM', k.done, expired)
+    variadic('HDEL', k.results, expired)
+  end
+  publish(k, 'done ' .. table.concat(notify, ' '))
+end
 return lost

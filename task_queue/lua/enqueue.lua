@@ -5,7 +5,7 @@
 -- KEYS[1] queue prefix
 -- ARGV[1] n, then per job: record, unique key ('' = none), delay ms, priority
 local k = keys_of(KEYS[1])
-local now = now_ms()
+local now = nil -- the server's clock, read only for delayed jobs
 local n = tonumber(ARGV[1])
 local last = redis.call('INCRBY', k.id, n)
 local first = last - n + 1
@@ -33,6 +33,7 @@ for j = 0, n - 1 do
     records[#records + 1] = id
     records[#records + 1] = rec
     if delay > 0 then
+      now = now or now_ms()
       redis.call('ZADD', k.delayed, now + delay, id)
     elseif pr ~= 0 then
       redis.call('ZADD', k.prio, prio_score(pr, id), id)

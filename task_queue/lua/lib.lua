@@ -84,15 +84,14 @@ local function to_failed(k, id, text, uk, ttl, now, status)
   redis.call('HINCRBY', k.stats, status == 'x' and 'cancelled' or 'failed', 1)
 end
 
--- Keys of the queue from its prefix "akvq:{name}:" (KEYS[1] of every script).
+-- Keys of the queue from its prefix "akvq:{name}:" (KEYS[1] of every script): k.wait is
+-- "akvq:{name}:wait". Built on first use, so a script pays only for the keys it touches.
 local function keys_of(p)
-  return {
-    id = p .. 'id', jobs = p .. 'jobs', wait = p .. 'wait', prio = p .. 'prio',
-    delayed = p .. 'delayed', active = p .. 'active', attempts = p .. 'attempts',
-    failed = p .. 'failed', errors = p .. 'errors', done = p .. 'done',
-    results = p .. 'results', unique = p .. 'unique', meta = p .. 'meta', rate = p .. 'rate',
-    marker = p .. 'marker', cancel = p .. 'cancel', stats = p .. 'stats', events = p .. 'events',
-  }
+  return setmetatable({}, {__index = function(t, name)
+    local key = p .. name
+    rawset(t, name, key)
+    return key
+  end})
 end
 
 -- Promotes up to `limit` delayed jobs whose time has come; returns how many.

@@ -5,6 +5,7 @@
 #include "scripts.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace akv::queue {
@@ -46,12 +47,66 @@ asio::awaitable<std::string> producer::enqueue(std::string_view payload) {
     co_return co_await enqueue(payload, std::move(defaults));
 }
 
+struct producer::pending_add {
+    explicit pending_add(asio::any_io_executor ex)
+        : wake(std::move(ex), asio::steady_timer::time_point::max()) {}
+    new_job job;
+    std::string id;
+    std::exception_ptr error;
+    bool done = false;
+    bool promoted = false; // this caller sends the next batch
+    asio::steady_timer wake;
+};
+
 asio::awaitable<std::string> producer::enqueue(std::string_view payload, job_options options) {
-    std::vector<new_job> one(1);
-    one[0].payload = payload;
-    one[0].options = std::move(options);
-    auto ids = co_await enqueue_bulk(one);
-    co_return std::move(ids.at(0));
+    validate(options);
+    auto me = std::make_shared<pending_add>(client_.get_executor());
+    me->job.payload = payload;
+    me->job.options = std::move(options);
+    pending_.push_back(me);
+    if (sending_) {
+        co_await me->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (!me->done && !me->promoted) { // cancelled while waiting: not sent, or sent anyway
+            std::erase(pending_, me);
+            throw_error(error::timeout, "queue \"" + queue_ + "\": enqueue cancelled");
+        }
+    } else {
+        sending_ = true;
+        me->promoted = true;
+    }
+    if (!me->done) co_await send_pending();
+    if (me->error) std::rethrow_exception(me->error);
+    co_return std::move(me->id);
+}
+
+// Sends every job gathered so far in one call, then hands the next batch to the first caller
+// still waiting (so no caller serves others' jobs for longer than one call).
+asio::awaitable<void> producer::send_pending() {
+    std::vector<std::shared_ptr<pending_add>> batch;
+    batch.swap(pending_);
+    std::vector<new_job> jobs;
+    jobs.reserve(batch.size());
+    for (auto& p : batch) jobs.push_back(std::move(p->job));
+    std::exception_ptr failure;
+    std::vector<std::string> ids;
+    try {
+        ids = co_await enqueue_bulk(jobs);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto& p = *batch[i];
+        p.done = true;
+        if (failure) p.error = failure;
+        else if (i < ids.size()) p.id = std::move(ids[i]);
+        p.wake.cancel();
+    }
+    if (pending_.empty()) {
+        sending_ = false;
+    } else {
+        pending_.front()->promoted = true;
+        pending_.front()->wake.cancel();
+    }
 }
 
 asio::awaitable<std::string> producer::enqueue_json(const boost::json::value& payload,

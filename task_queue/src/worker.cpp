@@ -35,6 +35,7 @@ std::string random_token() {
 constexpr std::int64_t final_failure = -1;
 constexpr std::int64_t cancelled_run = -2;
 constexpr std::size_t recover_limit = 1000;
+constexpr auto metrics_interval = std::chrono::seconds(1);
 
 // "1.250": BZPOPMIN takes its timeout in seconds, with millisecond precision.
 std::string seconds_text(std::chrono::milliseconds t) {
@@ -72,7 +73,7 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
         throw_error(error::invalid_config, "worker_options.concurrency: must be at least 1");
     if (options_.lease_time < std::chrono::milliseconds(30))
         throw_error(error::invalid_config, "worker_options.lease_time: at least 30 ms");
-    if (options_.max_batch == 0) options_.max_batch = 1;
+    options_.max_batch = std::clamp<std::size_t>(options_.max_batch, 1, 1000); // claim.lua's bound
     wake_.expires_at(asio::steady_timer::time_point::max());
     idle_.expires_at(asio::steady_timer::time_point::max());
     stop_signal_.expires_at(asio::steady_timer::time_point::max());
@@ -127,9 +128,16 @@ asio::awaitable<void> worker::pump() {
         const std::size_t free =
             stopping_ ? 0 : options_.concurrency - std::min(options_.concurrency, running_.size());
         const std::size_t want = starved_ ? 0 : std::min(free, options_.max_batch);
-        if (done_.empty() && handback_.empty() && want == 0) {
+        const bool metrics_due =
+            metrics_.completed > 0 &&
+            (stopping_ || std::chrono::steady_clock::now() >= metrics_.sent + metrics_interval);
+        if (done_.empty() && handback_.empty() && want == 0 && !metrics_due) {
             if (stopping_ && running_.empty()) break;
-            wake_.expires_at(asio::steady_timer::time_point::max());
+            // Counted metrics go out within metrics_interval even when nothing else happens.
+            if (metrics_.completed > 0)
+                wake_.expires_at(metrics_.sent + metrics_interval);
+            else
+                wake_.expires_at(asio::steady_timer::time_point::max());
             co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
@@ -138,7 +146,7 @@ asio::awaitable<void> worker::pump() {
         std::vector<std::string> back;
         back.swap(handback_);
         try {
-            co_await flush(batch, back, want);
+            co_await flush(batch, back, want, metrics_due);
             pause_after_error = std::chrono::milliseconds(0);
         } catch (const boost::system::system_error&) {
             // The server or the connection failed: keep the outcomes and try again. A call
@@ -158,7 +166,8 @@ asio::awaitable<void> worker::pump() {
 }
 
 asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
-                                    const std::vector<std::string>& back, std::size_t want) {
+                                    const std::vector<std::string>& back, std::size_t want,
+                                    bool send_metrics) {
     const std::int64_t now = wall_ms();
     const std::string metrics_key = prefix_ + "m:" + std::to_string(now / 60000);
     std::vector<scripts::call> calls;
@@ -173,6 +182,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             complete.args.push_back(std::to_string(f.options.result_ttl.count()));
             complete.args.push_back(f.value);
             complete.args.push_back(f.options.unique_key);
+            complete.args.push_back(f.failed_before ? "1" : "0");
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
@@ -185,19 +195,28 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             retry.args.push_back(std::to_string(f.options.priority));
         }
     }
-    if (completes > 0) {
+    // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
+    // second, not per batch (at concurrency 1 a batch is one job).
+    send_metrics = send_metrics || (metrics_.completed > 0 &&
+                                    std::chrono::steady_clock::now() >= metrics_.sent + metrics_interval);
+    if (completes > 0 || send_metrics) {
         complete.args.insert(complete.args.begin(), token_);
         complete.args.insert(complete.args.begin(), std::to_string(completes));
-        std::vector<std::string> metric;
-        metric.push_back("p");
-        metric.push_back(std::to_string(completes));
-        for (std::size_t b = 0; b < detail::latency_buckets; ++b)
-            if (histogram[b]) {
-                metric.push_back("l" + std::to_string(b));
-                metric.push_back(std::to_string(histogram[b]));
-            }
-        complete.args.push_back(std::to_string(metric.size() / 2));
-        for (auto& m : metric) complete.args.push_back(std::move(m));
+        if (send_metrics) {
+            std::vector<std::string> metric;
+            metric.push_back("p");
+            metric.push_back(std::to_string(metrics_.completed));
+            for (std::size_t b = 0; b < detail::latency_buckets; ++b)
+                if (metrics_.histogram[b]) {
+                    metric.push_back("l" + std::to_string(b));
+                    metric.push_back(std::to_string(metrics_.histogram[b]));
+                }
+            complete.args.push_back(std::to_string(metric.size() / 2));
+            for (auto& m : metric) complete.args.push_back(std::move(m));
+            complete.args.push_back(std::to_string(metrics_.completed));
+        } else {
+            complete.args.push_back("0");
+        }
         calls.push_back(std::move(complete));
     }
     if (retries > 0) {
@@ -225,10 +244,16 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
     auto count_lost = [&](const char* what) {
         const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": " + what);
         stats_.lost_leases += v.elements.size();
+        return v.elements.size();
     };
-    if (completes > 0) {
-        count_lost("complete.lua");
-        stats_.completed += completes;
+    if (completes > 0 || send_metrics) {
+        const std::size_t lost = count_lost("complete.lua");
+        if (send_metrics) metrics_ = pending_metrics{}; // sent; counting starts again
+        metrics_.sent = send_metrics ? std::chrono::steady_clock::now() : metrics_.sent;
+        stats_.completed += completes - lost;
+        metrics_.completed += completes - lost;
+        for (std::size_t b = 0; b < detail::latency_buckets; ++b)
+            metrics_.histogram[b] += histogram[b];
     }
     if (retries > 0) count_lost("retry.lua");
     if (!back.empty()) {
@@ -282,6 +307,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.id = j.id;
     f.options = j.options;
     f.enqueued_ms = j.enqueued_ms;
+    f.failed_before = j.attempt > 1;
     bool timed_out = false;
     try {
         job_context ctx(*this, j);
@@ -387,10 +413,8 @@ asio::awaitable<void> worker::renewer() {
             if (r.elements.size() == 2) {
                 for (const auto& id : r.elements[0].elements) {
                     auto it = running_.find(id.str);
-                    if (it != running_.end() && !it->second->lost) {
-                        it->second->lost = true;
-                        ++stats_.lost_leases;
-                    }
+                    // Counted when its ack is refused; the handler runs on (at least once).
+                    if (it != running_.end()) it->second->lost = true;
                 }
                 for (const auto& id : r.elements[1].elements) cancel_running(id.str, "cancelled");
             }

@@ -478,3 +478,31 @@ TEST(TaskQueue, MetricsCountProcessedAndLatency) {
         EXPECT_LE(last.p50_ms, last.p99_ms);
     }());
 }
+
+TEST(TaskQueue, ConcurrentEnqueuesShareLuaCalls) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    std::vector<std::string> ids;
+    for (int i = 0; i < 200; ++i)
+        asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
+            ids.push_back(co_await p.enqueue(std::to_string(i)));
+        }, asio::detached);
+    ASSERT_TRUE(run_until(io, [&] { return ids.size() == 200; }, 10s));
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), 200u);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("INFO", "commandstats");
+        akv::response<std::string> resp;
+        co_await rc.client.exec(req, resp);
+        const auto& info = std::get<0>(resp).value();
+        // "cmdstat_evalsha:calls=N,..." (+ one EVAL the first time: NOSCRIPT)
+        const auto at = info.find("cmdstat_evalsha:calls=");
+        EXPECT_NE(at, std::string::npos);
+        const auto calls = std::stoul(info.substr(at + 22));
+        EXPECT_LT(calls, 20u) << info;
+        admin a(rc.client, "q");
+        EXPECT_EQ((co_await a.counts()).waiting, 200u);
+    }());
+}

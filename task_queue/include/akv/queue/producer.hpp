@@ -7,6 +7,7 @@
 
 #include <boost/json/value.hpp>
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -27,7 +28,10 @@ public:
     // Throws system_error(invalid_config) for a bad queue name.
     producer(client& c, std::string queue, messaging::subscriber* events = nullptr);
 
-    // The job's id (or the pending job's, for a unique key already taken).
+    // The job's id (or the pending job's, for a unique key already taken). Concurrent calls
+    // are coalesced: while one enqueue call is on the wire, the jobs of the others gather and
+    // go together in the next one (like the connection's pipelining, one Lua call for many).
+    // A producer is used from its client's executor.
     asio::awaitable<std::string> enqueue(std::string_view payload);
     asio::awaitable<std::string> enqueue(std::string_view payload, job_options options);
     asio::awaitable<std::string> enqueue_json(const boost::json::value& payload,
@@ -43,12 +47,16 @@ public:
     const std::string& queue() const noexcept { return queue_; }
 
 private:
+    struct pending_add;
     asio::awaitable<std::optional<job_result>> stored_result(const std::string& id);
+    asio::awaitable<void> send_pending();
 
     client& client_;
     std::string queue_;
     std::string prefix_;
     messaging::subscriber* events_;
+    std::vector<std::shared_ptr<pending_add>> pending_; // waiting for the next enqueue call
+    bool sending_ = false;                              // an enqueue call is on the wire
 };
 
 } // namespace akv::queue

@@ -16,6 +16,7 @@
 // connection) until a job arrives or the earliest delayed job falls due: no polling.
 #pragma once
 
+#include <akv/queue/admin.hpp>
 #include <akv/queue/job.hpp>
 
 #include <akv/client.hpp>
@@ -23,6 +24,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <list>
@@ -109,6 +111,13 @@ private:
         std::int64_t delay = 0; // retry delay; -1 final, -2 cancelled
         job_options options;
         std::int64_t enqueued_ms = 0;
+        bool failed_before = false; // attempts and last error to clear
+    };
+    // Completions counted since metrics last went to Redis (see flush).
+    struct pending_metrics {
+        std::uint64_t completed = 0;
+        std::array<std::uint64_t, detail::latency_buckets> histogram{};
+        std::chrono::steady_clock::time_point sent = std::chrono::steady_clock::now();
     };
 
     asio::awaitable<void> pump();
@@ -118,7 +127,8 @@ private:
     asio::awaitable<void> listen();
     asio::awaitable<void> grace();
     asio::awaitable<void> flush(const std::vector<finished>& batch,
-                                const std::vector<std::string>& back, std::size_t want);
+                                const std::vector<std::string>& back, std::size_t want,
+                                bool send_metrics);
     void kick();
     void cancel_running(const std::string& id, std::string reason);
 
@@ -145,6 +155,7 @@ private:
     bool stopping_ = false;
     bool drained_ = false;            // the pump is done: everything else ends
     worker_stats stats_;
+    pending_metrics metrics_;
 };
 
 } // namespace akv::queue
