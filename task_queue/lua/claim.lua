@@ -10,7 +10,12 @@ local now = now_ms()
 local n = math.min(tonumber(ARGV[1]), 1000)
 local deadline = now + tonumber(ARGV[2])
 local token = ARGV[3]
-promote_due(k, now, 1000)
+-- One look at the earliest delayed job; the promotion scan runs only when one is due.
+local due = next_due(k)
+if due >= 0 and due <= now then
+  promote_due(k, now, 1000)
+  due = next_due(k)
+end
 local meta = redis.call('HMGET', k.meta, 'paused', 'rate_max', 'rate_window')
 if meta[1] == '1' then return {now, -1, 'paused'} end
 local rate_max = tonumber(meta[2])
@@ -23,7 +28,7 @@ if rate_max and rate_max > 0 then
   end
   n = math.min(n, rate_max - used)
 end
-if n <= 0 then return {now, next_due(k), ''} end
+if n <= 0 then return {now, due, ''} end
 
 local ids = redis.call('ZRANGEBYSCORE', k.prio, '-inf', '(0', 'LIMIT', 0, n)
 if #ids > 0 then variadic('ZREM', k.prio, ids) end
@@ -36,7 +41,7 @@ if #ids < n then
   for i = 1, #low, 2 do ids[#ids + 1] = low[i] end
 end
 
-local out = {now, next_due(k), ''}
+local out = {now, due, ''}
 if #ids > 0 then
   local records = redis.call('HMGET', k.jobs, unpack(ids))
   local attempts = redis.call('HMGET', k.attempts, unpack(ids))
