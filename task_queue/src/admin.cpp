@@ -26,18 +26,6 @@ constexpr const char* queue_keys[] = {
     "errors", "done",   "results", "unique", "meta",   "rate",   "marker",   "cancel",
     "stats",  "leader", "periodic", "periodic:next"};
 
-std::optional<job_result> parse_result(const std::optional<std::string>& stored) {
-    if (!stored || stored->empty()) return std::nullopt;
-    job_result r;
-    switch ((*stored)[0]) {
-    case 'c': r.outcome = job_result::status::completed; break;
-    case 'f': r.outcome = job_result::status::failed; break;
-    case 'x': r.outcome = job_result::status::cancelled; break;
-    default: return std::nullopt;
-    }
-    r.value = stored->substr(1);
-    return r;
-}
 } // namespace
 
 admin::admin(client& c, std::string queue)
@@ -171,7 +159,7 @@ asio::awaitable<job_info> admin::get(std::string id) {
     }
     info.failures = static_cast<unsigned>(to_u64(std::get<1>(resp).value().value_or("")));
     info.last_error = std::get<2>(resp).value().value_or("");
-    info.result = parse_result(std::get<3>(resp).value());
+    if (const auto& stored = std::get<3>(resp).value()) info.result = detail::decode_result(*stored);
     if (std::get<4>(resp).value()) info.state = job_state::failed;
     else if (std::get<5>(resp).value()) info.state = job_state::delayed;
     else if (std::get<6>(resp).value() || std::get<7>(resp).value()) info.state = job_state::waiting;

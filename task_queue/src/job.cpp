@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
+#include <random>
 
 namespace akv::queue {
 
@@ -64,6 +66,33 @@ std::string queue_prefix(std::string_view queue) {
     p += queue;
     p += "}:";
     return p;
+}
+
+std::optional<job_result> decode_result(std::string_view stored) {
+    if (stored.empty()) return std::nullopt;
+    job_result r;
+    switch (stored[0]) {
+    case 'c': r.outcome = job_result::status::completed; break;
+    case 'f': r.outcome = job_result::status::failed; break;
+    case 'x': r.outcome = job_result::status::cancelled; break;
+    default: return std::nullopt;
+    }
+    r.value = stored.substr(1);
+    return r;
+}
+
+std::string random_token() {
+    std::random_device rd;
+    const std::uint64_t bits = (std::uint64_t{rd()} << 32) ^ rd();
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(bits));
+    return buf;
+}
+
+std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,

@@ -11,27 +11,8 @@
 namespace akv::queue {
 
 namespace {
-std::int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 // Jobs per enqueue call: a bounded script run keeps the server responsive.
 constexpr std::size_t bulk_chunk = 5000;
-
-std::optional<job_result> parse_result(const std::string& stored) {
-    if (stored.empty()) return std::nullopt;
-    job_result r;
-    switch (stored[0]) {
-    case 'c': r.outcome = job_result::status::completed; break;
-    case 'f': r.outcome = job_result::status::failed; break;
-    case 'x': r.outcome = job_result::status::cancelled; break;
-    default: return std::nullopt;
-    }
-    r.value = stored.substr(1);
-    return r;
-}
 } // namespace
 
 producer::producer(client& c, std::string queue, messaging::subscriber* events)
@@ -120,7 +101,7 @@ asio::awaitable<std::vector<std::string>> producer::enqueue_bulk(std::span<const
     std::vector<std::string> ids;
     ids.reserve(jobs.size());
     const std::vector<std::string> keys{prefix_};
-    const std::int64_t now = now_ms();
+    const std::int64_t now = detail::wall_ms();
     for (std::size_t at = 0; at < jobs.size(); at += bulk_chunk) {
         const std::size_t n = std::min(bulk_chunk, jobs.size() - at);
         std::vector<std::string> args;
@@ -159,7 +140,7 @@ asio::awaitable<std::optional<job_result>> producer::stored_result(const std::st
     co_await client_.exec(req, resp);
     auto& stored = std::get<0>(resp).value();
     if (stored) {
-        if (auto r = parse_result(*stored)) co_return r;
+        if (auto r = detail::decode_result(*stored)) co_return r;
     }
     if (std::get<1>(resp).value() == 0)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id +

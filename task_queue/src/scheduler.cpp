@@ -20,10 +20,6 @@ system_clock::time_point from_ms(std::int64_t ms) {
     return system_clock::time_point(std::chrono::duration_cast<system_clock::duration>(milliseconds(ms)));
 }
 
-std::string random_token() {
-    std::random_device rd;
-    return std::to_string(rd()) + "-" + std::to_string(rd());
-}
 
 // A periodic job as stored: "<every ms>|<cron length>|<cron>" then its job record.
 struct stored_periodic {
@@ -75,7 +71,7 @@ scheduler::scheduler(client& c, std::string queue, scheduler_options options)
     , queue_(std::move(queue))
     , prefix_(detail::queue_prefix(queue_))
     , options_(options)
-    , token_(random_token())
+    , token_(detail::random_token())
     , sleep_(c.get_executor()) {
     validate_queue_name(queue_);
 }

@@ -18,20 +18,6 @@ namespace akv::queue {
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-std::int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string random_token() {
-    std::random_device rd;
-    std::uniform_int_distribution<std::uint64_t> dist;
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(dist(rd)));
-    return buf;
-}
-
 constexpr std::int64_t final_failure = -1;
 constexpr std::int64_t cancelled_run = -2;
 constexpr std::size_t recover_limit = 1000;
@@ -62,7 +48,7 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
     , handler_(std::move(h))
     , options_(options)
     , events_(events)
-    , token_(random_token())
+    , token_(detail::random_token())
     , wake_(c.get_executor())
     , idle_(c.get_executor())
     , stop_signal_(c.get_executor())
@@ -168,7 +154,7 @@ asio::awaitable<void> worker::pump() {
 asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                                     const std::vector<std::string>& back, std::size_t want,
                                     bool send_metrics) {
-    const std::int64_t now = wall_ms();
+    const std::int64_t now = detail::wall_ms();
     const std::string metrics_key = prefix_ + "m:" + std::to_string(now / 60000);
     std::vector<scripts::call> calls;
     std::size_t completes = 0, retries = 0;

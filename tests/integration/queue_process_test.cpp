@@ -4,6 +4,7 @@
 // the test sees what ran and how often: every job at least once, and duplicates counted.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/running_queue.hpp"
 
 #include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
@@ -229,27 +230,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// An in-process worker whose run() goes on until the object is destroyed.
-struct running_worker {
-    running_worker(asio::io_context& io, akv::client& c, std::string queue, handler h,
-                   worker_options o)
-        : io_(io)
-        , w(c, std::move(queue), std::move(h), o) {
-        asio::co_spawn(io, w.run(), [this](std::exception_ptr e) {
-            failure = e;
-            finished = true;
-        });
-    }
-    ~running_worker() {
-        w.stop();
-        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 20s));
-        EXPECT_FALSE(failure);
-    }
-    asio::io_context& io_;
-    worker w;
-    bool finished = false;
-    std::exception_ptr failure;
-};
 
 } // namespace
 

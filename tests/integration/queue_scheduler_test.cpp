@@ -2,6 +2,7 @@
 // promotion of delayed jobs.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/running_queue.hpp"
 
 #include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
@@ -15,42 +16,6 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-struct running_scheduler {
-    running_scheduler(asio::io_context& io, akv::client& c, std::string queue,
-                      scheduler_options o = {})
-        : io_(io)
-        , s(c, std::move(queue), o) {
-        asio::co_spawn(io, s.run(), [this](std::exception_ptr e) {
-            failure = e;
-            finished = true;
-        });
-    }
-    ~running_scheduler() {
-        s.stop();
-        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 10s));
-        EXPECT_FALSE(failure);
-    }
-    asio::io_context& io_;
-    scheduler s;
-    bool finished = false;
-    std::exception_ptr failure;
-};
-
-struct running_worker {
-    running_worker(asio::io_context& io, akv::client& c, std::string queue, handler h)
-        : io_(io)
-        , w(c, std::move(queue), std::move(h)) {
-        asio::co_spawn(io, w.run(), [this](std::exception_ptr) { finished = true; });
-    }
-    ~running_worker() {
-        w.stop();
-        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 10s));
-    }
-    asio::io_context& io_;
-    worker w;
-    bool finished = false;
-};
-
 periodic_job every(std::string name, std::chrono::milliseconds ms, std::string payload) {
     periodic_job p;
     p.name = std::move(name);

@@ -1,6 +1,7 @@
 // Task queue against a real server: producer, worker runtime, admin.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/running_queue.hpp"
 
 #include <akv/embedded_server.hpp>
 #include <akv/messaging/subscriber.hpp>
@@ -18,27 +19,6 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-// A worker whose run() goes on until the object is destroyed (stop, then wait for the drain).
-struct running_worker {
-    running_worker(asio::io_context& io, akv::client& c, std::string queue, handler h,
-                   worker_options o = {}, akv::messaging::subscriber* events = nullptr)
-        : io_(io)
-        , w(c, std::move(queue), std::move(h), o, events) {
-        asio::co_spawn(io, w.run(), [this](std::exception_ptr e) {
-            failure = e;
-            finished = true;
-        });
-    }
-    ~running_worker() {
-        w.stop();
-        EXPECT_TRUE(run_until(io_, [this] { return finished; }, 20s));
-        EXPECT_FALSE(failure);
-    }
-    asio::io_context& io_;
-    worker w;
-    bool finished = false;
-    std::exception_ptr failure;
-};
 
 job_options with_priority(int p) {
     job_options o;
