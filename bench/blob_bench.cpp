@@ -71,18 +71,8 @@ asio::awaitable<void> worker(akv::kv::blob_store& store, const operation& op, lo
 // Runs op(store, 0 .. total-1) from `workers` coroutines sharing one connection.
 asio::awaitable<void> run_workers(akv::kv::blob_store& store, const operation& op, int workers,
                                   long total) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::steady_timer all_done(ex, asio::steady_timer::time_point::max());
-    int remaining = workers;
-    std::exception_ptr failure;
-    for (int w = 0; w < workers; ++w)
-        asio::co_spawn(ex, worker(store, op, w, workers, total), [&](std::exception_ptr e) {
-            if (e && !failure) failure = e;
-            if (--remaining == 0) all_done.cancel();
-        });
-    while (remaining > 0)
-        co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (failure) std::rethrow_exception(failure);
+    co_await akv::bench::all_of(workers,
+                                [&](int w) { return worker(store, op, w, workers, total); });
 }
 
 // Seconds for `total` operations from `workers` coroutines, on a fresh client connected (and

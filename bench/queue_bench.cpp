@@ -51,10 +51,6 @@
 
 #include "bench_support.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,9 +59,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -86,6 +80,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
+
+using namespace akv::bench; // the helpers every benchmark shares (bench_support.hpp)
 
 constexpr const char* default_scenarios = "^(add_bulk|add_single_c[0-9]+|process_c[0-9]+|latency_c[0-9]+)$";
 
@@ -150,10 +146,6 @@ struct knobs {
     }
 };
 
-double seconds_between(clock_type::time_point a, clock_type::time_point b) {
-    return std::chrono::duration<double>(b - a).count();
-}
-
 // Milliseconds on the steady clock: the peer's performance.now().
 double now_ms() {
     return std::chrono::duration<double, std::milli>(clock_type::now().time_since_epoch()).count();
@@ -188,23 +180,6 @@ double payload_t(const std::string& p) {
 }
 
 // ---- coroutine helpers
-
-// Runs make(0) ... make(count - 1) concurrently on this coroutine's executor, waits for all,
-// and rethrows the first failure.
-template <class MakeTask> asio::awaitable<void> all_of(int count, MakeTask make) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::steady_timer finished(ex, clock_type::time_point::max());
-    int remaining = count;
-    std::exception_ptr failure;
-    for (int i = 0; i < count; ++i)
-        asio::co_spawn(ex, make(i), [&](std::exception_ptr e) {
-            if (e && !failure) failure = e;
-            if (--remaining == 0) finished.cancel();
-        });
-    while (remaining > 0)
-        co_await finished.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (failure) std::rethrow_exception(failure);
-}
 
 asio::awaitable<void> sleep_for(clock_type::duration d) {
     asio::steady_timer t(co_await asio::this_coro::executor, d);
@@ -278,11 +253,6 @@ struct snapshot {
     double client_cpu = 0; // this process: user + sys, s
 };
 
-double info_number(const std::string& info, std::string_view field) {
-    const auto at = info.find(field);
-    return at == std::string::npos ? 0.0 : std::strtod(info.c_str() + at + field.size(), nullptr);
-}
-
 asio::awaitable<snapshot> snap(akv::client& admin) {
     akv::request req;
     req.push("INFO", "commandstats");
@@ -298,10 +268,7 @@ asio::awaitable<snapshot> snap(akv::client& admin) {
     const std::string& cpu = std::get<1>(resp).value();
     s.cpu = info_number(cpu, "used_cpu_user:") + info_number(cpu, "used_cpu_sys:");
     s.mem = static_cast<long long>(info_number(std::get<2>(resp).value(), "used_memory:"));
-    rusage self{};
-    ::getrusage(RUSAGE_SELF, &self);
-    const auto secs = [](timeval t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-    s.client_cpu = secs(self.ru_utime) + secs(self.ru_stime);
+    s.client_cpu = process_cpu_seconds();
     co_return s;
 }
 
@@ -343,14 +310,6 @@ void diff(const snapshot& a, const snapshot& b, double jobs, json::object& o) {
     for (std::size_t i = 0; i < per_usec.size() && i < 8; ++i)
         us[per_usec[i].second] = round_to(double(per_usec[i].first) / jobs, 2);
     o["usec_by_cmd"] = std::move(us);
-}
-
-asio::awaitable<void> flushall(akv::client& admin) {
-    akv::request req;
-    req.push("FLUSHALL");
-    akv::response<std::string> resp;
-    co_await admin.exec(req, resp);
-    std::get<0>(resp).value();
 }
 
 asio::awaitable<std::string> server_version(akv::client& admin) {
@@ -638,26 +597,6 @@ json::object sc_latency(const context& c, int conc) {
 
 // ---- the peer
 
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    ::close(fd);
-    if (!ok) throw std::runtime_error("cannot find a free loopback port");
-    return ntohs(addr.sin_port);
-}
-
-std::string number_text(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
-
 struct peer_output {
     std::map<std::string, std::map<std::string, json::object>> lines; // lib -> scenario -> line
     std::vector<json::object> errors; // lines with "error": a library or a scenario that failed
@@ -696,14 +635,8 @@ peer_output run_peer(const knobs& k, const std::string& bench_dir, const std::st
 }
 
 std::string log_tail(const std::string& path, std::size_t lines) {
-    std::ifstream in(path);
-    std::deque<std::string> tail;
-    for (std::string line; std::getline(in, line);) {
-        tail.push_back(std::move(line));
-        if (tail.size() > lines) tail.pop_front();
-    }
     std::string out;
-    for (const std::string& line : tail)
+    for (const std::string& line : last_lines(path, lines))
         out += (out.empty() ? "" : "\n") + line;
     return out;
 }
@@ -724,13 +657,7 @@ public:
     }
     json_line& number(std::string_view key, std::optional<double> v, int decimals) {
         field(key);
-        if (!v || !std::isfinite(*v)) {
-            out_ += "null";
-        } else {
-            char buf[64];
-            std::snprintf(buf, sizeof buf, "%.*f", decimals, *v);
-            out_ += buf;
-        }
+        append_fixed(out_, v, decimals);
         return *this;
     }
     // `from[key]` as `key_as`, if there.
@@ -739,10 +666,7 @@ public:
         if (v) set(key_as, *v);
         return *this;
     }
-    void print() const {
-        std::printf("{%s}\n", out_.c_str());
-        std::fflush(stdout);
-    }
+    void print() const { print_object_line(out_); }
 
 private:
     void field(std::string_view key) {
@@ -795,12 +719,6 @@ private:
     std::string out_;
 };
 
-std::optional<double> num(const json::object* o, std::string_view key) {
-    const json::value* v = o ? o->if_contains(key) : nullptr;
-    if (!v || !v->is_number()) return std::nullopt;
-    return v->to_number<double>();
-}
-
 std::optional<double> ratio(std::optional<double> a, std::optional<double> b) {
     if (!a || !b || *b <= 0) return std::nullopt;
     return *a / *b;
@@ -818,7 +736,7 @@ struct scenario {
 
 // The figure a round is ranked by: throughput, or p99 for the latency scenarios.
 std::optional<double> figure(const scenario& s, const json::object& o) {
-    return s.what == kind::latency ? num(&o, "p99_ms") : num(&o, "jobs_per_s");
+    return s.what == kind::latency ? number_field(&o, "p99_ms") : number_field(&o, "jobs_per_s");
 }
 
 // The median round (the lower one of an even count) by figure().
@@ -837,7 +755,7 @@ std::optional<double> med(const std::vector<json::object>* rounds, std::string_v
     if (!rounds) return std::nullopt;
     std::vector<double> v;
     for (const json::object& o : *rounds)
-        if (auto x = num(&o, key)) v.push_back(*x);
+        if (auto x = number_field(&o, key)) v.push_back(*x);
     if (v.empty()) return std::nullopt;
     std::ranges::sort(v);
     return v[(v.size() - 1) / 2];
@@ -847,7 +765,7 @@ json::array runs(const std::vector<json::object>* rounds, std::string_view key) 
     json::array out;
     if (rounds)
         for (const json::object& o : *rounds) {
-            const auto x = num(&o, key);
+            const auto x = number_field(&o, key);
             out.push_back(x ? json::value(*x) : json::value(nullptr));
         }
     return out;

@@ -35,10 +35,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
+#include "bench_support.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,9 +46,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -70,6 +66,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using namespace akv::bench; // the helpers every benchmark shares (bench_support.hpp)
+
 constexpr std::size_t dim = 44;                          // floats per entry
 constexpr std::size_t entry_bytes = dim * sizeof(float); // the `t` field
 constexpr long pipeline = 1000;                          // XADDs per add_many request
@@ -84,10 +82,6 @@ constexpr int publishers_in_flight = 2;
 constexpr std::size_t message_bytes = 100;
 constexpr std::size_t verify_outputs = 1000; // outputs re-scored, as the peer's VERIFY
 constexpr auto scenario_deadline = 60s; // a batcher that stops committing must not hang the run
-
-double seconds_between(clock_type::time_point a, clock_type::time_point b) {
-    return std::chrono::duration<double>(b - a).count();
-}
 
 // The peer's input generator (mulberry32), so both sides score the very same rows.
 class mulberry32 {
@@ -118,23 +112,6 @@ std::string make_inputs(long n) {
 field_list entry_fields(const std::string& inputs, long i) {
     return {{"t", inputs.substr(std::size_t(i) * entry_bytes, entry_bytes)},
             {"id", std::to_string(i)}};
-}
-
-// Runs make(0) ... make(count - 1) concurrently on this coroutine's executor, waits for all,
-// and rethrows the first failure.
-template <class MakeTask> asio::awaitable<void> all_of(int count, MakeTask make) {
-    auto ex = co_await asio::this_coro::executor;
-    asio::steady_timer finished(ex, clock_type::time_point::max());
-    int remaining = count;
-    std::exception_ptr failure;
-    for (int i = 0; i < count; ++i)
-        asio::co_spawn(ex, make(i), [&](std::exception_ptr e) {
-            if (e && !failure) failure = e;
-            if (--remaining == 0) finished.cancel();
-        });
-    while (remaining > 0)
-        co_await finished.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (failure) std::rethrow_exception(failure);
 }
 
 // Runs body(client) on a fresh io_context and one client, then stops the client.
@@ -172,24 +149,8 @@ asio::awaitable<cpu_seconds> cpu_now(akv::client& redis) {
     akv::response<std::string> resp;
     co_await redis.exec(req, resp);
     const std::string& info = std::get<0>(resp).value();
-    const auto seconds = [&](std::string_view field) {
-        const auto at = info.find(field);
-        return at == std::string::npos ? 0.0
-                                       : std::strtod(info.c_str() + at + field.size(), nullptr);
-    };
-    rusage self{};
-    ::getrusage(RUSAGE_SELF, &self);
-    const auto to_seconds = [](timeval t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
-    co_return cpu_seconds{seconds("used_cpu_user:") + seconds("used_cpu_sys:"),
-                          to_seconds(self.ru_utime) + to_seconds(self.ru_stime)};
-}
-
-asio::awaitable<void> flushall(akv::client& redis) {
-    akv::request req;
-    req.push("FLUSHALL");
-    akv::response<std::string> resp;
-    co_await redis.exec(req, resp);
-    std::get<0>(resp).value();
+    co_return cpu_seconds{info_number(info, "used_cpu_user:") + info_number(info, "used_cpu_sys:"),
+                          process_cpu_seconds()};
 }
 
 // ---- xadd
@@ -503,20 +464,6 @@ pubsub_result run_pubsub(const akv::config& cfg, int subscribers, double publish
 
 // ---- the peer
 
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) throw std::runtime_error("socket() failed");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-    ::close(fd);
-    if (!ok) throw std::runtime_error("cannot find a free loopback port");
-    return ntohs(addr.sin_port);
-}
-
 // The peer's JSON lines by scenario name. `bench_dir` keeps its npm install (BENCH_DIR),
 // `scenarios` is a regex of the scenario names to run (SCENARIOS), and its stderr (npm,
 // progress) is appended to `log_path`.
@@ -524,13 +471,12 @@ std::map<std::string, json::object> run_peer(const std::string& script,
                                              const std::string& bench_dir, long n,
                                              double publish_seconds, const std::string& scenarios,
                                              const std::string& log_path) {
-    char seconds[32];
-    std::snprintf(seconds, sizeof seconds, "%g", publish_seconds);
-    const std::string cmd =
-        "N=" + std::to_string(n) + " PIPE=" + std::to_string(pipeline) +
-        " BATCHES=" + std::to_string(batch_size) + " LOOPS=" + std::to_string(batcher_loops) +
-        " PUB_SUBS=1,100 PUB_SECONDS=" + seconds + " SCENARIOS='" + scenarios + "' BENCH_DIR='" +
-        bench_dir + "' '" + script + "' " + std::to_string(free_port()) + " 2>>'" + log_path + "'";
+    const std::string cmd = "N=" + std::to_string(n) + " PIPE=" + std::to_string(pipeline) +
+                            " BATCHES=" + std::to_string(batch_size) +
+                            " LOOPS=" + std::to_string(batcher_loops) +
+                            " PUB_SUBS=1,100 PUB_SECONDS=" + number_text(publish_seconds) +
+                            " SCENARIOS='" + scenarios + "' BENCH_DIR='" + bench_dir + "' '" +
+                            script + "' " + std::to_string(free_port()) + " 2>>'" + log_path + "'";
     std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
     if (!pipe) throw std::runtime_error("cannot run: " + cmd);
     std::map<std::string, json::object> lines;
@@ -548,14 +494,8 @@ std::map<std::string, json::object> run_peer(const std::string& script,
 
 // The last `lines` lines of the file at `path` (the peer's log is gone after the run).
 std::string log_tail(const std::string& path, std::size_t lines) {
-    std::ifstream in(path);
-    std::deque<std::string> tail;
-    for (std::string line; std::getline(in, line);) {
-        tail.push_back(std::move(line));
-        if (tail.size() > lines) tail.pop_front();
-    }
     std::string out;
-    for (const std::string& line : tail)
+    for (const std::string& line : last_lines(path, lines))
         out += "  " + line + "\n";
     return out;
 }
@@ -609,10 +549,7 @@ public:
         if (!other.fields_.empty()) fields_ += (fields_.empty() ? "" : ",") + other.fields_;
         return *this;
     }
-    void print() const {
-        std::printf("{%s}\n", fields_.c_str());
-        std::fflush(stdout);
-    }
+    void print() const { print_object_line(fields_); }
 
 private:
     void field(std::string_view key) {
@@ -622,13 +559,7 @@ private:
         fields_ += "\":";
     }
     void append_number(std::optional<double> value, int decimals) {
-        if (!value || !std::isfinite(*value)) {
-            fields_ += "null";
-            return;
-        }
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.*f", decimals, *value);
-        fields_ += buf;
+        append_fixed(fields_, value, decimals);
     }
     std::string fields_;
 };
@@ -707,9 +638,7 @@ template <class T> std::size_t median_index(const std::vector<T>& values) {
 }
 
 std::optional<double> peer_rate(const std::optional<json::object>& line, const std::string& key) {
-    const json::value* v = line ? line->if_contains(key) : nullptr;
-    if (!v || !v->is_number()) return std::nullopt;
-    return v->to_number<double>();
+    return number_field(line ? &*line : nullptr, key);
 }
 
 // The median of our rounds against the median of the peer's rounds.
