@@ -72,6 +72,10 @@ void worker::kick() { wake_.cancel(); }
 void worker::stop() {
     if (stopping_) return;
     stopping_ = true;
+    // Prefetched jobs go back at once; running ones get the grace period.
+    std::vector<std::string> waiting;
+    for (const auto& rj : queued_) waiting.push_back(rj->job.id);
+    for (const auto& id : waiting) cancel_running(id, "shutdown");
     // Expired: a wait begun after this returns at once, one begun before is cancelled.
     stop_signal_.expires_at(asio::steady_timer::time_point::min());
     kick();
@@ -87,7 +91,7 @@ asio::awaitable<void> worker::run() {
 
 asio::awaitable<void> worker::grace() {
     co_await AKV_WAIT_FOR_STOP();
-    if (running_.empty()) co_return;
+    if (started_ == 0) co_return;
     asio::steady_timer t(client_.get_executor(), options_.shutdown_grace);
     grace_timer_ = &t;
     co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -100,8 +104,45 @@ asio::awaitable<void> worker::grace() {
 void worker::cancel_running(const std::string& id, std::string reason) {
     auto it = running_.find(id);
     if (it == running_.end() || !it->second->cancel_reason.empty()) return;
-    it->second->cancel_reason = std::move(reason);
-    it->second->cancel.emit(asio::cancellation_type::terminal);
+    auto& rj = *it->second;
+    if (!rj.started) {
+        // Prefetched, never started: nothing to stop. Back to the queue, or cancelled.
+        std::erase(queued_, it->second);
+        if (is_shutdown(reason)) {
+            handback_.push_back(id);
+        } else {
+            finished f;
+            f.id = id;
+            f.ok = false;
+            f.delay = cancelled_run;
+            f.value = "cancelled before it started";
+            f.options = rj.job.options;
+            done_.push_back(std::move(f));
+        }
+        running_.erase(it);
+        kick();
+        return;
+    }
+    rj.cancel_reason = std::move(reason);
+    rj.cancel.emit(asio::cancellation_type::terminal);
+}
+
+void worker::start_ready() {
+    while (started_ < options_.concurrency && !queued_.empty() && !stopping_) {
+        auto rj = std::move(queued_.front());
+        queued_.pop_front();
+        if (rj->lost) { // its lease expired while it waited here: it runs elsewhere now
+            running_.erase(rj->job.id);
+            continue;
+        }
+        rj->started = true;
+        ++started_;
+        // The completion handler holds `rj`: its signal must outlive the spawned coroutine,
+        // whose cancellation handler lives in the signal's slot until co_spawn completes.
+        asio::co_spawn(client_.get_executor(), run_job(rj),
+                       asio::bind_cancellation_slot(rj->cancel.slot(),
+                                                    [rj](std::exception_ptr) {}));
+    }
 }
 
 asio::awaitable<void> worker::pump() {
@@ -111,8 +152,9 @@ asio::awaitable<void> worker::pump() {
             asio::steady_timer t(client_.get_executor(), pause_after_error);
             co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
         }
-        const std::size_t free =
-            stopping_ ? 0 : options_.concurrency - std::min(options_.concurrency, running_.size());
+        // Claimed jobs (running or prefetched) stay under concurrency + prefetch.
+        const std::size_t limit = options_.concurrency + options_.prefetch;
+        const std::size_t free = stopping_ ? 0 : limit - std::min(limit, running_.size());
         const std::size_t want = starved_ ? 0 : std::min(free, options_.max_batch);
         const bool metrics_due =
             metrics_.completed > 0 &&
@@ -279,12 +321,9 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
         }
         rj->job.attempt = static_cast<unsigned>(std::stoul(v.elements[i + 2].str)) + 1;
         running_.emplace(id, rj);
-        // The completion handler holds `rj`: its signal must outlive the spawned coroutine,
-        // whose cancellation handler lives in the signal's slot until co_spawn completes.
-        asio::co_spawn(client_.get_executor(), run_job(rj),
-                       asio::bind_cancellation_slot(rj->cancel.slot(),
-                                                    [rj](std::exception_ptr) {}));
+        queued_.push_back(std::move(rj));
     }
+    start_ready();
 }
 
 asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
@@ -319,6 +358,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         if (is_shutdown(rj->cancel_reason)) {
             handback_.push_back(j.id); // it did not fail: its worker is leaving
             running_.erase(j.id);
+            --started_;
             kick();
             co_return;
         }
@@ -340,6 +380,8 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     }
     done_.push_back(std::move(f));
     running_.erase(j.id);
+    --started_;
+    start_ready();
     kick();
 }
 

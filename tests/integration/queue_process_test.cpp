@@ -387,7 +387,10 @@ TEST(TaskQueueProcess, GracefulShutdownLosesNothing) {
     ASSERT_TRUE(status) << "still running after the grace: " << first.output();
     EXPECT_TRUE(exited_zero(status)) << first.output();
     EXPECT_LT(took, 5.0) << "a graceful stop should not need the whole grace";
-    EXPECT_EQ(first.drained("handed_back"), 0) << first.output();
+    // Running jobs finish within the grace; only prefetched ones (never started, at most
+    // worker_options::prefetch of them) go back to the queue.
+    EXPECT_LE(first.drained("handed_back"), static_cast<long long>(worker_options{}.prefetch))
+        << first.output();
     const auto done_by_first = first.drained("completed");
     EXPECT_GE(done_by_first, 16) << first.output();
 

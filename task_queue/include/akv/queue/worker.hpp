@@ -1,5 +1,6 @@
 // Runs a handler on the jobs of one queue: `concurrency` coroutines at once in this process,
-// any number of processes side by side. Delivery is at least once:
+// with up to `prefetch` more jobs claimed ahead; any number of processes side by side.
+// Delivery is at least once:
 //
 //  * claim: one Lua call claims a batch of ready jobs and leases each (lease_time); a renewer
 //    extends the leases of running jobs every lease_time / 3, so a job whose worker died is
@@ -65,6 +66,10 @@ struct worker_options {
     std::chrono::milliseconds shutdown_grace{10000};
     std::chrono::milliseconds idle_wait{5000}; // longest single block on the marker
     std::size_t max_batch = 128;               // jobs per claim call
+    // Jobs claimed ahead of free handlers (leased, waiting in this process): a handler that
+    // finishes starts the next at once, and acks and claims go in larger batches. Celery's
+    // prefetch; 0 claims only for free handlers (fairest when jobs are long).
+    std::size_t prefetch = 16;
 };
 
 struct worker_stats {
@@ -92,7 +97,7 @@ public:
     void stop();
 
     const worker_stats& stats() const noexcept { return stats_; }
-    std::size_t running() const noexcept { return running_.size(); }
+    std::size_t running() const noexcept { return started_; }
     const std::string& token() const noexcept { return token_; }
     const std::string& queue() const noexcept { return queue_; }
 
@@ -103,6 +108,7 @@ private:
         asio::cancellation_signal cancel;
         std::string cancel_reason; // set when cancel was emitted: why
         bool lost = false;
+        bool started = false; // false while prefetched
     };
     struct finished {
         std::string id;
@@ -130,6 +136,7 @@ private:
                                 const std::vector<std::string>& back, std::size_t want,
                                 bool send_metrics);
     void kick();
+    void start_ready(); // starts prefetched jobs while handlers are free
     void cancel_running(const std::string& id, std::string reason);
 
     client& client_;
@@ -140,7 +147,9 @@ private:
     messaging::subscriber* events_;
     std::string token_;
 
-    std::map<std::string, std::shared_ptr<running_job>> running_;
+    std::map<std::string, std::shared_ptr<running_job>> running_; // every job leased here
+    std::deque<std::shared_ptr<running_job>> queued_;              // prefetched, not started
+    std::size_t started_ = 0;                                      // handlers running
     std::vector<finished> done_;       // outcomes waiting for the next flush
     std::vector<std::string> handback_; // jobs given back at shutdown, not yet flushed
     asio::steady_timer wake_;         // the pump's: work to do
