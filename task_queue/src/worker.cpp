@@ -176,7 +176,10 @@ asio::awaitable<void> worker::pump() {
         try {
             co_await flush(batch, back, want, metrics_due);
             pause_after_error = std::chrono::milliseconds(0);
-        } catch (const boost::system::system_error&) {
+        } catch (const boost::system::system_error& e) {
+            // The client was shut down: nothing more can be sent. Leased jobs are recovered
+            // by other workers once their leases expire.
+            if (e.code() == error::connection_closed) break;
             // The server or the connection failed: keep the outcomes and try again. A call
             // that ran but whose reply was lost is harmless: acks of leases already gone are
             // reported lost, claimed jobs we never saw are recovered after their lease.

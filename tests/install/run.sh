@@ -51,6 +51,8 @@ fi
 # The README's example goes into the consumer project as it stands in README.md.
 mkdir -p "$tmp/build"
 sed -n '/^```cpp$/,/^```$/p' "$source_dir/README.md" | sed '1d;$d' >"$tmp/build/readme_example.cpp"
+sed -n '/^```cpp task_queue$/,/^```$/p' "$source_dir/README.md" | sed '1d;$d' \
+    >"$tmp/build/readme_queue_example.cpp"
 if [[ ! -s "$tmp/build/readme_example.cpp" ]]; then
     echo "install test: no \`\`\`cpp example found in README.md" >&2
     exit 1
@@ -78,5 +80,12 @@ readme=$("$tmp/build/readme_example")
 echo "readme example: $readme"
 if [[ "$readme" != "hello #1" ]]; then
     echo "install test: the README example printed '$readme', expected 'hello #1'" >&2
+    exit 1
+fi
+
+queue=$(timeout 60 "$tmp/build/readme_queue_example")
+echo "readme queue example: $queue"
+if [[ "$queue" != "sent to a@b.c" ]]; then
+    echo "install test: the README queue example printed '$queue', expected 'sent to a@b.c'" >&2
     exit 1
 fi

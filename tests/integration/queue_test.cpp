@@ -486,3 +486,22 @@ TEST(TaskQueue, ConcurrentEnqueuesShareLuaCalls) {
         EXPECT_EQ((co_await a.counts()).waiting, 200u);
     }());
 }
+
+TEST(TaskQueue, WorkerEndsWhenItsClientIsShutDown) {
+    akv::embedded_server server;
+    asio::io_context io;
+    akv::client c(io.get_executor(), server.config());
+    bool client_done = false, worker_done = false;
+    asio::co_spawn(io, c.run(), [&](std::exception_ptr) { client_done = true; });
+    std::vector<std::string> seen;
+    worker w(c, "q", echo(seen));
+    asio::co_spawn(io, w.run(), [&](std::exception_ptr) { worker_done = true; });
+    producer p(c, "q");
+    run_task(io, [&]() -> asio::awaitable<void> { co_await p.enqueue("x"); }());
+    ASSERT_TRUE(run_until(io, [&] { return seen.size() == 1; }, 10s));
+    // Stopping after the client is gone: the final flush cannot be sent, and must not be
+    // retried forever.
+    c.cancel();
+    w.stop();
+    EXPECT_TRUE(run_until(io, [&] { return worker_done && client_done; }, 10s));
+}
