@@ -9,12 +9,12 @@ local id = ARGV[1]
 local rec = redis.call('HGET', k.jobs, id)
 if not rec then return 'unknown' end
 if redis.call('ZSCORE', k.failed, id) then return 'finished' end
-local h = header(rec) or {ttl = 0, unique = ''}
+local h = header(rec) or {unique = ''}
 local removed = redis.call('ZREM', k.prio, id) + redis.call('ZREM', k.delayed, id)
 if removed == 0 then removed = redis.call('LREM', k.wait, 1, id) end
 if removed > 0 then
   local now = now_ms()
-  to_failed(k, id, 'cancelled: ' .. ARGV[2], h.unique, h.ttl, now, 'x')
+  to_failed(k, id, 'cancelled: ' .. ARGV[2], h.unique, now, 'x')
   publish(k, 'done ' .. id)
   return 'cancelled'
 end

@@ -15,7 +15,7 @@ local token = ARGV[2]
 local members = {}
 for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 5] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
-local lost, gone, notify, failed_before = {}, {}, {}, {}
+local lost, gone, own, notify, failed_before = {}, {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
@@ -23,10 +23,11 @@ if n > 0 then
     local id = ARGV[b]
     if held[j + 1] then
       gone[#gone + 1] = id
+      own[#own + 1] = members[j + 1]
       local ttl = tonumber(ARGV[b + 1])
       if ttl > 0 then
         now = now or now_ms()
-        keep_result(k, id, 'c', ARGV[b + 2], ttl, now)
+        keep_result(k, id, ARGV[b + 2], ttl, now)
         notify[#notify + 1] = id
       end
       forget_unique(k, ARGV[b + 3], id)
@@ -37,8 +38,6 @@ if n > 0 then
   end
 end
 if #gone > 0 then
-  local own = {}
-  for _, id in ipairs(gone) do own[#own + 1] = id .. '@' .. token end
   variadic('ZREM', k.active, own)
   variadic('HDEL', k.jobs, gone)
   if #failed_before > 0 then

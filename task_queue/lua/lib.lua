@@ -34,7 +34,6 @@ local function header(rec)
   local ulen = tonumber(f[11]) or 0
   return {
     max_attempts = tonumber(f[2]) or 1,
-    ttl = tonumber(f[7]) or 0,
     priority = tonumber(f[8]) or 0,
     unique = string.sub(rec, pos, pos + ulen - 1),
   }
@@ -65,18 +64,16 @@ local function forget_unique(k, uk, id)
   if uk ~= '' and redis.call('HGET', k.unique, uk) == id then redis.call('HDEL', k.unique, uk) end
 end
 
--- A finished job's outcome ("c" completed, "f" failed, "x" cancelled + its text), kept ttl ms.
-local function keep_result(k, id, status, text, ttl, now)
-  if ttl > 0 then
-    redis.call('HSET', k.results, id, status .. text)
-    redis.call('ZADD', k.done, now + ttl, id)
-  end
+-- A completed job's result ("c" + its text), kept ttl ms: `done` indexes the expiry.
+local function keep_result(k, id, text, ttl, now)
+  redis.call('HSET', k.results, id, 'c' .. text)
+  redis.call('ZADD', k.done, now + ttl, id)
 end
 
 -- Ends a job for good as failed (or cancelled): the record stays for `retry`, and so does its
 -- result (no expiry: it goes with the job, by remove or retry), outside `done`, which indexes
 -- completed jobs only.
-local function to_failed(k, id, text, uk, ttl, now, status)
+local function to_failed(k, id, text, uk, now, status)
   redis.call('ZADD', k.failed, now, id)
   redis.call('HSET', k.errors, id, text)
   forget_unique(k, uk, id)

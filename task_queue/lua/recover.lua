@@ -13,16 +13,16 @@ for _, member in ipairs(expired) do
   local id = strip_token(member)
   local rec = redis.call('HGET', k.jobs, id)
   if rec then
-    local h = header(rec) or {max_attempts = 1, ttl = 0, priority = 0, unique = ''}
+    local h = header(rec) or {max_attempts = 1, priority = 0, unique = ''}
     local attempts = redis.call('HINCRBY', k.attempts, id, 1)
     if redis.call('SREM', k.cancel, id) == 1 then
-      to_failed(k, id, redis.call('HGET', k.errors, id) or 'cancelled', h.unique, h.ttl, now, 'x')
+      to_failed(k, id, redis.call('HGET', k.errors, id) or 'cancelled', h.unique, now, 'x')
       failed = failed + 1
       notify[#notify + 1] = id
     elseif attempts >= h.max_attempts then
       local text = 'lease expired ' .. attempts .. ' times: the worker died or stalled'
       redis.call('HSET', k.errors, id, text)
-      to_failed(k, id, text, h.unique, h.ttl, now, 'f')
+      to_failed(k, id, text, h.unique, now, 'f')
       failed = failed + 1
       notify[#notify + 1] = id
     else

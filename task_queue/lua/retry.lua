@@ -4,7 +4,7 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, delay ms (-1 final failure, -2 cancelled),
--- error text, unique key, result ttl ms, priority.
+-- error text, unique key, priority.
 -- Returns the ids whose lease was lost.
 local k = keys_of(KEYS[1])
 local now = now_ms()
@@ -13,13 +13,13 @@ local token = ARGV[2]
 local lost, notify = {}, {}
 local failed = 0
 for j = 0, n - 1 do
-  local b = 3 + j * 6
+  local b = 3 + j * 5
   local id = ARGV[b]
   if redis.call('ZREM', k.active, id .. '@' .. token) == 0 then
     lost[#lost + 1] = id
   else
     local delay, text, uk = tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
-    local ttl, pr = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
+    local pr = tonumber(ARGV[b + 4])
     redis.call('HINCRBY', k.attempts, id, 1)
     if delay == -2 then -- cancel.lua left the reason in `errors`
       text = redis.call('HGET', k.errors, id) or text
@@ -27,7 +27,7 @@ for j = 0, n - 1 do
     redis.call('HSET', k.errors, id, text)
     redis.call('SREM', k.cancel, id)
     if delay < 0 then
-      to_failed(k, id, text, uk, ttl, now, delay == -2 and 'x' or 'f')
+      to_failed(k, id, text, uk, now, delay == -2 and 'x' or 'f')
       failed = failed + 1
       notify[#notify + 1] = id
     elseif delay > 0 then

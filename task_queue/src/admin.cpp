@@ -264,7 +264,7 @@ asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes)
     minutes = std::clamp<std::size_t>(minutes, 1, 120);
     request req;
     for (std::size_t i = minutes; i-- > 0;)
-        req.push("HGETALL", prefix_ + "m:" + std::to_string(now_minute - static_cast<long long>(i)));
+        req.push("HGETALL", detail::metrics_key(prefix_, now_minute - static_cast<long long>(i)));
     generic_response resp;
     co_await client_.exec(req, resp);
     std::vector<minute_metrics> out;
@@ -315,7 +315,7 @@ asio::awaitable<void> admin::obliterate() {
                                 .count();
     std::vector<std::string> metric_keys;
     for (long long i = 0; i < 130; ++i)
-        metric_keys.push_back(prefix_ + "m:" + std::to_string(now_minute - i));
+        metric_keys.push_back(detail::metrics_key(prefix_, now_minute - i));
     req.push("DEL", metric_keys);
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);

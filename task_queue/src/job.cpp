@@ -95,6 +95,13 @@ std::int64_t wall_ms() {
         .count();
 }
 
+std::string metrics_key(std::string_view prefix, std::int64_t minute) {
+    std::string key(prefix);
+    key += "m:";
+    key += std::to_string(minute);
+    return key;
+}
+
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
                           std::chrono::milliseconds delay, std::string_view payload) {
     std::string r;

@@ -71,7 +71,7 @@ asio::awaitable<void> producer::send_pending() {
     std::exception_ptr failure;
     std::vector<std::string> ids;
     try {
-        ids = co_await enqueue_bulk(jobs);
+        ids = co_await send_bulk(jobs); // each was validated by its enqueue()
     } catch (...) {
         failure = std::current_exception();
     }
@@ -98,6 +98,10 @@ asio::awaitable<std::string> producer::enqueue_json(const boost::json::value& pa
 
 asio::awaitable<std::vector<std::string>> producer::enqueue_bulk(std::span<const new_job> jobs) {
     for (const auto& j : jobs) validate(j.options);
+    co_return co_await send_bulk(jobs);
+}
+
+asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const new_job> jobs) {
     std::vector<std::string> ids;
     ids.reserve(jobs.size());
     const std::vector<std::string> keys{prefix_};

@@ -85,12 +85,13 @@ asio::awaitable<void> worker::run() {
     co_await (pump() && waker() && renewer() && listen() && grace());
 }
 
-// Waits until stop(); returns at once if stopping already.
-#define AKV_WAIT_FOR_STOP()                                                                    \
-    (stop_signal_.async_wait(asio::as_tuple(asio::use_awaitable)))
+// Completes once stop() is called (at once when it has been).
+asio::awaitable<std::tuple<boost::system::error_code>> worker::stop_requested() {
+    return stop_signal_.async_wait(asio::as_tuple(asio::use_awaitable));
+}
 
 asio::awaitable<void> worker::grace() {
-    co_await AKV_WAIT_FOR_STOP();
+    co_await stop_requested();
     if (started_ == 0) co_return;
     asio::steady_timer t(client_.get_executor(), options_.shutdown_grace);
     grace_timer_ = &t;
@@ -200,7 +201,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                                     const std::vector<std::string>& back, std::size_t want,
                                     bool send_metrics) {
     const std::int64_t now = detail::wall_ms();
-    const std::string metrics_key = prefix_ + "m:" + std::to_string(now / 60000);
+    const std::string metrics_key = detail::metrics_key(prefix_, now / 60000);
     std::vector<scripts::call> calls;
     std::size_t completes = 0, retries = 0;
     scripts::call complete = scripts::make_call(scripts::complete(), prefix_, metrics_key);
@@ -222,7 +223,6 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             retry.args.push_back(std::to_string(f.delay));
             retry.args.push_back(f.value);
             retry.args.push_back(f.options.unique_key);
-            retry.args.push_back(std::to_string(f.options.result_ttl.count()));
             retry.args.push_back(std::to_string(f.options.priority));
         }
     }
@@ -317,7 +317,6 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             f.ok = false;
             f.delay = final_failure;
             f.value = e.what();
-            f.options.result_ttl = std::chrono::hours(1);
             done_.push_back(std::move(f));
             // A lease is held: count it as running until the failure is flushed.
             continue;
@@ -409,7 +408,7 @@ asio::awaitable<void> worker::waker() {
             response<ignore_t> resp;
             bool failed = false;
             try {
-                co_await (client_.exec(req, resp) || AKV_WAIT_FOR_STOP());
+                co_await (client_.exec(req, resp) || stop_requested());
             } catch (const boost::system::system_error&) {
                 failed = true; // connection trouble: the pump's claim will find out
             }
@@ -475,7 +474,7 @@ asio::awaitable<void> worker::listen() {
     }
     try {
         while (!stopping_) {
-            auto m = co_await (sub->receive() || AKV_WAIT_FOR_STOP());
+            auto m = co_await (sub->receive() || stop_requested());
             if (m.index() == 1) break;
             const auto& text = std::get<0>(m).payload;
             if (text.rfind("cancel ", 0) == 0) cancel_running(text.substr(7), "cancelled");
@@ -485,7 +484,5 @@ asio::awaitable<void> worker::listen() {
     }
     if (!sub->closed()) co_await sub->unsubscribe();
 }
-
-#undef AKV_WAIT_FOR_STOP
 
 } // namespace akv::queue

@@ -83,6 +83,8 @@ std::optional<job_result> decode_result(std::string_view stored);
 std::string random_token();
 // This machine's clock, ms since the epoch.
 std::int64_t wall_ms();
+// The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
+std::string metrics_key(std::string_view prefix, std::int64_t minute);
 } // namespace detail
 
 } // namespace akv::queue

@@ -50,6 +50,8 @@ private:
     struct pending_add;
     asio::awaitable<std::optional<job_result>> stored_result(const std::string& id);
     asio::awaitable<void> send_pending();
+    // enqueue_bulk without the option checks (done by the caller).
+    asio::awaitable<std::vector<std::string>> send_bulk(std::span<const new_job> jobs);
 
     client& client_;
     std::string queue_;

@@ -132,6 +132,7 @@ private:
     asio::awaitable<void> renewer();
     asio::awaitable<void> listen();
     asio::awaitable<void> grace();
+    asio::awaitable<std::tuple<boost::system::error_code>> stop_requested();
     asio::awaitable<void> flush(const std::vector<finished>& batch,
                                 const std::vector<std::string>& back, std::size_t want,
                                 bool send_metrics);
