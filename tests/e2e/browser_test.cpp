@@ -1,0 +1,365 @@
+// End to end in a real browser: headless Chromium opens the gateway's demo page (served by the
+// akv-gateway binary, which talks to an embedded redis-server) and the test watches the page's
+// DOM over the DevTools protocol while it publishes, kills and restarts the gateway. Skipped
+// when Chromium is not installed (script/deps installs it).
+#include "support/cdp.hpp"
+#include "support/harness.hpp"
+#include "support/running_client.hpp"
+
+#include <akv/embedded_server.hpp>
+#include <akv/gateway/options.hpp>
+#include <akv/gateway/publish.hpp>
+#include <akv/gateway/token.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <gtest/gtest.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <random>
+#include <regex>
+
+#ifndef AKV_GATEWAY_PATH
+#error "AKV_GATEWAY_PATH must name the akv-gateway binary (tests/CMakeLists.txt)"
+#endif
+
+using namespace akv::test;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+
+namespace {
+
+std::string chromium_path() {
+    const char* from_env = std::getenv("AKV_CHROMIUM");
+    return from_env && *from_env ? from_env : "/usr/bin/chromium";
+}
+
+std::string random_hex(std::size_t bytes) {
+    std::random_device rd;
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < bytes; ++i) {
+        const auto b = static_cast<unsigned>(rd()) & 0xff;
+        out += digits[b >> 4];
+        out += digits[b & 0xf];
+    }
+    return out;
+}
+
+// A stream id "ms-seq" as the two numbers it is made of; nullopt if it is not one.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> parse_offset(std::string_view s) {
+    const auto dash = s.find('-');
+    if (dash == std::string_view::npos) return std::nullopt;
+    std::uint64_t ms = 0, seq = 0;
+    const auto a = std::from_chars(s.data(), s.data() + dash, ms);
+    const auto b = std::from_chars(s.data() + dash + 1, s.data() + s.size(), seq);
+    if (a.ec != std::errc{} || a.ptr != s.data() + dash || b.ec != std::errc{} ||
+        b.ptr != s.data() + s.size() || dash == 0 || dash + 1 == s.size())
+        return std::nullopt;
+    return std::make_pair(ms, seq);
+}
+
+struct http_reply {
+    unsigned status = 0;
+    std::string body;
+};
+
+// One HTTP/1.1 POST to the gateway, bounded by `limit`.
+http_reply http_post(std::uint16_t port, const std::string& target, const std::string& api_key,
+                     const std::string& body, std::chrono::milliseconds limit = 10s) {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(limit);
+    http::request<http::string_body> req(http::verb::post, target, 11);
+    req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
+    req.set(http::field::authorization, "apikey " + api_key);
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::response<http::string_body> res;
+    beast::flat_buffer buffer;
+    const asio::ip::tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            co_await stream.async_connect(endpoint, asio::use_awaitable);
+            co_await http::async_write(stream, req, asio::use_awaitable);
+            co_await http::async_read(stream, buffer, res, asio::use_awaitable);
+        },
+        [&](std::exception_ptr e) {
+            failure = e;
+            done = true;
+        });
+    io.run();
+    if (!done) throw std::runtime_error("POST " + target + ": did not complete");
+    if (failure) std::rethrow_exception(failure);
+    return {res.result_int(), res.body()};
+}
+
+// The akv-gateway binary as a child process, its output in a log file.
+class gateway_process {
+public:
+    gateway_process(const std::filesystem::path& log_file, const std::string& listen,
+                    const std::string& redis_url, const std::string& secret,
+                    const std::string& api_key)
+        : process_({AKV_GATEWAY_PATH, "--listen", listen, "--redis", redis_url, "--history",
+                    "demo*=1000"},
+                   {"AKV_GATEWAY_SECRET=" + secret, "AKV_GATEWAY_API_KEY=" + api_key}, log_file) {}
+
+    // The port from its "akv-gateway listening on http://127.0.0.1:<port>" line; 0 if it
+    // exited or did not print it in time.
+    std::uint16_t wait_listening(std::chrono::milliseconds limit) {
+        static const std::regex ready(R"(akv-gateway listening on http://127\.0\.0\.1:(\d+)\s)");
+        std::uint16_t port = 0;
+        poll_until(
+            [&] {
+                std::smatch m;
+                const std::string log = process_.log();
+                if (std::regex_search(log, m, ready)) {
+                    port = static_cast<std::uint16_t>(std::stoul(m[1].str()));
+                    return true;
+                }
+                return !process_.running();
+            },
+            limit, 20ms);
+        return port;
+    }
+
+    void kill() { process_.kill(); }
+    bool running() { return process_.running(); }
+    std::string log_tail() const { return process_.log_tail(); }
+
+private:
+    child_process process_;
+};
+
+class BrowserE2E : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!std::filesystem::exists(chromium_path()))
+            GTEST_SKIP() << chromium_path()
+                         << " is not installed (script/deps installs chromium; AKV_CHROMIUM "
+                            "names another binary)";
+        redis_.emplace();
+        secret_ = random_hex(32);
+        api_key_ = random_hex(16);
+        start_gateway("127.0.0.1:0");
+        ASSERT_NE(gateway_port_, 0);
+        browser_.emplace(chromium_path(), 20s);
+        page_ = browser_->new_page();
+
+        akv::gateway::token_claims claims;
+        claims.subject = "e2e";
+        claims.expires = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count() +
+                         3600;
+        claims.channels = {"demo*"};
+        claims.publish = {"demo*"};
+        token_ = akv::gateway::sign_token(claims, secret_);
+    }
+
+    void TearDown() override {
+        browser_.reset();
+        gateway_.reset();
+    }
+
+    // Starts akv-gateway (again) and sets gateway_port_; 0 if it did not come up. A restart
+    // on the same port retries while the port is not free yet.
+    void start_gateway(const std::string& listen, std::chrono::milliseconds limit = 20s) {
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        gateway_port_ = 0;
+        while (gateway_port_ == 0 && std::chrono::steady_clock::now() < deadline) {
+            gateway_.reset();
+            const auto log =
+                logs_.path() / ("gateway-" + std::to_string(++gateway_starts_) + ".log");
+            gateway_.emplace(log, listen, redis_->url(), secret_, api_key_);
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline - std::chrono::steady_clock::now());
+            gateway_port_ = gateway_->wait_listening(std::max(left, 0ms));
+        }
+    }
+
+    // The value of `expression` in the page.
+    json::value evaluate(const std::string& expression, bool await_promise = false) {
+        return browser_->cdp().evaluate(page_, expression, await_promise);
+    }
+
+    // Polls `expression` until it is true; an exception in the page (a document still
+    // loading) counts as not yet. False at the deadline.
+    bool wait_page(const std::string& expression, std::chrono::milliseconds limit) {
+        return poll_until(
+            [&] {
+                try {
+                    const json::value v = evaluate(expression);
+                    return v.is_bool() && v.get_bool();
+                } catch (const std::exception& e) {
+                    last_page_error_ = e.what();
+                    return false;
+                }
+            },
+            limit);
+    }
+
+    void open_page_and_wait_connected() {
+        const std::string url = "http://127.0.0.1:" + std::to_string(gateway_port_) +
+                                "/?token=" + token_ + "&channel=demo";
+        browser_->cdp().navigate(page_, url);
+        ASSERT_TRUE(wait_page(connected_and_subscribed, 15s))
+            << "the page did not connect and subscribe\n"
+            << diagnostics();
+    }
+
+    // (data-offset, text) of each <li> in #messages, in document order.
+    std::vector<std::pair<std::string, std::string>> page_messages() {
+        const json::value v =
+            evaluate("JSON.stringify(Array.from(document.querySelectorAll('#messages li'))"
+                     ".map((li) => [li.dataset.offset || '', li.textContent]))");
+        std::vector<std::pair<std::string, std::string>> out;
+        const json::value list = json::parse(v.as_string());
+        for (const auto& item : list.as_array()) {
+            const auto& pair = item.as_array();
+            out.emplace_back(std::string(pair.at(0).as_string()),
+                             std::string(pair.at(1).as_string()));
+        }
+        return out;
+    }
+
+    std::string diagnostics() {
+        std::string out = "last page error: " + last_page_error_ + "\n";
+        try {
+            out += "page: " +
+                   json::serialize(
+                       evaluate("JSON.stringify({state: document.getElementById('state')"
+                                ".textContent, count: document.getElementById('count')"
+                                ".textContent, error: document.getElementById('error')"
+                                ".textContent, messages: document.getElementById('messages')"
+                                ".innerText})")) +
+                   "\n";
+        } catch (const std::exception& e) {
+            out += std::string("page unreadable: ") + e.what() + "\n";
+        }
+        if (browser_) out += "page console:\n" + browser_->cdp().console_log();
+        if (gateway_) out += "gateway log:\n" + gateway_->log_tail();
+        return out;
+    }
+
+    // The client said connected and the server confirmed the subscription.
+    static constexpr const char* connected_and_subscribed =
+        "!!window.akvClient && akvClient.state === 'connected' && akvSubscription.subscribed"
+        " && document.getElementById('state').textContent === 'connected'";
+
+    temp_dir logs_{"akv-e2e-"};
+    std::optional<akv::embedded_server> redis_;
+    std::string secret_;
+    std::string api_key_;
+    std::string token_;
+    std::optional<gateway_process> gateway_;
+    int gateway_starts_ = 0;
+    std::uint16_t gateway_port_ = 0;
+    std::optional<headless_chromium> browser_;
+    std::string page_;
+    std::string last_page_error_;
+};
+
+TEST_F(BrowserE2E, PageResumesAfterGatewayRestartWithoutLossOrDuplicates) {
+    ASSERT_NO_FATAL_FAILURE(open_page_and_wait_connected());
+
+    const http_reply first =
+        http_post(gateway_port_, "/api/publish", api_key_, R"({"channel":"demo","data":{"n":1}})");
+    ASSERT_EQ(first.status, 200U) << first.body;
+    const std::string first_offset(json::parse(first.body).at("offset").as_string());
+    ASSERT_TRUE(wait_page("document.querySelectorAll('#messages li').length === 1", 10s))
+        << diagnostics();
+
+    // The gateway crashes; while it is away, three messages go through Redis exactly as the
+    // gateway would publish them (history stream + PUBLISH).
+    const std::uint16_t port = gateway_port_;
+    gateway_->kill();
+    ASSERT_TRUE(wait_page("akvClient.state !== 'connected'", 10s)) << diagnostics();
+    std::vector<std::string> offsets{first_offset};
+    {
+        asio::io_context io;
+        running_client redis(io, redis_->config());
+        akv::gateway::options opts;
+        opts.history = {akv::gateway::history_rule{"demo*", 1000, std::chrono::seconds(0)}};
+        run_task(io, [&]() -> asio::awaitable<void> {
+            for (int n = 2; n <= 4; ++n) {
+                std::string channel = "demo";
+                std::string data = "{\"n\":" + std::to_string(n) + "}";
+                auto offset = co_await akv::gateway::publish(redis.client, opts, channel, data);
+                offsets.push_back(offset.value_or("(none)"));
+            }
+        }());
+    }
+    ASSERT_EQ(offsets.size(), 4U);
+
+    start_gateway("127.0.0.1:" + std::to_string(port));
+    ASSERT_EQ(gateway_port_, port) << "the gateway did not come back on port " << port << "\n"
+                                   << diagnostics();
+    ASSERT_TRUE(wait_page(std::string(connected_and_subscribed) +
+                              " && document.querySelectorAll('#messages li').length >= 4",
+                          30s))
+        << diagnostics();
+
+    // A ping's reply comes after everything the server sent before it: a duplicate of the
+    // resume would be on the page by now.
+    const json::value after_ping = browser_->cdp().evaluate(
+        page_, "akvClient.ping().then(() => document.querySelectorAll('#messages li').length)",
+        /*await_promise=*/true);
+    EXPECT_EQ(after_ping, json::value(4)) << diagnostics();
+
+    const auto messages = page_messages();
+    ASSERT_EQ(messages.size(), 4U) << diagnostics();
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        EXPECT_EQ(messages[i].second, "{\"n\":" + std::to_string(i + 1) + "}") << "message " << i;
+        EXPECT_EQ(messages[i].first, offsets[i]) << "message " << i;
+        ASSERT_TRUE(parse_offset(messages[i].first)) << messages[i].first;
+        if (i > 0)
+            EXPECT_LT(*parse_offset(messages[i - 1].first), *parse_offset(messages[i].first))
+                << "offsets not strictly increasing at " << i;
+    }
+    EXPECT_EQ(evaluate("document.getElementById('count').textContent"), json::value("4"));
+}
+
+TEST_F(BrowserE2E, PublishFormSendsThroughTheSocketAndTheMessageComesBack) {
+    ASSERT_NO_FATAL_FAILURE(open_page_and_wait_connected());
+
+    evaluate("document.getElementById('data').value = '{\"n\":7}';"
+             "document.querySelector('#publish button').click(); true");
+    ASSERT_TRUE(wait_page("document.querySelectorAll('#messages li').length === 1", 10s))
+        << diagnostics();
+    const auto messages = page_messages();
+    ASSERT_EQ(messages.size(), 1U);
+    EXPECT_EQ(messages[0].second, "{\"n\":7}");
+    EXPECT_TRUE(parse_offset(messages[0].first))
+        << "no offset on a history channel: " << messages[0].first;
+    EXPECT_EQ(evaluate("document.getElementById('error').textContent"), json::value(""));
+}
+
+TEST_F(BrowserE2E, ModuleExportsTheSameClassAsTheScript) {
+    ASSERT_NO_FATAL_FAILURE(open_page_and_wait_connected());
+
+    const json::value same = browser_->cdp().evaluate(
+        page_,
+        "import('/akv.mjs').then((m) => m.AkvGateway === window.AkvGateway &&"
+        " m.default === window.AkvGateway)",
+        /*await_promise=*/true);
+    EXPECT_EQ(same, json::value(true)) << diagnostics();
+}
+
+} // namespace

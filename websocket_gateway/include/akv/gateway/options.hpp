@@ -1,0 +1,66 @@
+// What a gateway serves and what it allows: limits, history rules, auth, TLS. Plain data, so
+// apps fill it from flags or files and tests from literals.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace akv::gateway {
+
+// Channels whose name matches `pattern` (`*` wildcard) keep their messages in a Redis stream,
+// so a client that reconnects gets what it missed. 0 = no bound of that kind.
+struct history_rule {
+    std::string pattern;
+    std::size_t max_length = 1000;
+    std::chrono::seconds max_age{0};
+};
+
+// What a session whose send queue is full gets.
+enum class slow_consumer_policy {
+    disconnect,  // close 4008: the client reconnects and resumes from its offsets
+    drop_oldest, // keep the newest messages; the client sees a hole (offsets tell it)
+};
+
+struct options {
+    std::string address = "127.0.0.1";
+    std::uint16_t port = 8080; // 0: any free port (server::port() tells which)
+
+    // Connection tokens (HS256). Empty: only anonymous sessions, if `anonymous` allows any.
+    std::string token_secret;
+    // Channel patterns a session without a token may subscribe to (never publish to).
+    std::vector<std::string> anonymous;
+    // POST /api/publish needs it; empty: the publish API is off (403).
+    std::string api_key;
+    // Origins allowed to open a WebSocket ("https://app.example.com"); "*" allows any. Empty:
+    // only the gateway's own origin (Origin's host:port equal to the Host header) and clients
+    // that send no Origin (non-browser).
+    std::vector<std::string> allowed_origins;
+
+    std::vector<history_rule> history;
+    // Redis channel = prefix + gateway channel, so several apps can share one Redis.
+    std::string channel_prefix;
+
+    // Per session.
+    std::size_t max_frame = 64 * 1024;    // bytes of one client message (close 1009)
+    double max_rate = 100;                // client messages per second, sustained (close 1008)
+    double max_burst = 200;               // ... and at once
+    std::size_t max_channels = 128;       // subscriptions (close 1008)
+    std::size_t send_queue = 4096;        // messages waiting to be written
+    slow_consumer_policy slow_policy = slow_consumer_policy::disconnect;
+    std::chrono::milliseconds connect_timeout{10000}; // upgrade to `connect` message
+    std::chrono::seconds idle_timeout{60}; // no frame nor pong for this long: gone (pings at half)
+
+    std::size_t max_sessions = 100000;
+    std::size_t max_publish = 1024 * 1024; // bytes of a publish body or a published message
+    std::string static_dir;                // files served over the built-in ones; empty: none
+    std::chrono::milliseconds shutdown_grace{5000};
+
+    // TLS on the one port when both are set (PEM files).
+    std::string tls_cert_file;
+    std::string tls_key_file;
+};
+
+} // namespace akv::gateway

@@ -1,0 +1,65 @@
+// The gateway: one port for HTTP (static files, publish API, health, metrics) and WebSocket
+// sessions (`/ws`), Redis channels fanned out to browsers. See websocket_gateway/README.md for
+// the protocol.
+//
+//   akv::client redis(io.get_executor(), cfg);           // running: co_spawn(redis.run())
+//   akv::gateway::server gw(redis, opts);
+//   co_await gw.run();                                   // until stop()
+//
+// Everything runs on the client's executor (one thread). One Redis subscription per channel per
+// process, fanned out to bounded per-session queues; a session that cannot keep up loses only
+// its own messages (or is disconnected), never anyone else's.
+#pragma once
+
+#include <akv/client.hpp>
+#include <akv/gateway/options.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace akv::gateway {
+
+struct stats {
+    std::uint64_t sessions = 0;           // open now
+    std::uint64_t channels = 0;           // Redis channels subscribed now
+    std::uint64_t sessions_total = 0;     // accepted since start
+    std::uint64_t refused_total = 0;      // handshakes or connects refused
+    std::uint64_t messages_in = 0;        // from Redis
+    std::uint64_t messages_out = 0;       // to sessions (one per session per message)
+    std::uint64_t frames_out = 0;         // WebSocket frames written (several messages each)
+    std::uint64_t dropped = 0;            // by full send queues (drop_oldest) or a lagging hub
+    std::uint64_t slow_disconnects = 0;   // sessions closed with 4008
+    std::uint64_t published = 0;          // through the API or sessions
+    double redis_latency_ms = 0;          // last PING round trip
+};
+
+class server {
+public:
+    // Throws system_error if the options are invalid (naming which) or TLS files do not load.
+    server(client& redis, options opts);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    // Binds, then serves until stop(); returns once every session is closed (or the grace
+    // ran out). Throws system_error if the port cannot be bound.
+    asio::awaitable<void> run();
+
+    // Graceful: stops accepting, closes every session with 1001, drains within shutdown_grace.
+    // Safe to call from the server's executor only (post it from elsewhere).
+    void stop();
+
+    // The bound port once run() has started listening (0 before).
+    std::uint16_t port() const noexcept;
+    // True once listening.
+    bool listening() const noexcept;
+    stats snapshot() const;
+    const options& get_options() const noexcept;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace akv::gateway

@@ -1,0 +1,15 @@
+-- Appends a message to its channel's history, trims the history, publishes the message with
+-- its offset. ARGV: redis channel, data (JSON text), max length (0: none), max age ms (0: none).
+local maxlen, age = tonumber(ARGV[3]), tonumber(ARGV[4])
+local id = redis.call('XADD', stream, '*', 'd', ARGV[2])
+trim_age(age)
+if maxlen > 0 then
+  local n = redis.call('XLEN', stream)
+  if n > maxlen then
+    local over = redis.call('XRANGE', stream, '-', '+', 'COUNT', n - maxlen)
+    redis.call('XTRIM', stream, 'MAXLEN', maxlen)
+    redis.call('SET', trimmed, over[#over][1])
+  end
+end
+redis.call('PUBLISH', ARGV[1], '\30' .. id .. '\30' .. ARGV[2])
+return id

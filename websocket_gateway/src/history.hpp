@@ -1,0 +1,31 @@
+// Channel history in Redis streams (README "History in Redis"): the scripts and what a resume
+// returns. Used by publish() and by sessions that subscribe with an offset.
+#pragma once
+
+#include <akv/client.hpp>
+#include <akv/gateway/options.hpp>
+#include <akv/script.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace akv::gateway::history {
+
+std::string stream_key(std::string_view redis_channel);
+std::string trimmed_key(std::string_view redis_channel);
+
+const script& publish_script();
+const script& resume_script();
+
+struct recovery {
+    std::string newest;  // the channel's newest offset ("0-0": empty)
+    bool gap = false;    // the history does not reach back to the asked offset
+    std::vector<std::pair<std::string, std::string>> entries; // (offset, JSON data), oldest first
+};
+
+// `from` empty: only the newest offset. At most `limit` entries: more is a gap.
+asio::awaitable<recovery> recover(client& redis, const history_rule& rule,
+                                  std::string redis_channel, std::string from, std::size_t limit);
+
+} // namespace akv::gateway::history

@@ -1,0 +1,239 @@
+#include "protocol.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <boost/system/system_error.hpp>
+
+#include <charconv>
+#include <cmath>
+
+namespace akv::gateway::protocol {
+
+namespace json = boost::json;
+
+namespace {
+
+std::optional<op> op_named(std::string_view name) {
+    if (name == "subscribe") return op::subscribe;
+    if (name == "unsubscribe") return op::unsubscribe;
+    if (name == "publish") return op::publish;
+    if (name == "ping") return op::ping;
+    if (name == "connect") return op::connect;
+    return std::nullopt;
+}
+
+std::string id_text(std::optional<std::int64_t> id) {
+    return id ? "\"id\":" + std::to_string(*id) + "," : std::string{};
+}
+
+} // namespace
+
+parsed parse(std::string_view text) {
+    parsed out;
+    boost::system::error_code ec;
+    json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
+    if (ec) {
+        out.fatal = "not JSON: " + ec.message();
+        return out;
+    }
+    if (!v.is_object()) {
+        out.fatal = "a message must be a JSON object";
+        return out;
+    }
+    const json::object& o = v.get_object();
+    const json::value* opv = o.if_contains("op");
+    if (!opv || !opv->is_string()) {
+        out.fatal = "a message needs \"op\" (a string)";
+        return out;
+    }
+    const auto kind = op_named(std::string_view(opv->get_string()));
+    if (!kind) {
+        out.fatal = "unknown op \"" + truncate_utf8(std::string_view(opv->get_string()), 32) + "\"";
+        return out;
+    }
+    out.req.kind = *kind;
+    if (const json::value* idv = o.if_contains("id")) {
+        if (idv->is_int64())
+            out.req.id = idv->get_int64();
+        else if (idv->is_uint64() && idv->get_uint64() <= INT64_MAX)
+            out.req.id = static_cast<std::int64_t>(idv->get_uint64());
+        else {
+            out.invalid = "\"id\" must be an integer";
+            return out;
+        }
+    }
+    auto text_field = [&](const char* name, bool required) -> std::optional<std::string> {
+        const json::value* f = o.if_contains(name);
+        if (!f || f->is_null()) {
+            if (required) out.invalid = std::string("\"") + name + "\" is missing";
+            return std::nullopt;
+        }
+        if (!f->is_string()) {
+            out.invalid = std::string("\"") + name + "\" must be a string";
+            return std::nullopt;
+        }
+        return std::string(f->get_string());
+    };
+    switch (*kind) {
+    case op::connect:
+        out.req.token = text_field("token", false);
+        break;
+    case op::subscribe:
+        if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
+        if (out.invalid.empty()) {
+            out.req.offset = text_field("offset", false);
+            if (out.req.offset && !valid_offset(*out.req.offset))
+                out.invalid = "\"offset\" must look like \"1764000000000-0\"";
+        }
+        break;
+    case op::unsubscribe:
+        if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
+        break;
+    case op::publish:
+        if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
+        if (out.invalid.empty()) {
+            const json::value* d = o.if_contains("data");
+            if (!d)
+                out.invalid = "\"data\" is missing";
+            else
+                out.req.data = json::serialize(*d);
+        }
+        break;
+    case op::ping:
+        break;
+    }
+    return out;
+}
+
+std::string truncate_utf8(std::string_view text, std::size_t max) {
+    if (text.size() <= max) return std::string(text);
+    std::size_t end = max;
+    // Back off continuation bytes (10xxxxxx) to the start of the character they belong to.
+    while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    return std::string(text.substr(0, end));
+}
+
+std::string describe(const std::exception& e) {
+    std::string what = e.what();
+    if (const auto* se = dynamic_cast<const boost::system::system_error*>(&e)) {
+        const std::string suffix = ": " + se->code().message();
+        const auto at = what.rfind(suffix);
+        if (at != std::string::npos && at > 0) what.resize(at);
+    }
+    return what;
+}
+
+bool valid_offset(std::string_view offset) noexcept {
+    const auto dash = offset.find('-');
+    if (dash == std::string_view::npos || dash == 0 || dash + 1 == offset.size() || dash > 20 ||
+        offset.size() - dash - 1 > 20)
+        return false;
+    for (std::size_t i = 0; i < offset.size(); ++i)
+        if (i != dash && (offset[i] < '0' || offset[i] > '9')) return false;
+    return true;
+}
+
+bool offset_less(std::string_view a, std::string_view b) noexcept {
+    auto split = [](std::string_view s) {
+        std::uint64_t ms = 0, seq = 0;
+        const auto dash = s.find('-');
+        std::from_chars(s.data(), s.data() + std::min(dash, s.size()), ms);
+        if (dash != std::string_view::npos)
+            std::from_chars(s.data() + dash + 1, s.data() + s.size(), seq);
+        return std::pair{ms, seq};
+    };
+    return split(a) < split(b);
+}
+
+std::string quoted(std::string_view text) {
+    return json::serialize(json::string_view(text.data(), text.size()));
+}
+
+std::string field(std::string_view name, std::string_view value) {
+    std::string out = quoted(name);
+    out += ':';
+    out += quoted(value);
+    return out;
+}
+
+std::string ok(std::optional<std::int64_t> id, std::string_view extra_fields) {
+    std::string out = "{" + id_text(id) + "\"ok\":true";
+    if (!extra_fields.empty()) {
+        out += ',';
+        out += extra_fields;
+    }
+    out += '}';
+    return out;
+}
+
+std::string error(std::optional<std::int64_t> id, std::string_view code, std::string_view message) {
+    return "{" + id_text(id) + "\"error\":{" + field("code", code) + "," +
+           field("message", message) + "}}";
+}
+
+std::string pong(std::optional<std::int64_t> id) {
+    return "{" + id_text(id) + "\"op\":\"pong\"}";
+}
+
+std::string connected(std::string_view client, std::string_view sub, std::int64_t expires) {
+    return "{\"op\":\"connected\"," + field("client", client) + "," + field("sub", sub) +
+           ",\"expires\":" + std::to_string(expires) + "}";
+}
+
+std::optional<std::string> compact_json(std::string_view text) {
+    boost::system::error_code ec;
+    json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
+    if (ec) return std::nullopt;
+    return json::serialize(v);
+}
+
+payload decode_payload(std::string_view p) {
+    payload out;
+    if (p.size() > 4 && p[0] == '\x1e') {
+        const auto end = p.find('\x1e', 1);
+        if (end != std::string_view::npos && valid_offset(p.substr(1, end - 1))) {
+            const std::string_view body = p.substr(end + 1);
+            if (auto c = compact_json(body)) {
+                out.offset = std::string(p.substr(1, end - 1));
+                out.data = std::move(*c);
+                return out;
+            }
+        }
+    }
+    if (auto c = compact_json(p))
+        out.data = std::move(*c);
+    else
+        out.data = quoted(p);
+    return out;
+}
+
+std::string encode_payload(std::string_view offset, std::string_view json_text) {
+    std::string out;
+    out.reserve(offset.size() + json_text.size() + 2);
+    out += '\x1e';
+    out += offset;
+    out += '\x1e';
+    out += json_text;
+    return out;
+}
+
+std::string push(std::string_view channel_json, const std::optional<std::string>& offset,
+                 std::string_view data) {
+    std::string out;
+    out.reserve(channel_json.size() + data.size() + 48);
+    out += "{\"channel\":";
+    out += channel_json;
+    if (offset) {
+        out += ",\"offset\":\"";
+        out += *offset;
+        out += '"';
+    }
+    out += ",\"data\":";
+    out += data;
+    out += '}';
+    return out;
+}
+
+} // namespace akv::gateway::protocol

@@ -1,0 +1,521 @@
+// The gateway server: accept loop, HTTP routes, WebSocket upgrade into sessions, shutdown.
+#include "assets.hpp"
+#include "session.hpp"
+
+#include <akv/gateway/server.hpp>
+
+#include <akv/response.hpp>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+
+#include <filesystem>
+#include <fstream>
+#include <list>
+#include <sstream>
+
+namespace akv::gateway {
+
+namespace http = boost::beast::http;
+namespace ssl = asio::ssl;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using detail::tuple_awaitable;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+using response_t = http::response<http::string_body>;
+
+response_t text_response(http::status status, std::string body,
+                         std::string_view type = "text/plain; charset=utf-8") {
+    response_t res{status, 11};
+    res.set(http::field::content_type, type);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = std::move(body);
+    return res;
+}
+
+response_t json_error(http::status status, std::string_view message) {
+    return text_response(status, "{" + protocol::field("error", message) + "}",
+                         "application/json");
+}
+
+std::string_view content_type_for(const std::filesystem::path& p) {
+    const std::string ext = p.extension().string();
+    if (ext == ".html" || ext == ".htm") return "text/html; charset=utf-8";
+    if (ext == ".js" || ext == ".mjs") return "text/javascript; charset=utf-8";
+    if (ext == ".css") return "text/css; charset=utf-8";
+    if (ext == ".json") return "application/json";
+    if (ext == ".svg") return "image/svg+xml";
+    if (ext == ".png") return "image/png";
+    if (ext == ".ico") return "image/x-icon";
+    if (ext == ".txt") return "text/plain; charset=utf-8";
+    return "application/octet-stream";
+}
+
+// A file below `root` for the URL path, or nullopt (no "..", no hidden files).
+std::optional<std::string> read_static(const std::string& root, std::string_view path) {
+    if (root.empty() || path.empty() || path[0] != '/') return std::nullopt;
+    std::string rel(path.substr(1));
+    if (rel.empty()) rel = "index.html";
+    if (rel.find("..") != std::string::npos || rel.find("/.") != std::string::npos || rel[0] == '.' ||
+        rel.find('\\') != std::string::npos || rel.find('\0') != std::string::npos)
+        return std::nullopt;
+    std::ifstream in(std::filesystem::path(root) / rel, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream body;
+    body << in.rdbuf();
+    return body.str();
+}
+
+// The host[:port] of an Origin ("https://a.example:8443" -> "a.example:8443").
+std::string_view origin_host(std::string_view origin) {
+    const auto scheme = origin.find("://");
+    if (scheme != std::string_view::npos) origin.remove_prefix(scheme + 3);
+    return origin;
+}
+
+void check_options(const options& o) {
+    auto bad = [](const std::string& what) {
+        throw boost::system::system_error(make_error_code(gateway_error::bad_options),
+                                          "gateway options: " + what);
+    };
+    if (o.max_frame < 64) bad("max_frame must be at least 64 bytes");
+    if (o.max_rate <= 0 || o.max_burst < 1) bad("max_rate must be > 0 and max_burst >= 1");
+    if (o.max_channels == 0) bad("max_channels must be at least 1");
+    if (o.send_queue == 0) bad("send_queue must be at least 1");
+    if (o.max_sessions == 0) bad("max_sessions must be at least 1");
+    if (o.tls_cert_file.empty() != o.tls_key_file.empty())
+        bad("TLS needs both a certificate and a key file");
+    for (const auto& r : o.history)
+        if (r.pattern.empty()) bad("a history rule needs a channel pattern");
+}
+
+} // namespace
+
+struct server::impl {
+    impl(client& redis, options o)
+        : opts(std::move(o))
+        , state(redis, opts)
+        , acceptor(redis.get_executor())
+        , stop_signal(redis.get_executor())
+        , ping_timer(redis.get_executor()) {
+        check_options(opts);
+        stop_signal.expires_at(asio::steady_timer::time_point::max());
+        if (!opts.tls_cert_file.empty()) {
+            tls.emplace(ssl::context::tls_server);
+            try {
+                tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                                 ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                                 ssl::context::no_tlsv1_1);
+                tls->use_certificate_chain_file(opts.tls_cert_file);
+                tls->use_private_key_file(opts.tls_key_file, ssl::context::pem);
+            } catch (const boost::system::system_error& e) {
+                throw boost::system::system_error(
+                    make_error_code(gateway_error::bad_tls),
+                    "gateway TLS: " + opts.tls_cert_file + " / " + opts.tls_key_file + ": " +
+                        e.code().message());
+            }
+        }
+    }
+
+    options opts;
+    detail::server_state state;
+    tcp::acceptor acceptor;
+    std::optional<ssl::context> tls;
+    asio::steady_timer stop_signal;
+    asio::steady_timer ping_timer;
+    std::list<tcp::socket*> http_sockets; // connections not upgraded (yet): closed on stop
+    std::size_t connections = 0;
+    std::size_t tasks = 0; // accept loop and pinger
+    std::uint16_t bound_port = 0;
+    bool listening = false;
+    bool stopping = false;
+    std::chrono::steady_clock::time_point redis_ok_at{};
+
+    void changed() { state.changed.cancel(); }
+
+    // Waits until `done()` or `deadline`; true if done.
+    template <class Done>
+    asio::awaitable<bool> wait_until(Done done, std::chrono::steady_clock::time_point deadline) {
+        while (!done()) {
+            if (std::chrono::steady_clock::now() >= deadline) co_return false;
+            state.changed.expires_at(deadline);
+            co_await state.changed.async_wait(tuple_awaitable);
+        }
+        co_return true;
+    }
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, sock] = co_await acceptor.async_accept(tuple_awaitable);
+            if (stopping) break;
+            if (ec) {
+                if (ec == asio::error::operation_aborted) break;
+                // Out of descriptors and the like: breathe, then go on.
+                asio::steady_timer t(state.redis.get_executor());
+                t.expires_after(std::chrono::milliseconds(50));
+                co_await t.async_wait(tuple_awaitable);
+                continue;
+            }
+            beast::error_code ignored;
+            sock.set_option(tcp::no_delay(true), ignored);
+            ++connections;
+            asio::co_spawn(state.redis.get_executor(), connection(std::move(sock)),
+                           [this](std::exception_ptr) {
+                               --connections;
+                               changed();
+                           });
+        }
+        --tasks;
+        changed();
+    }
+
+    static request::options ping_options() {
+        request::options o;
+        o.timeout = std::chrono::milliseconds(1000);
+        return o;
+    }
+
+    asio::awaitable<bool> ping_now() {
+        request req(ping_options());
+        req.push("PING");
+        response<std::string> resp;
+        try {
+            co_await state.redis.exec(req, resp);
+        } catch (const boost::system::system_error&) {
+            co_return false;
+        }
+        if (std::get<0>(resp).has_error()) co_return false;
+        redis_ok_at = std::chrono::steady_clock::now();
+        co_return true;
+    }
+
+    asio::awaitable<void> pinger() {
+        while (!stopping) {
+            const auto start = std::chrono::steady_clock::now();
+            request req(ping_options());
+            req.push("PING");
+            response<std::string> resp;
+            boost::system::error_code ec;
+            try {
+                co_await state.redis.exec(req, resp);
+            } catch (const boost::system::system_error& e) {
+                ec = e.code();
+            }
+            if (!ec && !std::get<0>(resp).has_error()) {
+                redis_ok_at = std::chrono::steady_clock::now();
+                state.counters.redis_latency_ms =
+                    std::chrono::duration<double, std::milli>(redis_ok_at - start).count();
+            }
+            if (stopping) break;
+            ping_timer.expires_after(std::chrono::seconds(2));
+            co_await ping_timer.async_wait(tuple_awaitable);
+        }
+        --tasks;
+        changed();
+    }
+
+    asio::awaitable<void> connection(tcp::socket sock) {
+        tcp::socket* raw = &sock; // registered while it speaks plain HTTP
+        http_sockets.push_back(raw);
+        auto entry = std::prev(http_sockets.end());
+        bool registered = true;
+        auto unregister = [&] {
+            if (registered) http_sockets.erase(entry);
+            registered = false;
+        };
+        try {
+            if (tls) {
+                beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *tls);
+                http_sockets.erase(entry);
+                http_sockets.push_back(&beast::get_lowest_layer(stream).socket());
+                entry = std::prev(http_sockets.end());
+                beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+                auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
+                if (!ec) co_await serve(stream, unregister);
+            } else {
+                beast::tcp_stream stream(std::move(sock));
+                http_sockets.erase(entry);
+                http_sockets.push_back(&stream.socket());
+                entry = std::prev(http_sockets.end());
+                co_await serve(stream, unregister);
+            }
+        } catch (...) {
+            // A connection's failure is its own.
+        }
+        unregister();
+    }
+
+    template <class Stream, class Unregister>
+    asio::awaitable<void> serve(Stream& stream, Unregister& unregister) {
+        beast::flat_buffer buffer;
+        for (;;) {
+            http::request_parser<http::string_body> parser;
+            parser.header_limit(16 * 1024);
+            parser.body_limit(opts.max_publish + 1024);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
+            auto [ec, n] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
+            if (ec == http::error::body_limit) {
+                response_t res = json_error(http::status::payload_too_large,
+                                            "body over " + std::to_string(opts.max_publish) + " bytes");
+                res.keep_alive(false);
+                res.prepare_payload();
+                co_await http::async_write(stream, res, tuple_awaitable);
+                break;
+            }
+            if (ec) break;
+            auto& req = parser.get();
+            if (websocket::is_upgrade(req)) {
+                std::optional<response_t> refusal = check_upgrade(req);
+                if (refusal) {
+                    ++state.counters.refused_total;
+                    refusal->keep_alive(false);
+                    refusal->prepare_payload();
+                    co_await http::async_write(stream, *refusal, tuple_awaitable);
+                    break;
+                }
+                beast::get_lowest_layer(stream).expires_never();
+                unregister(); // from now on shutdown goes through the session
+                websocket::stream<Stream&> ws(stream);
+                co_await run_websocket(ws, req);
+                co_return;
+            }
+            response_t res = co_await route(req);
+            res.keep_alive(req.keep_alive() && !stopping);
+            res.prepare_payload();
+            auto [wec, wn] = co_await http::async_write(stream, res, tuple_awaitable);
+            if (wec || !res.keep_alive()) break;
+        }
+        beast::error_code ignored;
+        beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+
+    std::optional<response_t> check_upgrade(const http::request<http::string_body>& req) {
+        if (stopping) return json_error(http::status::service_unavailable, "shutting down");
+        const std::string_view target(req.target().data(), req.target().size());
+        if (target.substr(0, target.find('?')) != "/ws")
+            return json_error(http::status::not_found, "WebSocket sessions are at /ws");
+        if (state.sessions.size() >= opts.max_sessions)
+            return json_error(http::status::service_unavailable, "too many sessions");
+        const auto origin = req.find(http::field::origin);
+        if (origin == req.end()) return std::nullopt; // not a browser
+        const std::string_view o(origin->value().data(), origin->value().size());
+        for (const auto& allowed : opts.allowed_origins)
+            if (allowed == "*" || allowed == o) return std::nullopt;
+        if (opts.allowed_origins.empty()) {
+            const auto host = req.find(http::field::host);
+            if (host != req.end() &&
+                origin_host(o) == std::string_view(host->value().data(), host->value().size()))
+                return std::nullopt;
+        }
+        return json_error(http::status::forbidden, "origin not allowed: " + std::string(o));
+    }
+
+    template <class WsStream>
+    asio::awaitable<void> run_websocket(WsStream& ws, http::request<http::string_body>& req) {
+        websocket::stream_base::timeout t{};
+        t.handshake_timeout = std::chrono::seconds(5);
+        t.idle_timeout = opts.idle_timeout;
+        t.keep_alive_pings = true;
+        ws.set_option(t);
+        ws.read_message_max(opts.max_frame);
+        ws.auto_fragment(false);
+        ws.text(true);
+        auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
+        if (ec) co_return;
+        detail::session<WsStream> s(ws, state);
+        co_await s.run();
+    }
+
+    asio::awaitable<response_t> route(const http::request<http::string_body>& req) {
+        const std::string_view full(req.target().data(), req.target().size());
+        const std::string_view path = full.substr(0, full.find('?'));
+        if (path == "/api/publish") {
+            if (req.method() != http::verb::post)
+                co_return json_error(http::status::method_not_allowed, "use POST");
+            co_return co_await publish_api(req);
+        }
+        if (req.method() != http::verb::get && req.method() != http::verb::head)
+            co_return json_error(http::status::method_not_allowed, "use GET");
+        if (path == "/healthz") {
+            bool ok = std::chrono::steady_clock::now() - redis_ok_at < std::chrono::seconds(3);
+            if (!ok) ok = co_await ping_now();
+            co_return ok ? text_response(http::status::ok, "ok\n")
+                         : text_response(http::status::service_unavailable, "redis unreachable\n");
+        }
+        if (path == "/metrics")
+            co_return text_response(http::status::ok, metrics(),
+                                    "text/plain; version=0.0.4; charset=utf-8");
+        if (auto body = read_static(opts.static_dir, path)) {
+            const std::filesystem::path p(path == "/" ? "/index.html" : std::string(path));
+            co_return text_response(http::status::ok, std::move(*body), content_type_for(p));
+        }
+        if (const assets::file* f = assets::find(path))
+            co_return text_response(http::status::ok, std::string(f->body), f->content_type);
+        co_return json_error(http::status::not_found, "no such path: " + std::string(path));
+    }
+
+    asio::awaitable<response_t> publish_api(const http::request<http::string_body>& req) {
+        if (opts.api_key.empty())
+            co_return json_error(http::status::forbidden, "the publish API is off (no API key set)");
+        std::string_view key;
+        if (auto a = req.find(http::field::authorization); a != req.end()) {
+            std::string_view v(a->value().data(), a->value().size());
+            if (v.substr(0, 7) == "apikey ") key = v.substr(7);
+        } else if (auto x = req.find("X-API-Key"); x != req.end()) {
+            key = std::string_view(x->value().data(), x->value().size());
+        }
+        if (key.empty() || !same_secret(key, opts.api_key))
+            co_return json_error(http::status::unauthorized, "missing or wrong API key");
+        boost::system::error_code ec;
+        boost::json::value body = boost::json::parse(req.body(), ec);
+        if (ec) co_return json_error(http::status::bad_request, "body is not JSON: " + ec.message());
+        const boost::json::object* o = body.if_object();
+        const boost::json::value* ch = o ? o->if_contains("channel") : nullptr;
+        const boost::json::value* data = o ? o->if_contains("data") : nullptr;
+        if (!ch || !ch->is_string())
+            co_return json_error(http::status::bad_request, "body needs \"channel\" (a string)");
+        if (!data) co_return json_error(http::status::bad_request, "body needs \"data\"");
+        std::optional<std::string> offset;
+        std::string failure;
+        http::status status = http::status::ok;
+        try {
+            std::string channel(ch->get_string());
+            std::string json = boost::json::serialize(*data);
+            offset = co_await publish(state.redis, opts, std::move(channel), std::move(json));
+            ++state.counters.published;
+        } catch (const boost::system::system_error& e) {
+            failure = protocol::describe(e);
+            status = e.code() == gateway_error::too_large ? http::status::payload_too_large
+                     : e.code().category() == gateway_category() ? http::status::bad_request
+                                                                 : http::status::service_unavailable;
+        }
+        if (status != http::status::ok) co_return json_error(status, failure);
+        co_return text_response(
+            http::status::ok, offset ? "{" + protocol::field("offset", *offset) + "}" : "{}",
+            "application/json");
+    }
+
+    static bool same_secret(std::string_view a, std::string_view b) {
+        if (a.size() != b.size()) return false;
+        unsigned char diff = 0;
+        for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+        return diff == 0;
+    }
+
+    std::string metrics() const {
+        const stats s = snapshot();
+        std::string out;
+        auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+            std::ostringstream v;
+            v << value;
+            out += std::string("# HELP akv_gateway_") + name + " " + help + "\n# TYPE akv_gateway_" +
+                   name + " " + type + "\nakv_gateway_" + name + " " + v.str() + "\n";
+        };
+        metric("sessions", "gauge", "Open WebSocket sessions.", s.sessions);
+        metric("channels", "gauge", "Redis channels subscribed.", s.channels);
+        metric("sessions_total", "counter", "Sessions accepted.", s.sessions_total);
+        metric("refused_total", "counter", "Upgrades or connects refused.", s.refused_total);
+        metric("messages_in_total", "counter", "Messages received from Redis.", s.messages_in);
+        metric("messages_out_total", "counter", "Messages sent to sessions.", s.messages_out);
+        metric("frames_out_total", "counter", "WebSocket frames sent.", s.frames_out);
+        metric("dropped_total", "counter", "Messages dropped by full queues.", s.dropped);
+        metric("slow_disconnects_total", "counter", "Sessions closed as slow consumers.",
+               s.slow_disconnects);
+        metric("published_total", "counter", "Messages published through the gateway.",
+               s.published);
+        metric("redis_latency_seconds", "gauge", "Last Redis PING round trip.",
+               s.redis_latency_ms / 1000.0);
+        return out;
+    }
+
+    stats snapshot() const {
+        stats s = state.counters;
+        s.channels = state.hub.channels();
+        s.messages_in = state.hub.messages_in();
+        s.dropped += state.hub.dropped();
+        return s;
+    }
+
+    void bind() {
+        beast::error_code ec;
+        const auto address = asio::ip::make_address(opts.address, ec);
+        if (ec)
+            throw boost::system::system_error(make_error_code(gateway_error::bind_failed),
+                                              "gateway: bad listen address '" + opts.address + "'");
+        const tcp::endpoint ep(address, opts.port);
+        auto fail = [&](const char* step) {
+            throw boost::system::system_error(
+                make_error_code(gateway_error::bind_failed),
+                "gateway: cannot listen on " + opts.address + ":" + std::to_string(opts.port) +
+                    ": " + ec.message() + " (" + step + ")");
+        };
+        acceptor.open(ep.protocol(), ec);
+        if (ec) fail("open");
+        acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+        acceptor.bind(ep, ec);
+        if (ec) fail("bind");
+        acceptor.listen(asio::socket_base::max_listen_connections, ec);
+        if (ec) fail("listen");
+        bound_port = acceptor.local_endpoint().port();
+        listening = true;
+    }
+
+    asio::awaitable<void> run() {
+        bind();
+        auto ex = state.redis.get_executor();
+        tasks = 2;
+        asio::co_spawn(ex, accept_loop(), asio::detached);
+        asio::co_spawn(ex, pinger(), asio::detached);
+        while (!stopping) {
+            stop_signal.expires_at(asio::steady_timer::time_point::max());
+            co_await stop_signal.async_wait(tuple_awaitable);
+        }
+        // Shutdown: no new connections; sessions get 1001 after their queues; idle HTTP goes.
+        const auto deadline = std::chrono::steady_clock::now() + opts.shutdown_grace;
+        beast::error_code ignored;
+        acceptor.close(ignored);
+        ping_timer.cancel();
+        for (tcp::socket* s : http_sockets) s->close(ignored);
+        for (auto* s : std::vector(state.sessions)) s->shut_down();
+        if (!co_await wait_until([this] { return connections == 0; }, deadline)) {
+            for (auto* s : std::vector(state.sessions)) s->force_close();
+            for (tcp::socket* s : http_sockets) s->close(ignored);
+            co_await wait_until([this] { return connections == 0; },
+                                std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        }
+        state.hub.stop();
+        co_await wait_until([this] { return tasks == 0 && state.hub.drained(); },
+                            std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        listening = false;
+    }
+};
+
+server::server(client& redis, options opts)
+    : impl_(std::make_unique<impl>(redis, std::move(opts))) {}
+
+server::~server() = default;
+
+asio::awaitable<void> server::run() { co_await impl_->run(); }
+
+void server::stop() {
+    if (impl_->stopping) return;
+    impl_->stopping = true;
+    impl_->stop_signal.cancel();
+}
+
+std::uint16_t server::port() const noexcept { return impl_->bound_port; }
+bool server::listening() const noexcept { return impl_->listening; }
+stats server::snapshot() const { return impl_->snapshot(); }
+const options& server::get_options() const noexcept { return impl_->opts; }
+
+} // namespace akv::gateway
