@@ -1,6 +1,7 @@
 // The WebSocket gateway against a real server: protocol, fan-out, slow consumers, history and
 // resume, two gateways on one Redis, auth, limits, HTTP routes, graceful shutdown.
 #include "support/gateway_client.hpp"
+#include "support/tls_certs.hpp"
 
 #include <akv/config.hpp>
 #include <akv/embedded_server.hpp>
@@ -11,6 +12,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <gtest/gtest.h>
 
@@ -642,6 +645,109 @@ TEST(Gateway, ShutdownClosesSessionsWith1001AfterTheirQueues) {
         }, asio::detached);
     EXPECT_TRUE(run_until(io, [&] { return done == 10 && g.finished; }, 20s));
     EXPECT_FALSE(g.error);
+}
+
+TEST(Gateway, ServesWebSocketsAndHttpOverTls) {
+    tls_certs certs;
+    akv::embedded_server redis;
+    asio::io_context io;
+    auto opts = base_options();
+    opts.anonymous = {"*"};
+    opts.tls_cert_file = certs("server.crt");
+    opts.tls_key_file = certs("server.key");
+    running_gateway g(io, redis.config(), opts);
+    namespace ssl = asio::ssl;
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.load_verify_file(certs("ca.crt"));
+    ctx.set_verify_mode(ssl::verify_peer);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        websocket::stream<beast::ssl_stream<beast::tcp_stream>> ws(io, ctx);
+        const auto ep = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), g.port());
+        co_await beast::get_lowest_layer(ws).async_connect(ep, asio::use_awaitable);
+        SSL_set_tlsext_host_name(ws.next_layer().native_handle(), "localhost");
+        co_await ws.next_layer().async_handshake(ssl::stream_base::client, asio::use_awaitable);
+        const std::string host = "localhost:" + std::to_string(g.port());
+        co_await ws.async_handshake(host, "/ws", asio::use_awaitable);
+        const std::string hello = R"({"op":"connect"})";
+        co_await ws.async_write(asio::buffer(hello), asio::use_awaitable);
+        beast::flat_buffer buf;
+        co_await ws.async_read(buf, asio::use_awaitable);
+        EXPECT_NE(beast::buffers_to_string(buf.data()).find("connected"), std::string::npos);
+        const std::string sub = R"({"op":"subscribe","id":1,"channel":"secure"})";
+        co_await ws.async_write(asio::buffer(sub), asio::use_awaitable);
+        buf.clear();
+        co_await ws.async_read(buf, asio::use_awaitable);
+        EXPECT_NE(beast::buffers_to_string(buf.data()).find("\"ok\":true"), std::string::npos);
+        co_await redis_publish(g.redis(), "secure", R"({"over":"tls"})");
+        buf.clear();
+        co_await ws.async_read(buf, asio::use_awaitable);
+        EXPECT_NE(beast::buffers_to_string(buf.data()).find(R"({"over":"tls"})"), std::string::npos);
+        co_await ws.async_close(websocket::close_code::normal, asio::use_awaitable);
+
+        // Plain HTTP on the TLS port gets nowhere; HTTPS works.
+        beast::ssl_stream<beast::tcp_stream> https(io, ctx);
+        co_await beast::get_lowest_layer(https).async_connect(ep, asio::use_awaitable);
+        SSL_set_tlsext_host_name(https.native_handle(), "localhost");
+        co_await https.async_handshake(ssl::stream_base::client, asio::use_awaitable);
+        http::request<http::string_body> req{http::verb::get, "/healthz", 11};
+        req.set(http::field::host, host);
+        co_await http::async_write(https, req, asio::use_awaitable);
+        http::response<http::string_body> res;
+        beast::flat_buffer hbuf;
+        co_await http::async_read(https, hbuf, res, asio::use_awaitable);
+        EXPECT_EQ(res.result_int(), 200);
+        bool plain_failed = false;
+        try {
+            auto plain = co_await http_call(g.port(), http::verb::get, "/healthz");
+            (void)plain;
+        } catch (const std::exception&) {
+            plain_failed = true;
+        }
+        EXPECT_TRUE(plain_failed) << "plain HTTP answered on the TLS port";
+    }());
+}
+
+TEST(Gateway, BadOptionsAndTlsFilesAreNamed) {
+    akv::embedded_server redis;
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    auto opts = base_options();
+    opts.tls_cert_file = "/nonexistent/cert.pem";
+    opts.tls_key_file = "/nonexistent/key.pem";
+    try {
+        gw::server s(rc.client, opts);
+        ADD_FAILURE() << "missing TLS files accepted";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(e.code(), gw::gateway_error::bad_tls);
+        EXPECT_NE(std::string(e.what()).find("/nonexistent/cert.pem"), std::string::npos) << e.what();
+    }
+    auto half = base_options();
+    half.tls_cert_file = "x.pem";
+    auto zero = base_options();
+    zero.send_queue = 0;
+    for (const auto* o : {&half, &zero}) {
+        try {
+            gw::server s(rc.client, *o);
+            ADD_FAILURE() << "bad options accepted";
+        } catch (const boost::system::system_error& e) {
+            EXPECT_EQ(e.code(), gw::gateway_error::bad_options);
+        }
+    }
+    // A port in use is named.
+    running_gateway first(io, redis.config(), base_options());
+    auto taken = base_options();
+    taken.port = first.port();
+    gw::server second(rc.client, taken);
+    std::string failure;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        try {
+            co_await second.run();
+        } catch (const boost::system::system_error& e) {
+            EXPECT_EQ(e.code(), gw::gateway_error::bind_failed);
+            failure = e.what();
+        }
+    }());
+    EXPECT_NE(failure.find(std::to_string(first.port())), std::string::npos) << failure;
 }
 
 } // namespace

@@ -72,7 +72,9 @@ TEST(GatewayProtocol, DecodesRedisPayloads) {
     EXPECT_EQ(ours.data, R"({"a":1})");
     auto raw = protocol::decode_payload(R"( { "b" : 2 } )");
     EXPECT_FALSE(raw.offset);
-    EXPECT_EQ(raw.data, R"({"b":2})");
+    EXPECT_EQ(raw.data, R"( { "b" : 2 } )") << "one line: kept as sent";
+    auto big = protocol::decode_payload("[12345678901234567890123]");
+    EXPECT_EQ(big.data, "[12345678901234567890123]") << "not rounded through a double";
     auto text = protocol::decode_payload("hello\nworld \"q\"");
     EXPECT_EQ(text.data, R"("hello\nworld \"q\"")");
     EXPECT_EQ(protocol::decode_payload("").data, R"("")");
@@ -84,7 +86,11 @@ TEST(GatewayProtocol, DecodesRedisPayloads) {
     EXPECT_FALSE(bad_offset.offset);
     // Pretty-printed JSON loses its raw newlines: a frame may hold several lines.
     auto pretty = protocol::decode_payload(protocol::encode_payload("1-0", "{\n  \"a\": 1\n}"));
-    EXPECT_EQ(pretty.data, R"({"a":1})");
+    EXPECT_EQ(pretty.data, R"({   "a": 1 })");
+    // Found by the fuzzer: a number beyond double was re-written as -Infinity (not JSON).
+    EXPECT_EQ(protocol::decode_payload("-2E612\n\n").data, "-2E612  ");
+    EXPECT_NE(protocol::parse(R"({"op":"publish","channel":"c","data":1e999})").invalid.find("range"),
+              std::string::npos);
 }
 
 TEST(GatewayProtocol, WritesRepliesAndPushes) {
@@ -122,6 +128,23 @@ TEST(GatewayProtocol, DescribesWithoutTheCodeSuffix) {
                                         "publish: bad channel name");
     EXPECT_EQ(akv::gateway::protocol::describe(e), "publish: bad channel name");
     EXPECT_EQ(akv::gateway::protocol::describe(std::runtime_error("plain")), "plain");
+}
+
+} // namespace
+
+namespace {
+
+TEST(GatewayProtocol, BinaryPayloadsBecomeValidUtf8) {
+    namespace protocol = akv::gateway::protocol;
+    EXPECT_EQ(protocol::valid_utf8("ok \xc3\xa9"), "ok \xc3\xa9");
+    EXPECT_EQ(protocol::valid_utf8("a\x86" "b"), "a\xef\xbf\xbd" "b");
+    EXPECT_EQ(protocol::valid_utf8("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd") << "overlong";
+    EXPECT_EQ(protocol::valid_utf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd") << "surrogate";
+    EXPECT_EQ(protocol::valid_utf8("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80");
+    EXPECT_EQ(protocol::valid_utf8("\xe2\x82"), "\xef\xbf\xbd\xef\xbf\xbd") << "cut short";
+    // Found by the fuzzer: an envelope followed by stray bytes went out as invalid UTF-8.
+    auto p = protocol::decode_payload("\x1e" "5-1\x1e{\"a\":1}\x86\x86");
+    EXPECT_NO_THROW(boost::json::parse(p.data));
 }
 
 } // namespace

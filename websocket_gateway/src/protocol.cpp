@@ -6,6 +6,7 @@
 
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -99,10 +100,42 @@ parsed parse(std::string_view text) {
                 out.invalid = "\"data\" is missing";
             else
                 out.req.data = json::serialize(*d);
+            // Boost.JSON writes a number beyond double as Infinity, which is not JSON.
+            if (out.invalid.empty() && !compact_json(out.req.data))
+                out.invalid = "\"data\" holds a number out of range";
         }
         break;
     case op::ping:
         break;
+    }
+    return out;
+}
+
+std::string valid_utf8(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+        bool ok = n != 0 && i + n <= text.size();
+        std::uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+        for (std::size_t k = 1; ok && k < n; ++k) {
+            const auto cc = static_cast<unsigned char>(text[i + k]);
+            ok = (cc & 0xC0) == 0x80;
+            cp = (cp << 6) | (cc & 0x3F);
+        }
+        // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 either.
+        if (ok && ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                   (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
+            ok = false;
+        if (ok) {
+            out.append(text.substr(i, n));
+            i += n;
+        } else {
+            out += "\xEF\xBF\xBD"; // U+FFFD for the one bad byte, then go on
+            ++i;
+        }
     }
     return out;
 }
@@ -186,7 +219,11 @@ std::optional<std::string> compact_json(std::string_view text) {
     boost::system::error_code ec;
     json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
     if (ec) return std::nullopt;
-    return json::serialize(v);
+    // Kept as sent (re-writing would round big numbers through double, or print Infinity). A
+    // raw newline can only be whitespace between tokens: a space does as well.
+    std::string line(text);
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    return line;
 }
 
 payload decode_payload(std::string_view p) {
@@ -205,7 +242,7 @@ payload decode_payload(std::string_view p) {
     if (auto c = compact_json(p))
         out.data = std::move(*c);
     else
-        out.data = quoted(p);
+        out.data = quoted(valid_utf8(p));
     return out;
 }
 

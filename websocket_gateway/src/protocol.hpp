@@ -46,7 +46,7 @@ std::string quoted(std::string_view text); // a JSON string literal
 
 // A message as Redis carried it: `\x1e<offset>\x1e<json>` from a history publish, anything else
 // as it is. `data` is compact JSON text (no raw newline): the payload's JSON value, or the
-// payload as a JSON string when it is not JSON.
+// payload as a JSON string when it is not JSON (bytes that are not UTF-8 become U+FFFD).
 struct payload {
     std::optional<std::string> offset;
     std::string data;
@@ -58,6 +58,10 @@ std::string encode_payload(std::string_view offset, std::string_view json);
 std::string push(std::string_view channel_json, const std::optional<std::string>& offset,
                  std::string_view data);
 
+// `text` with every byte that is not part of a well-formed UTF-8 character replaced by U+FFFD:
+// a text frame must be UTF-8, or browsers fail the whole connection.
+std::string valid_utf8(std::string_view text);
+
 // At most `max` bytes of `text`, never ending inside a UTF-8 character (close reasons must be
 // valid UTF-8, or the peer fails the connection).
 std::string truncate_utf8(std::string_view text, std::size_t max);
@@ -66,7 +70,8 @@ std::string truncate_utf8(std::string_view text, std::size_t max);
 // "[category:value]" that boost::system appends.
 std::string describe(const std::exception& e);
 
-// Compact JSON text of one JSON value, or nullopt when `text` is not exactly one JSON value.
+// One JSON value as one line: `text` as it is, raw newlines (whitespace) turned into spaces;
+// nullopt when `text` is not exactly one JSON value.
 std::optional<std::string> compact_json(std::string_view text);
 
 } // namespace akv::gateway::protocol
