@@ -13,11 +13,13 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -141,6 +143,8 @@ public:
 
     void kill() { process_.kill(); }
     bool running() { return process_.running(); }
+    int pid() const { return process_.pid(); }
+    int status() const { return process_.status(); }
     std::string log_tail() const { return process_.log_tail(); }
 
 private:
@@ -360,6 +364,91 @@ TEST_F(BrowserE2E, ModuleExportsTheSameClassAsTheScript) {
         " m.default === window.AkvGateway)",
         /*await_promise=*/true);
     EXPECT_EQ(same, json::value(true)) << diagnostics();
+}
+
+} // namespace
+
+namespace {
+
+// A synchronous protocol session on a gateway (no browser needed): connect, subscribe, read.
+class sync_session {
+public:
+    sync_session(std::uint16_t port, const std::string& token, const std::string& channel)
+        : ws_(io_) {
+        beast::get_lowest_layer(ws_).expires_after(10s);
+        beast::get_lowest_layer(ws_).connect(
+            asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+        ws_.handshake("127.0.0.1:" + std::to_string(port), "/ws");
+        send(R"({"op":"connect","token":")" + token + "\"}");
+        EXPECT_NE(line().find("connected"), std::string::npos);
+        send(R"({"op":"subscribe","id":1,"channel":")" + channel + "\"}");
+        EXPECT_NE(line().find("\"ok\":true"), std::string::npos);
+    }
+    void send(const std::string& text) { ws_.write(asio::buffer(text)); }
+    // The next line; "" once closed (close_code() tells how).
+    std::string line() {
+        if (lines_.empty()) {
+            beast::flat_buffer buf;
+            beast::error_code ec;
+            beast::get_lowest_layer(ws_).expires_after(10s);
+            ws_.read(buf, ec);
+            if (ec) return {};
+            std::string text = beast::buffers_to_string(buf.data());
+            for (std::size_t start = 0;;) {
+                const auto nl = text.find('\n', start);
+                lines_.push_back(text.substr(start, nl - start));
+                if (nl == std::string::npos) break;
+                start = nl + 1;
+            }
+        }
+        std::string l = lines_.front();
+        lines_.erase(lines_.begin());
+        return l;
+    }
+    int close_code() const { return ws_.reason().code; }
+
+private:
+    asio::io_context io_;
+    beast::websocket::stream<beast::tcp_stream> ws_;
+    std::vector<std::string> lines_;
+};
+
+TEST(GatewayProcesses, TwoProcessesShareAChannelAndStopGracefully) {
+    akv::embedded_server redis;
+    temp_dir logs{"akv-e2e-procs-"};
+    const std::string secret = random_hex(32), key = random_hex(16);
+    const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());
+    gateway_process a(logs.path() / "a.log", "127.0.0.1:0", url, secret, key);
+    gateway_process b(logs.path() / "b.log", "127.0.0.1:0", url, secret, key);
+    const auto port_a = a.wait_listening(20s), port_b = b.wait_listening(20s);
+    ASSERT_NE(port_a, 0) << a.log_tail();
+    ASSERT_NE(port_b, 0) << b.log_tail();
+    akv::gateway::token_claims claims;
+    claims.subject = "procs";
+    claims.expires = std::time(nullptr) + 3600;
+    claims.channels = {"demo*"};
+    const std::string token = akv::gateway::sign_token(claims, secret);
+    sync_session on_a(port_a, token, "demo.shared"), on_b(port_b, token, "demo.shared");
+    // Published through each process: every session on both gets both, in order.
+    const auto first = http_post(port_a, "/api/publish", key, R"({"channel":"demo.shared","data":"via a"})");
+    ASSERT_EQ(first.status, 200u) << first.body;
+    const auto second = http_post(port_b, "/api/publish", key, R"({"channel":"demo.shared","data":"via b"})");
+    ASSERT_EQ(second.status, 200u) << second.body;
+    for (auto* s : {&on_a, &on_b}) {
+        const std::string m1 = s->line(), m2 = s->line();
+        EXPECT_NE(m1.find("\"via a\""), std::string::npos) << m1;
+        EXPECT_NE(m2.find("\"via b\""), std::string::npos) << m2;
+    }
+    // SIGTERM: sessions get 1001, the process exits 0.
+    ASSERT_EQ(::kill(a.pid(), SIGTERM), 0);
+    EXPECT_EQ(on_a.line(), "");
+    EXPECT_EQ(on_a.close_code(), 1001);
+    EXPECT_TRUE(poll_until([&] { return !a.running(); }, 10s)) << a.log_tail();
+    EXPECT_TRUE(WIFEXITED(a.status()) && WEXITSTATUS(a.status()) == 0) << a.log_tail();
+    // The other process goes on.
+    const auto third = http_post(port_b, "/api/publish", key, R"({"channel":"demo.shared","data":"still b"})");
+    EXPECT_EQ(third.status, 200u);
+    EXPECT_NE(on_b.line().find("still b"), std::string::npos);
 }
 
 } // namespace
