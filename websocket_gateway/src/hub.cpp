@@ -1,5 +1,8 @@
 #include "hub.hpp"
+#include "history.hpp"
 #include "protocol.hpp"
+
+#include <akv/gateway/publish.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,15 +22,72 @@ struct hub::channel {
     bool gone = false; // left the map (last listener left, or the hub stopped)
     std::exception_ptr failed;
     std::unique_ptr<asio::steady_timer> ready_signal;
+    const history_rule* history = nullptr;
+    std::optional<std::string> last_offset;  // newest fanned out (history channels)
+    std::optional<std::string> noted_offset; // newest a subscribing session read
+    bool catching_up = false;
+    std::vector<std::string> held; // payloads that came while catching up
 };
 
 hub::hub(client& redis, const options& opts, asio::steady_timer& changed)
     : redis_(redis)
     , opts_(opts)
     , changed_(changed)
-    , subscriber_(redis) {}
+    , subscriber_(redis) {
+    // After the subscriber's own listener (it restores the subscriptions first), so the history
+    // read below goes out after the SUBSCRIBE on the same connection.
+    listener_id_ = redis_.main_connection().add_event_listener([this](const connection_event& e) {
+        if (e.what == connection_event::kind::connected) on_connected();
+    });
+}
 
-hub::~hub() = default;
+hub::~hub() { redis_.main_connection().remove_event_listener(listener_id_); }
+
+void hub::note_offset(const std::string& name, const std::string& offset) {
+    auto it = channels_.find(name);
+    if (it == channels_.end()) return;
+    auto& ch = *it->second;
+    if (!ch.noted_offset || protocol::offset_less(*ch.noted_offset, offset)) ch.noted_offset = offset;
+}
+
+void hub::on_connected() {
+    if (stopped_) return;
+    for (auto& [name, ch] : channels_) {
+        if (!ch->ready || !ch->history || ch->catching_up) continue;
+        if (!ch->last_offset && !ch->noted_offset) continue;
+        ch->catching_up = true;
+        ++tasks_;
+        asio::co_spawn(redis_.get_executor(), catch_up(ch), asio::detached);
+    }
+}
+
+asio::awaitable<void> hub::catch_up(std::shared_ptr<channel> ch) {
+    std::optional<history::recovery> rec;
+    try {
+        const std::size_t limit = ch->history->max_length ? ch->history->max_length : 10000;
+        // From the newest message fanned out: a session that read further when it subscribed
+        // may get a few twice (offsets tell; akv.js drops them).
+        const std::string from = ch->last_offset ? *ch->last_offset : *ch->noted_offset;
+        rec = co_await history::recover(redis_, *ch->history, opts_.channel_prefix + ch->name,
+                                        from, limit);
+    } catch (...) {
+        // Down again: the next connect tries again.
+    }
+    if (rec && !rec->gap && !ch->gone) {
+        for (auto& [offset, data] : rec->entries) {
+            const std::optional<std::string> off = offset;
+            auto json = protocol::compact_json(data);
+            if (!json) continue;
+            ++recovered_;
+            fan_out(*ch, off, *json);
+        }
+    }
+    ch->catching_up = false;
+    std::vector<std::string> held = std::move(ch->held);
+    for (auto& payload : held) dispatch(*ch, payload);
+    --tasks_;
+    changed_.cancel();
+}
 
 std::uint64_t hub::dropped() const {
     std::uint64_t n = dropped_gone_;
@@ -56,6 +116,7 @@ asio::awaitable<void> hub::join(const std::string& name, listener* l) {
     ch->listeners.push_back(l);
     ch->ready_signal = std::make_unique<asio::steady_timer>(redis_.get_executor());
     ch->ready_signal->expires_at(asio::steady_timer::time_point::max());
+    ch->history = history_for(opts_.history, name);
     channels_.emplace(name, ch);
     std::exception_ptr failed;
     try {
@@ -131,10 +192,23 @@ asio::awaitable<void> hub::pump(std::shared_ptr<channel> ch) {
 void hub::dispatch(channel& ch, const std::string& payload) {
     ++messages_in_;
     if (ch.gone || ch.listeners.empty()) return;
+    if (ch.catching_up) {
+        ch.held.push_back(payload);
+        return;
+    }
     protocol::payload p = protocol::decode_payload(payload);
-    auto line = std::make_shared<const std::string>(protocol::push(ch.quoted, p.offset, p.data));
+    fan_out(ch, p.offset, p.data);
+}
+
+void hub::fan_out(channel& ch, const std::optional<std::string>& offset, const std::string& data) {
+    if (offset) {
+        // Caught up already (or seen twice around a reconnect): once is enough.
+        if (ch.last_offset && !protocol::offset_less(*ch.last_offset, *offset)) return;
+        ch.last_offset = *offset;
+    }
+    auto line = std::make_shared<const std::string>(protocol::push(ch.quoted, offset, data));
     // Listeners only queue (never join or leave here), so the vector holds still.
-    for (listener* l : ch.listeners) l->on_message(ch.name, line, p.offset);
+    for (listener* l : ch.listeners) l->on_message(ch.name, line, offset);
 }
 
 void hub::stop() {

@@ -43,6 +43,11 @@ public:
     asio::awaitable<void> join(const std::string& channel, listener* l);
     // Removes `l`; the Redis subscription ends with the channel's last listener.
     void leave(const std::string& channel, listener* l);
+    // The newest offset a session saw in the channel's history when it subscribed: after a
+    // reconnect to Redis the hub reads the history from the newest offset it knows, so what was
+    // published while the connection was down reaches the sessions too, in order, once.
+    void note_offset(const std::string& channel, const std::string& offset);
+    std::uint64_t recovered() const noexcept { return recovered_; } // read back after reconnects
 
     std::size_t channels() const noexcept { return channels_.size(); }
     std::uint64_t messages_in() const noexcept { return messages_in_; }
@@ -57,13 +62,18 @@ private:
     asio::awaitable<void> pump(std::shared_ptr<channel> ch);
     asio::awaitable<void> unsubscribe(std::shared_ptr<channel> ch);
     void dispatch(channel& ch, const std::string& payload);
+    void fan_out(channel& ch, const std::optional<std::string>& offset, const std::string& data);
+    void on_connected();
+    asio::awaitable<void> catch_up(std::shared_ptr<channel> ch);
 
     client& redis_;
     const options& opts_;
     asio::steady_timer& changed_;
     messaging::subscriber subscriber_;
     std::map<std::string, std::shared_ptr<channel>, std::less<>> channels_;
+    std::size_t listener_id_ = 0;
     std::uint64_t messages_in_ = 0;
+    std::uint64_t recovered_ = 0;
     std::uint64_t dropped_gone_ = 0; // drops of channels already gone
     std::size_t tasks_ = 0;          // pumps and unsubscribes still running
     bool stopped_ = false;

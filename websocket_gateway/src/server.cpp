@@ -433,6 +433,8 @@ struct server::impl {
                s.slow_disconnects);
         metric("published_total", "counter", "Messages published through the gateway.",
                s.published);
+        metric("recovered_total", "counter",
+               "Messages read back from history after a Redis reconnect.", s.recovered);
         metric("redis_latency_seconds", "gauge", "Last Redis PING round trip.",
                s.redis_latency_ms / 1000.0);
         return out;
@@ -443,6 +445,7 @@ struct server::impl {
         s.channels = state.hub.channels();
         s.messages_in = state.hub.messages_in();
         s.dropped += state.hub.dropped();
+        s.recovered = state.hub.recovered();
         return s;
     }
 

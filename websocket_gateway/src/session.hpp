@@ -360,6 +360,7 @@ private:
                     missed.push_back(protocol::push(quoted, offset, data));
             }
             floor = rec->newest;
+            srv_.hub.note_offset(channel, rec->newest);
         }
         if (over_) co_return;
         auto it = subs_.find(channel);

@@ -31,6 +31,7 @@ struct stats {
     std::uint64_t dropped = 0;            // by full send queues (drop_oldest) or a lagging hub
     std::uint64_t slow_disconnects = 0;   // sessions closed with 4008
     std::uint64_t published = 0;          // through the API or sessions
+    std::uint64_t recovered = 0;          // read back from history after a Redis reconnect
     double redis_latency_ms = 0;          // last PING round trip
 };
 
