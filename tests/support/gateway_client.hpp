@@ -33,16 +33,20 @@ class running_gateway {
 public:
     running_gateway(asio::io_context& io, config cfg, gateway::options opts)
         : io_(io)
-        , redis_(io, cfg) {
+        , redis_(std::make_unique<running_client>(io, cfg)) {
         opts.port = 0;
-        server = std::make_unique<gateway::server>(redis_.client, opts);
+        server = std::make_unique<gateway::server>(redis_->client, opts);
         asio::co_spawn(io, server->run(), [this](std::exception_ptr e) {
             error = e;
             finished = true;
         });
         EXPECT_TRUE(run_until(io, [this] { return server->listening() || finished; }, 10s));
     }
-    ~running_gateway() { stop(); }
+    // The server goes before the client it uses.
+    ~running_gateway() {
+        stop();
+        server.reset();
+    }
     void stop() {
         if (stopped_) return;
         stopped_ = true;
@@ -50,7 +54,7 @@ public:
         EXPECT_TRUE(run_until(io_, [this] { return finished; }, 20s)) << "gateway did not stop";
     }
     std::uint16_t port() const { return server->port(); }
-    akv::client& redis() { return redis_.client; }
+    akv::client& redis() { return redis_->client; }
 
     std::unique_ptr<gateway::server> server;
     bool finished = false;
@@ -58,7 +62,7 @@ public:
 
 private:
     asio::io_context& io_;
-    running_client redis_;
+    std::unique_ptr<running_client> redis_;
     bool stopped_ = false;
 };
 
