@@ -285,8 +285,15 @@ struct server::impl {
                 }
                 beast::get_lowest_layer(stream).expires_never();
                 unregister(); // from now on shutdown goes through the session
-                websocket::stream<Stream&> ws(stream);
-                co_await run_websocket(ws, req);
+                if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+                    // The bare socket: Beast's own timeouts cover the session, and tcp_stream's
+                    // timer bookkeeping on every write is measurable at fan-out rates.
+                    websocket::stream<tcp::socket> ws(stream.release_socket());
+                    co_await run_websocket(ws, req);
+                } else {
+                    websocket::stream<Stream&> ws(stream);
+                    co_await run_websocket(ws, req);
+                }
                 co_return;
             }
             response_t res = co_await route(req);
