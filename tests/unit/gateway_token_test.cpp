@@ -67,6 +67,18 @@ TEST(GatewayToken, WrongSecretOrChangedPayloadIsABadSignature) {
     EXPECT_EQ(refusal(spliced).first, token_error::bad_signature);
 }
 
+TEST(GatewayToken, AChangedLastCharacterIsRefusedToo) {
+    // 32 signature bytes are 43 base64url characters: the last one holds 4 bits and 2 of
+    // padding. Setting a padding bit must not leave a token that still verifies.
+    const auto token = sign_token(alice(), "s3cret");
+    std::string changed = token;
+    const auto at = std::string_view("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+                        .find(changed.back());
+    changed.back() = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[at ^ 1];
+    EXPECT_NE(changed, token);
+    EXPECT_TRUE(refusal(changed).first) << "accepted " << changed;
+}
+
 TEST(GatewayToken, OnlyHs256IsAccepted) {
     const std::string payload = part(R"({"sub":"x","exp":1900000000})");
     EXPECT_EQ(refusal(part(R"({"alg":"none"})") + "." + payload + ".").first,

@@ -136,7 +136,9 @@ bool base64url_decode(std::string_view text, std::string& out) {
             out += static_cast<char>((acc >> bits) & 0xff);
         }
     }
-    return true;
+    // The bits left over must be zero: otherwise several texts decode to one signature, and a
+    // changed token would still verify.
+    return bits == 0 || (acc & ((1u << bits) - 1)) == 0;
 }
 
 } // namespace detail
