@@ -9,6 +9,11 @@
 // Everything runs on the client's executor (one thread). One Redis subscription per channel per
 // process, fanned out to bounded per-session queues; a session that cannot keep up loses only
 // its own messages (or is disconnected), never anyone else's.
+//
+// The server makes the client's messaging::subscriber (there is one per client: it takes the
+// connection's pushes), so give it a client of its own rather than one the app subscribes on.
+// After a reconnect to Redis, history channels are read back from the newest offset fanned out,
+// so sessions lose nothing to the outage.
 #pragma once
 
 #include <akv/client.hpp>
