@@ -158,4 +158,87 @@ inline void print_object_line(const std::string& fields) {
     std::fflush(stdout);
 }
 
+// One JSON object on one line, fields in the order they are added; numbers as plain decimals
+// (not Boost.JSON's 2.5E-1).
+// Shared by the queue and gateway benchmarks (streams_bench.cpp keeps an older one of its own).
+class json_line {
+public:
+    json_line& set(std::string_view key, const boost::json::value& v) {
+        field(key);
+        append(v);
+        return *this;
+    }
+    json_line& text(std::string_view key, std::string_view v) {
+        return set(key, boost::json::string(boost::json::string_view(v.data(), v.size())));
+    }
+    json_line& number(std::string_view key, std::optional<double> v, int decimals) {
+        field(key);
+        append_fixed(out_, v, decimals);
+        return *this;
+    }
+    // `from[key]` as `key_as`, if there.
+    json_line& copy(std::string_view key_as, const boost::json::object* from, std::string_view key) {
+        const boost::json::value* v = from ? from->if_contains(key) : nullptr;
+        if (v) set(key_as, *v);
+        return *this;
+    }
+    void print() const { print_object_line(out_); }
+
+private:
+    void field(std::string_view key) {
+        if (!out_.empty()) out_ += ',';
+        out_ += boost::json::serialize(boost::json::string_view(key.data(), key.size()));
+        out_ += ':';
+    }
+    void append(const boost::json::value& v) {
+        if (v.is_double()) {
+            const double d = v.get_double();
+            if (!std::isfinite(d)) {
+                out_ += "null";
+                return;
+            }
+            char buf[64];
+            if (d == std::floor(d) && std::abs(d) < 1e15)
+                std::snprintf(buf, sizeof buf, "%.0f", d);
+            else
+                std::snprintf(buf, sizeof buf, "%.3f", d);
+            std::string s = buf;
+            if (s.find('.') != std::string::npos) {
+                s.erase(s.find_last_not_of('0') + 1);
+                if (s.back() == '.') s.pop_back();
+            }
+            out_ += s;
+        } else if (v.is_object()) {
+            out_ += '{';
+            bool first = true;
+            for (const auto& kv : v.get_object()) {
+                if (!first) out_ += ',';
+                first = false;
+                out_ += boost::json::serialize(kv.key());
+                out_ += ':';
+                append(kv.value());
+            }
+            out_ += '}';
+        } else if (v.is_array()) {
+            out_ += '[';
+            bool first = true;
+            for (const boost::json::value& e : v.get_array()) {
+                if (!first) out_ += ',';
+                first = false;
+                append(e);
+            }
+            out_ += ']';
+        } else {
+            out_ += boost::json::serialize(v);
+        }
+    }
+    std::string out_;
+};
+
+// a / b, or nothing when either is missing or b is not positive.
+inline std::optional<double> ratio(std::optional<double> a, std::optional<double> b) {
+    if (!a || !b || *b <= 0) return std::nullopt;
+    return *a / *b;
+}
+
 } // namespace akv::bench
