@@ -172,6 +172,17 @@ std::vector<new_job> numbered(std::size_t n, const job_options& o) {
     return jobs;
 }
 
+// Enqueues jobs "0" .. "n-1" in one bulk call and returns their ids.
+std::vector<std::string> enqueue_numbered(asio::io_context& io, producer& p, std::size_t n,
+                                          const job_options& o = {}) {
+    std::vector<std::string> ids;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto jobs = numbered(n, o);
+        ids = co_await p.enqueue_bulk(jobs);
+    }());
+    return ids;
+}
+
 std::string runs_key(const std::string& queue) { return "akvtest:{" + queue + "}:runs"; }
 
 asio::awaitable<long long> hash_len(akv::client& c, std::string key) {
@@ -243,11 +254,7 @@ TEST(TaskQueueProcess, KilledWorkerJobIsCompletedByAnother) {
     admin a(rc.client, "q");
     const std::string queue = "q";
     const std::size_t n = 20;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        const job_options o;
-        const auto jobs = numbered(n, o);
-        co_await p.enqueue_bulk(jobs);
-    }());
+    enqueue_numbered(io, p, n);
 
     worker_flags slow;
     slow.mode = "slow";
@@ -362,11 +369,7 @@ TEST(TaskQueueProcess, GracefulShutdownLosesNothing) {
     admin a(rc.client, "q");
     const std::string queue = "q";
     const std::size_t n = 200;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        const job_options o;
-        const auto jobs = numbered(n, o);
-        co_await p.enqueue_bulk(jobs);
-    }());
+    enqueue_numbered(io, p, n);
 
     worker_flags slow;
     slow.mode = "slow";
@@ -431,12 +434,7 @@ TEST(TaskQueueProcess, ShutdownPastGraceHandsJobsBack) {
     admin a(rc.client, "q");
     const std::string queue = "q";
     const std::size_t n = 8;
-    std::vector<std::string> ids;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        const job_options o;
-        const auto jobs = numbered(n, o);
-        ids = co_await p.enqueue_bulk(jobs);
-    }());
+    const std::vector<std::string> ids = enqueue_numbered(io, p, n);
 
     worker_flags slow;
     slow.mode = "slow";
@@ -490,11 +488,7 @@ TEST(TaskQueueProcess, ServerRestartWithAofLosesNoJob) {
     admin a(rc.client, "q");
     const std::string queue = "q";
     const std::size_t n = 2000;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        const job_options o;
-        const auto jobs = numbered(n, o);
-        co_await p.enqueue_bulk(jobs);
-    }());
+    enqueue_numbered(io, p, n);
 
     // 10 ms per run and 16 at once: about 1,600 jobs/s, so "half done" can be caught.
     worker_flags f;
