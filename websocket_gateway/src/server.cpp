@@ -224,39 +224,47 @@ struct server::impl {
         changed();
     }
 
+    // A connection's socket stays in http_sockets (closed by stop()) while it speaks plain
+    // HTTP; an upgraded one is shut down through its session instead.
+    class http_registration {
+    public:
+        http_registration(std::list<tcp::socket*>& list, tcp::socket& socket)
+            : list_(list)
+            , at_(list.insert(list.end(), &socket)) {}
+        ~http_registration() { drop(); }
+        http_registration(const http_registration&) = delete;
+        http_registration& operator=(const http_registration&) = delete;
+        void drop() {
+            if (on_) list_.erase(at_);
+            on_ = false;
+        }
+
+    private:
+        std::list<tcp::socket*>& list_;
+        std::list<tcp::socket*>::iterator at_;
+        bool on_ = true;
+    };
+
     asio::awaitable<void> connection(tcp::socket sock) {
-        tcp::socket* raw = &sock; // registered while it speaks plain HTTP
-        http_sockets.push_back(raw);
-        auto entry = std::prev(http_sockets.end());
-        bool registered = true;
-        auto unregister = [&] {
-            if (registered) http_sockets.erase(entry);
-            registered = false;
-        };
         try {
             if (tls) {
                 beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *tls);
-                http_sockets.erase(entry);
-                http_sockets.push_back(&beast::get_lowest_layer(stream).socket());
-                entry = std::prev(http_sockets.end());
+                http_registration registration(http_sockets, beast::get_lowest_layer(stream).socket());
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
                 auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
-                if (!ec) co_await serve(stream, unregister);
+                if (!ec) co_await serve(stream, registration);
             } else {
                 beast::tcp_stream stream(std::move(sock));
-                http_sockets.erase(entry);
-                http_sockets.push_back(&stream.socket());
-                entry = std::prev(http_sockets.end());
-                co_await serve(stream, unregister);
+                http_registration registration(http_sockets, stream.socket());
+                co_await serve(stream, registration);
             }
         } catch (...) {
             // A connection's failure is its own.
         }
-        unregister();
     }
 
-    template <class Stream, class Unregister>
-    asio::awaitable<void> serve(Stream& stream, Unregister& unregister) {
+    template <class Stream>
+    asio::awaitable<void> serve(Stream& stream, http_registration& registration) {
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
@@ -284,7 +292,7 @@ struct server::impl {
                     break;
                 }
                 beast::get_lowest_layer(stream).expires_never();
-                unregister(); // from now on shutdown goes through the session
+                registration.drop(); // from now on shutdown goes through the session
                 if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
                     // The bare socket: Beast's own timeouts cover the session, and tcp_stream's
                     // timer bookkeeping on every write is measurable at fan-out rates.
@@ -497,7 +505,9 @@ struct server::impl {
         ping_timer.cancel();
         for (tcp::socket* s : http_sockets) s->close(ignored);
         for (auto* s : std::vector(state.sessions)) s->shut_down();
-        if (!co_await wait_until([this] { return connections == 0; }, deadline)) {
+        // Named first: g++ 12 miscompiles `if (!co_await ...)`.
+        const bool drained = co_await wait_until([this] { return connections == 0; }, deadline);
+        if (!drained) {
             for (auto* s : std::vector(state.sessions)) s->force_close();
             for (tcp::socket* s : http_sockets) s->close(ignored);
             co_await wait_until([this] { return connections == 0; },
