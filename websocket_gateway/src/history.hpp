@@ -24,8 +24,9 @@ struct recovery {
     std::vector<std::pair<std::string, std::string>> entries; // (offset, JSON data), oldest first
 };
 
-// `from` empty: only the newest offset. At most `limit` entries: more is a gap.
+// `from` empty: only the newest offset. At most the rule's max_length entries (10,000 when it
+// has none): more is a gap.
 asio::awaitable<recovery> recover(client& redis, const history_rule& rule,
-                                  std::string redis_channel, std::string from, std::size_t limit);
+                                  std::string redis_channel, std::string from);
 
 } // namespace akv::gateway::history

@@ -64,19 +64,18 @@ void hub::on_connected() {
 asio::awaitable<void> hub::catch_up(std::shared_ptr<channel> ch) {
     std::optional<history::recovery> rec;
     try {
-        const std::size_t limit = ch->history->max_length ? ch->history->max_length : 10000;
         // From the newest message fanned out: a session that read further when it subscribed
         // may get a few twice (offsets tell; akv.js drops them).
         const std::string from = ch->last_offset ? *ch->last_offset : *ch->noted_offset;
-        rec = co_await history::recover(redis_, *ch->history, opts_.channel_prefix + ch->name,
-                                        from, limit);
+        const std::string redis_channel = opts_.channel_prefix + ch->name;
+        rec = co_await history::recover(redis_, *ch->history, redis_channel, from);
     } catch (...) {
         // Down again: the next connect tries again.
     }
     if (rec && !rec->gap && !ch->gone) {
         for (auto& [offset, data] : rec->entries) {
             const std::optional<std::string> off = offset;
-            auto json = protocol::compact_json(data);
+            auto json = protocol::one_line_json(data);
             if (!json) continue;
             ++recovered_;
             fan_out(*ch, off, *json);

@@ -51,13 +51,13 @@ asio::awaitable<std::optional<std::string>> publish(client& redis, const options
         fail(gateway_error::too_large, "publish: message of " + std::to_string(json.size()) +
                                            " bytes is over the limit of " +
                                            std::to_string(opts.max_publish));
-    auto compact = protocol::compact_json(json);
-    if (!compact) fail(gateway_error::bad_message, "publish: data is not one JSON value");
+    auto line = protocol::one_line_json(json);
+    if (!line) fail(gateway_error::bad_message, "publish: data is not one JSON value");
     const std::string redis_channel = opts.channel_prefix + channel;
     const history_rule* rule = history_for(opts.history, channel);
     if (!rule) {
         request req;
-        req.push("PUBLISH", redis_channel, *compact);
+        req.push("PUBLISH", redis_channel, *line);
         response<std::int64_t> resp;
         co_await redis.exec(req, resp);
         if (std::get<0>(resp).has_error())
@@ -67,7 +67,7 @@ asio::awaitable<std::optional<std::string>> publish(client& redis, const options
     const std::vector<std::string> keys{history::stream_key(redis_channel),
                                         history::trimmed_key(redis_channel)};
     const std::vector<std::string> args{
-        redis_channel, std::move(*compact), std::to_string(rule->max_length),
+        redis_channel, std::move(*line), std::to_string(rule->max_length),
         std::to_string(std::chrono::milliseconds(rule->max_age).count())};
     response<std::string> resp;
     co_await history::publish_script().run(redis, keys, args, resp);
@@ -97,11 +97,11 @@ const script& resume_script() {
 }
 
 asio::awaitable<recovery> recover(client& redis, const history_rule& rule,
-                                  std::string redis_channel, std::string from, std::size_t limit) {
+                                  std::string redis_channel, std::string from) {
     const std::vector<std::string> keys{stream_key(redis_channel), trimmed_key(redis_channel)};
     const std::vector<std::string> args{
         std::move(from), std::to_string(std::chrono::milliseconds(rule.max_age).count()),
-        std::to_string(limit)};
+        std::to_string(rule.max_length ? rule.max_length : 10000)};
     response<resp::value> resp;
     co_await resume_script().run(redis, keys, args, resp);
     auto& r = std::get<0>(resp);

@@ -348,8 +348,7 @@ private:
             try {
                 const std::string redis_channel = opts_.channel_prefix + channel;
                 const std::string from = req.offset.value_or("");
-                const std::size_t limit = rule->max_length ? rule->max_length : 10000;
-                rec = co_await history::recover(srv_.redis, *rule, redis_channel, from, limit);
+                rec = co_await history::recover(srv_.redis, *rule, redis_channel, from);
             } catch (const std::exception& e) {
                 failure = protocol::describe(e);
             }
