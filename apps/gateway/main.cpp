@@ -196,8 +196,7 @@ int main(int argc, char** argv) {
     }
 
     int status = 0;
-    bool redis_done = false;
-    asio::co_spawn(io, redis.run(), [&](std::exception_ptr) { redis_done = true; });
+    asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
@@ -237,6 +236,5 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
         }
     }
-    (void)redis_done;
     return status;
 }

@@ -101,7 +101,7 @@ parsed parse(std::string_view text) {
             else
                 out.req.data = json::serialize(*d);
             // Boost.JSON writes a number beyond double as Infinity, which is not JSON.
-            if (out.invalid.empty() && !compact_json(out.req.data))
+            if (out.invalid.empty() && !one_line_json(out.req.data))
                 out.invalid = "\"data\" holds a number out of range";
         }
         break;
@@ -215,7 +215,7 @@ std::string connected(std::string_view client, std::string_view sub, std::int64_
            ",\"expires\":" + std::to_string(expires) + "}";
 }
 
-std::optional<std::string> compact_json(std::string_view text) {
+std::optional<std::string> one_line_json(std::string_view text) {
     boost::system::error_code ec;
     json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
     if (ec) return std::nullopt;
@@ -232,14 +232,14 @@ payload decode_payload(std::string_view p) {
         const auto end = p.find('\x1e', 1);
         if (end != std::string_view::npos && valid_offset(p.substr(1, end - 1))) {
             const std::string_view body = p.substr(end + 1);
-            if (auto c = compact_json(body)) {
+            if (auto c = one_line_json(body)) {
                 out.offset = std::string(p.substr(1, end - 1));
                 out.data = std::move(*c);
                 return out;
             }
         }
     }
-    if (auto c = compact_json(p))
+    if (auto c = one_line_json(p))
         out.data = std::move(*c);
     else
         out.data = quoted(valid_utf8(p));

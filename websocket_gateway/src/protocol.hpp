@@ -72,6 +72,6 @@ std::string describe(const std::exception& e);
 
 // One JSON value as one line: `text` as it is, raw newlines (whitespace) turned into spaces;
 // nullopt when `text` is not exactly one JSON value.
-std::optional<std::string> compact_json(std::string_view text);
+std::optional<std::string> one_line_json(std::string_view text);
 
 } // namespace akv::gateway::protocol
