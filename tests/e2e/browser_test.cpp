@@ -452,3 +452,36 @@ TEST(GatewayProcesses, TwoProcessesShareAChannelAndStopGracefully) {
 }
 
 } // namespace
+
+namespace {
+
+// akv-gateway refuses bad flags and options with exit 2 and a message naming what was wrong.
+TEST(GatewayProcesses, BadFlagsAreNamedAndExitTwo) {
+    temp_dir logs{"akv-e2e-flags-"};
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--listen", "nowhere"}, "--listen: expected HOST:PORT, got 'nowhere'"},
+        {{"--listen", "127.0.0.1:99999"}, "--listen: expected a number, got '99999'"},
+        {{"--history", "=5"}, "--history: empty channel pattern"},
+        {{"--history", "chat*=lots"}, "--history: expected a number, got 'lots'"},
+        {{"--slow", "sometimes"}, "--slow: expected disconnect or drop-oldest, got 'sometimes'"},
+        {{"--send-queue"}, "--send-queue needs a value"},
+        {{"--frobnicate"}, "unknown option --frobnicate"},
+        {{"--redis", "redis://127.0.0.1:1", "--send-queue", "0"}, "send_queue must be at least 1"},
+        {{"--redis", "redis://127.0.0.1:1", "--tls-cert", "/nonexistent/c.pem", "--tls-key",
+          "/nonexistent/k.pem"},
+         "/nonexistent/c.pem"},
+        {{"--redis", "nope://x"}, "nope"},
+    };
+    int n = 0;
+    for (const auto& [flags, expected] : cases) {
+        std::vector<std::string> args{AKV_GATEWAY_PATH};
+        args.insert(args.end(), flags.begin(), flags.end());
+        child_process p(args, {}, logs.path() / ("case-" + std::to_string(++n) + ".log"));
+        ASSERT_TRUE(poll_until([&] { return !p.running(); }, 10s)) << expected << ": still running";
+        EXPECT_TRUE(WIFEXITED(p.status()) && WEXITSTATUS(p.status()) == 2)
+            << expected << ": status " << p.status() << "\n" << p.log();
+        EXPECT_NE(p.log().find(expected), std::string::npos) << p.log();
+    }
+}
+
+} // namespace
