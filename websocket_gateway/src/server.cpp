@@ -359,6 +359,11 @@ struct server::impl {
                 co_return json_error(http::status::method_not_allowed, "use POST");
             co_return co_await publish_api(req);
         }
+        if (auto hook = opts.webhooks.find(std::string(path)); hook != opts.webhooks.end()) {
+            if (req.method() != http::verb::post)
+                co_return json_error(http::status::method_not_allowed, "use POST");
+            co_return co_await webhook(req, hook->first, hook->second);
+        }
         if (req.method() != http::verb::get && req.method() != http::verb::head)
             co_return json_error(http::status::method_not_allowed, "use GET");
         if (path == "/healthz") {
@@ -420,6 +425,42 @@ struct server::impl {
             "application/json");
     }
 
+    asio::awaitable<response_t> webhook(const http::request<http::string_body>& req,
+                                        const std::string& path, const webhook_handler& handler) {
+        if (!opts.webhook_secret.empty()) {
+            auto sig = req.find("X-Hub-Signature-256");
+            const std::string_view header =
+                sig == req.end() ? std::string_view{}
+                                 : std::string_view(sig->value().data(), sig->value().size());
+            if (!check_hub_signature(header, req.body(), opts.webhook_secret))
+                co_return json_error(http::status::unauthorized,
+                                     sig == req.end() ? "missing X-Hub-Signature-256"
+                                                      : "X-Hub-Signature-256 does not match the body");
+        }
+        webhook_request in;
+        in.path = path;
+        in.body = req.body();
+        if (auto ct = req.find(http::field::content_type); ct != req.end())
+            in.content_type = std::string(ct->value().data(), ct->value().size());
+        webhook_reply out;
+        std::string failure;
+        http::status status = http::status::ok;
+        try {
+            out = co_await handler(std::move(in));
+            ++state.counters.webhooks;
+        } catch (const boost::system::system_error& e) {
+            failure = protocol::describe(e);
+            status = e.code().category() == gateway_category() ? http::status::bad_request
+                                                              : http::status::service_unavailable;
+        } catch (const std::exception& e) {
+            failure = e.what();
+            status = http::status::service_unavailable;
+        }
+        if (status != http::status::ok) co_return json_error(status, failure);
+        co_return text_response(static_cast<http::status>(out.status), std::move(out.body),
+                                "application/json");
+    }
+
     static bool same_secret(std::string_view a, std::string_view b) {
         if (a.size() != b.size()) return false;
         unsigned char diff = 0;
@@ -448,6 +489,7 @@ struct server::impl {
                s.slow_disconnects);
         metric("published_total", "counter", "Messages published through the gateway.",
                s.published);
+        metric("webhooks_total", "counter", "Webhook requests handled.", s.webhooks);
         metric("recovered_total", "counter",
                "Messages read back from history after a Redis reconnect.", s.recovered);
         metric("redis_latency_seconds", "gauge", "Last Redis PING round trip.",

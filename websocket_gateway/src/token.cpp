@@ -238,4 +238,25 @@ bool may_publish(const token_claims& c, std::string_view channel) noexcept {
     return any_matches(c.publish, channel);
 }
 
+std::string hub_signature(std::string_view body, std::string_view secret) {
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out = "sha256=";
+    for (unsigned char c : hmac_sha256(secret, body)) {
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+    return out;
+}
+
+bool check_hub_signature(std::string_view header, std::string_view body,
+                         std::string_view secret) noexcept {
+    try {
+        const std::string expected = hub_signature(body, secret);
+        return header.size() == expected.size() &&
+               CRYPTO_memcmp(header.data(), expected.data(), expected.size()) == 0;
+    } catch (...) {
+        return false;
+    }
+}
+
 } // namespace akv::gateway

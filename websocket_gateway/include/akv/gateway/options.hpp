@@ -2,9 +2,13 @@
 // apps fill it from flags or files and tests from literals.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +28,22 @@ enum class slow_consumer_policy {
     drop_oldest, // keep the newest messages; the client sees a hole (offsets tell it)
 };
 
+// A POST route the app answers (a webhook: a form, Facebook's or GitHub's callbacks): the
+// gateway reads and bounds the body, checks the signature, and hands it over.
+struct webhook_request {
+    std::string path;
+    std::string body;
+    std::string content_type;
+};
+
+struct webhook_reply {
+    unsigned status = 200;
+    std::string body = "{}"; // JSON text
+};
+
+// May throw: system_error with a gateway_error is a 400 naming it, anything else a 503.
+using webhook_handler = std::function<boost::asio::awaitable<webhook_reply>(webhook_request)>;
+
 struct options {
     std::string address = "127.0.0.1";
     std::uint16_t port = 8080; // 0: any free port (server::port() tells which)
@@ -38,6 +58,12 @@ struct options {
     // only the gateway's own origin (Origin's host:port equal to the Host header) and clients
     // that send no Origin (non-browser).
     std::vector<std::string> allowed_origins;
+
+    // POST PATH -> handler (exact paths, "/hooks/comments").
+    std::map<std::string, webhook_handler> webhooks;
+    // Non-empty: a webhook request must carry X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of
+    // the body with this secret> (Facebook's and GitHub's scheme), else 401.
+    std::string webhook_secret;
 
     std::vector<history_rule> history;
     // Redis channel = prefix + gateway channel, so several apps can share one Redis.

@@ -37,6 +37,7 @@ struct stats {
     std::uint64_t slow_disconnects = 0;   // sessions closed with 4008
     std::uint64_t published = 0;          // through the API or sessions
     std::uint64_t recovered = 0;          // read back from history after a Redis reconnect
+    std::uint64_t webhooks = 0;           // webhook requests answered by their handler
     double redis_latency_ms = 0;          // last PING round trip
 };
 

@@ -50,6 +50,12 @@ token_claims verify_token(std::string_view token, std::string_view secret,
 // A signed token for these claims (for backends, tests and the demo).
 std::string sign_token(const token_claims& claims, std::string_view secret);
 
+// Webhook signatures as Facebook and GitHub send them: the X-Hub-Signature-256 header is
+// "sha256=" + hex(HMAC-SHA256(secret, body)). The check takes the same time whatever differs.
+std::string hub_signature(std::string_view body, std::string_view secret);
+bool check_hub_signature(std::string_view header, std::string_view body,
+                         std::string_view secret) noexcept;
+
 // `*` matches any run of characters, everything else itself.
 bool pattern_matches(std::string_view pattern, std::string_view channel) noexcept;
 bool may_subscribe(const token_claims& c, std::string_view channel) noexcept;
