@@ -1,25 +1,24 @@
-// akv-gateway: Redis channels pushed to browsers over WebSocket (websocket_gateway/README.md).
-// Without --redis it starts a private redis-server (the embedded default).
-//
-//   akv-gateway [--listen HOST:PORT] [--redis URL] [--history PATTERN[=MAXLEN[,AGE_S]]]...
-//               [--anonymous PATTERN]... [--origin ORIGIN]... [--static DIR] [--prefix P]
-//               [--tls-cert FILE --tls-key FILE] [--send-queue N] [--slow disconnect|drop-oldest]
-//               [--max-channels N] [--max-frame BYTES] [--max-rate N] [--max-sessions N]
-//               [--grace-ms N] [--demo]
-//   Secrets come from the environment, never flags: AKV_GATEWAY_SECRET (token secret),
-//   AKV_GATEWAY_API_KEY (POST /api/publish).
-//   Prints "akv-gateway listening on http[s]://HOST:PORT" once it serves; --demo also prints a
-//   demo page address with a token good for a day (channels demo*, needs a secret; one is made
-//   up when none is set). SIGINT/SIGTERM: close every session with 1001, drain, exit 0.
+// akv-gateway: Redis channels pushed to browsers over WebSocket (websocket_gateway/README.md),
+// webhooks into task queues, on one port. `akv-gateway --help` lists the flags; every flag may
+// also come from --config FILE.json. Without --redis it starts a private redis-server whose
+// data stay in the data dir for the next run.
+#include "common/app.hpp"
+#include "common/gateway_flags.hpp"
+
 #include <akv/client.hpp>
 #include <akv/config.hpp>
 #include <akv/embedded_server.hpp>
 #include <akv/gateway/server.hpp>
+#include <akv/gateway/error.hpp>
 #include <akv/gateway/token.hpp>
+#include <akv/queue/producer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
 
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
@@ -40,99 +39,129 @@ namespace {
 
 struct flags {
     gw::options opts;
-    std::optional<std::string> redis_url;
+    std::vector<std::pair<std::string, std::string>> webhooks; // path, queue
     bool demo = false;
 };
 
+akv::app::command_line command_line() {
+    return akv::app::command_line(
+        "akv-gateway", "Pushes Redis channels to browsers over WebSocket; one port for HTTP too.",
+        {
+            {"listen", "HOST:PORT", "where to listen (default 127.0.0.1:8080; port 0: any)"},
+            {"history", "PATTERN[=MAXLEN[,AGE_S]]",
+             "channels matching PATTERN keep history (default 1000 messages)", true},
+            {"anonymous", "PATTERN", "channels anyone may subscribe to without a token", true},
+            {"origin", "ORIGIN", "a browser origin allowed to connect (* any)", true},
+            {"webhook", "PATH=QUEUE",
+             "POST PATH enqueues its JSON body (an object, or an array of them) as jobs of QUEUE",
+             true},
+            {"static", "DIR", "serve files of DIR over the built-in ones"},
+            {"prefix", "P", "Redis channel = P + channel"},
+            {"tls-cert", "FILE", "PEM certificate (with --tls-key: HTTPS and WSS on the port)"},
+            {"tls-key", "FILE", "PEM private key"},
+            {"send-queue", "N", "messages waiting per session (default 4096)"},
+            {"slow", "POLICY", "slow consumers: disconnect (default) or drop-oldest"},
+            {"max-channels", "N", "subscriptions per session (default 128)"},
+            {"max-frame", "BYTES", "bytes of a client message (default 65536)"},
+            {"max-rate", "N", "client messages per second per session (default 100)"},
+            {"max-sessions", "N", "sessions at once (default 100000)"},
+            {"grace-ms", "N", "shutdown: time to drain queues before closing (default 5000)"},
+            {"demo", "", "print a demo page address with a token good for a day"},
+        },
+        "Secrets come from the environment, never flags: AKV_GATEWAY_SECRET (token secret),\n"
+        "AKV_GATEWAY_API_KEY (POST /api/publish), AKV_GATEWAY_WEBHOOK_SECRET (webhooks must\n"
+        "carry X-Hub-Signature-256). Prints \"akv-gateway listening on http[s]://HOST:PORT\"\n"
+        "once it serves. SIGINT/SIGTERM: every session gets 1001 once its queue drains; exit 0.");
+}
+
 template <class T> T number(const std::string& flag, const std::string& text) {
-    T v{};
-    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-    if (ec != std::errc{} || p != text.data() + text.size())
-        throw std::invalid_argument(flag + ": expected a number, got '" + text + "'");
-    return v;
+    return akv::app::command_line::parse_number<T>(flag, text);
 }
 
-// PATTERN[=MAXLEN[,AGE_S]]
-gw::history_rule history_rule(const std::string& text) {
-    gw::history_rule r;
-    const auto eq = text.find('=');
-    r.pattern = text.substr(0, eq);
-    if (r.pattern.empty()) throw std::invalid_argument("--history: empty channel pattern");
-    if (eq != std::string::npos) {
-        const std::string rest = text.substr(eq + 1);
-        const auto comma = rest.find(',');
-        r.max_length = number<std::size_t>("--history", rest.substr(0, comma));
-        if (comma != std::string::npos)
-            r.max_age = std::chrono::seconds(number<long>("--history", rest.substr(comma + 1)));
-    }
-    return r;
-}
-
-flags parse(int argc, char** argv) {
+flags parse(const akv::app::command_line& cl) {
     flags f;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "--listen") {
-            const std::string v = value();
-            const auto colon = v.rfind(':');
-            if (colon == std::string::npos)
-                throw std::invalid_argument("--listen: expected HOST:PORT, got '" + v + "'");
-            f.opts.address = v.substr(0, colon);
-            if (f.opts.address.size() > 2 && f.opts.address.front() == '[')
-                f.opts.address = f.opts.address.substr(1, f.opts.address.size() - 2);
-            f.opts.port = number<std::uint16_t>("--listen", v.substr(colon + 1));
-        } else if (arg == "--redis") {
-            f.redis_url = value();
-        } else if (arg == "--history") {
-            f.opts.history.push_back(history_rule(value()));
-        } else if (arg == "--anonymous") {
-            f.opts.anonymous.push_back(value());
-        } else if (arg == "--origin") {
-            f.opts.allowed_origins.push_back(value());
-        } else if (arg == "--static") {
-            f.opts.static_dir = value();
-        } else if (arg == "--prefix") {
-            f.opts.channel_prefix = value();
-        } else if (arg == "--tls-cert") {
-            f.opts.tls_cert_file = value();
-        } else if (arg == "--tls-key") {
-            f.opts.tls_key_file = value();
-        } else if (arg == "--send-queue") {
-            f.opts.send_queue = number<std::size_t>(arg, value());
-        } else if (arg == "--slow") {
-            const std::string v = value();
-            if (v == "disconnect")
-                f.opts.slow_policy = gw::slow_consumer_policy::disconnect;
-            else if (v == "drop-oldest")
-                f.opts.slow_policy = gw::slow_consumer_policy::drop_oldest;
-            else
-                throw std::invalid_argument("--slow: expected disconnect or drop-oldest, got '" + v + "'");
-        } else if (arg == "--max-channels") {
-            f.opts.max_channels = number<std::size_t>(arg, value());
-        } else if (arg == "--max-frame") {
-            f.opts.max_frame = number<std::size_t>(arg, value());
-        } else if (arg == "--max-rate") {
-            f.opts.max_rate = number<double>(arg, value());
-            f.opts.max_burst = std::max(f.opts.max_burst, f.opts.max_rate * 2);
-        } else if (arg == "--max-sessions") {
-            f.opts.max_sessions = number<std::size_t>(arg, value());
-        } else if (arg == "--grace-ms") {
-            f.opts.shutdown_grace = std::chrono::milliseconds(number<long>(arg, value()));
-        } else if (arg == "--demo") {
-            f.demo = true;
-        } else if (arg == "--help" || arg == "-h") {
-            throw std::invalid_argument("");
-        } else {
-            throw std::invalid_argument("unknown option " + arg);
-        }
+    if (auto v = cl.get("listen")) {
+        const auto colon = v->rfind(':');
+        if (colon == std::string::npos)
+            throw akv::app::usage_error("--listen: expected HOST:PORT, got '" + *v + "'");
+        f.opts.address = v->substr(0, colon);
+        if (f.opts.address.size() > 2 && f.opts.address.front() == '[')
+            f.opts.address = f.opts.address.substr(1, f.opts.address.size() - 2);
+        f.opts.port = number<std::uint16_t>("listen", v->substr(colon + 1));
     }
+    for (const auto& h : cl.all("history")) f.opts.history.push_back(akv::app::history_rule(h));
+    f.opts.anonymous = cl.all("anonymous");
+    f.opts.allowed_origins = cl.all("origin");
+    for (const auto& w : cl.all("webhook")) {
+        const auto eq = w.find('=');
+        if (eq == std::string::npos || eq == 0 || w[0] != '/' || eq + 1 == w.size())
+            throw akv::app::usage_error("--webhook: expected /PATH=QUEUE, got '" + w + "'");
+        f.webhooks.emplace_back(w.substr(0, eq), w.substr(eq + 1));
+    }
+    f.opts.static_dir = cl.get_or("static", "");
+    f.opts.channel_prefix = cl.get_or("prefix", "");
+    f.opts.tls_cert_file = cl.get_or("tls-cert", "");
+    f.opts.tls_key_file = cl.get_or("tls-key", "");
+    f.opts.send_queue = cl.number<std::size_t>("send-queue", f.opts.send_queue);
+    if (auto v = cl.get("slow")) {
+        if (*v == "disconnect")
+            f.opts.slow_policy = gw::slow_consumer_policy::disconnect;
+        else if (*v == "drop-oldest")
+            f.opts.slow_policy = gw::slow_consumer_policy::drop_oldest;
+        else
+            throw akv::app::usage_error("--slow: expected disconnect or drop-oldest, got '" + *v + "'");
+    }
+    f.opts.max_channels = cl.number<std::size_t>("max-channels", f.opts.max_channels);
+    f.opts.max_frame = cl.number<std::size_t>("max-frame", f.opts.max_frame);
+    if (cl.has("max-rate")) {
+        f.opts.max_rate = cl.number<double>("max-rate", f.opts.max_rate);
+        f.opts.max_burst = std::max(f.opts.max_burst, f.opts.max_rate * 2);
+    }
+    f.opts.max_sessions = cl.number<std::size_t>("max-sessions", f.opts.max_sessions);
+    f.opts.shutdown_grace = std::chrono::milliseconds(cl.number<long>("grace-ms", 5000));
+    f.demo = cl.has("demo");
     if (const char* s = std::getenv("AKV_GATEWAY_SECRET")) f.opts.token_secret = s;
     if (const char* k = std::getenv("AKV_GATEWAY_API_KEY")) f.opts.api_key = k;
+    if (const char* w = std::getenv("AKV_GATEWAY_WEBHOOK_SECRET")) f.opts.webhook_secret = w;
     return f;
+}
+
+// POST body -> jobs: an object is one job, an array of objects one job each. Each gets
+// "received_ms" (when the gateway read it) unless it has one, so later stages can tell the
+// end-to-end latency.
+gw::webhook_handler enqueue_webhook(std::shared_ptr<akv::queue::producer> queue) {
+    return [queue](gw::webhook_request in) -> asio::awaitable<gw::webhook_reply> {
+        boost::system::error_code ec;
+        boost::json::value body = boost::json::parse(in.body, ec);
+        if (ec)
+            throw boost::system::system_error(gw::gateway_error::bad_message,
+                                              in.path + ": body is not JSON: " + ec.message());
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        std::vector<akv::queue::new_job> jobs;
+        auto add = [&](boost::json::value& v) {
+            if (!v.is_object())
+                throw boost::system::system_error(
+                    gw::gateway_error::bad_message,
+                    in.path + ": expected a JSON object or an array of objects");
+            if (!v.get_object().contains("received_ms")) v.get_object()["received_ms"] = now_ms;
+            jobs.push_back({boost::json::serialize(v), {}});
+        };
+        if (body.is_array()) {
+            for (auto& v : body.get_array()) add(v);
+        } else {
+            add(body);
+        }
+        std::vector<std::string> ids = co_await queue->enqueue_bulk(jobs);
+        gw::webhook_reply reply;
+        reply.status = 202;
+        boost::json::array list;
+        for (auto& id : ids) list.emplace_back(std::move(id));
+        reply.body = boost::json::serialize(
+            boost::json::object{{"queued", list.size()}, {"ids", std::move(list)}});
+        co_return reply;
+    };
 }
 
 std::string random_hex(std::size_t bytes) {
@@ -146,19 +175,19 @@ std::string random_hex(std::size_t bytes) {
 } // namespace
 
 int main(int argc, char** argv) {
-    spdlog::set_pattern("%H:%M:%S.%e %^%l%$ %v");
+    auto cl = command_line();
     flags f;
     try {
-        f = parse(argc, argv);
-    } catch (const std::invalid_argument& e) {
-        if (*e.what()) std::cerr << "akv-gateway: " << e.what() << "\n";
-        std::cerr << "usage: akv-gateway [--listen HOST:PORT] [--redis URL] "
-                     "[--history PATTERN[=MAXLEN[,AGE_S]]]... [--anonymous PATTERN]... "
-                     "[--origin ORIGIN]... [--static DIR] [--prefix P] [--tls-cert F --tls-key F] "
-                     "[--send-queue N] [--slow disconnect|drop-oldest] [--max-channels N] "
-                     "[--max-frame BYTES] [--max-rate N] [--max-sessions N] [--grace-ms N] [--demo]\n"
-                     "env: AKV_GATEWAY_SECRET (token secret), AKV_GATEWAY_API_KEY (publish API)\n";
-        return 2;
+        cl.parse(argc, argv);
+        if (cl.help_requested()) {
+            std::cout << cl.usage();
+            return akv::app::exit_ok;
+        }
+        akv::app::setup_logging(cl);
+        f = parse(cl);
+    } catch (const akv::app::usage_error& e) {
+        std::cerr << "akv-gateway: " << e.what() << "\n(akv-gateway --help for the flags)\n";
+        return akv::app::exit_usage;
     }
     if (f.demo) {
         if (f.opts.token_secret.empty()) f.opts.token_secret = random_hex(32);
@@ -168,31 +197,39 @@ int main(int argc, char** argv) {
         if (!has_demo_history) f.opts.history.push_back({"demo*", 1000, std::chrono::seconds(0)});
     }
 
-    std::unique_ptr<akv::embedded_server> redis_server;
-    akv::config cfg;
+    std::unique_ptr<akv::app::redis_target> target;
     try {
-        if (f.redis_url) {
-            cfg = akv::config::from_url(*f.redis_url);
-        } else {
-            redis_server = std::make_unique<akv::embedded_server>(
-                akv::embedded_server_options{.append_only = true});
-            cfg.hosts = {{"127.0.0.1", redis_server->port()}};
-            spdlog::info("started a private redis-server on port {}", redis_server->port());
-        }
+        target = std::make_unique<akv::app::redis_target>(cl, "akv-gateway");
+    } catch (const akv::app::usage_error& e) {
+        spdlog::error("{}", e.what());
+        return akv::app::exit_usage;
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
-        return 2;
+        return akv::app::exit_unavailable;
     }
+    if (target->embedded())
+        spdlog::info("started a private redis-server on port {} (data in {})",
+                     target->server()->port(), target->server()->data_dir());
+    akv::config cfg = target->config();
     cfg.client_name = "akv-gateway";
 
     asio::io_context io(1);
     akv::client redis(io.get_executor(), cfg);
+    for (const auto& [path, queue] : f.webhooks) {
+        try {
+            f.opts.webhooks[path] =
+                enqueue_webhook(std::make_shared<akv::queue::producer>(redis, queue));
+        } catch (const std::exception& e) {
+            spdlog::error("--webhook {}={}: {}", path, queue, e.what());
+            return akv::app::exit_usage;
+        }
+    }
     std::unique_ptr<gw::server> server;
     try {
         server = std::make_unique<gw::server>(redis, f.opts);
     } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
-        return 2;
+        return akv::app::exit_usage;
     }
 
     int status = 0;

@@ -43,11 +43,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string chromium_path() {
-    const char* from_env = std::getenv("AKV_CHROMIUM");
-    return from_env && *from_env ? from_env : "/usr/bin/chromium";
-}
-
 std::string random_hex(std::size_t bytes) {
     std::random_device rd;
     static constexpr char digits[] = "0123456789abcdef";

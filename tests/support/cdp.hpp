@@ -155,6 +155,11 @@ public:
         return pid_ > 0;
     }
 
+    // Sends `sig` (SIGTERM: asks it to stop); running() tells when it has.
+    void signal(int sig) noexcept {
+        if (pid_ > 0) ::kill(pid_, sig);
+    }
+
     int pid() const { return pid_; }
     int status() const { return status_; } // waitpid status once it exited
     std::string log() const { return read_text(log_file_); }
@@ -176,6 +181,12 @@ private:
     pid_t pid_ = -1;
     int status_ = -1;
 };
+
+// The browser of the e2e tests: $AKV_CHROMIUM, else Debian's.
+inline std::string chromium_path() {
+    const char* from_env = std::getenv("AKV_CHROMIUM");
+    return from_env && *from_env ? from_env : "/usr/bin/chromium";
+}
 
 // Polls `done` every `every` until it is true or `limit` passed: the one way tests here wait
 // for something that happens on another process's time. True if it became true.
