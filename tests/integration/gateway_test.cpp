@@ -653,6 +653,67 @@ TEST(Gateway, HttpRoutes) {
     }());
 }
 
+// Webhooks: the app's handler gets the body; signatures are checked when a secret is set;
+// the handler's failures become 400 (a gateway_error) or 503 (anything else).
+TEST(Gateway, WebhooksReachTheirHandlerSignedOrRefused) {
+    akv::embedded_server redis;
+    asio::io_context io;
+    auto opts = base_options();
+    opts.max_publish = 1000;
+    opts.webhook_secret = "hook-secret";
+    std::vector<akv::gateway::webhook_request> seen;
+    opts.webhooks["/hooks/echo"] = [&](akv::gateway::webhook_request in) -> asio::awaitable<akv::gateway::webhook_reply> {
+        seen.push_back(in);
+        if (in.body == "bad")
+            throw boost::system::system_error(akv::gateway::gateway_error::bad_message, "no good: bad");
+        if (in.body == "down") throw std::runtime_error("the queue is down");
+        akv::gateway::webhook_reply r;
+        r.status = 202;
+        r.body = R"({"took":)" + std::to_string(in.body.size()) + "}";
+        co_return r;
+    };
+    running_gateway g(io, redis.config(), opts);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto port = g.port();
+        const std::string body = R"({"comment":"count me in"})";
+        const std::string sig = akv::gateway::hub_signature(body, "hook-secret");
+        EXPECT_EQ(sig.substr(0, 7), "sha256=");
+        EXPECT_EQ(sig.size(), 7u + 64u);
+        auto ok = co_await http_call(port, http::verb::post, "/hooks/echo", body, "X-Hub-Signature-256", sig);
+        EXPECT_EQ(ok.first, 202) << ok.second;
+        EXPECT_EQ(ok.second, R"({"took":25})");
+        auto unsigned_ = co_await http_call(port, http::verb::post, "/hooks/echo", body);
+        EXPECT_EQ(unsigned_.first, 401);
+        EXPECT_NE(unsigned_.second.find("missing X-Hub-Signature-256"), std::string::npos) << unsigned_.second;
+        const std::string other = body + " ";
+        auto forged = co_await http_call(port, http::verb::post, "/hooks/echo", other, "X-Hub-Signature-256", sig);
+        EXPECT_EQ(forged.first, 401);
+        EXPECT_NE(forged.second.find("does not match the body"), std::string::npos) << forged.second;
+        const std::string bad_sig = akv::gateway::hub_signature("bad", "hook-secret");
+        auto bad = co_await http_call(port, http::verb::post, "/hooks/echo", "bad", "X-Hub-Signature-256", bad_sig);
+        EXPECT_EQ(bad.first, 400);
+        EXPECT_NE(bad.second.find("no good: bad"), std::string::npos) << bad.second;
+        const std::string down_sig = akv::gateway::hub_signature("down", "hook-secret");
+        auto down = co_await http_call(port, http::verb::post, "/hooks/echo", "down", "X-Hub-Signature-256", down_sig);
+        EXPECT_EQ(down.first, 503);
+        EXPECT_NE(down.second.find("the queue is down"), std::string::npos) << down.second;
+        auto get = co_await http_call(port, http::verb::get, "/hooks/echo");
+        EXPECT_EQ(get.first, 405);
+        const std::string big(5000, 'x');
+        auto too_big = co_await http_call(port, http::verb::post, "/hooks/echo", big, "X-Hub-Signature-256",
+                                          akv::gateway::hub_signature(big, "hook-secret"));
+        EXPECT_EQ(too_big.first, 413);
+        auto metrics = co_await http_call(port, http::verb::get, "/metrics");
+        EXPECT_NE(metrics.second.find("akv_gateway_webhooks_total 1"), std::string::npos) << metrics.second;
+    }());
+    ASSERT_EQ(seen.size(), 3u); // the good one, "bad" and "down": never an unsigned or forged one
+    EXPECT_EQ(seen[0].path, "/hooks/echo");
+    EXPECT_EQ(seen[0].body, R"({"comment":"count me in"})");
+    EXPECT_TRUE(akv::gateway::check_hub_signature(akv::gateway::hub_signature("x", "k"), "x", "k"));
+    EXPECT_FALSE(akv::gateway::check_hub_signature("sha256=00", "x", "k"));
+    EXPECT_FALSE(akv::gateway::check_hub_signature("", "x", "k"));
+}
+
 TEST(Gateway, ShutdownClosesSessionsWith1001AfterTheirQueues) {
     akv::embedded_server redis;
     asio::io_context io;
