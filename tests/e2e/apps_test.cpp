@@ -99,6 +99,16 @@ TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
     EXPECT_NE(handler.output.find("no queue handler 'nosuch'"), std::string::npos) << handler.output;
 }
 
+// The sample configurations shipped in apps/config/ are valid for their binaries.
+TEST(Apps, SampleConfigFilesAreValid) {
+    temp_dir dir{"akv-e2e-samples-"};
+    for (const std::string app : {"akv-gateway", "akv-worker", "akv-batcher", "akv-demo"}) {
+        const std::string file = std::string(AKV_SOURCE_DIR) + "/apps/config/" + app + ".json";
+        const auto r = run(dir, {bin(app), "--config", file, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << app << ": " << r.output;
+    }
+}
+
 TEST(Apps, ConfigFilesAreReadAndTheirMistakesNamed) {
     temp_dir dir{"akv-e2e-config-"};
     const auto file = dir.path() / "worker.json";
