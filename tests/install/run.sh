@@ -22,6 +22,33 @@ cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt" | head -n 
 
 cmake --install "$build_dir" --prefix "$tmp/prefix"
 
+# The bundled binaries, the browser client and the sample configurations, when built.
+datadir=$tmp/prefix/share # GNUInstallDirs' default, which the build does not change
+for f in js/akv.js js/akv.mjs; do
+    if [[ ! -f "$datadir/async_kv/$f" ]]; then
+        echo "install test: $datadir/async_kv/$f was not installed" >&2
+        exit 1
+    fi
+done
+if [[ "$(cache_value AKV_BUILD_APPS)" == ON ]]; then
+    for b in akv akv-demo akv-gateway akv-worker akv-batcher; do
+        if [[ ! -x "$tmp/prefix/bin/$b" ]]; then
+            echo "install test: bin/$b was not installed" >&2
+            exit 1
+        fi
+    done
+    for f in akv-gateway.json akv-worker.json akv-batcher.json akv-demo.json \
+        systemd/akv-gateway.service systemd/akv-worker@.service systemd/akv-batcher.service; do
+        if [[ ! -f "$datadir/async_kv/config/$f" ]]; then
+            echo "install test: share/async_kv/config/$f was not installed" >&2
+            exit 1
+        fi
+    done
+    # The installed binaries run from there and read the installed samples.
+    "$tmp/prefix/bin/akv-worker" --config "$datadir/async_kv/config/akv-worker.json" --help >/dev/null
+    "$tmp/prefix/bin/akv-demo" --help >/dev/null
+fi
+
 args=(-S "$source_dir/tests/install/consumer" -B "$tmp/build"
       -DCMAKE_PREFIX_PATH="$tmp/prefix"
       -DCMAKE_BUILD_TYPE="$(cache_value CMAKE_BUILD_TYPE)")
