@@ -1,11 +1,16 @@
 // akv: send one command to Redis and print the reply, like redis-cli; or look into a task
-// queue and act on it (`akv queue ...`, see queue.cpp).
+// queue and act on it (`akv queue ...`, see queue.cpp); or into streams, blobs, models and
+// embedding tables, and watch live counters (commands.hpp: stream.cpp, blob.cpp, model.cpp,
+// embedding.cpp, monitor.cpp).
 //
 //   akv [--redis URL] [--config FILE] [--raw] [--embedded] COMMAND [ARG...]
 //   akv [--redis URL] ... queue SUBCOMMAND QUEUE [ARG...] [QUEUE-OPTIONS]
+//   akv [--redis URL] ... stream|blob|model|embedding SUBCOMMAND [ARG...] [OPTIONS]
+//   akv [--redis URL] ... monitor [OPTIONS]
 //
 // Exit status: 0 on a reply, 1 on an error reply (its text on stderr), 2 on a usage,
 // configuration or connection error.
+#include "commands.hpp"
 #include "format.hpp"
 #include "queue.hpp"
 
@@ -29,10 +34,18 @@ namespace {
 
 constexpr const char* usage = R"(usage: akv [OPTIONS] COMMAND [ARG...]
        akv [OPTIONS] queue SUBCOMMAND QUEUE [ARG...]
+       akv [OPTIONS] stream|blob|model|embedding SUBCOMMAND [ARG...]
+       akv [OPTIONS] monitor [MONITOR-OPTIONS]
 
-Sends one command to Redis and prints the reply as redis-cli does. `akv queue` looks into a
-task queue and acts on it: stats, list, get, add, retry, remove, cancel, pause, resume,
-metrics (`akv queue --help` for details).
+Sends one command to Redis and prints the reply as redis-cli does. Or (`akv WORD --help` for
+the details of each):
+  queue      a task queue: stats, list, get, add, retry, remove, cancel, pause, resume, metrics
+  stream     a stream and its consumer groups: groups, pending, info
+  blob       objects of a blob store: put, get, list, rm
+  model      versions of a model registry: put, get, list, tag
+  embedding  an embedding table to and from a text file: export, import
+  monitor    live counters of the server, queues and streams, every interval
+(These words are lower case; the Redis command MONITOR is still `akv MONITOR`.)
 
 options:
   --redis URL        server to use (default: $AKV_REDIS, else redis://127.0.0.1:6379)
@@ -43,8 +56,9 @@ options:
   --embedded         start a private redis-server for this one command (for trying things)
   --help             this text
 
-exit status: 0 reply printed (queue: done), 1 error reply (queue: refused, e.g. no such job),
-2 usage/configuration/connection error
+exit status: 0 reply printed (queue, stream, ...: done), 1 error reply (queue, stream, ...:
+refused, e.g. no such job, stream, group, object or model), 2 usage/configuration/connection
+error
 )";
 
 struct options {
@@ -118,9 +132,14 @@ int main(int argc, char** argv) {
     // One shot: no reconnect loop, a bounded connect.
     opts.cfg.reconnect_wait_min = opts.cfg.reconnect_wait_max = std::chrono::milliseconds(0);
 
-    if (opts.command.front() == "queue")
-        return akv::cli::run_queue_command(
-            opts.cfg, std::vector<std::string>(opts.command.begin() + 1, opts.command.end()));
+    const std::string& word = opts.command.front();
+    const std::vector<std::string> rest(opts.command.begin() + 1, opts.command.end());
+    if (word == "queue") return akv::cli::run_queue_command(opts.cfg, rest);
+    if (word == "stream") return akv::cli::run_stream_command(opts.cfg, rest);
+    if (word == "blob") return akv::cli::run_blob_command(opts.cfg, rest);
+    if (word == "model") return akv::cli::run_model_command(opts.cfg, rest);
+    if (word == "embedding") return akv::cli::run_embedding_command(opts.cfg, rest);
+    if (word == "monitor") return akv::cli::run_monitor_command(opts.cfg, rest);
 
     asio::io_context io;
     akv::connection conn(io.get_executor(), opts.cfg);
