@@ -37,17 +37,11 @@ namespace json = boost::json;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
 struct pipeline {
     temp_dir data{"akv-bench-demo-"};
     std::uint16_t port = free_port();
-    child_process demo{{std::string(AKV_BIN_DIR) + "/akv-demo", "--data-dir", data.path().string(), "--listen",
-                        "127.0.0.1:" + std::to_string(port), "--log-level", "warn"},
+    child_process demo{{std::string(AKV_BIN_DIR) + "/akv-demo", "--data-dir", data.path().string(),
+                        "--listen", "127.0.0.1:" + std::to_string(port), "--log-level", "warn"},
                        {},
                        data.path() / "demo.log"};
     std::optional<headless_chromium> browser;
@@ -55,16 +49,20 @@ struct pipeline {
 
     pipeline() {
         const std::regex ready(R"(akv-demo: open http://)");
-        if (!poll_until([&] { return std::regex_search(demo.log(), ready) || !demo.running(); }, 60s) ||
+        if (!poll_until([&] { return std::regex_search(demo.log(), ready) || !demo.running(); },
+                        60s) ||
             !demo.running())
             throw std::runtime_error("akv-demo did not start:\n" + demo.log_tail());
         browser.emplace(chromium_path(), 20s);
         page = browser->new_page();
     }
 
-    json::value eval(const std::string& expression) { return browser->cdp().evaluate(page, expression, false); }
+    json::value eval(const std::string& expression) {
+        return browser->cdp().evaluate(page, expression, false);
+    }
 
-    bool wait(const std::string& expression, std::chrono::milliseconds limit, std::chrono::milliseconds every = 20ms) {
+    bool wait(const std::string& expression, std::chrono::milliseconds limit,
+              std::chrono::milliseconds every = 20ms) {
         return poll_until(
             [&] {
                 try {
@@ -80,18 +78,22 @@ struct pipeline {
     // A new post, opened on the page.
     std::string open_post(akv::app::http_poster& http, const std::string& title) {
         const std::string post = akv::demo::create_post(http, title);
-        browser->cdp().navigate(page, "http://127.0.0.1:" + std::to_string(port) + "/?post=" + post);
-        if (!wait("window.demo.post === '" + post + "' && document.getElementById('state').textContent === "
-                  "'connected'",
+        browser->cdp().navigate(page,
+                                "http://127.0.0.1:" + std::to_string(port) + "/?post=" + post);
+        if (!wait("window.demo.post === '" + post +
+                      "' && document.getElementById('state').textContent === "
+                      "'connected'",
                   30s))
             throw std::runtime_error("the page did not open post " + post);
         return post;
     }
 
     std::vector<double> latencies() {
-        const json::value v = json::parse(eval("JSON.stringify(window.demo.latencies)").as_string());
+        const json::value v =
+            json::parse(eval("JSON.stringify(window.demo.latencies)").as_string());
         std::vector<double> out;
-        for (const auto& x : v.as_array()) out.push_back(x.to_number<double>());
+        for (const auto& x : v.as_array())
+            out.push_back(x.to_number<double>());
         std::sort(out.begin(), out.end());
         return out;
     }
@@ -113,13 +115,14 @@ void burst(pipeline& p, std::size_t n) {
     const std::string expected = std::to_string(sent.interested);
     if (!p.wait("window.demo.signups.size >= " + expected, 300s, 5ms))
         throw std::runtime_error("burst: the page never showed " + expected + " signups");
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto lat = p.latencies();
     std::printf("{\"bench\":\"demo\",\"scenario\":\"burst_%zu\",\"comments\":%zu,\"signups\":%zu,"
                 "\"comments_per_s\":%.0f,\"post_seconds\":%.3f,\"total_seconds\":%.3f,"
                 "\"p50_webhook_to_page_ms\":%.0f,\"p99_webhook_to_page_ms\":%.0f,\"peer\":null}\n",
-                n, n, sent.interested, double(n) / seconds, sent.seconds, seconds, quantile(lat, 0.5),
-                quantile(lat, 0.99));
+                n, n, sent.interested, double(n) / seconds, sent.seconds, seconds,
+                quantile(lat, 0.5), quantile(lat, 0.99));
     std::fflush(stdout);
 }
 
@@ -128,11 +131,14 @@ void steady(pipeline& p, std::size_t per_second, std::chrono::seconds length) {
     const std::string post = p.open_post(http, "steady " + std::to_string(per_second) + "/s");
     const std::size_t per_request = 25;
     const auto interval = std::chrono::duration<double>(double(per_request) / double(per_second));
-    const std::size_t requests = static_cast<std::size_t>(double(length.count()) * double(per_second) / per_request);
+    const std::size_t requests =
+        static_cast<std::size_t>(double(length.count()) * double(per_second) / per_request);
     std::size_t interested = 0;
     const auto start = std::chrono::steady_clock::now();
     for (std::size_t r = 0; r < requests; ++r) {
-        std::this_thread::sleep_until(start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * double(r)));
+        std::this_thread::sleep_until(
+            start +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * double(r)));
         akv::demo::load_options o;
         o.comments = per_request;
         o.per_request = per_request;
@@ -143,11 +149,12 @@ void steady(pipeline& p, std::size_t per_second, std::chrono::seconds length) {
     if (!p.wait("window.demo.signups.size >= " + expected, 120s))
         throw std::runtime_error("steady: the page never showed " + expected + " signups");
     const auto lat = p.latencies();
-    std::printf("{\"bench\":\"demo\",\"scenario\":\"steady_%zu\",\"comments\":%zu,\"signups\":%zu,"
-                "\"comments_per_s\":%zu,\"p50_webhook_to_page_ms\":%.0f,\"p99_webhook_to_page_ms\":%.0f,"
-                "\"max_webhook_to_page_ms\":%.0f,\"peer\":null}\n",
-                per_second, requests * per_request, interested, per_second, quantile(lat, 0.5), quantile(lat, 0.99),
-                lat.empty() ? 0.0 : lat.back());
+    std::printf(
+        "{\"bench\":\"demo\",\"scenario\":\"steady_%zu\",\"comments\":%zu,\"signups\":%zu,"
+        "\"comments_per_s\":%zu,\"p50_webhook_to_page_ms\":%.0f,\"p99_webhook_to_page_ms\":%.0f,"
+        "\"max_webhook_to_page_ms\":%.0f,\"peer\":null}\n",
+        per_second, requests * per_request, interested, per_second, quantile(lat, 0.5),
+        quantile(lat, 0.99), lat.empty() ? 0.0 : lat.back());
     std::fflush(stdout);
 }
 
@@ -164,7 +171,8 @@ int main(int argc, char** argv) {
         }
     }
     if (!std::filesystem::exists(chromium_path())) {
-        std::cerr << "akv_bench_demo: " << chromium_path() << " is not installed (script/deps installs it)\n";
+        std::cerr << "akv_bench_demo: " << chromium_path()
+                  << " is not installed (script/deps installs it)\n";
         return 1;
     }
     try {

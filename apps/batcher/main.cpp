@@ -43,14 +43,16 @@ akv::app::command_line command_line() {
             {"group", "NAME", "consumer group on the input (default akv-batcher)"},
             {"model", "NAME[@REF]",
              "model in the registry (akv model put), REF latest (default), vN or a tag"},
-            {"input-field", "FIELD", "the entry's features: AKVT f32 tensor [n] (default embedding)"},
+            {"input-field", "FIELD",
+             "the entry's features: AKVT f32 tensor [n] (default embedding)"},
             {"threshold", "X", "write only entries whose first output is >= X (default: all)"},
             {"max-batch", "N", "entries per batch (default 64)"},
             {"max-wait-ms", "N", "longest wait for a batch to fill (default 50)"},
             {"claim-idle-ms", "N", "entries pending this long are taken over (default 30000)"},
             {"output-maxlen", "N", "trim the output stream to about N entries (default 100000)"},
             {"reload-ms", "N", "check the registry for a newer model this often (default 5000)"},
-            {"stats-key", "KEY", "hash of counters, written every second (default akv:batcher:OUTPUT)"},
+            {"stats-key", "KEY",
+             "hash of counters, written every second (default akv:batcher:OUTPUT)"},
         },
         "Each output entry has the input's fields but the features, plus \"score\" (the model's\n"
         "outputs, comma-separated). An input whose features cannot be read gets an output with\n"
@@ -63,7 +65,7 @@ struct model_state {
 };
 
 asio::awaitable<model_state> load_model(akv::client& redis, const std::string& name,
-                                       const std::string& ref) {
+                                        const std::string& ref) {
     akv::kv::model_registry registry(redis, name);
     akv::kv::model m = co_await registry.load(ref);
     model_state s;
@@ -78,39 +80,25 @@ int main(int argc, char** argv) {
     auto cl = command_line();
     std::string model_name, model_ref = "latest";
     std::optional<float> threshold;
-    try {
-        cl.parse(argc, argv);
-        if (cl.help_requested()) {
-            std::cout << cl.usage();
-            return akv::app::exit_ok;
-        }
-        akv::app::setup_logging(cl);
-        for (const char* required : {"input", "output", "model"})
-            if (!cl.has(required)) throw akv::app::usage_error(std::string("--") + required + " is required");
-        const std::string m = *cl.get("model");
-        const auto at = m.find('@');
-        model_name = m.substr(0, at);
-        if (at != std::string::npos) model_ref = m.substr(at + 1);
-        if (model_name.empty() || model_ref.empty())
-            throw akv::app::usage_error("--model: expected NAME[@REF], got '" + m + "'");
-        if (cl.has("threshold")) threshold = cl.number<float>("threshold", 0);
-        for (const char* n : {"max-batch", "max-wait-ms", "claim-idle-ms", "output-maxlen", "reload-ms"})
-            if (cl.number<long>(n, 1) <= 0) throw akv::app::usage_error(std::string("--") + n + " must be at least 1");
-    } catch (const akv::app::usage_error& e) {
-        std::cerr << "akv-batcher: " << e.what() << "\n(akv-batcher --help for the flags)\n";
-        return akv::app::exit_usage;
-    }
+    if (auto done = akv::app::start(cl, argc, argv, [&] {
+            for (const char* required : {"input", "output", "model"})
+                if (!cl.has(required))
+                    throw akv::app::usage_error(std::string("--") + required + " is required");
+            const std::string m = *cl.get("model");
+            const auto at = m.find('@');
+            model_name = m.substr(0, at);
+            if (at != std::string::npos) model_ref = m.substr(at + 1);
+            if (model_name.empty() || model_ref.empty())
+                throw akv::app::usage_error("--model: expected NAME[@REF], got '" + m + "'");
+            if (cl.has("threshold")) threshold = cl.number<float>("threshold", 0);
+            cl.require_positive(
+                {"max-batch", "max-wait-ms", "claim-idle-ms", "output-maxlen", "reload-ms"});
+        }))
+        return *done;
 
-    std::unique_ptr<akv::app::redis_target> target;
-    try {
-        target = std::make_unique<akv::app::redis_target>(cl, "akv-batcher");
-    } catch (const akv::app::usage_error& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_usage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_unavailable;
-    }
+    int failure = akv::app::exit_ok;
+    const auto target = akv::app::open_redis(cl, "akv-batcher", failure);
+    if (!target) return failure;
 
     asio::io_context io(1);
     akv::client redis(io.get_executor(), target->config());
@@ -150,9 +138,9 @@ int main(int argc, char** argv) {
     bo.output_trim = msg::trim_options::maxlen(cl.number<std::size_t>("output-maxlen", 100000));
     std::uint64_t last_batch = 0;
 
-    msg::batch_handler handler =
-        [&current, &last_batch, input_field, threshold](
-            std::span<const msg::stream_entry> batch) -> asio::awaitable<std::vector<msg::field_list>> {
+    msg::batch_handler handler = [&current, &last_batch, input_field,
+                                  threshold](std::span<const msg::stream_entry> batch)
+        -> asio::awaitable<std::vector<msg::field_list>> {
         const auto model = current.model; // a reload may swap it meanwhile
         const std::size_t in = model->input_size(), out = model->output_size();
         const std::int64_t shape[] = {static_cast<std::int64_t>(in)};
@@ -185,7 +173,8 @@ int main(int argc, char** argv) {
                 f.emplace_back("error", errors[i]);
             } else {
                 std::ostringstream s;
-                for (std::size_t j = 0; j < out; ++j) s << (j ? "," : "") << y[row_of[i] * out + j];
+                for (std::size_t j = 0; j < out; ++j)
+                    s << (j ? "," : "") << y[row_of[i] * out + j];
                 f.emplace_back("score", s.str());
             }
             f.emplace_back("input_id", batch[i].id);
@@ -246,7 +235,8 @@ int main(int argc, char** argv) {
                         std::optional<std::uint64_t> v = co_await registry.resolve(model_ref);
                         if (v && *v != current.version) {
                             model_state next = co_await load_model(redis, model_name, model_ref);
-                            spdlog::info("model {}: v{} -> v{}", model_name, current.version, next.version);
+                            spdlog::info("model {}: v{} -> v{}", model_name, current.version,
+                                         next.version);
                             current = std::move(next);
                         }
                     }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <sys/file.h>
 #include <unistd.h>
@@ -32,7 +33,8 @@ const std::vector<flag>& common_flags() {
     return flags;
 }
 
-std::string json_text(const boost::json::value& v, const std::string& key, const std::string& file) {
+std::string json_text(const boost::json::value& v, const std::string& key,
+                      const std::string& file) {
     if (v.is_string()) return std::string(v.get_string());
     if (v.is_int64()) return std::to_string(v.get_int64());
     if (v.is_uint64()) return std::to_string(v.get_uint64());
@@ -52,7 +54,8 @@ command_line::command_line(std::string program, std::string summary, std::vector
     , summary_(std::move(summary))
     , epilog_(std::move(epilog))
     , flags_(std::move(flags)) {
-    for (const auto& f : common_flags()) flags_.push_back(f);
+    for (const auto& f : common_flags())
+        flags_.push_back(f);
 }
 
 const flag* command_line::find(std::string_view name) const {
@@ -79,7 +82,8 @@ void command_line::parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "--") {
-            for (++i; i < argc; ++i) positional.emplace_back(argv[i]);
+            for (++i; i < argc; ++i)
+                positional.emplace_back(argv[i]);
             break;
         }
         if (arg == "-h") arg = "--help";
@@ -102,7 +106,8 @@ void command_line::parse(int argc, char** argv) {
         } else if (inline_value) {
             value = *inline_value;
         } else {
-            if (i + 1 >= argc) throw usage_error("--" + name + " needs a value (" + f->value_name + ")");
+            if (i + 1 >= argc)
+                throw usage_error("--" + name + " needs a value (" + f->value_name + ")");
             value = argv[++i];
         }
         if (name == "help") help_ = true;
@@ -110,7 +115,8 @@ void command_line::parse(int argc, char** argv) {
         given.emplace_back(f, std::move(value));
     }
     if (config_file) load_file(*config_file);
-    for (auto& [f, value] : given) set(*f, std::move(value), false);
+    for (auto& [f, value] : given)
+        set(*f, std::move(value), false);
 }
 
 void command_line::load_file(const std::string& path) {
@@ -131,8 +137,10 @@ void command_line::load_file(const std::string& path) {
             if (!v.is_bool()) throw usage_error(path + ": \"" + key + "\": expected true or false");
             if (v.get_bool()) set(*f, "true", true);
         } else if (v.is_array()) {
-            if (!f->repeat) throw usage_error(path + ": \"" + key + "\": takes one value, not a list");
-            for (const auto& item : v.get_array()) set(*f, json_text(item, key, path), true);
+            if (!f->repeat)
+                throw usage_error(path + ": \"" + key + "\": takes one value, not a list");
+            for (const auto& item : v.get_array())
+                set(*f, json_text(item, key, path), true);
         } else {
             set(*f, json_text(v, key, path), true);
         }
@@ -166,14 +174,58 @@ std::string command_line::usage() const {
     for (const auto& f : flags_) {
         std::string left = "  --" + f.name + (f.value_name.empty() ? "" : " " + f.value_name);
         if (f.repeat) left += " ...";
-        if (left.size() < 30) left.resize(30, ' ');
-        else left += "\n" + std::string(30, ' ');
+        if (left.size() < 30)
+            left.resize(30, ' ');
+        else
+            left += "\n" + std::string(30, ' ');
         out += left + f.help + "\n";
     }
     if (!epilog_.empty()) out += "\n" + epilog_ + "\n";
     out += "\nexit status: 0 done (also after SIGINT/SIGTERM), 1 failure while running,\n"
            "2 bad flags or configuration, 3 Redis could not be started or reached\n";
     return out;
+}
+
+void command_line::require_positive(std::initializer_list<const char*> names) const {
+    for (const char* n : names)
+        if (number<long>(n, 1) <= 0)
+            throw usage_error(std::string("--") + n + " must be at least 1");
+}
+
+std::optional<int> start(command_line& cl, int argc, char** argv,
+                         const std::function<void()>& check) {
+    try {
+        cl.parse(argc, argv);
+        if (cl.help_requested()) {
+            std::cout << cl.usage();
+            return exit_ok;
+        }
+        setup_logging(cl);
+        if (check) check();
+    } catch (const usage_error& e) {
+        std::cerr << cl.program() << ": " << e.what() << "\n(" << cl.program()
+                  << " --help for the flags)\n";
+        return exit_usage;
+    }
+    return std::nullopt;
+}
+
+std::unique_ptr<redis_target> open_redis(const command_line& cl, std::string_view app,
+                                         int& failure) {
+    try {
+        auto target = std::make_unique<redis_target>(cl, app);
+        if (target->embedded())
+            spdlog::info("started a private redis-server on port {} (data in {})",
+                         target->server()->port(), target->server()->data_dir());
+        return target;
+    } catch (const usage_error& e) {
+        spdlog::error("{}", e.what());
+        failure = exit_usage;
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        failure = exit_unavailable;
+    }
+    return nullptr;
 }
 
 void setup_logging(const command_line& cl) {
@@ -199,7 +251,8 @@ std::filesystem::path default_data_dir(std::string_view app) {
 }
 
 redis_target::redis_target(const command_line& cl, std::string_view app) {
-    data_dir_ = cl.has("data-dir") ? std::filesystem::path(*cl.get("data-dir")) : default_data_dir(app);
+    data_dir_ =
+        cl.has("data-dir") ? std::filesystem::path(*cl.get("data-dir")) : default_data_dir(app);
     if (auto url = cl.get("redis")) {
         try {
             config_ = akv::config::from_url(*url);

@@ -15,6 +15,8 @@
 
 #include <charconv>
 #include <filesystem>
+#include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -71,6 +73,9 @@ public:
         auto v = get(name);
         return v ? parse_number<T>(name, *v) : fallback;
     }
+
+    // Throws usage_error "--NAME must be at least 1" for each given flag that is not.
+    void require_positive(std::initializer_list<const char*> names) const;
 
     template <class T> static T parse_number(std::string_view name, std::string_view text) {
         T v{};
@@ -129,5 +134,16 @@ private:
     std::filesystem::path data_dir_;
     int lock_fd_ = -1;
 };
+
+// What every main() does first: parse (with --config), --help (usage on stdout), logging, then
+// the app's own `check` of its flags. nullopt: go on; else the exit code to return, the
+// problem printed on stderr naming the flag ("akv-worker: --queue: expected NAME=HANDLER").
+std::optional<int> start(command_line& cl, int argc, char** argv,
+                         const std::function<void()>& check = {});
+
+// The app's redis_target, or nullptr after logging why, with the exit code in `failure`
+// (exit_usage for a bad URL, exit_unavailable when the server cannot start or is locked).
+std::unique_ptr<redis_target> open_redis(const command_line& cl, std::string_view app,
+                                         int& failure);
 
 } // namespace akv::app

@@ -15,7 +15,8 @@ namespace asio = boost::asio;
 http_poster::http_poster(std::string_view base_url) {
     constexpr std::string_view scheme = "http://";
     if (base_url.substr(0, scheme.size()) != scheme)
-        throw std::invalid_argument("expected http://HOST:PORT, got '" + std::string(base_url) + "'");
+        throw std::invalid_argument("expected http://HOST:PORT, got '" + std::string(base_url) +
+                                    "'");
     std::string_view rest = base_url.substr(scheme.size());
     rest = rest.substr(0, rest.find('/'));
     const auto colon = rest.rfind(':');
@@ -32,14 +33,15 @@ void http_poster::connect() {
     asio::ip::tcp::resolver resolver(io_);
     auto endpoints = resolver.resolve(host_, port_, ec);
     if (!ec) asio::connect(socket_, endpoints, ec);
-    if (ec) throw std::runtime_error("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot connect to " + host_ + ":" + port_ + ": " + ec.message());
     socket_.set_option(asio::ip::tcp::no_delay(true));
     buffer_.clear();
 }
 
 std::pair<int, std::string> http_poster::post(std::string_view path, std::string_view json_body) {
-    std::string request = "POST " + std::string(path) + " HTTP/1.1\r\nHost: " + host_ + ":" + port_ +
-                          "\r\nContent-Type: application/json\r\nContent-Length: " +
+    std::string request = "POST " + std::string(path) + " HTTP/1.1\r\nHost: " + host_ + ":" +
+                          port_ + "\r\nContent-Type: application/json\r\nContent-Length: " +
                           std::to_string(json_body.size()) + "\r\n\r\n";
     request += json_body;
     try {
@@ -64,7 +66,8 @@ std::pair<int, std::string> http_poster::exchange(const std::string& request) {
         throw std::runtime_error("not an HTTP/1.1 reply: " + head.substr(0, 40));
     const int status = std::stoi(head.substr(9, 3));
     std::string lower = head;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& c : lower)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     const auto cl = lower.find("\r\ncontent-length:");
     if (cl == std::string::npos) throw std::runtime_error("HTTP reply without Content-Length");
     const std::size_t length = std::stoul(head.substr(cl + 17));

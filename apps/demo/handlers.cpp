@@ -55,7 +55,9 @@ struct statement {
             throw std::runtime_error(std::string("sqlite: ") + sqlite3_errmsg(db));
     }
     ~statement() { sqlite3_finalize(s); }
-    void text(int i, const std::string& v) { sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT); }
+    void text(int i, const std::string& v) {
+        sqlite3_bind_text(s, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    }
     void integer(int i, std::int64_t v) { sqlite3_bind_int64(s, i, v); }
     void real(int i, double v) { sqlite3_bind_double(s, i, v); }
 };
@@ -79,7 +81,9 @@ database::database(const std::string& path)
          "received_ms INTEGER NOT NULL, written_ms INTEGER NOT NULL)");
 }
 
-database::~database() { sqlite3_close(db_); }
+database::~database() {
+    sqlite3_close(db_);
+}
 
 void database::exec(const char* sql) {
     char* err = nullptr;
@@ -128,12 +132,16 @@ std::size_t database::add_signups(std::span<const signup> rows, std::int64_t wri
 
 std::size_t database::signup_count() {
     statement st(db_, "SELECT COUNT(*) FROM signups");
-    return sqlite3_step(st.s) == SQLITE_ROW ? static_cast<std::size_t>(sqlite3_column_int64(st.s, 0)) : 0;
+    return sqlite3_step(st.s) == SQLITE_ROW
+               ? static_cast<std::size_t>(sqlite3_column_int64(st.s, 0))
+               : 0;
 }
 
 std::size_t database::post_count() {
     statement st(db_, "SELECT COUNT(*) FROM posts");
-    return sqlite3_step(st.s) == SQLITE_ROW ? static_cast<std::size_t>(sqlite3_column_int64(st.s, 0)) : 0;
+    return sqlite3_step(st.s) == SQLITE_ROW
+               ? static_cast<std::size_t>(sqlite3_column_int64(st.s, 0))
+               : 0;
 }
 
 queue::handler posts_handler(std::shared_ptr<stage_context> ctx) {
@@ -142,7 +150,8 @@ queue::handler posts_handler(std::shared_ptr<stage_context> ctx) {
         const std::string title = text_of(in, "title", jc.job().id);
         if (title.empty() || title.size() > 500)
             throw std::invalid_argument("job " + jc.job().id + ": a title needs 1 to 500 bytes");
-        const std::int64_t created = in.contains("received_ms") ? int_of(in, "received_ms") : now_ms();
+        const std::int64_t created =
+            in.contains("received_ms") ? int_of(in, "received_ms") : now_ms();
         const std::string id = jc.job().id; // a retried job keeps its id: one post
         ctx->db->add_post(id, title, created);
         boost::json::object announced{{"id", id}, {"title", title}, {"created_ms", created}};
@@ -197,8 +206,9 @@ asio::awaitable<void> write_signups(std::shared_ptr<stage_context> ctx,
     // Published after the commit: a crash in between republishes on redelivery.
     std::vector<std::int64_t> latencies;
     for (const auto& r : rows) {
-        boost::json::object o{{"comment", r.comment}, {"post", r.post},     {"user", r.user},
-                              {"text", r.text},       {"score", r.score},   {"received_ms", r.received_ms},
+        boost::json::object o{{"comment", r.comment}, {"post", r.post},
+                              {"user", r.user},       {"text", r.text},
+                              {"score", r.score},     {"received_ms", r.received_ms},
                               {"written_ms", written}};
         std::string json = boost::json::serialize(o);
         std::string channel = post_channel(r.post);
@@ -212,7 +222,8 @@ asio::awaitable<void> write_signups(std::shared_ptr<stage_context> ctx,
     if (!latencies.empty()) {
         std::sort(latencies.begin(), latencies.end());
         const auto p = [&](double q) {
-            return static_cast<long long>(latencies[static_cast<std::size_t>(q * double(latencies.size() - 1))]);
+            return static_cast<long long>(
+                latencies[static_cast<std::size_t>(q * double(latencies.size() - 1))]);
         };
         stats.push("HSET", signup_stats_key, "latency_p50_ms", p(0.5), "latency_p99_ms", p(0.99));
     }

@@ -12,7 +12,8 @@ namespace akv::demo {
 std::string create_post(app::http_poster& http, const std::string& title) {
     boost::json::object body{{"title", title}};
     auto [status, reply] = http.post("/webhook/posts", boost::json::serialize(body));
-    if (status != 202) throw std::runtime_error("POST /webhook/posts: " + std::to_string(status) + " " + reply);
+    if (status != 202)
+        throw std::runtime_error("POST /webhook/posts: " + std::to_string(status) + " " + reply);
     boost::system::error_code ec;
     const boost::json::value v = boost::json::parse(reply, ec);
     const auto* ids = ec || !v.is_object() ? nullptr : v.get_object().if_contains("ids");
@@ -42,7 +43,8 @@ load_result post_comments(app::http_poster& http, const std::string& post, load_
         if (o.before_request) o.before_request(first, count);
         auto [status, reply] = http.post("/webhook/comments", body);
         if (status != 202)
-            throw std::runtime_error("POST /webhook/comments: " + std::to_string(status) + " " + reply);
+            throw std::runtime_error("POST /webhook/comments: " + std::to_string(status) + " " +
+                                     reply);
         if (o.progress) o.progress(first + count);
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -50,10 +50,12 @@ akv::app::command_line command_line() {
             {"workers", "N", "akv-worker processes (default 1)"},
             {"batch", "N", "the batcher's batch size (default 64)"},
             {"lease-ms", "N", "a job of a dead worker runs again after this (default 5000)"},
-            {"claim-idle-ms", "N", "a stream entry of a dead consumer is taken over after this "
-                                   "(default 5000)"},
-            {"bin-dir", "DIR", "where akv-gateway, akv-worker, akv-batcher are (default: beside "
-                               "akv-demo)"},
+            {"claim-idle-ms", "N",
+             "a stream entry of a dead consumer is taken over after this "
+             "(default 5000)"},
+            {"bin-dir", "DIR",
+             "where akv-gateway, akv-worker, akv-batcher are (default: beside "
+             "akv-demo)"},
         },
         "Ctrl-C (SIGINT) or SIGTERM stops every process gracefully. Data (Redis's append-only\n"
         "file, the SQLite database) stay in the data dir for the next run.");
@@ -75,7 +77,8 @@ struct child {
 
     void start() {
         std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
+        for (auto& a : args)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         const pid_t parent = ::getpid();
         pid = ::fork();
@@ -138,7 +141,8 @@ asio::awaitable<std::string> gather_stats(akv::client& redis) {
     for (auto& [k, v] : hash(2))
         if (k == "batches" || k == "last_batch" || k == "entries") o[k] = std::atoll(v.c_str());
     for (auto& [k, v] : hash(3))
-        if (k == "written" || k == "latency_p50_ms" || k == "latency_p99_ms") o[k] = std::atoll(v.c_str());
+        if (k == "written" || k == "latency_p50_ms" || k == "latency_p99_ms")
+            o[k] = std::atoll(v.c_str());
     // XINFO GROUPS: the batcher's group's lag (entries not yet read) plus pending.
     if (resp.size() > 4 && resp[4].has_value()) {
         for (const auto& g : resp[4].value().elements) {
@@ -158,36 +162,21 @@ int main(int argc, char** argv) {
     auto cl = command_line();
     std::string listen;
     std::size_t workers = 1;
-    try {
-        cl.parse(argc, argv);
-        if (cl.help_requested()) {
-            std::cout << cl.usage();
-            return akv::app::exit_ok;
-        }
-        akv::app::setup_logging(cl);
-        listen = cl.get_or("listen", "127.0.0.1:8080");
-        if (listen.rfind(':') == std::string::npos)
-            throw akv::app::usage_error("--listen: expected HOST:PORT, got '" + listen + "'");
-        akv::app::command_line::parse_number<std::uint16_t>("listen", listen.substr(listen.rfind(':') + 1));
-        workers = cl.number<std::size_t>("workers", 1);
-        if (workers < 1 || workers > 64) throw akv::app::usage_error("--workers: 1 to 64");
-        for (const char* n : {"batch", "lease-ms", "claim-idle-ms"})
-            if (cl.number<long>(n, 1) <= 0) throw akv::app::usage_error(std::string("--") + n + " must be at least 1");
-    } catch (const akv::app::usage_error& e) {
-        std::cerr << "akv-demo: " << e.what() << "\n(akv-demo --help for the flags)\n";
-        return akv::app::exit_usage;
-    }
+    if (auto done = akv::app::start(cl, argc, argv, [&] {
+            listen = cl.get_or("listen", "127.0.0.1:8080");
+            if (listen.rfind(':') == std::string::npos)
+                throw akv::app::usage_error("--listen: expected HOST:PORT, got '" + listen + "'");
+            akv::app::command_line::parse_number<std::uint16_t>(
+                "listen", listen.substr(listen.rfind(':') + 1));
+            workers = cl.number<std::size_t>("workers", 1);
+            if (workers < 1 || workers > 64) throw akv::app::usage_error("--workers: 1 to 64");
+            cl.require_positive({"batch", "lease-ms", "claim-idle-ms"});
+        }))
+        return *done;
 
-    std::unique_ptr<akv::app::redis_target> target;
-    try {
-        target = std::make_unique<akv::app::redis_target>(cl, "akv-demo");
-    } catch (const akv::app::usage_error& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_usage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_unavailable;
-    }
+    int failure = akv::app::exit_ok;
+    const auto target = akv::app::open_redis(cl, "akv-demo", failure);
+    if (!target) return failure;
     const std::string url = target->embedded() ? target->server()->url() : *cl.get("redis");
     if (target->embedded())
         spdlog::info("redis-server on port {}, data in {}", target->server()->port(),
@@ -196,35 +185,85 @@ int main(int argc, char** argv) {
     // The admin page, where the gateway serves static files from.
     const auto web = target->data_dir() / "web";
     std::filesystem::create_directories(web);
-    std::ofstream(web / "index.html", std::ios::binary | std::ios::trunc) << akv::demo::web::index_html;
+    std::ofstream(web / "index.html", std::ios::binary | std::ios::trunc)
+        << akv::demo::web::index_html;
 
-    const std::filesystem::path bin = cl.has("bin-dir") ? std::filesystem::path(*cl.get("bin-dir")) : own_dir();
+    const std::filesystem::path bin =
+        cl.has("bin-dir") ? std::filesystem::path(*cl.get("bin-dir")) : own_dir();
     const std::string level = cl.get_or("log-level", "info");
     const std::string lease = std::to_string(cl.number<long>("lease-ms", 5000));
     const std::string claim = std::to_string(cl.number<long>("claim-idle-ms", 5000));
     const std::string db = (target->data_dir() / "demo.sqlite").string();
     std::vector<child> children;
     children.push_back({"akv-gateway",
-                        {(bin / "akv-gateway").string(), "--redis", url, "--listen", listen, "--log-level", level,
-                         "--static", web.string(), "--anonymous", "posts", "--anonymous", "post:*",
-                         "--anonymous", std::string(akv::demo::stats_channel), "--history", "posts=10000",
-                         "--history", "post:*=100000", "--webhook", "/webhook/posts=" + std::string(akv::demo::posts_queue),
-                         "--webhook", "/webhook/comments=" + std::string(akv::demo::comments_queue)}});
+                        {(bin / "akv-gateway").string(),
+                         "--redis",
+                         url,
+                         "--listen",
+                         listen,
+                         "--log-level",
+                         level,
+                         "--static",
+                         web.string(),
+                         "--anonymous",
+                         "posts",
+                         "--anonymous",
+                         "post:*",
+                         "--anonymous",
+                         std::string(akv::demo::stats_channel),
+                         "--history",
+                         "posts=10000",
+                         "--history",
+                         "post:*=100000",
+                         "--webhook",
+                         "/webhook/posts=" + std::string(akv::demo::posts_queue),
+                         "--webhook",
+                         "/webhook/comments=" + std::string(akv::demo::comments_queue)}});
     for (std::size_t i = 0; i < workers; ++i)
         children.push_back({"akv-worker",
-                            {(bin / "akv-worker").string(), "--redis", url, "--log-level", level, "--db", db,
-                             "--queue", std::string(akv::demo::posts_queue) + "=demo.posts", "--queue",
-                             std::string(akv::demo::comments_queue) + "=demo.preprocess", "--stream",
-                             std::string(akv::demo::interest_stream) + "=demo.signups", "--history",
-                             "posts=10000", "--history", "post:*=100000", "--lease-ms", lease,
-                             "--claim-idle-ms", claim}});
+                            {(bin / "akv-worker").string(),
+                             "--redis",
+                             url,
+                             "--log-level",
+                             level,
+                             "--db",
+                             db,
+                             "--queue",
+                             std::string(akv::demo::posts_queue) + "=demo.posts",
+                             "--queue",
+                             std::string(akv::demo::comments_queue) + "=demo.preprocess",
+                             "--stream",
+                             std::string(akv::demo::interest_stream) + "=demo.signups",
+                             "--history",
+                             "posts=10000",
+                             "--history",
+                             "post:*=100000",
+                             "--lease-ms",
+                             lease,
+                             "--claim-idle-ms",
+                             claim}});
     children.push_back({"akv-batcher",
-                        {(bin / "akv-batcher").string(), "--redis", url, "--log-level", level, "--input",
-                         std::string(akv::demo::embeddings_stream), "--output",
-                         std::string(akv::demo::interest_stream), "--group", std::string(akv::demo::batcher_group),
-                         "--model", std::string(akv::demo::model_name), "--threshold", "0.5", "--max-batch",
-                         std::to_string(cl.number<long>("batch", 64)), "--claim-idle-ms", claim,
-                         "--stats-key", "akv:batcher:" + std::string(akv::demo::interest_stream)}});
+                        {(bin / "akv-batcher").string(),
+                         "--redis",
+                         url,
+                         "--log-level",
+                         level,
+                         "--input",
+                         std::string(akv::demo::embeddings_stream),
+                         "--output",
+                         std::string(akv::demo::interest_stream),
+                         "--group",
+                         std::string(akv::demo::batcher_group),
+                         "--model",
+                         std::string(akv::demo::model_name),
+                         "--threshold",
+                         "0.5",
+                         "--max-batch",
+                         std::to_string(cl.number<long>("batch", 64)),
+                         "--claim-idle-ms",
+                         claim,
+                         "--stats-key",
+                         "akv:batcher:" + std::string(akv::demo::interest_stream)}});
     for (const auto& c : children)
         if (::access(c.args[0].c_str(), X_OK) != 0) {
             spdlog::error("{} not found (give --bin-dir)", c.args[0]);
@@ -253,7 +292,8 @@ int main(int argc, char** argv) {
     io.restart();
 
     asio::signal_set chld(io, SIGCHLD); // before the first child can die
-    for (auto& c : children) c.start();
+    for (auto& c : children)
+        c.start();
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer ticker(io);
@@ -280,8 +320,8 @@ int main(int argc, char** argv) {
                     });
                 }
             }
-            const bool all_gone =
-                std::all_of(children.begin(), children.end(), [](const child& c) { return c.pid < 0; });
+            const bool all_gone = std::all_of(children.begin(), children.end(),
+                                              [](const child& c) { return c.pid < 0; });
             if (stopping && all_gone) {
                 signals.cancel();
                 ticker.cancel();
@@ -311,12 +351,15 @@ int main(int argc, char** argv) {
             while (!stopping) {
                 if (!announced) {
                     asio::ip::tcp::socket probe(io);
-                    auto [rec, results] = co_await resolver.async_resolve(host, port, asio::as_tuple(asio::use_awaitable));
+                    auto [rec, results] = co_await resolver.async_resolve(
+                        host, port, asio::as_tuple(asio::use_awaitable));
                     if (!rec) {
-                        auto [cec, ep] = co_await asio::async_connect(probe, results, asio::as_tuple(asio::use_awaitable));
+                        auto [cec, ep] = co_await asio::async_connect(
+                            probe, results, asio::as_tuple(asio::use_awaitable));
                         if (!cec) {
                             announced = true;
-                            std::printf("akv-demo: open http://%s/ (post comments there, or: akv demo-load 1000)\n",
+                            std::printf("akv-demo: open http://%s/ (post comments there, or: akv "
+                                        "demo-load 1000)\n",
                                         listen.c_str());
                             std::fflush(stdout);
                         }

@@ -17,9 +17,9 @@ namespace {
 
 // Words of intent, each its own feature; every other word is hashed into one of 28 buckets.
 const std::pair<std::string_view, float> lexicon[] = {
-    {"interested", 5.0f}, {"join", 4.0f},  {"register", 4.0f}, {"attend", 3.5f},
-    {"count", 3.5f},      {"sign", 3.5f},  {"signup", 4.0f},   {"want", 2.0f},
-    {"yes", 2.0f},        {"not", -5.0f},  {"no", -5.0f},      {"can't", -5.0f},
+    {"interested", 5.0f}, {"join", 4.0f}, {"register", 4.0f}, {"attend", 3.5f},
+    {"count", 3.5f},      {"sign", 3.5f}, {"signup", 4.0f},   {"want", 2.0f},
+    {"yes", 2.0f},        {"not", -5.0f}, {"no", -5.0f},      {"can't", -5.0f},
 };
 constexpr std::size_t hashed = 28;
 constexpr std::size_t buckets = hashed + std::size(lexicon); // 40 word features
@@ -28,7 +28,8 @@ std::size_t bucket(std::string_view word) {
     for (std::size_t i = 0; i < std::size(lexicon); ++i)
         if (lexicon[i].first == word) return hashed + i;
     std::uint32_t h = 2166136261u; // FNV-1a
-    for (unsigned char c : word) h = (h ^ c) * 16777619u;
+    for (unsigned char c : word)
+        h = (h ^ c) * 16777619u;
     return h % hashed;
 }
 
@@ -100,7 +101,8 @@ std::array<float, features> featurize(std::string_view text) {
 
 static std::vector<float> interest_weights() {
     std::vector<float> w(features, 0.0f);
-    for (std::size_t i = 0; i < std::size(lexicon); ++i) w[hashed + i] = lexicon[i].second;
+    for (std::size_t i = 0; i < std::size(lexicon); ++i)
+        w[hashed + i] = lexicon[i].second;
     w[buckets + 1] = -1.0f; // a question is seldom a yes
     return w;
 }
@@ -119,9 +121,10 @@ bool interested(std::string_view text) {
 
 kv::model interest_model_files() {
     boost::json::array weights;
-    for (float v : interest_weights()) weights.emplace_back(static_cast<double>(v));
-    boost::json::object spec{{"kind", "logistic"}, {"weights", std::move(weights)},
-                             {"bias", static_cast<double>(bias)}};
+    for (float v : interest_weights())
+        weights.emplace_back(static_cast<double>(v));
+    boost::json::object spec{
+        {"kind", "logistic"}, {"weights", std::move(weights)}, {"bias", static_cast<double>(bias)}};
     kv::model m;
     m.files["model.json"] = boost::json::serialize(spec);
     m.metadata = R"({"what":"interest classifier of the demo","inputs":44,"threshold":0.5})";
@@ -145,19 +148,22 @@ std::shared_ptr<const messaging::batch_model> model_from_files(const kv::model& 
         const auto* b = spec.if_contains("bias");
         if (!w || !w->is_array() || w->get_array().empty())
             throw std::invalid_argument("model.json: \"weights\" must be a non-empty array");
-        if (!b || !b->is_number()) throw std::invalid_argument("model.json: \"bias\" must be a number");
+        if (!b || !b->is_number())
+            throw std::invalid_argument("model.json: \"bias\" must be a number");
         std::vector<float> weights;
         for (const auto& v : w->get_array()) {
             if (!v.is_number()) throw std::invalid_argument("model.json: a weight is not a number");
             weights.push_back(static_cast<float>(v.to_number<double>()));
         }
-        return std::make_shared<messaging::logistic_model>(std::move(weights),
-                                                           static_cast<float>(b->to_number<double>()));
+        return std::make_shared<messaging::logistic_model>(
+            std::move(weights), static_cast<float>(b->to_number<double>()));
     }
     if (kind->get_string() == "mlp") {
         return std::make_shared<messaging::mlp_model>(
-            messaging::decode(tensor_file(m, spec, "w1")), messaging::decode(tensor_file(m, spec, "b1")),
-            messaging::decode(tensor_file(m, spec, "w2")), messaging::decode(tensor_file(m, spec, "b2")));
+            messaging::decode(tensor_file(m, spec, "w1")),
+            messaging::decode(tensor_file(m, spec, "b1")),
+            messaging::decode(tensor_file(m, spec, "w2")),
+            messaging::decode(tensor_file(m, spec, "b2")));
     }
     throw std::invalid_argument("model.json: unknown kind \"" + std::string(kind->get_string()) +
                                 "\" (logistic or mlp)");

@@ -28,7 +28,9 @@ inline constexpr std::string_view model_name = "interest";
 inline constexpr std::string_view posts_channel = "posts";
 inline constexpr std::string_view stats_channel = "demo:stats";
 inline constexpr std::string_view signup_stats_key = "demo:stats:signups";
-inline std::string post_channel(std::string_view post) { return "post:" + std::string(post); }
+inline std::string post_channel(std::string_view post) {
+    return "post:" + std::string(post);
+}
 
 inline constexpr std::size_t features = 44;
 inline constexpr float threshold = 0.5f;

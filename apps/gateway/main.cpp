@@ -8,8 +8,8 @@
 #include <akv/client.hpp>
 #include <akv/config.hpp>
 #include <akv/embedded_server.hpp>
-#include <akv/gateway/server.hpp>
 #include <akv/gateway/error.hpp>
+#include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/producer.hpp>
 
@@ -89,7 +89,8 @@ flags parse(const akv::app::command_line& cl) {
             f.opts.address = f.opts.address.substr(1, f.opts.address.size() - 2);
         f.opts.port = number<std::uint16_t>("listen", v->substr(colon + 1));
     }
-    for (const auto& h : cl.all("history")) f.opts.history.push_back(akv::app::history_rule(h));
+    for (const auto& h : cl.all("history"))
+        f.opts.history.push_back(akv::app::history_rule(h));
     f.opts.anonymous = cl.all("anonymous");
     f.opts.allowed_origins = cl.all("origin");
     for (const auto& w : cl.all("webhook")) {
@@ -109,7 +110,8 @@ flags parse(const akv::app::command_line& cl) {
         else if (*v == "drop-oldest")
             f.opts.slow_policy = gw::slow_consumer_policy::drop_oldest;
         else
-            throw akv::app::usage_error("--slow: expected disconnect or drop-oldest, got '" + *v + "'");
+            throw akv::app::usage_error("--slow: expected disconnect or drop-oldest, got '" + *v +
+                                        "'");
     }
     f.opts.max_channels = cl.number<std::size_t>("max-channels", f.opts.max_channels);
     f.opts.max_frame = cl.number<std::size_t>("max-frame", f.opts.max_frame);
@@ -149,7 +151,8 @@ gw::webhook_handler enqueue_webhook(std::shared_ptr<akv::queue::producer> queue)
             jobs.push_back({boost::json::serialize(v), {}});
         };
         if (body.is_array()) {
-            for (auto& v : body.get_array()) add(v);
+            for (auto& v : body.get_array())
+                add(v);
         } else {
             add(body);
         }
@@ -157,7 +160,8 @@ gw::webhook_handler enqueue_webhook(std::shared_ptr<akv::queue::producer> queue)
         gw::webhook_reply reply;
         reply.status = 202;
         boost::json::array list;
-        for (auto& id : ids) list.emplace_back(std::move(id));
+        for (auto& id : ids)
+            list.emplace_back(std::move(id));
         reply.body = boost::json::serialize(
             boost::json::object{{"queued", list.size()}, {"ids", std::move(list)}});
         co_return reply;
@@ -168,7 +172,8 @@ std::string random_hex(std::size_t bytes) {
     std::string raw(bytes, '\0');
     RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(raw.size()));
     std::string out;
-    for (unsigned char c : raw) out += fmt::format("{:02x}", c);
+    for (unsigned char c : raw)
+        out += fmt::format("{:02x}", c);
     return out;
 }
 
@@ -177,36 +182,19 @@ std::string random_hex(std::size_t bytes) {
 int main(int argc, char** argv) {
     auto cl = command_line();
     flags f;
-    try {
-        cl.parse(argc, argv);
-        if (cl.help_requested()) {
-            std::cout << cl.usage();
-            return akv::app::exit_ok;
-        }
-        akv::app::setup_logging(cl);
-        f = parse(cl);
-    } catch (const akv::app::usage_error& e) {
-        std::cerr << "akv-gateway: " << e.what() << "\n(akv-gateway --help for the flags)\n";
-        return akv::app::exit_usage;
-    }
+    if (auto done = akv::app::start(cl, argc, argv, [&] { f = parse(cl); })) return *done;
     if (f.demo) {
         if (f.opts.token_secret.empty()) f.opts.token_secret = random_hex(32);
         if (f.opts.api_key.empty()) f.opts.api_key = random_hex(16);
         bool has_demo_history = false;
-        for (const auto& r : f.opts.history) has_demo_history |= gw::pattern_matches(r.pattern, "demo");
+        for (const auto& r : f.opts.history)
+            has_demo_history |= gw::pattern_matches(r.pattern, "demo");
         if (!has_demo_history) f.opts.history.push_back({"demo*", 1000, std::chrono::seconds(0)});
     }
 
-    std::unique_ptr<akv::app::redis_target> target;
-    try {
-        target = std::make_unique<akv::app::redis_target>(cl, "akv-gateway");
-    } catch (const akv::app::usage_error& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_usage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_unavailable;
-    }
+    int failure = akv::app::exit_ok;
+    const auto target = akv::app::open_redis(cl, "akv-gateway", failure);
+    if (!target) return failure;
     if (target->embedded())
         spdlog::info("started a private redis-server on port {} (data in {})",
                      target->server()->port(), target->server()->data_dir());
@@ -259,7 +247,8 @@ int main(int argc, char** argv) {
         if (!announced && server->listening()) {
             announced = true;
             const std::string scheme = f.opts.tls_cert_file.empty() ? "http" : "https";
-            const std::string base = fmt::format("{}://{}:{}", scheme, f.opts.address, server->port());
+            const std::string base =
+                fmt::format("{}://{}:{}", scheme, f.opts.address, server->port());
             std::printf("akv-gateway listening on %s\n", base.c_str());
             if (f.demo) {
                 gw::token_claims c;

@@ -47,7 +47,8 @@ struct child {
 struct fd_pair {
     int fd[2] = {-1, -1};
     fd_pair() {
-        if (::pipe2(fd, O_CLOEXEC) != 0) throw std::runtime_error(std::string("exec: pipe: ") + std::strerror(errno));
+        if (::pipe2(fd, O_CLOEXEC) != 0)
+            throw std::runtime_error(std::string("exec: pipe: ") + std::strerror(errno));
     }
     ~fd_pair() {
         for (int f : fd)
@@ -74,7 +75,8 @@ queue::handler exec_handler(std::vector<std::string> allowed) {
                                         ": payload must be {\"argv\": [\"program\", ...]}");
         std::vector<std::string> args;
         for (const auto& a : argv_v->get_array()) {
-            if (!a.is_string()) throw std::invalid_argument("exec job " + id + ": argv holds a non-string");
+            if (!a.is_string())
+                throw std::invalid_argument("exec job " + id + ": argv holds a non-string");
             args.emplace_back(a.get_string());
         }
         if (std::find(allowed.begin(), allowed.end(), "*") == allowed.end() &&
@@ -95,14 +97,16 @@ queue::handler exec_handler(std::vector<std::string> allowed) {
         posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
         posix_spawn_file_actions_adddup2(&actions, out.fd[1], 2);
         std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
+        for (auto& a : args)
+            argv.push_back(a.data());
         argv.push_back(nullptr);
         child c;
         const int rc = ::posix_spawnp(&c.pid, argv[0], &actions, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&actions);
         if (rc != 0) {
             c.pid = -1;
-            throw std::runtime_error("exec job " + id + ": cannot run '" + args[0] + "': " + std::strerror(rc));
+            throw std::runtime_error("exec job " + id + ": cannot run '" + args[0] +
+                                     "': " + std::strerror(rc));
         }
         ::close(out.release(1));
         ::close(in.release(0));
@@ -118,17 +122,21 @@ queue::handler exec_handler(std::vector<std::string> allowed) {
         std::string output;
         std::array<char, 16384> buf;
         for (;;) {
-            auto [rec, n] = co_await reader.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
-            if (output.size() < max_output) output.append(buf.data(), std::min(n, max_output - output.size()));
+            auto [rec, n] = co_await reader.async_read_some(asio::buffer(buf),
+                                                            asio::as_tuple(asio::use_awaitable));
+            if (output.size() < max_output)
+                output.append(buf.data(), std::min(n, max_output - output.size()));
             if (rec) break; // eof: the child closed its output, usually by exiting
         }
         c.wait();
         if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0) co_return output;
-        const std::string how = WIFEXITED(c.status) ? "exit status " + std::to_string(WEXITSTATUS(c.status))
-                                : WIFSIGNALED(c.status) ? "killed by signal " + std::to_string(WTERMSIG(c.status))
-                                                        : "ended oddly";
+        const std::string how =
+            WIFEXITED(c.status)     ? "exit status " + std::to_string(WEXITSTATUS(c.status))
+            : WIFSIGNALED(c.status) ? "killed by signal " + std::to_string(WTERMSIG(c.status))
+                                    : "ended oddly";
         const std::string tail = output.size() > 400 ? output.substr(output.size() - 400) : output;
-        throw std::runtime_error("exec job " + id + ": " + args[0] + ": " + how + (tail.empty() ? "" : ": " + tail));
+        throw std::runtime_error("exec job " + id + ": " + args[0] + ": " + how +
+                                 (tail.empty() ? "" : ": " + tail));
     };
 }
 

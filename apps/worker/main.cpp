@@ -33,7 +33,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using stream_handler = std::function<asio::awaitable<void>(std::vector<akv::messaging::stream_entry>)>;
+using stream_handler =
+    std::function<asio::awaitable<void>(std::vector<akv::messaging::stream_entry>)>;
 
 akv::app::command_line command_line() {
     return akv::app::command_line(
@@ -52,7 +53,6 @@ akv::app::command_line command_line() {
             {"history", "PATTERN[=MAXLEN[,AGE_S]]",
              "gateway channels with history, as given to akv-gateway (for publishing)", true},
             {"prefix", "P", "gateway channel prefix, as given to akv-gateway"},
-            {"handlers", "", "list the handlers and exit"},
         },
         "queue handlers:  exec             {\"argv\": [...], \"stdin\": ...}: runs a program\n"
         "                 demo.posts       the demo: a signup post into the database\n"
@@ -66,61 +66,47 @@ int main(int argc, char** argv) {
     auto cl = command_line();
     std::vector<std::pair<std::string, std::string>> queues, streams;
     akv::gateway::options publish;
-    try {
-        cl.parse(argc, argv);
-        if (cl.help_requested() || cl.has("handlers")) {
-            std::cout << cl.usage();
-            return akv::app::exit_ok;
-        }
-        akv::app::setup_logging(cl);
-        auto split = [](const std::string& flag, const std::string& v) {
-            const auto eq = v.find('=');
-            if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
-                throw akv::app::usage_error("--" + flag + ": expected NAME=HANDLER, got '" + v + "'");
-            return std::make_pair(v.substr(0, eq), v.substr(eq + 1));
-        };
-        for (const auto& q : cl.all("queue")) {
-            queues.push_back(split("queue", q));
-            const auto& h = queues.back().second;
-            if (h != "exec" && h != "demo.posts" && h != "demo.preprocess")
-                throw akv::app::usage_error("--queue: no queue handler '" + h +
-                                            "' (exec, demo.posts, demo.preprocess)");
-        }
-        for (const auto& s : cl.all("stream")) {
-            streams.push_back(split("stream", s));
-            if (streams.back().second != "demo.signups")
-                throw akv::app::usage_error("--stream: no stream handler '" + streams.back().second +
-                                            "' (demo.signups)");
-        }
-        if (queues.empty() && streams.empty())
-            throw akv::app::usage_error("nothing to do: give --queue NAME=HANDLER or --stream STREAM=HANDLER");
-        for (const auto& h : cl.all("history")) publish.history.push_back(akv::app::history_rule(h));
-        publish.channel_prefix = cl.get_or("prefix", "");
-        cl.number<std::size_t>("concurrency", 16); // checked here, used below
-        cl.number<long>("lease-ms", 0);
-        cl.number<long>("claim-idle-ms", 0);
-        cl.number<std::size_t>("batch", 0);
-    } catch (const akv::app::usage_error& e) {
-        std::cerr << "akv-worker: " << e.what() << "\n(akv-worker --help for the flags)\n";
-        return akv::app::exit_usage;
-    }
+    if (auto done = akv::app::start(cl, argc, argv, [&] {
+            auto split = [](const std::string& flag, const std::string& v) {
+                const auto eq = v.find('=');
+                if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+                    throw akv::app::usage_error("--" + flag + ": expected NAME=HANDLER, got '" + v +
+                                                "'");
+                return std::make_pair(v.substr(0, eq), v.substr(eq + 1));
+            };
+            for (const auto& q : cl.all("queue")) {
+                queues.push_back(split("queue", q));
+                const auto& h = queues.back().second;
+                if (h != "exec" && h != "demo.posts" && h != "demo.preprocess")
+                    throw akv::app::usage_error("--queue: no queue handler '" + h +
+                                                "' (exec, demo.posts, demo.preprocess)");
+            }
+            for (const auto& s : cl.all("stream")) {
+                streams.push_back(split("stream", s));
+                if (streams.back().second != "demo.signups")
+                    throw akv::app::usage_error("--stream: no stream handler '" +
+                                                streams.back().second + "' (demo.signups)");
+            }
+            if (queues.empty() && streams.empty())
+                throw akv::app::usage_error(
+                    "nothing to do: give --queue NAME=HANDLER or --stream STREAM=HANDLER");
+            for (const auto& h : cl.all("history"))
+                publish.history.push_back(akv::app::history_rule(h));
+            publish.channel_prefix = cl.get_or("prefix", "");
+            cl.require_positive({"concurrency", "lease-ms", "claim-idle-ms", "batch"});
+        }))
+        return *done;
 
-    std::unique_ptr<akv::app::redis_target> target;
-    try {
-        target = std::make_unique<akv::app::redis_target>(cl, "akv-worker");
-    } catch (const akv::app::usage_error& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_usage;
-    } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
-        return akv::app::exit_unavailable;
-    }
+    int failure = akv::app::exit_ok;
+    const auto target = akv::app::open_redis(cl, "akv-worker", failure);
+    if (!target) return failure;
 
     asio::io_context io(1);
     akv::client redis(io.get_executor(), target->config());
     auto ctx = std::make_shared<akv::demo::stage_context>(
         akv::demo::stage_context{redis, publish, nullptr});
-    const bool needs_db = std::any_of(queues.begin(), queues.end(), [](auto& q) { return q.second == "demo.posts"; }) ||
+    const bool needs_db = std::any_of(queues.begin(), queues.end(),
+                                      [](auto& q) { return q.second == "demo.posts"; }) ||
                           !streams.empty();
     if (needs_db) {
         const std::string path = cl.get_or("db", (target->data_dir() / "demo.sqlite").string());
@@ -139,11 +125,12 @@ int main(int argc, char** argv) {
     wopts.lease_time = std::chrono::milliseconds(cl.number<long>("lease-ms", 30000));
     std::vector<std::unique_ptr<akv::queue::worker>> workers;
     for (const auto& [queue, name] : queues) {
-        akv::queue::handler h = name == "exec"         ? akv::worker_app::exec_handler(cl.all("exec-allow"))
+        akv::queue::handler h = name == "exec" ? akv::worker_app::exec_handler(cl.all("exec-allow"))
                                 : name == "demo.posts" ? akv::demo::posts_handler(ctx)
                                                        : akv::demo::preprocess_handler(ctx);
         try {
-            workers.push_back(std::make_unique<akv::queue::worker>(redis, queue, std::move(h), wopts));
+            workers.push_back(
+                std::make_unique<akv::queue::worker>(redis, queue, std::move(h), wopts));
         } catch (const std::exception& e) {
             spdlog::error("--queue {}: {}", queue, e.what());
             return akv::app::exit_usage;
@@ -160,7 +147,8 @@ int main(int argc, char** argv) {
         g.consumer = consumer;
         g.claim_idle = std::chrono::milliseconds(cl.number<long>("claim-idle-ms", 30000));
         groups.push_back(std::make_unique<akv::messaging::consumer_group>(redis, g));
-        spdlog::info("stream {}: handler {} (group {}, consumer {})", stream, name, g.group, consumer);
+        spdlog::info("stream {}: handler {} (group {}, consumer {})", stream, name, g.group,
+                     consumer);
     }
     const std::size_t batch = cl.number<std::size_t>("batch", 256);
 
@@ -170,7 +158,8 @@ int main(int argc, char** argv) {
     asio::signal_set signals(io, SIGINT, SIGTERM);
     auto stop_all = [&] {
         stopping = true;
-        for (auto& w : workers) w->stop();
+        for (auto& w : workers)
+            w->stop();
     };
     auto finished = [&] {
         if (--running > 0) return;
@@ -193,7 +182,8 @@ int main(int argc, char** argv) {
     };
 
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
-    for (auto& w : workers) asio::co_spawn(io, w->run(), on_end("queue " + w->queue()));
+    for (auto& w : workers)
+        asio::co_spawn(io, w->run(), on_end("queue " + w->queue()));
     for (auto& g : groups) {
         stream_handler handler = [ctx](std::vector<akv::messaging::stream_entry> b) {
             return akv::demo::write_signups(ctx, std::move(b));
@@ -219,7 +209,8 @@ int main(int argc, char** argv) {
                         if (entries.empty()) entries = co_await group->read(batch, 1000ms);
                         if (entries.empty()) continue;
                         std::vector<std::string> ids;
-                        for (const auto& e : entries) ids.push_back(e.id);
+                        for (const auto& e : entries)
+                            ids.push_back(e.id);
                         co_await handler(std::move(entries));
                         co_await group->ack(ids);
                     } catch (const std::exception& e) {

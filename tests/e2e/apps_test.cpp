@@ -33,12 +33,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string bin(const std::string& name) { return std::string(AKV_BIN_DIR) + "/" + name; }
-
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
+std::string bin(const std::string& name) {
+    return std::string(AKV_BIN_DIR) + "/" + name;
 }
 
 struct finished_run {
@@ -47,7 +43,8 @@ struct finished_run {
 };
 
 // Runs to the end (at most `limit`), stdout and stderr together.
-finished_run run(const temp_dir& dir, std::vector<std::string> args, std::chrono::milliseconds limit = 20s) {
+finished_run run(const temp_dir& dir, std::vector<std::string> args,
+                 std::chrono::milliseconds limit = 20s) {
     static int n = 0;
     const auto log = dir.path() / ("run-" + std::to_string(++n) + ".log");
     child_process p(std::move(args), {}, log);
@@ -70,23 +67,26 @@ TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
     for (const std::string app : {"akv-gateway", "akv-worker", "akv-batcher", "akv-demo"}) {
         const auto help = run(dir, {bin(app), "--help"});
         EXPECT_EQ(help.exit_code, 0) << app << "\n" << help.output;
-        for (const char* flag : {"usage: ", "--redis URL", "--config FILE", "--log-level LEVEL", "--data-dir DIR",
-                                 "exit status"})
+        for (const char* flag : {"usage: ", "--redis URL", "--config FILE", "--log-level LEVEL",
+                                 "--data-dir DIR", "exit status"})
             EXPECT_NE(help.output.find(flag), std::string::npos) << app << " --help lacks " << flag;
 
         const auto unknown = run(dir, {bin(app), "--frobnicate"});
         EXPECT_EQ(unknown.exit_code, 2) << app;
-        EXPECT_NE(unknown.output.find("unknown option --frobnicate"), std::string::npos) << unknown.output;
+        EXPECT_NE(unknown.output.find("unknown option --frobnicate"), std::string::npos)
+            << unknown.output;
 
         const auto level = run(dir, {bin(app), "--log-level", "loud"});
         EXPECT_EQ(level.exit_code, 2) << app;
-        EXPECT_NE(level.output.find("--log-level: expected trace, debug, info, warn, error or off, got 'loud'"),
+        EXPECT_NE(level.output.find(
+                      "--log-level: expected trace, debug, info, warn, error or off, got 'loud'"),
                   std::string::npos)
             << level.output;
 
         const auto missing = run(dir, {bin(app), "--config", (dir.path() / "none.json").string()});
         EXPECT_EQ(missing.exit_code, 2) << app;
-        EXPECT_NE(missing.output.find("--config: cannot read"), std::string::npos) << missing.output;
+        EXPECT_NE(missing.output.find("--config: cannot read"), std::string::npos)
+            << missing.output;
     }
     const auto nothing = run(dir, {bin("akv-worker"), "--redis", "redis://127.0.0.1:1"});
     EXPECT_EQ(nothing.exit_code, 2);
@@ -96,7 +96,8 @@ TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
     EXPECT_NE(batcher.output.find("--model is required"), std::string::npos) << batcher.output;
     const auto handler = run(dir, {bin("akv-worker"), "--queue", "q=nosuch"});
     EXPECT_EQ(handler.exit_code, 2);
-    EXPECT_NE(handler.output.find("no queue handler 'nosuch'"), std::string::npos) << handler.output;
+    EXPECT_NE(handler.output.find("no queue handler 'nosuch'"), std::string::npos)
+        << handler.output;
 }
 
 // The sample configurations shipped in apps/config/ are valid for their binaries.
@@ -115,7 +116,8 @@ TEST(Apps, ConfigFilesAreReadAndTheirMistakesNamed) {
     write_file(file, R"({"queue": ["jobs=exec"], "colour": "blue"})");
     auto r = run(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_NE(r.output.find(file.string() + ": unknown key \"colour\""), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(file.string() + ": unknown key \"colour\""), std::string::npos)
+        << r.output;
 
     write_file(file, R"({"queue": "jobs=exec", )");
     r = run(dir, {bin("akv-worker"), "--config", file.string()});
@@ -125,7 +127,8 @@ TEST(Apps, ConfigFilesAreReadAndTheirMistakesNamed) {
     write_file(file, R"({"concurrency": ["1", "2"]})");
     r = run(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_NE(r.output.find("\"concurrency\": takes one value, not a list"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("\"concurrency\": takes one value, not a list"), std::string::npos)
+        << r.output;
 
     // A file's values are used; the command line wins over them.
     write_file(file, R"({"queue": ["jobs=nosuch"], "log-level": "warn"})");
@@ -150,13 +153,19 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
         child_process gateway({bin("akv-gateway"), "--data-dir", data, "--listen",
                                "127.0.0.1:" + std::to_string(port), "--webhook", "/jobs=work"},
                               {}, dir.path() / "gateway.log");
-        ASSERT_TRUE(poll_until([&] { return gateway.log().find("listening on") != std::string::npos || !gateway.running(); },
-                               20s));
+        ASSERT_TRUE(poll_until(
+            [&] {
+                return gateway.log().find("listening on") != std::string::npos ||
+                       !gateway.running();
+            },
+            20s));
         ASSERT_TRUE(gateway.running()) << gateway.log();
 
-        const auto second = run(dir, {bin("akv-worker"), "--data-dir", data, "--queue", "work=exec"});
+        const auto second =
+            run(dir, {bin("akv-worker"), "--data-dir", data, "--queue", "work=exec"});
         EXPECT_EQ(second.exit_code, 3) << second.output;
-        EXPECT_NE(second.output.find("is in use by another process"), std::string::npos) << second.output;
+        EXPECT_NE(second.output.find("is in use by another process"), std::string::npos)
+            << second.output;
 
         akv::app::http_poster http("http://127.0.0.1:" + std::to_string(port));
         const auto [status, body] =
@@ -165,16 +174,20 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
         EXPECT_NE(body.find("\"queued\":1"), std::string::npos) << body;
         const auto [bad, why] = http.post("/jobs", "[1, 2]");
         EXPECT_EQ(bad, 400);
-        EXPECT_NE(why.find("expected a JSON object or an array of objects"), std::string::npos) << why;
+        EXPECT_NE(why.find("expected a JSON object or an array of objects"), std::string::npos)
+            << why;
 
         gateway.signal(SIGTERM);
         ASSERT_TRUE(poll_until([&] { return !gateway.running(); }, 20s));
-        EXPECT_TRUE(WIFEXITED(gateway.status()) && WEXITSTATUS(gateway.status()) == 0) << gateway.log();
+        EXPECT_TRUE(WIFEXITED(gateway.status()) && WEXITSTATUS(gateway.status()) == 0)
+            << gateway.log();
     }
     EXPECT_FALSE(std::filesystem::exists(marker));
-    child_process worker({bin("akv-worker"), "--data-dir", data, "--queue", "work=exec", "--exec-allow", "touch"},
-                         {}, dir.path() / "worker.log");
-    EXPECT_TRUE(poll_until([&] { return std::filesystem::exists(marker) || !worker.running(); }, 30s))
+    child_process worker(
+        {bin("akv-worker"), "--data-dir", data, "--queue", "work=exec", "--exec-allow", "touch"},
+        {}, dir.path() / "worker.log");
+    EXPECT_TRUE(
+        poll_until([&] { return std::filesystem::exists(marker) || !worker.running(); }, 30s))
         << worker.log();
     EXPECT_TRUE(std::filesystem::exists(marker)) << worker.log();
     worker.signal(SIGTERM);
@@ -187,8 +200,8 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
 TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     temp_dir dir{"akv-e2e-exec-"};
     akv::embedded_server redis;
-    child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec", "--exec-allow",
-                          "echo", "--exec-allow", "sh"},
+    child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
+                          "--exec-allow", "echo", "--exec-allow", "sh"},
                          {}, dir.path() / "worker.log");
     asio::io_context io;
     running_client rc(io, redis.config());
@@ -210,7 +223,8 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
                 b = co_await admin.get(refused);
                 c = co_await admin.get(failing);
             }());
-            return a.state == akv::queue::job_state::completed && b.state == akv::queue::job_state::failed &&
+            return a.state == akv::queue::job_state::completed &&
+                   b.state == akv::queue::job_state::failed &&
                    c.state == akv::queue::job_state::failed;
         },
         30s, 100ms))
@@ -227,11 +241,11 @@ TEST(Apps, DemoClassifierSaysYesToIntentAndNoToTheRest) {
                             "Yes! Register me for this", "Interested, I will attend with a friend",
                             "Please sign me up, I want to attend"})
         EXPECT_TRUE(akv::demo::interested(yes)) << yes;
-    for (const char* no : {"Nice photo", "What time does it start?", "Where is this happening?",
-                           "Not for me, sorry", "Great work everyone", "Is there parking nearby?",
-                           "No thanks, can't make it", "lol", "Shared with my family",
-                           "Looks like fun but I'm busy", "Who organises this?", "Beautiful place",
-                           "Can I join? No, not interested"})
+    for (const char* no :
+         {"Nice photo", "What time does it start?", "Where is this happening?", "Not for me, sorry",
+          "Great work everyone", "Is there parking nearby?", "No thanks, can't make it", "lol",
+          "Shared with my family", "Looks like fun but I'm busy", "Who organises this?",
+          "Beautiful place", "Can I join? No, not interested"})
         EXPECT_FALSE(akv::demo::interested(no)) << no;
     const auto x = akv::demo::featurize("Count me in!!");
     EXPECT_EQ(x.size(), 44u);
@@ -240,11 +254,13 @@ TEST(Apps, DemoClassifierSaysYesToIntentAndNoToTheRest) {
     EXPECT_FLOAT_EQ(x[42], 3.0f / 20.0f);
     EXPECT_FLOAT_EQ(x[43], 1.0f);
     float words = 0;
-    for (std::size_t i = 0; i < 40; ++i) words += x[i];
+    for (std::size_t i = 0; i < 40; ++i)
+        words += x[i];
     EXPECT_FLOAT_EQ(words, 3.0f);
     // About a third of the sample comments show interest.
     std::size_t yes = 0;
-    for (std::uint64_t n = 0; n < 3000; ++n) yes += akv::demo::interested(akv::demo::sample_comment("r", n, "p").text);
+    for (std::uint64_t n = 0; n < 3000; ++n)
+        yes += akv::demo::interested(akv::demo::sample_comment("r", n, "p").text);
     EXPECT_GT(yes, 800u);
     EXPECT_LT(yes, 1200u);
 }
@@ -266,18 +282,20 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
         for (std::size_t i = 0; i < texts.size(); ++i) {
             const auto x = akv::demo::featurize(texts[i]);
             const std::int64_t shape[] = {44};
-            akv::messaging::field_list f{{"id", "c" + std::to_string(i)}, {"text", texts[i]},
+            akv::messaging::field_list f{{"id", "c" + std::to_string(i)},
+                                         {"text", texts[i]},
                                          {"embedding", akv::messaging::encode<float>(x, shape)}};
             co_await in.add(f);
         }
         akv::messaging::field_list broken{{"id", "broken"}, {"embedding", "not a tensor"}};
         co_await in.add(broken);
     }());
-    child_process batcher({bin("akv-batcher"), "--redis", redis.url(), "--input", "in", "--output", "out",
-                           "--model", "interest", "--threshold", "0.5"},
+    child_process batcher({bin("akv-batcher"), "--redis", redis.url(), "--input", "in", "--output",
+                           "out", "--model", "interest", "--threshold", "0.5"},
                           {}, dir.path() / "batcher.log");
     std::size_t expected = 1; // the broken one
-    for (const auto& t : texts) expected += akv::demo::interested(t) ? 1 : 0;
+    for (const auto& t : texts)
+        expected += akv::demo::interested(t) ? 1 : 0;
     ASSERT_EQ(expected, 3u) << "two of the four texts are a yes";
     ASSERT_TRUE(akv::demo::interested(texts[0]) && akv::demo::interested(texts[2]))
         << akv::demo::interested(texts[0]) << akv::demo::interested(texts[1])
@@ -298,20 +316,22 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
         << batcher.log();
     ASSERT_EQ(out.size(), expected);
     std::map<std::string, const akv::messaging::stream_entry*> by_id;
-    for (const auto& e : out) by_id[*e.field("id")] = &e;
+    for (const auto& e : out)
+        by_id[*e.field("id")] = &e;
     ASSERT_TRUE(by_id.count("c0") && by_id.count("c2") && by_id.count("broken"));
     EXPECT_GE(std::stod(*by_id["c0"]->field("score")), 0.5);
     EXPECT_EQ(*by_id["c2"]->field("text"), "Count me in please");
     EXPECT_EQ(by_id["c0"]->field("embedding"), nullptr); // the features are not copied
     ASSERT_NE(by_id["broken"]->field("error"), nullptr);
-    EXPECT_NE(by_id["broken"]->field("error")->find("tensor"), std::string::npos) << *by_id["broken"]->field("error");
+    EXPECT_NE(by_id["broken"]->field("error")->find("tensor"), std::string::npos)
+        << *by_id["broken"]->field("error");
     batcher.signal(SIGTERM);
     ASSERT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
     EXPECT_TRUE(WIFEXITED(batcher.status()) && WEXITSTATUS(batcher.status()) == 0) << batcher.log();
 
     // A model that is not in the registry: exit 2 naming it.
-    const auto missing = run(dir, {bin("akv-batcher"), "--redis", redis.url(), "--input", "in", "--output",
-                                   "out", "--model", "nosuch"});
+    const auto missing = run(dir, {bin("akv-batcher"), "--redis", redis.url(), "--input", "in",
+                                   "--output", "out", "--model", "nosuch"});
     EXPECT_EQ(missing.exit_code, 2) << missing.output;
     EXPECT_NE(missing.output.find("--model nosuch@latest"), std::string::npos) << missing.output;
 }

@@ -32,12 +32,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
 // The pid of `parent`'s child whose command name is `comm`; 0 if none.
 int child_named(int parent, const std::string& comm) {
     for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
@@ -52,7 +46,8 @@ int child_named(int parent, const std::string& comm) {
         std::string state;
         int ppid = 0;
         rest >> state >> ppid;
-        if (ppid == parent && stat.substr(open + 1, close - open - 1) == comm) return std::stoi(name);
+        if (ppid == parent && stat.substr(open + 1, close - open - 1) == comm)
+            return std::stoi(name);
     }
     return 0;
 }
@@ -67,7 +62,8 @@ std::map<std::string, int> signups_in_db(const std::filesystem::path& db, const 
     }
     sqlite3_busy_timeout(h, 2000);
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(h, "SELECT comment FROM signups WHERE post = ?", -1, &st, nullptr) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(h, "SELECT comment FROM signups WHERE post = ?", -1, &st, nullptr) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, post.c_str(), -1, SQLITE_TRANSIENT);
         while (sqlite3_step(st) == SQLITE_ROW)
             ++out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))];
@@ -89,7 +85,8 @@ protected:
                                                "2000", "--claim-idle-ms", "2000"},
                       std::vector<std::string>{}, data_.path() / "demo.log");
         const std::regex ready(R"(akv-demo: open http://127\.0\.0\.1:(\d+)/)");
-        ASSERT_TRUE(poll_until([&] { return std::regex_search(demo_->log(), ready) || !demo_->running(); }, 60s));
+        ASSERT_TRUE(poll_until(
+            [&] { return std::regex_search(demo_->log(), ready) || !demo_->running(); }, 60s));
         ASSERT_TRUE(demo_->running()) << demo_->log_tail();
         browser_.emplace(chromium_path(), 20s);
         page_ = browser_->new_page();
@@ -119,7 +116,8 @@ protected:
             return json::serialize(browser_->cdp().evaluate(
                 page_,
                 "JSON.stringify({state: document.getElementById('state').textContent, post: "
-                "window.demo && window.demo.post, signups: window.demo && window.demo.signups.size, "
+                "window.demo && window.demo.post, signups: window.demo && "
+                "window.demo.signups.size, "
                 "items: document.querySelectorAll('#signups li').length})",
                 false));
         } catch (const std::exception& e) {
@@ -140,8 +138,9 @@ TEST_F(DemoPipeline, ThousandCommentsReachTheDatabaseOnceAndThePageThoughWorkerA
 
     // The page opens the post once the post has come through the pipeline to it.
     browser_->cdp().navigate(page_, "http://127.0.0.1:" + std::to_string(port_) + "/?post=" + post);
-    ASSERT_TRUE(wait_page("window.demo.post === '" + post + "' && document.getElementById('state')"
-                          ".textContent === 'connected'",
+    ASSERT_TRUE(wait_page("window.demo.post === '" + post +
+                              "' && document.getElementById('state')"
+                              ".textContent === 'connected'",
                           30s))
         << page_state() << "\n"
         << demo_->log_tail();
@@ -199,10 +198,13 @@ TEST_F(DemoPipeline, ThousandCommentsReachTheDatabaseOnceAndThePageThoughWorkerA
                               " && document.querySelectorAll('#signups li').length === " + n,
                           60s))
         << page_state();
-    const json::value ids = json::parse(
-        browser_->cdp().evaluate(page_, "JSON.stringify([...window.demo.signups.keys()])", false).as_string());
+    const json::value ids =
+        json::parse(browser_->cdp()
+                        .evaluate(page_, "JSON.stringify([...window.demo.signups.keys()])", false)
+                        .as_string());
     std::set<std::string> on_page;
-    for (const auto& id : ids.as_array()) on_page.insert(std::string(id.as_string()));
+    for (const auto& id : ids.as_array())
+        on_page.insert(std::string(id.as_string()));
     EXPECT_EQ(on_page, expected);
 
     // SIGTERM: every process stops cleanly, akv-demo exits 0.

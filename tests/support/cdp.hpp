@@ -182,6 +182,13 @@ private:
     int status_ = -1;
 };
 
+// A loopback port free a moment ago: for a child process that must be told its port.
+inline std::uint16_t free_port() {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    return a.local_endpoint().port();
+}
+
 // The browser of the e2e tests: $AKV_CHROMIUM, else Debian's.
 inline std::string chromium_path() {
     const char* from_env = std::getenv("AKV_CHROMIUM");
