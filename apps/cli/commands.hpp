@@ -16,6 +16,7 @@ extern const char* const blob_usage;
 extern const char* const model_usage;
 extern const char* const embedding_usage;
 extern const char* const monitor_usage;
+extern const char* const demo_load_usage;
 
 // `akv stream groups|pending|info ...` (stream.cpp): a stream and its consumer groups.
 int run_stream_command(const akv::config& cfg, const std::vector<std::string>& args);
@@ -27,5 +28,7 @@ int run_model_command(const akv::config& cfg, const std::vector<std::string>& ar
 int run_embedding_command(const akv::config& cfg, const std::vector<std::string>& args);
 // `akv monitor ...` (monitor.cpp): live counters of the server, queues and streams.
 int run_monitor_command(const akv::config& cfg, const std::vector<std::string>& args);
+// `akv demo-load [N] ...` (demo_load.cpp): sample comments to the demo's webhook, over HTTP.
+int run_demo_load(const std::vector<std::string>& args);
 
 } // namespace akv::cli

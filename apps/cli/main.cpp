@@ -45,6 +45,7 @@ the details of each):
   model      versions of a model registry: put, get, list, tag
   embedding  an embedding table to and from a text file: export, import
   monitor    live counters of the server, queues and streams, every interval
+  demo-load  N sample comments to the demo's webhook (akv-demo), to watch it under load
 (These words are lower case; the Redis command MONITOR is still `akv MONITOR`.)
 
 options:
@@ -140,6 +141,7 @@ int main(int argc, char** argv) {
     if (word == "model") return akv::cli::run_model_command(opts.cfg, rest);
     if (word == "embedding") return akv::cli::run_embedding_command(opts.cfg, rest);
     if (word == "monitor") return akv::cli::run_monitor_command(opts.cfg, rest);
+    if (word == "demo-load") return akv::cli::run_demo_load(rest);
 
     asio::io_context io;
     akv::connection conn(io.get_executor(), opts.cfg);

@@ -195,6 +195,41 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
     EXPECT_TRUE(WIFEXITED(worker.status()) && WEXITSTATUS(worker.status()) == 0) << worker.log();
 }
 
+// akv demo-load: a post, then N comments in arrays of --per-request, through the webhooks.
+TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
+    temp_dir dir{"akv-e2e-load-"};
+    akv::embedded_server redis;
+    const std::uint16_t port = free_port();
+    child_process gateway({bin("akv-gateway"), "--redis", redis.url(), "--listen", "127.0.0.1:" + std::to_string(port),
+                           "--webhook", "/webhook/posts=posts", "--webhook", "/webhook/comments=comments"},
+                          {}, dir.path() / "gateway.log");
+    ASSERT_TRUE(poll_until([&] { return gateway.log().find("listening on") != std::string::npos || !gateway.running(); },
+                           20s));
+    const std::string url = "http://127.0.0.1:" + std::to_string(port);
+    const auto r = run(dir, {bin("akv"), "demo-load", "250", "--gateway", url, "--per-request", "40"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("posted 250 comments to post "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(url + "/?post="), std::string::npos) << r.output;
+
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    akv::queue::state_counts posts, comments;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::queue::admin p(rc.client, "posts"), c(rc.client, "comments");
+        posts = co_await p.counts();
+        comments = co_await c.counts();
+    }());
+    EXPECT_EQ(posts.waiting, 1u);
+    EXPECT_EQ(comments.waiting, 250u);
+
+    const auto bad = run(dir, {bin("akv"), "demo-load", "many"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_NE(bad.output.find("expected a positive number of comments, got 'many'"), std::string::npos) << bad.output;
+    const auto away = run(dir, {bin("akv"), "demo-load", "5", "--gateway", "http://127.0.0.1:1"});
+    EXPECT_EQ(away.exit_code, 2);
+    EXPECT_NE(away.output.find("cannot connect to 127.0.0.1:1"), std::string::npos) << away.output;
+}
+
 // exec: the output is the result; a program not allowed, or a non-zero exit, fails the job with
 // a message naming it.
 TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
