@@ -1,6 +1,7 @@
 #include "queue.hpp"
 
 #include "format.hpp"
+#include "subcommand.hpp"
 
 #include <akv/client.hpp>
 #include <akv/error.hpp>
@@ -222,33 +223,6 @@ std::string number(double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%g", v);
     return buf;
-}
-
-// Rows of cells, columns padded; with `numbers_right`, numbers (cells starting with a digit) and
-// "-" right-aligned from the second column on.
-std::string table(const std::vector<std::vector<std::string>>& rows, bool numbers_right) {
-    std::vector<std::size_t> width;
-    for (const auto& r : rows)
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            if (width.size() <= i) width.push_back(0);
-            width[i] = std::max(width[i], r[i].size());
-        }
-    std::string out;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            if (i > 0) line += "  ";
-            const bool right = numbers_right && i > 0 && !r[i].empty() &&
-                               (std::isdigit(static_cast<unsigned char>(r[i][0])) || r[i] == "-");
-            const std::string pad(width[i] - r[i].size(), ' ');
-            if (right) line += pad + r[i];
-            else if (i + 1 < r.size()) line += r[i] + pad;
-            else line += r[i];
-        }
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        out += line + "\n";
-    }
-    return out;
 }
 
 void print_json(const json::value& v) { std::cout << json::serialize(v) << "\n"; }
@@ -594,17 +568,6 @@ asio::awaitable<int> dispatch(akv::client& cl, const queue_command& c) {
     if (c.sub == "resume") co_return co_await resume(cl, c);
     if (c.sub == "metrics") co_return co_await metrics(cl, c);
     co_return 2;
-}
-
-// What an error says, without the code's generic text and number that system_error appends
-// ("queue \"q\": no job 7", not "...: no such job in the queue [akv:35]").
-std::string describe(const boost::system::system_error& e) {
-    std::string what = e.what();
-    if (e.code().category() != akv::error_category()) return what;
-    const std::string suffix = ": " + e.code().message();
-    const auto at = what.rfind(suffix);
-    if (at != std::string::npos && at > 0) what.erase(at);
-    return what;
 }
 
 // Errors the queue answered with (exit 1), as opposed to not reaching it (exit 2).
