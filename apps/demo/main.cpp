@@ -260,6 +260,10 @@ int main(int argc, char** argv) {
                          "0.5",
                          "--max-batch",
                          std::to_string(cl.number<long>("batch", 64)),
+                         // A realtime page: a batch waits at most 10 ms to fill (it fills
+                         // at once under load).
+                         "--max-wait-ms",
+                         "10",
                          "--claim-idle-ms",
                          claim,
                          "--stats-key",

@@ -145,6 +145,17 @@ TEST_F(DemoPipeline, ThousandCommentsReachTheDatabaseOnceAndThePageThoughWorkerA
         << page_state() << "\n"
         << demo_->log_tail();
 
+    // A post made with the page's own form comes back through the queue, the worker and the
+    // posts channel into the page's list.
+    browser_->cdp().evaluate(page_,
+                             "document.getElementById('title').value = 'Tree planting';"
+                             "document.getElementById('new-post').requestSubmit(); true",
+                             false);
+    EXPECT_TRUE(wait_page("[...document.querySelectorAll('#posts li')].some((li) => li.textContent === "
+                          "'Tree planting')",
+                          30s))
+        << page_state();
+
     int killed_worker = 0, killed_batcher = 0;
     akv::demo::load_options load;
     load.comments = 1000;
@@ -206,6 +217,14 @@ TEST_F(DemoPipeline, ThousandCommentsReachTheDatabaseOnceAndThePageThoughWorkerA
     for (const auto& id : ids.as_array())
         on_page.insert(std::string(id.as_string()));
     EXPECT_EQ(on_page, expected);
+
+    // The counters: akv-demo publishes them every second; the signups written are all of them.
+    EXPECT_TRUE(wait_page("document.getElementById('s-written').textContent === '" + n +
+                              "' && document.getElementById('s-batches').textContent !== '-'"
+                              " && document.getElementById('s-comments').textContent === '0'",
+                          20s))
+        << page_state() << " stats: "
+        << json::serialize(browser_->cdp().evaluate(page_, "JSON.stringify(window.demo.stats)", false));
 
     // SIGTERM: every process stops cleanly, akv-demo exits 0.
     demo_->signal(SIGTERM);
