@@ -201,7 +201,7 @@ asio::awaitable<void> write_signups(std::shared_ptr<stage_context> ctx,
         rows.push_back(std::move(s));
     }
     const std::int64_t written = now_ms();
-    const std::size_t added = ctx->db->add_signups(rows, written);
+    ctx->db->add_signups(rows, written);
 
     // Published after the commit: a crash in between republishes on redelivery.
     std::vector<std::int64_t> latencies;
@@ -216,7 +216,9 @@ asio::awaitable<void> write_signups(std::shared_ptr<stage_context> ctx,
         if (r.received_ms > 0) latencies.push_back(written - r.received_ms);
     }
     request stats;
-    stats.push("HINCRBY", signup_stats_key, "written", static_cast<long long>(added));
+    // The database's own count: a worker killed between its commit and this line must not
+    // leave the counter short (an increment by `added` would be lost with it).
+    stats.push("HSET", signup_stats_key, "written", static_cast<long long>(ctx->db->signup_count()));
     stats.push("HINCRBY", signup_stats_key, "batches", 1);
     stats.push("HSET", signup_stats_key, "last_batch", static_cast<long long>(rows.size()));
     if (!latencies.empty()) {
