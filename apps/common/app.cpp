@@ -24,7 +24,7 @@ const std::vector<flag>& common_flags() {
     static const std::vector<flag> flags{
         {"redis", "URL",
          "Redis to use (redis://[user:pass@]host[:port][/db], rediss://, unix:///path); "
-         "default: a private redis-server, append-only, data in --data-dir"},
+         "default: $AKV_REDIS, else a private redis-server, append-only, data in --data-dir"},
         {"data-dir", "DIR", "where the private redis-server and the app keep their files"},
         {"config", "FILE", "JSON object of flags, {\"flag-name\": value}; flags given here win"},
         {"log-level", "LEVEL", "trace, debug, info (default), warn, error, off"},
@@ -253,11 +253,14 @@ std::filesystem::path default_data_dir(std::string_view app) {
 redis_target::redis_target(const command_line& cl, std::string_view app) {
     data_dir_ =
         cl.has("data-dir") ? std::filesystem::path(*cl.get("data-dir")) : default_data_dir(app);
-    if (auto url = cl.get("redis")) {
+    std::optional<std::string> url = cl.get("redis");
+    if (!url) // the environment keeps a password out of `ps` and shell history
+        if (const char* env = std::getenv("AKV_REDIS"); env && *env) url = env;
+    if (url) {
         try {
             config_ = akv::config::from_url(*url);
         } catch (const std::exception& e) {
-            throw usage_error(std::string("--redis: ") + e.what());
+            throw usage_error(std::string(cl.has("redis") ? "--redis" : "AKV_REDIS") + ": " + e.what());
         }
         config_.client_name = std::string(app);
         return;

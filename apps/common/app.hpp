@@ -108,7 +108,8 @@ void setup_logging(const command_line& cl);
 // $AKV_DATA_DIR/<app>, else $XDG_DATA_HOME/async_kv/<app>, else ~/.local/share/async_kv/<app>.
 std::filesystem::path default_data_dir(std::string_view app);
 
-// The Redis an app talks to. With --redis URL, that server; otherwise a private redis-server
+// The Redis an app talks to. With --redis URL (or $AKV_REDIS, which keeps a password off the
+// command line), that server; otherwise a private redis-server
 // with append-only on, its data in <data-dir>/redis, so the next run finds them. The data dir
 // is locked (flock) while the server runs: a second instance is told to give --redis or
 // another --data-dir instead of corrupting the first one's files.

@@ -177,7 +177,11 @@ int main(int argc, char** argv) {
     int failure = akv::app::exit_ok;
     const auto target = akv::app::open_redis(cl, "akv-demo", failure);
     if (!target) return failure;
-    const std::string url = target->embedded() ? target->server()->url() : *cl.get("redis");
+    // The children find Redis in $AKV_REDIS: a password stays off their command lines (ps).
+    const std::string url = target->embedded() ? target->server()->url()
+                            : cl.has("redis")  ? *cl.get("redis")
+                                               : std::getenv("AKV_REDIS");
+    ::setenv("AKV_REDIS", url.c_str(), 1);
     if (target->embedded())
         spdlog::info("redis-server on port {}, data in {}", target->server()->port(),
                      target->server()->data_dir());
@@ -197,8 +201,6 @@ int main(int argc, char** argv) {
     std::vector<child> children;
     children.push_back({"akv-gateway",
                         {(bin / "akv-gateway").string(),
-                         "--redis",
-                         url,
                          "--listen",
                          listen,
                          "--log-level",
@@ -215,6 +217,9 @@ int main(int argc, char** argv) {
                          "posts=10000",
                          "--history",
                          "post:*=100000",
+                         // The page posts from the browser, where no secret can be kept:
+                         // the demo listens on loopback by default.
+                         "--open-webhooks",
                          "--webhook",
                          "/webhook/posts=" + std::string(akv::demo::posts_queue),
                          "--webhook",
@@ -222,8 +227,6 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < workers; ++i)
         children.push_back({"akv-worker",
                             {(bin / "akv-worker").string(),
-                             "--redis",
-                             url,
                              "--log-level",
                              level,
                              "--db",
@@ -244,8 +247,6 @@ int main(int argc, char** argv) {
                              claim}});
     children.push_back({"akv-batcher",
                         {(bin / "akv-batcher").string(),
-                         "--redis",
-                         url,
                          "--log-level",
                          level,
                          "--input",

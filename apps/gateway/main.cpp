@@ -55,6 +55,8 @@ akv::app::command_line command_line() {
             {"webhook", "PATH=QUEUE",
              "POST PATH enqueues its JSON body (an object, or an array of them) as jobs of QUEUE",
              true},
+            {"open-webhooks", "",
+             "accept unsigned webhook posts (else AKV_GATEWAY_WEBHOOK_SECRET is required)"},
             {"static", "DIR", "serve files of DIR over the built-in ones"},
             {"prefix", "P", "Redis channel = P + channel"},
             {"tls-cert", "FILE", "PEM certificate (with --tls-key: HTTPS and WSS on the port)"},
@@ -125,6 +127,10 @@ flags parse(const akv::app::command_line& cl) {
     if (const char* s = std::getenv("AKV_GATEWAY_SECRET")) f.opts.token_secret = s;
     if (const char* k = std::getenv("AKV_GATEWAY_API_KEY")) f.opts.api_key = k;
     if (const char* w = std::getenv("AKV_GATEWAY_WEBHOOK_SECRET")) f.opts.webhook_secret = w;
+    // Refuse what is not explicitly open: an unsigned webhook is anyone's way into a queue.
+    if (!f.webhooks.empty() && f.opts.webhook_secret.empty() && !cl.has("open-webhooks"))
+        throw akv::app::usage_error("--webhook: set AKV_GATEWAY_WEBHOOK_SECRET (posts must be signed), or "
+                                    "give --open-webhooks to accept unsigned posts");
     return f;
 }
 

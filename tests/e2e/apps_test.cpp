@@ -94,6 +94,16 @@ TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
     const auto batcher = run(dir, {bin("akv-batcher"), "--input", "in", "--output", "out"});
     EXPECT_EQ(batcher.exit_code, 2);
     EXPECT_NE(batcher.output.find("--model is required"), std::string::npos) << batcher.output;
+    // Unsigned webhooks only when asked for; a bad $AKV_REDIS is named as such.
+    const auto unsigned_hooks = run(dir, {bin("akv-gateway"), "--redis", "redis://127.0.0.1:1", "--webhook", "/w=q"});
+    EXPECT_EQ(unsigned_hooks.exit_code, 2);
+    EXPECT_NE(unsigned_hooks.output.find("set AKV_GATEWAY_WEBHOOK_SECRET"), std::string::npos) << unsigned_hooks.output;
+    {
+        child_process p({bin("akv-worker"), "--queue", "q=exec"}, {"AKV_REDIS=nope://x"}, dir.path() / "env.log");
+        ASSERT_TRUE(poll_until([&] { return !p.running(); }, 20s));
+        EXPECT_TRUE(WIFEXITED(p.status()) && WEXITSTATUS(p.status()) == 2) << p.log();
+        EXPECT_NE(p.log().find("AKV_REDIS: "), std::string::npos) << p.log();
+    }
     const auto handler = run(dir, {bin("akv-worker"), "--queue", "q=nosuch"});
     EXPECT_EQ(handler.exit_code, 2);
     EXPECT_NE(handler.output.find("no queue handler 'nosuch'"), std::string::npos)
@@ -151,7 +161,7 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
     {
         const std::uint16_t port = free_port();
         child_process gateway({bin("akv-gateway"), "--data-dir", data, "--listen",
-                               "127.0.0.1:" + std::to_string(port), "--webhook", "/jobs=work"},
+                               "127.0.0.1:" + std::to_string(port), "--webhook", "/jobs=work", "--open-webhooks"},
                               {}, dir.path() / "gateway.log");
         ASSERT_TRUE(poll_until(
             [&] {
@@ -201,7 +211,8 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
     akv::embedded_server redis;
     const std::uint16_t port = free_port();
     child_process gateway({bin("akv-gateway"), "--redis", redis.url(), "--listen", "127.0.0.1:" + std::to_string(port),
-                           "--webhook", "/webhook/posts=posts", "--webhook", "/webhook/comments=comments"},
+                           "--webhook", "/webhook/posts=posts", "--webhook", "/webhook/comments=comments",
+                           "--open-webhooks"},
                           {}, dir.path() / "gateway.log");
     ASSERT_TRUE(poll_until([&] { return gateway.log().find("listening on") != std::string::npos || !gateway.running(); },
                            20s));
