@@ -12,98 +12,22 @@
 // replaces, and it is not packaged for Debian), so each line carries our figures only.
 //
 //   akv_bench_demo [--quick]
-#include "support/cdp.hpp"
+#include "demo_pipeline.hpp"
 
-#include "demo/load.hpp"
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
-
-#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <regex>
 #include <thread>
 
-#ifndef AKV_BIN_DIR
-#error "AKV_BIN_DIR must name the directory of the bundled binaries (bench/CMakeLists.txt)"
-#endif
-
-using namespace akv::test;
-using namespace std::chrono_literals;
-namespace json = boost::json;
+using namespace akv::bench;
 
 namespace {
-
-struct pipeline {
-    temp_dir data{"akv-bench-demo-"};
-    std::uint16_t port = free_port();
-    child_process demo{{std::string(AKV_BIN_DIR) + "/akv-demo", "--data-dir", data.path().string(),
-                        "--listen", "127.0.0.1:" + std::to_string(port), "--log-level", "warn"},
-                       {},
-                       data.path() / "demo.log"};
-    std::optional<headless_chromium> browser;
-    std::string page;
-
-    pipeline() {
-        const std::regex ready(R"(akv-demo: open http://)");
-        if (!poll_until([&] { return std::regex_search(demo.log(), ready) || !demo.running(); },
-                        60s) ||
-            !demo.running())
-            throw std::runtime_error("akv-demo did not start:\n" + demo.log_tail());
-        browser.emplace(chromium_path(), 20s);
-        page = browser->new_page();
-    }
-
-    json::value eval(const std::string& expression) {
-        return browser->cdp().evaluate(page, expression, false);
-    }
-
-    bool wait(const std::string& expression, std::chrono::milliseconds limit,
-              std::chrono::milliseconds every = 20ms) {
-        return poll_until(
-            [&] {
-                try {
-                    const json::value v = eval(expression);
-                    return v.is_bool() && v.get_bool();
-                } catch (const std::exception&) {
-                    return false;
-                }
-            },
-            limit, every);
-    }
-
-    // A new post, opened on the page.
-    std::string open_post(akv::app::http_poster& http, const std::string& title) {
-        const std::string post = akv::demo::create_post(http, title);
-        browser->cdp().navigate(page,
-                                "http://127.0.0.1:" + std::to_string(port) + "/?post=" + post);
-        if (!wait("window.demo.post === '" + post +
-                      "' && document.getElementById('state').textContent === "
-                      "'connected'",
-                  30s))
-            throw std::runtime_error("the page did not open post " + post);
-        return post;
-    }
-
-    std::vector<double> latencies() {
-        const json::value v =
-            json::parse(eval("JSON.stringify(window.demo.latencies)").as_string());
-        std::vector<double> out;
-        for (const auto& x : v.as_array())
-            out.push_back(x.to_number<double>());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
 
 double quantile(const std::vector<double>& sorted, double q) {
     return sorted.empty() ? 0 : sorted[static_cast<std::size_t>(q * double(sorted.size() - 1))];
 }
 
-void burst(pipeline& p, std::size_t n) {
+void burst(demo_pipeline& p, std::size_t n) {
     akv::app::http_poster http("http://127.0.0.1:" + std::to_string(p.port));
     const std::string post = p.open_post(http, "burst of " + std::to_string(n));
     akv::demo::load_options o;
@@ -126,7 +50,7 @@ void burst(pipeline& p, std::size_t n) {
     std::fflush(stdout);
 }
 
-void steady(pipeline& p, std::size_t per_second, std::chrono::seconds length) {
+void steady(demo_pipeline& p, std::size_t per_second, std::chrono::seconds length) {
     akv::app::http_poster http("http://127.0.0.1:" + std::to_string(p.port));
     const std::string post = p.open_post(http, "steady " + std::to_string(per_second) + "/s");
     const std::size_t per_request = 25;
@@ -165,6 +89,8 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         if (std::strcmp(argv[i], "--quick") == 0) {
             quick = true;
+        } else if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
+            ++i; // ./script/bench passes it to every benchmark; these scenarios run once
         } else {
             std::cerr << "usage: akv_bench_demo [--quick]\n";
             return 2;
@@ -176,7 +102,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     try {
-        pipeline p;
+        demo_pipeline p;
         steady(p, quick ? 200 : 500, quick ? 3s : 6s);
         burst(p, quick ? 2000 : 10000);
     } catch (const std::exception& e) {

@@ -32,26 +32,6 @@ namespace json = boost::json;
 
 namespace {
 
-// The pid of `parent`'s child whose command name is `comm`; 0 if none.
-int child_named(int parent, const std::string& comm) {
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-        const std::string name = entry.path().filename().string();
-        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream in(entry.path() / "stat");
-        std::string stat;
-        std::getline(in, stat);
-        const auto open = stat.find('('), close = stat.rfind(')');
-        if (open == std::string::npos || close == std::string::npos) continue;
-        std::istringstream rest(stat.substr(close + 2));
-        std::string state;
-        int ppid = 0;
-        rest >> state >> ppid;
-        if (ppid == parent && stat.substr(open + 1, close - open - 1) == comm)
-            return std::stoi(name);
-    }
-    return 0;
-}
-
 // comment ids in the demo's database for `post`, with how many rows each has.
 std::map<std::string, int> signups_in_db(const std::filesystem::path& db, const std::string& post) {
     std::map<std::string, int> out;
@@ -163,11 +143,11 @@ TEST_F(DemoPipeline, ThousandCommentsReachTheDatabaseOnceAndThePageThoughWorkerA
     load.run = "e2e";
     load.before_request = [&](std::size_t first, std::size_t) {
         if (first == 300) {
-            killed_worker = child_named(demo_->pid(), "akv-worker");
+            killed_worker = child_pid(demo_->pid(), "akv-worker");
             if (killed_worker > 0) ::kill(killed_worker, SIGKILL);
         }
         if (first == 600) {
-            killed_batcher = child_named(demo_->pid(), "akv-batcher");
+            killed_batcher = child_pid(demo_->pid(), "akv-batcher");
             if (killed_batcher > 0) ::kill(killed_batcher, SIGKILL);
         }
     };

@@ -189,6 +189,26 @@ inline std::uint16_t free_port() {
     return a.local_endpoint().port();
 }
 
+// The pid of `parent`'s child whose command name is `comm`; 0 if none.
+inline int child_pid(int parent, const std::string& comm) {
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream in(entry.path() / "stat");
+        std::string stat;
+        std::getline(in, stat);
+        const auto open = stat.find('('), close = stat.rfind(')');
+        if (open == std::string::npos || close == std::string::npos) continue;
+        std::istringstream rest(stat.substr(close + 2));
+        std::string state;
+        int ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == parent && stat.substr(open + 1, close - open - 1) == comm)
+            return std::stoi(name);
+    }
+    return 0;
+}
+
 // The browser of the e2e tests: $AKV_CHROMIUM, else Debian's.
 inline std::string chromium_path() {
     const char* from_env = std::getenv("AKV_CHROMIUM");
