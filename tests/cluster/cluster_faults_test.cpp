@@ -1,6 +1,7 @@
 // akv::client on a cluster that changes under load: a live slot migration (ASK, then MOVED),
 // a master killed with SIGKILL (its replica takes over), reads from replicas.
 #include "support/running_client.hpp"
+#include "support/side_thread.hpp"
 
 #include <akv/client.hpp>
 #include <akv/cluster/router.hpp>
@@ -24,27 +25,6 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-// Runs `step` on a thread of its own (the fixture's calls block) while the test's io_context
-// keeps serving the load; `done` turns true when it returns.
-struct side_thread {
-    template <class F> explicit side_thread(F step) {
-        worker = std::thread([this, step]() mutable {
-            try {
-                step();
-            } catch (const std::exception& e) {
-                failure = e.what();
-            }
-            done = true;
-        });
-    }
-    ~side_thread() {
-        if (worker.joinable()) worker.join();
-    }
-    std::thread worker;
-    std::atomic<bool> done{false};
-    std::string failure;
-};
 
 } // namespace
 
