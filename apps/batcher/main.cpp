@@ -194,20 +194,47 @@ int main(int argc, char** argv) {
         stopping = true;
         batcher.stop();
     });
-    asio::co_spawn(io, batcher.run(), [&](std::exception_ptr e) {
-        if (e && !stopping) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("batcher: {}", ex.what());
+    // Batches until stopped. A batch that fails (Redis restarting, a failover) is retried with
+    // a growing pause: its entries stay pending, and are read again or claimed back.
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            asio::steady_timer pause(co_await asio::this_coro::executor);
+            auto backoff = std::chrono::milliseconds(100);
+            bool created = false;
+            while (!stopping) {
+                std::string failure;
+                try {
+                    if (!created) {
+                        co_await batcher.group().create();
+                        created = true;
+                    }
+                    co_await batcher.run_once();
+                    backoff = std::chrono::milliseconds(100);
+                } catch (const boost::system::system_error& e) {
+                    failure = e.what();
+                }
+                if (failure.empty() || stopping) continue;
+                spdlog::warn("batch failed, retrying in {} ms: {}", backoff.count(), failure);
+                pause.expires_after(backoff);
+                co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
             }
-            status = akv::app::exit_failure;
-        }
-        stopping = true;
-        signals.cancel();
-        ticker.cancel();
-        redis.cancel();
-    });
+        },
+        [&](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("batcher: {}", ex.what());
+                }
+                status = akv::app::exit_failure;
+            }
+            stopping = true;
+            signals.cancel();
+            ticker.cancel();
+            redis.cancel();
+        });
 
     // Counters every second; the registry every reload-ms.
     const std::string stats_key = cl.get_or("stats-key", "akv:batcher:" + bo.output_stream);

@@ -154,7 +154,11 @@ gw::webhook_handler enqueue_webhook(std::shared_ptr<akv::queue::producer> queue)
                     gw::gateway_error::bad_message,
                     in.path + ": expected a JSON object or an array of objects");
             if (!v.get_object().contains("received_ms")) v.get_object()["received_ms"] = now_ms;
-            jobs.push_back({boost::json::serialize(v), {}});
+            // Nobody awaits a webhook's job (the sender got its 202): no result is kept, so a
+            // busy webhook does not fill Redis with an hour of results. Failures keep theirs.
+            akv::queue::job_options o;
+            o.result_ttl = std::chrono::milliseconds(0);
+            jobs.push_back({boost::json::serialize(v), o});
         };
         if (body.is_array()) {
             for (auto& v : body.get_array())

@@ -315,7 +315,7 @@ TEST(Apps, DemoClassifierSaysYesToIntentAndNoToTheRest) {
 // each with its score and the input's other fields; an unreadable input gets an error entry.
 TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     temp_dir dir{"akv-e2e-batcher-"};
-    akv::embedded_server redis;
+    akv::embedded_server redis({.append_only = true});
     asio::io_context io;
     running_client rc(io, redis.config());
     const std::vector<std::string> texts = {"I'm interested!", "Nice photo", "Count me in please",
@@ -371,6 +371,32 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     ASSERT_NE(by_id["broken"]->field("error"), nullptr);
     EXPECT_NE(by_id["broken"]->field("error")->find("tensor"), std::string::npos)
         << *by_id["broken"]->field("error");
+
+    // Redis killed and restarted under it: the batcher retries instead of exiting, and goes on.
+    redis.kill();
+    redis.start();
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto x = akv::demo::featurize("I want to join");
+        const std::int64_t shape[] = {44};
+        akv::messaging::field_list f{{"id", "after-restart"}, {"embedding", akv::messaging::encode<float>(x, shape)}};
+        akv::messaging::stream_producer in(rc.client, "in");
+        co_await in.add(f);
+    }());
+    ASSERT_TRUE(poll_until(
+        [&] {
+            run_task(io, [&]() -> asio::awaitable<void> {
+                akv::request req;
+                req.push("XLEN", "out");
+                akv::response<std::int64_t> n;
+                co_await rc.client.exec(req, n);
+                out.resize(static_cast<std::size_t>(std::get<0>(n).value()));
+            }());
+            return out.size() > expected;
+        },
+        30s, 100ms))
+        << batcher.log();
+    EXPECT_TRUE(batcher.running()) << batcher.log();
+
     batcher.signal(SIGTERM);
     ASSERT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
     EXPECT_TRUE(WIFEXITED(batcher.status()) && WEXITSTATUS(batcher.status()) == 0) << batcher.log();
