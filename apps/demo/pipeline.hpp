@@ -23,7 +23,6 @@ inline constexpr std::string_view comments_queue = "demo.comments";
 inline constexpr std::string_view embeddings_stream = "demo:embeddings";
 inline constexpr std::string_view interest_stream = "demo:interest";
 inline constexpr std::string_view batcher_group = "interest";
-inline constexpr std::string_view signups_group = "signups";
 inline constexpr std::string_view model_name = "interest";
 inline constexpr std::string_view posts_channel = "posts";
 inline constexpr std::string_view stats_channel = "demo:stats";

@@ -1,0 +1,228 @@
+#include "host.hpp"
+
+#include <akv/messaging/consumer_group.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <unistd.h>
+
+namespace akv::worker_app {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+host::host(std::string program, std::string summary)
+    : program_(std::move(program))
+    , summary_(std::move(summary)) {}
+
+void host::add_flag(app::flag f) {
+    flags_.push_back(std::move(f));
+}
+
+void host::add_queue_handler(std::string name, std::string help, queue_factory make) {
+    queue_handlers_.push_back({std::move(name), std::move(help), std::move(make)});
+}
+
+void host::add_stream_handler(std::string name, std::string help, stream_factory make) {
+    stream_handlers_.push_back({std::move(name), std::move(help), std::move(make)});
+}
+
+app::command_line host::command_line() const {
+    std::vector<app::flag> flags{
+        {"queue", "NAME=HANDLER", "run HANDLER on the jobs of queue NAME", true},
+        {"stream", "STREAM=HANDLER",
+         "run HANDLER on batches of STREAM, in the consumer group named HANDLER", true},
+        {"concurrency", "N", "jobs at once per queue (default 16)"},
+        {"lease-ms", "N", "a job whose worker died runs again after this (default 30000)"},
+        {"claim-idle-ms", "N",
+         "a stream entry pending this long is taken over from its consumer (default 30000)"},
+        {"batch", "N", "stream entries per batch (default 256)"},
+    };
+    flags.insert(flags.end(), flags_.begin(), flags_.end());
+    std::string epilog;
+    for (const auto& h : queue_handlers_)
+        epilog += (epilog.empty() ? "queue handlers:  " : "                 ") + h.name +
+                  std::string(h.name.size() < 16 ? 17 - h.name.size() : 1, ' ') + h.help + "\n";
+    bool first = true;
+    for (const auto& h : stream_handlers_) {
+        epilog += (first ? "stream handlers: " : "                 ") + h.name +
+                  std::string(h.name.size() < 16 ? 17 - h.name.size() : 1, ' ') + h.help + "\n";
+        first = false;
+    }
+    if (!epilog.empty()) epilog.pop_back();
+    return app::command_line(program_, summary_, std::move(flags), std::move(epilog));
+}
+
+int host::run(int argc, char** argv) {
+    auto cl = command_line();
+    std::vector<std::pair<std::string, const named_queue*>> queues;
+    std::vector<std::pair<std::string, const named_stream*>> streams;
+    if (auto done = app::start(cl, argc, argv, [&] {
+            auto split = [](const std::string& flag, const std::string& v) {
+                const auto eq = v.find('=');
+                if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
+                    throw app::usage_error("--" + flag + ": expected NAME=HANDLER, got '" + v +
+                                           "'");
+                return std::make_pair(v.substr(0, eq), v.substr(eq + 1));
+            };
+            auto known = [](const auto& list) {
+                std::string names;
+                for (const auto& h : list)
+                    names += (names.empty() ? "" : ", ") + h.name;
+                return names.empty() ? std::string("none") : names;
+            };
+            for (const auto& q : cl.all("queue")) {
+                auto [name, handler] = split("queue", q);
+                auto it = std::find_if(queue_handlers_.begin(), queue_handlers_.end(),
+                                       [&](const named_queue& h) { return h.name == handler; });
+                if (it == queue_handlers_.end())
+                    throw app::usage_error("--queue: no queue handler '" + handler + "' (" +
+                                           known(queue_handlers_) + ")");
+                queues.emplace_back(name, &*it);
+            }
+            for (const auto& s : cl.all("stream")) {
+                auto [name, handler] = split("stream", s);
+                auto it = std::find_if(stream_handlers_.begin(), stream_handlers_.end(),
+                                       [&](const named_stream& h) { return h.name == handler; });
+                if (it == stream_handlers_.end())
+                    throw app::usage_error("--stream: no stream handler '" + handler + "' (" +
+                                           known(stream_handlers_) + ")");
+                streams.emplace_back(name, &*it);
+            }
+            if (queues.empty() && streams.empty())
+                throw app::usage_error(
+                    "nothing to do: give --queue NAME=HANDLER or --stream STREAM=HANDLER");
+            cl.require_positive({"concurrency", "lease-ms", "claim-idle-ms", "batch"});
+        }))
+        return *done;
+
+    int failure = app::exit_ok;
+    const auto target = app::open_redis(cl, program_, failure);
+    if (!target) return failure;
+
+    asio::io_context io(1);
+    akv::client redis(io.get_executor(), target->config());
+    host_context ctx{redis, cl, target->data_dir()};
+
+    queue::worker_options wopts;
+    wopts.concurrency = cl.number<std::size_t>("concurrency", 16);
+    wopts.lease_time = std::chrono::milliseconds(cl.number<long>("lease-ms", 30000));
+    std::vector<std::unique_ptr<queue::worker>> workers;
+    std::vector<std::pair<std::unique_ptr<messaging::consumer_group>, stream_handler>> groups;
+    const std::string consumer = program_ + "-" + std::to_string(::getpid());
+    try {
+        for (const auto& [queue, h] : queues) {
+            workers.push_back(std::make_unique<queue::worker>(redis, queue, h->make(ctx), wopts));
+            spdlog::info("queue {}: handler {}", queue, h->name);
+        }
+        for (const auto& [stream, h] : streams) {
+            messaging::group_options g;
+            g.stream = stream;
+            g.group = h->name;
+            g.consumer = consumer;
+            g.claim_idle = std::chrono::milliseconds(cl.number<long>("claim-idle-ms", 30000));
+            groups.emplace_back(std::make_unique<messaging::consumer_group>(redis, g),
+                                h->make(ctx));
+            spdlog::info("stream {}: handler {} (group {}, consumer {})", stream, h->name, g.group,
+                         consumer);
+        }
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return app::exit_usage;
+    }
+    const std::size_t batch = cl.number<std::size_t>("batch", 256);
+
+    bool stopping = false;
+    int status = app::exit_ok;
+    std::size_t running = workers.size() + groups.size();
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    auto stop_all = [&] {
+        stopping = true;
+        for (auto& w : workers)
+            w->stop();
+    };
+    auto finished = [&] {
+        if (--running > 0) return;
+        signals.cancel();
+        redis.cancel();
+    };
+    auto on_end = [&](std::string what) {
+        return [&, what](std::exception_ptr e) {
+            if (e && !stopping) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& ex) {
+                    spdlog::error("{}: {}", what, ex.what());
+                }
+                status = app::exit_failure;
+                stop_all(); // one part failing takes the process down: a supervisor restarts it
+            }
+            finished();
+        };
+    };
+
+    asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
+    for (auto& w : workers)
+        asio::co_spawn(io, w->run(), on_end("queue " + w->queue()));
+    for (auto& [g, handler] : groups) {
+        asio::co_spawn(
+            io,
+            [&, group = g.get(), handle = handler]() -> asio::awaitable<void> {
+                asio::steady_timer pause(co_await asio::this_coro::executor);
+                bool created = false;
+                auto next_claim = std::chrono::steady_clock::now();
+                while (!stopping) {
+                    std::string failure;
+                    try {
+                        if (!created) {
+                            co_await group->create();
+                            created = true;
+                        }
+                        std::vector<messaging::stream_entry> entries;
+                        if (std::chrono::steady_clock::now() >= next_claim) {
+                            entries = co_await group->claim_stale(batch);
+                            next_claim = std::chrono::steady_clock::now() + 1s;
+                        }
+                        if (entries.empty()) entries = co_await group->read(batch, 1000ms);
+                        if (entries.empty()) continue;
+                        std::vector<std::string> ids;
+                        for (const auto& e : entries)
+                            ids.push_back(e.id);
+                        co_await handle(std::move(entries));
+                        co_await group->ack(ids);
+                    } catch (const std::exception& e) {
+                        failure = e.what(); // left pending: taken over again after claim-idle
+                    }
+                    if (!failure.empty() && !stopping) {
+                        spdlog::warn("stream {}: {}", group->options().stream, failure);
+                        pause.expires_after(500ms);
+                        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+                    }
+                }
+            },
+            on_end("stream " + g->options().stream));
+    }
+
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        spdlog::info("signal {}: finishing running jobs", sig);
+        stop_all();
+    });
+    std::printf("%s running: %zu queue(s), %zu stream(s)\n", program_.c_str(), workers.size(),
+                groups.size());
+    std::fflush(stdout);
+    io.run();
+    return status;
+}
+
+} // namespace akv::worker_app
