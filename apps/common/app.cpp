@@ -26,7 +26,7 @@ const std::vector<flag>& common_flags() {
          "Redis to use (redis://[user:pass@]host[:port][/db], rediss://, unix:///path); "
          "default: $AKV_REDIS, else a private redis-server, append-only, data in --data-dir"},
         {"data-dir", "DIR", "where the private redis-server and the app keep their files"},
-        {"config", "FILE", "JSON object of flags, {\"flag-name\": value}; flags given here win"},
+        {"config", "FILE", "JSON object of flags, {\"flag-name\": value}; the command line wins"},
         {"log-level", "LEVEL", "trace, debug, info (default), warn, error, off"},
         {"help", "", "this text"},
     };
