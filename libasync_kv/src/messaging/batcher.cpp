@@ -1,9 +1,15 @@
 #include <akv/messaging/batcher.hpp>
 #include <akv/script.hpp>
 
-#include <array>
-
 #include "lua_scripts.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
 
 namespace akv::messaging {
 
@@ -34,15 +40,25 @@ asio::awaitable<std::vector<stream_entry>> batcher::collect() {
         batch = co_await group_.claim_stale(options_.max_batch);
         stats_.reclaimed += batch.size();
     }
-    // Up to max_batch entries, or whatever came within max_wait.
+    // Up to max_batch entries, or whatever came within max_wait. Nothing yet: block until an
+    // entry comes (it wakes the read at once). Filling: Redis times a BLOCK out only every
+    // ~100 ms, so a short block would hold a ready batch that long when no more come; read
+    // what is there without blocking instead, and wait between tries on our own clock.
     const auto deadline = now + options_.max_wait;
+    asio::steady_timer pause(co_await asio::this_coro::executor);
     while (batch.size() < options_.max_batch && !stopping_) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
             deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0 && !batch.empty()) break;
-        auto more = co_await group_.read(options_.max_batch - batch.size(),
-                                         std::max(left, std::chrono::milliseconds(1)));
-        if (more.empty()) break; // max_wait passed with nothing new
+        const auto block = batch.empty() ? std::max(left, std::chrono::milliseconds(1))
+                                         : std::chrono::milliseconds(0);
+        auto more = co_await group_.read(options_.max_batch - batch.size(), block);
+        if (more.empty()) {
+            if (batch.empty()) break; // max_wait passed with nothing new
+            pause.expires_after(std::min(left, std::chrono::milliseconds(1)));
+            co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+            continue;
+        }
         for (auto& e : more)
             batch.push_back(std::move(e));
     }

@@ -64,8 +64,12 @@ asio::awaitable<void> consumer_group::create() {
 asio::awaitable<std::vector<stream_entry>> consumer_group::read(std::size_t count,
                                                                 std::chrono::milliseconds block) {
     request req;
-    req.push("XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", count, "BLOCK",
-             std::max<std::int64_t>(block.count(), 1), "STREAMS", options_.stream, ">");
+    if (block.count() <= 0)
+        req.push("XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", count,
+                 "STREAMS", options_.stream, ">");
+    else
+        req.push("XREADGROUP", "GROUP", options_.group, options_.consumer, "COUNT", count, "BLOCK",
+                 block.count(), "STREAMS", options_.stream, ">");
     response<resp::value> resp;
     co_await client_.exec(req, resp);
     co_return entries_from(std::move(std::get<0>(resp).value()));

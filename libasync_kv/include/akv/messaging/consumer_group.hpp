@@ -38,7 +38,10 @@ public:
     // XGROUP CREATE ... MKSTREAM; a group that exists already is fine.
     asio::awaitable<void> create();
     // Up to `count` entries never delivered to this group, waiting at most `block` for the
-    // first (XREADGROUP runs on a blocking-command connection, not the shared one).
+    // first (XREADGROUP runs on a blocking-command connection, not the shared one). An entry
+    // wakes the read at once, but Redis checks a BLOCK's timeout only every ~100 ms (hz 10):
+    // an empty read takes at least that long, whatever `block` says.
+    // block 0: no BLOCK, what is there now (on the shared connection, no waiting at all).
     asio::awaitable<std::vector<stream_entry>> read(std::size_t count,
                                                     std::chrono::milliseconds block);
     // Takes over up to `count` entries idle longer than claim_idle (one Lua call); entries
