@@ -119,7 +119,7 @@ asio::awaitable<client::pooled*> client::acquire(const endpoint* target) {
         for (auto& p : pool_) {
             if (!same_target(*p)) continue;
             ++open;
-            if (!p->busy && !p->retired) {
+            if (!p->busy && !p->retired && !p->run_over) {
                 p->busy = true;
                 co_return p.get();
             }
@@ -149,8 +149,10 @@ asio::awaitable<client::pooled*> client::acquire(const endpoint* target) {
             }
             p->busy = true;
             asio::co_spawn(get_executor(), p->conn.run(), [this, p](std::exception_ptr) {
-                // run() is over: the connection can go.
-                pool_.remove_if([p](const auto& q) { return q.get() == p; });
+                // run() is over: the connection can go, once the command it carries (its
+                // failure may complete after this) has been released.
+                p->run_over = true;
+                if (!p->busy) pool_.remove_if([p](const auto& q) { return q.get() == p; });
                 wake_pool_waiters();
             });
             co_return p;
@@ -172,7 +174,10 @@ void client::wake_pool_waiters() {
 
 void client::release(pooled& p, bool healthy) {
     p.busy = false;
-    if (!healthy) {
+    if (p.run_over) { // cancelled while this command was out (client::cancel): now it can go
+        pooled* gone = &p;
+        pool_.remove_if([gone](const auto& q) { return q.get() == gone; });
+    } else if (!healthy) {
         // It may still be blocked server-side on a command we gave up on: never reuse it.
         p.retired = true;
         p.conn.cancel();

@@ -6,6 +6,7 @@
 #include <akv/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -72,6 +73,33 @@ TEST(Client, CancelledBlockingCommandRetiresItsConnection) {
         co_await rc.client.exec(blpop2, resp);
         EXPECT_EQ(std::get<0>(resp).value().value().at(1), "x");
     }());
+}
+
+// client::cancel() while blocking commands are out: they complete with an error (the pooled
+// connections they hold go once released, not before: ASan caught a use after free here).
+TEST(Client, CancelWithBlockingCommandsOutCompletesThem) {
+    akv::embedded_server server;
+    asio::io_context io;
+    akv::client c(io.get_executor(), server.config());
+    bool run_over = false;
+    asio::co_spawn(io, c.run(), [&](std::exception_ptr) { run_over = true; });
+    int completed = 0, failed = 0;
+    for (int i = 0; i < 3; ++i)
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                akv::request blpop;
+                blpop.push("BLPOP", "never", 0);
+                auto [ec, n] = co_await c.exec(blpop, akv::ignore, nothrow);
+                ++completed;
+                if (ec) ++failed;
+            },
+            asio::detached);
+    ASSERT_TRUE(run_until(io, [&] { return c.blocking_connections() == 3; }, 10s));
+    c.cancel();
+    ASSERT_TRUE(run_until(io, [&] { return completed == 3 && run_over && c.blocking_connections() == 0; }, 10s))
+        << completed << " completed, run over " << run_over << ", " << c.blocking_connections() << " pooled";
+    EXPECT_EQ(failed, 3);
 }
 
 TEST(Client, PoolSizeBoundsBlockingConnections) {

@@ -82,6 +82,7 @@ private:
         std::optional<endpoint> target;
         bool busy = false;
         bool retired = false;
+        bool run_over = false; // its run() ended while a command was out: freed at release
     };
 
     void start_exec(asio::any_completion_handler<connection::exec_signature> handler,
