@@ -51,16 +51,7 @@ struct demo_pipeline {
 
     bool wait(const std::string& expression, std::chrono::milliseconds limit,
               std::chrono::milliseconds every = 20ms) {
-        return poll_until(
-            [&] {
-                try {
-                    const json::value v = eval(expression);
-                    return v.is_bool() && v.get_bool();
-                } catch (const std::exception&) {
-                    return false;
-                }
-            },
-            limit, every);
+        return browser->cdp().wait_true(page, expression, limit, every);
     }
 
     // A new post, opened on the page.

@@ -201,17 +201,7 @@ protected:
     // Polls `expression` until it is true; an exception in the page (a document still
     // loading) counts as not yet. False at the deadline.
     bool wait_page(const std::string& expression, std::chrono::milliseconds limit) {
-        return poll_until(
-            [&] {
-                try {
-                    const json::value v = evaluate(expression);
-                    return v.is_bool() && v.get_bool();
-                } catch (const std::exception& e) {
-                    last_page_error_ = e.what();
-                    return false;
-                }
-            },
-            limit);
+        return browser_->cdp().wait_true(page_, expression, limit, 50ms, &last_page_error_);
     }
 
     void open_page_and_wait_connected() {

@@ -78,17 +78,7 @@ protected:
     }
 
     bool wait_page(const std::string& expression, std::chrono::milliseconds limit) {
-        return poll_until(
-            [&] {
-                try {
-                    const json::value v = browser_->cdp().evaluate(page_, expression, false);
-                    return v.is_bool() && v.get_bool();
-                } catch (const std::exception& e) {
-                    last_page_error_ = e.what();
-                    return false;
-                }
-            },
-            limit, 100ms);
+        return browser_->cdp().wait_true(page_, expression, limit, 100ms, &last_page_error_);
     }
 
     std::string page_state() {

@@ -335,6 +335,25 @@ public:
         return value ? *value : json::value(nullptr);
     }
 
+    // Polls `expression` in the page every `every` until it is true. An exception (a document
+    // still loading) counts as not yet; the last one's text goes to `last_error` if given.
+    // False at the deadline.
+    bool wait_true(std::string_view session, const std::string& expression,
+                   std::chrono::milliseconds limit, std::chrono::milliseconds every,
+                   std::string* last_error = nullptr) {
+        return poll_until(
+            [&] {
+                try {
+                    const boost::json::value v = evaluate(session, expression);
+                    return v.is_bool() && v.get_bool();
+                } catch (const std::exception& e) {
+                    if (last_error) *last_error = e.what();
+                    return false;
+                }
+            },
+            limit, every);
+    }
+
     // Events read so far (CDP messages without an id), oldest first.
     const std::vector<boost::json::value>& events() const { return events_; }
 
