@@ -140,13 +140,6 @@ std::size_t database::signup_count() {
                : 0;
 }
 
-std::size_t database::post_count() {
-    statement st(db_, "SELECT COUNT(*) FROM posts");
-    return sqlite3_step(st.s) == SQLITE_ROW
-               ? static_cast<std::size_t>(sqlite3_column_int64(st.s, 0))
-               : 0;
-}
-
 queue::handler posts_handler(std::shared_ptr<stage_context> ctx) {
     return [ctx](queue::job_context& jc) -> asio::awaitable<std::string> {
         const boost::json::object in = payload_object(jc.job());

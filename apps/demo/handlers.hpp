@@ -49,7 +49,6 @@ public:
     std::size_t add_signups(std::span<const signup> rows, std::int64_t written_ms);
 
     std::size_t signup_count();
-    std::size_t post_count();
 
 private:
     void exec(const char* sql);
