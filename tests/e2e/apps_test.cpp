@@ -247,11 +247,12 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     temp_dir dir{"akv-e2e-exec-"};
     akv::embedded_server redis;
     child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
-                          "--exec-allow", "echo", "--exec-allow", "sh"},
+                          "--exec-allow", "echo", "--exec-allow", "sh", "--queue",
+                          "comments=demo.preprocess", "--db", (dir.path() / "demo.sqlite").string()},
                          {}, dir.path() / "worker.log");
     asio::io_context io;
     running_client rc(io, redis.config());
-    std::string ok, refused, failing;
+    std::string ok, refused, failing, shapeless, not_json, no_text;
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::queue::producer p(rc.client, "cmds");
         akv::queue::job_options once;
@@ -259,19 +260,30 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
         ok = co_await p.enqueue(R"({"argv": ["echo", "hello", "there"]})", once);
         refused = co_await p.enqueue(R"({"argv": ["rm", "-rf", "/nonexistent"]})", once);
         failing = co_await p.enqueue(R"({"argv": ["sh", "-c", "echo oops; exit 3"]})", once);
+        shapeless = co_await p.enqueue(R"({"cmd": "echo hi"})", once);
+        // Bad payloads for a demo stage: named in the job's error, never a crash.
+        akv::queue::producer c(rc.client, "comments");
+        not_json = co_await c.enqueue("not json", once);
+        no_text = co_await c.enqueue(R"({"id": "c1", "post": "1", "user": "u"})", once);
     }());
-    akv::queue::job_info a, b, c;
+    akv::queue::job_info a, b, c, d, e, f;
     ASSERT_TRUE(poll_until(
         [&] {
             run_task(io, [&]() -> asio::awaitable<void> {
-                akv::queue::admin admin(rc.client, "cmds");
-                a = co_await admin.get(ok);
-                b = co_await admin.get(refused);
-                c = co_await admin.get(failing);
+                akv::queue::admin cmds(rc.client, "cmds"), comments(rc.client, "comments");
+                a = co_await cmds.get(ok);
+                b = co_await cmds.get(refused);
+                c = co_await cmds.get(failing);
+                d = co_await cmds.get(shapeless);
+                e = co_await comments.get(not_json);
+                f = co_await comments.get(no_text);
             }());
             return a.state == akv::queue::job_state::completed &&
                    b.state == akv::queue::job_state::failed &&
-                   c.state == akv::queue::job_state::failed;
+                   c.state == akv::queue::job_state::failed &&
+                   d.state == akv::queue::job_state::failed &&
+                   e.state == akv::queue::job_state::failed &&
+                   f.state == akv::queue::job_state::failed;
         },
         30s, 100ms))
         << worker.log();
@@ -279,6 +291,11 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     EXPECT_EQ(a.result->value, "hello there\n");
     EXPECT_NE(b.last_error.find("program 'rm' is not allowed"), std::string::npos) << b.last_error;
     EXPECT_NE(c.last_error.find("sh: exit status 3: oops"), std::string::npos) << c.last_error;
+    EXPECT_NE(d.last_error.find("payload must be {\"argv\": [\"program\", ...]}"), std::string::npos)
+        << d.last_error;
+    EXPECT_NE(e.last_error.find("payload is not a JSON object"), std::string::npos) << e.last_error;
+    EXPECT_NE(f.last_error.find("\"text\" must be a string"), std::string::npos) << f.last_error;
+    EXPECT_TRUE(worker.running()) << worker.log();
 }
 
 // The demo's classifier on the demo's own sample phrases, and on the features' layout.
