@@ -11,8 +11,10 @@
 //   xadd_pipelined   stream_producer::add_many, sequential requests of 1000 XADDs
 //   xadd_coroutines  64 coroutines each calling stream_producer::add, one entry at a time
 //                    (automatic pipelining on one connection); against the peer's pipelines
-//   batcher_b64_l2   N entries prefilled, then 2 batchers (max_batch 64) on one client: decode,
-//                    logistic model, one Lua commit per batch (outputs + XACK)
+//   batcher_b64_l2   N entries prefilled, then 2 batchers (max_batch 64), a client each (the
+//                    peer: a connection per loop): decode, logistic model, one MULTI/EXEC
+//                    commit per batch (outputs + XACK) with the next batch's read in its
+//                    round trip
 //   pubsub_1_to_S    one publisher pipelining PUBLISH of 100 bytes to S subscriber clients
 //
 // Ours run on a private embedded_server, the peer on its own redis-server (its script starts
@@ -292,6 +294,21 @@ batcher_result run_batcher(const akv::config& cfg, const std::string& inputs, lo
         co_await add_pipelined(producer, inputs, n);
 
         const akv::messaging::logistic_model model = peer_model();
+        // One client (connection) per batcher, as the peer gives each loop its own: on one
+        // connection Redis answers pipelined requests together, so the batchers would take
+        // turns instead of overlapping.
+        std::vector<std::unique_ptr<akv::client>> lanes;
+        int lanes_running = 0;
+        for (int i = 0; i < batcher_loops; ++i) {
+            lanes.push_back(
+                std::make_unique<akv::client>(co_await asio::this_coro::executor, cfg));
+            ++lanes_running;
+            asio::co_spawn(co_await asio::this_coro::executor, lanes.back()->run(),
+                           [&lanes_running](std::exception_ptr) { --lanes_running; });
+            akv::request dbsize; // connects before the clock starts
+            dbsize.push("DBSIZE");
+            co_await integer_command(*lanes.back(), std::move(dbsize));
+        }
         std::vector<std::unique_ptr<scorer>> scorers;
         std::vector<std::unique_ptr<akv::messaging::batcher>> batchers;
         for (int i = 0; i < batcher_loops; ++i) {
@@ -303,7 +320,7 @@ batcher_result run_batcher(const akv::config& cfg, const std::string& inputs, lo
             options.claim_every = 1s;
             scorers.push_back(std::make_unique<scorer>(model));
             batchers.push_back(std::make_unique<akv::messaging::batcher>(
-                redis, std::move(options),
+                *lanes[std::size_t(i)], std::move(options),
                 [&s = *scorers.back()](std::span<const stream_entry> batch) { return s(batch); }));
         }
         co_await batchers[0]->group().create(); // at id 0: the whole backlog
@@ -339,6 +356,14 @@ batcher_result run_batcher(const akv::config& cfg, const std::string& inputs, lo
         for (const auto& b : batchers) {
             r.batches += b->stats().batches;
             r.handler_failures += b->stats().handler_failures;
+        }
+        batchers.clear();
+        for (const auto& lane : lanes)
+            lane->cancel();
+        asio::steady_timer tick(co_await asio::this_coro::executor);
+        while (lanes_running > 0) { // a client must outlive its run()
+            tick.expires_after(1ms);
+            co_await tick.async_wait(asio::use_awaitable);
         }
     });
     return r;

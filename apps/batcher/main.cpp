@@ -1,6 +1,6 @@
 // akv-batcher: reads a stream in batches (a consumer group), runs a model from the model
 // registry on each batch at once, and writes the results to an output stream; outputs and the
-// inputs' acks go in one Lua call, so a crash loses nothing and acks nothing unanswered
+// inputs' acks go in one MULTI/EXEC, so a crash loses nothing and acks nothing unanswered
 // (akv::messaging::batcher). `akv-batcher --help` lists the flags.
 //
 //   akv-batcher --input demo:embeddings --output demo:interest --model interest --threshold 0.5

@@ -1,5 +1,5 @@
 // The stream batcher across redis-server SIGKILLs and restarts (append-only on): outputs and
-// the inputs' acks go in one Lua call, so after any number of kills no input is acked without
+// the inputs' acks go in one MULTI/EXEC, so after any number of kills no input is acked without
 // its output, and every input is eventually answered (a batch whose commit was lost runs again:
 // duplicates are counted).
 #include "support/harness.hpp"

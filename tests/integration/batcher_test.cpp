@@ -209,3 +209,79 @@ TEST(Batcher, APoisonEntryEndsInTheDeadLetterStream) {
         EXPECT_EQ(co_await xlen(rc.client, "{p}:out"), 0);
     }());
 }
+
+TEST(Batcher, ReadsTheNextBatchInTheCommitsRoundTrip) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        stream_producer producer(rc.client, "{p}:in");
+        co_await producer.add_many(inputs(200));
+        batcher ahead(rc.client, options_for("c1"), double_it);
+        co_await ahead.group().create();
+        EXPECT_EQ(co_await ahead.run_once(), 64u);
+        EXPECT_EQ(co_await ahead.group().pending(), 64u); // the next batch, read with the commit
+        EXPECT_EQ(co_await ahead.run_once(), 64u);
+        EXPECT_EQ(co_await xlen(rc.client, "{p}:out"), 128);
+
+        auto opts = options_for("c1");
+        opts.group.group = "g2";
+        opts.output_stream = "{p}:out2";
+        opts.prefetch = false;
+        batcher plain(rc.client, opts, double_it);
+        co_await plain.group().create();
+        EXPECT_EQ(co_await plain.run_once(), 64u);
+        EXPECT_EQ(co_await plain.group().pending(), 0u);
+    }());
+}
+
+TEST(Batcher, StopHandlesWhatWasReadAheadBeforeRunReturns) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        stream_producer producer(rc.client, "{p}:in");
+        co_await producer.add_many(inputs(1000));
+        batcher* self = nullptr;
+        int calls = 0;
+        batcher b(rc.client, options_for("c1"),
+                  [&](std::span<const stream_entry> batch) -> asio::awaitable<std::vector<field_list>> {
+                      // Stops while this batch's commit (which reads the next) is on its way.
+                      if (++calls == 2)
+                          asio::post(co_await asio::this_coro::executor, [&] { self->stop(); });
+                      co_return co_await double_it(batch);
+                  });
+        self = &b;
+        co_await b.run();
+        EXPECT_EQ(b.stats().batches, 3u); // the third was read ahead by the second's commit
+        EXPECT_EQ(co_await xlen(rc.client, "{p}:out"), 192);
+        EXPECT_EQ(co_await b.group().pending(), 0u); // nothing left owned by a stopped consumer
+    }());
+}
+
+TEST(Batcher, ReclaimsStaleEntriesWhileFullBatchesKeepComing) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        stream_producer producer(rc.client, "{p}:in");
+        co_await producer.add_many(inputs(64));
+        {
+            batcher doomed(rc.client, options_for("doomed"), double_it);
+            co_await doomed.group().create();
+            doomed.before_commit = [](std::span<const stream_entry>) {
+                throw std::runtime_error("killed between read and write");
+            };
+            EXPECT_THROW(co_await doomed.run_once(), std::runtime_error);
+        }
+        // Each round brings two batches more than it takes, so the batch read ahead is always
+        // full: the stale entries must still be claimed, not wait for a lull that never comes.
+        batcher rescuer(rc.client, options_for("rescuer"), double_it);
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            co_await producer.add_many(inputs(128));
+            co_await rescuer.run_once();
+            co_return rescuer.stats().reclaimed >= 64;
+        }));
+        EXPECT_EQ(rescuer.stats().reclaimed, 64u);
+    }());
+}

@@ -1,5 +1,4 @@
 #include <akv/messaging/batcher.hpp>
-#include <akv/script.hpp>
 
 #include "lua_scripts.hpp"
 
@@ -9,16 +8,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <array>
+#include <iterator>
 
 namespace akv::messaging {
 
-namespace {
-const script& commit_script() {
-    static const script s(lua::messaging_commit_batch); // immutable after construction
-    return s;
-}
-} // namespace
 
 batcher::batcher(client& c, batcher_options options, batch_handler handler)
     : client_(c)
@@ -26,7 +19,7 @@ batcher::batcher(client& c, batcher_options options, batch_handler handler)
     , handler_(std::move(handler))
     , group_(c, options_.group) {
     if (options_.max_batch == 0) options_.max_batch = 1;
-    // The commit writes the outputs and acks the inputs in one Lua call: one slot.
+    // The commit writes the outputs and acks the inputs in one transaction: one slot.
     if (c.get_config().topology == config::mode::cluster)
         require_same_slot("batcher", "input stream", options_.group.stream, "output stream",
                           options_.output_stream);
@@ -35,10 +28,19 @@ batcher::batcher(client& c, batcher_options options, batch_handler handler)
 asio::awaitable<std::vector<stream_entry>> batcher::collect() {
     std::vector<stream_entry> batch;
     const auto now = std::chrono::steady_clock::now();
-    if (now >= next_claim_) {
+    if (now >= next_claim_ && !stopping_) { // even while read-ahead batches come full
         next_claim_ = now + options_.claim_every;
         batch = co_await group_.claim_stale(options_.max_batch);
         stats_.reclaimed += batch.size();
+    }
+    // Then what the last commit read ahead; beyond max_batch waits for the next batch.
+    for (auto& e : prefetched_)
+        batch.push_back(std::move(e));
+    prefetched_.clear();
+    if (batch.size() > options_.max_batch) {
+        const auto cut = batch.begin() + static_cast<std::ptrdiff_t>(options_.max_batch);
+        prefetched_.assign(std::make_move_iterator(cut), std::make_move_iterator(batch.end()));
+        batch.erase(cut, batch.end());
     }
     // Up to max_batch entries, or whatever came within max_wait. Nothing yet: block until an
     // entry comes (it wakes the read at once). Filling: Redis times a BLOCK out only every
@@ -67,39 +69,54 @@ asio::awaitable<std::vector<stream_entry>> batcher::collect() {
 
 asio::awaitable<void> batcher::commit(std::span<const stream_entry> inputs,
                                       const std::vector<field_list>& outputs) {
-    // Arguments as views of the entries and outputs: nothing is copied before the request.
-    std::vector<std::string> counts;
-    counts.reserve(2 + outputs.size());
-    counts.push_back(std::to_string(inputs.size()));
-    counts.push_back(std::to_string(outputs.size()));
-    for (const auto& fields : outputs)
-        counts.push_back(std::to_string(2 * fields.size()));
-
-    std::vector<std::string_view> args;
-    std::size_t values = 0;
-    for (const auto& fields : outputs)
-        values += 2 * fields.size();
-    args.reserve(6 + inputs.size() + outputs.size() + values);
+    // MULTI, one XADD per output, the ack script, EXEC: Redis runs them as one step, and a
+    // transaction cut short by a crash or a dropped connection runs none of them. Lua would do
+    // the same at about twice the server time per entry (each redis.call costs as much as
+    // the XADD it makes). With prefetch, the next batch's XREADGROUP rides in the same
+    // round trip.
+    request req;
+    req.push("MULTI");
     const bool trim = options_.output_trim.by == trim_options::strategy::maxlen;
-    args.push_back(options_.group.group);
-    args.push_back(trim ? std::string_view(options_.output_trim.threshold) : std::string_view());
-    args.push_back(options_.output_trim.approximate ? "~" : "=");
-    args.push_back(counts[0]);
-    for (const auto& e : inputs)
-        args.push_back(e.id);
-    args.push_back(counts[1]);
-    for (std::size_t i = 0; i < outputs.size(); ++i) {
-        args.push_back(counts[2 + i]);
-        for (const auto& [f, v] : outputs[i]) {
-            args.push_back(f);
-            args.push_back(v);
-        }
+    for (const auto& fields : outputs) {
+        if (trim)
+            req.push("XADD", options_.output_stream, "MAXLEN",
+                     options_.output_trim.approximate ? "~" : "=", options_.output_trim.threshold,
+                     "*", fields);
+        else
+            req.push("XADD", options_.output_stream, "*", fields);
     }
-    const std::array<std::string_view, 2> keys{options_.group.stream, options_.output_stream};
-    response<long long> resp;
-    co_await commit_script().run(client_, keys, args, resp);
-    auto& r = std::get<0>(resp);
-    if (r.has_error()) throw_error(error::script_error, "commit_batch.lua: " + r.error().message);
+    std::vector<std::string_view> ids;
+    ids.reserve(inputs.size());
+    for (const auto& e : inputs)
+        ids.push_back(e.id);
+    req.push("EVAL", lua::messaging_ack_batch, 2, options_.group.stream, options_.output_stream,
+             options_.group.group, outputs.size(), ids);
+    req.push("EXEC");
+    const bool prefetch =
+        options_.prefetch && !stopping_ && prefetched_.size() < options_.max_batch;
+    if (prefetch)
+        req.push("XREADGROUP", "GROUP", options_.group.group, options_.group.consumer, "COUNT",
+                 options_.max_batch - prefetched_.size(), "STREAMS", options_.group.stream, ">");
+    generic_response resp;
+    co_await client_.exec(req, resp);
+
+    // The prefetched entries are ours now, whatever became of the commit.
+    if (prefetch && resp.back().has_value() && !resp.back().value().is_error())
+        for (auto& e : entries_from(std::move(resp.back().value())))
+            prefetched_.push_back(std::move(e));
+    auto failed = [&](std::string_view what) {
+        throw_error(error::script_error, "batcher commit to " + options_.output_stream + ": " +
+                                             std::string(what) + " (inputs left pending)");
+    };
+    const std::size_t exec_at = outputs.size() + 2;
+    for (std::size_t i = 0; i <= exec_at; ++i) // MULTI's OK, QUEUED each, EXEC's reply
+        if (resp.at(i).has_error()) failed(resp[i].error().message);
+    const resp::value& replies = resp[exec_at].value();
+    if (replies.is_error()) failed(replies.str);
+    if (replies.elements.size() != outputs.size() + 1) failed("EXEC answered no transaction");
+    if (replies.elements.back().is_error()) failed(replies.elements.back().str);
+    for (const auto& r : replies.elements)
+        if (r.is_error()) failed(r.str); // not expected once the ack went through
 }
 
 asio::awaitable<std::size_t> batcher::run_once() {
@@ -125,6 +142,9 @@ asio::awaitable<void> batcher::run() {
     stopping_ = false;
     co_await group_.create();
     while (!stopping_)
+        co_await run_once();
+    // Entries read ahead are this consumer's: handle them before going (no new reads now).
+    while (!prefetched_.empty())
         co_await run_once();
 }
 

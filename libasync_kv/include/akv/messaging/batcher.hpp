@@ -1,5 +1,5 @@
 // The stream batcher: read up to N entries or wait at most T, hand the whole batch to a
-// handler (a model, say), then write its outputs and ack the inputs in one Lua call, so a
+// handler (a model, say), then write its outputs and ack the inputs in one MULTI/EXEC, so a
 // crash never acks an input without its output. What replaces a RedisGears + RedisAI pipeline.
 #pragma once
 
@@ -17,12 +17,16 @@ using batch_handler =
 struct batcher_options {
     group_options group;
     // On a cluster: the same hash tag as group.stream ("{orders}:in", "{orders}:out"), since
-    // one Lua call writes it and acks the input; the batcher refuses other names up front.
+    // one transaction writes it and acks the input; the batcher refuses other names up front.
     std::string output_stream;
     std::size_t max_batch = 64;
     std::chrono::milliseconds max_wait{50};
     trim_options output_trim; // MAXLEN only ('~' or '='); MINID is not applied
     std::chrono::milliseconds claim_every{1000};
+    // Read the next batch in the commit's round trip (one round trip per batch, not two).
+    // The entries read ahead are this consumer's (pending) while the current batch runs; if
+    // it dies, another instance reclaims them after claim_idle, as any it had read.
+    bool prefetch = true;
 };
 
 struct batcher_stats {
@@ -33,14 +37,18 @@ struct batcher_stats {
     std::uint64_t handler_failures = 0;
 };
 
+// Batchers that share a client share its connection, where Redis answers pipelined requests
+// together: they take turns. Give each batcher its own client when throughput matters.
 class batcher {
 public:
     // Throws system_error(error::invalid_config), naming both streams and their slots, on a
     // cluster when the input and output streams (or the dead-letter stream) do not share one.
     batcher(client& c, batcher_options options, batch_handler handler);
 
-    // Creates the group if needed, then batches until stop(). A batch whose handler throws is
-    // left pending: after claim_idle it is retried, after max_deliveries it is dead-lettered.
+    // Creates the group if needed, then batches until stop(), then handles what it read ahead.
+    // A batch whose handler throws is left pending: after claim_idle it is retried, after
+    // max_deliveries it is dead-lettered. A commit that fails throws error::script_error,
+    // naming why, with the batch's inputs left pending.
     asio::awaitable<void> run();
     // One batch; the number of input entries it committed (0 if none came within max_wait).
     asio::awaitable<std::size_t> run_once();
@@ -64,6 +72,7 @@ private:
     consumer_group group_;
     std::chrono::steady_clock::time_point next_claim_{};
     batcher_stats stats_;
+    std::vector<stream_entry> prefetched_; // read with the last commit: the next batch's start
     bool stopping_ = false;
 };
 
