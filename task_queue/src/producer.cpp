@@ -1,5 +1,6 @@
 #include <akv/queue/producer.hpp>
 
+#include <akv/json_text.hpp>
 #include <akv/messaging/subscriber.hpp>
 
 #include "scripts.hpp"
@@ -92,7 +93,7 @@ asio::awaitable<void> producer::send_pending() {
 
 asio::awaitable<std::string> producer::enqueue_json(const boost::json::value& payload,
                                                     job_options options) {
-    const std::string text = boost::json::serialize(payload);
+    const std::string text = json_text(payload, "job payload"); // refuses NaN / Infinity
     co_return co_await enqueue(text, std::move(options));
 }
 

@@ -10,7 +10,9 @@
 #include <akv/queue/worker.hpp>
 
 #include <boost/asio/detached.hpp>
+#include <boost/json/parse.hpp>
 
+#include <limits>
 #include <set>
 
 using namespace akv::test;
@@ -504,4 +506,35 @@ TEST(TaskQueue, WorkerEndsWhenItsClientIsShutDown) {
     c.cancel();
     w.stop();
     EXPECT_TRUE(run_until(io, [&] { return worker_done && client_done; }, 10s));
+}
+
+TEST(TaskQueue, JsonPayloadIsStoredAsJsonAndNaNOrInfinityIsRefusedByName) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        boost::json::object good;
+        good["text"] = "hi";
+        good["scores"] = boost::json::array{0.5, 1};
+        const boost::json::value good_value = good;
+        const job_options options; // named: g++ 12 mishandles temporaries across co_await
+        const std::string id = co_await p.enqueue_json(good_value, options);
+        admin a(rc.client, "q");
+        const job_info info = co_await a.get(id);
+        EXPECT_TRUE(info.job && boost::json::parse(info.job->payload) == good_value);
+
+        // Boost.JSON would write it as NaN, which no JSON parser reads back.
+        boost::json::object bad = good;
+        bad["scores"] = boost::json::array{0.5, std::numeric_limits<double>::quiet_NaN()};
+        const boost::json::value bad_value = bad;
+        std::string error;
+        try {
+            co_await p.enqueue_json(bad_value, options);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == akv::error::type_mismatch) error = e.what();
+        }
+        EXPECT_NE(error.find("job payload.scores[1] is NaN"), std::string::npos) << error;
+        EXPECT_EQ((co_await a.counts()).waiting, 1u); // only the good one
+    }());
 }

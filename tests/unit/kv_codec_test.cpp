@@ -143,6 +143,23 @@ TEST(KvCodec, DescribedStructIsAJsonObject) {
     EXPECT_EQ(round_trip(s), s);
 }
 
+TEST(KvCodec, DescribedStructWithNaNOrInfinityIsRefusedNamingTheMember) {
+    // Boost.JSON would write NaN / Infinity, which no JSON parser (its own included) reads back.
+    auto refusal = [](const demo::job_state& s) -> std::string {
+        try {
+            kv::encode(s);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == akv::error::type_mismatch) return e.what();
+        }
+        return "not refused";
+    };
+    demo::job_state s{"g1", 3, {0.5, std::numeric_limits<double>::quiet_NaN()}, {1, 2}};
+    EXPECT_NE(refusal(s).find("value.loss[1] is NaN"), std::string::npos) << refusal(s);
+    s.loss = {0.5};
+    s.origin.y = -std::numeric_limits<double>::infinity();
+    EXPECT_NE(refusal(s).find("value.origin.y is -Infinity"), std::string::npos) << refusal(s);
+}
+
 TEST(KvCodec, DescribedStructIgnoresMembersItDoesNotKnow) {
     const auto p = kv::decode<demo::point>(R"({"x":1,"y":2,"z":3})");
     EXPECT_EQ(p, (demo::point{1, 2}));

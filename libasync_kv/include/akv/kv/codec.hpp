@@ -43,6 +43,9 @@
 //   struct job_state { std::string graph; int step; std::vector<double> loss; };
 //   BOOST_DESCRIBE_STRUCT(job_state, (), (graph, step, loss))     // {"graph":"g1","step":3,...}
 //
+// A NaN or Infinity member is refused as it is encoded (error::type_mismatch, naming it, as
+// "value.loss[1] is NaN"): JSON has no such number, and no parser would read it back.
+//
 // Decoding checks what it reads: a value written as one type and read as another throws
 // type_mismatch_error (code error::type_mismatch) saying what was expected and what was found,
 // and the containers add the key: `kv: "params"["weights"]: expected a tensor of f32, got "42"`.
@@ -50,6 +53,7 @@
 #pragma once
 
 #include <akv/error.hpp>
+#include <akv/json_text.hpp>
 #include <akv/messaging/tensor.hpp>
 #include <akv/resp/writer.hpp>
 
@@ -236,7 +240,7 @@ boost::json::value parse_json_object(std::string_view in);
 
 template <described_struct T> struct codec<T> {
     static void encode(const T& value, std::string& out) {
-        out += boost::json::serialize(boost::json::value_from(value));
+        out += json_text(boost::json::value_from(value)); // refuses NaN / Infinity members
     }
     static void decode(std::string_view in, T& value) {
         const boost::json::value json = detail::parse_json_object(in);

@@ -34,6 +34,8 @@ public:
     // A producer is used from its client's executor.
     asio::awaitable<std::string> enqueue(std::string_view payload);
     asio::awaitable<std::string> enqueue(std::string_view payload, job_options options);
+    // A payload holding NaN or Infinity is refused (error::type_mismatch, naming where), as
+    // no JSON parser would read it back; nothing is enqueued.
     asio::awaitable<std::string> enqueue_json(const boost::json::value& payload,
                                               job_options options);
     // All in one Lua call (bulks beyond 5,000 jobs go in several); ids in the given order.
