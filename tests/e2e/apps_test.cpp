@@ -2,6 +2,7 @@
 // handler of akv-worker, the batcher's model from the registry, and the embedded default whose
 // data dir outlives a run (and is locked while one runs).
 #include "support/cdp.hpp"
+#include "support/fake_server.hpp"
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
@@ -21,6 +22,8 @@
 
 #include <csignal>
 #include <fstream>
+#include <map>
+#include <thread>
 #include <regex>
 #include <sys/wait.h>
 
@@ -426,3 +429,52 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
 }
 
 } // namespace
+
+TEST(Apps, HttpPosterNamesWhatIsWrongWithAReplyAndNeverHangs) {
+    // The reply each request gets is chosen by its body: one case per post.
+    const std::map<std::string, std::string> replies{
+        {"ok", "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok"},
+        {"not-http", "SSH-2.0-OpenSSH_9.2\r\n\r\n"},
+        {"bad-status", "HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n"},
+        {"no-length", "HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"},
+        {"bad-length", "HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\n"},
+        {"huge", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"},
+        {"silent", ""},
+    };
+    boost::asio::io_context io;
+    fake_server server(io, [&](const std::string& request, int) {
+        const auto body = request.substr(request.rfind("\r\n\r\n") + 4);
+        const auto it = replies.find(body);
+        return it == replies.end() ? std::string() : it->second;
+    });
+    auto guard = boost::asio::make_work_guard(io);
+    std::thread serving([&] { io.run(); });
+
+    akv::app::http_poster http("http://127.0.0.1:" + std::to_string(server.port()), 300ms);
+    auto failure = [&](const std::string& body) -> std::string {
+        try {
+            http.post("/hook", body);
+        } catch (const std::runtime_error& e) {
+            return e.what();
+        }
+        return "no error";
+    };
+    auto expect_failure = [&](const std::string& body, const std::string& says) {
+        const std::string what = failure(body);
+        EXPECT_NE(what.find(says), std::string::npos) << body << ": " << what;
+    };
+    EXPECT_EQ(http.post("/hook", "ok"), (std::pair<int, std::string>{202, "ok"}));
+    expect_failure("not-http", "not HTTP/1.1 in 'SSH-2.0");
+    expect_failure("bad-status", "no three-digit status");
+    expect_failure("no-length", "no Content-Length");
+    expect_failure("bad-length", "Content-Length that is not a number");
+    expect_failure("huge", "99999999999 bytes, over the");
+    expect_failure("silent", "waiting for the reply took over 300 ms");
+    // Each bad reply closed its connection; the next post starts on a new one.
+    EXPECT_EQ(http.post("/hook", "ok"), (std::pair<int, std::string>{202, "ok"}));
+    EXPECT_GE(server.connections(), 7);
+
+    guard.reset();
+    io.stop();
+    serving.join();
+}
