@@ -245,17 +245,20 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
 }
 
 // exec: the output is the result; a program not allowed, or a non-zero exit, fails the job with
-// a message naming it.
+// a message naming it. So do the demo stages' bad payloads (not JSON, no text, a title empty,
+// too long or not a string), and the worker goes on.
 TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     temp_dir dir{"akv-e2e-exec-"};
     akv::embedded_server redis;
     child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
                           "--exec-allow", "echo", "--exec-allow", "sh", "--queue",
-                          "comments=demo.preprocess", "--db", (dir.path() / "demo.sqlite").string()},
+                          "comments=demo.preprocess", "--queue", "posts=demo.posts", "--db",
+                          (dir.path() / "demo.sqlite").string()},
                          {}, dir.path() / "worker.log");
     asio::io_context io;
     running_client rc(io, redis.config());
-    std::string ok, refused, failing, shapeless, not_json, no_text;
+    std::string ok, refused, failing, shapeless, not_json, no_text, no_title, long_title,
+        number_title;
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::queue::producer p(rc.client, "cmds");
         akv::queue::job_options once;
@@ -268,8 +271,13 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
         akv::queue::producer c(rc.client, "comments");
         not_json = co_await c.enqueue("not json", once);
         no_text = co_await c.enqueue(R"({"id": "c1", "post": "1", "user": "u"})", once);
+        akv::queue::producer posts(rc.client, "posts");
+        no_title = co_await posts.enqueue(R"({"title": ""})", once);
+        const std::string long_one = R"({"title": ")" + std::string(501, 'x') + "\"}";
+        long_title = co_await posts.enqueue(long_one, once);
+        number_title = co_await posts.enqueue(R"({"title": 42})", once);
     }());
-    akv::queue::job_info a, b, c, d, e, f;
+    akv::queue::job_info a, b, c, d, e, f, g, h, i;
     ASSERT_TRUE(poll_until(
         [&] {
             run_task(io, [&]() -> asio::awaitable<void> {
@@ -280,13 +288,20 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
                 d = co_await cmds.get(shapeless);
                 e = co_await comments.get(not_json);
                 f = co_await comments.get(no_text);
+                akv::queue::admin posts(rc.client, "posts");
+                g = co_await posts.get(no_title);
+                h = co_await posts.get(long_title);
+                i = co_await posts.get(number_title);
             }());
             return a.state == akv::queue::job_state::completed &&
                    b.state == akv::queue::job_state::failed &&
                    c.state == akv::queue::job_state::failed &&
                    d.state == akv::queue::job_state::failed &&
                    e.state == akv::queue::job_state::failed &&
-                   f.state == akv::queue::job_state::failed;
+                   f.state == akv::queue::job_state::failed &&
+                   g.state == akv::queue::job_state::failed &&
+                   h.state == akv::queue::job_state::failed &&
+                   i.state == akv::queue::job_state::failed;
         },
         30s, 100ms))
         << worker.log();
@@ -298,6 +313,9 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
         << d.last_error;
     EXPECT_NE(e.last_error.find("payload is not a JSON object"), std::string::npos) << e.last_error;
     EXPECT_NE(f.last_error.find("\"text\" must be a string"), std::string::npos) << f.last_error;
+    EXPECT_NE(g.last_error.find("a title needs 1 to 500 bytes"), std::string::npos) << g.last_error;
+    EXPECT_NE(h.last_error.find("a title needs 1 to 500 bytes"), std::string::npos) << h.last_error;
+    EXPECT_NE(i.last_error.find("\"title\" must be a string"), std::string::npos) << i.last_error;
     EXPECT_TRUE(worker.running()) << worker.log();
 }
 
