@@ -17,6 +17,9 @@
 //                    round trip
 //   pubsub_1_to_S    one publisher pipelining PUBLISH of 100 bytes to S subscriber clients
 //
+// redis_bound_per_s (batcher): entries per second of Redis CPU, i.e. the most one Redis core
+// could take of that side's commands however fast its client; peer_redis_bound_per_s likewise.
+//
 // Ours run on a private embedded_server, the peer on its own redis-server (its script starts
 // one). Prints one JSON line per scenario: ours, the peer's, and ours / peer.
 #include <akv/client.hpp>
@@ -626,6 +629,7 @@ outcome batcher_outcome(const batcher_result& r, long n) {
     o.details.integer("verify_n", static_cast<long long>(r.verified));
     o.details.number("verify_max_abs_err", r.verify_max_abs_err, 9);
     add_cpu(o.details, r.cpu, double(r.committed), "entry");
+    if (r.cpu.redis > 0) o.details.number("redis_bound_per_s", double(r.committed) / r.cpu.redis, 0);
     return o;
 }
 
@@ -709,6 +713,11 @@ void report(const scenario& s) {
     line.append(mid.details).boolean("ok", all_ok);
     for (const std::string& f : s.peer_fields)
         line.copy("peer_" + f, peer_line, f);
+    if (s.name.rfind("batcher", 0) == 0) { // as our redis_bound_per_s, from the peer's figure
+        const auto us = number_field(peer_line, "redis_cpu_us_per_entry");
+        line.number("peer_redis_bound_per_s",
+                    us && *us > 0 ? std::optional<double>(1e6 / *us) : std::nullopt, 0);
+    }
     line.numbers("ours_runs", {ours.begin(), ours.end()}, 0).numbers("peer_runs", theirs_all, 0);
     line.print();
 }
