@@ -34,6 +34,9 @@ bool is_shutdown(const std::string& reason) { return reason == "shutdown"; }
 } // namespace
 
 asio::awaitable<void> job_context::progress(std::string_view text) {
+    if (lease_lost())
+        throw_error(error::lease_lost, "job " + job_.id + " of queue \"" + job_.queue +
+                                           "\": its lease expired and it was recovered");
     request req;
     req.push("SPUBLISH", worker_.prefix_ + "events", "progress " + job_.id + " " + std::string(text));
     response<ignore_t> resp;
@@ -133,7 +136,8 @@ void worker::start_ready() {
         auto rj = std::move(queued_.front());
         queued_.pop_front();
         if (rj->lost) { // its lease expired while it waited here: it runs elsewhere now
-            running_.erase(rj->job.id);
+            if (auto it = running_.find(rj->job.id); it != running_.end() && it->second == rj)
+                running_.erase(it);
             continue;
         }
         rj->started = true;
@@ -322,7 +326,20 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             continue;
         }
         rj->job.attempt = static_cast<unsigned>(std::stoul(v.elements[i + 2].str)) + 1;
-        running_.emplace(id, rj);
+        if (auto it = running_.find(id); it != running_.end()) {
+            // Still running here, but its lease was lost and it was recovered: this claim owns
+            // the job now. The stale run is cancelled, and its result will not be kept.
+            it->second->lost = true;
+            if (!it->second->started) {
+                std::erase(queued_, it->second);
+            } else if (it->second->cancel_reason.empty()) {
+                it->second->cancel_reason = "lease lost";
+                it->second->cancel.emit(asio::cancellation_type::terminal);
+            }
+            it->second = rj;
+        } else {
+            running_.emplace(id, rj);
+        }
         queued_.push_back(std::move(rj));
     }
     start_ready();
@@ -336,8 +353,13 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.enqueued_ms = j.enqueued_ms;
     f.failed_before = j.attempt > 1;
     bool timed_out = false;
+    // Done with the job's entry, unless a newer claim of the same job took it over.
+    auto forget = [&] {
+        if (auto it = running_.find(j.id); it != running_.end() && it->second == rj)
+            running_.erase(it);
+    };
     try {
-        job_context ctx(*this, j);
+        job_context ctx(*this, j, &rj->lost);
         if (j.options.timeout.count() > 0) {
             asio::steady_timer t(client_.get_executor(), j.options.timeout);
             auto r = co_await (handler_(ctx) || t.async_wait(asio::use_awaitable));
@@ -356,10 +378,19 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         f.ok = false;
         f.value = "unknown exception";
     }
+    if (rj->lost) {
+        // Recovered while it ran: its ack would be refused, or taken for a newer claim's.
+        ++stats_.lost_leases;
+        forget();
+        --started_;
+        start_ready();
+        kick();
+        co_return;
+    }
     if (!f.ok) {
         if (is_shutdown(rj->cancel_reason)) {
             handback_.push_back(j.id); // it did not fail: its worker is leaving
-            running_.erase(j.id);
+            forget();
             --started_;
             kick();
             co_return;
@@ -381,7 +412,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         }
     }
     done_.push_back(std::move(f));
-    running_.erase(j.id);
+    forget();
     --started_;
     start_ready();
     kick();

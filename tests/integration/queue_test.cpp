@@ -2,6 +2,7 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 #include "support/running_queue.hpp"
+#include "support/side_thread.hpp"
 
 #include <akv/embedded_server.hpp>
 #include <akv/messaging/subscriber.hpp>
@@ -12,7 +13,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/json/parse.hpp>
 
+#include <atomic>
 #include <limits>
+#include <thread>
 #include <set>
 
 using namespace akv::test;
@@ -537,4 +540,104 @@ TEST(TaskQueue, JsonPayloadIsStoredAsJsonAndNaNOrInfinityIsRefusedByName) {
         EXPECT_NE(error.find("job payload.scores[1] is NaN"), std::string::npos) << error;
         EXPECT_EQ((co_await a.counts()).waiting, 1u); // only the good one
     }());
+}
+
+namespace {
+
+struct stalled_run {
+    std::string result;          // the job's kept result
+    bool saw_lost = false;       // the stalled run's job_context::lease_lost()
+    std::string progress_error;  // what its progress() threw
+    std::uint64_t lost_leases = 0;
+    std::uint64_t completed = 0; // total_completed of the queue
+    int runs = 0;
+};
+
+// One job; its first run stalls its worker (the thread blocked, as by a long CPU-bound step)
+// until another process has recovered the job's expired lease; later runs answer "fresh".
+stalled_run run_with_a_stall(std::size_t concurrency) {
+    akv::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client); // result() waits on the queue's events
+    producer p(rc.client, "q", &hub);
+    stalled_run out;
+    std::string id;
+    run_task(io, [&]() -> asio::awaitable<void> { id = co_await p.enqueue("x"); }());
+
+    std::atomic<bool> stalled{false}, recovered{false};
+    worker_options o;
+    o.lease_time = 300ms; // renewed every 100 ms
+    o.concurrency = concurrency;
+    o.prefetch = 0;
+    handler h = [&](job_context& jc) -> asio::awaitable<std::string> {
+        if (++out.runs > 1) co_return "fresh";
+        stalled = true;
+        const auto give_up = std::chrono::steady_clock::now() + 10s;
+        while (!recovered && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(1ms); // the stall itself: nothing runs on this thread
+        asio::steady_timer t(co_await asio::this_coro::executor);
+        while (!jc.lease_lost() && std::chrono::steady_clock::now() < give_up) {
+            t.expires_after(5ms); // the worker's next renewal learns of the loss
+            co_await t.async_wait(asio::use_awaitable);
+        }
+        out.saw_lost = jc.lease_lost();
+        try {
+            co_await jc.progress("still here");
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == akv::error::lease_lost) out.progress_error = e.what();
+        }
+        co_return "stale";
+    };
+    {
+        running_worker w(io, rc.client, "q", h, o);
+        side_thread recoverer([&] { // another process, with its own client
+            asio::io_context io2;
+            running_client rc2(io2, server.config());
+            run_task(io2, [&]() -> asio::awaitable<void> {
+                admin a(rc2.client, "q");
+                asio::steady_timer t(co_await asio::this_coro::executor);
+                const auto give_up = std::chrono::steady_clock::now() + 10s;
+                while (std::chrono::steady_clock::now() < give_up) {
+                    if (stalled && (co_await a.recover_stalled()).first > 0) break;
+                    t.expires_after(10ms);
+                    co_await t.async_wait(asio::use_awaitable);
+                }
+                recovered = true;
+            }());
+        });
+        run_task(io, [&]() -> asio::awaitable<void> {
+            const job_result r = co_await p.result(id, 15s);
+            out.result = r.value;
+        }());
+        out.lost_leases = w.w.stats().lost_leases;
+    }
+    run_task(io, [&]() -> asio::awaitable<void> {
+        admin a(rc.client, "q");
+        out.completed = (co_await a.counts()).total_completed;
+    }());
+    return out;
+}
+
+} // namespace
+
+TEST(TaskQueue, AStalledRunLearnsItsLeaseWasLostAndItsResultIsNotKept) {
+    const stalled_run r = run_with_a_stall(1);
+    EXPECT_EQ(r.result, "fresh");
+    EXPECT_TRUE(r.saw_lost);
+    EXPECT_NE(r.progress_error.find("its lease expired and it was recovered"), std::string::npos)
+        << r.progress_error;
+    EXPECT_EQ(r.lost_leases, 1u);
+    EXPECT_EQ(r.completed, 1u);
+    EXPECT_EQ(r.runs, 2);
+}
+
+// With a free handler the same worker may claim the recovered job while its stale run goes
+// on: the new claim owns the job, the stale run is cancelled and its result not kept.
+TEST(TaskQueue, AJobRecoveredAndClaimedAgainByItsOwnWorkerCompletesOnce) {
+    const stalled_run r = run_with_a_stall(2);
+    EXPECT_EQ(r.result, "fresh");
+    EXPECT_EQ(r.lost_leases, 1u);
+    EXPECT_EQ(r.completed, 1u);
+    EXPECT_EQ(r.runs, 2);
 }

@@ -45,16 +45,24 @@ class worker;
 class job_context {
 public:
     const queue::job& job() const noexcept { return job_; }
-    // Publishes a progress event ("progress <id> <text>") on the queue's event channel.
+    // True once the worker learned that this run's lease was lost: it stalled past lease_time
+    // and the job was recovered, so it runs again (elsewhere, or here as a new run). This run's
+    // result will not be kept; a long handler may check and stop early.
+    bool lease_lost() const noexcept { return lost_ && *lost_; }
+    // Publishes a progress event ("progress <id> <text>") on the queue's event channel. Throws
+    // system_error(error::lease_lost) once the lease is lost: the job is no longer this run's.
     asio::awaitable<void> progress(std::string_view text);
 
-    job_context(worker& w, queue::job j)
+    // `lost`: the worker's flag for this run (nullptr: never lost).
+    job_context(worker& w, queue::job j, const bool* lost = nullptr)
         : worker_(w)
-        , job_(std::move(j)) {}
+        , job_(std::move(j))
+        , lost_(lost) {}
 
 private:
     worker& worker_;
     queue::job job_;
+    const bool* lost_;
 };
 
 // Returns the job's result (kept result_ttl for the producer); throws to fail the run.
@@ -75,7 +83,7 @@ struct worker_options {
 struct worker_stats {
     std::uint64_t completed = 0;
     std::uint64_t failed = 0;      // runs that threw, timed out or were cancelled
-    std::uint64_t lost_leases = 0; // acks refused: the job had been recovered
+    std::uint64_t lost_leases = 0; // runs whose job had been recovered: their acks not kept
     std::uint64_t handed_back = 0;
     std::uint64_t claims = 0;      // claim calls that returned jobs
     std::uint64_t recovered = 0;   // expired leases this worker put back
