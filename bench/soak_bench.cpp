@@ -115,6 +115,21 @@ int main(int argc, char** argv) {
         // Every process still up: nothing died under the soak.
         for (const auto& [name, pid] : pids)
             if (pid <= 0 || rss_kb(pid) < 0) throw std::runtime_error(name + " is gone");
+        // And the page still follows: once the pipeline drains it shows every signup written.
+        // (It once stopped reading at ~100,000 signups, its list grown without end.)
+        const bool following = p.wait(
+            "window.demo.stats && window.demo.stats.written > 0 && "
+            "window.demo.signups.size === window.demo.stats.written",
+            120s);
+        const std::string page = p.eval("String(window.demo.signups.size)").as_string().c_str();
+        const std::string written =
+            p.eval("String(window.demo.stats && window.demo.stats.written)").as_string().c_str();
+        std::printf("{\"bench\":\"soak\",\"page_signups\":%s,\"written\":%s,\"page_follows\":%s,"
+                    "\"peer\":null}\n",
+                    page.c_str(), written.c_str(), following ? "true" : "false");
+        if (!following)
+            throw std::runtime_error("the page stopped following the signups: it shows " + page +
+                                     " of " + written + " written");
     } catch (const std::exception& e) {
         std::cerr << "akv_bench_soak: " << e.what() << "\n";
         return 1;
