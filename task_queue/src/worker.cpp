@@ -31,6 +31,12 @@ std::string seconds_text(std::chrono::milliseconds t) {
 }
 
 bool is_shutdown(const std::string& reason) { return reason == "shutdown"; }
+
+// Drops a run's entry in `running`, unless a newer claim of the same job took it over.
+template <class Running, class Run> void forget(Running& running, const Run& run) {
+    if (auto it = running.find(run->job.id); it != running.end() && it->second == run)
+        running.erase(it);
+}
 } // namespace
 
 asio::awaitable<void> job_context::progress(std::string_view text) {
@@ -136,8 +142,7 @@ void worker::start_ready() {
         auto rj = std::move(queued_.front());
         queued_.pop_front();
         if (rj->lost) { // its lease expired while it waited here: it runs elsewhere now
-            if (auto it = running_.find(rj->job.id); it != running_.end() && it->second == rj)
-                running_.erase(it);
+            forget(running_, rj);
             continue;
         }
         rj->started = true;
@@ -353,11 +358,6 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.enqueued_ms = j.enqueued_ms;
     f.failed_before = j.attempt > 1;
     bool timed_out = false;
-    // Done with the job's entry, unless a newer claim of the same job took it over.
-    auto forget = [&] {
-        if (auto it = running_.find(j.id); it != running_.end() && it->second == rj)
-            running_.erase(it);
-    };
     try {
         job_context ctx(*this, j, &rj->lost);
         if (j.options.timeout.count() > 0) {
@@ -381,7 +381,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     if (rj->lost) {
         // Recovered while it ran: its ack would be refused, or taken for a newer claim's.
         ++stats_.lost_leases;
-        forget();
+        forget(running_, rj);
         --started_;
         start_ready();
         kick();
@@ -390,7 +390,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     if (!f.ok) {
         if (is_shutdown(rj->cancel_reason)) {
             handback_.push_back(j.id); // it did not fail: its worker is leaving
-            forget();
+            forget(running_, rj);
             --started_;
             kick();
             co_return;
@@ -412,7 +412,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         }
     }
     done_.push_back(std::move(f));
-    forget();
+    forget(running_, rj);
     --started_;
     start_ready();
     kick();
