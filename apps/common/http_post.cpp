@@ -98,6 +98,11 @@ std::pair<int, std::string> http_poster::exchange(const std::string& request) {
     asio::async_write(socket_, asio::buffer(request), done);
     finish("sending the request");
     std::array<char, 8192> chunk;
+    // What follows a bad reply cannot be framed: the next post starts on a new connection.
+    auto unframed = [&] {
+        socket_.close(ec);
+        buffer_.clear();
+    };
     auto read_more = [&] {
         socket_.async_read_some(asio::buffer(chunk), done);
         finish("waiting for the reply");
@@ -113,12 +118,15 @@ std::pair<int, std::string> http_poster::exchange(const std::string& request) {
     std::size_t header_end;
     while ((header_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
         read_more();
-        if (buffer_.size() > 64 * 1024) throw std::runtime_error(where + ": header over 64 KiB");
+        if (buffer_.size() > 64 * 1024) {
+            const std::string start = buffer_.substr(0, 80);
+            unframed();
+            throw std::runtime_error(where + ": header over 64 KiB in '" + start + "'");
+        }
     }
     const std::string head = buffer_.substr(0, header_end);
     auto malformed = [&](const std::string& what) {
-        socket_.close(ec); // what follows cannot be framed: the next post reconnects
-        buffer_.clear();
+        unframed();
         return std::runtime_error(where + ": " + what + " in '" + head.substr(0, 80) + "'");
     };
     if (head.compare(0, 9, "HTTP/1.1 ") != 0) throw malformed("not HTTP/1.1");

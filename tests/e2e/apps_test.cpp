@@ -458,6 +458,7 @@ TEST(Apps, HttpPosterNamesWhatIsWrongWithAReplyAndNeverHangs) {
         {"bad-length", "HTTP/1.1 200 OK\r\nContent-Length: 12abc\r\n\r\n"},
         {"huge", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n"},
         {"silent", ""},
+        {"huge-header", "HTTP/1.1 200 OK\r\nX-Pad: " + std::string(70 * 1024, 'a')},
     };
     boost::asio::io_context io;
     fake_server server(io, [&](const std::string& request, int) {
@@ -488,9 +489,10 @@ TEST(Apps, HttpPosterNamesWhatIsWrongWithAReplyAndNeverHangs) {
     expect_failure("bad-length", "Content-Length that is not a number");
     expect_failure("huge", "99999999999 bytes, over the");
     expect_failure("silent", "waiting for the reply took over 300 ms");
+    expect_failure("huge-header", "header over 64 KiB in 'HTTP/1.1 200 OK");
     // Each bad reply closed its connection; the next post starts on a new one.
     EXPECT_EQ(http.post("/hook", "ok"), (std::pair<int, std::string>{202, "ok"}));
-    EXPECT_GE(server.connections(), 7);
+    EXPECT_GE(server.connections(), 8);
 
     guard.reset();
     io.stop();
