@@ -2,6 +2,7 @@
 // stalls, connections reset or closed under load, a server that refuses for a while. Timeouts
 // must fire, reconnects must happen, nothing may hang, and no acknowledged write may be lost.
 #include "support/harness.hpp"
+#include "support/read_integer.hpp"
 #include "support/tcp_proxy.hpp"
 
 #include <akv/connection.hpp>
@@ -130,14 +131,7 @@ TEST(NetworkFaults, ResetsUnderPipelinedLoadLoseNoAcknowledgedWrite) {
     // Read behind the proxy's back: every acknowledged INCR is there.
     asio::io_context direct_io;
     running_connection direct(direct_io, server.config());
-    long long value = -1;
-    run_task(direct_io, [&]() -> asio::awaitable<void> {
-        akv::request get;
-        get.push("GET", "counter");
-        akv::response<long long> resp;
-        co_await direct.conn.exec(get, resp);
-        value = std::get<0>(resp).value();
-    }());
+    const long long value = read_integer(direct_io, direct.conn, "counter");
     EXPECT_GE(value, acknowledged);
     EXPECT_LE(value, acknowledged + lost);
     std::printf("resets under load: %d acknowledged, %d lost in flight, counter %lld\n", acknowledged, lost, value);

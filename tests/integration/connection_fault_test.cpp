@@ -1,6 +1,7 @@
 // The connection when things go wrong: server killed, malformed replies, silence.
 #include "support/fake_server.hpp"
 #include "support/harness.hpp"
+#include "support/read_integer.hpp"
 
 #include <akv/connection.hpp>
 #include <akv/embedded_server.hpp>
@@ -68,14 +69,7 @@ TEST(ConnectionFaults, ServerKilledMidLoadLosesNoAcknowledgedWrite) {
     EXPECT_GT(acknowledged, killed_at) << "nothing completed after the reconnect";
     EXPECT_GE(rc.conn.stats().connects, 2u);
 
-    long long value = -1;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        akv::request get;
-        get.push("GET", "counter");
-        akv::response<long long> resp;
-        co_await rc.conn.exec(get, resp);
-        value = std::get<0>(resp).value();
-    }());
+    const long long value = read_integer(io, rc.conn, "counter");
     // Every acknowledged INCR is there; a lost one may or may not have happened.
     EXPECT_GE(value, acknowledged);
     EXPECT_LE(value, acknowledged + lost);
