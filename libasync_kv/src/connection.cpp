@@ -1,5 +1,7 @@
 #include <akv/connection.hpp>
+#include <akv/detail/admission.hpp>
 #include <akv/detail/complete_on.hpp>
+#include <akv/detail/handshake.hpp>
 #include <akv/detail/liveness.hpp>
 #include <akv/detail/multiplexer.hpp>
 
@@ -33,10 +35,6 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 asio::awaitable<bool> cancelled() {
     auto state = co_await asio::this_coro::cancellation_state;
     co_return state.cancelled() != asio::cancellation_type::none;
-}
-
-bool starts_with(std::string_view text, std::string_view prefix) {
-    return text.substr(0, prefix.size()) == prefix;
 }
 
 } // namespace
@@ -110,16 +108,11 @@ struct connection::impl {
                   const request* req, detail::reply_adapter adapter,
                   const request::options* options) {
         const request::options& opts = options ? *options : req->get_options();
-        auto fail = [&](error code) {
-            detail::complete_on(handler_ex, std::move(h), error_code(code), std::size_t{0});
+        auto fail = [&](error_code ec) {
+            detail::complete_on(handler_ex, std::move(h), ec, std::size_t{0});
         };
-        if (req->empty()) return fail(error::empty_request);
-        if (adapter.slots != static_cast<std::size_t>(-1) &&
-            adapter.slots != req->expected_replies())
-            return fail(error::incompatible_size);
-        if (stopped) return fail(error::connection_closed);
-        if (!connected && opts.fail_if_not_connected)
-            return fail(error::not_connected);
+        if (const error_code refused = detail::admit(*req, opts, adapter, stopped, connected))
+            return fail(refused);
 
         exec_op& op = acquire();
         op.req = req;
@@ -391,26 +384,9 @@ struct connection::impl {
     }
 
     asio::awaitable<error_code> handshake() {
-        hello_req.clear();
+        hello.emplace(cfg, required_role, setup_cmds);
         hello_resp.clear();
-        if (!cfg.password.empty()) {
-            const std::string user = cfg.username.empty() ? "default" : cfg.username;
-            if (!cfg.client_name.empty())
-                hello_req.push("HELLO", "3", "AUTH", user, cfg.password, "SETNAME",
-                               cfg.client_name);
-            else
-                hello_req.push("HELLO", "3", "AUTH", user, cfg.password);
-        } else if (!cfg.client_name.empty()) {
-            hello_req.push("HELLO", "3", "SETNAME", cfg.client_name);
-        } else {
-            hello_req.push("HELLO", "3");
-        }
-        if (cfg.db != 0) hello_req.push("SELECT", cfg.db);
-        const std::size_t role_index = hello_req.size();
-        if (!required_role.empty()) hello_req.push("ROLE");
-        const std::size_t setup_index = hello_req.size();
-        if (!setup_cmds.empty()) hello_req.append(setup_cmds);
-        hello_op.req = &hello_req;
+        hello_op.req = &hello->get_request();
         hello_op.adapter = detail::make_adapter(hello_resp);
         hello_op.outcome.reset();
         hello_op.in_queue = true;
@@ -437,42 +413,7 @@ struct connection::impl {
             }
         }
         if (*hello_op.outcome) co_return *hello_op.outcome;
-
-        for (std::size_t i = 0; i < hello_resp.size(); ++i) {
-            if (hello_resp[i].has_value()) continue;
-            const std::string& text = hello_resp[i].error().message;
-            if (i == 0) {
-                if (starts_with(text, "WRONGPASS") || starts_with(text, "NOAUTH") ||
-                    starts_with(text, "NOPERM")) {
-                    last_error = "authentication refused: " + text;
-                    co_return error_code(error::auth_failed);
-                }
-                last_error =
-                    starts_with(text, "ERR unknown command")
-                        ? "server does not speak RESP3 (HELLO needs Redis 6 or later): " + text
-                        : "HELLO refused: " + text;
-            } else if (i < role_index) {
-                last_error = "SELECT " + std::to_string(cfg.db) + " refused: " + text;
-            } else if (i < setup_index) {
-                last_error = "ROLE refused: " + text;
-            } else {
-                last_error = "setup command " + std::to_string(i - setup_index + 1) +
-                             " refused: " + text;
-            }
-            co_return error_code(error::handshake_failed);
-        }
-        if (!required_role.empty()) {
-            const resp::value& role = hello_resp[role_index].value();
-            const std::string got = role.is_aggregate() && !role.elements.empty()
-                                        ? role.elements.front().str
-                                        : std::string("?");
-            if (got != required_role) {
-                last_error = "server " + target.host + ":" + std::to_string(target.port) +
-                             " has role " + got + ", expected " + required_role;
-                co_return error_code(error::wrong_role);
-            }
-        }
-        co_return error_code{};
+        co_return hello->judge(hello_resp, target, last_error);
     }
 
     asio::awaitable<error_code> connect_steps() {
@@ -599,7 +540,7 @@ struct connection::impl {
     std::vector<exec_op*> all_ops;
     std::vector<exec_op*> free_ops;
 
-    request hello_req;
+    std::optional<detail::handshake> hello; // this connect's
     generic_response hello_resp;
     internal_op hello_op;
     request ping_req;
