@@ -25,7 +25,6 @@
 #include "bench_support.hpp"
 
 #include <akv/client.hpp>
-#include <akv/cluster/router.hpp>
 #include <akv/embedded_cluster.hpp>
 #include <akv/embedded_server.hpp>
 
@@ -170,8 +169,7 @@ outcome run_ours(const akv::config& cfg, int coroutines, long total_ops) {
                                    if (--remaining == 0) {
                                        end = std::chrono::steady_clock::now();
                                        cpu_end = cpu_seconds(RUSAGE_SELF);
-                                       if (akv::cluster_router* r = client.cluster())
-                                           out.stats = r->stats();
+                                       out.stats = client.stats().cluster;
                                        client.cancel();
                                    }
                                });

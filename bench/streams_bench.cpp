@@ -475,7 +475,7 @@ pubsub_result run_pubsub(const akv::config& cfg, int subscribers, double publish
             for (const auto& sub : subscriptions)
                 r.dropped += sub->dropped();
             for (std::size_t i = 1; i < clients.size(); ++i)
-                r.disconnects += clients[i]->main_connection().stats().disconnects;
+                r.disconnects += clients[i]->stats().connections.disconnects;
             if (publish_failure) std::rethrow_exception(publish_failure);
         },
         [&](std::exception_ptr e) {

@@ -166,7 +166,7 @@ std::string glob_escape(std::string_view s) {
 }
 
 asio::awaitable<int> list(akv::client& cl, const parsed_args& a) {
-    if (cl.cluster())
+    if (cl.get_config().topology == akv::config::mode::cluster)
         throw std::invalid_argument("blob list: not on a cluster (SCAN sees one node)");
     const std::string pattern = a.arg("PATTERN").value_or("*");
     akv::kv::blob_store store(cl, options_of(a));

@@ -626,7 +626,7 @@ int run_queue_command(const akv::config& cfg, const std::vector<std::string>& ar
                     std::cerr << "akv: " << describe(e) << "\n";
                     status = 1;
                 } else {
-                    const std::string& why = cl.main_connection().last_error_message();
+                    const std::string why = cl.last_error_message();
                     std::cerr << "akv: " << (why.empty() ? std::string(e.what()) : why) << "\n";
                     status = 2;
                 }

@@ -178,7 +178,7 @@ int run_on_client(const akv::config& cfg, const client_body& body) {
                     std::cerr << "akv: " << describe(e) << "\n";
                     status = exit_usage;
                 } else {
-                    const std::string& why = cl.main_connection().last_error_message();
+                    const std::string why = cl.last_error_message();
                     std::cerr << "akv: " << (why.empty() ? std::string(e.what()) : why) << "\n";
                     status = exit_usage;
                 }

@@ -62,8 +62,8 @@ error_code handshake::judge(const generic_response& replies, const endpoint& ser
                                     ? role.elements.front().str
                                     : std::string("?");
         if (got != required_role_) {
-            why = "server " + server.host + ":" + std::to_string(server.port) + " has role " +
-                  got + ", expected " + required_role_;
+            why = "server " + server.host + ":" + std::to_string(server.port) + " has role " + got +
+                  ", expected " + required_role_;
             return error::wrong_role;
         }
     }

@@ -2,7 +2,6 @@
 #include "support/running_client.hpp"
 
 #include <akv/client.hpp>
-#include <akv/cluster/router.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
 #include <akv/embedded_cluster.hpp>
@@ -84,8 +83,8 @@ TEST(ClusterClient, HundredThousandKeysLandOnEveryMasterAndReadBack) {
         sum += n;
     }
     EXPECT_EQ(sum, static_cast<long long>(total));
-    ASSERT_NE(rc.client.cluster(), nullptr);
-    EXPECT_EQ(rc.client.cluster()->masters().size(), 3u);
+    ASSERT_EQ(rc.client.get_config().topology, akv::config::mode::cluster);
+    EXPECT_EQ(rc.client.masters().size(), 3u);
 }
 
 TEST(ClusterClient, MixedPipelineAcrossSlotsRepliesInOrder) {
@@ -226,7 +225,7 @@ TEST(ClusterClient, FollowsMovedWhenItsMapIsStale) {
         akv::response<std::string> resp;
         co_await rc.client.exec(get, resp);
         EXPECT_EQ(std::get<0>(resp).value(), "v1");
-        EXPECT_EQ(rc.client.cluster()->master_of(slot).value().port, cluster.node(1).port());
+        EXPECT_EQ(rc.client.master_of(slot).value().port, cluster.node(1).port());
     }());
 }
 
@@ -245,7 +244,7 @@ TEST(ClusterClient, FanOutCommandReachesEveryMaster) {
         EXPECT_TRUE(resp.back().has_value());
         for (auto& r : resp)
             if (r.has_error()) ADD_FAILURE() << r.error().message;
-        EXPECT_EQ(rc.client.cluster()->stats().moved, 0u);
+        EXPECT_EQ(rc.client.stats().cluster.moved, 0u);
     }());
     for (std::size_t m : cluster.masters())
         EXPECT_EQ(dbsize(cluster, m), 0) << "master " << m;
@@ -292,7 +291,7 @@ TEST(ClusterClient, PasswordProtectedClusterAndWrongPassword) {
         req.push("GET", "p1");
         auto [ec, n] = co_await rc.client.exec(req, akv::ignore, nothrow);
         EXPECT_EQ(ec, akv::error::auth_failed);
-        EXPECT_NE(rc.client.cluster()->last_refresh_error().find("WRONGPASS"), std::string::npos)
-            << rc.client.cluster()->last_refresh_error();
+        EXPECT_NE(rc.client.last_error_message().find("WRONGPASS"), std::string::npos)
+            << rc.client.last_error_message();
     }());
 }

@@ -4,7 +4,6 @@
 #include "support/side_thread.hpp"
 
 #include <akv/client.hpp>
-#include <akv/cluster/router.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
 #include <akv/embedded_cluster.hpp>
@@ -80,8 +79,8 @@ TEST(ClusterFaults, LiveSlotMigrationUnderLoadLosesNoRequest) {
             std::this_thread::yield();
         cluster.finish_migration(slot, 1);
     });
-    auto* router = rc.client.cluster();
-    ASSERT_TRUE(run_until(io, [&] { return keys_moved && router->stats().asked > 0; }, 20s))
+    akv::client& cl = rc.client;
+    ASSERT_TRUE(run_until(io, [&] { return keys_moved && cl.stats().cluster.asked > 0; }, 20s))
         << "no ASK followed; " << migration.failure;
     finish = true;
     ASSERT_TRUE(run_until(io, [&] { return migration.done.load(); }, 30s)) << migration.failure;
@@ -90,8 +89,7 @@ TEST(ClusterFaults, LiveSlotMigrationUnderLoadLosesNoRequest) {
     ASSERT_TRUE(run_until(
         io,
         [&] {
-            return router->master_of(slot) &&
-                   router->master_of(slot)->port == cluster.node(1).port();
+            return cl.master_of(slot) && cl.master_of(slot)->port == cluster.node(1).port();
         },
         20s));
     const long long before_stop = acknowledged;
@@ -100,7 +98,7 @@ TEST(ClusterFaults, LiveSlotMigrationUnderLoadLosesNoRequest) {
     ASSERT_TRUE(run_until(io, [&] { return workers == 0; }, 20s));
 
     EXPECT_EQ(failures, 0u) << first_failure;
-    EXPECT_GT(router->stats().asked, 0u);
+    EXPECT_GT(cl.stats().cluster.asked, 0u);
     // Every acknowledged INCR is counted on the new owner.
     long long total = 0;
     for (int i = 0; i < counters; ++i) {
@@ -154,9 +152,8 @@ TEST(ClusterFaults, KilledMasterIsReplacedAndNoAcknowledgedWriteIsLost) {
     ASSERT_TRUE(run_until(io, [&] { return workers == 0; }, 20s));
     EXPECT_LT(failures, 200u); // only writes in flight at the kill may fail
 
-    auto* router = rc.client.cluster();
     bool new_master_known = false;
-    for (const auto& m : router->masters())
+    for (const auto& m : rc.client.masters())
         new_master_known = new_master_known || m.port == cluster.node(promoted).port();
     EXPECT_TRUE(new_master_known);
 

@@ -5,7 +5,6 @@
 #include "support/running_client.hpp"
 
 #include <akv/client.hpp>
-#include <akv/cluster/router.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
 #include <akv/embedded_cluster.hpp>
@@ -233,7 +232,7 @@ TEST(LayersCluster, KvContainersWorkOnEveryMaster) {
     EXPECT_EQ(
         cluster.command(cluster.master_of(akv::cluster_slot(maps[2])), {"HGET", maps[2], "alice"}),
         "12");
-    EXPECT_EQ(rc.client.cluster()->stats().refusals, 0u);
+    EXPECT_EQ(rc.client.stats().cluster.refusals, 0u);
 }
 
 // ---- blob_store
@@ -293,7 +292,7 @@ TEST(LayersCluster, BlobStoreKeepsChunkedObjectsAndExactTotalsAcrossMasters) {
         EXPECT_EQ(one_slot.info_key(), "{media}:info");
     }());
     EXPECT_EQ(masters_holding(cluster, names), 3u);
-    EXPECT_EQ(rc.client.cluster()->stats().refusals, 0u);
+    EXPECT_EQ(rc.client.stats().cluster.refusals, 0u);
 }
 
 // ---- akv::script

@@ -3,7 +3,6 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/cluster/router.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/embedded_cluster.hpp>
 #include <akv/messaging/subscriber.hpp>
@@ -106,7 +105,7 @@ TEST(QueueCluster, QueuesOnEveryMasterProcessResultsAndSchedule) {
             EXPECT_EQ(c.failed, 0u) << q;
         }
     }());
-    EXPECT_EQ(rc.client.cluster()->stats().refusals, 0u);
+    EXPECT_EQ(rc.client.stats().cluster.refusals, 0u);
     for (auto& w : workers) w->stop();
     for (auto& s : schedulers) s->stop();
     EXPECT_TRUE(run_until(io, [&] { return finished == 6; }, 20s));

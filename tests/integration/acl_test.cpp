@@ -45,7 +45,7 @@ TEST(Acl, RestrictedUserGetsNopermAsAValue) {
         EXPECT_TRUE(std::get<2>(resp).error().message.starts_with("NOPERM"));
         // The connection goes on: the refusal was a reply, not a failure.
         EXPECT_EQ(std::get<3>(resp).value(), "1");
-        EXPECT_TRUE(rc.client.main_connection().is_connected());
+        EXPECT_TRUE(rc.client.is_connected());
     }());
 }
 
@@ -60,8 +60,8 @@ TEST(Acl, WrongUserPasswordIsAClearErrorWithoutARetryStorm) {
     akv::client client(io.get_executor(), cfg);
     int attempts = 0;
     std::string detail;
-    client.main_connection().set_event_handler([&](const akv::connection_event& e) {
-        if (e.what == akv::connection_event::kind::reconnecting) {
+    client.set_event_handler([&](const akv::client_event& e) {
+        if (e.what == akv::client_event::kind::reconnecting) {
             ++attempts;
             detail = e.detail;
         }

@@ -252,7 +252,7 @@ TEST(BlobStore, RefusesAnOversizedObjectBeforeSendingAnything) {
         blob_store store(rc.client, o);
         co_await store.put("kept", "small");
         const long long keys_before = co_await dbsize(rc.client);
-        const auto written_before = rc.client.main_connection().stats().requests_written;
+        const auto written_before = rc.client.stats().connections.requests_written;
 
         const std::string too_big(MB + 1, 'x');
         auto e = co_await error_of(store.put("huge", too_big));
@@ -270,7 +270,7 @@ TEST(BlobStore, RefusesAnOversizedObjectBeforeSendingAnything) {
         EXPECT_EQ(e.code(), akv::error::object_too_large);
         EXPECT_FALSE(pulled);
 
-        EXPECT_EQ(rc.client.main_connection().stats().requests_written, written_before);
+        EXPECT_EQ(rc.client.stats().connections.requests_written, written_before);
         EXPECT_EQ(co_await dbsize(rc.client), keys_before);
         co_await store.put("exactly-the-limit", std::string(MB, 'y'));
         EXPECT_EQ((co_await store.info()).objects, 2u);
@@ -426,13 +426,13 @@ TEST(BlobStore, ASmallPutIsOneRequestAndASmallGetTwo) {
     run_task(io, [&]() -> asio::awaitable<void> {
         blob_store store(rc.client);
         co_await store.put("warm", "up"); // takes a block of generations, loads the script
-        const auto& conn = rc.client.main_connection();
-        auto written = conn.stats().requests_written;
+        const auto requests = [&] { return rc.client.stats().connections.requests_written; };
+        auto written = requests();
         co_await store.put("small", pattern(1000, 5));
-        EXPECT_EQ(conn.stats().requests_written - written, 1u);
-        written = conn.stats().requests_written;
+        EXPECT_EQ(requests() - written, 1u);
+        written = requests();
         EXPECT_EQ(co_await store.get("small"), pattern(1000, 5));
-        EXPECT_EQ(conn.stats().requests_written - written, 2u); // HGETALL, GET
+        EXPECT_EQ(requests() - written, 2u); // HGETALL, GET
     }());
 }
 

@@ -48,7 +48,7 @@ TEST(Client, BlockingCommandDoesNotStallTheSharedConnection) {
         };
         co_await (pop() && push());
         EXPECT_EQ(order, (std::vector<std::string>{"pinged", "popped job-1"}));
-        EXPECT_EQ(rc.client.blocking_connections(), 1u);
+        EXPECT_EQ(rc.client.stats().blocking_connections, 1u);
     }());
 }
 
@@ -95,10 +95,10 @@ TEST(Client, CancelWithBlockingCommandsOutCompletesThem) {
                 if (ec) ++failed;
             },
             asio::detached);
-    ASSERT_TRUE(run_until(io, [&] { return c.blocking_connections() == 3; }, 10s));
+    ASSERT_TRUE(run_until(io, [&] { return c.stats().blocking_connections == 3; }, 10s));
     c.cancel();
-    ASSERT_TRUE(run_until(io, [&] { return completed == 3 && run_over && c.blocking_connections() == 0; }, 10s))
-        << completed << " completed, run over " << run_over << ", " << c.blocking_connections() << " pooled";
+    ASSERT_TRUE(run_until(io, [&] { return completed == 3 && run_over && c.stats().blocking_connections == 0; }, 10s))
+        << completed << " completed, run over " << run_over << ", " << c.stats().blocking_connections << " pooled";
     EXPECT_EQ(failed, 3);
 }
 
@@ -126,7 +126,7 @@ TEST(Client, PoolSizeBoundsBlockingConnections) {
         };
         co_await (pop("a") && pop("b") && pop("c") && feed());
         EXPECT_EQ(done, 3);
-        EXPECT_LE(rc.client.blocking_connections(), 2u);
+        EXPECT_LE(rc.client.stats().blocking_connections, 2u);
     }());
 }
 
@@ -167,7 +167,7 @@ TEST(Client, ManyWaitersShareOneBlockingConnectionInTurn) {
         const auto cpu_before = std::clock();
         co_await (pop() && pop() && pop() && pop());
         EXPECT_EQ(done, 4);
-        EXPECT_EQ(rc.client.blocking_connections(), 1u);
+        EXPECT_EQ(rc.client.stats().blocking_connections, 1u);
         // Four 50 ms waits in turn: waiting must not spin the CPU meanwhile.
         EXPECT_LT(double(std::clock() - cpu_before) / CLOCKS_PER_SEC, 0.1);
     }());

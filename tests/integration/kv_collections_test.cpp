@@ -27,7 +27,7 @@ namespace asio = boost::asio;
 namespace {
 
 std::uint64_t requests_written(akv::client& c) {
-    const auto s = c.main_connection().stats();
+    const auto s = c.stats().connections;
     return s.requests_written - s.health_pings;
 }
 

@@ -35,7 +35,7 @@ namespace {
 
 // Requests the client wrote, not counting its own health-check PINGs.
 std::uint64_t requests_written(akv::client& c) {
-    const auto s = c.main_connection().stats();
+    const auto s = c.stats().connections;
     return s.requests_written - s.health_pings;
 }
 

@@ -78,7 +78,7 @@ TEST(SentinelClient, FindsTheMasterAndServesCommands) {
         akv::response<std::vector<std::string>> popped;
         co_await rc.client.exec(blpop, popped);
         EXPECT_EQ(std::get<0>(popped).value().at(1), "job-1");
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(), endpoint_of(deployment.master()));
+        EXPECT_EQ(rc.client.remote_endpoint(), endpoint_of(deployment.master()));
     }());
     EXPECT_EQ(deployment.node_command(endpoint_of(deployment.master()), {"GET", "greeting"}),
               "hello");
@@ -99,7 +99,7 @@ TEST(SentinelClient, SkipsASentinelThatIsDown) {
         akv::response<std::string> pong;
         co_await rc.client.exec(ping, pong);
         EXPECT_EQ(std::get<0>(pong).value(), "PONG");
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(), endpoint_of(deployment.master()));
+        EXPECT_EQ(rc.client.remote_endpoint(), endpoint_of(deployment.master()));
     }());
 }
 
@@ -148,7 +148,7 @@ TEST(SentinelClient, FollowsAFailoverUnderLoad) {
                 });
             }
             if (failover_done && failover_error.empty() &&
-                rc.client.main_connection().remote_endpoint() == new_master) {
+                rc.client.remote_endpoint() == new_master) {
                 if (!first_write_on_new) first_write_on_new = steady_clock::now();
                 ++acked_on_new;
             }
@@ -186,7 +186,7 @@ TEST(SentinelClient, ReplicaModeReadsFromAReplicaAndWritesAreRefused) {
         akv::generic_response role_reply;
         co_await rc.client.exec(role, role_reply);
         EXPECT_EQ(role_reply.at(0).value().elements.at(0).str, "slave");
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(),
+        EXPECT_EQ(rc.client.remote_endpoint(),
                   endpoint_of(deployment.replica(0)));
         EXPECT_EQ((co_await command(rc.client, "GET", "k")).value(), "from the master");
         // A write is the server's error, a value: the connection goes on.
@@ -213,7 +213,7 @@ TEST(SentinelClient, ReplicaModeFallsBackToTheMasterWithoutAReplica) {
         set.push("SET", "k", "v");
         co_await rc.client.exec(set, akv::ignore);
         EXPECT_EQ((co_await command(rc.client, "GET", "k")).value(), "v");
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(), endpoint_of(deployment.master()));
+        EXPECT_EQ(rc.client.remote_endpoint(), endpoint_of(deployment.master()));
     }());
 }
 
@@ -242,16 +242,16 @@ TEST(SentinelClient, WrongSentinelPasswordIsAClearErrorAndBacksOff) {
     cfg.sentinel_password = "wrong";
     asio::io_context io;
     running_client rc(io, cfg);
-    std::vector<akv::connection_event> attempts;
-    rc.client.main_connection().set_event_handler([&](const akv::connection_event& e) {
-        if (e.what == akv::connection_event::kind::reconnecting) attempts.push_back(e);
+    std::vector<akv::client_event> attempts;
+    rc.client.set_event_handler([&](const akv::client_event& e) {
+        if (e.what == akv::client_event::kind::reconnecting) attempts.push_back(e);
     });
     ASSERT_TRUE(run_until(
         io, [&] { return !attempts.empty(); }, 5s));
     const std::string sentinel = "127.0.0.1:" + std::to_string(deployment.sentinel(0).port());
     EXPECT_EQ(attempts[0].reason, akv::error::auth_failed);
     EXPECT_TRUE(contains(attempts[0].detail, "authentication refused by sentinel " + sentinel));
-    EXPECT_TRUE(contains(rc.client.main_connection().last_error_message(), "WRONGPASS"));
+    EXPECT_TRUE(contains(rc.client.last_error_message(), "WRONGPASS"));
     // Watch for a second: the attempts do not spin.
     const std::size_t before = attempts.size();
     run_until(

@@ -95,10 +95,10 @@ TEST(SentinelTls, FindsTheMasterOverTlsAndServesCommands) {
         set.push("SET", "greeting", "hello over tls");
         auto [ec, n] = co_await rc.client.exec(set, akv::ignore, nothrow);
         EXPECT_FALSE(ec) << ec.message() << " | "
-                         << rc.client.main_connection().last_error_message();
+                         << rc.client.last_error_message();
         if (ec) co_return;
         EXPECT_EQ((co_await command(rc.client, "GET", "greeting")).value(), "hello over tls");
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(),
+        EXPECT_EQ(rc.client.remote_endpoint(),
                   tls_endpoint_of(deployment.master()));
     }());
     // The write landed on the master (read back over plain TCP) and reached the replica.
@@ -128,7 +128,7 @@ TEST(SentinelTls, FollowsAFailoverOverTls) {
                 set.push("SET", "counter", i);
                 auto [ec, n] = co_await rc.client.exec(set, akv::ignore, nothrow);
                 if (!ec && !failover_thread.joinable()) {
-                    EXPECT_EQ(rc.client.main_connection().remote_endpoint(), old_master);
+                    EXPECT_EQ(rc.client.remote_endpoint(), old_master);
                     failover_thread = std::jthread([&] {
                         try {
                             new_master = deployment.failover(std::chrono::seconds(15));
@@ -140,7 +140,7 @@ TEST(SentinelTls, FollowsAFailoverOverTls) {
                 }
                 if (failover_done && !failover_error.empty()) co_return;
                 if (!ec && failover_done &&
-                    rc.client.main_connection().remote_endpoint() == new_master)
+                    rc.client.remote_endpoint() == new_master)
                     on_new_master = true;
                 asio::steady_timer pause(co_await asio::this_coro::executor,
                                          std::chrono::milliseconds(20));
@@ -158,7 +158,7 @@ TEST(SentinelTls, FollowsAFailoverOverTls) {
         set.push("SET", "after", "failover");
         auto [ec, n] = co_await rc.client.exec(set, akv::ignore, nothrow);
         EXPECT_FALSE(ec) << ec.message();
-        EXPECT_EQ(rc.client.main_connection().remote_endpoint(), new_master);
+        EXPECT_EQ(rc.client.remote_endpoint(), new_master);
     }());
     EXPECT_EQ(deployment.node_command(new_master, {"GET", "after"}), "failover");
 }

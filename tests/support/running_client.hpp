@@ -18,7 +18,7 @@ public:
     ~running_client() {
         client.cancel();
         EXPECT_TRUE(run_until(
-            io_, [this] { return finished && client.blocking_connections() == 0; }, 10s));
+            io_, [this] { return finished && client.stats().blocking_connections == 0; }, 10s));
     }
     asio::io_context& io_;
     akv::client client;

@@ -89,9 +89,8 @@ TEST(Handshake, WrongPasswordIsAnAuthFailure) {
     cfg.password = "wrong";
     handshake hs(cfg, "", akv::request{});
     std::string why;
-    const error_code ec =
-        hs.judge({refused("WRONGPASS invalid username-password pair or user is disabled.")},
-                 server, why);
+    const error_code ec = hs.judge(
+        {refused("WRONGPASS invalid username-password pair or user is disabled.")}, server, why);
     EXPECT_EQ(ec, akv::error::auth_failed);
     EXPECT_EQ(why, "authentication refused: WRONGPASS invalid username-password pair or user is "
                    "disabled.");

@@ -36,12 +36,12 @@ hub::hub(client& redis, const options& opts, asio::steady_timer& changed)
     , subscriber_(redis) {
     // After the subscriber's own listener (it restores the subscriptions first), so the history
     // read below goes out after the SUBSCRIBE on the same connection.
-    listener_id_ = redis_.main_connection().add_event_listener([this](const connection_event& e) {
-        if (e.what == connection_event::kind::connected) on_connected();
+    listener_id_ = redis_.add_event_listener([this](const client_event& e) {
+        if (e.what == client_event::kind::connected && e.link == main_link) on_connected();
     });
 }
 
-hub::~hub() { redis_.main_connection().remove_event_listener(listener_id_); }
+hub::~hub() { redis_.remove_event_listener(listener_id_); }
 
 void hub::note_offset(const std::string& name, const std::string& offset) {
     auto it = channels_.find(name);

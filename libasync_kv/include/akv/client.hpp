@@ -9,20 +9,61 @@
 //   cluster     every master of a Redis Cluster seeded by config::hosts: each command goes to
 //               the node serving its keys' slot, MOVED/ASK are followed, a pipeline is split
 //               per node and its replies come back in order.
-// Callers do not change between the three.
+// Callers do not change between the three, and nothing here tells them apart but the figures.
 #pragma once
 
 #include <akv/connection.hpp>
 
-#include <list>
-#include <optional>
-#include <tuple>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace akv {
 
-class cluster_router;
-class sentinel_monitor;
+namespace detail {
+class topology;
+class connection_pool;
+} // namespace detail
+
+// A cluster's routing, counted (zero on the other topologies).
+struct cluster_stats {
+    std::uint64_t moved = 0;     // MOVED replies followed
+    std::uint64_t asked = 0;     // ASK replies followed
+    std::uint64_t waits = 0;     // TRYAGAIN, CLUSTERDOWN or a node down: waited and re-routed
+    std::uint64_t refreshes = 0; // slot maps read
+    std::uint64_t refusals = 0;  // commands refused unsent (CROSSSLOT)
+};
+
+struct client_stats {
+    connection_stats connections;         // summed over every connection: main, pool, cluster nodes
+    std::size_t blocking_connections = 0; // open now in the pool
+    cluster_stats cluster;
+};
+
+// A connection of the client, by number: the main connection is 0; on a cluster each node's
+// connection has its own, never reused. Pub/sub lives on connections, so the messaging layer
+// needs to know which one a push or an event came from.
+using link_id = std::uint64_t;
+inline constexpr link_id main_link = 0;
+
+struct client_event {
+    enum class kind {
+        connected,
+        disconnected,
+        reconnecting,
+        stopped,
+        topology_changed, // a cluster's slot map or a sentinel's master changed
+    };
+    kind what;
+    boost::system::error_code reason; // disconnected / stopped: why
+    std::string detail;               // e.g. the server's text for a refused HELLO
+    link_id link = main_link;         // the connection it is about
+};
 
 class client {
 public:
@@ -33,8 +74,9 @@ public:
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
-    executor_type get_executor() const noexcept { return main_.get_executor(); }
-    const config& get_config() const noexcept { return main_.get_config(); }
+    executor_type get_executor() const noexcept { return ex_; }
+    // The configuration every connection runs with.
+    const config& get_config() const noexcept { return cfg_; }
 
     // Keeps the connections up until cancel().
     asio::awaitable<void> run();
@@ -51,58 +93,83 @@ public:
             token, &req, detail::make_adapter(resp));
     }
 
+    // The main connection's pushes (connection::receive_push), unless a push handler is set.
     template <class Token = asio::use_awaitable_t<>> auto receive_push(Token&& token = {}) {
-        return main_.receive_push(std::forward<Token>(token));
+        return asio::async_initiate<Token, connection::push_signature>(
+            [this](auto handler) {
+                executor_type handler_ex = detail::completion_executor(handler, get_executor());
+                start_receive_push(detail::recycled(std::move(handler)), std::move(handler_ex));
+            },
+            token);
     }
 
     void cancel();
 
-    // Standalone and sentinel: the server's connection. Cluster: a connection to one of the
-    // masters (moving to another if it fails), for keyless commands and classic pub/sub.
-    connection& main_connection() noexcept { return main_; }
-    std::size_t blocking_connections() const noexcept { return pool_.size(); }
+    // ---- State, the same on every topology.
 
-    // Cluster only (nullptr otherwise): routing, the slot map, node connections.
-    cluster_router* cluster() noexcept { return cluster_.get(); }
-    // The connection that serves `key`'s slot: cluster, its master's; otherwise the main one.
-    // Null while a cluster's slot map is not known yet. SSUBSCRIBE goes there.
-    connection* connection_for_key(std::string_view key);
+    // The main connection is up (cluster: a connection to one of the masters).
+    bool is_connected() const noexcept;
+    // Why the client last failed to connect or to route, in words (a cluster's slot map that
+    // could not be read comes first).
+    std::string last_error_message() const;
+    client_stats stats() const;
+    // Where the main connection goes (sentinel: the master, or a replica with
+    // read_from_replicas; cluster: one of the masters).
+    endpoint remote_endpoint() const;
+    // The masters that take writes: the one server, or every master of the slot map. Empty
+    // until known.
+    std::vector<endpoint> masters() const;
+    // The master serving `slot`: a cluster's per its slot map, the one server otherwise.
+    std::optional<endpoint> master_of(std::uint16_t slot) const;
 
-    // For the topology layers: runs `req` on a blocking-command connection of its own, to
-    // `target` (nullptr: where the main connection goes).
-    asio::awaitable<std::tuple<boost::system::error_code, std::size_t>>
-    exec_pooled(const endpoint* target, const request& req, detail::reply_adapter adapter,
-                asio::cancellation_slot cancel);
+    // Events of every connection of the client (`link` says which) and topology changes.
+    // Called on the client's executor; the handler first, then the listeners in the order added.
+    void set_event_handler(std::function<void(const client_event&)> handler);
+    // For the library's own layers (a subscriber restores its subscriptions on `connected`).
+    // Call on the client's executor.
+    std::size_t add_event_listener(std::function<void(const client_event&)> listener);
+    void remove_event_listener(std::size_t id);
+
+    // ---- For a pub/sub layer (messaging::subscriber): subscriptions live on connections.
+
+    // Every push of every connection goes to `handler` as it arrives, on the read path, instead
+    // of receive_push()'s queue. Keep it fast. nullptr restores the queue.
+    void set_push_handler(std::function<void(link_id, resp::value&&)> handler);
+    // The connection serving `channel`'s slot (SSUBSCRIBE goes there): on a cluster its
+    // master's, nullopt until the slot map is known; otherwise the main connection.
+    std::optional<link_id> link_for_channel(std::string_view channel);
+    bool is_connected(link_id link) const;
+    // As exec(), on one connection; fails with error::connection_closed once it has gone.
+    template <class Response, class Token = asio::use_awaitable_t<>>
+    auto exec_on(link_id link, const request& req, Response& resp, Token&& token = {}) {
+        return asio::async_initiate<Token, connection::exec_signature>(
+            [this, link](auto handler, const request* r, detail::reply_adapter adapter) {
+                executor_type handler_ex = detail::completion_executor(handler, get_executor());
+                start_exec_on(link, detail::recycled(std::move(handler)), std::move(handler_ex), r,
+                              adapter);
+            },
+            token, &req, detail::make_adapter(resp));
+    }
+    // A node refused what the slot map says it serves: read the map again soon.
+    void refresh_topology();
 
 private:
-    struct pooled {
-        explicit pooled(executor_type ex, config cfg)
-            : conn(std::move(ex), std::move(cfg)) {}
-        connection conn;
-        std::optional<endpoint> target;
-        bool busy = false;
-        bool retired = false;
-        bool run_over = false; // its run() ended while a command was out: freed at release
-    };
-
     void start_exec(asio::any_completion_handler<connection::exec_signature> handler,
                     executor_type handler_ex, const request* req, detail::reply_adapter adapter);
-    asio::awaitable<void> exec_blocking(asio::any_completion_handler<connection::exec_signature> h,
-                                        executor_type handler_ex, const request* req,
-                                        detail::reply_adapter adapter);
-    asio::awaitable<pooled*> acquire(const endpoint* target);
-    void release(pooled& p, bool healthy);
-    asio::awaitable<boost::system::error_code> cluster_address(endpoint& to, std::string& why);
-    void wake_pool_waiters();
+    void start_exec_on(link_id link,
+                       asio::any_completion_handler<connection::exec_signature> handler,
+                       executor_type handler_ex, const request* req, detail::reply_adapter adapter);
+    void start_receive_push(asio::any_completion_handler<connection::push_signature> handler,
+                            executor_type handler_ex);
+    void emit(const client_event& e);
 
-    connection main_;
-    std::unique_ptr<cluster_router> cluster_;
-    std::unique_ptr<sentinel_monitor> sentinel_; // sentinel topology only
-    config blocking_config_;
-    std::list<std::unique_ptr<pooled>> pool_;
-    std::vector<asio::steady_timer*> pool_waiters_; // coroutines waiting for a free connection
-    std::size_t pool_rotation_ = 0;
-    bool stopped_ = false;
+    executor_type ex_;
+    config cfg_;
+    std::unique_ptr<detail::connection_pool> pool_;
+    std::unique_ptr<detail::topology> topology_;
+    std::function<void(const client_event&)> on_event_;
+    std::vector<std::pair<std::size_t, std::function<void(const client_event&)>>> listeners_;
+    std::size_t next_listener_ = 0;
 };
 
 } // namespace akv

@@ -70,6 +70,20 @@ struct connection_stats {
     std::uint64_t health_pings = 0;
     std::uint64_t bytes_written = 0;
     std::uint64_t bytes_read = 0;
+
+    // Sums, for a client's figures over all its connections.
+    connection_stats& operator+=(const connection_stats& o) noexcept {
+        connects += o.connects;
+        disconnects += o.disconnects;
+        requests_written += o.requests_written;
+        replies += o.replies;
+        pushes += o.pushes;
+        pushes_dropped += o.pushes_dropped;
+        health_pings += o.health_pings;
+        bytes_written += o.bytes_written;
+        bytes_read += o.bytes_read;
+        return *this;
+    }
 };
 
 class connection {
@@ -157,18 +171,21 @@ public:
     std::size_t add_event_listener(std::function<void(const connection_event&)> listener);
     void remove_event_listener(std::size_t id);
 
-private:
-    friend class client;
-    friend class cluster_router;
-    struct impl;
-    // The handler's executor is taken before type erasure: asking an any_completion_handler
-    // for it later converts between executor types, which allocates on every request.
-    // `options`, when given, replaces req's own (a topology layer that re-routes failures).
+    // exec() for a layer that has type-erased its handler already (akv::client and its
+    // topologies). The handler's executor is taken before type erasure: asking an
+    // any_completion_handler for it later converts between executor types, which allocates on
+    // every request. `options`, when given, replaces req's own (the cluster topology sends a
+    // caller's request with fail_if_not_connected, to route it again rather than wait).
     void start_exec(asio::any_completion_handler<exec_signature> handler, executor_type handler_ex,
                     const request* req, detail::reply_adapter adapter,
                     const request::options* options = nullptr);
+
+    // receive_push() for a type-erased handler, likewise.
     void start_receive_push(asio::any_completion_handler<push_signature> handler,
                             executor_type handler_ex);
+
+private:
+    struct impl;
 
     std::unique_ptr<impl> impl_;
 };

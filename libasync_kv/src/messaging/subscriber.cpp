@@ -5,8 +5,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 
-#include <akv/cluster/router.hpp>
-
 #include <algorithm>
 
 #include <array>
@@ -90,39 +88,43 @@ asio::awaitable<void> subscription::unsubscribe() {
 // ---- subscriber
 
 struct subscriber::link {
-    connection* conn = nullptr;
-    std::size_t listener = 0;
+    link_id id = main_link;
     bool is_main = false;
-    bool stopped = false; // run() is over: the router may destroy it, never touch it again
+    bool stopped = false; // its connection stopped for good (a node that left the slot map)
 };
 
 subscriber::subscriber(client& c)
     : client_(c)
     , alive_(std::make_shared<bool>(true)) {
-    auto main = std::make_unique<link>();
-    link* l = main.get();
-    l->conn = &client_.main_connection();
-    l->is_main = true;
-    links_.push_back(std::move(main));
-    l->listener = l->conn->add_event_listener([this](const connection_event& e) {
-        if (e.what == connection_event::kind::stopped) main_stopped_ = true;
-        if (e.what != connection_event::kind::connected) return;
-        if (seen_first_connect_) restore();
-        seen_first_connect_ = true;
-    });
-    l->conn->set_push_handler([this, l](resp::value&& push) {
-        if (!stopping_) route_push(*l, std::move(push));
+    link& main = link_for(main_link);
+    main.is_main = true;
+    listener_ = client_.add_event_listener([this](const client_event& e) { on_event(e); });
+    client_.set_push_handler([this](link_id from, resp::value&& push) {
+        if (!stopping_) route_push(link_for(from), std::move(push));
     });
 }
 
 subscriber::~subscriber() {
     *alive_ = false;
     if (rehome_timer_) rehome_timer_->cancel();
-    for (auto& l : links_) {
-        if (l->stopped && !l->is_main) continue;
-        l->conn->remove_event_listener(l->listener);
-        l->conn->set_push_handler(nullptr);
+    client_.remove_event_listener(listener_);
+    client_.set_push_handler(nullptr);
+}
+
+void subscriber::on_event(const client_event& e) {
+    if (e.what == client_event::kind::topology_changed) {
+        kick_rehome(); // a slot may have moved: its channels follow
+        return;
     }
+    if (e.link != main_link) {
+        const auto it = links_.find(e.link);
+        if (it != links_.end()) on_link_event(*it->second, e);
+        return;
+    }
+    if (e.what == client_event::kind::stopped) main_stopped_ = true;
+    if (e.what != client_event::kind::connected) return;
+    if (seen_first_connect_) restore();
+    seen_first_connect_ = true;
 }
 
 void subscriber::stop() {
@@ -142,7 +144,7 @@ void subscriber::restore() {
             if (r.first != kind) continue;
             if (kind == shard_route) {
                 const auto home = shard_home_.find(r.second);
-                if (home == shard_home_.end() || home->second != links_.front().get()) continue;
+                if (home == shard_home_.end() || !home->second->is_main) continue;
             }
             names.push_back(r.second);
         }
@@ -150,7 +152,7 @@ void subscriber::restore() {
     }
     if (req->empty()) return;
     ++restored_;
-    client_.main_connection().exec(*req, ignore, [req](error_code, std::size_t) {});
+    client_.exec_on(main_link, *req, ignore, [req](error_code, std::size_t) {});
 }
 
 void subscriber::route_push(link& from, resp::value&& push) {
@@ -176,7 +178,7 @@ void subscriber::route_push(link& from, resp::value&& push) {
             const auto home = shard_home_.find(e[1].str);
             if (home != shard_home_.end() && home->second == &from && !from.is_main) {
                 shard_home_.erase(home);
-                if (auto* router = client_.cluster()) router->request_refresh();
+                client_.refresh_topology();
                 kick_rehome();
             }
         }
@@ -202,38 +204,33 @@ void subscriber::route_push(link& from, resp::value&& push) {
 // ---- sharded channels on a cluster
 
 bool subscriber::sharded_by_node() const {
-    return const_cast<client&>(client_).cluster() != nullptr;
+    return client_.get_config().topology == config::mode::cluster;
 }
 
-subscriber::link& subscriber::link_for(connection& conn) {
-    for (auto& l : links_)
-        if (l->conn == &conn && !l->stopped) return *l;
-    auto fresh = std::make_unique<link>();
-    link* l = fresh.get();
-    l->conn = &conn;
-    links_.push_back(std::move(fresh));
-    l->listener =
-        conn.add_event_listener([this, l](const connection_event& e) { on_link_event(*l, e); });
-    conn.set_push_handler([this, l](resp::value&& push) {
-        if (!stopping_) route_push(*l, std::move(push));
-    });
+// Links are kept once made (a stopped one marked so): coroutines hold references to them.
+subscriber::link& subscriber::link_for(link_id id) {
+    auto& l = links_[id];
+    if (!l) {
+        l = std::make_unique<link>();
+        l->id = id;
+    }
     return *l;
 }
 
-void subscriber::on_link_event(link& l, const connection_event& e) {
+void subscriber::on_link_event(link& l, const client_event& e) {
     switch (e.what) {
-    case connection_event::kind::stopped:
-        // The router retires a node's connection when the node leaves the slot map; it may be
-        // destroyed from now on.
+    case client_event::kind::stopped:
+        // The cluster retires a node's connection when the node leaves the slot map: that link
+        // is gone for good.
         l.stopped = true;
         unplace(l);
         break;
-    case connection_event::kind::connected:
+    case client_event::kind::connected:
         // A new session has no subscriptions, and the node may no longer own the slots (a
         // former master back as a replica): placed again, after checking.
         unplace(l);
         break;
-    case connection_event::kind::disconnected:
+    case client_event::kind::disconnected:
         kick_rehome(); // watch for the slot map to send the channels elsewhere (failover)
         break;
     default:
@@ -253,31 +250,31 @@ void subscriber::kick_rehome() {
     asio::co_spawn(client_.get_executor(), rehome(alive_), asio::detached);
 }
 
-std::map<connection*, std::vector<std::string>> subscriber::misplaced(bool& waiting) {
-    std::map<connection*, std::vector<std::string>> moves;
+std::map<link_id, std::vector<std::string>> subscriber::misplaced(bool& waiting) {
+    std::map<link_id, std::vector<std::string>> moves;
     waiting = false;
     for (const auto& [r, subs] : routes_) {
         if (r.first != shard_route) continue;
-        connection* target = client_.connection_for_key(r.second);
+        const std::optional<link_id> target = client_.link_for_channel(r.second);
         if (!target) { // no slot map yet
             waiting = true;
             continue;
         }
         const auto home = shard_home_.find(r.second);
-        if (home != shard_home_.end() && home->second->conn == target && !home->second->stopped) {
+        if (home != shard_home_.end() && home->second->id == *target && !home->second->stopped) {
             // Placed, unless its node is away: then watch until it is back (and the channel
             // unplaced by its `connected` event) or the map moves the slot.
-            if (!target->is_connected()) waiting = true;
+            if (!client_.is_connected(*target)) waiting = true;
             continue;
         }
-        moves[target].push_back(r.second);
+        moves[*target].push_back(r.second);
     }
     return moves;
 }
 
-asio::awaitable<std::size_t> subscriber::place(connection& conn, std::vector<std::string> names,
+asio::awaitable<std::size_t> subscriber::place(link_id target, std::vector<std::string> names,
                                                std::shared_ptr<bool> alive) {
-    link& l = link_for(conn);
+    link& l = link_for(target);
     // An SSUBSCRIBE the node refuses (MOVED) is an error reply to a command answered by
     // pushes, which no request waits for: ask first whether the node serves the slots, with a
     // keyed read of the channel's name. ASK means a migration is under way: the source still
@@ -288,7 +285,7 @@ asio::awaitable<std::size_t> subscriber::place(connection& conn, std::vector<std
     for (const auto& name : names)
         probe.push("EXISTS", name);
     generic_response owned;
-    auto [ec, n] = co_await conn.exec(probe, owned, nothrow);
+    auto [ec, n] = co_await client_.exec_on(target, probe, owned, nothrow);
     if (!*alive) co_return 0;
     if (ec || l.stopped) co_return 0;
     std::vector<std::string> here;
@@ -299,7 +296,7 @@ asio::awaitable<std::size_t> subscriber::place(connection& conn, std::vector<std
         else
             stale = true;
     }
-    if (stale) client_.cluster()->request_refresh();
+    if (stale) client_.refresh_topology();
     // Wanted still (an unsubscribe may have come meanwhile) and not placed already.
     std::erase_if(here, [&](const std::string& name) {
         return !routes_.contains({shard_route, name}) || shard_home_.contains(name);
@@ -309,7 +306,7 @@ asio::awaitable<std::size_t> subscriber::place(connection& conn, std::vector<std
     for (const auto& name : here)
         sub.push("SSUBSCRIBE", name); // one per channel: a cluster refuses several slots at once
     sub.push("PING");                 // its reply comes after the subscriptions took effect
-    auto [sub_ec, m] = co_await conn.exec(sub, ignore, nothrow);
+    auto [sub_ec, m] = co_await client_.exec_on(target, sub, ignore, nothrow);
     if (!*alive || sub_ec || l.stopped) co_return 0;
     std::size_t placed = 0;
     for (const auto& name : here) {
@@ -332,12 +329,12 @@ asio::awaitable<void> subscriber::rehome(std::shared_ptr<bool> alive) {
         if (stopping_ || main_stopped_) break;
         // The client is stopping (or between seeds): asking for a node connection now could
         // start one that nobody stops.
-        if (!client_.main_connection().is_connected()) continue;
+        if (!client_.is_connected()) continue;
         bool waiting = false;
         auto moves = misplaced(waiting);
         if (moves.empty() && !waiting) break;
-        for (auto& [conn, names] : moves) {
-            const std::size_t placed = co_await place(*conn, std::move(names), alive);
+        for (auto& [target, names] : moves) {
+            const std::size_t placed = co_await place(target, std::move(names), alive);
             if (!*alive) co_return;
             if (placed > 0) {
                 ++restored_;
@@ -380,10 +377,10 @@ subscriber::add(int kind, std::vector<std::string> names, subscription_options o
             }
             bool unknown = false;
             for (const auto& n : fresh)
-                if (!client_.connection_for_key(n)) unknown = true;
+                if (!client_.link_for_channel(n)) unknown = true;
             if (moves.empty() && !unknown) break;
-            for (auto& [conn, list] : moves) {
-                co_await place(*conn, std::move(list), alive);
+            for (auto& [target, list] : moves) {
+                co_await place(target, std::move(list), alive);
                 if (!*alive) co_return s;
             }
             if (std::chrono::steady_clock::now() >= deadline) {
@@ -401,16 +398,16 @@ subscriber::add(int kind, std::vector<std::string> names, subscription_options o
     request req;
     req.push_range(subscribe_command[kind], fresh);
     req.push("PING");
-    co_await client_.main_connection().exec(req, ignore);
+    co_await client_.exec_on(main_link, req, ignore);
     if (kind == shard_route)
         for (const auto& n : fresh)
-            shard_home_[n] = links_.front().get();
+            shard_home_[n] = &link_for(main_link);
     co_return s;
 }
 
 asio::awaitable<void> subscriber::remove(subscription& s) {
     std::vector<std::string> gone[3];
-    std::map<connection*, std::vector<std::string>> shard_gone; // cluster: by node
+    std::map<link_id, std::vector<std::string>> shard_gone; // cluster: by node
     for (const auto& r : s.routes_) {
         auto it = routes_.find(r);
         if (it == routes_.end()) continue;
@@ -430,10 +427,10 @@ asio::awaitable<void> subscriber::remove(subscription& s) {
             shard_home_.erase(home);
             if (l->is_main) {
                 gone[shard_route].push_back(r.second);
-            } else if (!l->stopped && client_.connection_for_key(r.second) == l->conn) {
+            } else if (!l->stopped && client_.link_for_channel(r.second) == l->id) {
                 // Only where the slot still is: another node would refuse it (MOVED), and one
                 // that lost the slot has dropped the channel already.
-                shard_gone[l->conn].push_back(r.second);
+                shard_gone[l->id].push_back(r.second);
             }
         }
     }
@@ -443,14 +440,14 @@ asio::awaitable<void> subscriber::remove(subscription& s) {
         if (!gone[kind].empty()) req.push_range(unsubscribe_command[kind], gone[kind]);
     if (!req.empty()) {
         req.push("PING");
-        co_await client_.main_connection().exec(req, ignore);
+        co_await client_.exec_on(main_link, req, ignore);
     }
-    for (auto& [conn, names] : shard_gone) {
+    for (auto& [target, names] : shard_gone) {
         request unsub;
         for (const auto& name : names)
             unsub.push("SUNSUBSCRIBE", name);
         unsub.push("PING");
-        co_await conn->exec(unsub, ignore, nothrow);
+        co_await client_.exec_on(target, unsub, ignore, nothrow);
     }
 }
 

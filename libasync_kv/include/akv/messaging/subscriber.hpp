@@ -10,11 +10,12 @@
 //
 // On a Redis Cluster, SUBSCRIBE and PSUBSCRIBE stay on the client's main connection (a PUBLISH
 // on any node reaches every node). SSUBSCRIBE goes to the node serving the channel's slot
-// (client::connection_for_key), one command per channel, and the hub takes that node
-// connection's pushes and events too. A sharded channel follows its slot: when the node drops
-// it (the server's own `sunsubscribe` push after the slot moved away), when the node's
-// connection is lost or retired (failover), or when it reconnects, the channel is subscribed
-// again on whichever master serves its slot then, after checking that node owns the slot.
+// (client::link_for_channel), one command per channel; the client hands the hub the pushes and
+// events of every connection, each with its link. A sharded channel follows its slot: when the
+// node drops it (the server's own `sunsubscribe` push after the slot moved away), when the
+// node's connection is lost or retired (failover), when it reconnects, or when the slot map
+// changes, the channel is subscribed again on whichever master serves its slot then, after
+// checking that node owns the slot.
 // Messages published while a channel moves may be lost, as with any pub/sub reconnect.
 #pragma once
 
@@ -115,27 +116,29 @@ private:
                                                        subscription_options options);
     asio::awaitable<void> remove(subscription& s);
     void route_push(link& from, resp::value&& push);
+    void on_event(const client_event& e);
     void restore();
 
     // Cluster sharded channels.
     bool sharded_by_node() const;
-    link& link_for(connection& conn);
-    void on_link_event(link& l, const connection_event& e);
+    link& link_for(link_id id);
+    void on_link_event(link& l, const client_event& e);
     void unplace(link& l);
     void kick_rehome();
     asio::awaitable<void> rehome(std::shared_ptr<bool> alive);
-    // Subscribes `names` on `conn` if its node owns their slots; returns how many it placed.
-    asio::awaitable<std::size_t> place(connection& conn, std::vector<std::string> names,
+    // Subscribes `names` on `target` if its node owns their slots; returns how many it placed.
+    asio::awaitable<std::size_t> place(link_id target, std::vector<std::string> names,
                                        std::shared_ptr<bool> alive);
     // The shard channels whose home is missing or not where their slot is served now, by the
-    // connection that serves them; `waiting` when some cannot be placed yet.
-    std::map<connection*, std::vector<std::string>> misplaced(bool& waiting);
+    // link that serves them; `waiting` when some cannot be placed yet.
+    std::map<link_id, std::vector<std::string>> misplaced(bool& waiting);
 
     client& client_;
     std::map<route, std::vector<std::weak_ptr<subscription>>> routes_;
-    std::vector<std::unique_ptr<link>> links_; // links_[0]: the main connection
-    std::map<std::string, link*> shard_home_;  // sharded channel -> where it is subscribed
-    std::shared_ptr<bool> alive_;              // false once destroyed (for rehome())
+    std::map<link_id, std::unique_ptr<link>> links_; // links_[main_link]: the main connection
+    std::map<std::string, link*> shard_home_;        // sharded channel -> where it is subscribed
+    std::shared_ptr<bool> alive_;                    // false once destroyed (for rehome())
+    std::size_t listener_ = 0;
     asio::steady_timer* rehome_timer_ = nullptr;
     bool rehoming_ = false;
     bool main_stopped_ = false;
