@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <system_error>
 
-namespace akv::detail {
+namespace akv::testing::detail {
 namespace {
 
 // Deeper than any reply the fixtures ask for; a bound so a hostile stream cannot recurse forever.
@@ -204,4 +204,4 @@ sync_reply sync_client::read_reply(int depth) {
     fail("malformed reply line \"" + line.substr(0, 64) + "\"");
 }
 
-} // namespace akv::detail
+} // namespace akv::testing::detail

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-namespace akv::detail {
+namespace akv::testing::detail {
 
 // Owns a file descriptor; close() on destruction.
 class unique_fd {
@@ -82,4 +82,4 @@ private:
 // "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 std::string resp_command(const std::vector<std::string>& args);
 
-} // namespace akv::detail
+} // namespace akv::testing::detail
