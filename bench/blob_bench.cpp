@@ -17,8 +17,8 @@
 #include "bench_support.hpp"
 
 #include <akv/client.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/kv/blob_store.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -181,8 +181,8 @@ void small_objects(const akv::config& cfg, std::uint16_t port, long requests) {
 
 // 1 MB and 64 MB objects: one at a time, as a file moved in and out.
 // redis-benchmark times whole milliseconds: it gets enough requests to measure 1 MB values.
-void large_objects(const akv::config& cfg, const akv::embedded_server& server, std::size_t size,
-                   int times, long peer_requests) {
+void large_objects(const akv::config& cfg, const akv::testing::embedded_server& server,
+                   std::size_t size, int times, long peer_requests) {
     const std::string value = bytes_of(size);
     const std::string in_file = server.data_dir() + "/bench-in.bin";
     const std::string out_file = server.data_dir() + "/bench-out.bin";
@@ -240,7 +240,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         const akv::config cfg = server.config();
         small_objects(cfg, server.port(), quick ? 20000 : 200000);
         large_objects(cfg, server, 1u << 20, quick ? 10 : 50, quick ? 200 : 1000);

@@ -25,8 +25,8 @@
 #include "bench_support.hpp"
 
 #include <akv/client.hpp>
-#include <akv/embedded_cluster.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_cluster.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -293,11 +293,11 @@ int main(int argc, char** argv) {
     try {
         // No replicas by default: on a small machine their replication work would take CPU
         // from the masters and the clients alike, and only add noise.
-        akv::embedded_cluster_options options;
+        akv::testing::embedded_cluster_options options;
         options.masters = 3;
         options.replicas_per_master = replicas;
-        akv::embedded_cluster cluster(options);
-        akv::embedded_server standalone;
+        akv::testing::embedded_cluster cluster(options);
+        akv::testing::embedded_server standalone;
         const akv::config cluster_cfg = cluster.config();
         const akv::config standalone_cfg = standalone.config();
         const std::uint16_t seed_port = cluster.node(0).port();

@@ -7,7 +7,7 @@
 #include "bench_support.hpp"
 
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         const akv::config cfg = server.config();
         const std::uint16_t port = server.port();
         struct scenario {

@@ -18,8 +18,8 @@
 #include "bench_support.hpp"
 
 #include <akv/client.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/kv/embedding_table.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -163,8 +163,8 @@ void report(const std::string& scenario, int workers, double ours_keys, const st
     std::fflush(stdout);
 }
 
-void scenario(const akv::config& cfg, const akv::embedded_server& server, const workload& w,
-              bool find, int workers) {
+void scenario(const akv::config& cfg, const akv::testing::embedded_server& server,
+              const workload& w, bool find, int workers) {
     const std::uint16_t port = server.port();
     const std::string script_file = server.data_dir() + "/bench-embedding.sh";
     const double keys = double(w.key_batches.size() * batch);
@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         const akv::config cfg = server.config();
         const workload w = make_workload(quick ? 100 : 500);
         // Fill both hashes first so finds hit (most keys of the key space are there).

@@ -49,9 +49,9 @@
 // clients of both sides over two processes.
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/gateway/options.hpp>
 #include <akv/gateway/server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -684,7 +684,7 @@ int main(int argc, char** argv) {
                 throw std::runtime_error("npm install failed (exit " + std::to_string(r.status) +
                                          "): " + tail_text(r.err_tail, 5));
         };
-        akv::embedded_server redis;
+        akv::testing::embedded_server redis;
         const std::string server_cmd = json::serialize(
             json::array{json::string(self), "--serve", "--send-queue", "100000"});
         const std::string unit_total = number_text(deadline_s + 30); // one (scenario, mode)

@@ -13,8 +13,8 @@
 #include "bench_support.hpp"
 
 #include <akv/client.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/kv/typed_map.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
         }
     }
     try {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         const akv::config cfg = server.config();
         const std::uint16_t port = server.port();
         const std::vector<chunk> chunks = make_chunks();

@@ -35,10 +35,10 @@
 // the ratios and the goals for that scenario.
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -912,7 +912,7 @@ int main(int argc, char** argv) {
                 }
             }
 
-            akv::embedded_server server;
+            akv::testing::embedded_server server;
             const akv::config cfg = server.config();
             context ctx{k, cfg, "?"};
             with_clients(cfg, [&](akv::client& admin, akv::client&,

@@ -24,12 +24,12 @@
 // one). Prints one JSON line per scenario: ours, the peer's, and ours / peer.
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/batcher.hpp>
 #include <akv/messaging/model.hpp>
 #include <akv/messaging/stream.hpp>
 #include <akv/messaging/subscriber.hpp>
 #include <akv/messaging/tensor.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -755,7 +755,7 @@ int main(int argc, char** argv) {
     const fs::path peer_dir =
         fs::temp_directory_path() / ("akv_bench_streams_peer." + std::to_string(::getpid()));
     try {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         const akv::config cfg = server.config();
         const std::string inputs = make_inputs(n);
 

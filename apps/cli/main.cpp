@@ -15,7 +15,7 @@
 #include "queue.hpp"
 
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -120,10 +120,10 @@ int main(int argc, char** argv) {
         return 2;
     }
 
-    std::unique_ptr<akv::embedded_server> server;
+    std::unique_ptr<akv::testing::embedded_server> server;
     if (opts.embedded) {
         try {
-            server = std::make_unique<akv::embedded_server>();
+            server = std::make_unique<akv::testing::embedded_server>();
             opts.cfg = server->config();
         } catch (const std::exception& e) {
             std::cerr << "akv: " << e.what() << "\n";

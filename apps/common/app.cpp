@@ -280,10 +280,10 @@ redis_target::redis_target(const command_line& cl, std::string_view app) {
                                  " is in use by another process: give --redis URL to share its "
                                  "server, or another --data-dir");
     }
-    akv::embedded_server_options o;
+    akv::testing::embedded_server_options o;
     o.append_only = true;
     o.data_dir = redis_dir.string();
-    server_ = std::make_unique<akv::embedded_server>(o);
+    server_ = std::make_unique<akv::testing::embedded_server>(o);
     config_ = server_->config();
     config_.client_name = std::string(app);
 }

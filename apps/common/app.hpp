@@ -11,7 +11,7 @@
 #pragma once
 
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <charconv>
 #include <filesystem>
@@ -125,13 +125,13 @@ public:
     const akv::config& config() const noexcept { return config_; }
     akv::config& config() noexcept { return config_; }
     bool embedded() const noexcept { return server_ != nullptr; }
-    akv::embedded_server* server() noexcept { return server_.get(); }
+    akv::testing::embedded_server* server() noexcept { return server_.get(); }
     // The data dir the app uses for its own files (its embedded server's, or --data-dir).
     const std::filesystem::path& data_dir() const noexcept { return data_dir_; }
 
 private:
     akv::config config_;
-    std::unique_ptr<akv::embedded_server> server_;
+    std::unique_ptr<akv::testing::embedded_server> server_;
     std::filesystem::path data_dir_;
     int lock_fd_ = -1;
 };

@@ -7,11 +7,11 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/gateway/error.hpp>
 #include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/producer.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -4,7 +4,7 @@
 #include <akv/client.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -28,14 +28,15 @@ std::string key(std::size_t i) {
 }
 
 // A key whose slot is served by node `master` of the fixture.
-std::string key_on(const akv::embedded_cluster& cluster, std::size_t master, std::string prefix) {
+std::string key_on(const akv::testing::embedded_cluster& cluster, std::size_t master,
+                   std::string prefix) {
     for (std::size_t i = 0;; ++i) {
         std::string k = prefix + std::to_string(i);
         if (cluster.master_of(akv::cluster_slot(k)) == master) return k;
     }
 }
 
-long long dbsize(const akv::embedded_cluster& cluster, std::size_t node) {
+long long dbsize(const akv::testing::embedded_cluster& cluster, std::size_t node) {
     const std::string text = cluster.command(node, {"DBSIZE"});
     return std::stoll(text.substr(text.front() == ':' ? 1 : 0));
 }
@@ -43,7 +44,7 @@ long long dbsize(const akv::embedded_cluster& cluster, std::size_t node) {
 } // namespace
 
 TEST(ClusterClient, HundredThousandKeysLandOnEveryMasterAndReadBack) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     constexpr std::size_t total = 100000;
@@ -88,7 +89,7 @@ TEST(ClusterClient, HundredThousandKeysLandOnEveryMasterAndReadBack) {
 }
 
 TEST(ClusterClient, MixedPipelineAcrossSlotsRepliesInOrder) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const std::string a = key_on(cluster, 0, "a"), b = key_on(cluster, 1, "b"),
@@ -122,7 +123,7 @@ TEST(ClusterClient, MixedPipelineAcrossSlotsRepliesInOrder) {
 }
 
 TEST(ClusterClient, CrossSlotCommandIsRefusedUnsentNamingItsKeys) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -148,7 +149,7 @@ TEST(ClusterClient, CrossSlotCommandIsRefusedUnsentNamingItsKeys) {
 }
 
 TEST(ClusterClient, TransactionRunsOnTheNodeOfItsKeys) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -178,7 +179,7 @@ TEST(ClusterClient, TransactionRunsOnTheNodeOfItsKeys) {
 }
 
 TEST(ClusterClient, BlockingCommandRunsOnTheNodeOfItsKey) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -205,7 +206,7 @@ TEST(ClusterClient, BlockingCommandRunsOnTheNodeOfItsKey) {
 }
 
 TEST(ClusterClient, FollowsMovedWhenItsMapIsStale) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const std::string k = key_on(cluster, 0, "moving");
@@ -230,7 +231,7 @@ TEST(ClusterClient, FollowsMovedWhenItsMapIsStale) {
 }
 
 TEST(ClusterClient, FanOutCommandReachesEveryMaster) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -267,9 +268,9 @@ TEST(ClusterClient, NoReachableSeedFailsWithinTheFailoverWait) {
 }
 
 TEST(ClusterClient, PasswordProtectedClusterAndWrongPassword) {
-    akv::embedded_cluster_options options;
+    akv::testing::embedded_cluster_options options;
     options.password = "cluster-pw";
-    akv::embedded_cluster cluster(options);
+    akv::testing::embedded_cluster cluster(options);
     asio::io_context io;
     {
         running_client rc(io, cluster.config());

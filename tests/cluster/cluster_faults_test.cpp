@@ -6,7 +6,7 @@
 #include <akv/client.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -28,7 +28,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 } // namespace
 
 TEST(ClusterFaults, LiveSlotMigrationUnderLoadLosesNoRequest) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     // Twenty counters in one slot, served by master 0 at first.
@@ -109,9 +109,9 @@ TEST(ClusterFaults, LiveSlotMigrationUnderLoadLosesNoRequest) {
 }
 
 TEST(ClusterFaults, KilledMasterIsReplacedAndNoAcknowledgedWriteIsLost) {
-    akv::embedded_cluster_options options;
+    akv::testing::embedded_cluster_options options;
     options.append_only = true;
-    akv::embedded_cluster cluster(options);
+    akv::testing::embedded_cluster cluster(options);
     asio::io_context io;
     running_client rc(io, cluster.config());
 
@@ -177,7 +177,7 @@ TEST(ClusterFaults, KilledMasterIsReplacedAndNoAcknowledgedWriteIsLost) {
 }
 
 TEST(ClusterFaults, ReadsGoToReplicasWhenAsked) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     akv::config cfg = cluster.config();
     cfg.read_from_replicas = true;
     asio::io_context io;

@@ -6,8 +6,8 @@
 #include <akv/client.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,8 +24,8 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-akv::embedded_cluster_options tls_cluster_options(const tls_certs& certs) {
-    akv::embedded_cluster_options options;
+akv::testing::embedded_cluster_options tls_cluster_options(const tls_certs& certs) {
+    akv::testing::embedded_cluster_options options;
     options.tls_port = true;
     options.tls_cert_file = certs("server.crt");
     options.tls_key_file = certs("server.key");
@@ -33,7 +33,7 @@ akv::embedded_cluster_options tls_cluster_options(const tls_certs& certs) {
     return options;
 }
 
-akv::config tls_config(const akv::embedded_cluster& cluster, const std::string& ca_file) {
+akv::config tls_config(const akv::testing::embedded_cluster& cluster, const std::string& ca_file) {
     akv::config cfg;
     cfg.topology = akv::config::mode::cluster;
     cfg.hosts = cluster.tls_seeds();
@@ -44,7 +44,8 @@ akv::config tls_config(const akv::embedded_cluster& cluster, const std::string& 
 }
 
 // A key whose slot is served by node `master` of the fixture.
-std::string key_on(const akv::embedded_cluster& cluster, std::size_t master, std::string prefix) {
+std::string key_on(const akv::testing::embedded_cluster& cluster, std::size_t master,
+                   std::string prefix) {
     for (std::size_t i = 0;; ++i) {
         std::string k = prefix + std::to_string(i);
         if (cluster.master_of(akv::cluster_slot(k)) == master) return k;
@@ -60,7 +61,7 @@ bool mentions_certificate(const std::string& text) {
 
 TEST(ClusterTls, FixtureGivesEveryNodeItsOwnTlsPort) {
     tls_certs certs;
-    akv::embedded_cluster cluster(tls_cluster_options(certs));
+    akv::testing::embedded_cluster cluster(tls_cluster_options(certs));
     std::set<std::uint16_t> ports;
     for (std::size_t i = 0; i < cluster.size(); ++i) {
         EXPECT_NE(cluster.tls_port(i), 0u);
@@ -82,7 +83,7 @@ TEST(ClusterTls, FixtureGivesEveryNodeItsOwnTlsPort) {
 
 TEST(ClusterTls, PipelineAcrossAllMastersOverTls) {
     tls_certs certs;
-    akv::embedded_cluster cluster(tls_cluster_options(certs));
+    akv::testing::embedded_cluster cluster(tls_cluster_options(certs));
     const std::string a = key_on(cluster, 0, "a"), b = key_on(cluster, 1, "b"),
                       c = key_on(cluster, 2, "c");
     asio::io_context io;
@@ -136,7 +137,7 @@ TEST(ClusterTls, PipelineAcrossAllMastersOverTls) {
 
 TEST(ClusterTls, WrongCaFailsClearlyAndPromptly) {
     tls_certs certs;
-    akv::embedded_cluster cluster(tls_cluster_options(certs));
+    akv::testing::embedded_cluster cluster(tls_cluster_options(certs));
     asio::io_context io;
     auto cfg = tls_config(cluster, certs("other.crt"));
     cfg.cluster_failover_wait = std::chrono::milliseconds(1500);
@@ -173,7 +174,7 @@ TEST(ClusterTls, RestartedNodeKeepsItsTlsPort) {
     auto options = tls_cluster_options(certs);
     options.masters = 1;
     options.replicas_per_master = 1;
-    akv::embedded_cluster cluster(options);
+    akv::testing::embedded_cluster cluster(options);
     const std::uint16_t before = cluster.tls_port(1);
     cluster.node(1).stop();
     cluster.restart_node(1);

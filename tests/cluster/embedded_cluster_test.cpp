@@ -1,7 +1,7 @@
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <gtest/gtest.h>
 
@@ -20,8 +20,8 @@
 
 namespace {
 
-using akv::embedded_cluster;
-using akv::embedded_cluster_options;
+using akv::testing::embedded_cluster;
+using akv::testing::embedded_cluster_options;
 using steady_clock = std::chrono::steady_clock;
 
 long long ms_since(steady_clock::time_point start) {

@@ -4,8 +4,8 @@
 #include "support/running_client.hpp"
 
 #include <akv/cluster_slot.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/kv/embedding_table.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <filesystem>
 #include <map>
@@ -60,9 +60,9 @@ akv::tfra_options options(std::string old_tag, std::string new_tag) {
 } // namespace
 
 TEST(EmbeddingCluster, BucketsSpreadOverEveryMasterAndEveryOperationWorks) {
-    akv::embedded_cluster_options cluster_options;
+    akv::testing::embedded_cluster_options cluster_options;
     cluster_options.replicas_per_master = 0;
-    akv::embedded_cluster cluster(cluster_options);
+    akv::testing::embedded_cluster cluster(cluster_options);
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto keys = ids(0, 30000);

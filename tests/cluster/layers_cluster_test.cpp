@@ -7,13 +7,13 @@
 #include <akv/client.hpp>
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/kv/blob_store.hpp>
 #include <akv/kv/collections.hpp>
 #include <akv/messaging/batcher.hpp>
 #include <akv/messaging/model.hpp>
 #include <akv/messaging/subscriber.hpp>
 #include <akv/script.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -36,7 +36,8 @@ namespace {
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 // A name whose slot node `master` of the fixture serves.
-std::string key_on(const akv::embedded_cluster& cluster, std::size_t master, std::string prefix) {
+std::string key_on(const akv::testing::embedded_cluster& cluster, std::size_t master,
+                   std::string prefix) {
     for (std::size_t i = 0;; ++i) {
         std::string k = prefix + std::to_string(i);
         if (cluster.master_of(akv::cluster_slot(k)) == master) return k;
@@ -44,7 +45,8 @@ std::string key_on(const akv::embedded_cluster& cluster, std::size_t master, std
 }
 
 // One name per master (0, 1, 2), for keys whose slot is that of the whole name.
-std::vector<std::string> per_master(const akv::embedded_cluster& cluster, std::string prefix) {
+std::vector<std::string> per_master(const akv::testing::embedded_cluster& cluster,
+                                    std::string prefix) {
     std::vector<std::string> out;
     for (std::size_t m = 0; m < 3; ++m)
         out.push_back(key_on(cluster, m, prefix));
@@ -70,7 +72,7 @@ std::vector<std::string> one(std::string s) {
     return {std::move(s)};
 }
 
-std::size_t masters_holding(const akv::embedded_cluster& cluster,
+std::size_t masters_holding(const akv::testing::embedded_cluster& cluster,
                             const std::vector<std::string>& keys) {
     std::set<std::size_t> masters;
     for (const auto& k : keys)
@@ -137,7 +139,7 @@ template <class F> thrown thrown_by(F f) {
 // ---- kv
 
 TEST(LayersCluster, KvContainersWorkOnEveryMaster) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto maps = per_master(cluster, "map");
@@ -238,7 +240,7 @@ TEST(LayersCluster, KvContainersWorkOnEveryMaster) {
 // ---- blob_store
 
 TEST(LayersCluster, BlobStoreKeepsChunkedObjectsAndExactTotalsAcrossMasters) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto names = per_master(cluster, "photo");
@@ -298,7 +300,7 @@ TEST(LayersCluster, BlobStoreKeepsChunkedObjectsAndExactTotalsAcrossMasters) {
 // ---- akv::script
 
 TEST(LayersCluster, ScriptLoadsItselfOnEveryNodeAndAfterScriptFlush) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto keys = per_master(cluster, "counter");
@@ -331,7 +333,7 @@ TEST(LayersCluster, ScriptLoadsItselfOnEveryNodeAndAfterScriptFlush) {
 // ---- streams and consumer groups
 
 TEST(LayersCluster, ConsumerGroupsBlockClaimAndDeadLetterOnTheNodeOfTheirStream) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto streams = per_master(cluster, "jobs");
@@ -429,7 +431,7 @@ TEST(LayersCluster, ConsumerGroupsBlockClaimAndDeadLetterOnTheNodeOfTheirStream)
 // ---- batcher
 
 TEST(LayersCluster, BatcherCommitsOutputsAndAcksOnTheSlotOfItsStreams) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     batcher_options o;
@@ -485,7 +487,7 @@ TEST(LayersCluster, BatcherCommitsOutputsAndAcksOnTheSlotOfItsStreams) {
 // ---- model
 
 TEST(LayersCluster, ModelsSaveAndLoadOnEveryMaster) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     const auto keys = per_master(cluster, "model:");
@@ -509,7 +511,7 @@ TEST(LayersCluster, ModelsSaveAndLoadOnEveryMaster) {
 // ---- pub/sub
 
 TEST(LayersCluster, PublishOnAnyNodeReachesASubscriber) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     subscriber hub(rc.client);
@@ -537,7 +539,7 @@ TEST(LayersCluster, PublishOnAnyNodeReachesASubscriber) {
 }
 
 TEST(LayersCluster, ShardedSubscriptionsLiveOnTheNodeOfTheirSlotAndFollowIt) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     subscriber hub(rc.client);

@@ -4,12 +4,12 @@
 #include "support/running_client.hpp"
 
 #include <akv/cluster_slot.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/messaging/subscriber.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/scheduler.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <map>
 #include <set>
@@ -21,7 +21,7 @@ namespace asio = boost::asio;
 
 namespace {
 // A queue name per master: its keys ("akvq:{name}:...") hash to that master's slots.
-std::vector<std::string> queue_per_master(const akv::embedded_cluster& cluster) {
+std::vector<std::string> queue_per_master(const akv::testing::embedded_cluster& cluster) {
     std::vector<std::string> out;
     for (std::size_t m = 0; m < 3; ++m)
         for (std::size_t i = 0;; ++i) {
@@ -36,7 +36,7 @@ std::vector<std::string> queue_per_master(const akv::embedded_cluster& cluster) 
 } // namespace
 
 TEST(QueueCluster, QueuesOnEveryMasterProcessResultsAndSchedule) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     akv::messaging::subscriber hub(rc.client);

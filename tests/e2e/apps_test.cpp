@@ -9,12 +9,12 @@
 #include "common/http_post.hpp"
 #include "demo/pipeline.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/stream.hpp>
 #include <akv/messaging/tensor.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -211,7 +211,7 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
 // akv demo-load: a post, then N comments in arrays of --per-request, through the webhooks.
 TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
     temp_dir dir{"akv-e2e-load-"};
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     const std::uint16_t port = free_port();
     child_process gateway({bin("akv-gateway"), "--redis", redis.url(), "--listen", "127.0.0.1:" + std::to_string(port),
                            "--webhook", "/webhook/posts=posts", "--webhook", "/webhook/comments=comments",
@@ -249,7 +249,7 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
 // too long or not a string), and the worker goes on.
 TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     temp_dir dir{"akv-e2e-exec-"};
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
                           "--exec-allow", "echo", "--exec-allow", "sh", "--queue",
                           "comments=demo.preprocess", "--queue", "posts=demo.posts", "--db",
@@ -353,7 +353,7 @@ TEST(Apps, DemoClassifierSaysYesToIntentAndNoToTheRest) {
 // each with its score and the input's other fields; an unreadable input gets an error entry.
 TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     temp_dir dir{"akv-e2e-batcher-"};
-    akv::embedded_server redis({.append_only = true});
+    akv::testing::embedded_server redis({.append_only = true});
     asio::io_context io;
     running_client rc(io, redis.config());
     const std::vector<std::string> texts = {"I'm interested!", "Nice photo", "Count me in please",

@@ -6,10 +6,10 @@
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/gateway/options.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -253,7 +253,7 @@ protected:
         " && document.getElementById('state').textContent === 'connected'";
 
     temp_dir logs_{"akv-e2e-"};
-    std::optional<akv::embedded_server> redis_;
+    std::optional<akv::testing::embedded_server> redis_;
     std::string secret_;
     std::string api_key_;
     std::string token_;
@@ -399,7 +399,7 @@ private:
 };
 
 TEST(GatewayProcesses, TwoProcessesShareAChannelAndStopGracefully) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     temp_dir logs{"akv-e2e-procs-"};
     const std::string secret = random_hex(32), key = random_hex(16);
     const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());

@@ -5,10 +5,10 @@
 #include "support/side_thread.hpp"
 
 #include <akv/cluster_slot.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include <gtest/gtest.h>
 
@@ -19,9 +19,9 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 TEST(ClusterQueueFaults, MasterFailoverUnderQueueLoadCompletesEveryJob) {
-    akv::embedded_cluster_options options;
+    akv::testing::embedded_cluster_options options;
     options.append_only = true;
-    akv::embedded_cluster cluster(options);
+    akv::testing::embedded_cluster cluster(options);
     // A queue whose keys live on master 0.
     std::string queue;
     for (std::size_t i = 0; queue.empty(); ++i)

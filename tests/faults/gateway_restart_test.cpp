@@ -3,9 +3,9 @@
 // newest offset it fanned out, so every session gets every acknowledged message, in order.
 #include "support/gateway_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <gtest/gtest.h>
 
@@ -41,7 +41,7 @@ asio::awaitable<int> publish_until_acked(akv::client& c, const gw::options& o, i
 } // namespace
 
 TEST(GatewayFaults, SessionsGetEveryMessageAcrossARedisKillAndRestart) {
-    akv::embedded_server redis({.append_only = true});
+    akv::testing::embedded_server redis({.append_only = true});
     auto cfg = redis.config();
     cfg.reconnect_wait_min = std::chrono::milliseconds(10);
     cfg.reconnect_wait_max = std::chrono::milliseconds(100);

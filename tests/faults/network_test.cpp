@@ -6,7 +6,7 @@
 #include "support/tcp_proxy.hpp"
 
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -22,7 +22,7 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-akv::config through(const akv::embedded_server& server, const tcp_proxy& proxy) {
+akv::config through(const akv::testing::embedded_server& server, const tcp_proxy& proxy) {
     akv::config cfg = server.config();
     cfg.hosts = {{"127.0.0.1", proxy.port()}};
     cfg.reconnect_wait_min = std::chrono::milliseconds(10);
@@ -60,7 +60,7 @@ bool ping_succeeds_within(asio::io_context& io, akv::connection& conn, std::chro
 // A link that stops moving bytes: requests time out (request_timeout) instead of hanging, the
 // health check gives up on the connection, and once bytes flow again requests succeed.
 TEST(NetworkFaults, StalledLinkTimesOutRequestsAndRecovers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     tcp_proxy proxy(server.port());
     akv::config cfg = through(server, proxy);
     cfg.request_timeout = std::chrono::milliseconds(300);
@@ -88,7 +88,7 @@ TEST(NetworkFaults, StalledLinkTimesOutRequestsAndRecovers) {
 // request completes (acknowledged, or failed with connection_lost), every acknowledged INCR is
 // in the counter, and the client reconnected each time.
 TEST(NetworkFaults, ResetsUnderPipelinedLoadLoseNoAcknowledgedWrite) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     tcp_proxy proxy(server.port());
     asio::io_context io;
     running_connection rc(io, through(server, proxy));
@@ -141,7 +141,7 @@ TEST(NetworkFaults, ResetsUnderPipelinedLoadLoseNoAcknowledgedWrite) {
 // without hanging, reconnect attempts back off (no storm), and the first connection after the
 // refusal ends serves requests.
 TEST(NetworkFaults, RefusedConnectionsBackOffAndRecover) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     tcp_proxy proxy(server.port());
     akv::config cfg = through(server, proxy);
     cfg.reconnect_wait_min = std::chrono::milliseconds(20);

@@ -6,9 +6,9 @@
 #include "support/running_client.hpp"
 
 #include <akv/client.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/batcher.hpp>
 #include <akv/messaging/stream.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
@@ -25,7 +25,7 @@ namespace asio = boost::asio;
 namespace msg = akv::messaging;
 
 TEST(BatcherFaults, NoInputAckedWithoutItsOutputAcrossRedisKills) {
-    akv::embedded_server redis({.append_only = true});
+    akv::testing::embedded_server redis({.append_only = true});
     auto cfg = redis.config();
     cfg.reconnect_wait_min = std::chrono::milliseconds(10);
     cfg.reconnect_wait_max = std::chrono::milliseconds(100);

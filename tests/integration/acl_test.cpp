@@ -4,7 +4,7 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -18,7 +18,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 } // namespace
 
 TEST(Acl, RestrictedUserGetsNopermAsAValue) {
-    akv::embedded_server server(
+    akv::testing::embedded_server server(
         {.extra_args = {"--user", "reader", "on", ">r3ad", "~public:*", "+@connection", "+get",
                         "+set"}});
     asio::io_context io;
@@ -50,7 +50,8 @@ TEST(Acl, RestrictedUserGetsNopermAsAValue) {
 }
 
 TEST(Acl, WrongUserPasswordIsAClearErrorWithoutARetryStorm) {
-    akv::embedded_server server({.extra_args = {"--user", "app", "on", ">right", "~*", "+@all"}});
+    akv::testing::embedded_server server(
+        {.extra_args = {"--user", "app", "on", ">right", "~*", "+@all"}});
     asio::io_context io;
     akv::config cfg = server.config();
     cfg.username = "app";

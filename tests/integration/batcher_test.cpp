@@ -2,8 +2,8 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/batcher.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <set>
 
@@ -72,7 +72,7 @@ asio::awaitable<std::vector<stream_entry>> all(akv::client& c, std::string key) 
 } // namespace
 
 TEST(Batcher, TakesAtMostMaxBatch) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -86,7 +86,7 @@ TEST(Batcher, TakesAtMostMaxBatch) {
 }
 
 TEST(Batcher, WaitsAtMostMaxWaitForAFullBatch) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -103,7 +103,7 @@ TEST(Batcher, WaitsAtMostMaxWaitForAFullBatch) {
 }
 
 TEST(Batcher, EveryInputGetsItsOutputAndIsAcked) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -126,7 +126,7 @@ TEST(Batcher, EveryInputGetsItsOutputAndIsAcked) {
 }
 
 TEST(Batcher, CrashBetweenReadAndWriteAcksNothingAndAnotherInstanceRecovers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -164,7 +164,7 @@ TEST(Batcher, CrashBetweenReadAndWriteAcksNothingAndAnotherInstanceRecovers) {
 }
 
 TEST(Batcher, FailedCommitLeavesInputsPending) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -188,7 +188,7 @@ TEST(Batcher, FailedCommitLeavesInputsPending) {
 }
 
 TEST(Batcher, APoisonEntryEndsInTheDeadLetterStream) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -211,7 +211,7 @@ TEST(Batcher, APoisonEntryEndsInTheDeadLetterStream) {
 }
 
 TEST(Batcher, ReadsTheNextBatchInTheCommitsRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -236,7 +236,7 @@ TEST(Batcher, ReadsTheNextBatchInTheCommitsRoundTrip) {
 }
 
 TEST(Batcher, StopHandlesWhatWasReadAheadBeforeRunReturns) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -260,7 +260,7 @@ TEST(Batcher, StopHandlesWhatWasReadAheadBeforeRunReturns) {
 }
 
 TEST(Batcher, ReclaimsStaleEntriesWhileFullBatchesKeepComing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

@@ -3,8 +3,8 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/blob_store.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include "support/errors.hpp"
 #include <algorithm>
@@ -165,7 +165,7 @@ blob_attributes png_with_owner() {
 } // namespace
 
 TEST(BlobStore, RoundTripsObjectsAroundTheChunkSize) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -192,7 +192,7 @@ TEST(BlobStore, RoundTripsObjectsAroundTheChunkSize) {
 }
 
 TEST(BlobStore, RoundTripsA100MBObjectInChunks) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -216,7 +216,7 @@ TEST(BlobStore, RoundTripsA100MBObjectInChunks) {
 }
 
 TEST(BlobStore, OverwriteWithASmallerObjectLeavesNoStaleChunks) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -243,7 +243,7 @@ TEST(BlobStore, OverwriteWithASmallerObjectLeavesNoStaleChunks) {
 }
 
 TEST(BlobStore, RefusesAnOversizedObjectBeforeSendingAnything) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -278,7 +278,7 @@ TEST(BlobStore, RefusesAnOversizedObjectBeforeSendingAnything) {
 }
 
 TEST(BlobStore, ExistsStatAndErase) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -321,7 +321,7 @@ TEST(BlobStore, ExistsStatAndErase) {
 }
 
 TEST(BlobStore, TotalsStayExactUnderConcurrentPutsAndErases) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -396,7 +396,7 @@ asio::awaitable<int> read_while_overwriting(akv::client& c, blob_store& store, s
 }
 
 TEST(BlobStore, ReadersNeverSeeATornObjectOfSeveralChunks) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -409,7 +409,7 @@ TEST(BlobStore, ReadersNeverSeeATornObjectOfSeveralChunks) {
 }
 
 TEST(BlobStore, ReadersNeverSeeATornObjectOfOneChunk) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -420,7 +420,7 @@ TEST(BlobStore, ReadersNeverSeeATornObjectOfOneChunk) {
 }
 
 TEST(BlobStore, ASmallPutIsOneRequestAndASmallGetTwo) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -437,7 +437,7 @@ TEST(BlobStore, ASmallPutIsOneRequestAndASmallGetTwo) {
 }
 
 TEST(BlobStore, WorksOnAfterTheServerForgetsItsScripts) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -458,7 +458,7 @@ TEST(BlobStore, WorksOnAfterTheServerForgetsItsScripts) {
 }
 
 TEST(BlobStore, ASlowStreamReaderKeepsItsVersionAcrossOverwrites) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -498,7 +498,7 @@ TEST(BlobStore, ASlowStreamReaderKeepsItsVersionAcrossOverwrites) {
 }
 
 TEST(BlobStore, AStreamReaderSlowerThanItsLeaseFailsRatherThanMixVersions) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -524,7 +524,7 @@ TEST(BlobStore, AStreamReaderSlowerThanItsLeaseFailsRatherThanMixVersions) {
 }
 
 TEST(BlobStore, StreamsA40MBObjectInAndOut) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -562,7 +562,7 @@ TEST(BlobStore, StreamsA40MBObjectInAndOut) {
 }
 
 TEST(BlobStore, AFailingSourceLeavesTheOldObjectAndNoChunks) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -598,7 +598,7 @@ TEST(BlobStore, AFailingSourceLeavesTheOldObjectAndNoChunks) {
 }
 
 TEST(BlobStore, APutSlowerThanTheUnfinishedTtlFailsAndChangesNothing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -623,7 +623,7 @@ TEST(BlobStore, APutSlowerThanTheUnfinishedTtlFailsAndChangesNothing) {
 }
 
 TEST(BlobStore, TheLayoutIsPlainRedisThatRedisCliReads) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     std::uint64_t generation = 0;
@@ -673,7 +673,7 @@ TEST(BlobStore, TheLayoutIsPlainRedisThatRedisCliReads) {
 }
 
 TEST(BlobStore, AKeyPrefixIsolatesTwoStores) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -701,7 +701,7 @@ TEST(BlobStore, AKeyPrefixIsolatesTwoStores) {
 }
 
 TEST(BlobStore, ACorruptedManifestIsAnErrorNamingTheKey) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -732,7 +732,7 @@ TEST(BlobStore, ACorruptedManifestIsAnErrorNamingTheKey) {
 }
 
 TEST(BlobStore, RefusesAnEmptyNameAndUnworkableOptions) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

@@ -3,8 +3,8 @@
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/embedding_table.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -191,7 +191,7 @@ std::int64_t number(const json::value& v) {
 }
 
 struct cli {
-    explicit cli(const akv::embedded_server& server)
+    explicit cli(const akv::testing::embedded_server& server)
         : prefix("--redis " + server.url() + " ") {}
     outcome operator()(const std::string& args) const { return run(prefix + args); }
     // The same, asserting success (setup steps).
@@ -223,7 +223,7 @@ void make_stream(const cli& akv) {
 } // namespace
 
 TEST(CliStream, GroupsShowConsumersPendingLastDeliveredAndLag) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_stream(akv);
 
@@ -253,7 +253,7 @@ TEST(CliStream, GroupsShowConsumersPendingLastDeliveredAndLag) {
 }
 
 TEST(CliStream, PendingSummaryAndDetailPerEntry) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_stream(akv);
     akv.ok("XREADGROUP GROUP g1 c2 COUNT 1 STREAMS s '>'");
@@ -290,7 +290,7 @@ TEST(CliStream, PendingSummaryAndDetailPerEntry) {
 }
 
 TEST(CliStream, InfoShowsLengthEndsAndGroups) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_stream(akv);
     auto j = json_of(akv("stream info s --json"));
@@ -308,7 +308,7 @@ TEST(CliStream, InfoShowsLengthEndsAndGroups) {
 }
 
 TEST(CliStream, NoSuchStreamOrGroupExitsOneNamingIt) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_stream(akv);
     akv.ok("SET plain x");
@@ -328,7 +328,7 @@ TEST(CliStream, NoSuchStreamOrGroupExitsOneNamingIt) {
 }
 
 TEST(CliStream, BadArgumentsExitTwoNamingTheProblem) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_stream(akv);
     auto missing_group = akv("stream pending s");
@@ -366,7 +366,7 @@ std::string random_bytes(std::size_t n, unsigned seed) {
 } // namespace
 
 TEST(CliBlob, PutThenGetRoundTripsThreeMebibytesByteIdentical) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     const std::string bytes = random_bytes(3u << 20, 7);
@@ -389,7 +389,7 @@ TEST(CliBlob, PutThenGetRoundTripsThreeMebibytesByteIdentical) {
 }
 
 TEST(CliBlob, PutFromStdinAndListWithPatternAndPrefix) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     write_file(dir / "a.txt", "hello");
@@ -421,7 +421,7 @@ TEST(CliBlob, PutFromStdinAndListWithPatternAndPrefix) {
 }
 
 TEST(CliBlob, RmRemovesAndAMissingKeyExitsOne) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     write_file(dir / "a.txt", "bytes");
@@ -442,7 +442,7 @@ TEST(CliBlob, RmRemovesAndAMissingKeyExitsOne) {
 }
 
 TEST(CliBlob, BadArgumentsExitTwoNamingTheProblem) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     auto no_file = akv("blob put k " + (dir / "missing"));
@@ -481,7 +481,7 @@ void make_model_dir(const fs::path& root, const std::string& version_text) {
 } // namespace
 
 TEST(CliModel, PutDirectoryThenGetIntoAnotherIsIdentical) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     make_model_dir(dir.path() / "src", "one");
@@ -499,7 +499,7 @@ TEST(CliModel, PutDirectoryThenGetIntoAnotherIsIdentical) {
 }
 
 TEST(CliModel, ListShowsVersionsWithSizeFilesCreatedAndTags) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     make_model_dir(dir.path() / "one", "one");
@@ -535,7 +535,7 @@ TEST(CliModel, ListShowsVersionsWithSizeFilesCreatedAndTags) {
 }
 
 TEST(CliModel, TagMovesAndGetByTagWritesThatVersion) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     make_model_dir(dir.path() / "one", "one");
@@ -558,7 +558,7 @@ TEST(CliModel, TagMovesAndGetByTagWritesThatVersion) {
 }
 
 TEST(CliModel, NoSuchModelVersionOrTagExitsOneNamingIt) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     make_model_dir(dir.path() / "one", "one");
@@ -579,7 +579,7 @@ TEST(CliModel, NoSuchModelVersionOrTagExitsOneNamingIt) {
 }
 
 TEST(CliModel, BadArgumentsExitTwoAndStoreNothing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     make_model_dir(dir.path() / "one", "one");
@@ -618,7 +618,8 @@ akv::tfra_options slices(int n) {
 }
 
 // Fills the int64 table `name` (4 buckets) with keys 0..count-1 through the library.
-void fill_table(const akv::embedded_server& server, const std::string& name, std::int64_t count) {
+void fill_table(const akv::testing::embedded_server& server, const std::string& name,
+                std::int64_t count) {
     boost::asio::io_context io;
     akv::test::running_client rc(io, server.config());
     std::vector<std::int64_t> keys;
@@ -638,7 +639,7 @@ void fill_table(const akv::embedded_server& server, const std::string& name, std
 
 // The vectors of `keys` in the int64 table `name`, and whether each is held.
 std::pair<std::vector<float>, std::vector<bool>>
-find_in_table(const akv::embedded_server& server, const std::string& name,
+find_in_table(const akv::testing::embedded_server& server, const std::string& name,
               const std::vector<std::int64_t>& keys) {
     boost::asio::io_context io;
     akv::test::running_client rc(io, server.config());
@@ -657,7 +658,7 @@ find_in_table(const akv::embedded_server& server, const std::string& name,
 } // namespace
 
 TEST(CliEmbedding, ExportImportIntoAnotherTableExportsIdentically) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const cli akv(server);
     temp_dir dir;
     fill_table(server, "users", 200);
@@ -699,7 +700,7 @@ TEST(CliEmbedding, ExportImportIntoAnotherTableExportsIdentically) {
 }
 
 TEST(CliEmbedding, StringKeysFromStdinWithEscapesExportSorted) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     write_file(dir / "in.tsv", "#akv-embedding keys=string dim=2\n"
@@ -721,7 +722,7 @@ TEST(CliEmbedding, StringKeysFromStdinWithEscapesExportSorted) {
 }
 
 TEST(CliEmbedding, MalformedLineNamesItsNumberAndWritesNothing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     std::string text = "#akv-embedding keys=int64 dim=3\n";
@@ -752,7 +753,7 @@ TEST(CliEmbedding, MalformedLineNamesItsNumberAndWritesNothing) {
 }
 
 TEST(CliEmbedding, MissingTableExitsOneAndBadOptionsExitTwo) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     temp_dir dir;
     auto missing = akv("embedding export nosuch " + (dir / "out.tsv"));
@@ -774,7 +775,7 @@ TEST(CliEmbedding, MissingTableExitsOneAndBadOptionsExitTwo) {
 }
 
 TEST(CliEmbedding, ProgressBarOnlyOnATerminal) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     temp_dir dir;
     fill_table(server, "users", 50);
     auto piped = run("--redis " + server.url() + " --storage_slice 4 embedding export users " +
@@ -804,7 +805,7 @@ void make_queue_and_stream(const cli& akv) {
 } // namespace
 
 TEST(CliMonitor, CountTwoPrintsTwoSamplesOfQueueAndStream) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_queue_and_stream(akv);
     auto m = akv("monitor --count 2 --interval-ms 50 --queue jobs --stream s:g1 --stream s");
@@ -825,7 +826,7 @@ TEST(CliMonitor, CountTwoPrintsTwoSamplesOfQueueAndStream) {
 }
 
 TEST(CliMonitor, JsonIsOneObjectPerSample) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_queue_and_stream(akv);
     auto m = akv("monitor --json --count 2 --interval-ms 10 --queue jobs --stream s:g1");
@@ -849,7 +850,7 @@ TEST(CliMonitor, JsonIsOneObjectPerSample) {
 }
 
 TEST(CliMonitor, StreamNameWithAColonIsTakenWhole) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     akv.ok("XADD events:orders 1-0 a 1");
     auto m = akv("monitor --count 1 --stream events:orders");
@@ -858,7 +859,7 @@ TEST(CliMonitor, StreamNameWithAColonIsTakenWhole) {
 }
 
 TEST(CliMonitor, OnATerminalRedrawsInPlace) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_queue_and_stream(akv);
     auto m = run_on_terminal({"--redis", server.url(), "monitor", "--count", "2", "--interval-ms",
@@ -870,7 +871,7 @@ TEST(CliMonitor, OnATerminalRedrawsInPlace) {
 }
 
 TEST(CliMonitor, SigintEndsWithExitZero) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     std::vector<std::string> args{AKV_CLI_PATH, "--redis",       server.url(),
                                   "monitor",    "--interval-ms", "20"};
     std::vector<char*> argv = argv_of(args);
@@ -901,7 +902,7 @@ TEST(CliMonitor, SigintEndsWithExitZero) {
 }
 
 TEST(CliMonitor, NoSuchQueueStreamOrGroupExitsOneAndBadOptionsTwo) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     cli akv(server);
     make_queue_and_stream(akv);
     auto queue = akv("monitor --count 1 --queue nojobs");

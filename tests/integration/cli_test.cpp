@@ -2,10 +2,10 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
@@ -41,7 +41,7 @@ outcome run(const std::string& args) {
 } // namespace
 
 TEST(Cli, PrintsRepliesLikeRedisCli) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const std::string redis = "--redis " + server.url() + " ";
     auto set = run(redis + "SET greeting hello");
     EXPECT_EQ(set.status, 0);
@@ -55,7 +55,7 @@ TEST(Cli, PrintsRepliesLikeRedisCli) {
 }
 
 TEST(Cli, ErrorReplyExitsOneWithTheServersText) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     auto r = run("--redis " + server.url() + " LPUSH");
     EXPECT_EQ(r.status, 1);
     EXPECT_NE(r.out.find("(error) ERR wrong number of arguments"), std::string::npos) << r.out;
@@ -77,7 +77,7 @@ TEST(Cli, BadUrlAndMissingCommandAreUsageErrors) {
 }
 
 TEST(Cli, PasswordFromUrlAndConfigFlags) {
-    akv::embedded_server server({.password = "pw"});
+    akv::testing::embedded_server server({.password = "pw"});
     auto r = run("--redis " + server.url() + " --db 2 CLIENT INFO");
     EXPECT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find(" db=2 "), std::string::npos) << r.out;
@@ -127,7 +127,7 @@ boost::json::object json_of(const outcome& o) {
 }
 
 struct queue_cli {
-    explicit queue_cli(const akv::embedded_server& server)
+    explicit queue_cli(const akv::testing::embedded_server& server)
         : prefix("--redis " + server.url() + " queue ") {}
     outcome operator()(const std::string& args) const { return run(prefix + args); }
     std::string prefix;
@@ -136,7 +136,7 @@ struct queue_cli {
 } // namespace
 
 TEST(CliQueue, AddThenStatsCountsEveryState) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto first = added(q("add jobs hello"));
     EXPECT_FALSE(first.empty());
@@ -167,7 +167,7 @@ TEST(CliQueue, AddThenStatsCountsEveryState) {
 }
 
 TEST(CliQueue, ListsWaitingJobsInClaimOrder) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto a = added(q("add jobs a"));
     const auto b = added(q("add jobs b"));
@@ -191,7 +191,7 @@ TEST(CliQueue, ListsWaitingJobsInClaimOrder) {
 }
 
 TEST(CliQueue, GetShowsOneJobAndAnUnknownIdExitsOneNamingIt) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto id = added(q("add jobs payload-1 --priority 7 --attempts 2"));
     auto j = json_of(q("get jobs " + id + " --json"));
@@ -224,7 +224,7 @@ TEST(CliQueue, GetShowsOneJobAndAnUnknownIdExitsOneNamingIt) {
 }
 
 TEST(CliQueue, BadStateQueueNameOrArgumentsAreUsageErrors) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     auto state = q("list jobs sleeping");
     EXPECT_EQ(state.status, 2);
@@ -267,7 +267,7 @@ TEST(CliQueue, HelpListsEverySubcommand) {
 }
 
 TEST(CliQueue, CancelledJobIsFailedUntilRetried) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto id = added(q("add jobs work"));
     auto cancelled = q("cancel jobs " + id + " --reason 'not today'");
@@ -302,7 +302,7 @@ TEST(CliQueue, CancelledJobIsFailedUntilRetried) {
 }
 
 TEST(CliQueue, PauseAndResumeSetTheFlag) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     auto paused = q("pause jobs");
     EXPECT_EQ(paused.status, 0) << paused.out;
@@ -314,7 +314,7 @@ TEST(CliQueue, PauseAndResumeSetTheFlag) {
 }
 
 TEST(CliQueue, RemovingARunningJobIsRefusedAndCancelStopsIt) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto id = added(q("add jobs slow"));
     asio::io_context io;
@@ -366,7 +366,7 @@ TEST(CliQueue, RemovingARunningJobIsRefusedAndCancelStopsIt) {
 }
 
 TEST(CliQueue, MetricsAndFailedJobsAfterAWorkerRan) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     queue_cli q(server);
     const auto ok1 = added(q("add jobs ok-1"));
     const auto ok2 = added(q("add jobs ok-2"));

@@ -3,7 +3,7 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
@@ -24,7 +24,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 } // namespace
 
 TEST(Client, BlockingCommandDoesNotStallTheSharedConnection) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -53,7 +53,7 @@ TEST(Client, BlockingCommandDoesNotStallTheSharedConnection) {
 }
 
 TEST(Client, CancelledBlockingCommandRetiresItsConnection) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -78,7 +78,7 @@ TEST(Client, CancelledBlockingCommandRetiresItsConnection) {
 // client::cancel() while blocking commands are out: they complete with an error (the pooled
 // connections they hold go once released, not before: ASan caught a use after free here).
 TEST(Client, CancelWithBlockingCommandsOutCompletesThem) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     akv::client c(io.get_executor(), server.config());
     bool run_over = false;
@@ -103,7 +103,7 @@ TEST(Client, CancelWithBlockingCommandsOutCompletesThem) {
 }
 
 TEST(Client, PoolSizeBoundsBlockingConnections) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.pool_size = 2;
@@ -131,7 +131,7 @@ TEST(Client, PoolSizeBoundsBlockingConnections) {
 }
 
 TEST(Client, PoolWaitTimeoutIsAClearError) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.pool_size = 1;
@@ -151,7 +151,7 @@ TEST(Client, PoolWaitTimeoutIsAClearError) {
 }
 
 TEST(Client, ManyWaitersShareOneBlockingConnectionInTurn) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.pool_size = 1;

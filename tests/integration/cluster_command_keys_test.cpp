@@ -5,7 +5,7 @@
 #include <akv/cluster/command_keys.hpp>
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/use_awaitable.hpp>
 
@@ -332,7 +332,7 @@ bool is_movable(key_rule rule) {
 } // namespace
 
 TEST(ClusterCommandKeys, TableMatchesTheServersCommandTable) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const auto replies = exec_all(server.config(), {{"COMMAND"}});
     ASSERT_EQ(replies.size(), 1u);
     ASSERT_TRUE(replies[0].has_value()) << replies[0].error().message;
@@ -388,7 +388,7 @@ TEST(ClusterCommandKeys, KeysMatchCommandGetkeys) {
     }
     EXPECT_GE(names.size(), 150u);
 
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const auto replies = exec_all(server.config(), getkeys);
     ASSERT_EQ(replies.size(), commands.size());
 

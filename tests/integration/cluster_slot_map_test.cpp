@@ -5,7 +5,7 @@
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,9 +25,9 @@ std::string reply_text(const akv::result<akv::resp::value>& reply) {
 } // namespace
 
 TEST(ClusterSlotMap, ParsesShardsAndSlotsOfAOneNodeCluster) {
-    akv::embedded_server_options options;
+    akv::testing::embedded_server_options options;
     options.cluster_enabled = true;
-    akv::embedded_server server(options);
+    akv::testing::embedded_server server(options);
     const akv::endpoint self{server.host(), server.port()};
 
     asio::io_context io;

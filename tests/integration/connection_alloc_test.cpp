@@ -4,7 +4,7 @@
 
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <atomic>
 #include <cstdlib>
@@ -30,7 +30,7 @@ using namespace akv::test;
 namespace asio = boost::asio;
 
 TEST(ConnectionAllocations, SteadyStateExecAllocatesNothing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io(1);
     running_connection rc(io, server.config());
     std::size_t during = 0;

@@ -4,7 +4,7 @@
 #include "support/read_integer.hpp"
 
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -24,7 +24,7 @@ akv::config fast_reconnect(akv::config cfg) {
 } // namespace
 
 TEST(ConnectionFaults, ServerKilledMidLoadLosesNoAcknowledgedWrite) {
-    akv::embedded_server server({.append_only = true});
+    akv::testing::embedded_server server({.append_only = true});
     asio::io_context io;
     running_connection rc(io, fast_reconnect(server.config()));
 
@@ -76,7 +76,7 @@ TEST(ConnectionFaults, ServerKilledMidLoadLosesNoAcknowledgedWrite) {
 }
 
 TEST(ConnectionFaults, UnwrittenRequestsCompleteAfterReconnect) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, fast_reconnect(server.config()));
     ASSERT_TRUE(run_until(

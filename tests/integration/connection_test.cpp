@@ -2,7 +2,7 @@
 #include "support/harness.hpp"
 
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
@@ -23,7 +23,7 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 }
 
 TEST(Connection, PipelineOfTenWithOneErrorReturnsTheOtherNine) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -49,7 +49,7 @@ TEST(Connection, PipelineOfTenWithOneErrorReturnsTheOtherNine) {
 }
 
 TEST(Connection, TypedRepliesInOneRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -77,7 +77,7 @@ TEST(Connection, TypedRepliesInOneRoundTrip) {
 }
 
 TEST(Connection, ResponseOfTheWrongSizeIsRefusedBeforeSending) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -95,7 +95,7 @@ TEST(Connection, ResponseOfTheWrongSizeIsRefusedBeforeSending) {
 }
 
 TEST(Connection, TenThousandConcurrentCoroutinesGetTheirOwnReplies) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     constexpr int coroutines = 10000;
@@ -146,7 +146,7 @@ TEST(Connection, TenThousandConcurrentCoroutinesGetTheirOwnReplies) {
 }
 
 TEST(Connection, TimeoutLeavesTheConnectionUsable) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -173,7 +173,7 @@ TEST(Connection, TimeoutLeavesTheConnectionUsable) {
 }
 
 TEST(Connection, CancellationLeavesTheConnectionUsable) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -192,7 +192,7 @@ TEST(Connection, CancellationLeavesTheConnectionUsable) {
 }
 
 TEST(Connection, CancelledBeforeWriteIsNeverSent) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     // Not running: the request waits in the queue, unwritten, until cancelled.
     akv::connection conn(io.get_executor(), server.config());
@@ -221,7 +221,7 @@ TEST(Connection, FailIfNotConnectedFailsAtOnce) {
 }
 
 TEST(Connection, WrongPasswordIsAClearError) {
-    akv::embedded_server server({.password = "right"});
+    akv::testing::embedded_server server({.password = "right"});
     asio::io_context io;
     auto cfg = server.config();
     cfg.password = "wrong";
@@ -235,7 +235,7 @@ TEST(Connection, WrongPasswordIsAClearError) {
 }
 
 TEST(Connection, WrongPasswordFailsQueuedRequestsInsteadOfHanging) {
-    akv::embedded_server server({.password = "right"});
+    akv::testing::embedded_server server({.password = "right"});
     asio::io_context io;
     auto cfg = server.config();
     cfg.password = "wrong";
@@ -250,7 +250,7 @@ TEST(Connection, WrongPasswordFailsQueuedRequestsInsteadOfHanging) {
 }
 
 TEST(Connection, PasswordAndDatabaseFromConfig) {
-    akv::embedded_server server({.password = "s3cret"});
+    akv::testing::embedded_server server({.password = "s3cret"});
     asio::io_context io;
     auto cfg = server.config();
     cfg.db = 3;
@@ -269,7 +269,7 @@ TEST(Connection, PasswordAndDatabaseFromConfig) {
 }
 
 TEST(Connection, UnixSocket) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     akv::config cfg;
     cfg.unix_socket = server.unix_socket_path();
@@ -284,7 +284,7 @@ TEST(Connection, UnixSocket) {
 }
 
 TEST(Connection, PushesArriveOnThePushChannel) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection sub(io, server.config());
     running_connection pub(io, server.config());
@@ -316,7 +316,7 @@ TEST(Connection, PushesArriveOnThePushChannel) {
 }
 
 TEST(Connection, BusyConnectionIsNeverJudgedDead) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.health_check_interval = std::chrono::milliseconds(50);
@@ -334,7 +334,7 @@ TEST(Connection, BusyConnectionIsNeverJudgedDead) {
 }
 
 TEST(Connection, EventsReportConnectAndDisconnect) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     std::vector<akv::connection_event::kind> seen;
     auto cfg = server.config();
@@ -356,7 +356,7 @@ TEST(Connection, EventsReportConnectAndDisconnect) {
 }
 
 TEST(Connection, PushQueueDropsTheOldestWhenFullAndCounts) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.push_queue_capacity = 5;
@@ -383,7 +383,7 @@ TEST(Connection, PushQueueDropsTheOldestWhenFullAndCounts) {
 }
 
 TEST(Connection, RunningTwiceIsRefused) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_connection rc(io, server.config());
     ASSERT_TRUE(run_until(io, [&] { return rc.conn.is_connected(); }, 10s));

@@ -5,7 +5,7 @@
 
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/bind_executor.hpp>
 
@@ -16,7 +16,7 @@ using namespace akv::test;
 namespace asio = boost::asio;
 
 TEST(ConnectionThreads, ExecFromOtherThreadsCompletesOnTheCallersExecutor) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context conn_io(1);
     akv::connection conn(conn_io.get_executor(), server.config());
     std::atomic<bool> run_finished{false};
@@ -65,7 +65,7 @@ TEST(ConnectionThreads, ExecFromOtherThreadsCompletesOnTheCallersExecutor) {
 }
 
 TEST(ConnectionThreads, CallbackCallersContextKeepsWorkWhileTheRequestIsOut) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context conn_io(1);
     akv::connection conn(conn_io.get_executor(), server.config());
     asio::co_spawn(conn_io, conn.run(), [](std::exception_ptr) {});

@@ -1,6 +1,6 @@
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <gtest/gtest.h>
 
@@ -117,7 +117,7 @@ bool process_exists(int pid) {
 }
 
 TEST(EmbeddedServer, StartsAndAnswersPing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     EXPECT_TRUE(server.running());
     EXPECT_GT(server.pid(), 0);
     EXPECT_NE(server.port(), 0);
@@ -125,8 +125,8 @@ TEST(EmbeddedServer, StartsAndAnswersPing) {
 }
 
 TEST(EmbeddedServer, TwoServersGetDifferentPorts) {
-    akv::embedded_server first;
-    akv::embedded_server second;
+    akv::testing::embedded_server first;
+    akv::testing::embedded_server second;
     EXPECT_NE(first.port(), second.port());
     EXPECT_NE(first.data_dir(), second.data_dir());
     EXPECT_EQ(test_client::tcp(first.port()).call({"SET", "owner", "first"}), "+OK");
@@ -134,7 +134,7 @@ TEST(EmbeddedServer, TwoServersGetDifferentPorts) {
 }
 
 TEST(EmbeddedServer, StartAfterKillComesBackOnTheSamePort) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const auto port = server.port();
     const int old_pid = server.pid();
     server.kill();
@@ -150,7 +150,7 @@ TEST(EmbeddedServer, StartAfterKillComesBackOnTheSamePort) {
 }
 
 TEST(EmbeddedServer, AppendOnlyKeepsAnAcknowledgedWriteAcrossKill) {
-    akv::embedded_server server({.append_only = true});
+    akv::testing::embedded_server server({.append_only = true});
     ASSERT_EQ(test_client::tcp(server.port()).call({"SET", "survivor", "42"}), "+OK");
     server.kill();
     server.start();
@@ -158,7 +158,7 @@ TEST(EmbeddedServer, AppendOnlyKeepsAnAcknowledgedWriteAcrossKill) {
 }
 
 TEST(EmbeddedServer, RestartKeepsPortAndAnswers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const auto port = server.port();
     const int old_pid = server.pid();
     server.restart();
@@ -168,7 +168,7 @@ TEST(EmbeddedServer, RestartKeepsPortAndAnswers) {
 }
 
 TEST(EmbeddedServer, PasswordIsRequired) {
-    akv::embedded_server server({.password = "s3cret"});
+    akv::testing::embedded_server server({.password = "s3cret"});
     auto client = test_client::tcp(server.port());
     EXPECT_EQ(client.call({"GET", "k"}).rfind("-NOAUTH", 0), 0u);
     EXPECT_EQ(client.call({"AUTH", "s3cret"}), "+OK");
@@ -176,7 +176,7 @@ TEST(EmbeddedServer, PasswordIsRequired) {
 }
 
 TEST(EmbeddedServer, UrlAndConfigPointAtIt) {
-    akv::embedded_server server({.password = "p@ss"});
+    akv::testing::embedded_server server({.password = "p@ss"});
     const std::string port = std::to_string(server.port());
     EXPECT_EQ(server.host(), "127.0.0.1");
     EXPECT_EQ(server.url(), "redis://:p%40ss@127.0.0.1:" + port);
@@ -188,20 +188,20 @@ TEST(EmbeddedServer, UrlAndConfigPointAtIt) {
 }
 
 TEST(EmbeddedServer, UnixSocketAnswersPing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     ASSERT_EQ(server.unix_socket_path(), server.data_dir() + "/redis.sock");
     EXPECT_EQ(test_client::unix_socket(server.unix_socket_path()).call({"PING"}), "+PONG");
 }
 
 TEST(EmbeddedServer, UnixSocketCanBeTurnedOff) {
-    akv::embedded_server server({.unix_socket = false});
+    akv::testing::embedded_server server({.unix_socket = false});
     EXPECT_EQ(server.unix_socket_path(), "");
     EXPECT_FALSE(std::filesystem::exists(server.data_dir() + "/redis.sock"));
 }
 
 TEST(EmbeddedServer, BadExecutableThrowsNamingIt) {
     try {
-        akv::embedded_server server({.executable = "akv-no-such-redis-server"});
+        akv::testing::embedded_server server({.executable = "akv-no-such-redis-server"});
         FAIL() << "started a server that does not exist";
     } catch (const boost::system::system_error& e) {
         EXPECT_EQ(e.code(), akv::error::server_start_failed);
@@ -212,7 +212,7 @@ TEST(EmbeddedServer, BadExecutableThrowsNamingIt) {
 
 TEST(EmbeddedServer, BadExtraArgThrowsWithTheLogTail) {
     try {
-        akv::embedded_server server({.extra_args = {"--no-such-option", "1"}});
+        akv::testing::embedded_server server({.extra_args = {"--no-such-option", "1"}});
         FAIL() << "started with an unknown option";
     } catch (const boost::system::system_error& e) {
         EXPECT_EQ(e.code(), akv::error::server_start_failed);
@@ -224,9 +224,9 @@ TEST(EmbeddedServer, BadExtraArgThrowsWithTheLogTail) {
 }
 
 TEST(EmbeddedServer, TakenPortThrowsSayingSo) {
-    akv::embedded_server holder;
+    akv::testing::embedded_server holder;
     try {
-        akv::embedded_server server({.port = holder.port()});
+        akv::testing::embedded_server server({.port = holder.port()});
         FAIL() << "started on a port another server listens on";
     } catch (const boost::system::system_error& e) {
         EXPECT_EQ(e.code(), akv::error::server_start_failed);
@@ -241,7 +241,7 @@ TEST(EmbeddedServer, TakenPortThrowsSayingSo) {
 
 TEST(EmbeddedServer, NoAnswerWithinStartTimeoutThrowsAndLeavesNoChild) {
     try {
-        akv::embedded_server server({.start_timeout = std::chrono::milliseconds(1)});
+        akv::testing::embedded_server server({.start_timeout = std::chrono::milliseconds(1)});
         FAIL() << "answered PING within 1 ms";
     } catch (const boost::system::system_error& e) {
         EXPECT_EQ(e.code(), akv::error::server_start_failed);
@@ -256,7 +256,7 @@ TEST(EmbeddedServer, DestructorRemovesTempDirAndEndsProcess) {
     std::string dir;
     int pid = -1;
     {
-        akv::embedded_server server;
+        akv::testing::embedded_server server;
         dir = server.data_dir();
         pid = server.pid();
         EXPECT_EQ(std::filesystem::path(dir).filename().string().rfind("akv-redis-", 0), 0u);
@@ -271,7 +271,7 @@ TEST(EmbeddedServer, GivenDataDirIsKept) {
     std::string dir = (std::filesystem::temp_directory_path() / "akv-test-XXXXXX").string();
     ASSERT_NE(::mkdtemp(dir.data()), nullptr);
     {
-        akv::embedded_server server({.data_dir = dir});
+        akv::testing::embedded_server server({.data_dir = dir});
         EXPECT_EQ(server.data_dir(), dir);
     }
     EXPECT_TRUE(std::filesystem::exists(dir + "/redis.log"));
@@ -279,7 +279,7 @@ TEST(EmbeddedServer, GivenDataDirIsKept) {
 }
 
 TEST(EmbeddedServer, StopAndKillAreIdempotent) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const int pid = server.pid();
     server.stop();
     server.stop();
@@ -290,7 +290,7 @@ TEST(EmbeddedServer, StopAndKillAreIdempotent) {
 }
 
 TEST(EmbeddedServer, LogTailGivesTheLastLines) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     const std::string tail = server.log_tail(1);
     EXPECT_EQ(tail.find('\n'), std::string::npos) << tail;
     EXPECT_NE(server.log_tail(50).find("Ready to accept connections"), std::string::npos);

@@ -4,8 +4,8 @@
 // migration with expiry, and save/restore in each table_store_mode.
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/embedding_table.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -104,7 +104,7 @@ std::filesystem::path fresh_dir(const std::string& name) {
 } // namespace
 
 TEST(EmbeddingTable, InsertThenFindReturnsTheValuesOf100kKeys) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 100000);
@@ -119,7 +119,7 @@ TEST(EmbeddingTable, InsertThenFindReturnsTheValuesOf100kKeys) {
 }
 
 TEST(EmbeddingTable, InsertOverwritesAndStringKeysRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = words(3000);
@@ -145,7 +145,7 @@ TEST(EmbeddingTable, InsertOverwritesAndStringKeysRoundTrip) {
 }
 
 TEST(EmbeddingTable, MissingKeysGetEachInitializersValues) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto held = ids(0, 10);
@@ -189,7 +189,7 @@ TEST(EmbeddingTable, MissingKeysGetEachInitializersValues) {
 }
 
 TEST(EmbeddingTable, AccumulateFromEightCoroutinesSumsExactly) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 2000);
@@ -224,7 +224,7 @@ TEST(EmbeddingTable, AccumulateFromEightCoroutinesSumsExactly) {
 }
 
 TEST(EmbeddingTable, RemoveSizeAndClear) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 5000);
@@ -252,7 +252,7 @@ TEST(EmbeddingTable, RemoveSizeAndClear) {
 }
 
 TEST(EmbeddingTable, ExportThenImportRoundTrips) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 20000);
@@ -283,7 +283,7 @@ TEST(EmbeddingTable, ExportThenImportRoundTrips) {
 }
 
 TEST(EmbeddingTable, StorageSliceSpreadsKeysOverBucketsOfRawLittleEndianFloats) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 8000);
@@ -311,7 +311,7 @@ TEST(EmbeddingTable, StorageSliceSpreadsKeysOverBucketsOfRawLittleEndianFloats) 
 }
 
 TEST(EmbeddingTable, Md5PrefixNameHidesTheTableAndTagInTheKeys) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     auto o = options(2);
@@ -322,7 +322,7 @@ TEST(EmbeddingTable, Md5PrefixNameHidesTheTableAndTagInTheKeys) {
 }
 
 TEST(EmbeddingTable, BadOptionsAreRefusedWithTheirName) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     auto o = options(0);
@@ -339,7 +339,7 @@ TEST(EmbeddingTable, BadOptionsAreRefusedWithTheirName) {
 }
 
 TEST(EmbeddingTable, NewTagStartsFromTheOldTagsDataWithExpiry) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 3000);
@@ -377,7 +377,7 @@ TEST(EmbeddingTable, NewTagStartsFromTheOldTagsDataWithExpiry) {
 }
 
 TEST(EmbeddingTable, StoreMode0SavesToTheNamedCheckpointAndRestores) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 4000);
@@ -413,7 +413,7 @@ TEST(EmbeddingTable, StoreMode0SavesToTheNamedCheckpointAndRestores) {
 }
 
 TEST(EmbeddingTable, StoreMode0RoundTripsStringKeys) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = words(500);
@@ -438,7 +438,7 @@ TEST(EmbeddingTable, StoreMode0RoundTripsStringKeys) {
 }
 
 TEST(EmbeddingTable, StoreMode1DumpsBucketsToModelLibDirAndRestores) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 4000);
@@ -469,7 +469,7 @@ TEST(EmbeddingTable, StoreMode1DumpsBucketsToModelLibDirAndRestores) {
 }
 
 TEST(EmbeddingTable, StoreMode2SavesNothingAndKeepsRedisData) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 100);
@@ -492,7 +492,7 @@ TEST(EmbeddingTable, StoreMode2SavesNothingAndKeepsRedisData) {
 
 // 1M keys x dim 64 (256 MB of vectors): one insert and one find, values checked.
 TEST(EmbeddingTable, OneMillionKeysOfDim64RoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const auto keys = ids(0, 1000000);

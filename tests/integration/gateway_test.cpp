@@ -4,10 +4,10 @@
 #include "support/tls_certs.hpp"
 
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/response.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -62,7 +62,7 @@ asio::awaitable<void> redis_publish(akv::client& c, std::string_view channel, st
 }
 
 TEST(Gateway, ConnectSubscribeAndReceive) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway g(io, redis.config(), base_options());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -108,7 +108,7 @@ TEST(Gateway, ConnectSubscribeAndReceive) {
 }
 
 TEST(Gateway, FansOutToAThousandSessions) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.anonymous = {"fan"};
@@ -166,7 +166,7 @@ TEST(Gateway, FansOutToAThousandSessions) {
 // A session that reads nothing: its queue fills and it is cut off (or loses its oldest
 // messages); a session that reads gets everything, in order, meanwhile.
 void slow_consumer(gw::slow_consumer_policy policy) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.anonymous = {"*"};
@@ -240,7 +240,7 @@ TEST(Gateway, SlowConsumerLosesOldestOthersGoOn) {
 }
 
 TEST(Gateway, ResumesFromOffsetWithNothingLostOrTwice) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway g(io, redis.config(), base_options());
     const auto& opts = g.server->get_options();
@@ -306,7 +306,7 @@ TEST(Gateway, ResumesFromOffsetWithNothingLostOrTwice) {
 // The gateway's own Redis connection drops mid-stream: what was published meanwhile is read
 // back from the history, so the session still gets every message once, in order.
 TEST(Gateway, CatchesUpFromHistoryAfterLosingRedis) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto cfg = redis.config();
     cfg.client_name = "gateway-under-test";
@@ -349,7 +349,7 @@ TEST(Gateway, CatchesUpFromHistoryAfterLosingRedis) {
 }
 
 TEST(Gateway, ResumeTooFarBackIsAGap) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway g(io, redis.config(), base_options());
     const auto& opts = g.server->get_options();
@@ -391,7 +391,7 @@ TEST(Gateway, ResumeTooFarBackIsAGap) {
 }
 
 TEST(Gateway, TwoGatewaysOnOneRedisBothDeliver) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway a(io, redis.config(), base_options());
     running_gateway b(io, redis.config(), base_options());
@@ -420,7 +420,7 @@ TEST(Gateway, TwoGatewaysOnOneRedisBothDeliver) {
 }
 
 TEST(Gateway, RefusesBadTokensAndEnforcesPermissions) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway g(io, redis.config(), base_options());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -489,7 +489,7 @@ TEST(Gateway, RefusesBadTokensAndEnforcesPermissions) {
 }
 
 TEST(Gateway, TokenExpiryEndsTheSession) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_gateway g(io, redis.config(), base_options());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -506,7 +506,7 @@ TEST(Gateway, TokenExpiryEndsTheSession) {
 }
 
 TEST(Gateway, LimitsCloseWithTheRightCode) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.anonymous = {"*"};
@@ -590,7 +590,7 @@ TEST(Gateway, LimitsCloseWithTheRightCode) {
 }
 
 TEST(Gateway, HttpRoutes) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.max_publish = 1000;
@@ -658,7 +658,7 @@ TEST(Gateway, HttpRoutes) {
 // Webhooks: the app's handler gets the body; signatures are checked when a secret is set;
 // the handler's failures become 400 (a gateway_error) or 503 (anything else).
 TEST(Gateway, WebhooksReachTheirHandlerSignedOrRefused) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.max_publish = 1000;
@@ -717,7 +717,7 @@ TEST(Gateway, WebhooksReachTheirHandlerSignedOrRefused) {
 }
 
 TEST(Gateway, ShutdownClosesSessionsWith1001AfterTheirQueues) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.anonymous = {"*"};
@@ -757,7 +757,7 @@ TEST(Gateway, ShutdownClosesSessionsWith1001AfterTheirQueues) {
 
 TEST(Gateway, ServesWebSocketsAndHttpOverTls) {
     tls_certs certs;
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     auto opts = base_options();
     opts.anonymous = {"*"};
@@ -816,7 +816,7 @@ TEST(Gateway, ServesWebSocketsAndHttpOverTls) {
 }
 
 TEST(Gateway, BadOptionsAndTlsFilesAreNamed) {
-    akv::embedded_server redis;
+    akv::testing::embedded_server redis;
     asio::io_context io;
     running_client rc(io, redis.config());
     auto opts = base_options();

@@ -3,8 +3,8 @@
 // wrote (the natural Redis layout).
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/collections.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/detached.hpp>
 
@@ -89,7 +89,7 @@ std::vector<std::pair<std::string, double>> scores(std::string_view words) {
 // ---- list
 
 TEST(KvList, PushesAndPopsAtBothEnds) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -116,7 +116,7 @@ TEST(KvList, PushesAndPopsAtBothEnds) {
 }
 
 TEST(KvList, PopFrontWaitGetsAnElementPushedLaterOrTimesOut) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -137,7 +137,7 @@ TEST(KvList, PopFrontWaitGetsAnElementPushedLaterOrTimesOut) {
 // ---- deque
 
 TEST(KvDeque, PushingBeyondMaxLenDropsFromTheOtherEnd) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -153,7 +153,7 @@ TEST(KvDeque, PushingBeyondMaxLenDropsFromTheOtherEnd) {
 }
 
 TEST(KvDeque, ConcurrentPushersNeverExceedMaxLen) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -182,7 +182,7 @@ TEST(KvDeque, ConcurrentPushersNeverExceedMaxLen) {
 // ---- set
 
 TEST(KvSet, AddsRemovesAndScansMembers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -202,7 +202,7 @@ TEST(KvSet, AddsRemovesAndScansMembers) {
 }
 
 TEST(KvSet, MembersOfALargeSetComeThroughSscanPages) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -224,7 +224,7 @@ TEST(KvSet, MembersOfALargeSetComeThroughSscanPages) {
 // ---- counter
 
 TEST(KvCounter, FiftyConcurrentWritersLoseNoIncrement) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -251,7 +251,7 @@ TEST(KvCounter, FiftyConcurrentWritersLoseNoIncrement) {
 }
 
 TEST(KvCounter, CountsAndRanksTheMostCommon) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -273,7 +273,7 @@ TEST(KvCounter, CountsAndRanksTheMostCommon) {
 // ---- defaultdict
 
 TEST(KvDefaultdict, GetOfAMissingKeyStoresTheDefault) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -290,7 +290,7 @@ TEST(KvDefaultdict, GetOfAMissingKeyStoresTheDefault) {
 // ---- lru_dict
 
 TEST(KvLruDict, EvictsTheLeastRecentlyUsed) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -312,7 +312,7 @@ TEST(KvLruDict, EvictsTheLeastRecentlyUsed) {
 }
 
 TEST(KvLruDict, KeysShareAHashTagUnderThePrefix) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -330,7 +330,7 @@ TEST(KvLruDict, KeysShareAHashTagUnderThePrefix) {
 }
 
 TEST(KvLruDict, ConcurrentSettersNeverExceedMaxSize) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -361,7 +361,7 @@ TEST(KvLruDict, ConcurrentSettersNeverExceedMaxSize) {
 // ---- sorted_set_counter
 
 TEST(KvSortedSetCounter, RanksAndTopComeFromRedis) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -385,7 +385,7 @@ TEST(KvSortedSetCounter, RanksAndTopComeFromRedis) {
 // ---- syncable
 
 TEST(KvSyncable, WritesAppearOnlyAtFlushInOneRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -422,7 +422,7 @@ TEST(KvSyncable, WritesAppearOnlyAtFlushInOneRoundTrip) {
 }
 
 TEST(KvSyncable, EveryKindFlushes) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -447,7 +447,7 @@ TEST(KvSyncable, EveryKindFlushes) {
 }
 
 TEST(KvSyncable, WithFlushFlushesAfterTheBodyAndDiscardsWhenItThrows) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -471,7 +471,7 @@ TEST(KvSyncable, WithFlushFlushesAfterTheBodyAndDiscardsWhenItThrows) {
 }
 
 TEST(KvSyncable, AnErrorInsideTheTransactionNamesTheKey) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -500,7 +500,7 @@ TEST(KvSyncableDeathTest, DestroyingUnflushedWritesAssertsInDebugBuilds) {
 // ---- the natural layout
 
 TEST(KvCollections, RedisCliReadsWhatWeWrote) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     const std::uint16_t port = server.port();

@@ -3,8 +3,8 @@
 // key schema's prefix.
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/kv/typed_map.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/describe/class.hpp>
 
@@ -97,7 +97,7 @@ demo::job_state state(std::string graph, int step, std::vector<double> loss) {
 } // namespace
 
 TEST(KvTypedMap, SetGetContainsEraseAndSize) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -123,7 +123,7 @@ TEST(KvTypedMap, SetGetContainsEraseAndSize) {
 }
 
 TEST(KvTypedMap, IntegerValuesAreWhatHincrbyCounts) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -139,7 +139,7 @@ TEST(KvTypedMap, IntegerValuesAreWhatHincrbyCounts) {
 }
 
 TEST(KvTypedMap, TensorsStructsAndBinaryStringsRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -160,7 +160,7 @@ TEST(KvTypedMap, TensorsStructsAndBinaryStringsRoundTrip) {
 }
 
 TEST(KvTypedMap, BulkSetAndGetAreOneRoundTripEach) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -181,7 +181,7 @@ TEST(KvTypedMap, BulkSetAndGetAreOneRoundTripEach) {
 }
 
 TEST(KvTypedMap, IteratesOverOneHundredThousandEntriesInBoundedPages) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -220,7 +220,7 @@ TEST(KvTypedMap, IteratesOverOneHundredThousandEntriesInBoundedPages) {
 }
 
 TEST(KvTypedMap, ItemsReturnsEveryEntryOfASmallMap) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -233,7 +233,7 @@ TEST(KvTypedMap, ItemsReturnsEveryEntryOfASmallMap) {
 }
 
 TEST(KvTypedMap, ReadingAnIntegerAsATensorNamesKeyAndField) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -249,7 +249,7 @@ TEST(KvTypedMap, ReadingAnIntegerAsATensorNamesKeyAndField) {
 }
 
 TEST(KvTypedMap, ReadingATensorAsAnIntegerNamesTheTensor) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -265,7 +265,7 @@ TEST(KvTypedMap, ReadingATensorAsAnIntegerNamesTheTensor) {
 }
 
 TEST(KvTypedMap, WrongTypeKeyGivesTheServerTextAndTheKey) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -279,7 +279,7 @@ TEST(KvTypedMap, WrongTypeKeyGivesTheServerTextAndTheKey) {
 }
 
 TEST(KvTypedMap, SchemaPrefixesTheKeysRedisHolds) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

@@ -3,9 +3,9 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/model_handler.hpp>
 #include <akv/messaging/tensor.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <cmath>
 #include <map>
@@ -56,7 +56,7 @@ batcher_options options() {
 } // namespace
 
 TEST(ModelPipeline, ScoresEveryEntryWithAModelLoadedFromRedis) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

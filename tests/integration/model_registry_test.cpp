@@ -4,10 +4,10 @@
 #include "support/running_client.hpp"
 
 #include <akv/cluster_slot.hpp>
-#include <akv/embedded_cluster.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/kv/key_schema.hpp>
 #include <akv/kv/model_registry.hpp>
+#include <akv/testing/embedded_cluster.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <array>
 #include <cstdio>
@@ -129,7 +129,7 @@ std::string run_command(const std::string& cmd) {
 } // namespace
 
 TEST(ModelRegistry, RoundTripsADirectoryTreeWithBinaryFiles) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     temp_dir source, target;
@@ -158,7 +158,7 @@ TEST(ModelRegistry, RoundTripsADirectoryTreeWithBinaryFiles) {
 }
 
 TEST(ModelRegistry, ArchiveIsAPlainTarGzUnderTheModelsHashTag) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     temp_dir dir;
     asio::io_context io;
     running_client rc(io, server.config());
@@ -183,7 +183,7 @@ TEST(ModelRegistry, ArchiveIsAPlainTarGzUnderTheModelsHashTag) {
 }
 
 TEST(ModelRegistry, ListsVersionsWithMetadataAndMovesLatest) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -213,7 +213,7 @@ TEST(ModelRegistry, ListsVersionsWithMetadataAndMovesLatest) {
 }
 
 TEST(ModelRegistry, TagsNameVersionsAndFollowMoves) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -251,7 +251,7 @@ TEST(ModelRegistry, TagsNameVersionsAndFollowMoves) {
 }
 
 TEST(ModelRegistry, OpenAutoLoadsTheLatestVersionWhenTheModelExists) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -274,7 +274,7 @@ TEST(ModelRegistry, OpenAutoLoadsTheLatestVersionWhenTheModelExists) {
 }
 
 TEST(ModelRegistry, MissingModelVersionOrTagIsNotFound) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -290,7 +290,7 @@ TEST(ModelRegistry, MissingModelVersionOrTagIsNotFound) {
 }
 
 TEST(ModelRegistry, CorruptArchiveIsAClearError) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -323,7 +323,7 @@ TEST(ModelRegistry, CorruptArchiveIsAClearError) {
 }
 
 TEST(ModelRegistry, OversizedSaveFailsAndLeavesLatestUnchanged) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -346,7 +346,7 @@ TEST(ModelRegistry, OversizedSaveFailsAndLeavesLatestUnchanged) {
 }
 
 TEST(ModelRegistry, ErasingAVersionMovesLatestBackAndDropsItsTags) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -379,7 +379,7 @@ TEST(ModelRegistry, ErasingAVersionMovesLatestBackAndDropsItsTags) {
 }
 
 TEST(ModelRegistry, MigratesADiskModelToRedisAndBack) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     temp_dir old_model, restored;
@@ -401,7 +401,7 @@ TEST(ModelRegistry, MigratesADiskModelToRedisAndBack) {
 }
 
 TEST(ModelRegistry, RefusesNamesThatBreakTheHashTag) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     EXPECT_THROW(model_registry(rc.client, ""), std::invalid_argument);
@@ -409,7 +409,7 @@ TEST(ModelRegistry, RefusesNamesThatBreakTheHashTag) {
 }
 
 TEST(ModelRegistry, WorksOverAClusterWithEachModelOnItsSlot) {
-    akv::embedded_cluster cluster;
+    akv::testing::embedded_cluster cluster;
     asio::io_context io;
     running_client rc(io, cluster.config());
     run_task(io, [&]() -> asio::awaitable<void> {

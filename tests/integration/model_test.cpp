@@ -3,8 +3,8 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/model.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/use_awaitable.hpp>
 
@@ -69,7 +69,7 @@ std::vector<float> predictions(const mlp_model& model, std::size_t rows) {
 } // namespace
 
 TEST(MlpModelStore, SaveThenLoadGivesTheSameModel) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -82,7 +82,7 @@ TEST(MlpModelStore, SaveThenLoadGivesTheSameModel) {
 }
 
 TEST(MlpModelStore, StoredFieldsAreTensorsAnyClientCanDecode) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -101,7 +101,7 @@ TEST(MlpModelStore, StoredFieldsAreTensorsAnyClientCanDecode) {
 }
 
 TEST(MlpModelStore, LoadCopiesTheKeyBeforeItRuns) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -115,7 +115,7 @@ TEST(MlpModelStore, LoadCopiesTheKeyBeforeItRuns) {
 }
 
 TEST(MlpModelStore, LoadOfAMissingKeyNamesTheKey) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -126,7 +126,7 @@ TEST(MlpModelStore, LoadOfAMissingKeyNamesTheKey) {
 }
 
 TEST(MlpModelStore, LoadOfAHashWithoutAFieldNamesTheField) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -139,7 +139,7 @@ TEST(MlpModelStore, LoadOfAHashWithoutAFieldNamesTheField) {
 }
 
 TEST(MlpModelStore, LoadOfCorruptedTensorBytesNamesTheFieldAndTheProblem) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -152,7 +152,7 @@ TEST(MlpModelStore, LoadOfCorruptedTensorBytesNamesTheFieldAndTheProblem) {
 }
 
 TEST(MlpModelStore, LoadOfATruncatedTensorNamesTheSizes) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -172,7 +172,7 @@ TEST(MlpModelStore, LoadOfATruncatedTensorNamesTheSizes) {
 }
 
 TEST(MlpModelStore, LoadOfTensorsThatDoNotFitTogetherNamesTheShapes) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -191,7 +191,7 @@ TEST(MlpModelStore, LoadOfTensorsThatDoNotFitTogetherNamesTheShapes) {
 }
 
 TEST(MlpModelStore, LoadOfAKeyOfAnotherTypeGivesTheServersError) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

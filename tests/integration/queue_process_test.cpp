@@ -6,10 +6,10 @@
 #include "support/running_client.hpp"
 #include "support/running_queue.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -155,8 +155,8 @@ struct worker_flags {
     int grace_ms = 10000;
 };
 
-std::vector<std::string> worker_args(const akv::embedded_server& server, const std::string& queue,
-                                     const worker_flags& f) {
+std::vector<std::string> worker_args(const akv::testing::embedded_server& server,
+                                     const std::string& queue, const worker_flags& f) {
     return {"--redis",  server.url(),         "--queue",      queue,
             "--mode",   f.mode,               "--concurrency", std::to_string(f.concurrency),
             "--lease-ms", std::to_string(f.lease_ms), "--slow-ms", std::to_string(f.slow_ms),
@@ -247,7 +247,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // A worker SIGKILLed while it holds leases: another worker's renewer recovers them once they
 // expire, and the jobs run there.
 TEST(TaskQueueProcess, KilledWorkerJobIsCompletedByAnother) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -302,7 +302,7 @@ TEST(TaskQueueProcess, KilledWorkerJobIsCompletedByAnother) {
 
 // 100,000 jobs, four worker processes of 16 each, no faults: every job runs, none twice.
 TEST(TaskQueueProcess, HundredThousandJobsThroughFourProcesses) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -362,7 +362,7 @@ TEST(TaskQueueProcess, HundredThousandJobsThroughFourProcesses) {
 // SIGTERM with a grace longer than any run: the running jobs finish and are acked, the child
 // exits 0 well within the grace, and a second worker does the rest; nothing runs twice.
 TEST(TaskQueueProcess, GracefulShutdownLosesNothing) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -427,7 +427,7 @@ TEST(TaskQueueProcess, GracefulShutdownLosesNothing) {
 // SIGTERM with runs far longer than the grace: they are cancelled and handed back, to waiting,
 // with no attempt counted, and the child exits promptly.
 TEST(TaskQueueProcess, ShutdownPastGraceHandsJobsBack) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -479,9 +479,9 @@ TEST(TaskQueueProcess, ShutdownPastGraceHandsJobsBack) {
 // The server is SIGKILLed mid-run and started again on its AOF (appendfsync always): the
 // child's client reconnects by itself and every job still runs.
 TEST(TaskQueueProcess, ServerRestartWithAofLosesNoJob) {
-    akv::embedded_server_options so;
+    akv::testing::embedded_server_options so;
     so.append_only = true;
-    akv::embedded_server server(so);
+    akv::testing::embedded_server server(so);
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -539,7 +539,7 @@ TEST(TaskQueueProcess, ServerRestartWithAofLosesNoJob) {
 // In-process: an idle worker on a queue that never had jobs, bad queue names, and a job whose
 // stored record was corrupted.
 TEST(TaskQueueProcess, UnknownQueueAndBadPayload) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
 

@@ -4,11 +4,11 @@
 #include "support/running_client.hpp"
 #include "support/running_queue.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/scheduler.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 using namespace akv::test;
 using namespace akv::queue;
@@ -26,7 +26,7 @@ periodic_job every(std::string name, std::chrono::milliseconds ms, std::string p
 } // namespace
 
 TEST(QueueScheduler, OneLeaderFiresEachPeriodicRunOnce) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     std::vector<std::string> runs;
@@ -52,7 +52,7 @@ TEST(QueueScheduler, OneLeaderFiresEachPeriodicRunOnce) {
 }
 
 TEST(QueueScheduler, AnotherTakesOverWhenTheLeaderStops) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     scheduler_options o;
@@ -67,7 +67,7 @@ TEST(QueueScheduler, AnotherTakesOverWhenTheLeaderStops) {
 }
 
 TEST(QueueScheduler, CronPeriodicJobFiresOnTheSecond) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     std::vector<std::int64_t> at;
@@ -91,7 +91,7 @@ TEST(QueueScheduler, CronPeriodicJobFiresOnTheSecond) {
 }
 
 TEST(QueueScheduler, BadDefinitionsAreRefused) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     scheduler s(rc.client, "q");
@@ -121,7 +121,7 @@ TEST(QueueScheduler, BadDefinitionsAreRefused) {
 }
 
 TEST(QueueScheduler, PromotesDelayedJobsOnTimeWithoutWorkers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     running_scheduler s(io, rc.client, "q");

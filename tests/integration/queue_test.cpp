@@ -4,11 +4,11 @@
 #include "support/running_queue.hpp"
 #include "support/side_thread.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/subscriber.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/detached.hpp>
 #include <boost/json/parse.hpp>
@@ -49,7 +49,7 @@ handler echo(std::vector<std::string>& seen) {
 } // namespace
 
 TEST(TaskQueue, ProcessesEveryJobOnceAndKeepsResults) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client);
@@ -84,7 +84,7 @@ TEST(TaskQueue, ProcessesEveryJobOnceAndKeepsResults) {
 }
 
 TEST(TaskQueue, HigherPriorityRunsFirstThenFifo) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -109,7 +109,7 @@ TEST(TaskQueue, HigherPriorityRunsFirstThenFifo) {
 }
 
 TEST(TaskQueue, ResultOfAFailedJobCarriesTheLastError) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client);
@@ -159,7 +159,7 @@ job_options delayed_by(std::chrono::milliseconds d) {
 } // namespace
 
 TEST(TaskQueue, DelayedJobRunsOnTimeNotEarly) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -183,7 +183,7 @@ TEST(TaskQueue, DelayedJobRunsOnTimeNotEarly) {
 }
 
 TEST(TaskQueue, RetriesWaitForTheirBackoffThenFail) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -217,7 +217,7 @@ TEST(TaskQueue, RetriesWaitForTheirBackoffThenFail) {
 }
 
 TEST(TaskQueue, UniqueKeyReturnsThePendingJob) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -257,7 +257,7 @@ TEST(TaskQueue, UniqueKeyReturnsThePendingJob) {
 }
 
 TEST(TaskQueue, CancelsAWaitingJobAndARunningOne) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client);
@@ -296,7 +296,7 @@ TEST(TaskQueue, CancelsAWaitingJobAndARunningOne) {
 }
 
 TEST(TaskQueue, TimeoutFailsARunThatTakesTooLong) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client);
@@ -318,7 +318,7 @@ TEST(TaskQueue, TimeoutFailsARunThatTakesTooLong) {
 }
 
 TEST(TaskQueue, PauseStopsClaimsAndResumeWakesTheWorker) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -339,7 +339,7 @@ TEST(TaskQueue, PauseStopsClaimsAndResumeWakesTheWorker) {
 }
 
 TEST(TaskQueue, RateLimitBoundsClaimsPerWindow) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -362,7 +362,7 @@ TEST(TaskQueue, RateLimitBoundsClaimsPerWindow) {
 }
 
 TEST(TaskQueue, ProgressEventsReachSubscribers) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client);
@@ -388,7 +388,7 @@ TEST(TaskQueue, ProgressEventsReachSubscribers) {
 }
 
 TEST(TaskQueue, RetryAndRemoveFromAdmin) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -417,7 +417,7 @@ TEST(TaskQueue, RetryAndRemoveFromAdmin) {
 }
 
 TEST(TaskQueue, BadOptionsAreRefusedWithTheirName) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     auto refused = [](auto&& make) {
@@ -439,7 +439,7 @@ TEST(TaskQueue, BadOptionsAreRefusedWithTheirName) {
 }
 
 TEST(TaskQueue, MetricsCountProcessedAndLatency) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -465,7 +465,7 @@ TEST(TaskQueue, MetricsCountProcessedAndLatency) {
 }
 
 TEST(TaskQueue, ConcurrentEnqueuesShareLuaCalls) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -493,7 +493,7 @@ TEST(TaskQueue, ConcurrentEnqueuesShareLuaCalls) {
 }
 
 TEST(TaskQueue, WorkerEndsWhenItsClientIsShutDown) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     akv::client c(io.get_executor(), server.config());
     bool client_done = false, worker_done = false;
@@ -512,7 +512,7 @@ TEST(TaskQueue, WorkerEndsWhenItsClientIsShutDown) {
 }
 
 TEST(TaskQueue, JsonPayloadIsStoredAsJsonAndNaNOrInfinityIsRefusedByName) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     producer p(rc.client, "q");
@@ -556,7 +556,7 @@ struct stalled_run {
 // One job; its first run stalls its worker (the thread blocked, as by a long CPU-bound step)
 // until another process has recovered the job's expired lease; later runs answer "fresh".
 stalled_run run_with_a_stall(std::size_t concurrency) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     akv::messaging::subscriber hub(rc.client); // result() waits on the queue's events

@@ -2,8 +2,8 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/consumer_group.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 using namespace akv::test;
 using namespace akv::messaging;
@@ -44,7 +44,7 @@ group_options group_of(std::string consumer, std::chrono::milliseconds idle, std
 } // namespace
 
 TEST(StreamProducer, AddsBinarySafeEntriesInOrder) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -68,7 +68,7 @@ TEST(StreamProducer, AddsBinarySafeEntriesInOrder) {
 }
 
 TEST(StreamProducer, TrimsByMaxlen) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -85,7 +85,7 @@ TEST(StreamProducer, TrimsByMaxlen) {
 }
 
 TEST(ConsumerGroup, TwoConsumersShareTheEntriesAndAck) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -113,7 +113,7 @@ TEST(ConsumerGroup, TwoConsumersShareTheEntriesAndAck) {
 }
 
 TEST(ConsumerGroup, EntriesOfADeadConsumerAreClaimedByAnother) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -141,7 +141,7 @@ TEST(ConsumerGroup, EntriesOfADeadConsumerAreClaimedByAnother) {
 }
 
 TEST(ConsumerGroup, AnEntryFailingTooOftenGoesToTheDeadLetterStream) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -175,7 +175,7 @@ TEST(ConsumerGroup, AnEntryFailingTooOftenGoesToTheDeadLetterStream) {
 }
 
 TEST(ConsumerGroup, ExplicitDeadLetterKeepsTheReason) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -193,7 +193,7 @@ TEST(ConsumerGroup, ExplicitDeadLetterKeepsTheReason) {
 }
 
 TEST(ConsumerGroup, RemovingAConsumerThatOwnsEntriesIsRefused) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

@@ -3,8 +3,8 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/messaging/subscriber.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
@@ -50,7 +50,7 @@ struct pubsub_fixture {
 } // namespace
 
 TEST(Subscriber, DeliversEveryMessageInOrderToEverySubscription) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     pubsub_fixture f(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -71,7 +71,7 @@ TEST(Subscriber, DeliversEveryMessageInOrderToEverySubscription) {
 }
 
 TEST(Subscriber, PatternAndShardedSubscriptions) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     pubsub_fixture f(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -93,7 +93,7 @@ TEST(Subscriber, PatternAndShardedSubscriptions) {
 }
 
 TEST(Subscriber, SubscriptionsAreRestoredAfterTheServerRestarts) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     auto cfg = server.config();
     cfg.reconnect_wait_min = std::chrono::milliseconds(5);
@@ -122,7 +122,7 @@ namespace {
 void overflow_case(
     overflow_policy policy,
     const std::function<asio::awaitable<void>(akv::messaging::subscription&)>& check) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     pubsub_fixture f(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -172,7 +172,7 @@ TEST(Subscriber, DisconnectPolicyClosesTheSubscription) {
 }
 
 TEST(Subscriber, UnsubscribeLeavesTheChannelWhenNobodyWantsIt) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     pubsub_fixture f(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

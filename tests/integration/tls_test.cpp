@@ -4,7 +4,7 @@
 
 #include <akv/config.hpp>
 #include <akv/connection.hpp>
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,7 +25,7 @@ std::uint16_t free_port() {
 struct tls_server {
     tls_server(const pki& certs, bool require_client_cert)
         : port(free_port())
-        , server(akv::embedded_server_options{
+        , server(akv::testing::embedded_server_options{
               .extra_args = {"--tls-port", std::to_string(port), "--tls-cert-file",
                              certs("server.crt"), "--tls-key-file", certs("server.key"),
                              "--tls-ca-cert-file", certs("ca.crt"), "--tls-auth-clients",
@@ -39,7 +39,7 @@ struct tls_server {
     }
 
     std::uint16_t port;
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
 };
 
 void expect_ping(asio::io_context& io, akv::config cfg) {

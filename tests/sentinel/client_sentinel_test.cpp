@@ -5,8 +5,8 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_sentinel.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_sentinel.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -31,7 +31,7 @@ std::uint16_t closed_port() {
     return acceptor.local_endpoint().port();
 }
 
-akv::endpoint endpoint_of(akv::embedded_server& server) {
+akv::endpoint endpoint_of(akv::testing::embedded_server& server) {
     return {server.host(), server.port()};
 }
 
@@ -63,7 +63,7 @@ asio::awaitable<akv::result<std::string>> command(akv::client& client, std::stri
 } // namespace
 
 TEST(SentinelClient, FindsTheMasterAndServesCommands) {
-    akv::embedded_sentinel deployment;
+    akv::testing::embedded_sentinel deployment;
     asio::io_context io;
     running_client rc(io, deployment.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -85,10 +85,10 @@ TEST(SentinelClient, FindsTheMasterAndServesCommands) {
 }
 
 TEST(SentinelClient, SkipsASentinelThatIsDown) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.replicas = 0;
     options.sentinels = 1;
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     auto cfg = deployment.config();
     cfg.hosts.insert(cfg.hosts.begin(), akv::endpoint{"127.0.0.1", closed_port()});
     asio::io_context io;
@@ -104,7 +104,7 @@ TEST(SentinelClient, SkipsASentinelThatIsDown) {
 }
 
 TEST(SentinelClient, FollowsAFailoverUnderLoad) {
-    akv::embedded_sentinel deployment;
+    akv::testing::embedded_sentinel deployment;
     const akv::endpoint old_master = deployment.current_master();
     asio::io_context io;
     running_client rc(io, deployment.config());
@@ -172,7 +172,7 @@ TEST(SentinelClient, FollowsAFailoverUnderLoad) {
 }
 
 TEST(SentinelClient, ReplicaModeReadsFromAReplicaAndWritesAreRefused) {
-    akv::embedded_sentinel deployment;
+    akv::testing::embedded_sentinel deployment;
     const akv::endpoint master = endpoint_of(deployment.master());
     EXPECT_EQ(deployment.node_command(master, {"SET", "k", "from the master"}), "+OK");
     EXPECT_EQ(deployment.node_command(master, {"WAIT", "1", "5000"}), ":1");
@@ -200,10 +200,10 @@ TEST(SentinelClient, ReplicaModeReadsFromAReplicaAndWritesAreRefused) {
 }
 
 TEST(SentinelClient, ReplicaModeFallsBackToTheMasterWithoutAReplica) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.replicas = 0;
     options.sentinels = 1;
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     auto cfg = deployment.config();
     cfg.read_from_replicas = true;
     asio::io_context io;
@@ -218,10 +218,10 @@ TEST(SentinelClient, ReplicaModeFallsBackToTheMasterWithoutAReplica) {
 }
 
 TEST(SentinelClient, SentinelsAndDataNodesHaveTheirOwnPasswords) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.password = "data-secret";
     options.sentinel_password = "sentinel-secret";
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     asio::io_context io;
     running_client rc(io, deployment.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -233,11 +233,11 @@ TEST(SentinelClient, SentinelsAndDataNodesHaveTheirOwnPasswords) {
 }
 
 TEST(SentinelClient, WrongSentinelPasswordIsAClearErrorAndBacksOff) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.replicas = 0;
     options.sentinels = 1;
     options.sentinel_password = "right";
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     auto cfg = deployment.config();
     cfg.sentinel_password = "wrong";
     asio::io_context io;
@@ -270,10 +270,10 @@ TEST(SentinelClient, WrongSentinelPasswordIsAClearErrorAndBacksOff) {
 }
 
 TEST(SentinelClient, UnknownMasterNameIsMasterNotFound) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.replicas = 0;
     options.sentinels = 1;
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     auto cfg = deployment.config();
     cfg.master_name = "no-such-master";
     cfg.reconnect_wait_min = cfg.reconnect_wait_max = 0ms;

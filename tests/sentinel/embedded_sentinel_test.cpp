@@ -1,11 +1,11 @@
-// akv::embedded_sentinel: a master, its replica and three sentinels that see each other.
+// akv::testing::embedded_sentinel: a master, its replica and three sentinels that see each other.
 #include <akv/config.hpp>
-#include <akv/embedded_sentinel.hpp>
+#include <akv/testing/embedded_sentinel.hpp>
 
 #include <gtest/gtest.h>
 
 TEST(EmbeddedSentinel, SentinelsNameTheMasterAndTheReplicaFollowsIt) {
-    akv::embedded_sentinel deployment;
+    akv::testing::embedded_sentinel deployment;
     const akv::endpoint master = deployment.current_master();
     EXPECT_EQ(master.port, deployment.master().port());
     for (std::size_t i = 0; i < deployment.sentinel_count(); ++i) {
@@ -22,7 +22,7 @@ TEST(EmbeddedSentinel, SentinelsNameTheMasterAndTheReplicaFollowsIt) {
 }
 
 TEST(EmbeddedSentinel, FailoverPromotesTheReplica) {
-    akv::embedded_sentinel deployment;
+    akv::testing::embedded_sentinel deployment;
     const akv::endpoint promoted = deployment.failover();
     EXPECT_EQ(promoted.port, deployment.replica(0).port());
     EXPECT_EQ(deployment.current_master(), promoted);
@@ -30,10 +30,10 @@ TEST(EmbeddedSentinel, FailoverPromotesTheReplica) {
 }
 
 TEST(EmbeddedSentinel, PasswordsProtectTheSentinelsAndTheDataNodes) {
-    akv::embedded_sentinel_options options;
+    akv::testing::embedded_sentinel_options options;
     options.password = "data secret";
     options.sentinel_password = "sentinel \"secret\"";
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     // The fixture's helpers authenticate with the right password for each kind of process.
     const akv::endpoint master = deployment.current_master();
     EXPECT_EQ(deployment.node_command(master, {"PING"}), "+PONG");

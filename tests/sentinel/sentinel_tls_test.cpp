@@ -7,8 +7,8 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_sentinel.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_sentinel.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,8 +27,8 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-akv::embedded_sentinel_options tls_options(const tls_certs& certs) {
-    akv::embedded_sentinel_options options;
+akv::testing::embedded_sentinel_options tls_options(const tls_certs& certs) {
+    akv::testing::embedded_sentinel_options options;
     options.tls_port = true;
     options.tls_cert_file = certs("server.crt");
     options.tls_key_file = certs("server.key");
@@ -36,7 +36,7 @@ akv::embedded_sentinel_options tls_options(const tls_certs& certs) {
     return options;
 }
 
-akv::endpoint tls_endpoint_of(akv::embedded_server& server) {
+akv::endpoint tls_endpoint_of(akv::testing::embedded_server& server) {
     return {server.host(), server.tls_port()};
 }
 
@@ -53,7 +53,7 @@ asio::awaitable<akv::result<std::string>> command(akv::client& client, std::stri
 
 TEST(SentinelTls, FixtureAnnouncesTlsAddresses) {
     tls_certs certs;
-    akv::embedded_sentinel deployment(tls_options(certs));
+    akv::testing::embedded_sentinel deployment(tls_options(certs));
     const akv::endpoint master = tls_endpoint_of(deployment.master());
     EXPECT_NE(master.port, 0u);
     EXPECT_NE(master.port, deployment.master().port());
@@ -84,7 +84,7 @@ TEST(SentinelTls, FixtureAnnouncesTlsAddresses) {
 
 TEST(SentinelTls, FindsTheMasterOverTlsAndServesCommands) {
     tls_certs certs;
-    akv::embedded_sentinel deployment(tls_options(certs));
+    akv::testing::embedded_sentinel deployment(tls_options(certs));
     auto cfg = deployment.tls_config(certs("ca.crt"));
     ASSERT_TRUE(cfg.use_tls);
     ASSERT_TRUE(cfg.tls.verify_peer);
@@ -109,7 +109,7 @@ TEST(SentinelTls, FindsTheMasterOverTlsAndServesCommands) {
 
 TEST(SentinelTls, FollowsAFailoverOverTls) {
     tls_certs certs;
-    akv::embedded_sentinel deployment(tls_options(certs));
+    akv::testing::embedded_sentinel deployment(tls_options(certs));
     const akv::endpoint old_master = deployment.current_master();
     EXPECT_EQ(old_master, tls_endpoint_of(deployment.master()));
     asio::io_context io;
@@ -168,7 +168,7 @@ TEST(SentinelTls, WrongCaFailsClearlyAndPromptly) {
     auto options = tls_options(certs);
     options.replicas = 0;
     options.sentinels = 1;
-    akv::embedded_sentinel deployment(options);
+    akv::testing::embedded_sentinel deployment(options);
     auto cfg = deployment.tls_config(certs("other.crt"));
     cfg.reconnect_wait_min = cfg.reconnect_wait_max = std::chrono::milliseconds(0);
     asio::io_context io;

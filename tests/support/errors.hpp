@@ -35,9 +35,11 @@ requires std::is_invocable_v<F&> &&(!std::is_void_v<std::invoke_result_t<F&>>)
     co_return boost::system::system_error(boost::system::error_code{}, "no error");
 }
 
-inline testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return testing::AssertionSuccess();
-    return testing::AssertionFailure() << "\"" << text << "\" does not contain \"" << part << "\"";
+// ::testing is GoogleTest's; inside akv, plain testing:: would name akv::testing (the fixtures).
+inline ::testing::AssertionResult contains(std::string_view text, std::string_view part) {
+    if (text.find(part) != std::string_view::npos) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure()
+           << "\"" << text << "\" does not contain \"" << part << "\"";
 }
 
 } // namespace akv::test

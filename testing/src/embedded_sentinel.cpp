@@ -1,8 +1,7 @@
 #include <akv/config.hpp>
-#include <akv/embedded_sentinel.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_sentinel.hpp>
 
-#include "sentinel/replies.hpp"
 #include "sync_resp.hpp"
 
 #include <stdlib.h>
@@ -18,7 +17,7 @@
 #include <thread>
 #include <utility>
 
-namespace akv {
+namespace akv::testing {
 namespace {
 
 using namespace std::chrono_literals;
@@ -75,7 +74,17 @@ std::string field(const sync_reply& fields, std::string_view name) {
     return {};
 }
 
-using sentinel::has_flag;
+// Whether a comma-separated flags field ("s_down,slave") holds `flag`. The client's own reader
+// of these replies (libasync_kv/src/sentinel/replies.hpp) is private to the library.
+bool has_flag(std::string_view flags, std::string_view flag) {
+    while (!flags.empty()) {
+        const auto comma = flags.find(',');
+        if (flags.substr(0, comma) == flag) return true;
+        if (comma == std::string_view::npos) break;
+        flags.remove_prefix(comma + 1);
+    }
+    return false;
+}
 
 std::optional<endpoint> to_endpoint(const sync_reply& reply) {
     if (reply.type != sync_reply::kind::array || reply.elements.size() != 2) return std::nullopt;
@@ -440,4 +449,4 @@ endpoint embedded_sentinel::failover(std::chrono::milliseconds timeout) {
     }
 }
 
-} // namespace akv
+} // namespace akv::testing

@@ -1,7 +1,7 @@
 #include <akv/cluster_slot.hpp>
 #include <akv/config.hpp>
-#include <akv/embedded_cluster.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 
 #include "sync_resp.hpp"
 
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <thread>
 
-namespace akv {
+namespace akv::testing {
 namespace {
 
 using namespace std::chrono_literals;
@@ -565,4 +565,4 @@ std::string embedded_cluster::command(std::size_t i, const std::vector<std::stri
     return client.call(args).to_text();
 }
 
-} // namespace akv
+} // namespace akv::testing

@@ -1,9 +1,9 @@
-// akv::embedded_sentinel: a private Redis Sentinel deployment of redis-server child processes on
-// 127.0.0.1, for tests: one master, its replicas and the sentinels that watch them.
+// akv::testing::embedded_sentinel: a private Redis Sentinel deployment of redis-server child
+// processes on 127.0.0.1, for tests: one master, its replicas and the sentinels that watch them.
 // Synchronous and blocking; plain POSIX, no Asio.
 #pragma once
 
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -13,9 +13,11 @@
 #include <vector>
 
 namespace akv {
-
 struct config;   // akv/config.hpp
 struct endpoint; // akv/config.hpp
+} // namespace akv
+
+namespace akv::testing {
 
 struct embedded_sentinel_options {
     std::string master_name = "mymaster";
@@ -115,4 +117,4 @@ private:
     std::vector<std::unique_ptr<embedded_server>> sentinels_;
 };
 
-} // namespace akv
+} // namespace akv::testing

@@ -1,8 +1,8 @@
-// akv::embedded_cluster: a private Redis Cluster of redis-server child processes on 127.0.0.1,
-// for tests. Synchronous and blocking; plain POSIX, no Asio, no redis-cli.
+// akv::testing::embedded_cluster: a private Redis Cluster of redis-server child processes on
+// 127.0.0.1, for tests. Synchronous and blocking; plain POSIX, no Asio, no redis-cli.
 #pragma once
 
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -14,9 +14,11 @@
 #include <vector>
 
 namespace akv {
-
 struct config;   // akv/config.hpp
 struct endpoint; // akv/config.hpp
+} // namespace akv
+
+namespace akv::testing {
 
 struct embedded_cluster_options {
     std::size_t masters = 3;             // at least 1; the slots are split evenly among them
@@ -135,4 +137,4 @@ private:
     std::map<std::uint16_t, std::pair<std::size_t, std::size_t>> migrations_; // slot: from, to
 };
 
-} // namespace akv
+} // namespace akv::testing

@@ -1,6 +1,6 @@
 #include <akv/config.hpp>
-#include <akv/embedded_server.hpp>
 #include <akv/error.hpp>
+#include <akv/testing/embedded_server.hpp>
 
 #include "sync_resp.hpp"
 
@@ -29,7 +29,7 @@
 #include <thread>
 #include <utility>
 
-namespace akv {
+namespace akv::testing {
 namespace {
 
 using namespace std::chrono_literals;
@@ -481,4 +481,4 @@ bool embedded_server::wait_until_ready(std::uintmax_t log_start) {
     }
 }
 
-} // namespace akv
+} // namespace akv::testing

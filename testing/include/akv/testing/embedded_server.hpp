@@ -1,5 +1,5 @@
-// akv::embedded_server: a private redis-server child process, for tests and as the default
-// server of the bundled apps. Synchronous and blocking; plain POSIX, no Asio.
+// akv::testing::embedded_server: a private redis-server child process, for tests and as the
+// default server of the bundled apps. Synchronous and blocking; plain POSIX, no Asio.
 #pragma once
 
 #include <chrono>
@@ -9,8 +9,10 @@
 #include <vector>
 
 namespace akv {
-
 struct config; // akv/config.hpp
+} // namespace akv
+
+namespace akv::testing {
 
 struct embedded_server_options {
     std::string executable = "redis-server"; // a name is looked up in PATH, a path is used as is
@@ -23,14 +25,14 @@ struct embedded_server_options {
     bool unix_socket = true; // also listen on <data_dir>/redis.sock
     // A Redis Cluster node: --cluster-enabled yes, its nodes.conf in data_dir, and the cluster
     // bus on a second free loopback port (cluster_bus_port()). Joining it to others is up to the
-    // caller (akv::embedded_cluster does).
+    // caller (embedded_cluster does).
     bool cluster_enabled = false;
     // Also listen for TLS on a further free loopback port (tls_port()), --tls-port. The
     // certificate, key and other --tls-* settings come from extra_args. Picked again, like the
     // other ports, when a start finds a port taken; kept across stop()/start().
     bool tls_port = false;
     // A configuration file, first on the command line; the other options still apply over it.
-    // A sentinel needs one it may rewrite (akv::embedded_sentinel writes it, with --sentinel
+    // A sentinel needs one it may rewrite (embedded_sentinel writes it, with --sentinel
     // in extra_args). Empty: none.
     std::string config_file;
 };
@@ -94,4 +96,4 @@ private:
     int pid_ = -1;
 };
 
-} // namespace akv
+} // namespace akv::testing

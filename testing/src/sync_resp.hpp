@@ -1,7 +1,10 @@
 // A blocking RESP2 client over a loopback TCP socket, for the process fixtures (embedded_server's
 // readiness probe, embedded_cluster's setup and waits). Every send and receive has a deadline,
-// so a server that hangs fails the caller instead of stalling it. Private to the library.
+// so a server that hangs fails the caller instead of stalling it. Replies are read by the
+// library's own parser (akv/resp/parser.hpp). Private to akv::testing.
 #pragma once
+
+#include <akv/resp/parser.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -10,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace akv::detail {
+namespace akv::testing::detail {
 
 // Owns a file descriptor; close() on destruction.
 class unique_fd {
@@ -68,18 +71,18 @@ public:
 private:
     [[noreturn]] void fail(const std::string& what) const;
     void send_all(std::string_view bytes);
-    std::string read_line();
-    std::string read_bytes(std::size_t count);
-    sync_reply read_reply(int depth = 0);
+    sync_reply read_reply();
     void fill();
 
     std::uint16_t port_;
     std::chrono::milliseconds timeout_;
     unique_fd socket_;
-    std::string buffer_; // received, not yet parsed
+    std::string buffer_; // received; the reply being parsed starts at buffer_[0]
+    resp::parser parser_;
+    std::vector<resp::node> nodes_; // of the reply being parsed
 };
 
 // "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"
 std::string resp_command(const std::vector<std::string>& args);
 
-} // namespace akv::detail
+} // namespace akv::testing::detail

@@ -6,25 +6,62 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <boost/system/error_code.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <optional>
+#include <span>
 #include <stdexcept>
-#include <system_error>
 
-namespace akv::detail {
+namespace akv::testing::detail {
 namespace {
 
 // Deeper than any reply the fixtures ask for; a bound so a hostile stream cannot recurse forever.
-constexpr int max_depth = 16;
+constexpr std::size_t max_depth = 16;
 
-std::optional<std::int64_t> parse_integer(std::string_view text) {
-    std::int64_t value = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-    return value;
+// What a RESP2 server sends; the fixtures never say HELLO 3.
+bool is_resp2(resp::type t) {
+    return t == resp::type::simple_string || t == resp::type::simple_error ||
+           t == resp::type::number || t == resp::type::blob_string || t == resp::type::null ||
+           t == resp::type::array;
+}
+
+// The reply whose first node is nodes[next], which it moves past. The nodes are one complete
+// RESP2 reply from the parser, in order, each array followed by its elements.
+sync_reply to_reply(std::span<const resp::node> nodes, std::size_t& next,
+                    std::string_view message) {
+    const resp::node& node = nodes[next++];
+    sync_reply reply; // null: $-1 and *-1
+    switch (node.data_type) {
+    case resp::type::simple_string:
+        reply.type = sync_reply::kind::simple_string;
+        reply.text = node.value(message);
+        break;
+    case resp::type::simple_error:
+        reply.type = sync_reply::kind::error;
+        reply.text = node.value(message);
+        break;
+    case resp::type::number: {
+        reply.type = sync_reply::kind::integer;
+        const std::string_view digits = node.value(message); // checked by the parser
+        std::from_chars(digits.data(), digits.data() + digits.size(), reply.integer);
+        break;
+    }
+    case resp::type::blob_string:
+        reply.type = sync_reply::kind::bulk_string;
+        reply.text = node.value(message);
+        break;
+    case resp::type::array:
+        reply.type = sync_reply::kind::array;
+        reply.elements.reserve(node.size);
+        for (std::size_t i = 0; i < node.size; ++i)
+            reply.elements.push_back(to_reply(nodes, next, message));
+        break;
+    default: // not reached: read_reply() lets RESP2 types only through
+        break;
+    }
+    return reply;
 }
 
 } // namespace
@@ -70,7 +107,8 @@ std::string resp_command(const std::vector<std::string>& args) {
 sync_client::sync_client(std::uint16_t port, std::chrono::milliseconds timeout)
     : port_(port)
     , timeout_(timeout)
-    , socket_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    , socket_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0))
+    , parser_(resp::limits{.max_depth = max_depth}) {
     if (!socket_) fail(std::string("socket: ") + std::strerror(errno));
     const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout).count();
     const timeval limit{static_cast<time_t>(micros / 1000000),
@@ -137,71 +175,28 @@ void sync_client::fill() {
     buffer_.append(chunk, static_cast<std::size_t>(received));
 }
 
-std::string sync_client::read_line() {
-    std::size_t searched = 0;
+// Parses what has arrived, reading more until one whole reply is there; bytes after it stay in
+// buffer_ for the next call.
+sync_reply sync_client::read_reply() {
     for (;;) {
-        if (const auto end = buffer_.find("\r\n", searched); end != std::string::npos) {
-            std::string line = buffer_.substr(0, end);
-            buffer_.erase(0, end + 2);
-            return line;
+        boost::system::error_code ec;
+        while (const auto node = parser_.next(buffer_, ec)) {
+            if (!is_resp2(node->data_type))
+                fail("unexpected " + std::string(resp::to_string(node->data_type)) +
+                     " in a RESP2 reply");
+            nodes_.push_back(*node);
+            if (!parser_.done()) continue;
+            const std::size_t size = parser_.consumed();
+            std::size_t next = 0;
+            sync_reply reply = to_reply(nodes_, next, std::string_view(buffer_).substr(0, size));
+            buffer_.erase(0, size);
+            parser_.reset();
+            nodes_.clear();
+            return reply;
         }
-        searched = buffer_.empty() ? 0 : buffer_.size() - 1;
+        if (ec) fail(parser_.error_message());
         fill();
     }
 }
 
-std::string sync_client::read_bytes(std::size_t count) {
-    while (buffer_.size() < count)
-        fill();
-    std::string bytes = buffer_.substr(0, count);
-    buffer_.erase(0, count);
-    return bytes;
-}
-
-sync_reply sync_client::read_reply(int depth) {
-    if (depth > max_depth) fail("reply nested deeper than " + std::to_string(max_depth));
-    const std::string line = read_line();
-    if (line.empty()) fail("empty reply line");
-    const std::string_view rest = std::string_view(line).substr(1);
-    sync_reply reply;
-    switch (line[0]) {
-    case '+':
-        reply.type = sync_reply::kind::simple_string;
-        reply.text = rest;
-        return reply;
-    case '-':
-        reply.type = sync_reply::kind::error;
-        reply.text = rest;
-        return reply;
-    case ':':
-        if (const auto value = parse_integer(rest)) {
-            reply.type = sync_reply::kind::integer;
-            reply.integer = *value;
-            return reply;
-        }
-        break;
-    case '$':
-        if (const auto length = parse_integer(rest); length && *length >= -1) {
-            if (*length == -1) return reply; // null
-            reply.type = sync_reply::kind::bulk_string;
-            reply.text = read_bytes(static_cast<std::size_t>(*length) + 2);
-            if (!reply.text.ends_with("\r\n")) fail("bulk string without its CRLF");
-            reply.text.resize(reply.text.size() - 2);
-            return reply;
-        }
-        break;
-    case '*':
-        if (const auto count = parse_integer(rest); count && *count >= -1) {
-            if (*count == -1) return reply; // null array
-            reply.type = sync_reply::kind::array;
-            reply.elements.reserve(static_cast<std::size_t>(std::min<std::int64_t>(*count, 1024)));
-            for (std::int64_t i = 0; i < *count; ++i)
-                reply.elements.push_back(read_reply(depth + 1));
-            return reply;
-        }
-        break;
-    }
-    fail("malformed reply line \"" + line.substr(0, 64) + "\"");
-}
-
-} // namespace akv::detail
+} // namespace akv::testing::detail
