@@ -4,14 +4,16 @@
 #include "support/running_client.hpp"
 
 #include <akv/embedded_server.hpp>
-#include <akv/messaging/model_handler.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/messaging/batcher.hpp>
+#include <akv/ml/model_handler.hpp>
+#include <akv/ml/tensor.hpp>
 
 #include <cmath>
 #include <map>
 
 using namespace akv::test;
 using namespace akv::messaging;
+using namespace akv::ml;
 namespace asio = boost::asio;
 
 namespace {
