@@ -25,10 +25,10 @@
 #include <akv/client.hpp>
 #include <akv/config.hpp>
 #include <akv/messaging/batcher.hpp>
-#include <akv/messaging/model.hpp>
 #include <akv/messaging/stream.hpp>
 #include <akv/messaging/subscriber.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/model.hpp>
+#include <akv/ml/tensor.hpp>
 #include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -212,7 +212,7 @@ xadd_result run_xadd(const akv::config& cfg, const std::string& inputs, long n, 
 // ---- batcher
 
 // The peer's model: sigmoid(dot(row, W) + 0.1), W[j] = float(0.5 sin(j + 1)).
-akv::messaging::logistic_model peer_model() {
+akv::ml::logistic_model peer_model() {
     std::vector<float> w(dim);
     for (std::size_t j = 0; j < dim; ++j)
         w[j] = float(0.5 * std::sin(double(j + 1)));
@@ -233,7 +233,7 @@ double reference_score(const std::string& inputs, long i) {
 // one output {id, score} per input.
 class scorer {
 public:
-    explicit scorer(const akv::messaging::logistic_model& model)
+    explicit scorer(const akv::ml::logistic_model& model)
         : model_(model) {}
 
     asio::awaitable<std::vector<field_list>> operator()(std::span<const stream_entry> batch) {
@@ -242,7 +242,7 @@ public:
         for (std::size_t i = 0; i < batch.size(); ++i) {
             const std::string* t = batch[i].field("t");
             if (!t) throw std::runtime_error("entry " + batch[i].id + " has no field t");
-            akv::messaging::raw_f32_into(*t, std::span(inputs_).subspan(i * dim, dim));
+            akv::ml::raw_f32_into(*t, std::span(inputs_).subspan(i * dim, dim));
         }
         model_.predict(inputs_, batch.size(), scores_);
         std::vector<field_list> outputs;
@@ -257,7 +257,7 @@ public:
     }
 
 private:
-    const akv::messaging::logistic_model& model_;
+    const akv::ml::logistic_model& model_;
     std::vector<float> inputs_;
     std::vector<float> scores_;
 };
@@ -296,7 +296,7 @@ batcher_result run_batcher(const akv::config& cfg, const std::string& inputs, lo
         akv::messaging::stream_producer producer(redis, "in");
         co_await add_pipelined(producer, inputs, n);
 
-        const akv::messaging::logistic_model model = peer_model();
+        const akv::ml::logistic_model model = peer_model();
         // One client (connection) per batcher, as the peer gives each loop its own: on one
         // connection Redis answers pipelined requests together, so the batchers would take
         // turns instead of overlapping.

@@ -10,7 +10,8 @@
 #include <akv/client.hpp>
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/batcher.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/model.hpp>
+#include <akv/ml/tensor.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 namespace asio = boost::asio;
+namespace ml = akv::ml;
 namespace msg = akv::messaging;
 using namespace std::chrono_literals;
 
@@ -60,7 +62,7 @@ akv::app::command_line command_line() {
 }
 
 struct model_state {
-    std::shared_ptr<const msg::batch_model> model;
+    std::shared_ptr<const ml::batch_model> model;
     std::uint64_t version = 0;
 };
 
@@ -152,7 +154,7 @@ int main(int argc, char** argv) {
             const std::string* t = batch[i].field(input_field);
             try {
                 if (!t) throw std::invalid_argument("no field \"" + input_field + "\"");
-                msg::decode_f32_into(*t, std::span<float>(x).subspan(rows * in, in), shape);
+                ml::decode_f32_into(*t, std::span<float>(x).subspan(rows * in, in), shape);
                 row_of[i] = rows++;
             } catch (const std::exception& e) {
                 errors[i] = e.what();

@@ -3,7 +3,7 @@
 #include "pipeline.hpp"
 
 #include <akv/gateway/publish.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 #include <akv/request.hpp>
 #include <akv/response.hpp>
 
@@ -173,7 +173,7 @@ queue::handler preprocess_handler(std::shared_ptr<stage_context> ctx) {
         };
         const auto x = featurize(fields[3].second);
         const std::int64_t shape[] = {static_cast<std::int64_t>(features)};
-        fields.emplace_back("embedding", messaging::encode<float>(x, shape));
+        fields.emplace_back("embedding", ml::encode<float>(x, shape));
         std::string entry = co_await producer->add(fields);
         co_return entry;
     };

@@ -1,6 +1,6 @@
 #include "pipeline.hpp"
 
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -107,12 +107,12 @@ static std::vector<float> interest_weights() {
     return w;
 }
 
-messaging::logistic_model interest_model() {
-    return messaging::logistic_model(interest_weights(), bias);
+ml::logistic_model interest_model() {
+    return ml::logistic_model(interest_weights(), bias);
 }
 
 bool interested(std::string_view text) {
-    static const messaging::logistic_model model = interest_model(); // immutable once built
+    static const ml::logistic_model model = interest_model(); // immutable once built
     const auto x = featurize(text);
     float y = 0;
     model.predict(x, 1, std::span<float>(&y, 1));
@@ -131,7 +131,7 @@ kv::model interest_model_files() {
     return m;
 }
 
-std::shared_ptr<const messaging::batch_model> model_from_files(const kv::model& m) {
+std::shared_ptr<const ml::batch_model> model_from_files(const kv::model& m) {
     auto f = m.files.find("model.json");
     if (f == m.files.end()) throw std::invalid_argument("the model has no model.json");
     boost::system::error_code ec;
@@ -155,15 +155,13 @@ std::shared_ptr<const messaging::batch_model> model_from_files(const kv::model& 
             if (!v.is_number()) throw std::invalid_argument("model.json: a weight is not a number");
             weights.push_back(static_cast<float>(v.to_number<double>()));
         }
-        return std::make_shared<messaging::logistic_model>(
-            std::move(weights), static_cast<float>(b->to_number<double>()));
+        return std::make_shared<ml::logistic_model>(std::move(weights),
+                                                    static_cast<float>(b->to_number<double>()));
     }
     if (kind->get_string() == "mlp") {
-        return std::make_shared<messaging::mlp_model>(
-            messaging::decode(tensor_file(m, spec, "w1")),
-            messaging::decode(tensor_file(m, spec, "b1")),
-            messaging::decode(tensor_file(m, spec, "w2")),
-            messaging::decode(tensor_file(m, spec, "b2")));
+        return std::make_shared<ml::mlp_model>(
+            ml::decode(tensor_file(m, spec, "w1")), ml::decode(tensor_file(m, spec, "b1")),
+            ml::decode(tensor_file(m, spec, "w2")), ml::decode(tensor_file(m, spec, "b2")));
     }
     throw std::invalid_argument("model.json: unknown kind \"" + std::string(kind->get_string()) +
                                 "\" (logistic or mlp)");

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <akv/kv/model_registry.hpp>
-#include <akv/messaging/model.hpp>
+#include <akv/ml/model.hpp>
 
 #include <array>
 #include <cstdint>
@@ -41,14 +41,14 @@ std::array<float, features> featurize(std::string_view text);
 
 // The seed's classifier: logistic regression over featurize(); the words of intent weigh in
 // ("interested", "join", "count me in"), or against ("not", "no"); a question counts against.
-messaging::logistic_model interest_model();
+ml::logistic_model interest_model();
 // What the pipeline decides for this text: interest_model() on featurize(text) >= threshold.
 bool interested(std::string_view text);
 
 // A model as the registry keeps it: model.json, {"kind": "logistic", "weights": [...],
 // "bias": b} or {"kind": "mlp", "w1": "w1.akvt", "b1": ..., "w2": ..., "b2": ...} naming AKVT
 // tensor files of the model. Throws std::invalid_argument naming what is wrong.
-std::shared_ptr<const messaging::batch_model> model_from_files(const kv::model& m);
+std::shared_ptr<const ml::batch_model> model_from_files(const kv::model& m);
 kv::model interest_model_files();
 
 struct comment {

@@ -10,8 +10,8 @@
 #include <akv/kv/blob_store.hpp>
 #include <akv/kv/collections.hpp>
 #include <akv/messaging/batcher.hpp>
-#include <akv/messaging/model.hpp>
 #include <akv/messaging/subscriber.hpp>
+#include <akv/ml/model.hpp>
 #include <akv/script.hpp>
 #include <akv/testing/embedded_cluster.hpp>
 
@@ -27,6 +27,7 @@
 
 using namespace akv::test;
 using namespace akv::messaging;
+using akv::ml::mlp_model;
 using namespace boost::asio::experimental::awaitable_operators;
 namespace asio = boost::asio;
 namespace kv = akv::kv;

@@ -11,7 +11,7 @@
 
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/stream.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/testing/embedded_server.hpp>
@@ -368,7 +368,7 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
             const std::int64_t shape[] = {44};
             akv::messaging::field_list f{{"id", "c" + std::to_string(i)},
                                          {"text", texts[i]},
-                                         {"embedding", akv::messaging::encode<float>(x, shape)}};
+                                         {"embedding", akv::ml::encode<float>(x, shape)}};
             co_await in.add(f);
         }
         akv::messaging::field_list broken{{"id", "broken"}, {"embedding", "not a tensor"}};
@@ -416,7 +416,8 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     run_task(io, [&]() -> asio::awaitable<void> {
         const auto x = akv::demo::featurize("I want to join");
         const std::int64_t shape[] = {44};
-        akv::messaging::field_list f{{"id", "after-restart"}, {"embedding", akv::messaging::encode<float>(x, shape)}};
+        akv::messaging::field_list f{{"id", "after-restart"},
+                                     {"embedding", akv::ml::encode<float>(x, shape)}};
         akv::messaging::stream_producer in(rc.client, "in");
         co_await in.add(f);
     }());

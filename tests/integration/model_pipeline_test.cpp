@@ -3,8 +3,9 @@
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
-#include <akv/messaging/model_handler.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/messaging/batcher.hpp>
+#include <akv/ml/model_handler.hpp>
+#include <akv/ml/tensor.hpp>
 #include <akv/testing/embedded_server.hpp>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 
 using namespace akv::test;
 using namespace akv::messaging;
+using namespace akv::ml;
 namespace asio = boost::asio;
 
 namespace {

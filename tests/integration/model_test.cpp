@@ -1,9 +1,9 @@
-// akv::messaging::mlp_model::save / load against a real server.
+// akv::ml::mlp_model::save / load against a real server.
 #include "support/harness.hpp"
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
-#include <akv/messaging/model.hpp>
+#include <akv/ml/model.hpp>
 #include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/use_awaitable.hpp>
@@ -14,7 +14,7 @@
 using akv::test::contains;
 
 using namespace akv::test;
-using akv::messaging::mlp_model;
+using akv::ml::mlp_model;
 namespace asio = boost::asio;
 
 namespace {
@@ -92,10 +92,10 @@ TEST(MlpModelStore, StoredFieldsAreTensorsAnyClientCanDecode) {
         req.push("HGET", "m", "b2");
         akv::response<std::string, std::string> resp;
         co_await rc.client.exec(req, resp);
-        const auto w1 = akv::messaging::decode(std::get<0>(resp).value());
-        const auto b2 = akv::messaging::decode(std::get<1>(resp).value());
+        const auto w1 = akv::ml::decode(std::get<0>(resp).value());
+        const auto b2 = akv::ml::decode(std::get<1>(resp).value());
         EXPECT_EQ(w1.shape, (std::vector<std::int64_t>{44, 16}));
-        EXPECT_EQ(w1.type, akv::messaging::dtype::f32);
+        EXPECT_EQ(w1.type, akv::ml::dtype::f32);
         EXPECT_EQ(b2.shape, (std::vector<std::int64_t>{3}));
     }());
 }

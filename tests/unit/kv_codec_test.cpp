@@ -123,8 +123,8 @@ TEST(KvCodec, SpanEncodesLikeTheVector) {
 }
 
 TEST(KvCodec, TensorOfAnyShapeRoundTrips) {
-    akv::messaging::tensor t;
-    t.type = akv::messaging::dtype::i16;
+    akv::ml::tensor t;
+    t.type = akv::ml::dtype::i16;
     t.shape = {2, 3};
     t.data.assign(12, '\x02');
     EXPECT_EQ(round_trip(t), t);
@@ -204,7 +204,7 @@ TEST(KvCodec, TensorFromAnIntegerShowsTheText) {
 }
 
 TEST(KvCodec, VectorFromATwoDimensionalTensorIsRefused) {
-    akv::messaging::tensor t;
+    akv::ml::tensor t;
     t.shape = {2, 2};
     t.data.assign(16, '\0');
     EXPECT_EQ(decode_error<std::vector<float>>(kv::encode(t)),
@@ -214,7 +214,7 @@ TEST(KvCodec, VectorFromATwoDimensionalTensorIsRefused) {
 TEST(KvCodec, MalformedTensorSaysWhatIsWrong) {
     std::string bytes = kv::encode(std::vector<float>{1, 2});
     bytes.pop_back();
-    const std::string detail = decode_error<akv::messaging::tensor>(bytes);
+    const std::string detail = decode_error<akv::ml::tensor>(bytes);
     EXPECT_NE(detail.find("expected a tensor, got a malformed one"), std::string::npos) << detail;
     EXPECT_NE(detail.find("needs 8 data bytes, got 7"), std::string::npos) << detail;
 }

@@ -1,6 +1,6 @@
-// akv::messaging batch models: the arithmetic against hand-computed networks, batches against
+// akv::ml batch models: the arithmetic against hand-computed networks, batches against
 // rows, and the constructor's checks.
-#include <akv/messaging/model.hpp>
+#include <akv/ml/model.hpp>
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 using akv::test::contains;
 using akv::test::error_of;
 
-using namespace akv::messaging;
+using namespace akv::ml;
 using shape_t = std::vector<std::int64_t>;
 
 namespace {

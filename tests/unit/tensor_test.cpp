@@ -1,5 +1,5 @@
-// akv::messaging tensor codec: the documented byte layout, round trips and every decode error.
-#include <akv/messaging/tensor.hpp>
+// akv::ml tensor codec: the documented byte layout, round trips and every decode error.
+#include <akv/ml/tensor.hpp>
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 using akv::test::contains;
 using akv::test::error_of;
 
-using namespace akv::messaging;
+using namespace akv::ml;
 using shape_t = std::vector<std::int64_t>;
 
 namespace {

@@ -44,9 +44,9 @@ type_mismatch_error::type_mismatch_error(std::string where, std::string detail)
 std::string describe(std::string_view bytes) {
     if (bytes.substr(0, 4) == "AKVT") {
         try {
-            const messaging::tensor t = messaging::decode(bytes);
-            return "a tensor of " + std::string(messaging::to_string(t.type)) + " " +
-                   messaging::format_shape(t.shape);
+            const ml::tensor t = ml::decode(bytes);
+            return "a tensor of " + std::string(ml::to_string(t.type)) + " " +
+                   ml::format_shape(t.shape);
         } catch (const boost::system::system_error&) {
             // Not a well-formed tensor: shown as bytes below.
         }
@@ -67,10 +67,10 @@ void codec<bool>::decode(std::string_view in, bool& value) {
         throw_mismatch("a bool (\"1\" or \"0\")", in);
 }
 
-void codec<messaging::tensor>::decode(std::string_view in, messaging::tensor& t) {
+void codec<ml::tensor>::decode(std::string_view in, ml::tensor& t) {
     if (in.substr(0, 4) != "AKVT") throw_mismatch("a tensor", in);
     try {
-        t = messaging::decode(in);
+        t = ml::decode(in);
     } catch (const boost::system::system_error& e) {
         // what() ends with the category's text: keep only what tensor.cpp said.
         std::string detail = e.what();
@@ -98,11 +98,11 @@ void throw_number_mismatch(std::string_view in) {
     throw_mismatch("a number", in);
 }
 
-std::string_view vector_elements(std::string_view in, messaging::dtype type) {
-    const std::string expected = "a tensor of " + std::string(messaging::to_string(type));
+std::string_view vector_elements(std::string_view in, ml::dtype type) {
+    const std::string expected = "a tensor of " + std::string(ml::to_string(type));
     if (in.substr(0, 4) != "AKVT") throw_mismatch(expected, in);
-    messaging::tensor t;
-    codec<messaging::tensor>::decode(in, t);
+    ml::tensor t;
+    codec<ml::tensor>::decode(in, t);
     if (t.type != type || t.shape.size() != 1) {
         throw_mismatch(t.type != type ? expected : "a one-dimensional " + expected.substr(2), in);
     }

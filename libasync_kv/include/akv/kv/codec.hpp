@@ -15,11 +15,11 @@
 //   std::string, kv::bytes      the bytes as they are
 //   std::vector<E>              an akv tensor of one dimension, E one of float, double, int8_t,
 //   std::span<const E>          int16_t, int32_t, int64_t, uint8_t (a span encodes only)
-//   messaging::tensor           an akv tensor of any dtype and shape
+//   ml::tensor                  an akv tensor of any dtype and shape
 //   described structs           JSON (BOOST_DESCRIBE_STRUCT: one line describes the members)
 //
-// The akv tensor (akv/messaging/tensor.hpp, shared with the messaging layer) is an 8-byte header
-// then the dims then the raw elements, all little-endian:
+// The akv tensor (akv/ml/tensor.hpp, shared with the ML runtime) is an 8-byte header then the dims
+// then the raw elements, all little-endian:
 //
 //   offset     size       field
 //   0          4          magic "AKVT"
@@ -54,7 +54,7 @@
 
 #include <akv/error.hpp>
 #include <akv/json_text.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 #include <akv/resp/writer.hpp>
 
 #include <boost/describe/members.hpp>
@@ -197,32 +197,32 @@ template <> struct codec<bytes> {
 
 namespace detail {
 // Checks that `in` is a one-dimensional tensor of `type` and returns its element bytes.
-std::string_view vector_elements(std::string_view in, messaging::dtype type);
+std::string_view vector_elements(std::string_view in, ml::dtype type);
 } // namespace detail
 
-template <messaging::tensor_element E> struct codec<std::span<const E>> {
+template <ml::tensor_element E> struct codec<std::span<const E>> {
     static void encode(std::span<const E> values, std::string& out) {
         const std::int64_t dims[1] = {static_cast<std::int64_t>(values.size())};
-        messaging::encode_into(out, values, std::span<const std::int64_t>(dims));
+        ml::encode_into(out, values, std::span<const std::int64_t>(dims));
     }
 };
 
-template <messaging::tensor_element E> struct codec<std::vector<E>> {
+template <ml::tensor_element E> struct codec<std::vector<E>> {
     static void encode(const std::vector<E>& values, std::string& out) {
         codec<std::span<const E>>::encode(values, out);
     }
     static void decode(std::string_view in, std::vector<E>& values) {
-        const std::string_view data = detail::vector_elements(in, messaging::dtype_of_v<E>);
+        const std::string_view data = detail::vector_elements(in, ml::dtype_of_v<E>);
         values.resize(data.size() / sizeof(E));
         if (!data.empty()) std::memcpy(values.data(), data.data(), data.size());
     }
 };
 
-template <> struct codec<messaging::tensor> {
-    static void encode(const messaging::tensor& t, std::string& out) {
-        messaging::encode_into(out, t.type, t.shape, std::as_bytes(std::span(t.data)));
+template <> struct codec<ml::tensor> {
+    static void encode(const ml::tensor& t, std::string& out) {
+        ml::encode_into(out, t.type, t.shape, std::as_bytes(std::span(t.data)));
     }
-    static void decode(std::string_view in, messaging::tensor& t);
+    static void decode(std::string_view in, ml::tensor& t);
 };
 
 // ---- described structs, as JSON

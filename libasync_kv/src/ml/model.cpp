@@ -1,4 +1,4 @@
-#include <akv/messaging/model.hpp>
+#include <akv/ml/model.hpp>
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 #include <string>
 #include <tuple>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 namespace {
 
@@ -285,4 +285,4 @@ void logistic_model::predict(std::span<const float> inputs, std::size_t rows,
     }
 }
 
-} // namespace akv::messaging
+} // namespace akv::ml

@@ -1,7 +1,7 @@
-#include <akv/messaging/model_handler.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/model_handler.hpp>
+#include <akv/ml/tensor.hpp>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 namespace {
 
@@ -23,8 +23,8 @@ void read_row(const handler_state& s, std::string_view bytes, std::span<float> r
     (void)s;
 }
 
-field_list output_for(const handler_state& s, const stream_entry& e) {
-    field_list out;
+messaging::field_list output_for(const handler_state& s, const messaging::stream_entry& e) {
+    messaging::field_list out;
     for (const auto& name : s.options.copy_fields)
         if (const std::string* v = e.field(name)) out.emplace_back(name, *v);
     return out;
@@ -32,19 +32,19 @@ field_list output_for(const handler_state& s, const stream_entry& e) {
 
 } // namespace
 
-batch_handler model_handler(std::shared_ptr<const batch_model> model,
-                            model_handler_options options) {
+messaging::batch_handler model_handler(std::shared_ptr<const batch_model> model,
+                                       model_handler_options options) {
     auto state = std::make_shared<handler_state>();
     state->model = std::move(model);
     state->options = std::move(options);
-    return [state](
-               std::span<const stream_entry> batch) -> asio::awaitable<std::vector<field_list>> {
+    return [state](std::span<const messaging::stream_entry> batch)
+               -> asio::awaitable<std::vector<messaging::field_list>> {
         handler_state& s = *state;
         const std::size_t in = s.model->input_size();
         const std::size_t out = s.model->output_size();
         s.inputs.resize(batch.size() * in);
         s.rows.clear();
-        std::vector<field_list> outputs(batch.size());
+        std::vector<messaging::field_list> outputs(batch.size());
         for (std::size_t i = 0; i < batch.size(); ++i) {
             outputs[i] = output_for(s, batch[i]);
             const std::string* bytes = batch[i].field(s.options.input_field);
@@ -71,4 +71,4 @@ batch_handler model_handler(std::shared_ptr<const batch_model> model,
     };
 }
 
-} // namespace akv::messaging
+} // namespace akv::ml

@@ -4,11 +4,11 @@
 #pragma once
 
 #include <akv/messaging/batcher.hpp>
-#include <akv/messaging/model.hpp>
+#include <akv/ml/model.hpp>
 
 #include <memory>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 struct model_handler_options {
     // An AKVT f32 tensor of shape [input_size], or input_size raw little-endian float32s.
@@ -22,7 +22,7 @@ struct model_handler_options {
 // An entry whose input cannot be read still gets its output entry, with an "error" field
 // naming the problem instead of scores: it is acked (retrying would not fix it), and the rest
 // of its batch goes through.
-batch_handler model_handler(std::shared_ptr<const batch_model> model,
-                            model_handler_options options = {});
+messaging::batch_handler model_handler(std::shared_ptr<const batch_model> model,
+                                       model_handler_options options = {});
 
-} // namespace akv::messaging
+} // namespace akv::ml

@@ -1,4 +1,4 @@
-// akv::messaging::tensor: an n-dimensional array as one plain binary Redis value.
+// akv::ml::tensor: an n-dimensional array as one plain binary Redis value.
 //
 // What RedisAI's TENSORSET/TENSORGET keep inside a module, stored here as an ordinary string
 // (a hash field, a stream entry field, a key) that any client can read without a module.
@@ -35,12 +35,12 @@
 #include <type_traits>
 #include <vector>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 // The data are copied to and from memory as they are: the wire format is little-endian, so a
 // big-endian host would need a byte swap per element, which nobody has asked for yet.
 static_assert(std::endian::native == std::endian::little,
-              "akv::messaging::tensor assumes a little-endian host");
+              "akv::ml::tensor assumes a little-endian host");
 
 enum class dtype : std::uint8_t { f32 = 1, f64, i8, i16, i32, i64, u8 };
 
@@ -128,4 +128,4 @@ void decode_f32_into(std::string_view bytes, std::span<float> out,
 // copies. Throws error::type_mismatch otherwise.
 void raw_f32_into(std::string_view raw, std::span<float> out);
 
-} // namespace akv::messaging
+} // namespace akv::ml

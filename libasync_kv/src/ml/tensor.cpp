@@ -1,5 +1,5 @@
 #include <akv/detail/printable.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 
 #include <algorithm>
 #include <array>
@@ -8,7 +8,7 @@
 #include <limits>
 #include <optional>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 namespace {
 
@@ -251,4 +251,4 @@ void raw_f32_into(std::string_view raw, std::span<float> out) {
     if (!out.empty()) std::memcpy(out.data(), raw.data(), raw.size());
 }
 
-} // namespace akv::messaging
+} // namespace akv::ml

@@ -5,13 +5,13 @@
 // in process. Implement batch_model for your own model; mlp_model and logistic_model are two
 // small real ones, computed as matrix products over the whole batch (no BLAS).
 //
-//   auto model = co_await akv::messaging::mlp_model::load(redis, "model:interest");
+//   auto model = co_await akv::ml::mlp_model::load(redis, "model:interest");
 //   std::vector<float> out(rows * model.output_size());
 //   model.predict(inputs, rows, out);
 #pragma once
 
 #include <akv/client.hpp>
-#include <akv/messaging/tensor.hpp>
+#include <akv/ml/tensor.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-namespace akv::messaging {
+namespace akv::ml {
 
 class batch_model {
 public:
@@ -106,4 +106,4 @@ private:
     float b_;
 };
 
-} // namespace akv::messaging
+} // namespace akv::ml
