@@ -11,6 +11,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 
+#include <array>
 #include <random>
 
 namespace akv::queue {
@@ -211,28 +212,29 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                                     bool send_metrics) {
     const std::int64_t now = detail::wall_ms();
     const std::string metrics_key = detail::metrics_key(prefix_, now / 60000);
-    std::vector<scripts::call> calls;
+    const std::array<std::string_view, 2> ack_keys{prefix_, metrics_key};
+    const std::array<std::string_view, 1> queue_key{prefix_};
+    script_request req;
     std::size_t completes = 0, retries = 0;
-    scripts::call complete = scripts::make_call(scripts::complete(), prefix_, metrics_key);
-    scripts::call retry = scripts::make_call(scripts::retry(), prefix_, metrics_key);
+    std::vector<std::string> complete, retry; // the arguments of complete.lua and retry.lua
     std::vector<std::size_t> histogram(detail::latency_buckets);
     for (const auto& f : batch) {
         if (f.ok) {
             ++completes;
-            complete.args.push_back(f.id);
-            complete.args.push_back(std::to_string(f.options.result_ttl.count()));
-            complete.args.push_back(f.value);
-            complete.args.push_back(f.options.unique_key);
-            complete.args.push_back(f.failed_before ? "1" : "0");
+            complete.push_back(f.id);
+            complete.push_back(std::to_string(f.options.result_ttl.count()));
+            complete.push_back(f.value);
+            complete.push_back(f.options.unique_key);
+            complete.push_back(f.failed_before ? "1" : "0");
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
             ++retries;
-            retry.args.push_back(f.id);
-            retry.args.push_back(std::to_string(f.delay));
-            retry.args.push_back(f.value);
-            retry.args.push_back(f.options.unique_key);
-            retry.args.push_back(std::to_string(f.options.priority));
+            retry.push_back(f.id);
+            retry.push_back(std::to_string(f.delay));
+            retry.push_back(f.value);
+            retry.push_back(f.options.unique_key);
+            retry.push_back(std::to_string(f.options.priority));
         }
     }
     // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
@@ -240,8 +242,8 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
     send_metrics = send_metrics || (metrics_.completed > 0 &&
                                     std::chrono::steady_clock::now() >= metrics_.sent + metrics_interval);
     if (completes > 0 || send_metrics) {
-        complete.args.insert(complete.args.begin(), token_);
-        complete.args.insert(complete.args.begin(), std::to_string(completes));
+        complete.insert(complete.begin(), token_);
+        complete.insert(complete.begin(), std::to_string(completes));
         if (send_metrics) {
             std::vector<std::string> metric;
             metric.push_back("p");
@@ -251,35 +253,35 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                     metric.push_back("l" + std::to_string(b));
                     metric.push_back(std::to_string(metrics_.histogram[b]));
                 }
-            complete.args.push_back(std::to_string(metric.size() / 2));
-            for (auto& m : metric) complete.args.push_back(std::move(m));
-            complete.args.push_back(std::to_string(metrics_.completed));
+            complete.push_back(std::to_string(metric.size() / 2));
+            for (auto& m : metric)
+                complete.push_back(std::move(m));
+            complete.push_back(std::to_string(metrics_.completed));
         } else {
-            complete.args.push_back("0");
+            complete.push_back("0");
         }
-        calls.push_back(std::move(complete));
+        req.call(scripts::complete(), ack_keys, complete);
     }
     if (retries > 0) {
-        retry.args.insert(retry.args.begin(), token_);
-        retry.args.insert(retry.args.begin(), std::to_string(retries));
-        calls.push_back(std::move(retry));
+        retry.insert(retry.begin(), token_);
+        retry.insert(retry.begin(), std::to_string(retries));
+        req.call(scripts::retry(), ack_keys, retry);
     }
     if (!back.empty()) {
-        scripts::call hb = scripts::make_call(scripts::handback(), prefix_);
-        hb.args.push_back(token_);
-        hb.args.insert(hb.args.end(), back.begin(), back.end());
-        calls.push_back(std::move(hb));
+        std::vector<std::string_view> handback{token_};
+        handback.insert(handback.end(), back.begin(), back.end());
+        req.call(scripts::handback(), queue_key, handback);
     }
     const bool claiming = want > 0;
     if (claiming) {
-        scripts::call claim = scripts::make_call(scripts::claim(), prefix_);
-        claim.args.push_back(std::to_string(want));
-        claim.args.push_back(std::to_string(options_.lease_time.count()));
-        claim.args.push_back(token_);
-        calls.push_back(std::move(claim));
+        const std::string count = std::to_string(want);
+        const std::string lease = std::to_string(options_.lease_time.count());
+        req.call(scripts::claim(), queue_key,
+                 std::array<std::string_view, 3>{count, lease, token_});
     }
 
-    auto replies = co_await scripts::run_all(client_, calls);
+    generic_response replies;
+    co_await req.run(client_, replies);
     std::size_t at = 0;
     auto count_lost = [&](const char* what) {
         const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": " + what);
@@ -459,17 +461,18 @@ asio::awaitable<void> worker::renewer() {
         renew_timer_.expires_after(every);
         co_await renew_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         if (drained_) break;
-        std::vector<scripts::call> calls;
-        scripts::call renew = scripts::make_call(scripts::renew(), prefix_);
-        renew.args.push_back(std::to_string(options_.lease_time.count()));
-        renew.args.push_back(token_);
-        for (auto& [id, rj] : running_) renew.args.push_back(id);
-        calls.push_back(std::move(renew));
-        scripts::call recover = scripts::make_call(scripts::recover(), prefix_);
-        recover.args.push_back(std::to_string(recover_limit));
-        calls.push_back(std::move(recover));
+        const std::array<std::string_view, 1> queue_key{prefix_};
+        const std::string lease = std::to_string(options_.lease_time.count());
+        const std::string limit = std::to_string(recover_limit);
+        std::vector<std::string_view> renew{lease, token_};
+        for (auto& [id, rj] : running_)
+            renew.push_back(id);
+        script_request req;
+        req.call(scripts::renew(), queue_key, renew);
+        req.call(scripts::recover(), queue_key, std::array<std::string_view, 1>{limit});
         try {
-            auto replies = co_await scripts::run_all(client_, calls);
+            generic_response replies;
+            co_await req.run(client_, replies);
             const auto& r = scripts::reply(replies, 0, "queue \"" + queue_ + "\": renew.lua");
             if (r.elements.size() == 2) {
                 for (const auto& id : r.elements[0].elements) {
