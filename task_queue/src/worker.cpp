@@ -45,7 +45,7 @@ asio::awaitable<void> job_context::progress(std::string_view text) {
         throw_error(error::lease_lost, "job " + job_.id + " of queue \"" + job_.queue +
                                            "\": its lease expired and it was recovered");
     request req;
-    req.push("SPUBLISH", worker_.prefix_ + "events", "progress " + job_.id + " " + std::string(text));
+    req.push("SPUBLISH", worker_.keys_.events, "progress " + job_.id + " " + std::string(text));
     response<ignore_t> resp;
     co_await worker_.client_.exec(req, resp);
 }
@@ -54,7 +54,7 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
                messaging::subscriber* events)
     : client_(c)
     , queue_(std::move(queue))
-    , prefix_(detail::queue_prefix(queue_))
+    , keys_(queue_)
     , handler_(std::move(h))
     , options_(options)
     , events_(events)
@@ -211,9 +211,9 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                                     const std::vector<std::string>& back, std::size_t want,
                                     bool send_metrics) {
     const std::int64_t now = detail::wall_ms();
-    const std::string metrics_key = detail::metrics_key(prefix_, now / 60000);
-    const std::array<std::string_view, 2> ack_keys{prefix_, metrics_key};
-    const std::array<std::string_view, 1> queue_key{prefix_};
+    const std::string metrics_key = keys_.metrics(now / 60000);
+    const std::array<std::string_view, 2> ack_keys{keys_.prefix, metrics_key};
+    const std::array<std::string_view, 1> queue_key{keys_.prefix};
     script_request req;
     std::size_t completes = 0, retries = 0;
     std::vector<std::string> complete, retry; // the arguments of complete.lua and retry.lua
@@ -437,7 +437,7 @@ asio::awaitable<void> worker::waker() {
         }
         if (timeout.count() > 0) {
             request req;
-            req.push("BZPOPMIN", prefix_ + "marker", seconds_text(timeout));
+            req.push("BZPOPMIN", keys_.marker, seconds_text(timeout));
             response<ignore_t> resp;
             bool failed = false;
             try {
@@ -461,7 +461,7 @@ asio::awaitable<void> worker::renewer() {
         renew_timer_.expires_after(every);
         co_await renew_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         if (drained_) break;
-        const std::array<std::string_view, 1> queue_key{prefix_};
+        const std::array<std::string_view, 1> queue_key{keys_.prefix};
         const std::string lease = std::to_string(options_.lease_time.count());
         const std::string limit = std::to_string(recover_limit);
         std::vector<std::string_view> renew{lease, token_};
@@ -501,7 +501,7 @@ asio::awaitable<void> worker::listen() {
     if (!events_) co_return;
     std::shared_ptr<messaging::subscription> sub;
     try {
-        std::vector<std::string> channel(1, prefix_ + "events");
+        std::vector<std::string> channel(1, keys_.events);
         sub = co_await events_->ssubscribe(std::move(channel));
     } catch (const boost::system::system_error&) {
         co_return; // cancellations then arrive with the lease renewals

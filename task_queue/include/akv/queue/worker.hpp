@@ -19,6 +19,7 @@
 
 #include <akv/queue/admin.hpp>
 #include <akv/queue/job.hpp>
+#include <akv/queue/queue_keys.hpp>
 
 #include <akv/client.hpp>
 
@@ -150,7 +151,7 @@ private:
 
     client& client_;
     std::string queue_;
-    std::string prefix_;
+    queue_keys keys_;
     handler handler_;
     worker_options options_;
     messaging::subscriber* events_;
