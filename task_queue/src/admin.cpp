@@ -3,6 +3,7 @@
 #include "scripts.hpp"
 
 #include <algorithm>
+#include <span>
 
 namespace akv::queue {
 
@@ -164,48 +165,67 @@ asio::awaitable<job_info> admin::get(std::string id) {
 }
 
 namespace {
-std::vector<std::string> one(const std::string& s) { return std::vector<std::string>(1, s); }
+// What requeue.lua, remove.lua and cancel.lua answer, named in this one place.
+enum class answer { requeued, removed, cancelled, running, finished, not_failed, unknown };
 
-asio::awaitable<std::string> run_admin_script(client& c, const script& s, std::string_view prefix,
-                                              std::vector<std::string> args, const char* what) {
+answer answer_of(const char* what, const std::string& text) {
+    static constexpr std::pair<std::string_view, answer> names[] = {
+        {"requeued", answer::requeued},   {"removed", answer::removed},
+        {"cancelled", answer::cancelled}, {"running", answer::running},
+        {"finished", answer::finished},   {"not_failed", answer::not_failed},
+        {"unknown", answer::unknown}};
+    for (const auto& [name, a] : names)
+        if (text == name) return a;
+    throw_error(error::script_error, std::string(what) + ": unexpected answer \"" + text + "\"");
+}
+
+asio::awaitable<answer> run_admin_script(client& c, const script& s, std::string_view prefix,
+                                         std::span<const std::string_view> args, const char* what) {
     const std::array<std::string_view, 1> keys{prefix};
     response<std::string> resp;
     co_await s.run(c, keys, args, resp);
     auto& r = std::get<0>(resp);
     if (r.has_error()) throw_error(error::script_error, std::string(what) + ": " + r.error().message);
-    co_return std::move(r.value());
+    co_return answer_of(what, r.value());
 }
 } // namespace
 
 asio::awaitable<void> admin::retry(std::string id) {
-    const auto outcome = co_await run_admin_script(client_, scripts::requeue(), keys_.prefix,
-                                                   one(id), "requeue.lua");
-    if (outcome == "unknown")
+    const std::array<std::string_view, 1> args{id};
+    const answer a =
+        co_await run_admin_script(client_, scripts::requeue(), keys_.prefix, args, "requeue.lua");
+    if (a == answer::unknown)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
-    if (outcome == "not_failed")
+    if (a == answer::not_failed)
         throw_error(error::invalid_config,
                     "queue \"" + queue_ + "\": job " + id + " has not failed: nothing to retry");
 }
 
 asio::awaitable<void> admin::remove(std::string id) {
-    const auto outcome =
-        co_await run_admin_script(client_, scripts::remove(), keys_.prefix, one(id), "remove.lua");
-    if (outcome == "unknown")
+    const std::array<std::string_view, 1> args{id};
+    const answer a =
+        co_await run_admin_script(client_, scripts::remove(), keys_.prefix, args, "remove.lua");
+    if (a == answer::unknown)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
-    if (outcome == "running")
+    if (a == answer::running)
         throw_error(error::job_active, "queue \"" + queue_ + "\": job " + id +
                                            " is running: cancel it, then remove it");
 }
 
 asio::awaitable<cancel_outcome> admin::cancel(std::string id, std::string reason) {
-    std::vector<std::string> args = one(id);
-    args.push_back(std::move(reason));
-    const auto outcome = co_await run_admin_script(client_, scripts::cancel(), keys_.prefix,
-                                                   std::move(args), "cancel.lua");
-    if (outcome == "cancelled") co_return cancel_outcome::cancelled;
-    if (outcome == "running") co_return cancel_outcome::running;
-    if (outcome == "finished") co_return cancel_outcome::finished;
-    co_return cancel_outcome::unknown;
+    const std::array<std::string_view, 2> args{id, reason};
+    const answer a =
+        co_await run_admin_script(client_, scripts::cancel(), keys_.prefix, args, "cancel.lua");
+    switch (a) {
+    case answer::cancelled:
+        co_return cancel_outcome::cancelled;
+    case answer::running:
+        co_return cancel_outcome::running;
+    case answer::finished:
+        co_return cancel_outcome::finished;
+    default:
+        co_return cancel_outcome::unknown;
+    }
 }
 
 asio::awaitable<void> admin::pause() {

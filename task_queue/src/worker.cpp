@@ -19,8 +19,6 @@ namespace akv::queue {
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr std::int64_t final_failure = -1;
-constexpr std::int64_t cancelled_run = -2;
 constexpr std::size_t recover_limit = 1000;
 constexpr auto metrics_interval = std::chrono::seconds(1);
 
@@ -31,14 +29,28 @@ std::string seconds_text(std::chrono::milliseconds t) {
     return std::to_string(ms / 1000) + "." + frac;
 }
 
-bool is_shutdown(const std::string& reason) { return reason == "shutdown"; }
-
 // Drops a run's entry in `running`, unless a newer claim of the same job took it over.
 template <class Running, class Run> void forget(Running& running, const Run& run) {
     if (auto it = running.find(run->job.id); it != running.end() && it->second == run)
         running.erase(it);
 }
 } // namespace
+
+// The one place outcomes become retry.lua's delays: ms before the retry, -1 a final failure,
+// -2 a cancelled run (whose reason cancel.lua left in `errors`).
+std::int64_t worker::finished::retry_arg() const noexcept {
+    switch (outcome) {
+    case run_outcome::retry:
+        return delay.count();
+    case run_outcome::failed:
+        return -1;
+    case run_outcome::cancelled:
+        return -2;
+    case run_outcome::completed:
+        break; // complete.lua's
+    }
+    return 0;
+}
 
 asio::awaitable<void> job_context::progress(std::string_view text) {
     if (lease_lost())
@@ -85,7 +97,8 @@ void worker::stop() {
     // Prefetched jobs go back at once; running ones get the grace period.
     std::vector<std::string> waiting;
     for (const auto& rj : queued_) waiting.push_back(rj->job.id);
-    for (const auto& id : waiting) cancel_running(id, "shutdown");
+    for (const auto& id : waiting)
+        cancel_running(id, cancel_reason::shutdown);
     // Expired: a wait begun after this returns at once, one begun before is cancelled.
     stop_signal_.expires_at(asio::steady_timer::time_point::min());
     kick();
@@ -109,23 +122,23 @@ asio::awaitable<void> worker::grace() {
     grace_timer_ = nullptr;
     std::vector<std::string> ids;
     for (auto& [id, rj] : running_) ids.push_back(id);
-    for (auto& id : ids) cancel_running(id, "shutdown");
+    for (auto& id : ids)
+        cancel_running(id, cancel_reason::shutdown);
 }
 
-void worker::cancel_running(const std::string& id, std::string reason) {
+void worker::cancel_running(const std::string& id, cancel_reason why) {
     auto it = running_.find(id);
-    if (it == running_.end() || !it->second->cancel_reason.empty()) return;
+    if (it == running_.end() || it->second->cancelled_for != cancel_reason::none) return;
     auto& rj = *it->second;
     if (!rj.started) {
         // Prefetched, never started: nothing to stop. Back to the queue, or cancelled.
         std::erase(queued_, it->second);
-        if (is_shutdown(reason)) {
+        if (why == cancel_reason::shutdown) {
             handback_.push_back(id);
         } else {
             finished f;
             f.id = id;
-            f.ok = false;
-            f.delay = cancelled_run;
+            f.outcome = run_outcome::cancelled;
             f.value = "cancelled before it started";
             f.options = rj.job.options;
             done_.push_back(std::move(f));
@@ -134,7 +147,7 @@ void worker::cancel_running(const std::string& id, std::string reason) {
         kick();
         return;
     }
-    rj.cancel_reason = std::move(reason);
+    rj.cancelled_for = why;
     rj.cancel.emit(asio::cancellation_type::terminal);
 }
 
@@ -219,7 +232,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
     std::vector<std::string> complete, retry; // the arguments of complete.lua and retry.lua
     std::vector<std::size_t> histogram(detail::latency_buckets);
     for (const auto& f : batch) {
-        if (f.ok) {
+        if (f.outcome == run_outcome::completed) {
             ++completes;
             complete.push_back(f.id);
             complete.push_back(std::to_string(f.options.result_ttl.count()));
@@ -231,7 +244,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
         } else {
             ++retries;
             retry.push_back(f.id);
-            retry.push_back(std::to_string(f.delay));
+            retry.push_back(std::to_string(f.retry_arg()));
             retry.push_back(f.value);
             retry.push_back(f.options.unique_key);
             retry.push_back(std::to_string(f.options.priority));
@@ -325,8 +338,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             // Not a job we can run: to the failed set with what is wrong, once.
             finished f;
             f.id = id;
-            f.ok = false;
-            f.delay = final_failure;
+            f.outcome = run_outcome::failed;
             f.value = e.what();
             done_.push_back(std::move(f));
             // A lease is held: count it as running until the failure is flushed.
@@ -339,8 +351,8 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             it->second->lost = true;
             if (!it->second->started) {
                 std::erase(queued_, it->second);
-            } else if (it->second->cancel_reason.empty()) {
-                it->second->cancel_reason = "lease lost";
+            } else if (it->second->cancelled_for == cancel_reason::none) {
+                it->second->cancelled_for = cancel_reason::lease_lost;
                 it->second->cancel.emit(asio::cancellation_type::terminal);
             }
             it->second = rj;
@@ -359,7 +371,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.options = j.options;
     f.enqueued_ms = j.enqueued_ms;
     f.failed_before = j.attempt > 1;
-    bool timed_out = false;
+    bool threw = false, timed_out = false;
     try {
         job_context ctx(*this, j, &rj->lost);
         if (j.options.timeout.count() > 0) {
@@ -374,10 +386,10 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
             f.value = co_await handler_(ctx);
         }
     } catch (const std::exception& e) {
-        f.ok = false;
+        threw = true;
         f.value = e.what();
     } catch (...) {
-        f.ok = false;
+        threw = true;
         f.value = "unknown exception";
     }
     if (rj->lost) {
@@ -389,8 +401,8 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         kick();
         co_return;
     }
-    if (!f.ok) {
-        if (is_shutdown(rj->cancel_reason)) {
+    if (threw) {
+        if (rj->cancelled_for == cancel_reason::shutdown) {
             handback_.push_back(j.id); // it did not fail: its worker is leaving
             forget(running_, rj);
             --started_;
@@ -398,18 +410,18 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
             co_return;
         }
         ++stats_.failed;
-        if (rj->cancel_reason == "cancelled") {
-            f.delay = cancelled_run;
+        if (rj->cancelled_for == cancel_reason::cancelled) {
+            f.outcome = run_outcome::cancelled;
             f.value = "cancelled while running";
         } else {
             if (timed_out) f.value = "timed out after " + std::to_string(j.options.timeout.count()) + " ms";
             if (j.attempt >= j.options.max_attempts) {
-                f.delay = final_failure;
+                f.outcome = run_outcome::failed;
             } else {
                 thread_local std::minstd_rand draw(std::random_device{}());
+                f.outcome = run_outcome::retry;
                 f.delay = retry_delay(j.options.backoff, j.attempt,
-                                      std::uniform_real_distribution<double>(0, 1)(draw))
-                              .count();
+                                      std::uniform_real_distribution<double>(0, 1)(draw));
             }
         }
     }
@@ -480,7 +492,8 @@ asio::awaitable<void> worker::renewer() {
                     // Counted when its ack is refused; the handler runs on (at least once).
                     if (it != running_.end()) it->second->lost = true;
                 }
-                for (const auto& id : r.elements[1].elements) cancel_running(id.str, "cancelled");
+                for (const auto& id : r.elements[1].elements)
+                    cancel_running(id.str, cancel_reason::cancelled);
             }
             const auto& rec = scripts::reply(replies, 1, "queue \"" + queue_ + "\": recover.lua");
             if (!rec.elements.empty()) {
@@ -511,7 +524,8 @@ asio::awaitable<void> worker::listen() {
             auto m = co_await (sub->receive() || stop_requested());
             if (m.index() == 1) break;
             const auto& text = std::get<0>(m).payload;
-            if (text.rfind("cancel ", 0) == 0) cancel_running(text.substr(7), "cancelled");
+            if (text.rfind("cancel ", 0) == 0)
+                cancel_running(text.substr(7), cancel_reason::cancelled);
         }
     } catch (const boost::system::system_error&) {
         // The hub closed or overflowed: cancellations arrive with lease renewals instead.
