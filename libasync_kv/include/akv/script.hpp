@@ -65,7 +65,8 @@ public:
         req_.push(command, args...);
     }
 
-    // A call of `s` with its keys and args (any ranges of request arguments).
+    // A call of `s` with its keys and args (any ranges of request arguments), written into the
+    // request at once: they need not outlive this call, `s` must outlive run().
     template <class Keys, class Args>
     void call(const script& s, const Keys& keys, const Args& args) {
         const std::size_t begin = req_.payload().size();
