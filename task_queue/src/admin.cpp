@@ -3,6 +3,7 @@
 #include "scripts.hpp"
 
 #include <algorithm>
+#include <span>
 
 namespace akv::queue {
 
@@ -20,25 +21,19 @@ std::string strip_token(const std::string& member) {
     return member.substr(0, member.find('@'));
 }
 
-// The keys of a queue (what obliterate deletes); metrics keys are per minute.
-constexpr const char* queue_keys[] = {
-    "id",     "jobs",   "wait",   "prio",  "delayed", "active", "attempts", "failed",
-    "errors", "done",   "results", "unique", "meta",   "rate",   "marker",   "cancel",
-    "stats",  "leader", "periodic", "periodic:next"};
-
 } // namespace
 
 admin::admin(client& c, std::string queue)
     : client_(c)
     , queue_(std::move(queue))
-    , prefix_(detail::queue_prefix(queue_)) {
+    , keys_(queue_) {
     validate_queue_name(queue_);
 }
 
 asio::awaitable<bool> admin::exists() {
     request req;
     // Enqueued into, paused or rate-limited, or given periodic jobs: all leave a key.
-    req.push("EXISTS", prefix_ + "id", prefix_ + "meta", prefix_ + "periodic");
+    req.push("EXISTS", keys_.id, keys_.meta, keys_.periodic);
     response<long long> resp;
     co_await client_.exec(req, resp);
     co_return std::get<0>(resp).value() > 0;
@@ -53,14 +48,14 @@ asio::awaitable<void> admin::require_exists() {
 
 asio::awaitable<state_counts> admin::counts() {
     request req;
-    req.push("LLEN", prefix_ + "wait");
-    req.push("ZCARD", prefix_ + "prio");
-    req.push("ZCARD", prefix_ + "delayed");
-    req.push("ZCARD", prefix_ + "active");
-    req.push("ZCARD", prefix_ + "failed");
-    req.push("ZCARD", prefix_ + "done");
-    req.push("HGETALL", prefix_ + "stats");
-    req.push("HGET", prefix_ + "meta", "paused");
+    req.push("LLEN", keys_.wait);
+    req.push("ZCARD", keys_.prio);
+    req.push("ZCARD", keys_.delayed);
+    req.push("ZCARD", keys_.active);
+    req.push("ZCARD", keys_.failed);
+    req.push("ZCARD", keys_.done);
+    req.push("HGETALL", keys_.stats);
+    req.push("HGET", keys_.meta, "paused");
     response<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
              std::vector<std::string>, std::optional<std::string>>
         resp;
@@ -93,9 +88,9 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
     switch (state) {
     case job_state::waiting: {
         // Claim order: priorities above 0, then the list from its tail, then those below 0.
-        req.push("ZRANGE", prefix_ + "prio", "-inf", "(0", "BYSCORE", "LIMIT", 0, end + 1);
-        req.push("LRANGE", prefix_ + "wait", -(end + 1), -1);
-        req.push("ZRANGE", prefix_ + "prio", "0", "+inf", "BYSCORE", "LIMIT", 0, end + 1);
+        req.push("ZRANGE", keys_.prio, "-inf", "(0", "BYSCORE", "LIMIT", 0, end + 1);
+        req.push("LRANGE", keys_.wait, -(end + 1), -1);
+        req.push("ZRANGE", keys_.prio, "0", "+inf", "BYSCORE", "LIMIT", 0, end + 1);
         response<std::vector<std::string>, std::vector<std::string>, std::vector<std::string>>
             resp;
         co_await client_.exec(req, resp);
@@ -110,15 +105,15 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
     case job_state::active:
     case job_state::failed:
     case job_state::completed: {
-        const char* key = state == job_state::delayed  ? "delayed"
-                          : state == job_state::active ? "active"
-                          : state == job_state::failed ? "failed"
-                                                       : "done";
+        const std::string& key = state == job_state::delayed  ? keys_.delayed
+                                 : state == job_state::active ? keys_.active
+                                 : state == job_state::failed ? keys_.failed
+                                                              : keys_.done;
         const bool newest_first = state == job_state::failed || state == job_state::completed;
         if (newest_first)
-            req.push("ZRANGE", prefix_ + key, 0, end, "REV");
+            req.push("ZRANGE", key, 0, end, "REV");
         else
-            req.push("ZRANGE", prefix_ + key, 0, end);
+            req.push("ZRANGE", key, 0, end);
         response<std::vector<std::string>> resp;
         co_await client_.exec(req, resp);
         ids = std::move(std::get<0>(resp).value());
@@ -136,14 +131,14 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
 
 asio::awaitable<job_info> admin::get(std::string id) {
     request req;
-    req.push("HGET", prefix_ + "jobs", id);
-    req.push("HGET", prefix_ + "attempts", id);
-    req.push("HGET", prefix_ + "errors", id);
-    req.push("HGET", prefix_ + "results", id);
-    req.push("ZSCORE", prefix_ + "failed", id);
-    req.push("ZSCORE", prefix_ + "delayed", id);
-    req.push("ZSCORE", prefix_ + "prio", id);
-    req.push("LPOS", prefix_ + "wait", id);
+    req.push("HGET", keys_.jobs, id);
+    req.push("HGET", keys_.attempts, id);
+    req.push("HGET", keys_.errors, id);
+    req.push("HGET", keys_.results, id);
+    req.push("ZSCORE", keys_.failed, id);
+    req.push("ZSCORE", keys_.delayed, id);
+    req.push("ZSCORE", keys_.prio, id);
+    req.push("LPOS", keys_.wait, id);
     using opt = std::optional<std::string>;
     response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>> resp;
     co_await client_.exec(req, resp);
@@ -170,53 +165,72 @@ asio::awaitable<job_info> admin::get(std::string id) {
 }
 
 namespace {
-std::vector<std::string> one(const std::string& s) { return std::vector<std::string>(1, s); }
+// What requeue.lua, remove.lua and cancel.lua answer, named in this one place.
+enum class answer { requeued, removed, cancelled, running, finished, not_failed, unknown };
 
-asio::awaitable<std::string> run_admin_script(client& c, const script& s, std::string prefix,
-                                              std::vector<std::string> args, const char* what) {
-    const std::vector<std::string> keys{std::move(prefix)};
+answer answer_of(const char* what, const std::string& text) {
+    static constexpr std::pair<std::string_view, answer> names[] = {
+        {"requeued", answer::requeued},   {"removed", answer::removed},
+        {"cancelled", answer::cancelled}, {"running", answer::running},
+        {"finished", answer::finished},   {"not_failed", answer::not_failed},
+        {"unknown", answer::unknown}};
+    for (const auto& [name, a] : names)
+        if (text == name) return a;
+    throw_error(error::script_error, std::string(what) + ": unexpected answer \"" + text + "\"");
+}
+
+asio::awaitable<answer> run_admin_script(client& c, const script& s, std::string_view prefix,
+                                         std::span<const std::string_view> args, const char* what) {
+    const std::array<std::string_view, 1> keys{prefix};
     response<std::string> resp;
     co_await s.run(c, keys, args, resp);
     auto& r = std::get<0>(resp);
     if (r.has_error()) throw_error(error::script_error, std::string(what) + ": " + r.error().message);
-    co_return std::move(r.value());
+    co_return answer_of(what, r.value());
 }
 } // namespace
 
 asio::awaitable<void> admin::retry(std::string id) {
-    const auto outcome =
-        co_await run_admin_script(client_, scripts::requeue(), prefix_, one(id), "requeue.lua");
-    if (outcome == "unknown")
+    const std::array<std::string_view, 1> args{id};
+    const answer a =
+        co_await run_admin_script(client_, scripts::requeue(), keys_.prefix, args, "requeue.lua");
+    if (a == answer::unknown)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
-    if (outcome == "not_failed")
+    if (a == answer::not_failed)
         throw_error(error::invalid_config,
                     "queue \"" + queue_ + "\": job " + id + " has not failed: nothing to retry");
 }
 
 asio::awaitable<void> admin::remove(std::string id) {
-    const auto outcome =
-        co_await run_admin_script(client_, scripts::remove(), prefix_, one(id), "remove.lua");
-    if (outcome == "unknown")
+    const std::array<std::string_view, 1> args{id};
+    const answer a =
+        co_await run_admin_script(client_, scripts::remove(), keys_.prefix, args, "remove.lua");
+    if (a == answer::unknown)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
-    if (outcome == "running")
+    if (a == answer::running)
         throw_error(error::job_active, "queue \"" + queue_ + "\": job " + id +
                                            " is running: cancel it, then remove it");
 }
 
 asio::awaitable<cancel_outcome> admin::cancel(std::string id, std::string reason) {
-    std::vector<std::string> args = one(id);
-    args.push_back(std::move(reason));
-    const auto outcome =
-        co_await run_admin_script(client_, scripts::cancel(), prefix_, std::move(args), "cancel.lua");
-    if (outcome == "cancelled") co_return cancel_outcome::cancelled;
-    if (outcome == "running") co_return cancel_outcome::running;
-    if (outcome == "finished") co_return cancel_outcome::finished;
-    co_return cancel_outcome::unknown;
+    const std::array<std::string_view, 2> args{id, reason};
+    const answer a =
+        co_await run_admin_script(client_, scripts::cancel(), keys_.prefix, args, "cancel.lua");
+    switch (a) {
+    case answer::cancelled:
+        co_return cancel_outcome::cancelled;
+    case answer::running:
+        co_return cancel_outcome::running;
+    case answer::finished:
+        co_return cancel_outcome::finished;
+    default:
+        co_return cancel_outcome::unknown;
+    }
 }
 
 asio::awaitable<void> admin::pause() {
     request req;
-    req.push("HSET", prefix_ + "meta", "paused", "1");
+    req.push("HSET", keys_.meta, "paused", "1");
     response<ignore_t> resp;
     co_await client_.exec(req, resp);
     std::get<0>(resp).value();
@@ -224,8 +238,8 @@ asio::awaitable<void> admin::pause() {
 
 asio::awaitable<void> admin::resume() {
     request req;
-    req.push("HSET", prefix_ + "meta", "paused", "0"); // kept: the queue still exists
-    req.push("ZADD", prefix_ + "marker", 0, "m"); // wakes an idle worker
+    req.push("HSET", keys_.meta, "paused", "0"); // kept: the queue still exists
+    req.push("ZADD", keys_.marker, 0, "m");      // wakes an idle worker
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);
     std::get<0>(resp).value();
@@ -237,17 +251,17 @@ asio::awaitable<void> admin::set_rate_limit(std::uint64_t max_jobs,
         throw_error(error::invalid_config, "queue rate limit: the window must be positive");
     request req;
     if (max_jobs == 0)
-        req.push("HDEL", prefix_ + "meta", "rate_max", "rate_window");
+        req.push("HDEL", keys_.meta, "rate_max", "rate_window");
     else
-        req.push("HSET", prefix_ + "meta", "rate_max", max_jobs, "rate_window", window.count());
-    req.push("ZADD", prefix_ + "marker", 0, "m");
+        req.push("HSET", keys_.meta, "rate_max", max_jobs, "rate_window", window.count());
+    req.push("ZADD", keys_.marker, 0, "m");
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);
     std::get<0>(resp).value();
 }
 
 asio::awaitable<std::pair<std::size_t, std::size_t>> admin::recover_stalled() {
-    const std::vector<std::string> keys{prefix_};
+    const std::array<std::string_view, 1> keys{keys_.prefix};
     const std::vector<std::string> args{"1000"};
     response<std::vector<std::size_t>> resp;
     co_await scripts::recover().run(client_, keys, args, resp);
@@ -264,7 +278,7 @@ asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes)
     minutes = std::clamp<std::size_t>(minutes, 1, 120);
     request req;
     for (std::size_t i = minutes; i-- > 0;)
-        req.push("HGETALL", detail::metrics_key(prefix_, now_minute - static_cast<long long>(i)));
+        req.push("HGETALL", keys_.metrics(now_minute - static_cast<long long>(i)));
     generic_response resp;
     co_await client_.exec(req, resp);
     std::vector<minute_metrics> out;
@@ -307,15 +321,13 @@ asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes)
 
 asio::awaitable<void> admin::obliterate() {
     request req;
-    std::vector<std::string> keys;
-    for (const char* k : queue_keys) keys.push_back(prefix_ + k);
-    req.push("DEL", keys);
+    req.push("DEL", keys_.all());
     const auto now_minute = std::chrono::duration_cast<std::chrono::minutes>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
     std::vector<std::string> metric_keys;
     for (long long i = 0; i < 130; ++i)
-        metric_keys.push_back(detail::metrics_key(prefix_, now_minute - i));
+        metric_keys.push_back(keys_.metrics(now_minute - i));
     req.push("DEL", metric_keys);
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);

@@ -61,13 +61,6 @@ void validate(const job_options& o) {
 
 namespace detail {
 
-std::string queue_prefix(std::string_view queue) {
-    std::string p = "akvq:{";
-    p += queue;
-    p += "}:";
-    return p;
-}
-
 std::optional<job_result> decode_result(std::string_view stored) {
     if (stored.empty()) return std::nullopt;
     job_result r;
@@ -93,13 +86,6 @@ std::int64_t wall_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-std::string metrics_key(std::string_view prefix, std::int64_t minute) {
-    std::string key(prefix);
-    key += "m:";
-    key += std::to_string(minute);
-    return key;
 }
 
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,

@@ -19,7 +19,7 @@ constexpr std::size_t bulk_chunk = 5000;
 producer::producer(client& c, std::string queue, messaging::subscriber* events)
     : client_(c)
     , queue_(std::move(queue))
-    , prefix_(detail::queue_prefix(queue_))
+    , keys_(queue_)
     , events_(events) {
     validate_queue_name(queue_);
 }
@@ -105,7 +105,7 @@ asio::awaitable<std::vector<std::string>> producer::enqueue_bulk(std::span<const
 asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const new_job> jobs) {
     std::vector<std::string> ids;
     ids.reserve(jobs.size());
-    const std::vector<std::string> keys{prefix_};
+    const std::array<std::string_view, 1> keys{keys_.prefix};
     const std::int64_t now = detail::wall_ms();
     for (std::size_t at = 0; at < jobs.size(); at += bulk_chunk) {
         const std::size_t n = std::min(bulk_chunk, jobs.size() - at);
@@ -139,8 +139,8 @@ asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const ne
 
 asio::awaitable<std::optional<job_result>> producer::stored_result(const std::string& id) {
     request req;
-    req.push("HGET", prefix_ + "results", id);
-    req.push("HEXISTS", prefix_ + "jobs", id);
+    req.push("HGET", keys_.results, id);
+    req.push("HEXISTS", keys_.jobs, id);
     response<std::optional<std::string>, long long> resp;
     co_await client_.exec(req, resp);
     auto& stored = std::get<0>(resp).value();
@@ -160,7 +160,7 @@ asio::awaitable<job_result> producer::result(std::string id, std::chrono::millis
         throw_error(error::invalid_config, "producer::result needs the client's subscriber hub "
                                            "(the `events` argument of the producer)");
     // Subscribe first, then look: a result stored in between is seen either way.
-    std::vector<std::string> channel(1, prefix_ + "events");
+    std::vector<std::string> channel(1, keys_.events);
     auto sub = co_await events_->ssubscribe(std::move(channel));
     auto fin = [&]() -> asio::awaitable<std::optional<job_result>> {
         if (auto r = co_await stored_result(id)) co_return r;

@@ -69,7 +69,7 @@ std::int64_t following(const stored_periodic& p, std::int64_t from, std::int64_t
 scheduler::scheduler(client& c, std::string queue, scheduler_options options)
     : client_(c)
     , queue_(std::move(queue))
-    , prefix_(detail::queue_prefix(queue_))
+    , keys_(queue_)
     , options_(options)
     , token_(detail::random_token())
     , sleep_(c.get_executor()) {
@@ -90,8 +90,8 @@ asio::awaitable<void> scheduler::add(periodic_job p) {
     const auto now = to_ms(system_clock::now());
     const auto first = following(decode(queue_, p.name, def), now, now);
     request req;
-    req.push("HSET", prefix_ + "periodic", p.name, def);
-    req.push("HSET", prefix_ + "periodic:next", p.name, first);
+    req.push("HSET", keys_.periodic, p.name, def);
+    req.push("HSET", keys_.periodic_next, p.name, first);
     response<ignore_t, ignore_t> resp;
     co_await client_.exec(req, resp);
     std::get<0>(resp).value();
@@ -100,8 +100,8 @@ asio::awaitable<void> scheduler::add(periodic_job p) {
 
 asio::awaitable<void> scheduler::remove(std::string name) {
     request req;
-    req.push("HDEL", prefix_ + "periodic", name);
-    req.push("HDEL", prefix_ + "periodic:next", name);
+    req.push("HDEL", keys_.periodic, name);
+    req.push("HDEL", keys_.periodic_next, name);
     response<long long, ignore_t> resp;
     co_await client_.exec(req, resp);
     if (std::get<0>(resp).value() == 0)
@@ -110,7 +110,7 @@ asio::awaitable<void> scheduler::remove(std::string name) {
 
 asio::awaitable<std::vector<std::string>> scheduler::names() {
     request req;
-    req.push("HKEYS", prefix_ + "periodic");
+    req.push("HKEYS", keys_.periodic);
     response<std::vector<std::string>> resp;
     co_await client_.exec(req, resp);
     auto names = std::move(std::get<0>(resp).value());
@@ -124,7 +124,7 @@ void scheduler::stop() {
 }
 
 asio::awaitable<bool> scheduler::hold_leadership() {
-    const std::vector<std::string> keys{prefix_};
+    const std::array<std::string_view, 1> keys{keys_.prefix};
     const std::vector<std::string> args{token_, std::to_string(options_.leader_ttl.count())};
     response<long long> resp;
     co_await scripts::leader().run(client_, keys, args, resp);
@@ -133,7 +133,7 @@ asio::awaitable<bool> scheduler::hold_leadership() {
 
 asio::awaitable<std::int64_t> scheduler::fire_due(std::int64_t now) {
     request req;
-    req.push("HGETALL", prefix_ + "periodic:next");
+    req.push("HGETALL", keys_.periodic_next);
     response<std::vector<std::string>> resp;
     co_await client_.exec(req, resp);
     const auto& next = std::get<0>(resp).value();
@@ -152,7 +152,7 @@ asio::awaitable<std::int64_t> scheduler::fire_due(std::int64_t now) {
             continue;
         }
         request get;
-        get.push("HGET", prefix_ + "periodic", name);
+        get.push("HGET", keys_.periodic, name);
         response<std::optional<std::string>> def;
         co_await client_.exec(get, def);
         if (!std::get<0>(def).value()) continue; // removed meanwhile
@@ -163,7 +163,7 @@ asio::awaitable<std::int64_t> scheduler::fire_due(std::int64_t now) {
             continue; // a definition we cannot read never fires (admin can see it)
         }
         const std::int64_t then = following(p, due, now);
-        const std::vector<std::string> keys{prefix_};
+        const std::array<std::string_view, 1> keys{keys_.prefix};
         const std::vector<std::string> args{name, next[i + 1], std::to_string(then)};
         response<long long> won;
         co_await scripts::fire_periodic().run(client_, keys, args, won);
@@ -182,7 +182,7 @@ asio::awaitable<void> scheduler::run() {
         try {
             leader_ = co_await hold_leadership();
             if (leader_) {
-                const std::vector<std::string> keys{prefix_};
+                const std::array<std::string_view, 1> keys{keys_.prefix};
                 const std::vector<std::string> args{"1000"};
                 response<std::vector<std::int64_t>> promoted;
                 co_await scripts::promote().run(client_, keys, args, promoted);
@@ -207,7 +207,7 @@ asio::awaitable<void> scheduler::run() {
     }
     if (leader_) {
         // Hand over at once rather than after the key expires.
-        const std::vector<std::string> keys{prefix_};
+        const std::array<std::string_view, 1> keys{keys_.prefix};
         const std::vector<std::string> args{token_, "0"};
         response<ignore_t> resp;
         try {

@@ -11,6 +11,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 
+#include <array>
 #include <random>
 
 namespace akv::queue {
@@ -18,8 +19,6 @@ namespace akv::queue {
 using namespace asio::experimental::awaitable_operators;
 
 namespace {
-constexpr std::int64_t final_failure = -1;
-constexpr std::int64_t cancelled_run = -2;
 constexpr std::size_t recover_limit = 1000;
 constexpr auto metrics_interval = std::chrono::seconds(1);
 
@@ -30,8 +29,6 @@ std::string seconds_text(std::chrono::milliseconds t) {
     return std::to_string(ms / 1000) + "." + frac;
 }
 
-bool is_shutdown(const std::string& reason) { return reason == "shutdown"; }
-
 // Drops a run's entry in `running`, unless a newer claim of the same job took it over.
 template <class Running, class Run> void forget(Running& running, const Run& run) {
     if (auto it = running.find(run->job.id); it != running.end() && it->second == run)
@@ -39,12 +36,28 @@ template <class Running, class Run> void forget(Running& running, const Run& run
 }
 } // namespace
 
+// The one place outcomes become retry.lua's delays: ms before the retry, -1 a final failure,
+// -2 a cancelled run (whose reason cancel.lua left in `errors`).
+std::int64_t worker::finished::retry_arg() const noexcept {
+    switch (outcome) {
+    case run_outcome::retry:
+        return delay.count();
+    case run_outcome::failed:
+        return -1;
+    case run_outcome::cancelled:
+        return -2;
+    case run_outcome::completed:
+        break; // complete.lua's
+    }
+    return 0;
+}
+
 asio::awaitable<void> job_context::progress(std::string_view text) {
     if (lease_lost())
         throw_error(error::lease_lost, "job " + job_.id + " of queue \"" + job_.queue +
                                            "\": its lease expired and it was recovered");
     request req;
-    req.push("SPUBLISH", worker_.prefix_ + "events", "progress " + job_.id + " " + std::string(text));
+    req.push("SPUBLISH", worker_.keys_.events, "progress " + job_.id + " " + std::string(text));
     response<ignore_t> resp;
     co_await worker_.client_.exec(req, resp);
 }
@@ -53,7 +66,7 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
                messaging::subscriber* events)
     : client_(c)
     , queue_(std::move(queue))
-    , prefix_(detail::queue_prefix(queue_))
+    , keys_(queue_)
     , handler_(std::move(h))
     , options_(options)
     , events_(events)
@@ -84,7 +97,8 @@ void worker::stop() {
     // Prefetched jobs go back at once; running ones get the grace period.
     std::vector<std::string> waiting;
     for (const auto& rj : queued_) waiting.push_back(rj->job.id);
-    for (const auto& id : waiting) cancel_running(id, "shutdown");
+    for (const auto& id : waiting)
+        cancel_running(id, cancel_reason::shutdown);
     // Expired: a wait begun after this returns at once, one begun before is cancelled.
     stop_signal_.expires_at(asio::steady_timer::time_point::min());
     kick();
@@ -108,23 +122,23 @@ asio::awaitable<void> worker::grace() {
     grace_timer_ = nullptr;
     std::vector<std::string> ids;
     for (auto& [id, rj] : running_) ids.push_back(id);
-    for (auto& id : ids) cancel_running(id, "shutdown");
+    for (auto& id : ids)
+        cancel_running(id, cancel_reason::shutdown);
 }
 
-void worker::cancel_running(const std::string& id, std::string reason) {
+void worker::cancel_running(const std::string& id, cancel_reason why) {
     auto it = running_.find(id);
-    if (it == running_.end() || !it->second->cancel_reason.empty()) return;
+    if (it == running_.end() || it->second->cancelled_for != cancel_reason::none) return;
     auto& rj = *it->second;
     if (!rj.started) {
         // Prefetched, never started: nothing to stop. Back to the queue, or cancelled.
         std::erase(queued_, it->second);
-        if (is_shutdown(reason)) {
+        if (why == cancel_reason::shutdown) {
             handback_.push_back(id);
         } else {
             finished f;
             f.id = id;
-            f.ok = false;
-            f.delay = cancelled_run;
+            f.outcome = run_outcome::cancelled;
             f.value = "cancelled before it started";
             f.options = rj.job.options;
             done_.push_back(std::move(f));
@@ -133,7 +147,7 @@ void worker::cancel_running(const std::string& id, std::string reason) {
         kick();
         return;
     }
-    rj.cancel_reason = std::move(reason);
+    rj.cancelled_for = why;
     rj.cancel.emit(asio::cancellation_type::terminal);
 }
 
@@ -210,29 +224,30 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                                     const std::vector<std::string>& back, std::size_t want,
                                     bool send_metrics) {
     const std::int64_t now = detail::wall_ms();
-    const std::string metrics_key = detail::metrics_key(prefix_, now / 60000);
-    std::vector<scripts::call> calls;
+    const std::string metrics_key = keys_.metrics(now / 60000);
+    const std::array<std::string_view, 2> ack_keys{keys_.prefix, metrics_key};
+    const std::array<std::string_view, 1> queue_key{keys_.prefix};
+    script_request req;
     std::size_t completes = 0, retries = 0;
-    scripts::call complete = scripts::make_call(scripts::complete(), prefix_, metrics_key);
-    scripts::call retry = scripts::make_call(scripts::retry(), prefix_, metrics_key);
+    std::vector<std::string> complete, retry; // the arguments of complete.lua and retry.lua
     std::vector<std::size_t> histogram(detail::latency_buckets);
     for (const auto& f : batch) {
-        if (f.ok) {
+        if (f.outcome == run_outcome::completed) {
             ++completes;
-            complete.args.push_back(f.id);
-            complete.args.push_back(std::to_string(f.options.result_ttl.count()));
-            complete.args.push_back(f.value);
-            complete.args.push_back(f.options.unique_key);
-            complete.args.push_back(f.failed_before ? "1" : "0");
+            complete.push_back(f.id);
+            complete.push_back(std::to_string(f.options.result_ttl.count()));
+            complete.push_back(f.value);
+            complete.push_back(f.options.unique_key);
+            complete.push_back(f.failed_before ? "1" : "0");
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
             ++retries;
-            retry.args.push_back(f.id);
-            retry.args.push_back(std::to_string(f.delay));
-            retry.args.push_back(f.value);
-            retry.args.push_back(f.options.unique_key);
-            retry.args.push_back(std::to_string(f.options.priority));
+            retry.push_back(f.id);
+            retry.push_back(std::to_string(f.retry_arg()));
+            retry.push_back(f.value);
+            retry.push_back(f.options.unique_key);
+            retry.push_back(std::to_string(f.options.priority));
         }
     }
     // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
@@ -240,8 +255,8 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
     send_metrics = send_metrics || (metrics_.completed > 0 &&
                                     std::chrono::steady_clock::now() >= metrics_.sent + metrics_interval);
     if (completes > 0 || send_metrics) {
-        complete.args.insert(complete.args.begin(), token_);
-        complete.args.insert(complete.args.begin(), std::to_string(completes));
+        complete.insert(complete.begin(), token_);
+        complete.insert(complete.begin(), std::to_string(completes));
         if (send_metrics) {
             std::vector<std::string> metric;
             metric.push_back("p");
@@ -251,35 +266,35 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
                     metric.push_back("l" + std::to_string(b));
                     metric.push_back(std::to_string(metrics_.histogram[b]));
                 }
-            complete.args.push_back(std::to_string(metric.size() / 2));
-            for (auto& m : metric) complete.args.push_back(std::move(m));
-            complete.args.push_back(std::to_string(metrics_.completed));
+            complete.push_back(std::to_string(metric.size() / 2));
+            for (auto& m : metric)
+                complete.push_back(std::move(m));
+            complete.push_back(std::to_string(metrics_.completed));
         } else {
-            complete.args.push_back("0");
+            complete.push_back("0");
         }
-        calls.push_back(std::move(complete));
+        req.call(scripts::complete(), ack_keys, complete);
     }
     if (retries > 0) {
-        retry.args.insert(retry.args.begin(), token_);
-        retry.args.insert(retry.args.begin(), std::to_string(retries));
-        calls.push_back(std::move(retry));
+        retry.insert(retry.begin(), token_);
+        retry.insert(retry.begin(), std::to_string(retries));
+        req.call(scripts::retry(), ack_keys, retry);
     }
     if (!back.empty()) {
-        scripts::call hb = scripts::make_call(scripts::handback(), prefix_);
-        hb.args.push_back(token_);
-        hb.args.insert(hb.args.end(), back.begin(), back.end());
-        calls.push_back(std::move(hb));
+        std::vector<std::string_view> handback{token_};
+        handback.insert(handback.end(), back.begin(), back.end());
+        req.call(scripts::handback(), queue_key, handback);
     }
     const bool claiming = want > 0;
     if (claiming) {
-        scripts::call claim = scripts::make_call(scripts::claim(), prefix_);
-        claim.args.push_back(std::to_string(want));
-        claim.args.push_back(std::to_string(options_.lease_time.count()));
-        claim.args.push_back(token_);
-        calls.push_back(std::move(claim));
+        const std::string count = std::to_string(want);
+        const std::string lease = std::to_string(options_.lease_time.count());
+        req.call(scripts::claim(), queue_key,
+                 std::array<std::string_view, 3>{count, lease, token_});
     }
 
-    auto replies = co_await scripts::run_all(client_, calls);
+    generic_response replies;
+    co_await req.run(client_, replies);
     std::size_t at = 0;
     auto count_lost = [&](const char* what) {
         const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": " + what);
@@ -323,8 +338,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             // Not a job we can run: to the failed set with what is wrong, once.
             finished f;
             f.id = id;
-            f.ok = false;
-            f.delay = final_failure;
+            f.outcome = run_outcome::failed;
             f.value = e.what();
             done_.push_back(std::move(f));
             // A lease is held: count it as running until the failure is flushed.
@@ -337,8 +351,8 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             it->second->lost = true;
             if (!it->second->started) {
                 std::erase(queued_, it->second);
-            } else if (it->second->cancel_reason.empty()) {
-                it->second->cancel_reason = "lease lost";
+            } else if (it->second->cancelled_for == cancel_reason::none) {
+                it->second->cancelled_for = cancel_reason::lease_lost;
                 it->second->cancel.emit(asio::cancellation_type::terminal);
             }
             it->second = rj;
@@ -357,7 +371,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.options = j.options;
     f.enqueued_ms = j.enqueued_ms;
     f.failed_before = j.attempt > 1;
-    bool timed_out = false;
+    bool threw = false, timed_out = false;
     try {
         job_context ctx(*this, j, &rj->lost);
         if (j.options.timeout.count() > 0) {
@@ -372,10 +386,10 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
             f.value = co_await handler_(ctx);
         }
     } catch (const std::exception& e) {
-        f.ok = false;
+        threw = true;
         f.value = e.what();
     } catch (...) {
-        f.ok = false;
+        threw = true;
         f.value = "unknown exception";
     }
     if (rj->lost) {
@@ -387,8 +401,8 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         kick();
         co_return;
     }
-    if (!f.ok) {
-        if (is_shutdown(rj->cancel_reason)) {
+    if (threw) {
+        if (rj->cancelled_for == cancel_reason::shutdown) {
             handback_.push_back(j.id); // it did not fail: its worker is leaving
             forget(running_, rj);
             --started_;
@@ -396,18 +410,18 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
             co_return;
         }
         ++stats_.failed;
-        if (rj->cancel_reason == "cancelled") {
-            f.delay = cancelled_run;
+        if (rj->cancelled_for == cancel_reason::cancelled) {
+            f.outcome = run_outcome::cancelled;
             f.value = "cancelled while running";
         } else {
             if (timed_out) f.value = "timed out after " + std::to_string(j.options.timeout.count()) + " ms";
             if (j.attempt >= j.options.max_attempts) {
-                f.delay = final_failure;
+                f.outcome = run_outcome::failed;
             } else {
                 thread_local std::minstd_rand draw(std::random_device{}());
+                f.outcome = run_outcome::retry;
                 f.delay = retry_delay(j.options.backoff, j.attempt,
-                                      std::uniform_real_distribution<double>(0, 1)(draw))
-                              .count();
+                                      std::uniform_real_distribution<double>(0, 1)(draw));
             }
         }
     }
@@ -435,7 +449,7 @@ asio::awaitable<void> worker::waker() {
         }
         if (timeout.count() > 0) {
             request req;
-            req.push("BZPOPMIN", prefix_ + "marker", seconds_text(timeout));
+            req.push("BZPOPMIN", keys_.marker, seconds_text(timeout));
             response<ignore_t> resp;
             bool failed = false;
             try {
@@ -459,17 +473,18 @@ asio::awaitable<void> worker::renewer() {
         renew_timer_.expires_after(every);
         co_await renew_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
         if (drained_) break;
-        std::vector<scripts::call> calls;
-        scripts::call renew = scripts::make_call(scripts::renew(), prefix_);
-        renew.args.push_back(std::to_string(options_.lease_time.count()));
-        renew.args.push_back(token_);
-        for (auto& [id, rj] : running_) renew.args.push_back(id);
-        calls.push_back(std::move(renew));
-        scripts::call recover = scripts::make_call(scripts::recover(), prefix_);
-        recover.args.push_back(std::to_string(recover_limit));
-        calls.push_back(std::move(recover));
+        const std::array<std::string_view, 1> queue_key{keys_.prefix};
+        const std::string lease = std::to_string(options_.lease_time.count());
+        const std::string limit = std::to_string(recover_limit);
+        std::vector<std::string_view> renew{lease, token_};
+        for (auto& [id, rj] : running_)
+            renew.push_back(id);
+        script_request req;
+        req.call(scripts::renew(), queue_key, renew);
+        req.call(scripts::recover(), queue_key, std::array<std::string_view, 1>{limit});
         try {
-            auto replies = co_await scripts::run_all(client_, calls);
+            generic_response replies;
+            co_await req.run(client_, replies);
             const auto& r = scripts::reply(replies, 0, "queue \"" + queue_ + "\": renew.lua");
             if (r.elements.size() == 2) {
                 for (const auto& id : r.elements[0].elements) {
@@ -477,7 +492,8 @@ asio::awaitable<void> worker::renewer() {
                     // Counted when its ack is refused; the handler runs on (at least once).
                     if (it != running_.end()) it->second->lost = true;
                 }
-                for (const auto& id : r.elements[1].elements) cancel_running(id.str, "cancelled");
+                for (const auto& id : r.elements[1].elements)
+                    cancel_running(id.str, cancel_reason::cancelled);
             }
             const auto& rec = scripts::reply(replies, 1, "queue \"" + queue_ + "\": recover.lua");
             if (!rec.elements.empty()) {
@@ -498,7 +514,7 @@ asio::awaitable<void> worker::listen() {
     if (!events_) co_return;
     std::shared_ptr<messaging::subscription> sub;
     try {
-        std::vector<std::string> channel(1, prefix_ + "events");
+        std::vector<std::string> channel(1, keys_.events);
         sub = co_await events_->ssubscribe(std::move(channel));
     } catch (const boost::system::system_error&) {
         co_return; // cancellations then arrive with the lease renewals
@@ -508,7 +524,8 @@ asio::awaitable<void> worker::listen() {
             auto m = co_await (sub->receive() || stop_requested());
             if (m.index() == 1) break;
             const auto& text = std::get<0>(m).payload;
-            if (text.rfind("cancel ", 0) == 0) cancel_running(text.substr(7), "cancelled");
+            if (text.rfind("cancel ", 0) == 0)
+                cancel_running(text.substr(7), cancel_reason::cancelled);
         }
     } catch (const boost::system::system_error&) {
         // The hub closed or overflowed: cancellations arrive with lease renewals instead.

@@ -19,13 +19,6 @@ namespace {
     throw boost::system::system_error(make_error_code(e), what);
 }
 
-std::string with_lib(std::string_view body) {
-    std::string s(lua::lib);
-    s += '\n';
-    s += body;
-    return s;
-}
-
 } // namespace
 
 const history_rule* history_for(const std::vector<history_rule>& rules,
@@ -87,12 +80,12 @@ std::string trimmed_key(std::string_view redis_channel) {
 }
 
 const script& publish_script() {
-    static const script s(with_lib(lua::publish));
+    static const script s(lua::lib, lua::publish);
     return s;
 }
 
 const script& resume_script() {
-    static const script s(with_lib(lua::resume));
+    static const script s(lua::lib, lua::resume);
     return s;
 }
 

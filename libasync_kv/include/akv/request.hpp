@@ -46,6 +46,13 @@ concept has_to_bulk = requires(std::string& out, const T& t) {
     to_bulk(out, t);
 };
 
+// `count` arguments already written as RESP bulk strings, taken from another request's payload
+// (akv::script_request sends a call's keys and args again with EVAL this way).
+struct encoded_args {
+    std::string_view bytes;
+    std::size_t count = 0;
+};
+
 // ASCII case-insensitive equality, for command names.
 bool iequals(std::string_view a, std::string_view b) noexcept;
 
@@ -53,7 +60,10 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 bool answers_with_push(std::string_view command) noexcept;
 
 template <class T> std::size_t arg_count(const T& t) {
-    if constexpr (string_like<T> || byte_span<T> || std::is_arithmetic_v<T> || has_to_bulk<T>) {
+    if constexpr (std::is_same_v<T, encoded_args>) {
+        return t.count;
+    } else if constexpr (string_like<T> || byte_span<T> || std::is_arithmetic_v<T> ||
+                         has_to_bulk<T>) {
         return 1;
     } else if constexpr (is_pair<T>::value) {
         return arg_count(t.first) + arg_count(t.second);
@@ -69,7 +79,9 @@ template <class T> std::size_t arg_count(const T& t) {
 }
 
 template <class T> void add_arg(std::string& out, const T& t) {
-    if constexpr (string_like<T>) {
+    if constexpr (std::is_same_v<T, encoded_args>) {
+        out += t.bytes;
+    } else if constexpr (string_like<T>) {
         resp::write_bulk(out, std::string_view(t));
     } else if constexpr (byte_span<T>) {
         resp::write_bulk(out, {reinterpret_cast<const char*>(t.data()), t.size()});

@@ -34,29 +34,24 @@ constexpr int max_leased_reads = 3;
 constexpr long long generation_block = 1024;
 
 // Each script is blob_lib.lua (the helpers they share) followed by its own body.
-script with_lib(std::string_view body) {
-    std::string source(lua::kv_blob_lib);
-    source += body;
-    return script(source);
-}
 const script& commit_script() {
-    static const script s = with_lib(lua::kv_blob_commit); // immutable after construction
+    static const script s(lua::kv_blob_lib, lua::kv_blob_commit); // immutable after construction
     return s;
 }
 const script& erase_script() {
-    static const script s = with_lib(lua::kv_blob_erase);
+    static const script s(lua::kv_blob_lib, lua::kv_blob_erase);
     return s;
 }
 const script& open_script() {
-    static const script s = with_lib(lua::kv_blob_open);
+    static const script s(lua::kv_blob_lib, lua::kv_blob_open);
     return s;
 }
 const script& renew_script() {
-    static const script s = with_lib(lua::kv_blob_renew);
+    static const script s(lua::kv_blob_lib, lua::kv_blob_renew);
     return s;
 }
 const script& release_script() {
-    static const script s = with_lib(lua::kv_blob_release);
+    static const script s(lua::kv_blob_lib, lua::kv_blob_release);
     return s;
 }
 
@@ -436,29 +431,22 @@ asio::awaitable<void> blob_store::commit(const object_keys& keys, std::uint64_t 
         args.push_back(value);
     }
     const auto script_keys = writer_keys(keys.manifest, keys.readers, keys.totals);
-    const script& s = commit_script();
 
     // A one-chunk object: its chunk and the commit in one request.
-    request req;
+    script_request req;
     if (only_chunk)
         req.push("SET", keys.chunk(generation, 0), *only_chunk, "PX",
                  options_.unfinished_put_ttl.count());
-    req.push("EVALSHA", s.sha1(), script_keys.size(), script_keys, args);
+    req.call(commit_script(), script_keys, args);
     generic_response replies;
-    co_await client_.exec(req, replies);
+    co_await req.run(client_, replies);
     if (only_chunk && replies.front().has_error()) {
         co_await discard(keys, generation, 1);
         throw_error(error::server_error, "blob_store: put of " + quoted(keys.name) + ": SET " +
                                              keys.chunk(generation, 0) + ": " +
                                              replies.front().error().message);
     }
-    result<resp::value> outcome = std::move(replies.back());
-    if (outcome.has_error() && outcome.error().message.starts_with("NOSCRIPT")) {
-        request eval; // the server lost its scripts (restart, SCRIPT FLUSH): send the source
-        eval.push("EVAL", s.source(), script_keys.size(), script_keys, args);
-        co_await client_.exec(eval, replies);
-        outcome = std::move(replies.back());
-    }
+    const result<resp::value>& outcome = replies.back();
     if (outcome.has_error()) {
         co_await discard(keys, generation, only_chunk ? 1 : 0);
         script_failed("blob_store: put of " + quoted(keys.name), outcome.error());

@@ -385,18 +385,16 @@ asio::awaitable<void> embedding_table<K>::accumulate(std::span<const K> keys,
     const std::string ttl_text = std::to_string(expiry_seconds());
     const std::size_t width = dim_ * sizeof(float);
     const char* bytes = reinterpret_cast<const char*>(deltas.data());
-    const script& s = accumulate_script();
+    std::vector<std::string_view> args;
+    std::vector<std::size_t> bucket_of_call;
     std::size_t c = 0;
     while (c < p.commands.size()) {
-        // EVALSHA pipelined; a command the server answers NOSCRIPT did nothing and is run again
-        // through script::run (which loads the script).
-        request req;
-        std::vector<std::vector<std::string_view>> args_of;
-        std::vector<std::size_t> bucket_of_command;
+        script_request req;
+        bucket_of_call.clear();
         std::size_t in_request = 0;
         for (; c < p.commands.size() && in_request < keys_per_request; ++c) {
             const auto& cmd = p.commands[c];
-            std::vector<std::string_view> args;
+            args.clear();
             args.push_back(dim_text);
             args.push_back(ttl_text);
             for (std::size_t i = cmd.begin; i < cmd.end; ++i) {
@@ -404,22 +402,17 @@ asio::awaitable<void> embedding_table<K>::accumulate(std::span<const K> keys,
                 args.push_back(field(p, row));
                 args.emplace_back(bytes + std::size_t(row) * width, width);
             }
-            req.push("EVALSHA", s.sha1(), 1, buckets_[cmd.bucket], args);
-            args_of.push_back(std::move(args));
-            bucket_of_command.push_back(cmd.bucket);
+            const std::array<std::string_view, 1> script_keys{buckets_[cmd.bucket]};
+            req.call(accumulate_script(), script_keys, args);
+            bucket_of_call.push_back(cmd.bucket);
             in_request += cmd.end - cmd.begin;
         }
         generic_response resp;
-        co_await client_->exec(req, resp);
+        co_await req.run(*client_, resp);
         for (std::size_t i = 0; i < resp.size(); ++i) {
-            if (!resp[i].has_error()) continue;
-            const std::string& bucket = buckets_[bucket_of_command[i]];
-            if (resp[i].error().message.rfind("NOSCRIPT", 0) != 0)
-                detail::throw_reply_error(resp[i].error(), bucket, "embedding_accumulate.lua");
-            std::array<std::string_view, 1> script_keys{bucket};
-            response<long long> again;
-            co_await s.run(*client_, script_keys, args_of[i], again);
-            detail::take(std::get<0>(again), bucket, "embedding_accumulate.lua");
+            if (resp[i].has_error())
+                detail::throw_reply_error(resp[i].error(), buckets_[bucket_of_call[i]],
+                                          "embedding_accumulate.lua");
         }
     }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <akv/queue/job.hpp>
+#include <akv/queue/queue_keys.hpp>
 
 #include <akv/client.hpp>
 
@@ -70,7 +71,7 @@ public:
 private:
     client& client_;
     std::string queue_;
-    std::string prefix_;
+    queue_keys keys_;
 };
 
 namespace detail {

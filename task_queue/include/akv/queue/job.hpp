@@ -75,16 +75,12 @@ std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
                           std::chrono::milliseconds delay, std::string_view payload);
 // Throws system_error(error::bad_job) naming what is malformed.
 job decode_record(std::string_view queue, std::string_view id, std::string_view record);
-// "akvq:{<queue>}:"
-std::string queue_prefix(std::string_view queue);
 // A stored outcome ("c", "f" or "x" then the text); nullopt for anything else.
 std::optional<job_result> decode_result(std::string_view stored);
 // 64 random bits in hex: a worker's or scheduler's name in its leases and leader key.
 std::string random_token();
 // This machine's clock, ms since the epoch.
 std::int64_t wall_ms();
-// The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
-std::string metrics_key(std::string_view prefix, std::int64_t minute);
 } // namespace detail
 
 } // namespace akv::queue

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <akv/queue/job.hpp>
+#include <akv/queue/queue_keys.hpp>
 
 #include <akv/client.hpp>
 
@@ -57,7 +58,7 @@ private:
 
     client& client_;
     std::string queue_;
-    std::string prefix_;
+    queue_keys keys_;
     messaging::subscriber* events_;
     std::vector<std::shared_ptr<pending_add>> pending_; // waiting for the next enqueue call
     bool sending_ = false;                              // an enqueue call is on the wire

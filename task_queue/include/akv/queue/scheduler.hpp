@@ -8,6 +8,7 @@
 
 #include <akv/queue/cron.hpp>
 #include <akv/queue/job.hpp>
+#include <akv/queue/queue_keys.hpp>
 
 #include <akv/client.hpp>
 
@@ -56,7 +57,7 @@ private:
 
     client& client_;
     std::string queue_;
-    std::string prefix_;
+    queue_keys keys_;
     scheduler_options options_;
     std::string token_;
     asio::steady_timer sleep_;

@@ -19,6 +19,7 @@
 
 #include <akv/queue/admin.hpp>
 #include <akv/queue/job.hpp>
+#include <akv/queue/queue_keys.hpp>
 
 #include <akv/client.hpp>
 
@@ -111,21 +112,27 @@ public:
 
 private:
     friend class job_context;
+    // How a run ended: completed goes to complete.lua, the others to retry.lua.
+    enum class run_outcome { completed, retry, failed, cancelled };
+    // Why a run's cancellation was emitted.
+    enum class cancel_reason { none, cancelled, shutdown, lease_lost };
     struct running_job {
         queue::job job;
         asio::cancellation_signal cancel;
-        std::string cancel_reason; // set when cancel was emitted: why
+        cancel_reason cancelled_for = cancel_reason::none;
         bool lost = false;
         bool started = false; // false while prefetched
     };
     struct finished {
         std::string id;
-        bool ok = true;
-        std::string value; // result or error
-        std::int64_t delay = 0; // retry delay; -1 final, -2 cancelled
+        run_outcome outcome = run_outcome::completed;
+        std::string value;                  // result or error
+        std::chrono::milliseconds delay{0}; // run_outcome::retry: the wait before the next run
         job_options options;
         std::int64_t enqueued_ms = 0;
         bool failed_before = false; // attempts and last error to clear
+        // retry.lua's delay argument for this outcome.
+        std::int64_t retry_arg() const noexcept;
     };
     // Completions counted since metrics last went to Redis (see flush).
     struct pending_metrics {
@@ -146,11 +153,11 @@ private:
                                 bool send_metrics);
     void kick();
     void start_ready(); // starts prefetched jobs while handlers are free
-    void cancel_running(const std::string& id, std::string reason);
+    void cancel_running(const std::string& id, cancel_reason why);
 
     client& client_;
     std::string queue_;
-    std::string prefix_;
+    queue_keys keys_;
     handler handler_;
     worker_options options_;
     messaging::subscriber* events_;

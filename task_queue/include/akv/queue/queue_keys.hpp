@@ -1,0 +1,46 @@
+// The keys of one queue, spelled in one place: "akvq:{<queue>}:<name>", the hash tag keeping
+// them on one node of a cluster. Every Lua script is given `prefix` (KEYS[1]) and spells the
+// same names after it (lua/lib.lua keys_of): renaming one means renaming it in both, and in the
+// data already stored.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace akv::queue {
+
+struct queue_keys {
+    explicit queue_keys(std::string_view queue);
+
+    std::string prefix;        // "akvq:{<queue>}:"
+    std::string id;            // the last job id given
+    std::string jobs;          // hash: id -> record
+    std::string wait;          // list: ready jobs of priority 0
+    std::string prio;          // sorted set: ready jobs of other priorities
+    std::string delayed;       // sorted set: jobs by due time
+    std::string active;        // sorted set: "<id>@<worker token>" by lease deadline
+    std::string attempts;      // hash: id -> failed runs
+    std::string failed;        // sorted set: failed and cancelled jobs by time
+    std::string errors;        // hash: id -> last error
+    std::string done;          // sorted set: completed jobs by result expiry
+    std::string results;       // hash: id -> outcome
+    std::string unique;        // hash: unique key -> pending job id
+    std::string meta;          // hash: paused, rate_max, rate_window
+    std::string rate;          // jobs claimed in the rate limit's window
+    std::string marker;        // sorted set an idle worker blocks on
+    std::string cancel;        // set: running jobs asked to stop
+    std::string stats;         // hash: totals since the queue began
+    std::string leader;        // the scheduler leader's token
+    std::string periodic;      // hash: name -> periodic job
+    std::string periodic_next; // hash: name -> its next run, ms
+    std::string events;        // sharded pub/sub channel: "done <ids>", "cancel <id>", progress
+
+    // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
+    std::string metrics(std::int64_t minute) const;
+    // Every key above but the channel: what obliterate deletes (with the metrics hashes).
+    std::array<std::string_view, 20> all() const noexcept;
+};
+
+} // namespace akv::queue

@@ -1,0 +1,51 @@
+#include <akv/queue/queue_keys.hpp>
+
+namespace akv::queue {
+
+namespace {
+std::string join(std::string_view prefix, std::string_view name) {
+    std::string key;
+    key.reserve(prefix.size() + name.size());
+    key += prefix;
+    key += name;
+    return key;
+}
+} // namespace
+
+queue_keys::queue_keys(std::string_view queue)
+    : prefix(join(join("akvq:{", queue), "}:"))
+    , id(join(prefix, "id"))
+    , jobs(join(prefix, "jobs"))
+    , wait(join(prefix, "wait"))
+    , prio(join(prefix, "prio"))
+    , delayed(join(prefix, "delayed"))
+    , active(join(prefix, "active"))
+    , attempts(join(prefix, "attempts"))
+    , failed(join(prefix, "failed"))
+    , errors(join(prefix, "errors"))
+    , done(join(prefix, "done"))
+    , results(join(prefix, "results"))
+    , unique(join(prefix, "unique"))
+    , meta(join(prefix, "meta"))
+    , rate(join(prefix, "rate"))
+    , marker(join(prefix, "marker"))
+    , cancel(join(prefix, "cancel"))
+    , stats(join(prefix, "stats"))
+    , leader(join(prefix, "leader"))
+    , periodic(join(prefix, "periodic"))
+    , periodic_next(join(prefix, "periodic:next"))
+    , events(join(prefix, "events")) {}
+
+std::string queue_keys::metrics(std::int64_t minute) const {
+    std::string key = join(prefix, "m:");
+    key += std::to_string(minute);
+    return key;
+}
+
+std::array<std::string_view, 20> queue_keys::all() const noexcept {
+    return {id,     jobs,   wait,  prio,    delayed,  active,       attempts,
+            failed, errors, done,  results, unique,   meta,         rate,
+            marker, cancel, stats, leader,  periodic, periodic_next};
+}
+
+} // namespace akv::queue
