@@ -7,6 +7,8 @@
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+
 #include <gtest/gtest.h>
 
 #include <map>
