@@ -7,6 +7,8 @@
 #include <akv/gateway/token.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+
 #include <gtest/gtest.h>
 
 #include <map>

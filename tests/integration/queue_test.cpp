@@ -10,6 +10,7 @@
 #include <akv/queue/worker.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/json/parse.hpp>
 

@@ -8,19 +8,12 @@
 
 #include <functional>
 #include <string_view>
+#include <type_traits>
 
 namespace akv::test {
 
 // Runs `action`, which must throw boost::system::system_error, and returns that error.
-inline boost::system::system_error error_of(const std::function<void()>& action) {
-    try {
-        action();
-    } catch (const boost::system::system_error& e) {
-        return e;
-    }
-    ADD_FAILURE() << "no error was thrown";
-    return boost::system::system_error(boost::system::error_code{}, "no error");
-}
+boost::system::system_error error_of(const std::function<void()>& action);
 
 // The same for a coroutine: co_await error_of([&]() -> awaitable<void> { ... }).
 template <class F>
@@ -36,10 +29,6 @@ requires std::is_invocable_v<F&> &&(!std::is_void_v<std::invoke_result_t<F&>>)
 }
 
 // ::testing is GoogleTest's; inside akv, plain testing:: would name akv::testing (the fixtures).
-inline ::testing::AssertionResult contains(std::string_view text, std::string_view part) {
-    if (text.find(part) != std::string_view::npos) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure()
-           << "\"" << text << "\" does not contain \"" << part << "\"";
-}
+::testing::AssertionResult contains(std::string_view text, std::string_view part);
 
 } // namespace akv::test

@@ -2,27 +2,14 @@
 // becoming idle long enough to claim): re-check every few ms until a deadline.
 #pragma once
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include <chrono>
 #include <functional>
 
 namespace akv::test {
 
-inline boost::asio::awaitable<bool>
-eventually(std::function<boost::asio::awaitable<bool>()> check,
-           std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-    const auto deadline = std::chrono::steady_clock::now() + limit;
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
-    while (!co_await check()) {
-        if (std::chrono::steady_clock::now() >= deadline) co_return false;
-        timer.expires_after(std::chrono::milliseconds(5));
-        co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
-    }
-    co_return true;
-}
+boost::asio::awaitable<bool> eventually(std::function<boost::asio::awaitable<bool>()> check,
+                                        std::chrono::milliseconds limit = std::chrono::seconds(10));
 
 } // namespace akv::test

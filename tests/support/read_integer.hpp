@@ -2,22 +2,14 @@
 // acknowledged INCR is there.
 #pragma once
 
-#include "support/harness.hpp"
+#include <akv/connection.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <string>
 
 namespace akv::test {
 
-inline long long read_integer(asio::io_context& io, connection& conn, const std::string& key) {
-    long long value = -1;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        request get;
-        get.push("GET", key);
-        response<long long> resp;
-        co_await conn.exec(get, resp);
-        value = std::get<0>(resp).value();
-    }());
-    return value;
-}
+long long read_integer(boost::asio::io_context& io, connection& conn, const std::string& key);
 
 } // namespace akv::test

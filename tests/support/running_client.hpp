@@ -10,16 +10,9 @@ namespace akv::test {
 
 class running_client {
 public:
-    running_client(asio::io_context& io, config cfg)
-        : io_(io)
-        , client(io.get_executor(), cfg) {
-        asio::co_spawn(io, client.run(), [this](std::exception_ptr) { finished = true; });
-    }
-    ~running_client() {
-        client.cancel();
-        EXPECT_TRUE(run_until(
-            io_, [this] { return finished && client.stats().blocking_connections == 0; }, 10s));
-    }
+    running_client(asio::io_context& io, config cfg);
+    ~running_client();
+
     asio::io_context& io_;
     akv::client client;
     bool finished = false;

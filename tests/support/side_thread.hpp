@@ -3,26 +3,16 @@
 #pragma once
 
 #include <atomic>
-#include <exception>
+#include <functional>
 #include <string>
 #include <thread>
 
 namespace akv::test {
 
 struct side_thread {
-    template <class F> explicit side_thread(F step) {
-        worker = std::thread([this, step]() mutable {
-            try {
-                step();
-            } catch (const std::exception& e) {
-                failure = e.what();
-            }
-            done = true;
-        });
-    }
-    ~side_thread() {
-        if (worker.joinable()) worker.join();
-    }
+    explicit side_thread(std::function<void()> step);
+    ~side_thread();
+
     std::thread worker;
     std::atomic<bool> done{false};
     std::string failure;
