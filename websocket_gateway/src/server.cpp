@@ -260,7 +260,8 @@ struct server::impl {
                 http_registration registration(http_sockets, beast::get_lowest_layer(stream).socket());
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
                 auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
-                if (!ec) co_await serve(stream, registration);
+                detail::tls_layer layer(stream);
+                if (!ec) co_await serve(layer, registration);
             } else {
                 beast::tcp_stream stream(std::move(sock));
                 http_registration registration(http_sockets, stream.socket());

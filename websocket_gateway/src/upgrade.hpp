@@ -5,15 +5,14 @@
 #pragma once
 
 #include "server_state.hpp"
+#include "tls_layer.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 namespace akv::gateway::detail {
 
@@ -26,7 +25,7 @@ using upgrade_request = boost::beast::http::request<boost::beast::http::string_b
 // into the session.
 asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
                                     server_state& state);
-asio::awaitable<void> run_websocket(boost::beast::ssl_stream<boost::beast::tcp_stream>& stream,
-                                    upgrade_request& request, server_state& state);
+asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
+                                    server_state& state);
 
 } // namespace akv::gateway::detail
