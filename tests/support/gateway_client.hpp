@@ -6,6 +6,7 @@
 #include "support/running_client.hpp"
 
 #include <akv/gateway/server.hpp>
+#include <akv/response.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -65,6 +66,15 @@ private:
     std::unique_ptr<running_client> redis_;
     bool stopped_ = false;
 };
+
+// PUBLISH straight to Redis (what another program would do).
+inline asio::awaitable<void> redis_publish(akv::client& c, std::string_view channel,
+                                           std::string_view payload) {
+    akv::request req;
+    req.push("PUBLISH", channel, payload);
+    akv::response<std::int64_t> resp;
+    co_await c.exec(req, resp);
+}
 
 // One WebSocket session speaking the gateway protocol; frames are split into lines.
 class gateway_client {
