@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -33,7 +34,17 @@
 #include <string>
 #include <string_view>
 
+#ifndef AKV_SOURCE_DIR
+#error "AKV_SOURCE_DIR must name the source tree (bench/CMakeLists.txt)"
+#endif
+
 namespace akv::bench {
+
+// bench/ of the source tree: the peers' scripts and our node scripts, wherever the benchmark
+// is started from. Not __FILE__, which ccache's base_dir makes relative to the build directory.
+inline std::filesystem::path bench_source_dir() {
+    return std::filesystem::path(AKV_SOURCE_DIR) / "bench";
+}
 
 inline std::string run_command(const std::string& cmd) {
     std::array<char, 4096> buf;

@@ -586,7 +586,7 @@ bool has_modules(const fs::path& dir) {
 int main(int argc, char** argv) {
     if (argc > 1 && std::string(argv[1]) == "--serve") return serve(argc, argv);
 
-    const fs::path here = fs::path(__FILE__).parent_path();
+    const fs::path here = bench_source_dir();
     std::string peer_script = (here / "peers/gateway/bench_socketio.sh").string();
     const fs::path our_script = here / "gateway/akv_bench.js";
     for (int i = 1; i < argc; ++i) {

@@ -800,8 +800,7 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
 
 int main(int argc, char** argv) {
     knobs k;
-    k.peer_script =
-        (fs::path(__FILE__).parent_path() / "peers/queue/bench_bullmq.sh").string();
+    k.peer_script = (bench_source_dir() / "peers/queue/bench_bullmq.sh").string();
     bool only_set = false;
     std::string only;
     for (int i = 1; i < argc; ++i) {

@@ -728,8 +728,7 @@ int main(int argc, char** argv) {
     long n = 200000;
     double publish_seconds = 3;
     int rounds = 3;
-    std::string peer_script =
-        (std::filesystem::path(__FILE__).parent_path() / "peers/streams/bench_streams.sh").string();
+    std::string peer_script = (bench_source_dir() / "peers/streams/bench_streams.sh").string();
     std::string only; // run the scenarios whose name contains this
     bool with_peer = true;
     for (int i = 1; i < argc; ++i) {

@@ -1,6 +1,6 @@
 #include "support/running_client.hpp"
 
-#include <akv/embedded_server.hpp>
+#include <akv/testing/embedded_server.hpp>
 #include <akv/script.hpp>
 
 #include "support/errors.hpp"
@@ -41,7 +41,7 @@ TEST(Script, APreludeGoesInFrontOfTheBodyInOneSourceAndOneSha1) {
 }
 
 TEST(Script, RunAloneLoadsItselfAfterScriptFlush) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -59,7 +59,7 @@ TEST(Script, RunAloneLoadsItselfAfterScriptFlush) {
 }
 
 TEST(ScriptRequest, CallsTheServerForgotRunOnceMoreAmongPlainCommandsTheirRepliesInOrder) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {
@@ -95,7 +95,7 @@ TEST(ScriptRequest, CallsTheServerForgotRunOnceMoreAmongPlainCommandsTheirReplie
 }
 
 TEST(ScriptRequest, KnownScriptsTakeOneRoundTrip) {
-    akv::embedded_server server;
+    akv::testing::embedded_server server;
     asio::io_context io;
     running_client rc(io, server.config());
     run_task(io, [&]() -> asio::awaitable<void> {

@@ -1,5 +1,7 @@
 #include "support/gateway_client.hpp"
 
+#include <akv/response.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -41,6 +43,14 @@ void running_gateway::stop() {
     EXPECT_TRUE(run_until(
         io_, [this] { return finished; }, 20s))
         << "gateway did not stop";
+}
+
+asio::awaitable<void> redis_publish(akv::client& c, std::string_view channel,
+                                    std::string_view payload) {
+    akv::request req;
+    req.push("PUBLISH", channel, payload);
+    akv::response<std::int64_t> resp;
+    co_await c.exec(req, resp);
 }
 
 struct gateway_client::session {

@@ -48,6 +48,10 @@ private:
     bool stopped_ = false;
 };
 
+// PUBLISH straight to Redis (what another program would do).
+asio::awaitable<void> redis_publish(akv::client& c, std::string_view channel,
+                                    std::string_view payload);
+
 // One WebSocket session speaking the gateway protocol; frames are split into lines.
 class gateway_client {
 public:

@@ -1,16 +1,24 @@
 // The gateway server: accept loop, HTTP routes, WebSocket upgrade into sessions, shutdown.
 #include "assets.hpp"
-#include "session.hpp"
+#include "protocol.hpp"
+#include "server_state.hpp"
+#include "upgrade.hpp"
 
+#include <akv/gateway/publish.hpp>
 #include <akv/gateway/server.hpp>
+#include <akv/gateway/token.hpp>
 
 #include <akv/response.hpp>
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -252,7 +260,8 @@ struct server::impl {
                 http_registration registration(http_sockets, beast::get_lowest_layer(stream).socket());
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
                 auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
-                if (!ec) co_await serve(stream, registration);
+                detail::tls_layer layer(stream);
+                if (!ec) co_await serve(layer, registration);
             } else {
                 beast::tcp_stream stream(std::move(sock));
                 http_registration registration(http_sockets, stream.socket());
@@ -296,11 +305,10 @@ struct server::impl {
                 if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
                     // The bare socket: Beast's own timeouts cover the session, and tcp_stream's
                     // timer bookkeeping on every write is measurable at fan-out rates.
-                    websocket::stream<tcp::socket> ws(stream.release_socket());
-                    co_await run_websocket(ws, req);
+                    tcp::socket socket = stream.release_socket();
+                    co_await detail::run_websocket(socket, req, state);
                 } else {
-                    websocket::stream<Stream&> ws(stream);
-                    co_await run_websocket(ws, req);
+                    co_await detail::run_websocket(stream, req, state);
                 }
                 co_return;
             }
@@ -333,22 +341,6 @@ struct server::impl {
                 return std::nullopt;
         }
         return json_error(http::status::forbidden, "origin not allowed: " + std::string(o));
-    }
-
-    template <class WsStream>
-    asio::awaitable<void> run_websocket(WsStream& ws, http::request<http::string_body>& req) {
-        websocket::stream_base::timeout t{};
-        t.handshake_timeout = std::chrono::seconds(5);
-        t.idle_timeout = opts.idle_timeout;
-        t.keep_alive_pings = true;
-        ws.set_option(t);
-        ws.read_message_max(opts.max_frame);
-        ws.auto_fragment(false);
-        ws.text(true);
-        auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
-        if (ec) co_return;
-        detail::session<WsStream> s(ws, state);
-        co_await s.run();
     }
 
     asio::awaitable<response_t> route(const http::request<http::string_body>& req) {

@@ -1,12 +1,13 @@
 // One WebSocket session: a reader (client requests, limits) and a writer (the bounded send
-// queue, several messages per frame), over any Beast stream (TCP or TLS). Only server.cpp
-// includes this: Beast stays out of every other file.
+// queue, several messages per frame), over any Beast stream (TCP or TLS). Only session_tcp.cpp
+// and session_tls.cpp include this: Beast's WebSocket code stays out of every other file.
 #pragma once
 
 #include "history.hpp"
 #include "hub.hpp"
 #include "protocol.hpp"
 #include "server_state.hpp"
+#include "upgrade.hpp"
 
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
@@ -26,8 +27,6 @@ namespace akv::gateway::detail {
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
-
-inline constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 template <class WsStream> class session final : public listener, public session_handle {
 public:
@@ -437,5 +436,23 @@ private:
     double tokens_;
     std::chrono::steady_clock::time_point refilled_;
 };
+
+// Accepts the upgrade and runs the session (run_websocket of upgrade.hpp, for each stream).
+template <class WsStream>
+asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, server_state& state) {
+    const options& opts = state.opts;
+    websocket::stream_base::timeout t{};
+    t.handshake_timeout = std::chrono::seconds(5);
+    t.idle_timeout = opts.idle_timeout;
+    t.keep_alive_pings = true;
+    ws.set_option(t);
+    ws.read_message_max(opts.max_frame);
+    ws.auto_fragment(false);
+    ws.text(true);
+    auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
+    if (ec) co_return;
+    session<WsStream> s(ws, state);
+    co_await s.run();
+}
 
 } // namespace akv::gateway::detail

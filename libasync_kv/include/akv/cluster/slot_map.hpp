@@ -28,6 +28,11 @@ struct shard {
 
 class slot_map {
 public:
+    // Fills the table at run time. From a constant initializer, g++ -O2 wrote each of the 16384
+    // slots with a store of its own wherever a slot_map was made, and its dead store elimination
+    // spent about 20 s on each (7 minutes for a test file that makes 20).
+    slot_map() noexcept { owner_.fill(unassigned); }
+
     // Parse a reply into `out`. Returns std::nullopt on success, else what was wrong and where,
     // "CLUSTER SHARDS: shard 2: node 1: missing \"port\"" (indices from 0); `out` is then left
     // as it was. Never throws, whatever the reply holds.
@@ -81,14 +86,8 @@ private:
 
     std::vector<shard> shards_;
     std::vector<std::size_t> owned_; // slots served by each shard
-    std::array<std::uint16_t, 16384> owner_ = filled();
+    std::array<std::uint16_t, 16384> owner_; // the shard of each slot, or unassigned
     std::size_t covered_ = 0;
-
-    static constexpr std::array<std::uint16_t, 16384> filled() noexcept {
-        std::array<std::uint16_t, 16384> a{};
-        a.fill(unassigned);
-        return a;
-    }
 };
 
 } // namespace akv::cluster

@@ -1,0 +1,12 @@
+// The WebSocket sessions over TLS (see upgrade.hpp for why they have a file of their own).
+#include "session.hpp"
+
+namespace akv::gateway::detail {
+
+asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
+                                    server_state& state) {
+    websocket::stream<tls_layer&> ws(stream);
+    co_await accept_and_run(ws, request, state);
+}
+
+} // namespace akv::gateway::detail

@@ -1,0 +1,31 @@
+// An upgraded connection handed from the HTTP server (server.cpp) to its WebSocket session.
+// Each stream's sessions are compiled in a file of their own (session_tcp.cpp, session_tls.cpp)
+// and server.cpp, which speaks HTTP, never includes session.hpp: as one file they took 110 s
+// of g++ -O2.
+#pragma once
+
+#include "server_state.hpp"
+#include "tls_layer.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+namespace akv::gateway::detail {
+
+inline constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+using upgrade_request = boost::beast::http::request<boost::beast::http::string_body>;
+
+// Accepts the upgrade `request` read from the connection and runs its session until it ends.
+// The caller keeps `request` (and the TLS stream) alive until then; the plain socket is moved
+// into the session.
+asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
+                                    server_state& state);
+asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
+                                    server_state& state);
+
+} // namespace akv::gateway::detail
