@@ -66,8 +66,8 @@ TEST(ScriptRequest, CallsTheServerForgotRunOnceMoreAmongPlainCommandsTheirReplie
         const akv::script echo(prelude, echo_body);
         const akv::script refuse(prelude, refuse_body);
         co_await command(rc.client, "SCRIPT", "FLUSH");
-        const auto& conn = rc.client.main_connection();
-        const auto written = conn.stats().requests_written;
+        const auto requests = [&] { return rc.client.stats().connections.requests_written; };
+        const auto written = requests();
 
         akv::script_request req;
         req.push("SET", "plain", "1");
@@ -80,7 +80,7 @@ TEST(ScriptRequest, CallsTheServerForgotRunOnceMoreAmongPlainCommandsTheirReplie
         akv::generic_response replies;
         co_await req.run(rc.client, replies);
 
-        EXPECT_EQ(conn.stats().requests_written - written, 2u); // the EVALs went together
+        EXPECT_EQ(requests() - written, 2u); // the EVALs went together
         EXPECT_EQ(replies.size(), 6u);
         if (replies.size() != 6) co_return;
         EXPECT_EQ(text_of(replies[0]), "OK");
@@ -103,8 +103,8 @@ TEST(ScriptRequest, KnownScriptsTakeOneRoundTrip) {
         const std::array<std::string_view, 1> keys{"runs"};
         akv::response<std::string> loaded;
         co_await echo.run(rc.client, keys, std::array{"warm"}, loaded);
-        const auto& conn = rc.client.main_connection();
-        const auto written = conn.stats().requests_written;
+        const auto requests = [&] { return rc.client.stats().connections.requests_written; };
+        const auto written = requests();
 
         akv::script_request req;
         req.call(echo, keys, std::array{"a"});
@@ -113,7 +113,7 @@ TEST(ScriptRequest, KnownScriptsTakeOneRoundTrip) {
         akv::generic_response replies;
         co_await req.run(rc.client, replies);
 
-        EXPECT_EQ(conn.stats().requests_written - written, 1u);
+        EXPECT_EQ(requests() - written, 1u);
         EXPECT_EQ(replies.size(), 3u);
         if (replies.size() != 3) co_return;
         EXPECT_EQ(text_of(replies[0]), "a!");
