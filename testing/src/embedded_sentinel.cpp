@@ -2,6 +2,7 @@
 #include <akv/error.hpp>
 #include <akv/testing/embedded_sentinel.hpp>
 
+#include "sentinel/replies.hpp"
 #include "sync_resp.hpp"
 
 #include <stdlib.h>
@@ -74,17 +75,7 @@ std::string field(const sync_reply& fields, std::string_view name) {
     return {};
 }
 
-// Whether a comma-separated flags field ("s_down,slave") holds `flag`. The client's own reader
-// of these replies (libasync_kv/src/sentinel/replies.hpp) is private to the library.
-bool has_flag(std::string_view flags, std::string_view flag) {
-    while (!flags.empty()) {
-        const auto comma = flags.find(',');
-        if (flags.substr(0, comma) == flag) return true;
-        if (comma == std::string_view::npos) break;
-        flags.remove_prefix(comma + 1);
-    }
-    return false;
-}
+using sentinel::has_flag;
 
 std::optional<endpoint> to_endpoint(const sync_reply& reply) {
     if (reply.type != sync_reply::kind::array || reply.elements.size() != 2) return std::nullopt;

@@ -131,10 +131,7 @@ cluster_topology::node_state& cluster_topology::node(const endpoint& ep, bool re
     const std::string key = key_of(ep);
     auto it = nodes_.find(key);
     if (it != nodes_.end()) return *it->second;
-    config c = cfg_;
-    c.topology = config::mode::standalone;
-    c.hosts = {ep};
-    c.unix_socket.clear();
+    config c = config_for_node(cfg_, ep);
     if (c.reconnect_wait_max.count() == 0) c.reconnect_wait_max = std::chrono::milliseconds(2000);
     auto state = std::make_unique<node_state>(ex_, std::move(c));
     state->ep = ep;

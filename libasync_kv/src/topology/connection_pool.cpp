@@ -25,6 +25,13 @@ config blocking_config_from(config cfg) {
 }
 } // namespace
 
+config config_for_node(config cfg, const endpoint& node) {
+    cfg.topology = config::mode::standalone;
+    cfg.hosts = {node};
+    cfg.unix_socket.clear();
+    return cfg;
+}
+
 struct connection_pool::pooled {
     pooled(executor_type ex, config cfg)
         : conn(std::move(ex), std::move(cfg)) {}
@@ -63,13 +70,8 @@ asio::awaitable<connection_pool::pooled*> connection_pool::acquire(const endpoin
         }
         // pool_size connections per server (per cluster node).
         if (open < std::max<std::size_t>(cfg_.pool_size, 1)) {
-            config c = cfg_;
-            if (target) {
-                c.topology = config::mode::standalone;
-                c.hosts = {*target};
-                c.unix_socket.clear();
-            }
-            pool_.push_back(std::make_unique<pooled>(ex_, std::move(c)));
+            pool_.push_back(
+                std::make_unique<pooled>(ex_, target ? config_for_node(cfg_, *target) : cfg_));
             pooled* p = pool_.back().get();
             if (target)
                 p->target = *target;

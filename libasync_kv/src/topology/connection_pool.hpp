@@ -21,6 +21,9 @@
 
 namespace akv::detail {
 
+// `cfg` for a connection to `node` alone: standalone, that host, never the unix socket.
+config config_for_node(config cfg, const endpoint& node);
+
 class connection_pool {
 public:
     using executor_type = connection::executor_type;
