@@ -31,6 +31,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace asio = boost::asio;
 namespace gw = akv::gateway;
@@ -51,6 +52,9 @@ akv::app::command_line command_line() {
             {"history", "PATTERN[=MAXLEN[,AGE_S]]",
              "channels matching PATTERN keep history (default 1000 messages)", true},
             {"anonymous", "PATTERN", "channels anyone may subscribe to without a token", true},
+            {"presence", "PATTERN[:join-leave]",
+             "channels that keep who is subscribed (and may push joins and leaves)", true},
+            {"presence-ttl", "S", "a presence entry outlives its gateway by this (default 60)"},
             {"origin", "ORIGIN", "a browser origin allowed to connect (* any)", true},
             {"webhook", "PATH=QUEUE",
              "POST PATH enqueues its JSON body (an object, or an array of them) as jobs of QUEUE",
@@ -67,6 +71,7 @@ akv::app::command_line command_line() {
             {"max-frame", "BYTES", "bytes of a client message (default 65536)"},
             {"max-rate", "N", "client messages per second per session (default 100)"},
             {"max-sessions", "N", "sessions at once (default 100000)"},
+            {"threads", "N", "event loops for the sessions (default: the machine's cores)"},
             {"grace-ms", "N", "shutdown: time to drain queues before closing (default 5000)"},
             {"demo", "", "print a demo page address with a token good for a day"},
         },
@@ -94,6 +99,25 @@ flags parse(const akv::app::command_line& cl) {
     for (const auto& h : cl.all("history"))
         f.opts.history.push_back(akv::app::history_rule(h));
     f.opts.anonymous = cl.all("anonymous");
+    for (const auto& p : cl.all("presence")) {
+        gw::presence_rule rule;
+        const auto colon = p.rfind(':');
+        rule.pattern = p;
+        if (colon != std::string::npos && p.substr(colon + 1) == "join-leave") {
+            rule.pattern = p.substr(0, colon);
+            rule.join_leave = true;
+        }
+        if (rule.pattern.empty())
+            throw akv::app::usage_error("--presence: expected PATTERN[:join-leave], got '" + p + "'");
+        f.opts.presence.push_back(std::move(rule));
+    }
+    if (cl.has("presence-ttl")) {
+        const long ttl = cl.number<long>("presence-ttl", 60);
+        if (ttl < 3 || ttl > 86400)
+            throw akv::app::usage_error("--presence-ttl: expected 3 to 86400 seconds, got " +
+                                        std::to_string(ttl));
+        f.opts.presence_ttl = std::chrono::seconds(ttl);
+    }
     f.opts.allowed_origins = cl.all("origin");
     for (const auto& w : cl.all("webhook")) {
         const auto eq = w.find('=');
@@ -122,6 +146,11 @@ flags parse(const akv::app::command_line& cl) {
         f.opts.max_burst = std::max(f.opts.max_burst, f.opts.max_rate * 2);
     }
     f.opts.max_sessions = cl.number<std::size_t>("max-sessions", f.opts.max_sessions);
+    f.opts.threads = cl.number<std::size_t>(
+        "threads", std::max<std::size_t>(1, std::thread::hardware_concurrency()));
+    if (f.opts.threads == 0 || f.opts.threads > 256)
+        throw akv::app::usage_error("--threads: expected 1 to 256, got " +
+                                    std::to_string(f.opts.threads));
     f.opts.shutdown_grace = std::chrono::milliseconds(cl.number<long>("grace-ms", 5000));
     f.demo = cl.has("demo");
     if (const char* s = std::getenv("AKV_GATEWAY_SECRET")) f.opts.token_secret = s;

@@ -291,7 +291,7 @@ TEST_F(BrowserE2E, PageResumesAfterGatewayRestartWithoutLossOrDuplicates) {
                 std::string channel = "demo";
                 std::string data = "{\"n\":" + std::to_string(n) + "}";
                 auto offset = co_await akv::gateway::publish(redis.client, opts, channel, data);
-                offsets.push_back(offset.value_or("(none)"));
+                offsets.push_back(offset ? offset->offset : "(none)");
             }
         }());
     }

@@ -54,14 +54,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (p.fatal.empty() && p.invalid.empty()) {
             if (p.req.kind == protocol::op::publish) check_json_line(p.req.data);
             if (p.req.offset) require(protocol::valid_offset(*p.req.offset));
+            if (p.req.epoch) require(protocol::valid_epoch(*p.req.epoch));
         }
     } else {
         protocol::payload p = protocol::decode_payload(text);
         check_json_line(p.data);
         if (p.offset) {
             require(protocol::valid_offset(*p.offset));
-            protocol::payload again = protocol::decode_payload(protocol::encode_payload(*p.offset, p.data));
-            require(again.offset == p.offset && again.data == p.data);
+            if (p.epoch) require(protocol::valid_epoch(*p.epoch));
+            const std::string epoch = p.epoch.value_or("0");
+            protocol::payload again =
+                protocol::decode_payload(protocol::encode_payload(epoch, *p.offset, p.data));
+            require(again.offset == p.offset && again.epoch == epoch && again.data == p.data);
         }
     }
     if (utf8_valid(text)) require(utf8_valid(protocol::truncate_utf8(text, data[0] % 64)));

@@ -49,8 +49,8 @@ gw::options base_options() {
 std::string text(const json::value& v) { return std::string(v.as_string()); }
 
 // gateway::publish with views for arguments (g++ 12: no temporaries in co_await expressions).
-asio::awaitable<std::optional<std::string>> pub(akv::client& c, const gw::options& o,
-                                                std::string_view channel, std::string_view data) {
+asio::awaitable<std::optional<gw::position>> pub(akv::client& c, const gw::options& o,
+                                                 std::string_view channel, std::string_view data) {
     std::string ch(channel), d(data);
     co_return co_await gw::publish(c, o, std::move(ch), std::move(d));
 }
@@ -239,7 +239,7 @@ TEST(Gateway, ResumesFromOffsetWithNothingLostOrTwice) {
     running_gateway g(io, redis.config(), base_options());
     const auto& opts = g.server->get_options();
     run_task(io, [&]() -> asio::awaitable<void> {
-        std::string last;
+        std::string last, epoch;
         {
             gateway_client c(io);
             co_await c.open(g.port());
@@ -247,6 +247,7 @@ TEST(Gateway, ResumesFromOffsetWithNothingLostOrTwice) {
             co_await c.connect(tok);
             auto ok = co_await c.subscribe("h.room");
             last = text(ok.at("offset"));
+            epoch = text(ok.at("epoch"));
             for (int n = 0; n < 3; ++n) {
                 const std::string v = std::to_string(n);
                 co_await pub(g.redis(), opts, "h.room", v);
@@ -276,7 +277,7 @@ TEST(Gateway, ResumesFromOffsetWithNothingLostOrTwice) {
             }
             publishing_done = true;
         }, asio::detached);
-        auto ok = co_await c.subscribe("h.room", last);
+        auto ok = co_await c.subscribe("h.room", last, epoch);
         EXPECT_TRUE(ok.at("recovered").as_bool()) << json::serialize(ok);
         std::string prev = last;
         for (int n = 3; n < 40; ++n) {
@@ -357,7 +358,7 @@ TEST(Gateway, ResumeTooFarBackIsAGap) {
         gateway_client c(io);
         co_await c.open(g.port());
         co_await c.connect(tok);
-        auto ok = co_await c.subscribe("short.x", *first);
+        auto ok = co_await c.subscribe("short.x", first->offset, first->epoch);
         EXPECT_FALSE(ok.at("recovered").as_bool()) << json::serialize(ok);
         // From an offset still kept (the third newest minus one): recovered.
         gateway_client d(io);
@@ -369,7 +370,7 @@ TEST(Gateway, ResumeTooFarBackIsAGap) {
         co_await g.redis().exec(req, r);
         const auto& kept = std::get<0>(r).value();
         EXPECT_EQ(kept.size(), 3u);
-        auto ok2 = co_await d.subscribe("short.x", kept.front().first);
+        auto ok2 = co_await d.subscribe("short.x", kept.front().first, first->epoch);
         EXPECT_TRUE(ok2.at("recovered").as_bool()) << json::serialize(ok2);
         auto a = co_await d.push();
         auto b = co_await d.push();
@@ -379,7 +380,7 @@ TEST(Gateway, ResumeTooFarBackIsAGap) {
         gateway_client e(io);
         co_await e.open(g.port());
         co_await e.connect(tok);
-        auto ok3 = co_await e.subscribe("short.x", "99999999999999-0");
+        auto ok3 = co_await e.subscribe("short.x", "99999999999999-0", first->epoch);
         EXPECT_FALSE(ok3.at("recovered").as_bool());
     }());
 }

@@ -151,11 +151,13 @@ asio::awaitable<json::object> gateway_client::connect(std::string_view token) {
 }
 
 asio::awaitable<json::object> gateway_client::subscribe(std::string_view channel,
-                                                        std::string_view offset) {
+                                                        std::string_view offset,
+                                                        std::string_view epoch) {
     json::object req;
     req["op"] = "subscribe";
     req["channel"] = channel;
     if (!offset.empty()) req["offset"] = offset;
+    if (!epoch.empty()) req["epoch"] = epoch;
     const std::string text = json::serialize(req);
     co_return co_await call(text);
 }

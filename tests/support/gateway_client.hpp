@@ -78,7 +78,9 @@ public:
 
     asio::awaitable<json::object> connect(std::string_view token = {});
 
-    asio::awaitable<json::object> subscribe(std::string_view channel, std::string_view offset = {});
+    // From a position (offset and epoch) when given: a resume.
+    asio::awaitable<json::object> subscribe(std::string_view channel, std::string_view offset = {},
+                                            std::string_view epoch = {});
 
     // The next push (held ones first).
     asio::awaitable<json::object> push();

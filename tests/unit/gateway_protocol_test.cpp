@@ -55,6 +55,19 @@ TEST(GatewayProtocol, NamesWhatIsWrong) {
     EXPECT_NE(protocol::parse(R"({"op":"ping","id":1.5})").invalid.find("id"), std::string::npos);
 }
 
+TEST(GatewayProtocol, AResumeNamesItsEpoch) {
+    auto p = protocol::parse(R"({"op":"subscribe","channel":"c","offset":"5-1","epoch":"6931e2a1"})");
+    EXPECT_TRUE(p.invalid.empty()) << p.invalid;
+    EXPECT_EQ(*p.req.epoch, "6931e2a1");
+    for (const char* bad : {R"({"op":"subscribe","channel":"c","offset":"5-1","epoch":"XY"})",
+                            R"({"op":"subscribe","channel":"c","offset":"5-1","epoch":""})",
+                            R"({"op":"subscribe","channel":"c","offset":"5-1","epoch":7})"})
+        EXPECT_NE(protocol::parse(bad).invalid.find("epoch"), std::string::npos) << bad;
+    EXPECT_TRUE(protocol::valid_epoch("0123456789abcdef"));
+    EXPECT_FALSE(protocol::valid_epoch(std::string(33, 'a')));
+    EXPECT_EQ(protocol::resync(protocol::quoted("news")), R"({"op":"resync","channel":"news"})");
+}
+
 TEST(GatewayProtocol, OffsetsCompareAsNumbers) {
     EXPECT_TRUE(protocol::valid_offset("0-0"));
     EXPECT_TRUE(protocol::valid_offset("1764000000000-12"));
@@ -67,9 +80,18 @@ TEST(GatewayProtocol, OffsetsCompareAsNumbers) {
 }
 
 TEST(GatewayProtocol, DecodesRedisPayloads) {
-    auto ours = protocol::decode_payload(protocol::encode_payload("5-1", R"({"a":1})"));
+    auto ours = protocol::decode_payload(protocol::encode_payload("6931e2a10f1c2", "5-1", R"({"a":1})"));
     EXPECT_EQ(*ours.offset, "5-1");
+    EXPECT_EQ(*ours.epoch, "6931e2a10f1c2");
     EXPECT_EQ(ours.data, R"({"a":1})");
+    // A gateway before epochs: an offset alone.
+    auto older = protocol::decode_payload("\x1e" "5-1" "\x1e" R"({"a":1})");
+    EXPECT_EQ(*older.offset, "5-1");
+    EXPECT_FALSE(older.epoch);
+    EXPECT_EQ(older.data, R"({"a":1})");
+    // An epoch that is not hex digits: delivered as the bytes it is.
+    auto bad_epoch = protocol::decode_payload("\x1e" "EPOCH!" "\x1e" "5-1" "\x1e" "1");
+    EXPECT_FALSE(bad_epoch.offset);
     auto raw = protocol::decode_payload(R"( { "b" : 2 } )");
     EXPECT_FALSE(raw.offset);
     EXPECT_EQ(raw.data, R"( { "b" : 2 } )") << "one line: kept as sent";
@@ -85,7 +107,7 @@ TEST(GatewayProtocol, DecodesRedisPayloads) {
     auto bad_offset = protocol::decode_payload("\x1e" "xx" "\x1e" "1");
     EXPECT_FALSE(bad_offset.offset);
     // Pretty-printed JSON loses its raw newlines: a frame may hold several lines.
-    auto pretty = protocol::decode_payload(protocol::encode_payload("1-0", "{\n  \"a\": 1\n}"));
+    auto pretty = protocol::decode_payload(protocol::encode_payload("1", "1-0", "{\n  \"a\": 1\n}"));
     EXPECT_EQ(pretty.data, R"({   "a": 1 })");
     // Found by the fuzzer: a number beyond double was re-written as -Infinity (not JSON).
     EXPECT_EQ(protocol::decode_payload("-2E612\n\n").data, "-2E612  ");

@@ -6,10 +6,10 @@
  *   const gw = new AkvGateway('wss://example.com/ws', {token});   // url: see below
  *   gw.on('state', (s) => ...);   // 'connecting' | 'connected' | 'disconnected' | 'closed'
  *   gw.on('error', (e) => ...);   // {code, message, channel?, close?}: see "Errors"
- *   gw.on('gap', ({channel, offset}) => ...);  // history no longer reaches back: reload state
+ *   gw.on('gap', ({channel, offset, epoch}) => ...); // messages may be missing: reload state
  *   gw.on('message', (m) => ...); // every push delivered, {channel, offset, data}
- *   const sub = gw.subscribe('news', (data, push) => ..., {offset});  // offset: resume after
- *   sub.offset;         // the newest offset seen on the channel (history channels only)
+ *   const sub = gw.subscribe('news', (data, push) => ..., {offset, epoch}); // resume after
+ *   sub.offset, sub.epoch;  // the position on the channel (history channels only)
  *   sub.unsubscribe();
  *   const reply = await gw.publish('news', {text: 'hi'});  // reply.offset on history channels
  *   await gw.ping();
@@ -28,9 +28,13 @@
  *             debug     log the traffic with console.debug.
  *             WebSocket the WebSocket class to use (tests); default globalThis.WebSocket.
  *
- * Resuming: for each channel with history the client keeps the newest offset it has seen and,
- * on every reconnect, subscribes again from it, so what was published meanwhile arrives once,
- * in order. A push whose offset is not newer than the last one seen is dropped.
+ * Resuming: for each channel with history the client keeps its position (the newest offset it
+ * has seen, and the history's epoch) and, on every reconnect, subscribes again from it, so what
+ * was published meanwhile arrives once, in order. A push whose offset is not newer than the
+ * last one seen is dropped. When messages may be missing (the history was trimmed past the
+ * position, or Redis lost it: a new epoch), the client emits 'gap' and carries on from the
+ * newest position; the server's "resync" push (its history changed while subscribed) makes
+ * the client subscribe again to learn that.
  *
  * Requests (publish, ping) need a connected client: otherwise, and when the connection drops
  * before the reply, the promise rejects with {code: 'disconnected', message}. A reply
@@ -92,6 +96,11 @@
             const ch = this._client._channels.get(this.channel);
             return ch ? ch.offset : undefined;
         }
+        // The epoch of the channel's history that offset belongs to.
+        get epoch() {
+            const ch = this._client._channels.get(this.channel);
+            return ch ? ch.epoch : undefined;
+        }
         // True while the server confirms the subscription on the current connection.
         get subscribed() {
             const ch = this._client._channels.get(this.channel);
@@ -134,7 +143,7 @@
             this._connectTimer = null;
             this._nextId = 1;
             this._pending = new Map();   // request id -> {resolve, reject}
-            // channel -> {subs: Set<AkvSubscription>, offset, confirmed, retryTimer}
+            // channel -> {subs: Set<AkvSubscription>, offset, epoch, confirmed, retryTimer}
             this._channels = new Map();
             this._listeners = new Map(); // event -> Set<fn>
         }
@@ -180,7 +189,9 @@
             let ch = this._channels.get(channel);
             if (!ch) {
                 const from = options && options.offset;
-                ch = {subs: new Set(), offset: from || undefined, confirmed: false, retryTimer: null};
+                const epoch = options && options.epoch;
+                ch = {subs: new Set(), offset: from || undefined, epoch: epoch || undefined,
+                      confirmed: false, retryTimer: null};
                 this._channels.set(channel, ch);
                 ch.subs.add(sub);
                 if (this._ready) this._sendSubscribe(channel, ch);
@@ -341,6 +352,10 @@
                 else p.resolve(msg);
             } else if (msg.error) {
                 this._emit('error', msg.error);
+            } else if (msg.op === 'resync' && typeof msg.channel === 'string') {
+                // The server dropped the subscription: its history changed under it.
+                const ch = this._channels.get(msg.channel);
+                if (ch && this._ready) this._sendSubscribe(msg.channel, ch);
             } else if (typeof msg.channel === 'string') {
                 this._onPush(msg);
             }
@@ -364,7 +379,10 @@
             ch.retryTimer = null;
             ch.confirmed = false;
             const message = {op: 'subscribe', channel};
-            if (ch.offset !== undefined) message.offset = ch.offset;
+            if (ch.offset !== undefined) {
+                message.offset = ch.offset;
+                if (ch.epoch !== undefined) message.epoch = ch.epoch;
+            }
             this._request(message, {
                 resolve: (reply) => this._onSubscribed(channel, ch, reply),
                 reject: (error) => this._onSubscribeFailed(channel, ch, error),
@@ -375,10 +393,14 @@
             if (this._channels.get(channel) !== ch) return; // unsubscribed meanwhile
             ch.confirmed = true;
             if (typeof reply.offset === 'string') {
+                const epochChanged = ch.epoch !== undefined && reply.epoch !== ch.epoch;
+                if (typeof reply.epoch === 'string') ch.epoch = reply.epoch;
                 if (reply.recovered === false) {
-                    // Nothing follows: carry on from the newest offset.
+                    // Nothing follows: carry on from the newest position.
                     ch.offset = reply.offset;
-                    this._emit('gap', {channel, offset: reply.offset});
+                    this._emit('gap', {channel, offset: reply.offset, epoch: ch.epoch});
+                } else if (epochChanged) {
+                    ch.offset = reply.offset;
                 } else if (ch.offset === undefined || compareOffsets(reply.offset, ch.offset) > 0) {
                     if (reply.recovered !== true) ch.offset = reply.offset;
                     // recovered: the missed messages follow and move the offset themselves.

@@ -13,20 +13,22 @@
 namespace akv::gateway::history {
 
 std::string stream_key(std::string_view redis_channel);
-std::string trimmed_key(std::string_view redis_channel);
+std::string meta_key(std::string_view redis_channel);
 
 const script& publish_script();
 const script& resume_script();
 
 struct recovery {
-    std::string newest;  // the channel's newest offset ("0-0": empty)
-    bool gap = false;    // the history does not reach back to the asked offset
+    std::string epoch;   // the history's epoch now
+    std::string newest;  // its newest offset ("0-0": empty)
+    bool gap = false;    // another epoch, or the history does not reach back to the offset
     std::vector<std::pair<std::string, std::string>> entries; // (offset, JSON data), oldest first
 };
 
-// `from` empty: only the newest offset. At most the rule's max_length entries (10,000 when it
-// has none): more is a gap.
+// What was published after `from` (an offset of `epoch`); `from` empty: only the epoch and
+// newest offset. At most the rule's max_length entries (10,000 when it has none): more is a
+// gap.
 asio::awaitable<recovery> recover(client& redis, const history_rule& rule,
-                                  std::string redis_channel, std::string from);
+                                  std::string redis_channel, std::string from, std::string epoch);
 
 } // namespace akv::gateway::history

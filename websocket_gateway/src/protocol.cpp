@@ -22,6 +22,8 @@ std::optional<op> op_named(std::string_view name) {
     if (name == "publish") return op::publish;
     if (name == "ping") return op::ping;
     if (name == "connect") return op::connect;
+    if (name == "presence") return op::presence;
+    if (name == "presence_stats") return op::presence_stats;
     return std::nullopt;
 }
 
@@ -80,6 +82,27 @@ parsed parse(std::string_view text) {
     switch (*kind) {
     case op::connect:
         out.req.token = text_field("token", false);
+        if (const json::value* subs = o.if_contains("subs"); out.invalid.empty() && subs) {
+            // {"news":{"offset":"...","epoch":"..."}}: where the client is in the server-side
+            // channels, to resume them.
+            if (!subs->is_object()) {
+                out.invalid = "\"subs\" must be an object";
+                break;
+            }
+            for (const auto& [name, at] : subs->get_object()) {
+                const json::object* p = at.if_object();
+                const json::value* off = p ? p->if_contains("offset") : nullptr;
+                const json::value* ep = p ? p->if_contains("epoch") : nullptr;
+                if (!off || !off->is_string() || !valid_offset(std::string_view(off->get_string())) ||
+                    !ep || !ep->is_string() || !valid_epoch(std::string_view(ep->get_string()))) {
+                    out.invalid = "\"subs\".\"" + truncate_utf8(std::string_view(name), 64) +
+                                  "\" must be {\"offset\":\"<ms-seq>\",\"epoch\":\"<hex>\"}";
+                    break;
+                }
+                out.req.positions[std::string(name)] = {std::string(off->get_string()),
+                                                        std::string(ep->get_string())};
+            }
+        }
         break;
     case op::subscribe:
         if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
@@ -88,8 +111,23 @@ parsed parse(std::string_view text) {
             if (out.req.offset && !valid_offset(*out.req.offset))
                 out.invalid = "\"offset\" must look like \"1764000000000-0\"";
         }
+        if (out.invalid.empty()) {
+            out.req.epoch = text_field("epoch", false);
+            if (out.req.epoch && !valid_epoch(*out.req.epoch))
+                out.invalid = "\"epoch\" must be 1 to 32 lowercase hex digits";
+        }
+        if (out.invalid.empty()) {
+            if (const json::value* jl = o.if_contains("join_leave"); jl && !jl->is_null()) {
+                if (!jl->is_bool())
+                    out.invalid = "\"join_leave\" must be true or false";
+                else
+                    out.req.join_leave = jl->get_bool();
+            }
+        }
         break;
     case op::unsubscribe:
+    case op::presence:
+    case op::presence_stats:
         if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
         break;
     case op::publish:
@@ -168,6 +206,13 @@ bool valid_offset(std::string_view offset) noexcept {
     return true;
 }
 
+bool valid_epoch(std::string_view epoch) noexcept {
+    if (epoch.empty() || epoch.size() > 32) return false;
+    for (char c : epoch)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
 bool offset_less(std::string_view a, std::string_view b) noexcept {
     auto split = [](std::string_view s) {
         std::uint64_t ms = 0, seq = 0;
@@ -215,6 +260,25 @@ std::string connected(std::string_view client, std::string_view sub, std::int64_
            ",\"expires\":" + std::to_string(expires) + "}";
 }
 
+std::string join_leave(std::string_view kind, std::string_view channel_json,
+                       std::string_view entry) {
+    std::string out = "{\"op\":\"";
+    out += kind;
+    out += "\",\"channel\":";
+    out += channel_json;
+    out += ",\"who\":";
+    out += entry;
+    out += '}';
+    return out;
+}
+
+std::string resync(std::string_view channel_json) {
+    std::string out = "{\"op\":\"resync\",\"channel\":";
+    out += channel_json;
+    out += '}';
+    return out;
+}
+
 std::optional<std::string> one_line_json(std::string_view text) {
     boost::system::error_code ec;
     json::value v = json::parse(json::string_view(text.data(), text.size()), ec);
@@ -229,11 +293,22 @@ std::optional<std::string> one_line_json(std::string_view text) {
 payload decode_payload(std::string_view p) {
     payload out;
     if (p.size() > 4 && p[0] == '\x1e') {
-        const auto end = p.find('\x1e', 1);
-        if (end != std::string_view::npos && valid_offset(p.substr(1, end - 1))) {
-            const std::string_view body = p.substr(end + 1);
+        // JSON never holds a raw 0x1e: the separators are the first ones.
+        const auto first = p.find('\x1e', 1);
+        const auto second = first == std::string_view::npos ? first : p.find('\x1e', first + 1);
+        std::string_view epoch, offset, body;
+        if (second != std::string_view::npos) {
+            epoch = p.substr(1, first - 1);
+            offset = p.substr(first + 1, second - first - 1);
+            body = p.substr(second + 1);
+        } else if (first != std::string_view::npos) {
+            offset = p.substr(1, first - 1);
+            body = p.substr(first + 1);
+        }
+        if (valid_offset(offset) && (second == std::string_view::npos || valid_epoch(epoch))) {
             if (auto c = one_line_json(body)) {
-                out.offset = std::string(p.substr(1, end - 1));
+                out.offset = std::string(offset);
+                if (!epoch.empty()) out.epoch = std::string(epoch);
                 out.data = std::move(*c);
                 return out;
             }
@@ -246,9 +321,12 @@ payload decode_payload(std::string_view p) {
     return out;
 }
 
-std::string encode_payload(std::string_view offset, std::string_view json_text) {
+std::string encode_payload(std::string_view epoch, std::string_view offset,
+                           std::string_view json_text) {
     std::string out;
-    out.reserve(offset.size() + json_text.size() + 2);
+    out.reserve(epoch.size() + offset.size() + json_text.size() + 3);
+    out += '\x1e';
+    out += epoch;
     out += '\x1e';
     out += offset;
     out += '\x1e';

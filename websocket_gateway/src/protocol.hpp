@@ -3,20 +3,25 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace akv::gateway::protocol {
 
-enum class op { connect, subscribe, unsubscribe, publish, ping };
+enum class op { connect, subscribe, unsubscribe, publish, ping, presence, presence_stats };
 
 struct request {
     op kind = op::ping;
     std::optional<std::int64_t> id;
     std::optional<std::string> token;  // connect
     std::string channel;               // subscribe, unsubscribe, publish
-    std::optional<std::string> offset; // subscribe: resume after it
+    std::optional<std::string> offset; // subscribe: resume after it ...
+    std::optional<std::string> epoch;  // ... of this epoch of the history
+    bool join_leave = false;           // subscribe: wants join and leave pushes
+    // connect: the positions held of server-side channels, channel -> (offset, epoch)
+    std::map<std::string, std::pair<std::string, std::string>> positions;
     std::string data;                  // publish: the value as compact JSON text
 };
 
@@ -32,6 +37,8 @@ parsed parse(std::string_view text);
 
 // "1764000000000-3": digits, '-', digits.
 bool valid_offset(std::string_view offset) noexcept;
+// An epoch of a history: 1 to 32 lowercase hex digits.
+bool valid_epoch(std::string_view epoch) noexcept;
 // Stream ids compared as numbers (a < b).
 bool offset_less(std::string_view a, std::string_view b) noexcept;
 
@@ -40,19 +47,28 @@ std::string ok(std::optional<std::int64_t> id, std::string_view extra_fields = {
 std::string error(std::optional<std::int64_t> id, std::string_view code, std::string_view message);
 std::string pong(std::optional<std::int64_t> id);
 std::string connected(std::string_view client, std::string_view sub, std::int64_t expires);
+// The server could not deliver everything of `channel` (its history lost messages, or moved to
+// a new epoch, while it was subscribed): resubscribe from your position to learn what is
+// missing ({"op":"resync","channel":...}).
+std::string resync(std::string_view channel_json);
+// {"op":"join"|"leave","channel":...,"who":<entry>}
+std::string join_leave(std::string_view kind, std::string_view channel_json,
+                       std::string_view entry);
 // `"name":"value"` with the value escaped, for ok()'s extra fields.
 std::string field(std::string_view name, std::string_view value);
 std::string quoted(std::string_view text); // a JSON string literal
 
-// A message as Redis carried it: `\x1e<offset>\x1e<json>` from a history publish, anything else
-// as it is. `data` is compact JSON text (no raw newline): the payload's JSON value, or the
-// payload as a JSON string when it is not JSON (bytes that are not UTF-8 become U+FFFD).
+// A message as Redis carried it: `\x1e<epoch>\x1e<offset>\x1e<json>` from a history publish
+// (`\x1e<offset>\x1e<json>` from gateways before epochs), anything else as it is. `data` is
+// compact JSON text (no raw newline): the payload's JSON value, or the payload as a JSON string
+// when it is not JSON (bytes that are not UTF-8 become U+FFFD).
 struct payload {
     std::optional<std::string> offset;
+    std::optional<std::string> epoch; // with an offset, unless from an older gateway
     std::string data;
 };
 payload decode_payload(std::string_view redis_payload);
-std::string encode_payload(std::string_view offset, std::string_view json);
+std::string encode_payload(std::string_view epoch, std::string_view offset, std::string_view json);
 
 // A push line; `channel_json` is quoted(channel), computed once per channel.
 std::string push(std::string_view channel_json, const std::optional<std::string>& offset,

@@ -24,10 +24,17 @@
 #include <boost/json/value.hpp>
 
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <list>
+#include <random>
 #include <sstream>
+#include <thread>
 
 namespace akv::gateway {
 
@@ -101,11 +108,31 @@ void check_options(const options& o) {
     if (o.max_channels == 0) bad("max_channels must be at least 1");
     if (o.send_queue == 0) bad("send_queue must be at least 1");
     if (o.max_sessions == 0) bad("max_sessions must be at least 1");
+    if (o.threads == 0 || o.threads > 256) bad("threads must be 1 to 256");
     if (o.tls_cert_file.empty() != o.tls_key_file.empty())
         bad("TLS needs both a certificate and a key file");
     for (const auto& r : o.history)
         if (r.pattern.empty()) bad("a history rule needs a channel pattern");
+    for (const auto& r : o.presence)
+        if (r.pattern.empty()) bad("a presence rule needs a channel pattern");
+    if (o.presence_ttl < std::chrono::seconds(1)) bad("presence_ttl must be at least 1 s");
 }
+
+// A process's tag in front of its client ids: ids stay distinct across gateway processes
+// (presence keeps them in Redis).
+std::string process_tag() {
+    std::random_device rd;
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
+    return buf;
+}
+
+// A worker that is not the hub's: an io_context and its thread.
+struct worker_thread {
+    asio::io_context io{1};
+    asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+    std::thread thread;
+};
 
 } // namespace
 
@@ -117,6 +144,14 @@ struct server::impl {
         , stop_signal(redis.get_executor())
         , ping_timer(redis.get_executor()) {
         check_options(opts);
+        state.id_prefix = process_tag() + ".";
+        state.workers.push_back(std::make_unique<detail::worker>(0, redis.get_executor(), state));
+        for (std::size_t i = 1; i < opts.threads; ++i) {
+            threads.push_back(std::make_unique<worker_thread>());
+            state.workers.push_back(std::make_unique<detail::worker>(
+                i, threads.back()->io.get_executor(), state));
+        }
+        http_sockets.resize(opts.threads);
         stop_signal.expires_at(asio::steady_timer::time_point::max());
         if (!opts.tls_cert_file.empty()) {
             tls.emplace(ssl::context::tls_server);
@@ -137,17 +172,39 @@ struct server::impl {
 
     options opts;
     detail::server_state state;
+    std::vector<std::unique_ptr<worker_thread>> threads; // workers 1..N-1
     tcp::acceptor acceptor;
     std::optional<ssl::context> tls;
     asio::steady_timer stop_signal;
     asio::steady_timer ping_timer;
-    std::list<tcp::socket*> http_sockets; // connections not upgraded (yet): closed on stop
-    std::size_t connections = 0;
+    // Per worker (its thread only): connections not upgraded (yet), closed on stop.
+    std::vector<std::list<tcp::socket*>> http_sockets;
+    std::atomic<std::size_t> connections{0};
     std::size_t tasks = 0; // accept loop and pinger
+    std::size_t next_worker = 0;
     std::uint16_t bound_port = 0;
-    bool listening = false;
-    bool stopping = false;
-    std::chrono::steady_clock::time_point redis_ok_at{};
+    std::atomic<bool> listening{false};
+    std::atomic<bool> stopping{false};
+    // steady_clock ticks of the last PING answered
+    std::atomic<std::chrono::steady_clock::rep> redis_ok_at{0};
+
+    ~impl() { stop_threads(); }
+
+    void stop_threads() {
+        for (auto& t : threads) t->guard.reset();
+        for (auto& t : threads)
+            if (t->thread.joinable()) t->thread.join();
+    }
+
+    detail::worker& worker_at(std::size_t i) { return *state.workers[i]; }
+
+    // Runs `f` on worker `w`'s executor (at once for the hub's own worker).
+    template <class F> void on_worker(detail::worker& w, F f) {
+        if (w.on_hub_executor())
+            f();
+        else
+            asio::post(w.get_executor(), std::move(f));
+    }
 
     void changed() { state.changed.cancel(); }
 
@@ -164,7 +221,10 @@ struct server::impl {
 
     asio::awaitable<void> accept_loop() {
         for (;;) {
-            auto [ec, sock] = co_await acceptor.async_accept(tuple_awaitable);
+            // Round robin over the workers: the socket is made on the worker's executor, and so
+            // is everything of its connection.
+            detail::worker& w = worker_at(next_worker++ % state.workers.size());
+            auto [ec, sock] = co_await acceptor.async_accept(w.get_executor(), tuple_awaitable);
             if (stopping) break;
             if (ec) {
                 if (ec == asio::error::operation_aborted) break;
@@ -176,11 +236,11 @@ struct server::impl {
             }
             beast::error_code ignored;
             sock.set_option(tcp::no_delay(true), ignored);
-            ++connections;
-            asio::co_spawn(state.redis.get_executor(), connection(std::move(sock)),
-                           [this](std::exception_ptr) {
-                               --connections;
-                               changed();
+            connections.fetch_add(1, std::memory_order_relaxed);
+            asio::co_spawn(w.get_executor(), connection(std::move(sock), w),
+                           [this, &w](std::exception_ptr) {
+                               connections.fetch_sub(1, std::memory_order_relaxed);
+                               w.changed();
                            });
         }
         --tasks;
@@ -203,7 +263,7 @@ struct server::impl {
             co_return false;
         }
         if (std::get<0>(resp).has_error()) co_return false;
-        redis_ok_at = std::chrono::steady_clock::now();
+        redis_ok_at.store(std::chrono::steady_clock::now().time_since_epoch().count());
         co_return true;
     }
 
@@ -220,14 +280,21 @@ struct server::impl {
                 ec = e.code();
             }
             if (!ec && !std::get<0>(resp).has_error()) {
-                redis_ok_at = std::chrono::steady_clock::now();
-                state.counters.redis_latency_ms =
-                    std::chrono::duration<double, std::milli>(redis_ok_at - start).count();
+                const auto now = std::chrono::steady_clock::now();
+                redis_ok_at.store(now.time_since_epoch().count());
+                state.redis_latency_ms.store(
+                    std::chrono::duration<double, std::milli>(now - start).count());
             }
             if (stopping) break;
             ping_timer.expires_after(std::chrono::seconds(2));
             co_await ping_timer.async_wait(tuple_awaitable);
         }
+        --tasks;
+        changed();
+    }
+
+    asio::awaitable<void> presence_refresher() {
+        co_await state.presence.run();
         --tasks;
         changed();
     }
@@ -253,19 +320,20 @@ struct server::impl {
         bool on_ = true;
     };
 
-    asio::awaitable<void> connection(tcp::socket sock) {
+    asio::awaitable<void> connection(tcp::socket sock, detail::worker& w) {
+        auto& sockets = http_sockets[w.index()];
         try {
             if (tls) {
                 beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *tls);
-                http_registration registration(http_sockets, beast::get_lowest_layer(stream).socket());
+                http_registration registration(sockets, beast::get_lowest_layer(stream).socket());
                 beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
                 auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
                 detail::tls_layer layer(stream);
-                if (!ec) co_await serve(layer, registration);
+                if (!ec) co_await serve(layer, registration, w);
             } else {
                 beast::tcp_stream stream(std::move(sock));
-                http_registration registration(http_sockets, stream.socket());
-                co_await serve(stream, registration);
+                http_registration registration(sockets, stream.socket());
+                co_await serve(stream, registration, w);
             }
         } catch (...) {
             // A connection's failure is its own.
@@ -273,7 +341,8 @@ struct server::impl {
     }
 
     template <class Stream>
-    asio::awaitable<void> serve(Stream& stream, http_registration& registration) {
+    asio::awaitable<void> serve(Stream& stream, http_registration& registration,
+                                detail::worker& w) {
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
@@ -294,7 +363,7 @@ struct server::impl {
             if (websocket::is_upgrade(req)) {
                 std::optional<response_t> refusal = check_upgrade(req);
                 if (refusal) {
-                    ++state.counters.refused_total;
+                    detail::worker_counters::add(w.counters.refused_total);
                     refusal->keep_alive(false);
                     refusal->prepare_payload();
                     co_await http::async_write(stream, *refusal, tuple_awaitable);
@@ -306,13 +375,13 @@ struct server::impl {
                     // The bare socket: Beast's own timeouts cover the session, and tcp_stream's
                     // timer bookkeeping on every write is measurable at fan-out rates.
                     tcp::socket socket = stream.release_socket();
-                    co_await detail::run_websocket(socket, req, state);
+                    co_await detail::run_websocket(socket, req, w, state);
                 } else {
-                    co_await detail::run_websocket(stream, req, state);
+                    co_await detail::run_websocket(stream, req, w, state);
                 }
                 co_return;
             }
-            response_t res = co_await route(req);
+            response_t res = co_await route(req, w);
             res.keep_alive(req.keep_alive() && !stopping);
             res.prepare_payload();
             auto [wec, wn] = co_await http::async_write(stream, res, tuple_awaitable);
@@ -327,7 +396,7 @@ struct server::impl {
         const std::string_view target(req.target().data(), req.target().size());
         if (target.substr(0, target.find('?')) != "/ws")
             return json_error(http::status::not_found, "WebSocket sessions are at /ws");
-        if (state.sessions.size() >= opts.max_sessions)
+        if (state.open_sessions.load(std::memory_order_relaxed) >= opts.max_sessions)
             return json_error(http::status::service_unavailable, "too many sessions");
         const auto origin = req.find(http::field::origin);
         if (origin == req.end()) return std::nullopt; // not a browser
@@ -343,30 +412,39 @@ struct server::impl {
         return json_error(http::status::forbidden, "origin not allowed: " + std::string(o));
     }
 
-    asio::awaitable<response_t> route(const http::request<http::string_body>& req) {
+    asio::awaitable<response_t> route(const http::request<http::string_body>& req,
+                                      detail::worker& w) {
         const std::string_view full(req.target().data(), req.target().size());
         const std::string_view path = full.substr(0, full.find('?'));
         if (path == "/api/publish") {
             if (req.method() != http::verb::post)
                 co_return json_error(http::status::method_not_allowed, "use POST");
-            co_return co_await publish_api(req);
+            co_return co_await publish_api(req, w);
         }
         if (auto hook = opts.webhooks.find(std::string(path)); hook != opts.webhooks.end()) {
             if (req.method() != http::verb::post)
                 co_return json_error(http::status::method_not_allowed, "use POST");
-            co_return co_await webhook(req, hook->first, hook->second);
+            co_return co_await webhook(req, hook->first, hook->second, w);
         }
         if (req.method() != http::verb::get && req.method() != http::verb::head)
             co_return json_error(http::status::method_not_allowed, "use GET");
         if (path == "/healthz") {
-            bool ok = std::chrono::steady_clock::now() - redis_ok_at < std::chrono::seconds(3);
+            const std::chrono::steady_clock::time_point ok_at{
+                std::chrono::steady_clock::duration(redis_ok_at.load())};
+            bool ok = std::chrono::steady_clock::now() - ok_at < std::chrono::seconds(3);
             if (!ok) ok = co_await ping_now();
             co_return ok ? text_response(http::status::ok, "ok\n")
                          : text_response(http::status::service_unavailable, "redis unreachable\n");
         }
-        if (path == "/metrics")
-            co_return text_response(http::status::ok, metrics(),
+        if (path == "/metrics") {
+            // Read on the hub's executor: the hub's figures are its own.
+            std::string text = co_await asio::co_spawn(
+                state.redis.get_executor(),
+                [this]() -> asio::awaitable<std::string> { co_return metrics(); },
+                asio::use_awaitable);
+            co_return text_response(http::status::ok, std::move(text),
                                     "text/plain; version=0.0.4; charset=utf-8");
+        }
         if (auto body = read_static(opts.static_dir, path)) {
             const std::filesystem::path p(path == "/" ? "/index.html" : std::string(path));
             co_return text_response(http::status::ok, std::move(*body), content_type_for(p));
@@ -376,7 +454,8 @@ struct server::impl {
         co_return json_error(http::status::not_found, "no such path: " + std::string(path));
     }
 
-    asio::awaitable<response_t> publish_api(const http::request<http::string_body>& req) {
+    asio::awaitable<response_t> publish_api(const http::request<http::string_body>& req,
+                                            detail::worker& w) {
         if (opts.api_key.empty())
             co_return json_error(http::status::forbidden, "the publish API is off (no API key set)");
         std::string_view key;
@@ -397,14 +476,14 @@ struct server::impl {
         if (!ch || !ch->is_string())
             co_return json_error(http::status::bad_request, "body needs \"channel\" (a string)");
         if (!data) co_return json_error(http::status::bad_request, "body needs \"data\"");
-        std::optional<std::string> offset;
+        std::optional<position> at;
         std::string failure;
         http::status status = http::status::ok;
         try {
             std::string channel(ch->get_string());
             std::string json = boost::json::serialize(*data);
-            offset = co_await publish(state.redis, opts, std::move(channel), std::move(json));
-            ++state.counters.published;
+            at = co_await publish(state.redis, opts, std::move(channel), std::move(json));
+            detail::worker_counters::add(w.counters.published);
         } catch (const boost::system::system_error& e) {
             failure = protocol::describe(e);
             status = e.code() == gateway_error::too_large ? http::status::payload_too_large
@@ -412,13 +491,16 @@ struct server::impl {
                                                                  : http::status::service_unavailable;
         }
         if (status != http::status::ok) co_return json_error(status, failure);
-        co_return text_response(
-            http::status::ok, offset ? "{" + protocol::field("offset", *offset) + "}" : "{}",
-            "application/json");
+        co_return text_response(http::status::ok,
+                                at ? "{" + protocol::field("offset", at->offset) + "," +
+                                         protocol::field("epoch", at->epoch) + "}"
+                                   : "{}",
+                                "application/json");
     }
 
     asio::awaitable<response_t> webhook(const http::request<http::string_body>& req,
-                                        const std::string& path, const webhook_handler& handler) {
+                                        const std::string& path, const webhook_handler& handler,
+                                        detail::worker& w) {
         if (!opts.webhook_secret.empty()) {
             auto sig = req.find("X-Hub-Signature-256");
             const std::string_view header =
@@ -438,8 +520,10 @@ struct server::impl {
         std::string failure;
         http::status status = http::status::ok;
         try {
-            out = co_await handler(std::move(in));
-            ++state.counters.webhooks;
+            // The app's handler runs on the client's executor, whatever thread took the request.
+            out = co_await asio::co_spawn(state.redis.get_executor(), handler(std::move(in)),
+                                          asio::use_awaitable);
+            detail::worker_counters::add(w.counters.webhooks);
         } catch (const boost::system::system_error& e) {
             failure = protocol::describe(e);
             status = e.code().category() == gateway_category() ? http::status::bad_request
@@ -489,12 +573,29 @@ struct server::impl {
         return out;
     }
 
+    // On the hub's executor.
     stats snapshot() const {
-        stats s = state.counters;
+        stats s;
+        const auto get = [](const std::atomic<std::uint64_t>& c) {
+            return c.load(std::memory_order_relaxed);
+        };
+        for (const auto& w : state.workers) {
+            const auto& c = w->counters;
+            s.sessions += get(c.sessions);
+            s.sessions_total += get(c.sessions_total);
+            s.refused_total += get(c.refused_total);
+            s.messages_out += get(c.messages_out);
+            s.frames_out += get(c.frames_out);
+            s.dropped += get(c.dropped);
+            s.slow_disconnects += get(c.slow_disconnects);
+            s.published += get(c.published);
+            s.webhooks += get(c.webhooks);
+        }
         s.channels = state.hub.channels();
         s.messages_in = state.hub.messages_in();
         s.dropped += state.hub.dropped();
         s.recovered = state.hub.recovered();
+        s.redis_latency_ms = state.redis_latency_ms.load();
         return s;
     }
 
@@ -524,10 +625,12 @@ struct server::impl {
 
     asio::awaitable<void> run() {
         bind();
+        for (auto& t : threads) t->thread = std::thread([&io = t->io] { io.run(); });
         auto ex = state.redis.get_executor();
-        tasks = 2;
+        tasks = 3;
         asio::co_spawn(ex, accept_loop(), asio::detached);
         asio::co_spawn(ex, pinger(), asio::detached);
+        asio::co_spawn(ex, presence_refresher(), asio::detached);
         while (!stopping) {
             stop_signal.expires_at(asio::steady_timer::time_point::max());
             co_await stop_signal.async_wait(tuple_awaitable);
@@ -537,19 +640,33 @@ struct server::impl {
         beast::error_code ignored;
         acceptor.close(ignored);
         ping_timer.cancel();
-        for (tcp::socket* s : http_sockets) s->close(ignored);
-        for (auto* s : std::vector(state.sessions)) s->shut_down();
+        state.presence.stop();
+        // Each worker's connections on its own thread.
+        for (auto& w : state.workers)
+            on_worker(*w, [this, &w = *w] {
+                beast::error_code e;
+                for (tcp::socket* s : http_sockets[w.index()]) s->close(e);
+                for (auto* s : std::vector(w.sessions)) s->shut_down();
+            });
+        const auto none_left = [this] { return connections.load() == 0; };
         // Named first: g++ 12 miscompiles `if (!co_await ...)`.
-        const bool drained = co_await wait_until([this] { return connections == 0; }, deadline);
+        const bool drained = co_await wait_until(none_left, deadline);
         if (!drained) {
-            for (auto* s : std::vector(state.sessions)) s->force_close();
-            for (tcp::socket* s : http_sockets) s->close(ignored);
-            co_await wait_until([this] { return connections == 0; },
+            for (auto& w : state.workers)
+                on_worker(*w, [this, &w = *w] {
+                    beast::error_code e;
+                    for (auto* s : std::vector(w.sessions)) s->force_close();
+                    for (tcp::socket* s : http_sockets[w.index()]) s->close(e);
+                });
+            co_await wait_until(none_left,
                                 std::chrono::steady_clock::now() + std::chrono::seconds(5));
         }
         state.hub.stop();
-        co_await wait_until([this] { return tasks == 0 && state.hub.drained(); },
+        co_await wait_until([this] {
+            return tasks == 0 && state.hub.drained() && state.presence.idle();
+        },
                             std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        stop_threads();
         listening = false;
     }
 };

@@ -5,6 +5,7 @@
 
 #include "history.hpp"
 #include "hub.hpp"
+#include "presence.hpp"
 #include "protocol.hpp"
 #include "server_state.hpp"
 #include "upgrade.hpp"
@@ -14,6 +15,8 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -30,14 +33,16 @@ namespace websocket = beast::websocket;
 
 template <class WsStream> class session final : public listener, public session_handle {
 public:
-    session(WsStream& ws, server_state& srv)
+    session(WsStream& ws, worker& w, server_state& srv)
         : ws_(ws)
+        , w_(w)
         , srv_(srv)
         , opts_(srv.opts)
-        , wake_(srv.redis.get_executor())
-        , deadline_(srv.redis.get_executor())
-        , finished_(srv.redis.get_executor())
-        , id_("c" + std::to_string(++srv.counters.sessions_total))
+        , wake_(w.get_executor())
+        , deadline_(w.get_executor())
+        , finished_(w.get_executor())
+        , id_(srv.id_prefix + std::to_string(w.index()) + "." +
+              std::to_string(w.counters.sessions_total.load(std::memory_order_relaxed) + 1))
         , tokens_(srv.opts.max_burst)
         , refilled_(std::chrono::steady_clock::now()) {
         wake_.expires_at(asio::steady_timer::time_point::max());
@@ -47,9 +52,11 @@ public:
 
     // Runs until the session is over; the caller keeps `ws` alive until then.
     asio::awaitable<void> run() {
-        srv_.sessions.push_back(this);
-        ++srv_.counters.sessions;
-        auto ex = srv_.redis.get_executor();
+        w_.sessions.push_back(this);
+        srv_.open_sessions.fetch_add(1, std::memory_order_relaxed);
+        worker_counters::add(w_.counters.sessions);
+        worker_counters::add(w_.counters.sessions_total);
+        auto ex = w_.get_executor();
         asio::co_spawn(ex, writer(), [this](std::exception_ptr) {
             writer_done_ = true;
             finished_.cancel();
@@ -73,11 +80,16 @@ public:
             finished_.expires_at(asio::steady_timer::time_point::max());
             co_await finished_.async_wait(tuple_awaitable);
         }
-        for (auto& [name, st] : subs_) srv_.hub.leave(name, this);
+        for (auto& [name, st] : subs_) {
+            w_.leave(name, this);
+            if (st.present) leave_presence(name);
+        }
         subs_.clear();
-        std::erase(srv_.sessions, static_cast<session_handle*>(this));
-        --srv_.counters.sessions;
-        srv_.changed.cancel();
+        std::erase(w_.sessions, static_cast<session_handle*>(this));
+        w_.counters.sessions.store(w_.counters.sessions.load(std::memory_order_relaxed) - 1,
+                                   std::memory_order_relaxed);
+        srv_.open_sessions.fetch_sub(1, std::memory_order_relaxed);
+        w_.changed();
     }
 
     // session_handle
@@ -92,35 +104,65 @@ public:
     }
 
     // listener
-    void on_message(const std::string& channel, const line_ptr& line,
-                    const std::optional<std::string>& offset) override {
+    void on_message(const std::string& channel, const delivery& d) override {
+        auto it = subs_.find(channel);
+        if (it == subs_.end()) return;
+        if (d.join_leave && !it->second.join_leave) return;
+        if (it->second.syncing) {
+            it->second.pending.push_back(d);
+            return;
+        }
+        enqueue(d.line);
+    }
+
+    void on_resync(const std::string& channel) override {
         auto it = subs_.find(channel);
         if (it == subs_.end()) return;
         if (it->second.syncing) {
-            it->second.pending.emplace_back(line, offset);
+            it->second.resync = true; // told once its subscribe has answered
             return;
         }
-        enqueue(line);
+        if (it->second.present) leave_presence(channel);
+        subs_.erase(it);
+        reply(protocol::resync(protocol::quoted(channel)));
     }
 
 private:
     struct subscription_state {
-        bool syncing = true; // subscribe still reading history: live messages wait
-        std::vector<std::pair<line_ptr, std::optional<std::string>>> pending;
+        bool syncing = true;     // subscribe still reading history: live messages wait
+        bool resync = false;     // the hub dropped it meanwhile
+        bool join_leave = false; // the client asked for join and leave pushes
+        bool present = false;    // its presence entry is in Redis
+        std::vector<delivery> pending;
     };
+
+    // Runs `task` on the hub's executor (the presence registry lives there) and waits.
+    template <class T> asio::awaitable<T> on_hub(asio::awaitable<T> task) {
+        if (w_.on_hub_executor()) co_return co_await std::move(task);
+        co_return co_await asio::co_spawn(srv_.redis.get_executor(), std::move(task),
+                                          asio::use_awaitable);
+    }
+
+    // Leaves `channel`'s presence, without waiting (a failure leaves the entry to expire).
+    void leave_presence(const std::string& channel) {
+        const presence_rule* rule = presence::rule_for(opts_.presence, channel);
+        if (!rule) return;
+        asio::co_spawn(srv_.redis.get_executor(),
+                       srv_.presence.remove(channel, id_, rule->join_leave), asio::detached);
+    }
 
     void enqueue(line_ptr line) {
         if (closing_ || over_) return;
         if (queue_.size() >= opts_.send_queue) {
             if (opts_.slow_policy == slow_consumer_policy::disconnect) {
-                ++srv_.counters.slow_disconnects;
-                srv_.counters.dropped += queue_.size() + 1;
+                worker_counters::add(w_.counters.slow_disconnects);
+                worker_counters::add(w_.counters.dropped, queue_.size() + 1);
                 close(4008, "slow consumer: more than " + std::to_string(opts_.send_queue) +
                                 " messages waiting", false);
                 return;
             }
             queue_.pop_front();
-            ++srv_.counters.dropped;
+            worker_counters::add(w_.counters.dropped);
         }
         queue_.push_back(std::move(line));
         if (writer_waiting_) wake_.cancel();
@@ -175,8 +217,8 @@ private:
                 auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
                 if (ec) co_return;
             }
-            srv_.counters.messages_out += count;
-            ++srv_.counters.frames_out;
+            worker_counters::add(w_.counters.messages_out, count);
+            worker_counters::add(w_.counters.frames_out);
         }
     }
 
@@ -190,12 +232,24 @@ private:
                 break;
             }
             if (!connected_) {
-                ++srv_.counters.refused_total;
+                worker_counters::add(w_.counters.refused_total);
                 close(websocket::close_code::policy_error, "no connect message in time", false);
             } else {
                 close(4003, "token expired", false);
             }
         }
+    }
+
+    // Tells the hub, on its executor, where this session read the channel's history.
+    void note_position(const std::string& channel, const std::string& offset,
+                       const std::string& epoch) {
+        if (w_.on_hub_executor()) {
+            srv_.hub.note_position(channel, offset, epoch);
+            return;
+        }
+        asio::post(srv_.redis.get_executor(), [&hub = srv_.hub, channel, offset, epoch] {
+            hub.note_position(channel, offset, epoch);
+        });
     }
 
     bool allow_rate() {
@@ -245,10 +299,23 @@ private:
         using protocol::op;
         if (req.kind == op::connect) {
             connect(req);
+            // The token's server-side channels, from the positions the client held.
+            if (connected_ && !closing_)
+                for (const std::string& ch : claims_.subs) {
+                    protocol::request sub;
+                    sub.kind = op::subscribe;
+                    sub.channel = ch;
+                    if (auto at = req.positions.find(ch); at != req.positions.end()) {
+                        sub.offset = at->second.first;
+                        sub.epoch = at->second.second;
+                    }
+                    co_await subscribe(sub, true);
+                    if (over_ || closing_) break;
+                }
             co_return;
         }
         if (!connected_) {
-            ++srv_.counters.refused_total;
+            worker_counters::add(w_.counters.refused_total);
             close(websocket::close_code::policy_error, "the first message must be connect", false);
             co_return;
         }
@@ -256,6 +323,8 @@ private:
         case op::subscribe: co_await subscribe(req); break;
         case op::unsubscribe: unsubscribe(req); break;
         case op::publish: co_await publish_(req); break;
+        case op::presence:
+        case op::presence_stats: co_await read_presence(req); break;
         case op::ping: reply(protocol::pong(req.id)); break;
         case op::connect: break;
         }
@@ -268,7 +337,7 @@ private:
         }
         if (req.token) {
             if (opts_.token_secret.empty()) {
-                ++srv_.counters.refused_total;
+                worker_counters::add(w_.counters.refused_total);
                 close(4001, "this gateway takes no tokens", false);
                 return;
             }
@@ -276,7 +345,7 @@ private:
                 claims_ = verify_token(*req.token, opts_.token_secret,
                                        std::chrono::system_clock::now());
             } catch (const boost::system::system_error& e) {
-                ++srv_.counters.refused_total;
+                worker_counters::add(w_.counters.refused_total);
                 close(e.code() == token_error::expired ? 4003 : 4001, protocol::describe(e), false);
                 return;
             }
@@ -287,7 +356,7 @@ private:
             deadline_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(left));
         } else {
             if (opts_.anonymous.empty()) {
-                ++srv_.counters.refused_total;
+                worker_counters::add(w_.counters.refused_total);
                 close(4001, "a token is required", false);
                 return;
             }
@@ -305,18 +374,29 @@ private:
         return false;
     }
 
-    asio::awaitable<void> subscribe(protocol::request& req) {
+    // A client's subscribe, or (`server_side`) one of its token's "subs": those are allowed by
+    // the token itself and answered by pushes, {"op":"subscribed",...} or
+    // {"op":"subscribe_failed","channel":...,"error":{...}}.
+    asio::awaitable<void> subscribe(protocol::request& req, bool server_side = false) {
+        const auto answer_error = [&](std::string_view code, std::string_view message) {
+            if (server_side)
+                reply("{\"op\":\"subscribe_failed\"," + protocol::field("channel", req.channel) +
+                      ",\"error\":{" + protocol::field("code", code) + "," +
+                      protocol::field("message", message) + "}}");
+            else
+                reply(protocol::error(req.id, code, message));
+        };
         if (!valid_channel(req.channel)) {
-            reply(protocol::error(req.id, "bad_request", "bad channel name"));
+            answer_error("bad_request", "bad channel name");
             co_return;
         }
-        if (!may_subscribe_to(req.channel)) {
-            reply(protocol::error(req.id, "forbidden",
-                                  "not allowed to subscribe to '" + req.channel + "'"));
+        if (!server_side && !may_subscribe_to(req.channel)) {
+            answer_error("forbidden",
+                                  "not allowed to subscribe to '" + req.channel + "'");
             co_return;
         }
         if (subs_.count(req.channel)) {
-            reply(protocol::error(req.id, "already_subscribed", "already subscribed to '" + req.channel + "'"));
+            answer_error("already_subscribed", "already subscribed to '" + req.channel + "'");
             co_return;
         }
         if (subs_.size() >= opts_.max_channels) {
@@ -324,19 +404,26 @@ private:
                   "too many channels (limit " + std::to_string(opts_.max_channels) + ")", false);
             co_return;
         }
+        const presence_rule* presence_of = presence::rule_for(opts_.presence, req.channel);
+        if (req.join_leave && !(presence_of && presence_of->join_leave)) {
+            answer_error("not_available",
+                                  "join and leave are not kept for '" + req.channel + "'");
+            co_return;
+        }
         const std::string channel = req.channel;
         subs_.emplace(channel, subscription_state{});
+        subs_[channel].join_leave = req.join_leave;
         bool joined = false;
         std::string failure;
         try {
-            co_await srv_.hub.join(channel, this);
+            co_await w_.join(channel, this);
             joined = true;
         } catch (const std::exception& e) {
             failure = protocol::describe(e);
         }
         if (!joined) {
             subs_.erase(channel);
-            reply(protocol::error(req.id, "unavailable", "cannot subscribe: " + failure));
+            answer_error("unavailable", "cannot subscribe: " + failure);
             co_return;
         }
         std::string extra = protocol::field("channel", channel);
@@ -347,18 +434,20 @@ private:
             try {
                 const std::string redis_channel = opts_.channel_prefix + channel;
                 const std::string from = req.offset.value_or("");
-                rec = co_await history::recover(srv_.redis, *rule, redis_channel, from);
+                const std::string epoch = req.epoch.value_or("");
+                rec = co_await history::recover(srv_.redis, *rule, redis_channel, from, epoch);
             } catch (const std::exception& e) {
                 failure = protocol::describe(e);
             }
             if (over_) co_return;
             if (!rec) {
-                srv_.hub.leave(channel, this);
+                w_.leave(channel, this);
                 subs_.erase(channel);
-                reply(protocol::error(req.id, "unavailable", "cannot read history: " + failure));
+                answer_error("unavailable", "cannot read history: " + failure);
                 co_return;
             }
-            extra += "," + protocol::field("offset", rec->newest);
+            extra += "," + protocol::field("offset", rec->newest) + "," +
+                     protocol::field("epoch", rec->epoch);
             if (req.offset) extra += rec->gap ? ",\"recovered\":false" : ",\"recovered\":true";
             if (req.offset && !rec->gap) {
                 const std::string quoted = protocol::quoted(channel);
@@ -366,18 +455,47 @@ private:
                     missed.push_back(protocol::push(quoted, offset, data));
             }
             floor = rec->newest;
-            srv_.hub.note_offset(channel, rec->newest);
+            note_position(channel, rec->newest, rec->epoch);
         }
         if (over_) co_return;
+        if (presence_of && subs_.count(channel)) {
+            // In the channel's presence before the reply: a presence read after it shows us.
+            failure.clear();
+            try {
+                co_await on_hub(srv_.presence.add(
+                    channel, id_, presence::entry_json(id_, claims_.subject, claims_.info),
+                    presence_of->join_leave));
+            } catch (const std::exception& e) {
+                failure = protocol::describe(e);
+            }
+            if (over_) co_return;
+            if (!failure.empty()) {
+                if (subs_.erase(channel)) w_.leave(channel, this);
+                answer_error("unavailable", "cannot join presence: " + failure);
+                co_return;
+            }
+            if (auto p = subs_.find(channel); p != subs_.end())
+                p->second.present = true;
+            else
+                leave_presence(channel); // resynced meanwhile: not subscribed any more
+        }
         auto it = subs_.find(channel);
         if (it == subs_.end()) co_return;
-        reply(protocol::ok(req.id, extra));
+        if (server_side)
+            reply("{\"op\":\"subscribed\"," + extra + "}");
+        else
+            reply(protocol::ok(req.id, extra));
         for (auto& line : missed) reply(std::move(line));
         // Live messages that came while history was read: only those after it.
-        for (auto& [line, offset] : it->second.pending)
-            if (!floor || !offset || protocol::offset_less(*floor, *offset)) enqueue(line);
+        for (const delivery& d : it->second.pending)
+            if (!floor || !d.offset || protocol::offset_less(*floor, *d.offset)) enqueue(d.line);
         it->second.pending.clear();
         it->second.syncing = false;
+        if (it->second.resync) {
+            if (it->second.present) leave_presence(channel);
+            subs_.erase(it);
+            reply(protocol::resync(protocol::quoted(channel)));
+        }
     }
 
     void unsubscribe(const protocol::request& req) {
@@ -386,9 +504,49 @@ private:
             reply(protocol::error(req.id, "not_subscribed", "not subscribed to '" + req.channel + "'"));
             return;
         }
+        if (it->second.present) leave_presence(req.channel);
         subs_.erase(it);
-        srv_.hub.leave(req.channel, this);
+        w_.leave(req.channel, this);
         reply(protocol::ok(req.id));
+    }
+
+    asio::awaitable<void> read_presence(const protocol::request& req) {
+        if (anonymous_ || !may_read_presence(claims_, req.channel)) {
+            reply(protocol::error(req.id, "forbidden",
+                                  "not allowed to read the presence of '" + req.channel + "'"));
+            co_return;
+        }
+        if (!presence::rule_for(opts_.presence, req.channel)) {
+            reply(protocol::error(req.id, "not_available",
+                                  "presence is not kept for '" + req.channel + "'"));
+            co_return;
+        }
+        const std::string redis_channel = opts_.channel_prefix + req.channel;
+        std::string extra = protocol::field("channel", req.channel);
+        std::string failure;
+        try {
+            if (req.kind == protocol::op::presence) {
+                const std::vector<std::string> entries =
+                    co_await presence::list(srv_.redis, redis_channel);
+                extra += ",\"clients\":[";
+                for (std::size_t i = 0; i < entries.size(); ++i) {
+                    if (i) extra += ',';
+                    extra += protocol::one_line_json(entries[i]).value_or("null");
+                }
+                extra += ']';
+            } else {
+                const presence::counts c = co_await presence::stats(srv_.redis, redis_channel);
+                extra += ",\"clients\":" + std::to_string(c.clients) +
+                         ",\"users\":" + std::to_string(c.users);
+            }
+        } catch (const std::exception& e) {
+            failure = protocol::describe(e);
+        }
+        if (!failure.empty()) {
+            reply(protocol::error(req.id, "unavailable", failure));
+            co_return;
+        }
+        reply(protocol::ok(req.id, extra));
     }
 
     asio::awaitable<void> publish_(protocol::request& req) {
@@ -396,15 +554,15 @@ private:
             reply(protocol::error(req.id, "forbidden", "not allowed to publish to '" + req.channel + "'"));
             co_return;
         }
-        std::optional<std::string> offset;
+        std::optional<position> at;
         std::string failure, code = "unavailable";
         bool done = false;
         try {
             std::string channel = req.channel;
             std::string data = std::move(req.data);
-            offset = co_await gateway::publish(srv_.redis, opts_, std::move(channel), std::move(data));
+            at = co_await gateway::publish(srv_.redis, opts_, std::move(channel), std::move(data));
             done = true;
-            ++srv_.counters.published;
+            worker_counters::add(w_.counters.published);
         } catch (const boost::system::system_error& e) {
             failure = protocol::describe(e);
             if (e.code().category() == gateway_category()) code = "bad_request";
@@ -413,10 +571,13 @@ private:
             reply(protocol::error(req.id, code, failure));
             co_return;
         }
-        reply(protocol::ok(req.id, offset ? protocol::field("offset", *offset) : std::string{}));
+        reply(protocol::ok(req.id, at ? protocol::field("offset", at->offset) + "," +
+                                            protocol::field("epoch", at->epoch)
+                                      : std::string{}));
     }
 
     WsStream& ws_;
+    worker& w_;
     server_state& srv_;
     const options& opts_;
     asio::steady_timer wake_;     // the writer waits on it for the queue
@@ -439,7 +600,8 @@ private:
 
 // Accepts the upgrade and runs the session (run_websocket of upgrade.hpp, for each stream).
 template <class WsStream>
-asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, server_state& state) {
+asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, worker& w,
+                                     server_state& state) {
     const options& opts = state.opts;
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(5);
@@ -451,7 +613,7 @@ asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, server_
     ws.text(true);
     auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
     if (ec) co_return;
-    session<WsStream> s(ws, state);
+    session<WsStream> s(ws, w, state);
     co_await s.run();
 }
 

@@ -4,9 +4,9 @@
 namespace akv::gateway::detail {
 
 asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
-                                    server_state& state) {
+                                    worker& w, server_state& state) {
     websocket::stream<asio::ip::tcp::socket> ws(std::move(socket));
-    co_await accept_and_run(ws, request, state);
+    co_await accept_and_run(ws, request, w, state);
 }
 
 } // namespace akv::gateway::detail

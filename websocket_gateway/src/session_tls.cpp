@@ -3,10 +3,10 @@
 
 namespace akv::gateway::detail {
 
-asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
+asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request, worker& w,
                                     server_state& state) {
     websocket::stream<tls_layer&> ws(stream);
-    co_await accept_and_run(ws, request, state);
+    co_await accept_and_run(ws, request, w, state);
 }
 
 } // namespace akv::gateway::detail

@@ -172,6 +172,12 @@ token_claims verify_token(std::string_view token, std::string_view secret,
     c.not_before = seconds(payload, "nbf");
     c.channels = string_list(payload, "channels");
     c.publish = string_list(payload, "publish");
+    c.presence = string_list(payload, "presence");
+    c.subs = string_list(payload, "subs");
+    if (const auto* info = payload.if_contains("info")) {
+        if (!info->is_object()) fail(token_error::malformed, "claim \"info\" must be an object");
+        c.info = boost::json::serialize(*info);
+    }
     const auto t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     if (t >= c.expires)
         fail(token_error::expired, "expired at " + std::to_string(c.expires) + " (now " +
@@ -190,6 +196,16 @@ std::string sign_token(const token_claims& c, std::string_view secret) {
     payload["channels"] = std::move(channels);
     boost::json::array publish(c.publish.begin(), c.publish.end());
     payload["publish"] = std::move(publish);
+    if (!c.presence.empty())
+        payload["presence"] = boost::json::array(c.presence.begin(), c.presence.end());
+    if (!c.subs.empty()) payload["subs"] = boost::json::array(c.subs.begin(), c.subs.end());
+    if (!c.info.empty()) {
+        boost::system::error_code ec;
+        boost::json::value info = boost::json::parse(c.info, ec);
+        if (ec || !info.is_object())
+            fail(token_error::malformed, "claims.info must be a JSON object");
+        payload["info"] = std::move(info);
+    }
     return detail::sign_payload(boost::json::serialize(payload), secret);
 }
 
@@ -236,6 +252,10 @@ bool may_subscribe(const token_claims& c, std::string_view channel) noexcept {
 
 bool may_publish(const token_claims& c, std::string_view channel) noexcept {
     return any_matches(c.publish, channel);
+}
+
+bool may_read_presence(const token_claims& c, std::string_view channel) noexcept {
+    return any_matches(c.presence, channel);
 }
 
 std::string hub_signature(std::string_view body, std::string_view secret) {

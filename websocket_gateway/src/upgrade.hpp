@@ -24,8 +24,8 @@ using upgrade_request = boost::beast::http::request<boost::beast::http::string_b
 // The caller keeps `request` (and the TLS stream) alive until then; the plain socket is moved
 // into the session.
 asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
-                                    server_state& state);
-asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
+                                    worker& w, server_state& state);
+asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request, worker& w,
                                     server_state& state);
 
 } // namespace akv::gateway::detail

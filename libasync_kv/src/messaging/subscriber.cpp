@@ -138,6 +138,7 @@ void subscriber::stop() {
 // it carries goes out again in one request, ahead of requests queued while disconnected.
 void subscriber::restore() {
     auto req = std::make_shared<request>();
+    std::vector<std::string> all;
     for (int kind = 0; kind < 3; ++kind) {
         std::vector<std::string> names;
         for (const auto& [r, subs] : routes_) {
@@ -149,10 +150,15 @@ void subscriber::restore() {
             names.push_back(r.second);
         }
         if (!names.empty()) req->push_range(subscribe_command[kind], names);
+        all.insert(all.end(), names.begin(), names.end());
     }
     if (req->empty()) return;
     ++restored_;
-    client_.exec_on(main_link, *req, ignore, [req](error_code, std::size_t) {});
+    req->push("PING"); // its reply comes once the subscriptions took effect
+    client_.exec_on(main_link, *req, ignore,
+                    [this, req, all = std::move(all), alive = alive_](error_code ec, std::size_t) {
+                        if (!ec && *alive && restored_handler_) restored_handler_(all);
+                    });
 }
 
 void subscriber::route_push(link& from, resp::value&& push) {
@@ -308,13 +314,14 @@ asio::awaitable<std::size_t> subscriber::place(link_id target, std::vector<std::
     sub.push("PING");                 // its reply comes after the subscriptions took effect
     auto [sub_ec, m] = co_await client_.exec_on(target, sub, ignore, nothrow);
     if (!*alive || sub_ec || l.stopped) co_return 0;
-    std::size_t placed = 0;
+    std::vector<std::string> placed;
     for (const auto& name : here) {
         if (!routes_.contains({shard_route, name})) continue;
         shard_home_[name] = &l;
-        ++placed;
+        placed.push_back(name);
     }
-    co_return placed;
+    if (!placed.empty() && restored_handler_) restored_handler_(placed);
+    co_return placed.size();
 }
 
 asio::awaitable<void> subscriber::rehome(std::shared_ptr<bool> alive) {

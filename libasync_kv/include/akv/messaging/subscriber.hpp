@@ -104,6 +104,14 @@ public:
                                                               subscription_options options = {});
 
     std::uint64_t restored() const noexcept { return restored_; } // resubscriptions sent
+
+    // Called with the channels (and patterns) subscribed again after a reconnect, or placed on
+    // another node (sharded channels), once Redis has confirmed them: a reader that keeps a
+    // history learns from here what it may have missed in between, and nothing published after
+    // this call is missed. Call on the client's executor.
+    void set_restored_handler(std::function<void(const std::vector<std::string>&)> handler) {
+        restored_handler_ = std::move(handler);
+    }
     std::size_t channels() const noexcept { return routes_.size(); }
 
 private:
@@ -139,6 +147,7 @@ private:
     std::map<std::string, link*> shard_home_;        // sharded channel -> where it is subscribed
     std::shared_ptr<bool> alive_;                    // false once destroyed (for rehome())
     std::size_t listener_ = 0;
+    std::function<void(const std::vector<std::string>&)> restored_handler_;
     asio::steady_timer* rehome_timer_ = nullptr;
     bool rehoming_ = false;
     bool main_stopped_ = false;

@@ -22,6 +22,15 @@ struct history_rule {
     std::chrono::seconds max_age{0};
 };
 
+// Channels whose name matches `pattern` keep who is subscribed (presence) in Redis, across
+// every gateway process: each session's entry (its client id, `sub`, and the token's `info`)
+// lives presence_ttl unless its gateway refreshes it, so a crashed gateway's sessions disappear
+// within that time. `join_leave`: subscribers may ask for join and leave pushes.
+struct presence_rule {
+    std::string pattern;
+    bool join_leave = false;
+};
+
 // What a session whose send queue is full gets.
 enum class slow_consumer_policy {
     disconnect,  // close 4008: the client reconnects and resumes from its offsets
@@ -66,6 +75,8 @@ struct options {
     std::string webhook_secret;
 
     std::vector<history_rule> history;
+    std::vector<presence_rule> presence;
+    std::chrono::seconds presence_ttl{60}; // refreshed every third of it
     // Redis channel = prefix + gateway channel, so several apps can share one Redis.
     std::string channel_prefix;
 
@@ -80,6 +91,10 @@ struct options {
     std::chrono::seconds idle_timeout{60}; // no frame nor pong for this long: gone (pings at half)
 
     std::size_t max_sessions = 100000;
+    // Event loops the sessions are spread over: the client's executor and threads - 1 threads
+    // of the server's own. Still one Redis subscription per channel per process; a message is
+    // encoded once and handed to each thread once.
+    std::size_t threads = 1;
     std::size_t max_publish = 1024 * 1024; // bytes of a publish body or a published message
     std::string static_dir;                // files served over the built-in ones; empty: none
     std::chrono::milliseconds shutdown_grace{5000};

@@ -6,9 +6,11 @@
 //   akv::gateway::server gw(redis, opts);
 //   co_await gw.run();                                   // until stop()
 //
-// Everything runs on the client's executor (one thread). One Redis subscription per channel per
-// process, fanned out to bounded per-session queues; a session that cannot keep up loses only
-// its own messages (or is disconnected), never anyone else's.
+// The Redis client, the channel hub and the accept loop run on the client's executor; sessions
+// are spread over options::threads event loops (the client's executor and threads of the
+// server's own). One Redis subscription per channel per process, fanned out to bounded
+// per-session queues; a session that cannot keep up loses only its own messages (or is
+// disconnected), never anyone else's. Webhook handlers run on the client's executor.
 //
 // The server makes the client's messaging::subscriber (there is one per client: it takes the
 // connection's pushes), so give it a client of its own rather than one the app subscribes on.
@@ -54,13 +56,14 @@ public:
     asio::awaitable<void> run();
 
     // Graceful: stops accepting, closes every session with 1001, drains within shutdown_grace.
-    // Safe to call from the server's executor only (post it from elsewhere).
+    // Safe to call from the client's executor only (post it from elsewhere).
     void stop();
 
     // The bound port once run() has started listening (0 before).
     std::uint16_t port() const noexcept;
     // True once listening.
     bool listening() const noexcept;
+    // On the client's executor.
     stats snapshot() const;
     const options& get_options() const noexcept;
 

@@ -3,8 +3,10 @@
 //
 //   claims: "sub" (who), "exp" (seconds since the epoch; required), "nbf" (optional),
 //           "channels" (patterns the holder may subscribe to), "publish" (patterns it may
-//           publish to). A pattern is a channel name where `*` matches any run of characters
-//           (so "news.*" allows "news.sport"); an absent list allows nothing.
+//           publish to), "presence" (patterns whose presence it may read), "subs" (channels
+//           the server subscribes it to at connect), "info" (a JSON object shown with its
+//           presence and join/leave). A pattern is a channel name where `*` matches any run of
+//           characters (so "news.*" allows "news.sport"); an absent list allows nothing.
 //
 // Only HS256 is accepted: a token naming another algorithm ("none", RS256...) is refused, so a
 // forged header cannot choose how it is checked.
@@ -40,6 +42,9 @@ struct token_claims {
     std::int64_t not_before = 0; // 0: none
     std::vector<std::string> channels;
     std::vector<std::string> publish;
+    std::vector<std::string> presence;
+    std::vector<std::string> subs; // channel names, not patterns
+    std::string info;              // compact JSON object text; empty: none
 };
 
 // Throws boost::system::system_error with a token_error and a message saying what was wrong
@@ -60,6 +65,7 @@ bool check_hub_signature(std::string_view header, std::string_view body,
 bool pattern_matches(std::string_view pattern, std::string_view channel) noexcept;
 bool may_subscribe(const token_claims& c, std::string_view channel) noexcept;
 bool may_publish(const token_claims& c, std::string_view channel) noexcept;
+bool may_read_presence(const token_claims& c, std::string_view channel) noexcept;
 
 namespace detail {
 // A token for this payload text as it is (HS256 header): for tests of odd claims.
