@@ -247,6 +247,67 @@ protected:
         return out;
     }
 
+    // One message, the gateway killed, three published meanwhile, the gateway back: the page
+    // shows all four once, in order, with their offsets.
+    void check_resume_across_restart() {
+
+        const http_reply first =
+            http_post(gateway_port_, "/api/publish", api_key_, R"({"channel":"demo","data":{"n":1}})");
+        ASSERT_EQ(first.status, 200U) << first.body;
+        const std::string first_offset(json::parse(first.body).at("offset").as_string());
+        ASSERT_TRUE(wait_page("document.querySelectorAll('#messages li').length === 1", 10s))
+            << diagnostics();
+
+        // The gateway crashes; while it is away, three messages go through Redis exactly as the
+        // gateway would publish them (history stream + PUBLISH).
+        const std::uint16_t port = gateway_port_;
+        gateway_->kill();
+        ASSERT_TRUE(wait_page("akvClient.state !== 'connected'", 10s)) << diagnostics();
+        std::vector<std::string> offsets{first_offset};
+        {
+            asio::io_context io;
+            running_client redis(io, redis_->config());
+            akv::gateway::options opts;
+            opts.history = {akv::gateway::history_rule{"demo*", 1000, std::chrono::seconds(0)}};
+            run_task(io, [&]() -> asio::awaitable<void> {
+                for (int n = 2; n <= 4; ++n) {
+                    std::string channel = "demo";
+                    std::string data = "{\"n\":" + std::to_string(n) + "}";
+                    auto offset = co_await akv::gateway::publish(redis.client, opts, channel, data);
+                    offsets.push_back(offset ? offset->offset : "(none)");
+                }
+            }());
+        }
+        ASSERT_EQ(offsets.size(), 4U);
+
+        start_gateway("127.0.0.1:" + std::to_string(port));
+        ASSERT_EQ(gateway_port_, port) << "the gateway did not come back on port " << port << "\n"
+                                       << diagnostics();
+        ASSERT_TRUE(wait_page(std::string(connected_and_subscribed) +
+                                  " && document.querySelectorAll('#messages li').length >= 4",
+                              30s))
+            << diagnostics();
+
+        // A ping's reply comes after everything the server sent before it: a duplicate of the
+        // resume would be on the page by now.
+        const json::value after_ping = browser_->cdp().evaluate(
+            page_, "akvClient.ping().then(() => document.querySelectorAll('#messages li').length)",
+            /*await_promise=*/true);
+        EXPECT_EQ(after_ping, json::value(4)) << diagnostics();
+
+        const auto messages = page_messages();
+        ASSERT_EQ(messages.size(), 4U) << diagnostics();
+        for (std::size_t i = 0; i < messages.size(); ++i) {
+            EXPECT_EQ(messages[i].second, "{\"n\":" + std::to_string(i + 1) + "}") << "message " << i;
+            EXPECT_EQ(messages[i].first, offsets[i]) << "message " << i;
+            ASSERT_TRUE(parse_offset(messages[i].first)) << messages[i].first;
+            if (i > 0)
+                EXPECT_LT(*parse_offset(messages[i - 1].first), *parse_offset(messages[i].first))
+                    << "offsets not strictly increasing at " << i;
+        }
+        EXPECT_EQ(evaluate("document.getElementById('count').textContent"), json::value("4"));
+    }
+
     // The client said connected and the server confirmed the subscription.
     static constexpr const char* connected_and_subscribed =
         "!!window.akvClient && akvClient.state === 'connected' && akvSubscription.subscribed"
@@ -267,62 +328,27 @@ protected:
 
 TEST_F(BrowserE2E, PageResumesAfterGatewayRestartWithoutLossOrDuplicates) {
     ASSERT_NO_FATAL_FAILURE(open_page_and_wait_connected());
+    EXPECT_EQ(evaluate("akvClient.transport"), json::value("websocket"));
+    ASSERT_NO_FATAL_FAILURE(check_resume_across_restart());
+}
 
-    const http_reply first =
-        http_post(gateway_port_, "/api/publish", api_key_, R"({"channel":"demo","data":{"n":1}})");
-    ASSERT_EQ(first.status, 200U) << first.body;
-    const std::string first_offset(json::parse(first.body).at("offset").as_string());
-    ASSERT_TRUE(wait_page("document.querySelectorAll('#messages li').length === 1", 10s))
-        << diagnostics();
-
-    // The gateway crashes; while it is away, three messages go through Redis exactly as the
-    // gateway would publish them (history stream + PUBLISH).
-    const std::uint16_t port = gateway_port_;
-    gateway_->kill();
-    ASSERT_TRUE(wait_page("akvClient.state !== 'connected'", 10s)) << diagnostics();
-    std::vector<std::string> offsets{first_offset};
-    {
-        asio::io_context io;
-        running_client redis(io, redis_->config());
-        akv::gateway::options opts;
-        opts.history = {akv::gateway::history_rule{"demo*", 1000, std::chrono::seconds(0)}};
-        run_task(io, [&]() -> asio::awaitable<void> {
-            for (int n = 2; n <= 4; ++n) {
-                std::string channel = "demo";
-                std::string data = "{\"n\":" + std::to_string(n) + "}";
-                auto offset = co_await akv::gateway::publish(redis.client, opts, channel, data);
-                offsets.push_back(offset ? offset->offset : "(none)");
-            }
-        }());
-    }
-    ASSERT_EQ(offsets.size(), 4U);
-
-    start_gateway("127.0.0.1:" + std::to_string(port));
-    ASSERT_EQ(gateway_port_, port) << "the gateway did not come back on port " << port << "\n"
-                                   << diagnostics();
-    ASSERT_TRUE(wait_page(std::string(connected_and_subscribed) +
-                              " && document.querySelectorAll('#messages li').length >= 4",
-                          30s))
-        << diagnostics();
-
-    // A ping's reply comes after everything the server sent before it: a duplicate of the
-    // resume would be on the page by now.
-    const json::value after_ping = browser_->cdp().evaluate(
-        page_, "akvClient.ping().then(() => document.querySelectorAll('#messages li').length)",
-        /*await_promise=*/true);
-    EXPECT_EQ(after_ping, json::value(4)) << diagnostics();
-
-    const auto messages = page_messages();
-    ASSERT_EQ(messages.size(), 4U) << diagnostics();
-    for (std::size_t i = 0; i < messages.size(); ++i) {
-        EXPECT_EQ(messages[i].second, "{\"n\":" + std::to_string(i + 1) + "}") << "message " << i;
-        EXPECT_EQ(messages[i].first, offsets[i]) << "message " << i;
-        ASSERT_TRUE(parse_offset(messages[i].first)) << messages[i].first;
-        if (i > 0)
-            EXPECT_LT(*parse_offset(messages[i - 1].first), *parse_offset(messages[i].first))
-                << "offsets not strictly increasing at " << i;
-    }
-    EXPECT_EQ(evaluate("document.getElementById('count').textContent"), json::value("4"));
+// Behind a proxy that refuses WebSockets (the page's WebSocket fails before it opens), akv.js
+// falls back to Server-Sent Events: the page gets its messages and resumes them across a
+// gateway restart all the same.
+TEST_F(BrowserE2E, WithoutWebSocketsThePageFallsBackToSseAndStillResumes) {
+    const std::string refuse =
+        "window.WebSocket = class { constructor() { setTimeout(() => {"
+        " if (this.onerror) this.onerror(new Event('error'));"
+        " if (this.onclose) this.onclose({code: 1006, reason: ''}); }, 10); }"
+        " send() { throw new Error('not open'); } close() {} };";
+    browser_->cdp().call("Page.enable", {}, page_);
+    const json::value added = browser_->cdp().call("Page.addScriptToEvaluateOnNewDocument",
+                                                   json::object{{"source", refuse}}, page_);
+    ASSERT_TRUE(added.is_object() && added.as_object().contains("identifier"))
+        << json::serialize(added);
+    ASSERT_NO_FATAL_FAILURE(open_page_and_wait_connected());
+    EXPECT_EQ(evaluate("akvClient.transport"), json::value("sse")) << diagnostics();
+    ASSERT_NO_FATAL_FAILURE(check_resume_across_restart());
 }
 
 TEST_F(BrowserE2E, PublishFormSendsThroughTheSocketAndTheMessageComesBack) {

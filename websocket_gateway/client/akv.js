@@ -11,6 +11,13 @@
  *   const sub = gw.subscribe('news', (data, push) => ..., {offset, epoch}); // resume after
  *   sub.offset, sub.epoch;  // the position on the channel (history channels only)
  *   sub.unsubscribe();
+ *   gw.subscribe('room', onData, {joinLeave: true}); // also join / leave events (presence)
+ *   gw.on('join', ({channel, who}) => ...);           // who: {client, sub, info?}
+ *   gw.on('leave', ({channel, who}) => ...);
+ *   const {clients} = await gw.presence('room');      // who is subscribed, on every gateway
+ *   const {clients, users} = await gw.presenceStats('room');
+ *   gw.on('subscribed', ({channel, offset, epoch}) => ...); // a server-side channel (token)
+ *   gw.transport;  // 'websocket' or 'sse': what the current connection uses
  *   const reply = await gw.publish('news', {text: 'hi'});  // reply.offset on history channels
  *   await gw.ping();
  *   gw.connect();       // returns gw; gw.close() stops for good (until connect() again)
@@ -26,7 +33,12 @@
  *                       back to the first step once a connect succeeds.
  *             connectTimeout  ms from opening the socket to the "connected" reply (10000).
  *             debug     log the traffic with console.debug.
- *             WebSocket the WebSocket class to use (tests); default globalThis.WebSocket.
+ *             transports  ['websocket', 'sse'] (the default): tried in this order until one
+ *                       connects, then kept. Server-Sent Events (EventSource down, POST up) get
+ *                       through proxies that refuse WebSockets.
+ *             sseUrl    where the gateway's SSE endpoint is; default: url's host, path
+ *                       /connection/sse (requests go to /connection/emulation beside it).
+ *             WebSocket, EventSource, fetch  the classes to use (tests); default the globals.
  *
  * Resuming: for each channel with history the client keeps its position (the newest offset it
  * has seen, and the history's epoch) and, on every reconnect, subscribes again from it, so what
@@ -36,7 +48,12 @@
  * newest position; the server's "resync" push (its history changed while subscribed) makes
  * the client subscribe again to learn that.
  *
- * Requests (publish, ping) need a connected client: otherwise, and when the connection drops
+ * Transports: when the WebSocket cannot connect (closed before it opened), the client tries the
+ * next transport at once; one that connected is kept for the reconnects that follow. Over SSE
+ * everything works the same (auth, limits, resume, presence); only the messages travel as
+ * events of one long response, and requests as POSTs.
+ *
+ * Requests (publish, ping, presence) need a connected client: otherwise, and when the connection drops
  * before the reply, the promise rejects with {code: 'disconnected', message}. A reply
  * {error: {code, message}} rejects with that error object.
  *
@@ -84,6 +101,115 @@
         return {code: 'disconnected', message};
     }
 
+    // The SSE endpoint beside a WebSocket url: ws -> http, wss -> https, path /connection/sse.
+    function sseUrlOf(wsUrl) {
+        const u = new URL(wsUrl, globalThis.location ? globalThis.location.href : undefined);
+        u.protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol;
+        u.pathname = '/connection/sse';
+        u.search = '';
+        return u.toString();
+    }
+
+    // A WebSocket look-alike over Server-Sent Events, so the client has one code path: the
+    // first send (the connect message) opens the EventSource with it in the query string; the
+    // server's first message names the session's key, under which later sends are POSTed, in
+    // order; {"op":"close"} and a failed stream end it like a WebSocket's close.
+    class SseSocket {
+        constructor(url, EventSourceClass, fetchFn) {
+            this._url = url;
+            this._EventSource = EventSourceClass;
+            this._fetch = fetchFn;
+            this._source = null;
+            this._key = null;
+            this._queue = [];
+            this._posting = false;
+            this._closed = false;
+            this.onopen = this.onmessage = this.onerror = this.onclose = null;
+            setTimeout(() => {
+                if (!this._closed && this.onopen) this.onopen();
+            }, 0);
+        }
+
+        send(text) {
+            if (this._closed) return;
+            if (!this._source) {
+                const u = new URL(this._url);
+                u.searchParams.set('connect', text);
+                this._source = new this._EventSource(u.toString());
+                this._source.onmessage = (ev) => this._onEvent(ev.data);
+                this._source.onerror = () => this._fail(1006, 'event stream failed');
+                return;
+            }
+            this._queue.push(text);
+            this._post();
+        }
+
+        close(code, reason) {
+            if (this._closed) return;
+            this._end(code || 1000, reason || '');
+        }
+
+        _onEvent(data) {
+            if (this._closed || typeof data !== 'string') return;
+            const lines = [];
+            for (const line of data.split('\n')) {
+                let msg = null;
+                if (line.startsWith('{"op":"session"') || line.startsWith('{"op":"close"')) {
+                    try {
+                        msg = JSON.parse(line);
+                    } catch (e) {
+                        msg = null;
+                    }
+                }
+                if (msg && msg.op === 'session') {
+                    this._key = msg.key;
+                    this._post();
+                } else if (msg && msg.op === 'close') {
+                    if (lines.length && this.onmessage) this.onmessage({data: lines.join('\n')});
+                    this._end(msg.code, msg.reason);
+                    return;
+                } else {
+                    lines.push(line);
+                }
+            }
+            if (lines.length && this.onmessage) this.onmessage({data: lines.join('\n')});
+        }
+
+        async _post() {
+            if (this._posting || !this._key || this._queue.length === 0) return;
+            this._posting = true;
+            while (!this._closed && this._queue.length) {
+                const body = this._queue.splice(0).join('\n');
+                const target = new URL(this._url);
+                target.pathname = '/connection/emulation';
+                target.search = '?session=' + encodeURIComponent(this._key);
+                try {
+                    const res = await this._fetch(target.toString(), {
+                        method: 'POST', body, headers: {'Content-Type': 'text/plain'},
+                    });
+                    if (!res.ok) throw new Error('emulation: HTTP ' + res.status);
+                } catch (e) {
+                    this._fail(1006, String(e));
+                }
+            }
+            this._posting = false;
+        }
+
+        _fail(code, reason) {
+            if (this._closed) return;
+            if (this.onerror) this.onerror();
+            this._end(code, reason);
+        }
+
+        _end(code, reason) {
+            this._closed = true;
+            if (this._source) this._source.close(); // no reconnect of its own: the client decides
+            const onclose = this.onclose;
+            this.onopen = this.onmessage = this.onerror = this.onclose = null;
+            if (onclose) setTimeout(() => onclose({code, reason}), 0);
+        }
+    }
+
     class AkvSubscription {
         constructor(client, channel, onMessage) {
             this._client = client;
@@ -128,6 +254,15 @@
             this._connectTimeout = o.connectTimeout !== undefined ? o.connectTimeout : 10000;
             this._debug = !!o.debug;
             this._WebSocket = o.WebSocket || globalThis.WebSocket;
+            this._EventSource = o.EventSource || globalThis.EventSource;
+            this._fetch = o.fetch || (globalThis.fetch && globalThis.fetch.bind(globalThis));
+            this._transports = (o.transports || ['websocket', 'sse']).filter(
+                (t) => t === 'websocket' || (t === 'sse' && this._EventSource && this._fetch));
+            if (this._transports.length === 0) throw new TypeError('AkvGateway: no usable transport');
+            this._sseUrl = o.sseUrl;
+            this._transportIndex = 0;
+            this.transport = undefined;  // of the current connection
+            this._opened = false;        // the current socket opened (the transport gets through)
 
             this.state = 'disconnected';
             this.clientId = undefined; // from the server's "connected" reply
@@ -191,12 +326,20 @@
                 const from = options && options.offset;
                 const epoch = options && options.epoch;
                 ch = {subs: new Set(), offset: from || undefined, epoch: epoch || undefined,
-                      confirmed: false, retryTimer: null};
+                      joinLeave: !!(options && options.joinLeave), confirmed: false,
+                      retryTimer: null};
                 this._channels.set(channel, ch);
                 ch.subs.add(sub);
                 if (this._ready) this._sendSubscribe(channel, ch);
             } else {
                 ch.subs.add(sub);
+                if (options && options.joinLeave && !ch.joinLeave) {
+                    ch.joinLeave = true; // asked for later: subscribe again with it
+                    if (this._ready) this._request({op: 'unsubscribe', channel}, {
+                        resolve: () => this._sendSubscribe(channel, ch),
+                        reject: () => {},
+                    });
+                }
             }
             return sub;
         }
@@ -207,6 +350,16 @@
 
         ping() {
             return this._request({op: 'ping'});
+        }
+
+        // Who is subscribed to `channel` on every gateway: {clients: [{client, sub, info?}]}.
+        presence(channel) {
+            return this._request({op: 'presence', channel});
+        }
+
+        // {clients, users}: how many sessions and distinct users are subscribed to `channel`.
+        presenceStats(channel) {
+            return this._request({op: 'presence_stats', channel});
         }
 
         // Internals.
@@ -251,8 +404,11 @@
                 this._tokenStale = false;
             }
             let ws;
+            const transport = this._transports[this._transportIndex];
             try {
-                ws = new this._WebSocket(this.url);
+                ws = transport === 'sse'
+                    ? new SseSocket(this._sseUrl || sseUrlOf(this.url), this._EventSource, this._fetch)
+                    : new this._WebSocket(this.url);
             } catch (e) {
                 this._emit('error', {code: 'url', message: String(e), error: e});
                 this._wanted = false;
@@ -260,8 +416,11 @@
                 return;
             }
             this._ws = ws;
+            this.transport = transport;
+            this._opened = false;
             ws.onopen = () => {
                 if (ws !== this._ws) return;
+                this._opened = true;
                 const hello = {op: 'connect'};
                 if (token !== undefined && token !== null) hello.token = token;
                 this._send(hello);
@@ -356,7 +515,14 @@
                 // The server dropped the subscription: its history changed under it.
                 const ch = this._channels.get(msg.channel);
                 if (ch && this._ready) this._sendSubscribe(msg.channel, ch);
-            } else if (typeof msg.channel === 'string') {
+            } else if ((msg.op === 'join' || msg.op === 'leave') && typeof msg.channel === 'string') {
+                this._emit(msg.op, {channel: msg.channel, who: msg.who});
+            } else if (msg.op === 'subscribed') {
+                // A server-side channel (the token's "subs") now delivers.
+                this._emit('subscribed', msg);
+            } else if (msg.op === 'subscribe_failed') {
+                this._emit('error', Object.assign({channel: msg.channel}, msg.error));
+            } else if (typeof msg.channel === 'string' && msg.op === undefined) {
                 this._onPush(msg);
             }
         }
@@ -365,6 +531,7 @@
             clearTimeout(this._connectTimer);
             this._connectTimer = null;
             this._attempt = 0;
+            this._everConnected = true; // this transport gets through: keep it
             this.clientId = msg.client;
             this.subject = msg.sub;
             this.expires = msg.expires;
@@ -379,6 +546,7 @@
             ch.retryTimer = null;
             ch.confirmed = false;
             const message = {op: 'subscribe', channel};
+            if (ch.joinLeave) message.join_leave = true;
             if (ch.offset !== undefined) {
                 message.offset = ch.offset;
                 if (ch.epoch !== undefined) message.epoch = ch.epoch;
@@ -484,6 +652,9 @@
 
         _onClose(code, reason) {
             this._log('closed', code, reason);
+            // Never got through (a proxy refusing WebSockets): the next transport, at once.
+            const nextTransport = !this._opened && !this._everConnected &&
+                this._transportIndex + 1 < this._transports.length;
             const why = 'connection closed (' + code + (reason ? ': ' + reason : '') + ')';
             this._dropSocket(why);
             if (!ROUTINE_CLOSES.has(code))
@@ -501,6 +672,12 @@
                 return;
             }
             this._setState('disconnected');
+            if (nextTransport) {
+                this._transportIndex++;
+                this._log('trying transport', this._transports[this._transportIndex]);
+                this._open();
+                return;
+            }
             this._scheduleReconnect();
         }
 
@@ -524,5 +701,6 @@
     }
 
     AkvGateway.compareOffsets = compareOffsets;
+    AkvGateway.sseUrlOf = sseUrlOf;
     globalThis.AkvGateway = AkvGateway;
 })();

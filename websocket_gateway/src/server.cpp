@@ -22,6 +22,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <boost/url/parse.hpp>
 
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -35,6 +36,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <variant>
 
 namespace akv::gateway {
 
@@ -42,6 +44,7 @@ namespace http = boost::beast::http;
 namespace ssl = asio::ssl;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
+namespace json = boost::json;
 using detail::tuple_awaitable;
 using tcp = asio::ip::tcp;
 
@@ -381,6 +384,26 @@ struct server::impl {
                 }
                 co_return;
             }
+            auto streamed = stream_request_of(req);
+            if (auto* refusal = std::get_if<response_t>(&streamed)) {
+                if (refusal->result() != http::status::method_not_allowed)
+                    detail::worker_counters::add(w.counters.refused_total);
+                refusal->keep_alive(false);
+                refusal->prepare_payload();
+                co_await http::async_write(stream, *refusal, tuple_awaitable);
+                break;
+            }
+            if (auto* start = std::get_if<detail::stream_request>(&streamed)) {
+                beast::get_lowest_layer(stream).expires_never();
+                registration.drop(); // from now on shutdown goes through the session
+                if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+                    tcp::socket socket = stream.release_socket();
+                    co_await detail::run_event_stream(socket, std::move(*start), w, state);
+                } else {
+                    co_await detail::run_event_stream(stream, std::move(*start), w, state);
+                }
+                co_return;
+            }
             response_t res = co_await route(req, w);
             res.keep_alive(req.keep_alive() && !stopping);
             res.prepare_payload();
@@ -392,24 +415,96 @@ struct server::impl {
     }
 
     std::optional<response_t> check_upgrade(const http::request<http::string_body>& req) {
-        if (stopping) return json_error(http::status::service_unavailable, "shutting down");
         const std::string_view target(req.target().data(), req.target().size());
         if (target.substr(0, target.find('?')) != "/ws")
             return json_error(http::status::not_found, "WebSocket sessions are at /ws");
+        return check_session(req);
+    }
+
+    // What every transport's new session must pass: not stopping, under max_sessions, and a
+    // browser's page from an allowed origin.
+    std::optional<response_t> check_session(const http::request<http::string_body>& req) {
+        if (stopping) return json_error(http::status::service_unavailable, "shutting down");
         if (state.open_sessions.load(std::memory_order_relaxed) >= opts.max_sessions)
             return json_error(http::status::service_unavailable, "too many sessions");
+        if (!origin_allowed(req))
+            return json_error(http::status::forbidden,
+                              "origin not allowed: " + std::string(req[http::field::origin]));
+        return std::nullopt;
+    }
+
+    bool origin_allowed(const http::request<http::string_body>& req) const {
         const auto origin = req.find(http::field::origin);
-        if (origin == req.end()) return std::nullopt; // not a browser
+        if (origin == req.end()) return true; // not a browser
         const std::string_view o(origin->value().data(), origin->value().size());
         for (const auto& allowed : opts.allowed_origins)
-            if (allowed == "*" || allowed == o) return std::nullopt;
+            if (allowed == "*" || allowed == o) return true;
         if (opts.allowed_origins.empty()) {
             const auto host = req.find(http::field::host);
-            if (host != req.end() &&
-                origin_host(o) == std::string_view(host->value().data(), host->value().size()))
-                return std::nullopt;
+            return host != req.end() &&
+                   origin_host(o) == std::string_view(host->value().data(), host->value().size());
         }
-        return json_error(http::status::forbidden, "origin not allowed: " + std::string(o));
+        return false;
+    }
+
+    // The Origin to echo in Access-Control-Allow-Origin: a browser's page from another allowed
+    // origin may read the response (empty: none to echo).
+    std::string cors_origin(const http::request<http::string_body>& req) const {
+        const auto origin = req.find(http::field::origin);
+        if (origin == req.end() || !origin_allowed(req)) return {};
+        return std::string(origin->value());
+    }
+
+    // GET /connection/sse?connect=<connect message> (EventSource) or POST
+    // /connection/http_stream with the connect message as its body. An EventSource that
+    // reconnects on its own sends back the id of the last event it got (Last-Event-ID, the
+    // positions reached): they become the connect message's "subs", so the server-side
+    // channels resume from there.
+    std::variant<std::monostate, response_t, detail::stream_request>
+    stream_request_of(const http::request<http::string_body>& req) {
+        const std::string_view full(req.target().data(), req.target().size());
+        const std::string_view path = full.substr(0, full.find('?'));
+        detail::stream_request out;
+        if (path == "/connection/sse")
+            out.kind = detail::stream_kind::sse;
+        else if (path == "/connection/http_stream")
+            out.kind = detail::stream_kind::http_stream;
+        else
+            return std::monostate{};
+        const bool sse = out.kind == detail::stream_kind::sse;
+        if (req.method() != (sse ? http::verb::get : http::verb::post))
+            return json_error(http::status::method_not_allowed, sse ? "use GET" : "use POST");
+        if (auto refusal = check_session(req)) return std::move(*refusal);
+        if (sse) {
+            auto url = boost::urls::parse_origin_form(full);
+            if (!url) return json_error(http::status::bad_request, "the query string is not a URL's");
+            auto it = url->params().find("connect");
+            if (it == url->params().end() || !(*it).has_value)
+                return json_error(http::status::bad_request,
+                                  "connect=<the connect message as JSON> is required");
+            out.connect = (*it).value;
+        } else {
+            out.connect = req.body();
+        }
+        if (out.connect.size() > opts.max_frame)
+            return json_error(http::status::payload_too_large,
+                              "the connect message is over " + std::to_string(opts.max_frame) +
+                                  " bytes");
+        if (auto last = req.find("Last-Event-ID"); last != req.end() && !last->value().empty()) {
+            boost::system::error_code ec;
+            json::value positions = json::parse(std::string_view(last->value()), ec);
+            json::value connect = ec ? json::value() : json::parse(out.connect, ec);
+            if (!positions.is_object())
+                return json_error(http::status::bad_request,
+                                  "Last-Event-ID is not the id of one of our events (a JSON "
+                                  "object of positions)");
+            if (ec || !connect.is_object())
+                return json_error(http::status::bad_request, "the connect message is not a JSON object");
+            connect.as_object()["subs"] = std::move(positions);
+            out.connect = json::serialize(connect);
+        }
+        out.allow_origin = cors_origin(req);
+        return out;
     }
 
     asio::awaitable<response_t> route(const http::request<http::string_body>& req,
@@ -420,6 +515,16 @@ struct server::impl {
             if (req.method() != http::verb::post)
                 co_return json_error(http::status::method_not_allowed, "use POST");
             co_return co_await publish_api(req, w);
+        }
+        if (path == "/connection/emulation") {
+            if (req.method() != http::verb::post)
+                co_return json_error(http::status::method_not_allowed, "use POST");
+            response_t res = emulation(req);
+            if (std::string origin = cors_origin(req); !origin.empty()) {
+                res.set(http::field::access_control_allow_origin, origin);
+                res.set(http::field::vary, "Origin");
+            }
+            co_return res;
         }
         if (auto hook = opts.webhooks.find(std::string(path)); hook != opts.webhooks.end()) {
             if (req.method() != http::verb::post)
@@ -453,6 +558,48 @@ struct server::impl {
             co_return text_response(http::status::ok, std::string(f->body), f->content_type);
         co_return json_error(http::status::not_found, "no such path: " + std::string(path));
     }
+
+    // A streaming session's requests (POST /connection/emulation?session=KEY), one per line of
+    // the body, in order, as if they had come in WebSocket frames.
+    response_t emulation(const http::request<http::string_body>& req) {
+        const std::string_view full(req.target().data(), req.target().size());
+        auto url = boost::urls::parse_origin_form(full);
+        std::string key;
+        if (url)
+            if (auto it = url->params().find("session"); it != url->params().end())
+                key = (*it).value;
+        if (key.empty())
+            return json_error(http::status::bad_request,
+                              "session=<the key of the streaming session> is required");
+        std::vector<std::string> requests;
+        const std::string_view body = req.body();
+        for (std::size_t at = 0; at < body.size();) {
+            std::size_t end = body.find('\n', at);
+            if (end == std::string_view::npos) end = body.size();
+            std::string_view line = body.substr(at, end - at);
+            at = end + 1;
+            if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+            if (line.empty()) continue;
+            if (line.size() > opts.max_frame)
+                return json_error(http::status::payload_too_large,
+                                  "a request is over " + std::to_string(opts.max_frame) + " bytes");
+            requests.emplace_back(line);
+        }
+        if (requests.empty())
+            return json_error(http::status::bad_request, "no request in the body (one JSON per line)");
+        std::shared_ptr<detail::inbox> in = state.streams.find(key);
+        if (!in)
+            return json_error(http::status::not_found,
+                              "no such streaming session (it ended, or the key is wrong)");
+        if (!in->post(std::move(requests), max_emulated))
+            return json_error(http::status::too_many_requests,
+                              "the session has " + std::to_string(max_emulated) +
+                                  " requests not yet handled: slow down");
+        return text_response(http::status::ok, "{\"ok\":true}", "application/json");
+    }
+
+    // Requests a streaming session may have waiting: its reader's rate limit does the rest.
+    static constexpr std::size_t max_emulated = 256;
 
     asio::awaitable<response_t> publish_api(const http::request<http::string_body>& req,
                                             detail::worker& w) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "hub.hpp"
+#include "inbox.hpp"
 #include "presence.hpp"
 
 #include <akv/gateway/server.hpp>
@@ -107,6 +108,7 @@ struct server_state {
     detail::hub hub;
     presence::registry presence; // on the hub's executor
     std::atomic<std::size_t> open_sessions{0}; // over every worker, for max_sessions
+    inbox_registry streams;                    // the SSE and HTTP-streaming sessions, by key
     std::string id_prefix;                     // this process's, in front of its client ids
     std::atomic<double> redis_latency_ms{0};
 };

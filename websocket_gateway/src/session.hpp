@@ -1,8 +1,10 @@
-// One WebSocket session: a reader (client requests, limits) and a writer (the bounded send
-// queue, several messages per frame), over any Beast stream (TCP or TLS). Only session_tcp.cpp
+// One session: a reader (client requests, limits) and a writer (the bounded send queue, several
+// messages per frame), over any Beast WebSocket stream (TCP or TLS) or an event_stream (SSE and
+// HTTP streaming, which look like one). Only session_tcp.cpp
 // and session_tls.cpp include this: Beast's WebSocket code stays out of every other file.
 #pragma once
 
+#include "event_stream.hpp"
 #include "history.hpp"
 #include "hub.hpp"
 #include "presence.hpp"
@@ -615,6 +617,44 @@ asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, worker&
     if (ec) co_return;
     session<WsStream> s(ws, w, state);
     co_await s.run();
+}
+
+// Starts the streaming response and runs the session over it (run_event_stream of upgrade.hpp).
+template <class Stream>
+asio::awaitable<void> stream_and_run(Stream& next, stream_request req, worker& w,
+                                     server_state& state) {
+    auto in = std::make_shared<inbox>(w.get_executor());
+    const std::string key = state.streams.add(in);
+    in->post({std::move(req.connect)}, 1);
+    const auto beat = std::chrono::duration_cast<std::chrono::milliseconds>(state.opts.idle_timeout) / 2;
+    event_stream<Stream> stream(next, req.kind, in, beat);
+    if (!co_await stream.start(key, req.allow_origin)) {
+        bool watching = true;
+        asio::steady_timer watched(w.get_executor());
+        asio::co_spawn(w.get_executor(), stream.watch_peer(), [&](std::exception_ptr) {
+            watching = false;
+            watched.cancel();
+        });
+        {
+            session<event_stream<Stream>> s(stream, w, state);
+            co_await s.run();
+        }
+        beast::error_code ignored;
+        auto& lowest = beast::get_lowest_layer(stream);
+        if constexpr (requires { lowest.socket(); }) {
+            lowest.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            lowest.socket().close(ignored);
+        } else {
+            lowest.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+            lowest.close(ignored);
+        }
+        while (watching) {
+            watched.expires_at(asio::steady_timer::time_point::max());
+            co_await watched.async_wait(tuple_awaitable);
+        }
+    }
+    state.streams.remove(key);
+    in->close();
 }
 
 } // namespace akv::gateway::detail

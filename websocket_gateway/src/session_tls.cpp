@@ -9,4 +9,9 @@ asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request,
     co_await accept_and_run(ws, request, w, state);
 }
 
+asio::awaitable<void> run_event_stream(tls_layer& stream, stream_request request, worker& w,
+                                       server_state& state) {
+    co_await stream_and_run(stream, std::move(request), w, state);
+}
+
 } // namespace akv::gateway::detail

@@ -28,4 +28,11 @@ asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_reque
 asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request, worker& w,
                                     server_state& state);
 
+// Runs a streaming session (SSE or HTTP streaming, event_stream.hpp) on the connection whose
+// request was read; the response is the session's stream.
+asio::awaitable<void> run_event_stream(asio::ip::tcp::socket& socket, stream_request request,
+                                       worker& w, server_state& state);
+asio::awaitable<void> run_event_stream(tls_layer& stream, stream_request request, worker& w,
+                                       server_state& state);
+
 } // namespace akv::gateway::detail
