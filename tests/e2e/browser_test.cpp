@@ -110,11 +110,14 @@ http_reply http_post(std::uint16_t port, const std::string& target, const std::s
 // The akv-gateway binary as a child process, its output in a log file.
 class gateway_process {
 public:
+    // `extra`: more flags; `prefix`: a command that runs the gateway (prlimit ...).
     gateway_process(const std::filesystem::path& log_file, const std::string& listen,
                     const std::string& redis_url, const std::string& secret,
-                    const std::string& api_key)
-        : process_({AKV_GATEWAY_PATH, "--listen", listen, "--redis", redis_url, "--history",
-                    "demo*=1000"},
+                    const std::string& api_key, const std::vector<std::string>& extra = {},
+                    const std::vector<std::string>& prefix = {})
+        : process_(command(prefix, {AKV_GATEWAY_PATH, "--listen", listen, "--redis", redis_url,
+                                    "--history", "demo*=1000"},
+                           extra),
                    {"AKV_GATEWAY_SECRET=" + secret, "AKV_GATEWAY_API_KEY=" + api_key}, log_file) {}
 
     // The port from its "akv-gateway listening on http://127.0.0.1:<port>" line; 0 if it
@@ -143,6 +146,15 @@ public:
     std::string log_tail() const { return process_.log_tail(); }
 
 private:
+    static std::vector<std::string> command(const std::vector<std::string>& prefix,
+                                            const std::vector<std::string>& base,
+                                            const std::vector<std::string>& extra) {
+        std::vector<std::string> out = prefix;
+        out.insert(out.end(), base.begin(), base.end());
+        out.insert(out.end(), extra.begin(), extra.end());
+        return out;
+    }
+
     child_process process_;
 };
 
@@ -384,7 +396,8 @@ namespace {
 // A synchronous protocol session on a gateway (no browser needed): connect, subscribe, read.
 class sync_session {
 public:
-    sync_session(std::uint16_t port, const std::string& token, const std::string& channel)
+    sync_session(std::uint16_t port, const std::string& token, const std::string& channel,
+                 const std::string& subscribe_fields = {})
         : ws_(io_) {
         beast::get_lowest_layer(ws_).expires_after(10s);
         beast::get_lowest_layer(ws_).connect(
@@ -392,7 +405,7 @@ public:
         ws_.handshake("127.0.0.1:" + std::to_string(port), "/ws");
         send(R"({"op":"connect","token":")" + token + "\"}");
         EXPECT_NE(line().find("connected"), std::string::npos);
-        send(R"({"op":"subscribe","id":1,"channel":")" + channel + "\"}");
+        send(R"({"op":"subscribe","id":1,"channel":")" + channel + "\"" + subscribe_fields + "}");
         EXPECT_NE(line().find("\"ok\":true"), std::string::npos);
     }
     void send(const std::string& text) { ws_.write(asio::buffer(text)); }
@@ -460,6 +473,117 @@ TEST(GatewayProcesses, TwoProcessesShareAChannelAndStopGracefully) {
     const auto third = http_post(port_b, "/api/publish", key, R"({"channel":"demo.shared","data":"still b"})");
     EXPECT_EQ(third.status, 200u);
     EXPECT_NE(on_b.line().find("still b"), std::string::npos);
+}
+
+// The presence of a channel is one across processes; a SIGKILLed gateway cannot say goodbye
+// for its sessions, so their entries expire within the presence ttl, and the rest goes on.
+TEST(GatewayProcesses, PresenceSpansProcessesAndACrashedOnesSessionsExpire) {
+    akv::testing::embedded_server redis;
+    temp_dir logs{"akv-e2e-presence-"};
+    const std::string secret = random_hex(32), key = random_hex(16);
+    const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());
+    const std::vector<std::string> flags{"--presence", "demo.room:join-leave", "--presence-ttl",
+                                         "3"};
+    gateway_process a(logs.path() / "a.log", "127.0.0.1:0", url, secret, key, flags);
+    gateway_process b(logs.path() / "b.log", "127.0.0.1:0", url, secret, key, flags);
+    const auto port_a = a.wait_listening(20s), port_b = b.wait_listening(20s);
+    ASSERT_NE(port_a, 0) << a.log_tail();
+    ASSERT_NE(port_b, 0) << b.log_tail();
+    const auto token_for = [&](const std::string& who) {
+        akv::gateway::token_claims claims;
+        claims.subject = who;
+        claims.expires = std::time(nullptr) + 3600;
+        claims.channels = {"demo*"};
+        claims.presence = {"demo*"};
+        return akv::gateway::sign_token(claims, secret);
+    };
+    sync_session alice(port_a, token_for("alice"), "demo.room", R"(,"join_leave":true)");
+    sync_session bob(port_b, token_for("bob"), "demo.room");
+    // Alice, on the other process, hears Bob join (after her own join, maybe).
+    std::string join;
+    for (int i = 0; i < 3 && join.find("bob") == std::string::npos; ++i) join = alice.line();
+    EXPECT_NE(join.find("\"op\":\"join\""), std::string::npos) << join;
+    EXPECT_NE(join.find("bob"), std::string::npos) << join;
+    // Her process lists both.
+    int id = 10;
+    const auto who_is_there = [&] {
+        alice.send(R"({"op":"presence","channel":"demo.room","id":)" + std::to_string(++id) + "}");
+        for (;;) {
+            std::string l = alice.line();
+            if (l.empty() || l.find("\"id\":" + std::to_string(id)) != std::string::npos) return l;
+        }
+    };
+    const std::string both = who_is_there();
+    EXPECT_NE(both.find("alice"), std::string::npos) << both;
+    EXPECT_NE(both.find("bob"), std::string::npos) << both;
+    // Bob's gateway dies without a word: his entry goes within the ttl (3 s), Alice's stays.
+    ASSERT_EQ(::kill(b.pid(), SIGKILL), 0);
+    std::string after;
+    EXPECT_TRUE(poll_until(
+        [&] {
+            after = who_is_there();
+            return after.find("bob") == std::string::npos;
+        },
+        15s, 250ms))
+        << after;
+    EXPECT_NE(after.find("alice"), std::string::npos) << after;
+}
+
+// Past its descriptor limit (prlimit: 64) the gateway refuses new connections at once, with a
+// 503 that says why, instead of leaving them in the backlog; the sessions it has go on, and
+// once some leave it accepts again.
+TEST(GatewayProcesses, PastItsDescriptorLimitTheGatewayRefusesNewcomersAndServesTheRest) {
+    if (!std::filesystem::exists("/usr/bin/prlimit")) GTEST_SKIP() << "no /usr/bin/prlimit";
+    akv::testing::embedded_server redis;
+    temp_dir logs{"akv-e2e-fds-"};
+    const std::string secret = random_hex(32), key = random_hex(16);
+    const std::string url = "redis://127.0.0.1:" + std::to_string(redis.port());
+    gateway_process g(logs.path() / "g.log", "127.0.0.1:0", url, secret, key, {"--threads", "1"},
+                      {"/usr/bin/prlimit", "--nofile=64"});
+    const auto port = g.wait_listening(20s);
+    ASSERT_NE(port, 0) << g.log_tail();
+    akv::gateway::token_claims claims;
+    claims.subject = "fds";
+    claims.expires = std::time(nullptr) + 3600;
+    claims.channels = {"demo*"};
+    const std::string token = akv::gateway::sign_token(claims, secret);
+    std::vector<std::unique_ptr<sync_session>> held;
+    std::string refused;
+    for (int i = 0; i < 100 && refused.empty(); ++i) {
+        try {
+            held.push_back(std::make_unique<sync_session>(port, token, "demo.fd"));
+        } catch (const std::exception& e) {
+            refused = e.what();
+        }
+    }
+    ASSERT_FALSE(refused.empty()) << held.size() << " sessions under a limit of 64 descriptors";
+    ASSERT_GE(held.size(), 20u) << refused;
+    const http_reply newcomer = http_post(port, "/api/publish", key, R"({"channel":"demo.fd"})");
+    EXPECT_EQ(newcomer.status, 503u) << newcomer.body;
+    EXPECT_NE(newcomer.body.find("out of file descriptors"), std::string::npos) << newcomer.body;
+    // Every session it has still gets what is published (straight to Redis: no descriptor
+    // needed on the gateway's side).
+    {
+        asio::io_context io;
+        running_client r(io, redis.config());
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("PUBLISH", "demo.fd", R"("still here")");
+            co_await r.client.exec(req, akv::ignore);
+        }());
+    }
+    for (auto& s : held) EXPECT_NE(s->line().find("still here"), std::string::npos);
+    EXPECT_TRUE(g.running()) << g.log_tail();
+    // Some leave: room again.
+    held.resize(held.size() - 5);
+    http_reply again;
+    EXPECT_TRUE(poll_until(
+        [&] {
+            again = http_post(port, "/api/publish", key, R"({"channel":"demo.fd","data":1})");
+            return again.status == 200;
+        },
+        10s, 100ms))
+        << again.status << " " << again.body;
 }
 
 } // namespace

@@ -30,6 +30,7 @@
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <list>
@@ -37,6 +38,10 @@
 #include <sstream>
 #include <thread>
 #include <variant>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace akv::gateway {
 
@@ -191,7 +196,35 @@ struct server::impl {
     // steady_clock ticks of the last PING answered
     std::atomic<std::chrono::steady_clock::rep> redis_ok_at{0};
 
-    ~impl() { stop_threads(); }
+    ~impl() {
+        stop_threads();
+        if (spare_fd >= 0) ::close(spare_fd);
+    }
+
+    // One descriptor held in reserve: out of descriptors, the gateway gives it up to accept the
+    // connection waiting in the backlog and refuse it at once (503), instead of leaving the
+    // client hanging there, and keeps serving the sessions it has.
+    int spare_fd = -1;
+    void reserve_descriptor() {
+        if (spare_fd < 0) spare_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    void refuse_for_descriptors() {
+        if (spare_fd >= 0) ::close(spare_fd);
+        spare_fd = -1;
+        const int fd = ::accept4(acceptor.native_handle(), nullptr, nullptr,
+                                 SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            static constexpr std::string_view refusal =
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                "Content-Length: 50\r\nConnection: close\r\n\r\n"
+                "{\"error\":\"the gateway is out of file descriptors\"}";
+            static_assert(refusal.size() - refusal.find("\r\n\r\n") - 4 == 50);
+            (void)::send(fd, refusal.data(), refusal.size(), MSG_NOSIGNAL);
+            ::close(fd);
+            detail::worker_counters::add(worker_at(0).counters.refused_total);
+        }
+        reserve_descriptor();
+    }
 
     void stop_threads() {
         for (auto& t : threads) t->guard.reset();
@@ -229,9 +262,13 @@ struct server::impl {
             detail::worker& w = worker_at(next_worker++ % state.workers.size());
             auto [ec, sock] = co_await acceptor.async_accept(w.get_executor(), tuple_awaitable);
             if (stopping) break;
+            if (ec == asio::error::no_descriptors || ec.value() == ENFILE) {
+                refuse_for_descriptors();
+                if (spare_fd >= 0) continue;
+            }
             if (ec) {
                 if (ec == asio::error::operation_aborted) break;
-                // Out of descriptors and the like: breathe, then go on.
+                // Out of descriptors with none in reserve, and the like: breathe, then go on.
                 asio::steady_timer t(state.redis.get_executor());
                 t.expires_after(std::chrono::milliseconds(50));
                 co_await t.async_wait(tuple_awaitable);
@@ -767,6 +804,7 @@ struct server::impl {
         acceptor.listen(asio::socket_base::max_listen_connections, ec);
         if (ec) fail("listen");
         bound_port = acceptor.local_endpoint().port();
+        reserve_descriptor();
         listening = true;
     }
 
