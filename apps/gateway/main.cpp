@@ -72,6 +72,12 @@ akv::app::command_line command_line() {
             {"max-rate", "N", "client messages per second per session (default 100)"},
             {"max-sessions", "N", "sessions at once (default 100000)"},
             {"threads", "N", "event loops for the sessions (default: the machine's cores)"},
+            {"proxy-connect", "URL",
+             "http:// endpoint of the app that decides connects without a token"},
+            {"proxy-subscribe", "URL", "... subscribes the client's claims do not allow"},
+            {"proxy-publish", "URL", "... every client publish (allow, refuse, replace data)"},
+            {"proxy-rpc", "URL", "... answers the clients' rpc requests"},
+            {"proxy-timeout-ms", "N", "a proxy request's deadline (default 2000)"},
             {"grace-ms", "N", "shutdown: time to drain queues before closing (default 5000)"},
             {"demo", "", "print a demo page address with a token good for a day"},
         },
@@ -125,6 +131,12 @@ flags parse(const akv::app::command_line& cl) {
             throw akv::app::usage_error("--webhook: expected /PATH=QUEUE, got '" + w + "'");
         f.webhooks.emplace_back(w.substr(0, eq), w.substr(eq + 1));
     }
+    f.opts.proxy.connect_url = cl.get_or("proxy-connect", "");
+    f.opts.proxy.subscribe_url = cl.get_or("proxy-subscribe", "");
+    f.opts.proxy.publish_url = cl.get_or("proxy-publish", "");
+    f.opts.proxy.rpc_url = cl.get_or("proxy-rpc", "");
+    f.opts.proxy.timeout = std::chrono::milliseconds(
+        cl.number<long>("proxy-timeout-ms", f.opts.proxy.timeout.count()));
     f.opts.static_dir = cl.get_or("static", "");
     f.opts.channel_prefix = cl.get_or("prefix", "");
     f.opts.tls_cert_file = cl.get_or("tls-cert", "");

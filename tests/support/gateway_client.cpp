@@ -69,13 +69,15 @@ gateway_client::~gateway_client() = default;
 gateway_client::gateway_client(gateway_client&&) noexcept = default;
 gateway_client& gateway_client::operator=(gateway_client&&) noexcept = default;
 
-asio::awaitable<void> gateway_client::open(std::uint16_t port, std::string_view origin_view) {
+asio::awaitable<void> gateway_client::open(std::uint16_t port, std::string_view origin_view,
+                                           std::string_view cookie_view) {
     auto& ws = session_->ws;
-    const std::string origin(origin_view);
+    const std::string origin(origin_view), cookie(cookie_view);
     auto ep = asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port);
     co_await beast::get_lowest_layer(ws).async_connect(ep, asio::use_awaitable);
-    ws.set_option(websocket::stream_base::decorator([origin](websocket::request_type& req) {
+    ws.set_option(websocket::stream_base::decorator([origin, cookie](websocket::request_type& req) {
         if (!origin.empty()) req.set(http::field::origin, origin);
+        if (!cookie.empty()) req.set(http::field::cookie, cookie);
     }));
     ws.read_message_max(64 * 1024 * 1024);
     websocket::response_type res;

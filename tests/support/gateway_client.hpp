@@ -60,8 +60,10 @@ public:
     gateway_client(gateway_client&&) noexcept;
     gateway_client& operator=(gateway_client&&) noexcept;
 
-    // TCP connect + upgrade; throws on a refused upgrade (the HTTP status is in the message).
-    asio::awaitable<void> open(std::uint16_t port, std::string_view origin_view = {});
+    // TCP connect + upgrade (with an Origin and a Cookie header when given); throws on a
+    // refused upgrade (the HTTP status is in the message).
+    asio::awaitable<void> open(std::uint16_t port, std::string_view origin_view = {},
+                               std::string_view cookie_view = {});
 
     asio::awaitable<void> send(std::string_view text);
     asio::awaitable<void> send_binary(std::string_view bytes);

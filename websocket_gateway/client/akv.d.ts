@@ -120,6 +120,8 @@ export declare class AkvGateway {
     /** Resolves with the reply (its offset and epoch on history channels). */
     publish(channel: string, data: unknown): Promise<AkvReply & Partial<AkvPosition>>;
     ping(): Promise<AkvReply>;
+    /** Asks the application's RPC proxy: resolves with its `data`, rejects with AkvError. */
+    rpc<T = unknown>(method: string, data?: unknown): Promise<T>;
     presence(channel: string): Promise<AkvReply & {channel: string; clients: AkvPresenceEntry[]}>;
     presenceStats(channel: string): Promise<AkvReply & {channel: string; clients: number; users: number}>;
 

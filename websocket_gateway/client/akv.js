@@ -16,6 +16,7 @@
  *   gw.on('leave', ({channel, who}) => ...);
  *   const {clients} = await gw.presence('room');      // who is subscribed, on every gateway
  *   const {clients, users} = await gw.presenceStats('room');
+ *   const answer = await gw.rpc('method', {any: 'json'}); // the app's RPC proxy answers
  *   gw.on('subscribed', ({channel, offset, epoch}) => ...); // a server-side channel (token)
  *   gw.transport;  // 'websocket' or 'sse': what the current connection uses
  *   const reply = await gw.publish('news', {text: 'hi'});  // reply.offset on history channels
@@ -350,6 +351,14 @@
 
         ping() {
             return this._request({op: 'ping'});
+        }
+
+        // Asks the application's RPC proxy (the gateway's --proxy-rpc): resolves with its
+        // reply's `data`; rejects with {code, message}, the application's own error included.
+        rpc(method, data) {
+            const message = {op: 'rpc', method};
+            if (data !== undefined) message.data = data;
+            return this._request(message).then((reply) => reply.data);
         }
 
         // Who is subscribed to `channel` on every gateway: {clients: [{client, sub, info?}]}.

@@ -37,6 +37,7 @@ public:
     }
 
     Stream& next_layer() noexcept { return next_; }
+    stream_kind kind() const noexcept { return kind_; }
     bool got_text() const noexcept { return true; }
 
     // The response's head, then the session's key as the first message: the client names it

@@ -76,6 +76,7 @@ struct stream_request {
     stream_kind kind = stream_kind::sse;
     std::string connect;
     std::string allow_origin;
+    std::vector<std::pair<std::string, std::string>> forwarded; // to the connect proxy
 };
 
 // The open streaming sessions by key (any thread). A key is 128 random bits: whoever holds it

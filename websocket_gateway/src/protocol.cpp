@@ -24,6 +24,7 @@ std::optional<op> op_named(std::string_view name) {
     if (name == "connect") return op::connect;
     if (name == "presence") return op::presence;
     if (name == "presence_stats") return op::presence_stats;
+    if (name == "rpc") return op::rpc;
     return std::nullopt;
 }
 
@@ -79,9 +80,21 @@ parsed parse(std::string_view text) {
         }
         return std::string(f->get_string());
     };
+    // "data": any JSON value, kept as compact text (required for a publish).
+    auto read_data = [&](bool required) {
+        const json::value* d = o.if_contains("data");
+        if (!d) {
+            if (required) out.invalid = "\"data\" is missing";
+            return;
+        }
+        out.req.data = json::serialize(*d);
+        // Boost.JSON writes a number beyond double as Infinity, which is not JSON.
+        if (!one_line_json(out.req.data)) out.invalid = "\"data\" holds a number out of range";
+    };
     switch (*kind) {
     case op::connect:
         out.req.token = text_field("token", false);
+        if (out.invalid.empty()) read_data(false); // for the connect proxy
         if (const json::value* subs = o.if_contains("subs"); out.invalid.empty() && subs) {
             // {"news":{"offset":"...","epoch":"..."}}: where the client is in the server-side
             // channels, to resume them.
@@ -132,16 +145,13 @@ parsed parse(std::string_view text) {
         break;
     case op::publish:
         if (auto c = text_field("channel", true)) out.req.channel = std::move(*c);
-        if (out.invalid.empty()) {
-            const json::value* d = o.if_contains("data");
-            if (!d)
-                out.invalid = "\"data\" is missing";
-            else
-                out.req.data = json::serialize(*d);
-            // Boost.JSON writes a number beyond double as Infinity, which is not JSON.
-            if (out.invalid.empty() && !one_line_json(out.req.data))
-                out.invalid = "\"data\" holds a number out of range";
-        }
+        if (out.invalid.empty()) read_data(true);
+        break;
+    case op::rpc:
+        if (auto m = text_field("method", true)) out.req.method = std::move(*m);
+        if (out.invalid.empty() && (out.req.method.empty() || out.req.method.size() > 256))
+            out.invalid = "\"method\" must be 1 to 256 bytes";
+        if (out.invalid.empty()) read_data(false);
         break;
     case op::ping:
         break;

@@ -10,7 +10,7 @@
 
 namespace akv::gateway::protocol {
 
-enum class op { connect, subscribe, unsubscribe, publish, ping, presence, presence_stats };
+enum class op { connect, subscribe, unsubscribe, publish, ping, presence, presence_stats, rpc };
 
 struct request {
     op kind = op::ping;
@@ -22,7 +22,8 @@ struct request {
     bool join_leave = false;           // subscribe: wants join and leave pushes
     // connect: the positions held of server-side channels, channel -> (offset, epoch)
     std::map<std::string, std::pair<std::string, std::string>> positions;
-    std::string data;                  // publish: the value as compact JSON text
+    std::string data;                  // publish, rpc, connect: a JSON value as compact text
+    std::string method;                // rpc: what the application's RPC proxy is asked
 };
 
 // One parsed client message. `fatal`: the message is not protocol at all (close 1007 with it as

@@ -124,6 +124,9 @@ void check_options(const options& o) {
     for (const auto& r : o.presence)
         if (r.pattern.empty()) bad("a presence rule needs a channel pattern");
     if (o.presence_ttl < std::chrono::seconds(1)) bad("presence_ttl must be at least 1 s");
+    if (o.proxy.timeout <= std::chrono::milliseconds(0)) bad("proxy.timeout must be positive");
+    if (o.proxy.max_reply < 64) bad("proxy.max_reply must be at least 64 bytes");
+    if (o.proxy.breaker_failures == 0) bad("proxy.breaker_failures must be at least 1");
 }
 
 // A process's tag in front of its client ids: ids stay distinct across gateway processes
@@ -541,6 +544,8 @@ struct server::impl {
             out.connect = json::serialize(connect);
         }
         out.allow_origin = cors_origin(req);
+        if (state.proxy.enabled(detail::proxy_kind::connect))
+            out.forwarded = detail::forwarded_headers(req, opts.proxy);
         return out;
     }
 
@@ -754,7 +759,41 @@ struct server::impl {
                "Messages read back from history after a Redis reconnect.", s.recovered);
         metric("redis_latency_seconds", "gauge", "Last Redis PING round trip.",
                s.redis_latency_ms / 1000.0);
+        proxy_metrics(out);
         return out;
+    }
+
+    // The backend proxies' counters, one series per configured proxy.
+    void proxy_metrics(std::string& out) const {
+        using detail::proxy_kind;
+        const proxy_kind kinds[] = {proxy_kind::connect, proxy_kind::subscribe,
+                                    proxy_kind::publish, proxy_kind::rpc};
+        auto family = [&](const char* name, const char* type, const char* help, auto value) {
+            bool head = false;
+            for (proxy_kind k : kinds) {
+                if (!state.proxy.enabled(k)) continue;
+                if (!head)
+                    out += std::string("# HELP akv_gateway_proxy_") + name + " " + help +
+                           "\n# TYPE akv_gateway_proxy_" + name + " " + type + "\n";
+                head = true;
+                out += std::string("akv_gateway_proxy_") + name + "{proxy=\"" +
+                       detail::name_of(k) + "\"} " + std::to_string(value(state.proxy.stats(k))) +
+                       "\n";
+            }
+        };
+        using counters = detail::backend_proxy::counters;
+        family("requests_total", "counter", "Requests sent to the application's proxy.",
+               [](const counters& c) { return c.requests.load(); });
+        family("rejected_total", "counter", "Requests the application refused.",
+               [](const counters& c) { return c.rejected.load(); });
+        family("failures_total", "counter",
+               "Requests that failed: timeout, connection, HTTP status, bad reply.",
+               [](const counters& c) { return c.failures.load(); });
+        family("short_circuited_total", "counter",
+               "Requests failed at once while the circuit breaker was open.",
+               [](const counters& c) { return c.short_circuited.load(); });
+        family("circuit_open", "gauge", "1 while the circuit breaker keeps the proxy unasked.",
+               [](const counters& c) { return c.open.load() ? 1 : 0; });
     }
 
     // On the hub's executor.

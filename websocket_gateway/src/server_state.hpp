@@ -11,6 +11,7 @@
 
 #include "hub.hpp"
 #include "inbox.hpp"
+#include "proxy.hpp"
 #include "presence.hpp"
 
 #include <akv/gateway/server.hpp>
@@ -97,7 +98,8 @@ struct server_state {
         , opts(o)
         , changed(r.get_executor())
         , hub(r, o, changed, workers)
-        , presence(r, o, changed) {
+        , presence(r, o, changed)
+        , proxy(o.proxy) {
         changed.expires_at(asio::steady_timer::time_point::max());
     }
 
@@ -109,6 +111,7 @@ struct server_state {
     presence::registry presence; // on the hub's executor
     std::atomic<std::size_t> open_sessions{0}; // over every worker, for max_sessions
     inbox_registry streams;                    // the SSE and HTTP-streaming sessions, by key
+    backend_proxy proxy;                       // the application's connect/subscribe/... proxies
     std::string id_prefix;                     // this process's, in front of its client ids
     std::atomic<double> redis_latency_ms{0};
 };

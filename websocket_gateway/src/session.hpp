@@ -25,6 +25,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include <chrono>
+#include <ctime>
 #include <deque>
 #include <unordered_map>
 
@@ -33,9 +34,16 @@ namespace akv::gateway::detail {
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 
+// What the connect proxy is told about the client's transport.
+template <class Stream> const char* transport_name(const Stream&) { return "websocket"; }
+template <class Next> const char* transport_name(const event_stream<Next>& s) {
+    return s.kind() == stream_kind::sse ? "sse" : "http_stream";
+}
+
 template <class WsStream> class session final : public listener, public session_handle {
 public:
-    session(WsStream& ws, worker& w, server_state& srv)
+    // `forwarded`: the client's request headers for the connect proxy.
+    session(WsStream& ws, worker& w, server_state& srv, header_list forwarded = {})
         : ws_(ws)
         , w_(w)
         , srv_(srv)
@@ -45,6 +53,7 @@ public:
         , finished_(w.get_executor())
         , id_(srv.id_prefix + std::to_string(w.index()) + "." +
               std::to_string(w.counters.sessions_total.load(std::memory_order_relaxed) + 1))
+        , forwarded_(std::move(forwarded))
         , tokens_(srv.opts.max_burst)
         , refilled_(std::chrono::steady_clock::now()) {
         wake_.expires_at(asio::steady_timer::time_point::max());
@@ -300,7 +309,7 @@ private:
     asio::awaitable<void> handle(protocol::request& req) {
         using protocol::op;
         if (req.kind == op::connect) {
-            connect(req);
+            co_await connect(req);
             // The token's server-side channels, from the positions the client held.
             if (connected_ && !closing_)
                 for (const std::string& ch : claims_.subs) {
@@ -327,21 +336,22 @@ private:
         case op::publish: co_await publish_(req); break;
         case op::presence:
         case op::presence_stats: co_await read_presence(req); break;
+        case op::rpc: co_await rpc(req); break;
         case op::ping: reply(protocol::pong(req.id)); break;
         case op::connect: break;
         }
     }
 
-    void connect(const protocol::request& req) {
+    asio::awaitable<void> connect(const protocol::request& req) {
         if (connected_) {
             reply(protocol::error(req.id, "bad_request", "already connected"));
-            return;
+            co_return;
         }
         if (req.token) {
             if (opts_.token_secret.empty()) {
                 worker_counters::add(w_.counters.refused_total);
                 close(4001, "this gateway takes no tokens", false);
-                return;
+                co_return;
             }
             try {
                 claims_ = verify_token(*req.token, opts_.token_secret,
@@ -349,24 +359,87 @@ private:
             } catch (const boost::system::system_error& e) {
                 worker_counters::add(w_.counters.refused_total);
                 close(e.code() == token_error::expired ? 4003 : 4001, protocol::describe(e), false);
-                return;
+                co_return;
             }
             anonymous_ = false;
-            connected_ = true;
-            const auto left = std::chrono::system_clock::from_time_t(claims_.expires) -
-                              std::chrono::system_clock::now();
-            deadline_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(left));
+        } else if (srv_.proxy.enabled(proxy_kind::connect)) {
+            // The application decides who this is (its own session cookie, say).
+            boost::json::object ask{{"client", id_}, {"transport", transport_name(ws_)}};
+            if (!req.data.empty()) ask["data"] = boost::json::parse(req.data);
+            const proxy_outcome r = co_await srv_.proxy.ask(proxy_kind::connect, ask, forwarded_);
+            if (over_ || closing_) co_return;
+            std::string bad;
+            if (r.state == proxy_outcome::verdict::ok) {
+                bad = claims_from_result(r.result, claims_);
+                if (bad.empty() && claims_.expires != 0 && claims_.expires <= std::time(nullptr))
+                    bad = "\"expire_at\" has passed";
+            }
+            if (r.state != proxy_outcome::verdict::ok || !bad.empty()) {
+                worker_counters::add(w_.counters.refused_total);
+                if (r.state == proxy_outcome::verdict::rejected)
+                    close(r.disconnect ? r.disconnect : 4001,
+                          r.message.empty() ? "refused by the connect proxy" : r.message, false);
+                else
+                    close(1013, bad.empty() ? r.message : "connect proxy: " + bad, false);
+                co_return;
+            }
+            anonymous_ = false;
         } else {
             if (opts_.anonymous.empty()) {
                 worker_counters::add(w_.counters.refused_total);
                 close(4001, "a token is required", false);
-                return;
+                co_return;
             }
             anonymous_ = true;
-            connected_ = true;
+        }
+        connected_ = true;
+        if (anonymous_ || claims_.expires == 0) {
             deadline_.expires_at(asio::steady_timer::time_point::max());
+        } else {
+            const auto left = std::chrono::system_clock::from_time_t(claims_.expires) -
+                              std::chrono::system_clock::now();
+            deadline_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(left));
         }
         reply(protocol::connected(id_, claims_.subject, claims_.expires));
+    }
+
+    // Asks the application's proxy `k` about this session's `channel` (and data); an error
+    // reply (through `answer`) unless it said yes.
+    template <class Answer>
+    asio::awaitable<std::optional<proxy_outcome>>
+    ask_proxy(proxy_kind k, const std::string& channel, const std::string& data, Answer&& answer) {
+        boost::json::object ask{{"client", id_}, {"user", claims_.subject}, {"channel", channel}};
+        if (!data.empty()) ask["data"] = boost::json::parse(data);
+        proxy_outcome r = co_await srv_.proxy.ask(k, ask);
+        if (over_) co_return std::nullopt;
+        if (r.state == proxy_outcome::verdict::ok) co_return r;
+        if (r.state == proxy_outcome::verdict::rejected)
+            answer("forbidden", r.message.empty() ? std::string("refused by the ") + name_of(k) +
+                                                        " proxy"
+                                                  : r.message);
+        else
+            answer("unavailable", r.message);
+        co_return std::nullopt;
+    }
+
+    asio::awaitable<void> rpc(protocol::request& req) {
+        if (!srv_.proxy.enabled(proxy_kind::rpc)) {
+            reply(protocol::error(req.id, "not_available", "no RPC proxy is configured"));
+            co_return;
+        }
+        boost::json::object ask{{"client", id_}, {"user", claims_.subject}, {"method", req.method}};
+        if (!req.data.empty()) ask["data"] = boost::json::parse(req.data);
+        proxy_outcome r = co_await srv_.proxy.ask(proxy_kind::rpc, ask);
+        if (over_) co_return;
+        if (r.state == proxy_outcome::verdict::rejected) {
+            reply(protocol::error(req.id, r.code, r.message));
+        } else if (r.state == proxy_outcome::verdict::unavailable) {
+            reply(protocol::error(req.id, "unavailable", r.message));
+        } else {
+            const boost::json::value* d = r.result.if_contains("data");
+            const auto data = protocol::one_line_json(d ? boost::json::serialize(*d) : "null");
+            reply(protocol::ok(req.id, "\"data\":" + data.value_or("null")));
+        }
     }
 
     bool may_subscribe_to(std::string_view channel) const {
@@ -393,9 +466,15 @@ private:
             co_return;
         }
         if (!server_side && !may_subscribe_to(req.channel)) {
-            answer_error("forbidden",
-                                  "not allowed to subscribe to '" + req.channel + "'");
-            co_return;
+            if (!srv_.proxy.enabled(proxy_kind::subscribe)) {
+                answer_error("forbidden", "not allowed to subscribe to '" + req.channel + "'");
+                co_return;
+            }
+            // Not in the claims: the application may still allow it.
+            const std::string no_data;
+            if (!co_await ask_proxy(proxy_kind::subscribe, req.channel, no_data, answer_error))
+                co_return;
+            if (closing_) co_return;
         }
         if (subs_.count(req.channel)) {
             answer_error("already_subscribed", "already subscribed to '" + req.channel + "'");
@@ -552,7 +631,23 @@ private:
     }
 
     asio::awaitable<void> publish_(protocol::request& req) {
-        if (anonymous_ || !may_publish(claims_, req.channel)) {
+        if (srv_.proxy.enabled(proxy_kind::publish)) {
+            // The application allows, refuses, or replaces what is published.
+            const auto answer = [&](std::string_view code, std::string_view message) {
+                reply(protocol::error(req.id, code, message));
+            };
+            auto r = co_await ask_proxy(proxy_kind::publish, req.channel, req.data, answer);
+            if (!r || closing_) co_return;
+            if (const boost::json::value* d = r->result.if_contains("data")) {
+                auto replaced = protocol::one_line_json(boost::json::serialize(*d));
+                if (!replaced) {
+                    reply(protocol::error(req.id, "unavailable",
+                                          "publish proxy: its \"data\" is not JSON"));
+                    co_return;
+                }
+                req.data = std::move(*replaced);
+            }
+        } else if (anonymous_ || !may_publish(claims_, req.channel)) {
             reply(protocol::error(req.id, "forbidden", "not allowed to publish to '" + req.channel + "'"));
             co_return;
         }
@@ -596,6 +691,7 @@ private:
     std::optional<websocket::close_reason> closing_;
     std::deque<line_ptr> queue_;
     std::unordered_map<std::string, subscription_state> subs_;
+    header_list forwarded_;
     double tokens_;
     std::chrono::steady_clock::time_point refilled_;
 };
@@ -615,7 +711,9 @@ asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, worker&
     ws.text(true);
     auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
     if (ec) co_return;
-    session<WsStream> s(ws, w, state);
+    header_list forwarded;
+    if (state.proxy.enabled(proxy_kind::connect)) forwarded = forwarded_headers(req, opts.proxy);
+    session<WsStream> s(ws, w, state, std::move(forwarded));
     co_await s.run();
 }
 
@@ -636,7 +734,7 @@ asio::awaitable<void> stream_and_run(Stream& next, stream_request req, worker& w
             watched.cancel();
         });
         {
-            session<event_stream<Stream>> s(stream, w, state);
+            session<event_stream<Stream>> s(stream, w, state, std::move(req.forwarded));
             co_await s.run();
         }
         beast::error_code ignored;

@@ -2,6 +2,8 @@
 // apps fill it from flags or files and tests from literals.
 #pragma once
 
+#include <akv/gateway/proxy.hpp>
+
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -98,6 +100,9 @@ struct options {
     std::size_t max_publish = 1024 * 1024; // bytes of a publish body or a published message
     std::string static_dir;                // files served over the built-in ones; empty: none
     std::chrono::milliseconds shutdown_grace{5000};
+
+    // The application's HTTP endpoints that decide connects, subscribes, publishes and RPCs.
+    proxy_options proxy;
 
     // TLS on the one port when both are set (PEM files).
     std::string tls_cert_file;
