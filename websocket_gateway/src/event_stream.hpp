@@ -10,6 +10,7 @@
 #include "protocol.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -64,9 +65,27 @@ public:
     }
 
     // The next request from the inbox; an error once the peer went away or the stream closed.
-    template <class Token>
+    // The session's stream operations, as Beast's WebSocket stream offers them: a handler per
+    // call, completed on the session's executor.
+    template <class Handler> void async_read(boost::beast::flat_buffer& buffer, Handler&& h) {
+        complete(read_one(buffer), std::forward<Handler>(h));
+    }
+    // Requests come whole: `limit` does not apply, and every message is done.
+    template <class Handler>
+    void async_read_some(boost::beast::flat_buffer& buffer, std::size_t, Handler&& h) {
+        complete(read_one(buffer), std::forward<Handler>(h));
+    }
+    bool is_message_done() const noexcept { return true; }
+    template <class Handler> void async_write(asio::const_buffer text, Handler&& h) {
+        complete(write_one(text), std::forward<Handler>(h));
+    }
+    template <class Handler>
+    void async_close(const boost::beast::websocket::close_reason& why, Handler&& h) {
+        complete(close_one(why), std::forward<Handler>(h));
+    }
+
     asio::awaitable<std::tuple<boost::system::error_code, std::size_t>>
-    async_read(boost::beast::flat_buffer& buffer, Token) {
+    read_one(boost::beast::flat_buffer& buffer) {
         for (;;) {
             if (ended_) co_return std::tuple{asio::error::eof, std::size_t(0)};
             if (auto r = inbox_->pop()) {
@@ -91,9 +110,8 @@ public:
         }
     }
 
-    template <class Token>
     asio::awaitable<std::tuple<boost::system::error_code, std::size_t>>
-    async_write(asio::const_buffer text, Token) {
+    write_one(asio::const_buffer text) {
         co_await wait_for_writes();
         if (ended_) co_return std::tuple{asio::error::eof, std::size_t(0)};
         writing_ = true;
@@ -111,12 +129,11 @@ public:
     }
 
     // The close as a last message ({"op":"close","code":...,"reason":...}), then the end.
-    template <class Token>
     asio::awaitable<std::tuple<boost::system::error_code>>
-    async_close(const boost::beast::websocket::close_reason& why, Token) {
+    close_one(const boost::beast::websocket::close_reason& why) {
         const std::string last = "{\"op\":\"close\",\"code\":" + std::to_string(why.code) +
                                  ",\"reason\":" + protocol::quoted(why.reason.c_str()) + "}";
-        auto [ec, n] = co_await async_write(asio::buffer(last), 0);
+        auto [ec, n] = co_await write_one(asio::buffer(last));
         if (!ec && kind_ == stream_kind::http_stream) {
             co_await wait_for_writes();
             static constexpr std::string_view last_chunk = "0\r\n\r\n";
@@ -145,6 +162,15 @@ public:
     }
 
 private:
+    // Runs `op` and hands its result to `h` (an exception, which these do not throw, as eof).
+    template <class Result, class Handler> void complete(asio::awaitable<Result> op, Handler&& h) {
+        asio::co_spawn(inbox_->signal().get_executor(), std::move(op),
+                       [h = std::forward<Handler>(h)](std::exception_ptr e, Result r) mutable {
+                           if (e) std::get<0>(r) = asio::error::eof;
+                           std::apply(h, std::move(r));
+                       });
+    }
+
     // One message of the HTTP stream: a chunk holding the line and its newline.
     static std::string frame(std::string_view line) {
         char size[20];

@@ -363,29 +363,54 @@ struct server::impl {
         bool on_ = true;
     };
 
+    // What a plain-TCP connection becomes after an HTTP request that starts a session: the
+    // session runs once the HTTP machinery (the stream, the parser, its buffer, those coroutine
+    // frames) is gone, which keeps an idle session small.
+    struct handoff {
+        tcp::socket socket;
+        std::unique_ptr<detail::upgrade_request> upgrade; // a WebSocket, else ...
+        detail::stream_request stream;                    // ... SSE or HTTP streaming
+    };
+
     asio::awaitable<void> connection(tcp::socket sock, detail::worker& w) {
-        auto& sockets = http_sockets[w.index()];
         try {
             if (tls) {
-                beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *tls);
-                http_registration registration(sockets, beast::get_lowest_layer(stream).socket());
-                beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
-                auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
-                detail::tls_layer layer(stream);
-                if (!ec) co_await serve(layer, registration, w);
-            } else {
-                beast::tcp_stream stream(std::move(sock));
-                http_registration registration(sockets, stream.socket());
-                co_await serve(stream, registration, w);
+                co_await connection_tls(std::move(sock), w);
+                co_return;
             }
+            std::optional<handoff> next = co_await connection_tcp(std::move(sock), w);
+            if (!next) co_return;
+            if (next->upgrade)
+                co_await detail::run_websocket(next->socket, std::move(next->upgrade), w, state);
+            else
+                co_await detail::run_event_stream(next->socket, std::move(next->stream), w, state);
         } catch (...) {
             // A connection's failure is its own.
         }
     }
 
+    asio::awaitable<std::optional<handoff>> connection_tcp(tcp::socket sock, detail::worker& w) {
+        beast::tcp_stream stream(std::move(sock));
+        http_registration registration(http_sockets[w.index()], stream.socket());
+        co_return co_await serve(stream, registration, w);
+    }
+
+    asio::awaitable<void> connection_tls(tcp::socket sock, detail::worker& w) {
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), *tls);
+        http_registration registration(http_sockets[w.index()],
+                                       beast::get_lowest_layer(stream).socket());
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+        auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, tuple_awaitable);
+        detail::tls_layer layer(stream);
+        if (!ec) co_await serve(layer, registration, w);
+    }
+
+    // Plain HTTP requests until one starts a session: over TCP, that one is handed back to
+    // connection(); over TLS (whose stream cannot be handed on), it runs here.
     template <class Stream>
-    asio::awaitable<void> serve(Stream& stream, http_registration& registration,
-                                detail::worker& w) {
+    asio::awaitable<std::optional<handoff>> serve(Stream& stream, http_registration& registration,
+                                                  detail::worker& w) {
+        constexpr bool tcp_stream = std::is_same_v<Stream, beast::tcp_stream>;
         beast::flat_buffer buffer;
         for (;;) {
             http::request_parser<http::string_body> parser;
@@ -414,15 +439,15 @@ struct server::impl {
                 }
                 beast::get_lowest_layer(stream).expires_never();
                 registration.drop(); // from now on shutdown goes through the session
-                if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+                auto upgrade = std::make_unique<detail::upgrade_request>(parser.release());
+                if constexpr (tcp_stream) {
                     // The bare socket: Beast's own timeouts cover the session, and tcp_stream's
                     // timer bookkeeping on every write is measurable at fan-out rates.
-                    tcp::socket socket = stream.release_socket();
-                    co_await detail::run_websocket(socket, req, w, state);
+                    co_return handoff{stream.release_socket(), std::move(upgrade), {}};
                 } else {
-                    co_await detail::run_websocket(stream, req, w, state);
+                    co_await detail::run_websocket(stream, std::move(upgrade), w, state);
+                    co_return std::nullopt;
                 }
-                co_return;
             }
             auto streamed = stream_request_of(req);
             if (auto* refusal = std::get_if<response_t>(&streamed)) {
@@ -436,13 +461,12 @@ struct server::impl {
             if (auto* start = std::get_if<detail::stream_request>(&streamed)) {
                 beast::get_lowest_layer(stream).expires_never();
                 registration.drop(); // from now on shutdown goes through the session
-                if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
-                    tcp::socket socket = stream.release_socket();
-                    co_await detail::run_event_stream(socket, std::move(*start), w, state);
+                if constexpr (tcp_stream) {
+                    co_return handoff{stream.release_socket(), nullptr, std::move(*start)};
                 } else {
                     co_await detail::run_event_stream(stream, std::move(*start), w, state);
+                    co_return std::nullopt;
                 }
-                co_return;
             }
             response_t res = co_await route(req, w);
             res.keep_alive(req.keep_alive() && !stopping);
@@ -452,6 +476,7 @@ struct server::impl {
         }
         beast::error_code ignored;
         beast::get_lowest_layer(stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+        co_return std::nullopt;
     }
 
     std::optional<response_t> check_upgrade(const http::request<http::string_body>& req) {
@@ -872,7 +897,10 @@ struct server::impl {
                 for (tcp::socket* s : http_sockets[w.index()]) s->close(e);
                 for (auto* s : std::vector(w.sessions)) s->shut_down();
             });
-        const auto none_left = [this] { return connections.load() == 0; };
+        // Sessions outlive their connection's coroutine (session.hpp): both must be gone.
+        const auto none_left = [this] {
+            return connections.load() == 0 && state.live_sessions.load() == 0;
+        };
         // Named first: g++ 12 miscompiles `if (!co_await ...)`.
         const bool drained = co_await wait_until(none_left, deadline);
         if (!drained) {

@@ -110,6 +110,7 @@ struct server_state {
     detail::hub hub;
     presence::registry presence; // on the hub's executor
     std::atomic<std::size_t> open_sessions{0}; // over every worker, for max_sessions
+    std::atomic<std::size_t> live_sessions{0}; // session objects not yet destroyed (shutdown waits)
     inbox_registry streams;                    // the SSE and HTTP-streaming sessions, by key
     backend_proxy proxy;                       // the application's connect/subscribe/... proxies
     std::string id_prefix;                     // this process's, in front of its client ids

@@ -20,6 +20,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
@@ -40,67 +41,98 @@ template <class Next> const char* transport_name(const event_stream<Next>& s) {
     return s.kind() == stream_kind::sse ? "sse" : "http_stream";
 }
 
-template <class WsStream> class session final : public listener, public session_handle {
+// A session's queue of lines to send: a ring that gives its memory back once drained past a
+// few entries (most sessions are idle most of the time; a std::deque keeps 576 bytes even
+// empty).
+class send_queue {
+public:
+    bool empty() const noexcept { return head_ == items_.size(); }
+    std::size_t size() const noexcept { return items_.size() - head_; }
+    line_ptr& front() noexcept { return items_[head_]; }
+    void push_back(line_ptr line) { items_.push_back(std::move(line)); }
+    void pop_front() noexcept {
+        items_[head_++].reset();
+        if (head_ == items_.size())
+            clear_keeping_small();
+        else if (head_ >= 64 && head_ * 2 >= items_.size()) {
+            // Dropping the oldest of a full queue: the dead half goes, amortized O(1).
+            items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+            head_ = 0;
+        }
+    }
+    void clear() noexcept {
+        std::vector<line_ptr>().swap(items_);
+        head_ = 0;
+    }
+
+private:
+    void clear_keeping_small() noexcept {
+        if (items_.capacity() > 8)
+            std::vector<line_ptr>().swap(items_);
+        else
+            items_.clear();
+        head_ = 0;
+    }
+    std::vector<line_ptr> items_;
+    std::size_t head_ = 0;
+};
+
+// A session keeps itself alive: each pending operation (a read, a write, the watchdog's
+// timer, a request being handled) holds it, and an idle one holds no coroutine frame, only its
+// stream, one read and one timer wait (README "Memory"). `WsStream` is a Beast WebSocket
+// stream it owns, or a reference to an event_stream its caller keeps.
+template <class WsStream>
+class session final : public listener,
+                      public session_handle,
+                      public std::enable_shared_from_this<session<WsStream>> {
 public:
     // `forwarded`: the client's request headers for the connect proxy.
-    session(WsStream& ws, worker& w, server_state& srv, header_list forwarded = {})
-        : ws_(ws)
+    template <class StreamArg>
+    session(StreamArg&& stream, worker& w, server_state& srv, header_list forwarded = {})
+        : ws_(std::forward<StreamArg>(stream))
         , w_(w)
         , srv_(srv)
         , opts_(srv.opts)
-        , wake_(w.get_executor())
         , deadline_(w.get_executor())
-        , finished_(w.get_executor())
         , id_(srv.id_prefix + std::to_string(w.index()) + "." +
               std::to_string(w.counters.sessions_total.load(std::memory_order_relaxed) + 1))
         , forwarded_(std::move(forwarded))
         , tokens_(srv.opts.max_burst)
         , refilled_(std::chrono::steady_clock::now()) {
-        wake_.expires_at(asio::steady_timer::time_point::max());
-        finished_.expires_at(asio::steady_timer::time_point::max());
+        srv_.live_sessions.fetch_add(1, std::memory_order_relaxed);
         deadline_.expires_after(opts_.connect_timeout);
     }
 
-    // Runs until the session is over; the caller keeps `ws` alive until then.
-    asio::awaitable<void> run() {
+    ~session() {
+        srv_.live_sessions.fetch_sub(1, std::memory_order_relaxed);
+        w_.changed();
+        if (auto t = gone_.lock()) t->cancel();
+    }
+
+    WsStream& stream() noexcept { return ws_; }
+
+    // Cancelled when the session is gone: a caller that keeps its stream alive waits on it.
+    void notify_when_gone(std::weak_ptr<asio::steady_timer> t) { gone_ = std::move(t); }
+
+    // Accepts the WebSocket upgrade `req` (freed once accepted), then starts.
+    void accept_and_start(std::unique_ptr<upgrade_request> req) {
+        const upgrade_request& r = *req;
+        ws_.async_accept(r, [self = this->shared_from_this(), req = std::move(req)](
+                                beast::error_code ec) mutable {
+            req.reset(); // its headers are not needed for the session's lifetime
+            if (!ec) self->start();
+        });
+    }
+
+    // Registers the session with its worker and starts its watchdog and reader.
+    void start() {
         w_.sessions.push_back(this);
+        registered_ = true;
         srv_.open_sessions.fetch_add(1, std::memory_order_relaxed);
         worker_counters::add(w_.counters.sessions);
         worker_counters::add(w_.counters.sessions_total);
-        auto ex = w_.get_executor();
-        asio::co_spawn(ex, writer(), [this](std::exception_ptr) {
-            writer_done_ = true;
-            finished_.cancel();
-        });
-        asio::co_spawn(ex, watchdog(), [this](std::exception_ptr) {
-            watchdog_done_ = true;
-            finished_.cancel();
-        });
-        try {
-            co_await reader();
-        } catch (...) {
-            // Ends the session like a read error.
-        }
-        over_ = true;
-        queue_.clear();
-        wake_.cancel();
-        deadline_.cancel();
-        // The close handshake is done (or the socket failed): a write still pending goes nowhere.
-        if (!writer_done_) force_close();
-        while (!writer_done_ || !watchdog_done_) {
-            finished_.expires_at(asio::steady_timer::time_point::max());
-            co_await finished_.async_wait(tuple_awaitable);
-        }
-        for (auto& [name, st] : subs_) {
-            w_.leave(name, this);
-            if (st.present) leave_presence(name);
-        }
-        subs_.clear();
-        std::erase(w_.sessions, static_cast<session_handle*>(this));
-        w_.counters.sessions.store(w_.counters.sessions.load(std::memory_order_relaxed) - 1,
-                                   std::memory_order_relaxed);
-        srv_.open_sessions.fetch_sub(1, std::memory_order_relaxed);
-        w_.changed();
+        watch();
+        read_next();
     }
 
     // session_handle
@@ -176,7 +208,7 @@ private:
             worker_counters::add(w_.counters.dropped);
         }
         queue_.push_back(std::move(line));
-        if (writer_waiting_) wake_.cancel();
+        if (!writing_) write_next();
     }
 
     void reply(std::string text) { enqueue(std::make_shared<const std::string>(std::move(text))); }
@@ -185,70 +217,96 @@ private:
     void close(std::uint16_t code, std::string reason, bool drain) {
         if (closing_ || over_) return;
         reason = protocol::truncate_utf8(reason, 120); // a close frame holds 123 bytes of reason
-        websocket::close_reason why;
-        why.code = code;
-        why.reason = reason;
-        closing_ = why;
+        closing_ = std::make_unique<websocket::close_reason>();
+        closing_->code = code;
+        closing_->reason = reason;
         if (!drain) queue_.clear();
-        wake_.cancel();
+        if (!writing_) write_next();
         // A peer that reads nothing never lets the close frame out: cut it off after a while.
         deadline_.expires_after(drain ? opts_.shutdown_grace : std::chrono::milliseconds(2000));
     }
 
-    asio::awaitable<void> writer() {
-        std::string frame; // reused: its capacity stays
-        while (!over_) {
-            if (queue_.empty()) {
-                if (closing_) {
-                    co_await ws_.async_close(*closing_, tuple_awaitable);
-                    co_return;
-                }
-                writer_waiting_ = true;
-                wake_.expires_at(asio::steady_timer::time_point::max());
-                co_await wake_.async_wait(tuple_awaitable);
-                writer_waiting_ = false;
-                continue;
-            }
-            // One message: its shared line as it is. More: all of them in one frame (up to 256 KiB),
-            // copied into one buffer, which costs less than Beast walking many small ones.
-            std::size_t count = 0;
-            if (queue_.size() == 1) {
-                line_ptr one = std::move(queue_.front());
-                queue_.pop_front();
-                count = 1;
-                auto [ec, n] = co_await ws_.async_write(asio::buffer(*one), tuple_awaitable);
-                if (ec) co_return;
-            } else {
-                frame.clear();
-                while (!queue_.empty() && frame.size() < 256 * 1024) {
-                    if (count++) frame += '\n';
-                    frame += *queue_.front();
-                    queue_.pop_front();
-                }
-                auto [ec, n] = co_await ws_.async_write(asio::buffer(frame), tuple_awaitable);
-                if (ec) co_return;
-            }
-            worker_counters::add(w_.counters.messages_out, count);
-            worker_counters::add(w_.counters.frames_out);
+    // The writer: one write at a time, started when something is queued; several queued lines
+    // go in one frame (up to 256 KiB), copied into one buffer, which costs less than Beast
+    // walking many small ones; a single one goes as it is (its shared line).
+    void write_next() {
+        if (over_) {
+            writing_ = false;
+            return;
         }
+        if (queue_.empty()) {
+            if (closing_ && !close_sent_) {
+                close_sent_ = true;
+                writing_ = true;
+                ws_.async_close(*closing_, [self = this->shared_from_this()](beast::error_code) {
+                    self->writing_ = false;
+                });
+                return;
+            }
+            writing_ = false;
+            if (frame_.capacity() > 16 * 1024) std::string().swap(frame_); // a burst is over
+            return;
+        }
+        writing_ = true;
+        std::size_t count = 0;
+        if (queue_.size() == 1) {
+            one_ = std::move(queue_.front());
+            queue_.pop_front();
+            count = 1;
+            ws_.async_write(asio::buffer(*one_), [self = this->shared_from_this()](
+                                                     beast::error_code ec, std::size_t) {
+                self->written(ec, 1);
+            });
+            return;
+        }
+        frame_.clear();
+        while (!queue_.empty() && frame_.size() < 256 * 1024) {
+            if (count++) frame_ += '\n';
+            frame_ += *queue_.front();
+            queue_.pop_front();
+        }
+        ws_.async_write(asio::buffer(frame_), [self = this->shared_from_this(), count](
+                                                  beast::error_code ec, std::size_t) {
+            self->written(ec, count);
+        });
     }
 
-    asio::awaitable<void> watchdog() {
-        while (!over_) {
-            auto [ec] = co_await deadline_.async_wait(tuple_awaitable);
-            if (over_) break;
-            if (ec) continue; // moved: wait for the new time
-            if (closing_) {
-                force_close();
-                break;
-            }
-            if (!connected_) {
-                worker_counters::add(w_.counters.refused_total);
-                close(websocket::close_code::policy_error, "no connect message in time", false);
-            } else {
-                close(4003, "token expired", false);
-            }
+    void written(beast::error_code ec, std::size_t count) {
+        one_.reset();
+        if (ec) {
+            writing_ = false; // the reader sees the socket fail and ends the session
+            return;
         }
+        worker_counters::add(w_.counters.messages_out, count);
+        worker_counters::add(w_.counters.frames_out);
+        write_next();
+    }
+
+    // The watchdog: the connect timeout, then the token's expiry, then a close's grace. Moving
+    // deadline_ cancels the wait, which waits again for the new time.
+    void watch() {
+        deadline_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+            self->on_deadline(ec);
+        });
+    }
+
+    void on_deadline(beast::error_code ec) {
+        if (over_) return;
+        if (ec) {
+            watch(); // moved: wait for the new time
+            return;
+        }
+        if (closing_) {
+            force_close(); // a peer that reads nothing never lets the close frame out
+            return;
+        }
+        if (!connected_) {
+            worker_counters::add(w_.counters.refused_total);
+            close(websocket::close_code::policy_error, "no connect message in time", false);
+        } else {
+            close(4003, "token expired", false);
+        }
+        watch();
     }
 
     // Tells the hub, on its executor, where this session read the channel's history.
@@ -273,37 +331,84 @@ private:
         return true;
     }
 
-    asio::awaitable<void> reader() {
-        beast::flat_buffer buffer;
-        for (;;) {
-            buffer.clear();
-            auto [ec, n] = co_await ws_.async_read(buffer, tuple_awaitable);
-            if (ec) co_return; // closed, too big (Beast sent 1009), reset, timed out
-            if (closing_) continue; // drain until the peer answers our close frame
-            if (!ws_.got_text()) {
-                close(websocket::close_code::unknown_data, "binary frames are not supported", false);
-                continue;
-            }
-            if (!allow_rate()) {
-                close(websocket::close_code::policy_error,
-                      "rate limit: more than " + std::to_string(static_cast<long>(opts_.max_rate)) +
-                          " messages per second",
-                      false);
-                continue;
-            }
-            const auto data = buffer.cdata();
-            protocol::parsed p = protocol::parse(
-                std::string_view(static_cast<const char*>(data.data()), data.size()));
-            if (!p.fatal.empty()) {
-                close(websocket::close_code::bad_payload, p.fatal, false);
-                continue;
-            }
-            if (!p.invalid.empty()) {
-                reply(protocol::error(p.req.id, "bad_request", p.invalid));
-                continue;
-            }
-            co_await handle(p.req);
+    // The reader: one read at a time, and none while a request is handled (requests are
+    // answered in order). Client messages are rare: no buffer is kept between them, and the
+    // read that waits for the next one asks for a few bytes only (Beast would otherwise hold
+    // 1.5 KiB of buffer per idle session); the rest of a message follows in bigger reads.
+    void read_next() {
+        if (over_) return;
+        buffer_.clear();
+        buffer_.shrink_to_fit();
+        read_more(64);
+    }
+
+    void read_more(std::size_t limit) {
+        ws_.async_read_some(buffer_, limit,
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                                self->on_read(ec);
+                            });
+    }
+
+    void on_read(beast::error_code ec) {
+        if (ec) { // closed, too big (Beast sent 1009), reset, timed out
+            end();
+            return;
         }
+        if (!ws_.is_message_done()) return read_more(0);
+        if (closing_) return read_next(); // drain until the peer answers our close frame
+        if (!ws_.got_text()) {
+            close(websocket::close_code::unknown_data, "binary frames are not supported", false);
+            return read_next();
+        }
+        if (!allow_rate()) {
+            close(websocket::close_code::policy_error,
+                  "rate limit: more than " + std::to_string(static_cast<long>(opts_.max_rate)) +
+                      " messages per second",
+                  false);
+            return read_next();
+        }
+        const auto data = buffer_.cdata();
+        protocol::parsed p = protocol::parse(
+            std::string_view(static_cast<const char*>(data.data()), data.size()));
+        if (!p.fatal.empty()) {
+            close(websocket::close_code::bad_payload, p.fatal, false);
+            return read_next();
+        }
+        if (!p.invalid.empty()) {
+            reply(protocol::error(p.req.id, "bad_request", p.invalid));
+            return read_next();
+        }
+        if (p.req.kind == protocol::op::ping && connected_) { // the common one, at once
+            reply(protocol::pong(p.req.id));
+            return read_next();
+        }
+        asio::co_spawn(w_.get_executor(), handle_owned(std::move(p.req)),
+                       [self = this->shared_from_this()](std::exception_ptr) {
+                           self->read_next();
+                       });
+    }
+
+    asio::awaitable<void> handle_owned(protocol::request req) { co_await handle(req); }
+
+    // The reader saw the end: the close handshake is done, or the socket failed.
+    void end() {
+        if (over_) return;
+        over_ = true;
+        queue_.clear();
+        deadline_.cancel();
+        if (writing_) force_close(); // a write still pending goes nowhere
+        for (auto& [name, st] : subs_) {
+            w_.leave(name, this);
+            if (st.present) leave_presence(name);
+        }
+        subs_.clear();
+        if (registered_) {
+            std::erase(w_.sessions, static_cast<session_handle*>(this));
+            w_.counters.sessions.store(w_.counters.sessions.load(std::memory_order_relaxed) - 1,
+                                       std::memory_order_relaxed);
+            srv_.open_sessions.fetch_sub(1, std::memory_order_relaxed);
+        }
+        w_.changed();
     }
 
     asio::awaitable<void> handle(protocol::request& req) {
@@ -673,34 +778,45 @@ private:
                                       : std::string{}));
     }
 
-    WsStream& ws_;
+    WsStream ws_;
     worker& w_;
     server_state& srv_;
     const options& opts_;
-    asio::steady_timer wake_;     // the writer waits on it for the queue
     asio::steady_timer deadline_; // connect timeout, token expiry, close grace
-    asio::steady_timer finished_; // run() waits on it for the writer and watchdog
     std::string id_;
     token_claims claims_;
     bool anonymous_ = true;
     bool connected_ = false;
     bool over_ = false;
-    bool writer_waiting_ = false;
-    bool writer_done_ = false;
-    bool watchdog_done_ = false;
-    std::optional<websocket::close_reason> closing_;
-    std::deque<line_ptr> queue_;
+    bool registered_ = false; // in w_.sessions (after the upgrade)
+    bool writing_ = false;    // a write (or the close) is pending
+    bool close_sent_ = false;
+    std::unique_ptr<websocket::close_reason> closing_; // set once: a close_reason is 130 bytes
+    line_ptr one_;              // the line being written alone
+    std::string frame_;         // the lines being written together
+    beast::flat_buffer buffer_; // the message being read
+    std::weak_ptr<asio::steady_timer> gone_;
+    send_queue queue_;
     std::unordered_map<std::string, subscription_state> subs_;
     header_list forwarded_;
     double tokens_;
     std::chrono::steady_clock::time_point refilled_;
 };
 
-// Accepts the upgrade and runs the session (run_websocket of upgrade.hpp, for each stream).
-template <class WsStream>
-asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, worker& w,
-                                     server_state& state) {
+// A WebSocket session on `stream_arg` (what websocket::stream<Next> is built from): sets the
+// stream's options, accepts the upgrade and starts the session, which then lives on its own
+// (run_websocket of upgrade.hpp). Returns the session, to wait for it when its stream's lower
+// layers live in the caller.
+template <class Next, class StreamArg>
+std::shared_ptr<session<websocket::stream<Next>>>
+start_websocket(StreamArg&& stream_arg, std::unique_ptr<upgrade_request> req, worker& w,
+                server_state& state) {
     const options& opts = state.opts;
+    header_list forwarded;
+    if (state.proxy.enabled(proxy_kind::connect)) forwarded = forwarded_headers(*req, opts.proxy);
+    auto s = std::make_shared<session<websocket::stream<Next>>>(
+        std::forward<StreamArg>(stream_arg), w, state, std::move(forwarded));
+    auto& ws = s->stream();
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(5);
     t.idle_timeout = opts.idle_timeout;
@@ -709,12 +825,17 @@ asio::awaitable<void> accept_and_run(WsStream& ws, upgrade_request& req, worker&
     ws.read_message_max(opts.max_frame);
     ws.auto_fragment(false);
     ws.text(true);
-    auto [ec] = co_await ws.async_accept(req, tuple_awaitable);
-    if (ec) co_return;
-    header_list forwarded;
-    if (state.proxy.enabled(proxy_kind::connect)) forwarded = forwarded_headers(req, opts.proxy);
-    session<WsStream> s(ws, w, state, std::move(forwarded));
-    co_await s.run();
+    s->accept_and_start(std::move(req));
+    return s;
+}
+
+// Waits until `s` is gone (its caller keeps what its stream refers to).
+template <class Session> asio::awaitable<void> wait_gone(std::shared_ptr<Session> s) {
+    auto gone = std::make_shared<asio::steady_timer>(co_await asio::this_coro::executor);
+    gone->expires_at(asio::steady_timer::time_point::max());
+    s->notify_when_gone(gone);
+    s.reset();
+    co_await gone->async_wait(tuple_awaitable);
 }
 
 // Starts the streaming response and runs the session over it (run_event_stream of upgrade.hpp).
@@ -734,8 +855,10 @@ asio::awaitable<void> stream_and_run(Stream& next, stream_request req, worker& w
             watched.cancel();
         });
         {
-            session<event_stream<Stream>> s(stream, w, state, std::move(req.forwarded));
-            co_await s.run();
+            auto s = std::make_shared<session<event_stream<Stream>&>>(stream, w, state,
+                                                                       std::move(req.forwarded));
+            s->start();
+            co_await wait_gone(std::move(s));
         }
         beast::error_code ignored;
         auto& lowest = beast::get_lowest_layer(stream);

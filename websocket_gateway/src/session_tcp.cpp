@@ -3,10 +3,12 @@
 
 namespace akv::gateway::detail {
 
-asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
+asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, std::unique_ptr<upgrade_request> request,
                                     worker& w, server_state& state) {
-    websocket::stream<asio::ip::tcp::socket> ws(std::move(socket));
-    co_await accept_and_run(ws, request, w, state);
+    // The session owns its stream and lives on its own: nothing of the connection's frames
+    // stays for an idle session.
+    start_websocket<asio::ip::tcp::socket>(std::move(socket), std::move(request), w, state);
+    co_return;
 }
 
 asio::awaitable<void> run_event_stream(asio::ip::tcp::socket& socket, stream_request request, worker& w,

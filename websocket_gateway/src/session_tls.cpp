@@ -3,10 +3,10 @@
 
 namespace akv::gateway::detail {
 
-asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request, worker& w,
+asio::awaitable<void> run_websocket(tls_layer& stream, std::unique_ptr<upgrade_request> request, worker& w,
                                     server_state& state) {
-    websocket::stream<tls_layer&> ws(stream);
-    co_await accept_and_run(ws, request, w, state);
+    // The session's stream refers to the TLS layer, which lives here: wait for it.
+    co_await wait_gone(start_websocket<tls_layer&>(stream, std::move(request), w, state));
 }
 
 asio::awaitable<void> run_event_stream(tls_layer& stream, stream_request request, worker& w,

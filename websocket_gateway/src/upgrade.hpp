@@ -14,19 +14,22 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <memory>
+
 namespace akv::gateway::detail {
 
 inline constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 using upgrade_request = boost::beast::http::request<boost::beast::http::string_body>;
 
-// Accepts the upgrade `request` read from the connection and runs its session until it ends.
-// The caller keeps `request` (and the TLS stream) alive until then; the plain socket is moved
-// into the session.
-asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket, upgrade_request& request,
-                                    worker& w, server_state& state);
-asio::awaitable<void> run_websocket(tls_layer& stream, upgrade_request& request, worker& w,
+// Accepts the upgrade `request` read from the connection (freed once accepted) and runs its
+// session until it ends. The caller keeps the TLS stream alive until then; the plain socket is
+// moved into the session.
+asio::awaitable<void> run_websocket(asio::ip::tcp::socket& socket,
+                                    std::unique_ptr<upgrade_request> request, worker& w,
                                     server_state& state);
+asio::awaitable<void> run_websocket(tls_layer& stream, std::unique_ptr<upgrade_request> request,
+                                    worker& w, server_state& state);
 
 // Runs a streaming session (SSE or HTTP streaming, event_stream.hpp) on the connection whose
 // request was read; the response is the session's stream.
