@@ -476,7 +476,8 @@ TEST(GatewayProcesses, TwoProcessesShareAChannelAndStopGracefully) {
 }
 
 // The presence of a channel is one across processes; a SIGKILLed gateway cannot say goodbye
-// for its sessions, so their entries expire within the presence ttl, and the rest goes on.
+// for its sessions, so their entries expire within the presence ttl (and their leave is
+// announced then), and the rest goes on.
 TEST(GatewayProcesses, PresenceSpansProcessesAndACrashedOnesSessionsExpire) {
     akv::testing::embedded_server redis;
     temp_dir logs{"akv-e2e-presence-"};
@@ -506,11 +507,13 @@ TEST(GatewayProcesses, PresenceSpansProcessesAndACrashedOnesSessionsExpire) {
     EXPECT_NE(join.find("bob"), std::string::npos) << join;
     // Her process lists both.
     int id = 10;
+    std::string pushes; // what came to Alice beside the replies
     const auto who_is_there = [&] {
         alice.send(R"({"op":"presence","channel":"demo.room","id":)" + std::to_string(++id) + "}");
         for (;;) {
             std::string l = alice.line();
             if (l.empty() || l.find("\"id\":" + std::to_string(id)) != std::string::npos) return l;
+            pushes += l + "\n";
         }
     };
     const std::string both = who_is_there();
@@ -527,6 +530,15 @@ TEST(GatewayProcesses, PresenceSpansProcessesAndACrashedOnesSessionsExpire) {
         15s, 250ms))
         << after;
     EXPECT_NE(after.find("alice"), std::string::npos) << after;
+    // And the leave its gateway could not announce is announced when the entry expires.
+    EXPECT_TRUE(poll_until(
+        [&] {
+            who_is_there();
+            return pushes.find("\"op\":\"leave\"") != std::string::npos;
+        },
+        15s, 250ms))
+        << pushes;
+    EXPECT_NE(pushes.find("bob"), std::string::npos) << pushes;
 }
 
 // Past its descriptor limit (prlimit: 64) the gateway refuses new connections at once, with a

@@ -25,9 +25,13 @@ const script& presence_script() {
 // Entries per script call when refreshing a crowded channel: keeps each call short.
 constexpr std::size_t entries_per_call = 500;
 
-asio::awaitable<resp::value> call(client& redis, const std::string& redis_channel,
-                                  const std::vector<std::string>& args) {
+// `announce`: the channel has join/leave, so the leaves of expired entries are published.
+asio::awaitable<resp::value> call(client& redis, const std::string& redis_channel, bool announce,
+                                  const std::vector<std::string>& op_args) {
     const std::vector<std::string> keys{entries_key(redis_channel), expiry_key(redis_channel)};
+    std::vector<std::string> args{announce ? redis_channel : std::string(),
+                                  sharded(redis) ? "SPUBLISH" : "PUBLISH"};
+    args.insert(args.end(), op_args.begin(), op_args.end());
     response<resp::value> resp;
     co_await presence_script().run(redis, keys, args, resp);
     auto& r = std::get<0>(resp);
@@ -89,19 +93,20 @@ std::optional<event> decode_event(std::string_view p) noexcept {
     return event{kind, p.substr(sep + 1)};
 }
 
-asio::awaitable<std::vector<std::string>> list(client& redis, std::string redis_channel) {
+asio::awaitable<std::vector<std::string>> list(client& redis, std::string redis_channel,
+                                               bool announce) {
     // Named: g++ 12 cannot take an initializer list inside a co_await expression.
     const std::vector<std::string> args{"list"};
-    const resp::value v = co_await call(redis, redis_channel, args);
+    const resp::value v = co_await call(redis, redis_channel, announce, args);
     std::vector<std::string> out;
     for (std::size_t i = 1; i < v.elements.size(); i += 2)
         out.push_back(v.elements[i].str);
     co_return out;
 }
 
-asio::awaitable<counts> stats(client& redis, std::string redis_channel) {
+asio::awaitable<counts> stats(client& redis, std::string redis_channel, bool announce) {
     const std::vector<std::string> args{"stats"};
-    const resp::value v = co_await call(redis, redis_channel, args);
+    const resp::value v = co_await call(redis, redis_channel, announce, args);
     if (v.elements.size() != 2) throw_error(error::script_error, "presence: stats reply malformed");
     co_return counts{number(v.elements[0]), number(v.elements[1])};
 }
@@ -126,7 +131,7 @@ asio::awaitable<void> registry::add(std::string channel, std::string client_id, 
     const std::string redis_channel = opts_.channel_prefix + channel;
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.presence_ttl);
     const std::vector<std::string> args{"update", std::to_string(ttl.count()), client_id, entry};
-    co_await call(redis_, redis_channel, args);
+    co_await call(redis_, redis_channel, announce, args);
     if (announce) {
         request req;
         req.push(sharded(redis_) ? "SPUBLISH" : "PUBLISH", redis_channel,
@@ -156,7 +161,7 @@ asio::awaitable<void> registry::remove(std::string channel, std::string client_i
     try {
         request req;
         const std::vector<std::string> args{"remove", client_id};
-        co_await call(redis_, redis_channel, args);
+        co_await call(redis_, redis_channel, announce, args);
         if (announce && !entry.empty()) {
             req.push(sharded(redis_) ? "SPUBLISH" : "PUBLISH", redis_channel,
                      encode_event("leave", entry));
@@ -174,16 +179,18 @@ asio::awaitable<void> registry::refresh() {
     const auto channels = channels_;
     for (const auto& [channel, entries] : channels) {
         const std::string redis_channel = opts_.channel_prefix + channel;
+        const presence_rule* rule = rule_for(opts_.presence, channel);
+        const bool announce = rule && rule->join_leave;
         std::vector<std::string> args{"update", ttl_text};
         for (const auto& [id, entry] : entries) {
             args.push_back(id);
             args.push_back(entry);
             if (args.size() >= 2 + 2 * entries_per_call) {
-                co_await call(redis_, redis_channel, args);
+                co_await call(redis_, redis_channel, announce, args);
                 args.resize(2);
             }
         }
-        if (args.size() > 2) co_await call(redis_, redis_channel, args);
+        if (args.size() > 2) co_await call(redis_, redis_channel, announce, args);
     }
 }
 

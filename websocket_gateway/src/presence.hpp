@@ -42,8 +42,10 @@ struct counts {
 };
 
 // Every call drops the entries that expired first. Throws what Redis threw.
-asio::awaitable<std::vector<std::string>> list(client& redis, std::string redis_channel);
-asio::awaitable<counts> stats(client& redis, std::string redis_channel);
+// `announce`: the channel has join/leave (the leaves of expired entries are published).
+asio::awaitable<std::vector<std::string>> list(client& redis, std::string redis_channel,
+                                               bool announce);
+asio::awaitable<counts> stats(client& redis, std::string redis_channel, bool announce);
 
 // The entries of this process's sessions, added, removed and refreshed on the hub's executor.
 class registry {

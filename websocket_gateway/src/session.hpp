@@ -702,7 +702,8 @@ private:
                                   "not allowed to read the presence of '" + req.channel + "'"));
             co_return;
         }
-        if (!presence::rule_for(opts_.presence, req.channel)) {
+        const presence_rule* rule = presence::rule_for(opts_.presence, req.channel);
+        if (!rule) {
             reply(protocol::error(req.id, "not_available",
                                   "presence is not kept for '" + req.channel + "'"));
             co_return;
@@ -713,7 +714,7 @@ private:
         try {
             if (req.kind == protocol::op::presence) {
                 const std::vector<std::string> entries =
-                    co_await presence::list(srv_.redis, redis_channel);
+                    co_await presence::list(srv_.redis, redis_channel, rule->join_leave);
                 extra += ",\"clients\":[";
                 for (std::size_t i = 0; i < entries.size(); ++i) {
                     if (i) extra += ',';
@@ -721,7 +722,8 @@ private:
                 }
                 extra += ']';
             } else {
-                const presence::counts c = co_await presence::stats(srv_.redis, redis_channel);
+                const presence::counts c =
+                    co_await presence::stats(srv_.redis, redis_channel, rule->join_leave);
                 extra += ",\"clients\":" + std::to_string(c.clients) +
                          ",\"users\":" + std::to_string(c.users);
             }
