@@ -119,14 +119,7 @@ registry::registry(client& redis, const options& opts, asio::steady_timer& chang
 
 asio::awaitable<void> registry::add(std::string channel, std::string client_id, std::string entry,
                                     bool announce) {
-    ++busy_;
-    struct done_t {
-        registry& r;
-        ~done_t() {
-            --r.busy_;
-            r.changed_.cancel();
-        }
-    } done{*this};
+    const busy_while busy(*this);
     channels_[channel][client_id] = entry;
     const std::string redis_channel = opts_.channel_prefix + channel;
     const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.presence_ttl);
@@ -141,14 +134,7 @@ asio::awaitable<void> registry::add(std::string channel, std::string client_id, 
 }
 
 asio::awaitable<void> registry::remove(std::string channel, std::string client_id, bool announce) {
-    ++busy_;
-    struct done_t {
-        registry& r;
-        ~done_t() {
-            --r.busy_;
-            r.changed_.cancel();
-        }
-    } done{*this};
+    const busy_while busy(*this);
     std::string entry;
     if (auto it = channels_.find(channel); it != channels_.end()) {
         if (auto e = it->second.find(client_id); e != it->second.end()) {

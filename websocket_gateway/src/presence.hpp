@@ -67,6 +67,22 @@ public:
     bool idle() const noexcept { return busy_ == 0; }
 
 private:
+    // Counts a call out to Redis for idle(); the server, waiting for it on shutdown, is told
+    // when it ends.
+    struct busy_while {
+        explicit busy_while(registry& r)
+            : r_(r) {
+            ++r_.busy_;
+        }
+        ~busy_while() {
+            --r_.busy_;
+            r_.changed_.cancel();
+        }
+        busy_while(const busy_while&) = delete;
+        busy_while& operator=(const busy_while&) = delete;
+        registry& r_;
+    };
+
     asio::awaitable<void> refresh();
 
     client& redis_;
