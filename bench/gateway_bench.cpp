@@ -2,9 +2,9 @@
 // (bench/peers/gateway, the peer harness of issue "WebSocket gateway"), the same scenarios with
 // the same measurement in one run, and the ratios.
 //
-//   akv_bench_gateway [--quick] [--rounds R] [--only REGEX] [--no-peer]
+//   akv_bench_gateway [--quick] [--rounds R] [--only REGEX] [--no-peer] [--threads N]
 //                     [--peer PATH/TO/bench_socketio.sh]
-//   akv_bench_gateway --serve --redis-port P [--redis-host H] [--send-queue N]
+//   akv_bench_gateway --serve --redis-port P [--redis-host H] [--send-queue N] [--threads N]
 //
 // Scenario by scenario, the peer runs first (its script starts its own redis-server, a socket.io
 // server process, a client process and its orchestrator/publisher, bench.js, for that scenario
@@ -14,7 +14,8 @@
 // private embedded_server. Its server under test is this very binary in --serve mode, one fresh
 // child process per (scenario, mode): only the gateway and its akv::client on one io_context,
 // options port 0, anonymous "*", send_queue 100000 (sat mode measures throughput, not drops), no
-// client rate limit; its RSS and CPU are read by pid, as the peer's server.js. The clients
+// client rate limit, sessions over THREADS event loops (options::threads); its RSS and CPU (all
+// its threads) are read by pid, as the peer's server.js. The clients
 // (bench/gateway/akv_clients.js) are `ws` WebSockets in a separate node process, as the peer's
 // socket.io-client process.
 //
@@ -31,6 +32,8 @@
 //   BENCH_DIR: the peer's npm install (socket.io, ioredis, ws), also used by our side; default
 //   <tmp>/akv_bench_gateway_npm, kept between runs so nothing is downloaded twice.
 //   PEER_TIMEOUT_S [1200]: one run of the peer's script, npm install included.
+//   THREADS [the machine's cores, as akv-gateway --threads] (= --threads): our gateway's
+//   options::threads; socket.io stays one Node process. Each line says "threads":N.
 // When the peer gives no result (npm install failed, no network, ...), a line
 // {"bench":"gateway","peer_error":true,"error":...,"log_tail":...} says why and our figures are
 // printed all the same, with null for the peer's.
@@ -114,6 +117,11 @@ std::optional<std::string> env(const char* name) {
     return std::string(v);
 }
 
+// The gateway's default (akv-gateway --threads): one event loop per core.
+std::size_t default_threads() {
+    return std::max<std::size_t>(1, std::thread::hardware_concurrency());
+}
+
 // Children inherit it: 1000 clients need 1000 sockets in the client process and in the server.
 void raise_nofile_limit() {
     rlimit r{};
@@ -131,6 +139,7 @@ int serve(int argc, char** argv) {
     std::string host = "127.0.0.1";
     int redis_port = 0;
     std::size_t send_queue = 100000;
+    std::size_t threads = default_threads();
     for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--redis-port" && i + 1 < argc)
@@ -139,14 +148,20 @@ int serve(int argc, char** argv) {
             host = argv[++i];
         else if (arg == "--send-queue" && i + 1 < argc)
             send_queue = std::stoul(argv[++i]);
+        else if (arg == "--threads" && i + 1 < argc)
+            threads = std::stoul(argv[++i]);
         else {
             std::cerr << "usage: akv_bench_gateway --serve --redis-port P [--redis-host H] "
-                         "[--send-queue N]\n";
+                         "[--send-queue N] [--threads N]\n";
             return 2;
         }
     }
     if (redis_port <= 0) {
         std::cerr << "akv_bench_gateway --serve: --redis-port is required\n";
+        return 2;
+    }
+    if (threads == 0 || threads > 256) {
+        std::cerr << "akv_bench_gateway --serve: --threads: expected 1 to 256\n";
         return 2;
     }
     ::prctl(PR_SET_PDEATHSIG, SIGKILL); // the orchestrator gone: so are we
@@ -165,6 +180,7 @@ int serve(int argc, char** argv) {
     o.max_rate = 1e6;
     o.max_burst = 1e6;
     o.shutdown_grace = 2000ms;
+    o.threads = threads;
     akv::gateway::server gw(redis, o);
 
     int status = 0;
@@ -444,7 +460,7 @@ struct scenario {
 };
 
 // Prints the scenario's line; whether its goal was met (nullopt: a side without figures).
-std::optional<bool> report(const scenario& s, int rounds) {
+std::optional<bool> report(const scenario& s, int rounds, std::size_t threads) {
     const auto& a = s.ours;
     const auto& p = s.theirs;
     const json::object* first = !a.empty() ? &a.front() : !p.empty() ? &p.front() : nullptr;
@@ -454,6 +470,7 @@ std::optional<bool> report(const scenario& s, int rounds) {
     line.set("bench", "gateway").text("scenario", s.name);
     line.copy("clients", first, "clients").copy("channels", first, "channels");
     line.copy("mode", first, "mode").copy("fanout_per_msg", first, "fanout_per_msg");
+    line.set("threads", threads);
     if (sat)
         line.copy("backlog_limit_deliveries", first, "backlog_limit_deliveries");
     else
@@ -599,14 +616,17 @@ int main(int argc, char** argv) {
             ::setenv("SCENARIOS", argv[++i], 1);
         } else if (arg == "--no-peer") {
             ::setenv("PEER", "0", 1);
+        } else if (arg == "--threads" && i + 1 < argc) {
+            ::setenv("THREADS", argv[++i], 1);
         } else if (arg == "--peer" && i + 1 < argc) {
             peer_script = argv[++i];
         } else {
             std::cerr << "usage: akv_bench_gateway [--quick] [--rounds R] [--only REGEX] "
-                         "[--no-peer] [--peer bench_socketio.sh]\n"
+                         "[--no-peer] [--threads N] [--peer bench_socketio.sh]\n"
                          "  (knobs also from the env: CLIENTS CHANNELS RATE SECONDS SAT_SECONDS\n"
                          "   BACKLOG DRAIN_S QUIET_S MODES DEADLINE_S CLIENT_PROCS CONNECT_CONC\n"
-                         "   PAYLOAD SCENARIOS QUICK ROUNDS PEER BENCH_DIR PEER_TIMEOUT_S)\n";
+                         "   PAYLOAD SCENARIOS QUICK ROUNDS PEER BENCH_DIR PEER_TIMEOUT_S\n"
+                         "   THREADS)\n";
             return 2;
         }
     }
@@ -614,6 +634,7 @@ int main(int argc, char** argv) {
     ::signal(SIGINT, forward_and_die);
     ::signal(SIGTERM, forward_and_die);
     int rounds = 1;
+    std::size_t threads = default_threads();
     bool with_peer = true;
     double deadline_s = 60, peer_timeout_s = 1200;
     std::vector<std::string> names;
@@ -625,6 +646,11 @@ int main(int argc, char** argv) {
             set_default("QUIET_S", "2");
         }
         if (auto v = env("ROUNDS")) rounds = std::max(1, std::stoi(*v));
+        if (auto v = env("THREADS")) {
+            const long n = std::stol(*v);
+            if (n < 1 || n > 256) throw std::invalid_argument("THREADS: expected 1 to 256");
+            threads = std::size_t(n);
+        }
         with_peer = env("PEER").value_or("1") != "0";
         if (auto v = env("DEADLINE_S")) deadline_s = std::stod(*v);
         if (auto v = env("PEER_TIMEOUT_S")) peer_timeout_s = std::stod(*v);
@@ -668,8 +694,8 @@ int main(int argc, char** argv) {
         std::string summary = "gateway: scenarios";
         for (const std::string& n : names)
             summary += " " + n;
-        std::cerr << summary << "; rounds " << rounds << (with_peer ? "" : "; no peer")
-                  << "; npm dir " << bench_dir.string() << "\n";
+        std::cerr << summary << "; rounds " << rounds << "; our threads " << threads
+                  << (with_peer ? "" : "; no peer") << "; npm dir " << bench_dir.string() << "\n";
 
         // Ours needs the npm modules of the peer's install (ioredis, ws): installed if missing.
         const auto ensure_modules = [&] {
@@ -685,8 +711,9 @@ int main(int argc, char** argv) {
                                          "): " + tail_text(r.err_tail, 5));
         };
         akv::testing::embedded_server redis;
-        const std::string server_cmd = json::serialize(
-            json::array{json::string(self), "--serve", "--send-queue", "100000"});
+        const std::string server_cmd =
+            json::serialize(json::array{json::string(self), "--serve", "--send-queue", "100000",
+                                        "--threads", json::string(std::to_string(threads))});
         const std::string unit_total = number_text(deadline_s + 30); // one (scenario, mode)
 
         // Scenario by scenario, the peer then ours, so both sides of a line run minutes apart at
@@ -747,13 +774,13 @@ int main(int argc, char** argv) {
                     line.print();
                 }
             }
-            const std::optional<bool> ok = report(s, rounds);
+            const std::optional<bool> ok = report(s, rounds, threads);
             (ok ? (*ok ? met : missed) : unjudged).push_back(json::string(s.name));
             if (s.ours.empty()) status = 1;
         }
         json_line line;
         line.set("bench", "gateway").set("summary", true).set("rounds", rounds);
-        line.set("goals_met", met).set("goals_missed", missed);
+        line.set("threads", threads).set("goals_met", met).set("goals_missed", missed);
         if (!unjudged.empty()) line.set("not_judged", unjudged);
         line.print();
     } catch (const std::exception& e) {
