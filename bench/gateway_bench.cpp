@@ -23,10 +23,19 @@
 //   CLIENTS [100,1000,1000]  CHANNELS [1,1,100] (paired: scenario k = CLIENTS[k] clients over
 //   CHANNELS[k] channels)    RATE [200] msgs/s (fixed mode)   SECONDS [10] (fixed)
 //   SAT_SECONDS [5]          BACKLOG [20000] outstanding deliveries (sat)
-//   DRAIN_S [5]  QUIET_S [5] MODES [fixed,sat]   DEADLINE_S [60] per (scenario, mode)
+//   DRAIN_S [5]  QUIET_S [5] MODES [fixed,sat,conn]   DEADLINE_S [60] per (scenario, mode)
 //   CLIENT_PROCS [1]  CONNECT_CONC [50]  PAYLOAD [0]  SCENARIOS [.*] regex on c1000_ch1_sat...
 //   (each side's node run of one (scenario, mode) is stopped after DEADLINE_S + 30..45 s)
-//   QUICK=1 (= --quick): SECONDS 3, SAT_SECONDS 2, DRAIN_S 3, QUIET_S 2 unless set.
+// and the connections scenarios (mode conn, c5000_ch100_conn, c18000_ch100_conn; run last;
+// SCENARIOS=_conn selects only them, MODES=fixed,sat leaves them out):
+//   CONN_CLIENTS [5000,18000] one scenario each   CONN_CHANNELS [100]
+//   CONN_PER_PROC [4000] clients per client process: these machines allow 20,000 descriptors
+//   per process and refuse to raise it, so the clients are spread over several processes and
+//   the server (one descriptor per connection, plus Redis) stays under the limit; each
+//   connection takes one local port (net.ipv4.ip_local_port_range, checked at start)
+//   HOLD_S [35] (past socket.io's 25 s heartbeat and our 30 s ping)   BCAST_WAIT_S [10]
+//   CONN_DEADLINE_S [240] per conn (scenario, side), in place of DEADLINE_S
+//   QUICK=1 (= --quick): SECONDS 3, SAT_SECONDS 2, DRAIN_S 3, QUIET_S 2, HOLD_S 5 unless set.
 //   ROUNDS [1] (= --rounds): each scenario runs R times (peer, ours, peer, ours...) and each
 //   figure is the median of its rounds. PEER=0 (= --no-peer).
 //   BENCH_DIR: the peer's npm install (socket.io, ioredis, ws), also used by our side; default
@@ -44,6 +53,18 @@
 // ratio is ~1 by construction) a lower p99 and no more lost than the peer. "noisy": true when
 // other processes took over 25% of a core during a side's run (foreign_cpu_pct): rerun on an
 // idle machine. A last line sums up which scenarios met their goal.
+//
+// The connections scenario (c<N>_ch<C>_conn): N idle clients, client j subscribed to channel
+// j % C (socket.io: joined to that room), connected CONNECT_CONC at a time per process; the
+// server's RSS before any client and 1 s after the last one subscribed (socket.io's after a
+// GC) give kb_per_conn_marginal (RSS growth / N) and conns_per_gb_marginal (1048576 / KB);
+// then the connections are held HOLD_S (kb_per_conn_held: the growth after the hold) and one
+// message is published to each of the C channels: broadcast_receivers counts the clients that
+// got it within BCAST_WAIT_S, client_disconnects those closed since all were connected. One
+// line per scenario with both sides' figures and ratio = socket.io's KB per connection / ours
+// (higher is better, as in every line); server_fds is the server's descriptors, all connected.
+// The goal is ours alone (issue: at most 6 KB per idle connection): kb_per_conn_marginal <= 6,
+// all N connected, 0 disconnects, all N reached by the broadcast (with ROUNDS, the worst round).
 //
 // Reading the figures on a 2-core machine: server, clients, publisher and Redis share the two
 // cores, and in sat mode the closed loop (BACKLOG outstanding deliveries, progress every 10 ms)
@@ -88,6 +109,7 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -564,7 +586,112 @@ std::optional<bool> report(const scenario& s, int rounds, std::size_t threads) {
     return met;
 }
 
-// The scenario names in the order both orchestrators run them (CLIENTS x CHANNELS x MODES).
+bool is_conn(const std::string& name) {
+    return name.ends_with("_conn");
+}
+
+// Local ports a client may connect from (ip_local_port_range): each of the connections
+// scenario's clients takes one; 0 if unknown.
+long ephemeral_ports() {
+    std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+    long low = 0, high = -1;
+    return in >> low >> high ? high - low + 1 : 0;
+}
+
+// The connections scenario's line: the memory of N idle connections, held HOLD_S, and one
+// broadcast to all of them; whether its goal was met (nullopt: no figures of ours).
+std::optional<bool> report_conn(const scenario& s, int rounds, std::size_t threads) {
+    const auto& a = s.ours;
+    const auto& p = s.theirs;
+    const json::object* first = !a.empty() ? &a.front() : !p.empty() ? &p.front() : nullptr;
+    const auto ours = [&](std::string_view k) { return med(a, k); };
+    const auto theirs = [&](std::string_view k) { return med(p, k); };
+    // The counts the goal is about, from the worst of the rounds, not their median.
+    const auto worst = [&](std::string_view k, bool highest) -> std::optional<double> {
+        std::optional<double> w;
+        for (const json::object& o : a)
+            if (auto x = number_field(&o, k))
+                w = !w ? *x : highest ? std::max(*w, *x) : std::min(*w, *x);
+        return w;
+    };
+    json_line line;
+    line.set("bench", "gateway").text("scenario", s.name);
+    line.set("threads", threads);
+    line.copy("clients", first, "clients").copy("channels", first, "channels");
+    line.copy("mode", first, "mode").copy("client_procs", first, "client_procs");
+    line.copy("clients_per_proc", first, "clients_per_proc").copy("hold_s", first, "hold_s");
+    line.number("ephemeral_ports", double(ephemeral_ports()), 0);
+
+    const auto pair = [&](const char* f, int decimals) {
+        line.number(std::string("akv_") + f, ours(f), decimals);
+        line.number(std::string("socketio_") + f, theirs(f), decimals);
+    };
+    pair("kb_per_conn_marginal", 2);
+    // socket.io's KB per connection over ours: how many times more connections we hold per GB.
+    line.number("ratio", ratio(theirs("kb_per_conn_marginal"), ours("kb_per_conn_marginal")), 2);
+    for (const char* f : {"conns_per_gb_marginal", "conns_per_gb"})
+        pair(f, 0);
+    pair("kb_per_conn_held", 2);
+    for (const char* f : {"server_rss_base_mb", "server_rss_connected_mb", "server_rss_held_mb",
+                          "server_rss_peak_mb", "server_rss_hwm_mb"})
+        pair(f, 1);
+    for (const char* f :
+         {"clients_connected", "connect_errors", "client_disconnects", "clients_connected_after",
+          "broadcast_receivers", "broadcast_missing", "server_conns", "server_fds", "connect_ms",
+          "connects_per_s", "broadcast_ms"})
+        pair(f, 0);
+    for (const char* f : {"p50_ms", "p99_ms"})
+        pair(f, 3);
+    for (const char* f :
+         {"server_cpu_pct_hold", "clients_cpu_pct_hold", "server_cpu_pct", "foreign_cpu_pct"})
+        pair(f, 1);
+
+    // The goal (issue: at most 6 KB per idle connection; every client held, none disconnected,
+    // every one reached by the broadcast), ours alone: the peer's figures are for comparison.
+    std::optional<bool> met;
+    line.text("goal", "akv_kb_per_conn_marginal<=6 && akv_clients_connected==clients && "
+                      "akv_client_disconnects==0 && akv_broadcast_receivers==clients");
+    const auto clients = number_field(first, "clients");
+    if (!a.empty() && clients) {
+        const auto kb = worst("kb_per_conn_marginal", true);
+        const auto connected = worst("clients_connected", false);
+        const auto disconnects = worst("client_disconnects", true);
+        const auto receivers = worst("broadcast_receivers", false);
+        met = kb && *kb <= 6 && connected && *connected == *clients && disconnects &&
+              *disconnects == 0 && receivers && *receivers == *clients;
+        line.set("goal_met", *met);
+    } else {
+        line.set("goal_met", nullptr);
+    }
+
+    for (const char* f : {"server_messages_out", "server_dropped", "server_slow_disconnects"})
+        line.number(std::string("akv_") + f, ours(f), 0);
+    if (!a.empty()) line.copy("akv_client_close_codes", &a.back(), "client_close_codes");
+    if (!s.our_errors.empty()) line.text("akv_error", s.our_errors.back());
+    if (!s.their_errors.empty()) line.text("socketio_error", s.their_errors.back());
+    if (!p.empty()) line.copy("socketio_versions", &p.back(), "versions");
+    if (first)
+        line.copy("redis", first, "redis")
+            .copy("node", first, "node")
+            .copy("cores", first, "cores");
+    const double foreign =
+        std::max(ours("foreign_cpu_pct").value_or(0), theirs("foreign_cpu_pct").value_or(0));
+    if (foreign > 25) {
+        line.set("noisy", true);
+        std::cerr
+            << "gateway: " << s.name << ": other processes used " << foreign
+            << "% of a core (median of the rounds) during a side's hold: its figures are noisy\n";
+    }
+    if (rounds > 1) {
+        line.set("akv_runs", runs(a, "kb_per_conn_marginal"));
+        line.set("socketio_runs", runs(p, "kb_per_conn_marginal"));
+    }
+    line.print();
+    return met;
+}
+
+// The scenario names in the order both orchestrators run them (CLIENTS x CHANNELS x MODES,
+// then, if MODES has conn, CONN_CLIENTS over CONN_CHANNELS).
 std::vector<std::string> scenario_names() {
     const auto list = [](const char* name, const char* def) {
         std::vector<std::string> out;
@@ -575,16 +702,25 @@ std::vector<std::string> scenario_names() {
     };
     const auto clients = list("CLIENTS", "100,1000,1000");
     const auto channels = list("CHANNELS", "1,1,100");
-    const auto modes = list("MODES", "fixed,sat");
+    const auto modes = list("MODES", "fixed,sat,conn");
     const std::regex filter(env("SCENARIOS").value_or(".*"));
     std::vector<std::string> out;
     for (std::size_t k = 0; k < std::min(clients.size(), channels.size()); ++k)
         for (const std::string& m : modes) {
+            if (m == "conn") continue;
             const std::string name =
                 "c" + std::to_string(std::stol(clients[k])) + "_ch" +
                 std::to_string(std::stol(channels[k])) + "_" + m;
             if (std::regex_search(name, filter)) out.push_back(name);
         }
+    if (std::ranges::find(modes, "conn") != modes.end()) {
+        const long conn_channels = std::max(1L, std::stol(env("CONN_CHANNELS").value_or("100")));
+        for (const std::string& n : list("CONN_CLIENTS", "5000,18000")) {
+            const std::string name = "c" + std::to_string(std::stol(n)) + "_ch" +
+                                     std::to_string(conn_channels) + "_conn";
+            if (std::regex_search(name, filter)) out.push_back(name);
+        }
+    }
     return out;
 }
 
@@ -626,7 +762,8 @@ int main(int argc, char** argv) {
                          "  (knobs also from the env: CLIENTS CHANNELS RATE SECONDS SAT_SECONDS\n"
                          "   BACKLOG DRAIN_S QUIET_S MODES DEADLINE_S CLIENT_PROCS CONNECT_CONC\n"
                          "   PAYLOAD SCENARIOS QUICK ROUNDS PEER BENCH_DIR PEER_TIMEOUT_S\n"
-                         "   THREADS)\n";
+                         "   THREADS CONN_CLIENTS CONN_CHANNELS CONN_PER_PROC HOLD_S\n"
+                         "   BCAST_WAIT_S CONN_DEADLINE_S)\n";
             return 2;
         }
     }
@@ -636,7 +773,7 @@ int main(int argc, char** argv) {
     int rounds = 1;
     std::size_t threads = default_threads();
     bool with_peer = true;
-    double deadline_s = 60, peer_timeout_s = 1200;
+    double deadline_s = 60, conn_deadline_s = 240, peer_timeout_s = 1200;
     std::vector<std::string> names;
     try {
         if (env("QUICK").value_or("0") == "1") {
@@ -644,6 +781,7 @@ int main(int argc, char** argv) {
             set_default("SAT_SECONDS", "2");
             set_default("DRAIN_S", "3");
             set_default("QUIET_S", "2");
+            set_default("HOLD_S", "5");
         }
         if (auto v = env("ROUNDS")) rounds = std::max(1, std::stoi(*v));
         if (auto v = env("THREADS")) {
@@ -653,6 +791,7 @@ int main(int argc, char** argv) {
         }
         with_peer = env("PEER").value_or("1") != "0";
         if (auto v = env("DEADLINE_S")) deadline_s = std::stod(*v);
+        if (auto v = env("CONN_DEADLINE_S")) conn_deadline_s = std::stod(*v);
         if (auto v = env("PEER_TIMEOUT_S")) peer_timeout_s = std::stod(*v);
         names = scenario_names();
     } catch (const std::exception& e) {
@@ -714,7 +853,15 @@ int main(int argc, char** argv) {
         const std::string server_cmd =
             json::serialize(json::array{json::string(self), "--serve", "--send-queue", "100000",
                                         "--threads", json::string(std::to_string(threads))});
-        const std::string unit_total = number_text(deadline_s + 30); // one (scenario, mode)
+        // Each connection takes a local port of its own (all go to one server port).
+        for (const std::string& n : names)
+            if (is_conn(n)) {
+                const long clients = std::stol(n.substr(1, n.find('_') - 1));
+                if (const long ports = ephemeral_ports(); ports > 0 && clients + 1000 > ports)
+                    std::cerr << "gateway: " << n << ": only " << ports
+                              << " local ports (net.ipv4.ip_local_port_range) for " << clients
+                              << " connections: connects will fail\n";
+            }
 
         // Scenario by scenario, the peer then ours, so both sides of a line run minutes apart at
         // most (the machine may be shared) and never at once; each line is printed when done.
@@ -722,6 +869,9 @@ int main(int argc, char** argv) {
         bool peer_broken = false; // it printed nothing at all once: not tried again
         for (scenario& s : scenarios) {
             const std::string only = "^" + s.name + "$";
+            // One (scenario, mode)'s node run: its deadline, then a margin to stop it.
+            const double unit_deadline = is_conn(s.name) ? conn_deadline_s : deadline_s;
+            const std::string unit_total = number_text(unit_deadline + 30);
             for (int round = 0; round < rounds; ++round) {
                 if (with_peer && !peer_broken) {
                     std::cerr << "gateway: " << s.name << ": round " << round + 1 << ": peer\n";
@@ -729,6 +879,7 @@ int main(int argc, char** argv) {
                     child_result r = run_child({peer_script, std::to_string(free_port())},
                                                {{"BENCH_DIR", bench_dir.string()},
                                                 {"SCENARIOS", only},
+                                                {"CONN_DEADLINE_S", number_text(conn_deadline_s)},
                                                 {"TOTAL_S", unit_total}},
                                                "", peer_timeout_s);
                     std::cerr << "gateway: peer took " << seconds_between(start, clock_type::now())
@@ -757,8 +908,9 @@ int main(int argc, char** argv) {
                                            {{"REDIS_PORT", std::to_string(redis.port())},
                                             {"SERVER_CMD", server_cmd},
                                             {"SCENARIOS", only},
+                                            {"CONN_DEADLINE_S", number_text(conn_deadline_s)},
                                             {"NODE_PATH", (bench_dir / "node_modules").string()}},
-                                           "", deadline_s + 45);
+                                           "", unit_deadline + 45);
                 std::cerr << "gateway: ours took " << seconds_between(start, clock_type::now())
                           << " s (exit " << r.status << ")\n";
                 const std::size_t before = s.ours.size() + s.our_errors.size();
@@ -774,7 +926,8 @@ int main(int argc, char** argv) {
                     line.print();
                 }
             }
-            const std::optional<bool> ok = report(s, rounds, threads);
+            const std::optional<bool> ok =
+                is_conn(s.name) ? report_conn(s, rounds, threads) : report(s, rounds, threads);
             (ok ? (*ok ? met : missed) : unjudged).push_back(json::string(s.name));
             if (s.ours.empty()) status = 1;
         }

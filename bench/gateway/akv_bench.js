@@ -30,6 +30,12 @@
 //          one message always allowed), so sat latency ~ BACKLOG / throughput by construction
 // then wait up to DRAIN_S for stragglers; lost = expected - received within that window;
 // late_after_drain = of those, how many still arrived within a further QUIET_S.
+//   conn : (mode `conn`, scenarios c<N>_ch<CONN_CHANNELS>_conn for each N of CONN_CLIENTS)
+//          N idle clients (client j subscribed to ch<j % channels>), at most CONN_PER_PROC per
+//          client process; the server's RSS before and once all are connected (marginal KB per
+//          connection, connections per GB), held HOLD_S, then ONE message to every channel:
+//          how many clients got it (broadcast_receivers, within BCAST_WAIT_S) and how many
+//          disconnected since they were all connected (client_disconnects).
 // Per line: as the peer's (see its header).
 //
 // Env knobs (defaults in brackets), the peer's:
@@ -40,6 +46,9 @@
 //     children are SIGKILLed and the line is {error, truncated: true}
 //   CLIENT_PROCS [1]         CONNECT_CONC [50]         CONNECT_TIMEOUT_S [30]
 //   PAYLOAD [0] extra bytes of padding per message    SCENARIOS [.*] regex on names
+//   MODES also takes `conn` (default fixed,sat,conn):  CONN_CLIENTS [5000,18000]
+//   CONN_CHANNELS [100]  CONN_PER_PROC [4000] clients per client process (each under the
+//   descriptor limit)    HOLD_S [35]   BCAST_WAIT_S [10]   CONN_DEADLINE_S [240] per unit
 // and ours: SERVER_CMD (required): the gateway server's command line as a JSON array.
 // Modules (ioredis, ws) come from the peer's npm install (NODE_PATH=<BENCH_DIR>/node_modules).
 const { fork, execSync } = require('child_process');
@@ -62,7 +71,13 @@ const SECONDS = +(process.env.SECONDS || 10);
 const SAT_SECONDS = +(process.env.SAT_SECONDS || 5);
 const BACKLOG = +(process.env.BACKLOG || 20000);
 const DRAIN_S = +(process.env.DRAIN_S || 5);
-const MODES = (process.env.MODES || 'fixed,sat').split(',').filter(Boolean);
+const MODES = (process.env.MODES || 'fixed,sat,conn').split(',').filter(Boolean);
+const CONN_CLIENTS = list(process.env.CONN_CLIENTS, '5000,18000');
+const CONN_CHANNELS = Math.max(1, +(process.env.CONN_CHANNELS || 100));
+const CONN_PER_PROC = Math.max(1, +(process.env.CONN_PER_PROC || 4000));
+const HOLD_S = +(process.env.HOLD_S || 35);
+const BCAST_WAIT_S = +(process.env.BCAST_WAIT_S || 10);
+const CONN_DEADLINE_S = +(process.env.CONN_DEADLINE_S || 240);
 const DEADLINE_S = +(process.env.DEADLINE_S || 60);
 const CLIENT_PROCS = Math.max(1, +(process.env.CLIENT_PROCS || 1));
 const PAYLOAD = +(process.env.PAYLOAD || 0);
@@ -119,6 +134,9 @@ async function redisCpu() {
   return g(/used_cpu_user:([\d.]+)/) + g(/used_cpu_sys:([\d.]+)/);
 }
 const mb = b => +(b / MB).toFixed(1);
+function procFds(pid) {   // open descriptors (the gateway must stay under RLIMIT_NOFILE)
+  try { return fs.readdirSync(`/proc/${pid}/fd`).length; } catch { return null; }
+}
 
 // ---------------------------------------------------------------- children
 function waitFor(child, type, ms, what) {
@@ -404,6 +422,177 @@ async function unit(clients, channels, mode, state) {
   };
 }
 
+// ---------------------------------------------------------------- connections
+// N idle clients over `channels` channels, CONN_PER_PROC per client process: the server's RSS
+// (marginal KB per connection), HOLD_S of holding them, then one message to every channel.
+async function connUnit(clients, channels, state) {
+  const name = `c${clients}_ch${channels}_conn`;
+
+  // ---- server
+  const server = spawnServer();
+  const ready = await waitFor(server, 'ready', 15000, 'server ready');
+  await serverStats(server);
+  const rssBase = procMem(server.pid).rss;
+
+  // ---- clients, CONN_PER_PROC per process
+  const url = `ws://${HOST}:${ready.port}/ws`;
+  const procs = [];
+  for (let first = 0; first < clients; first += CONN_PER_PROC) {
+    procs.push(spawn('akv_clients.js', {
+      URL: url, FIRST: String(first), COUNT: String(Math.min(CONN_PER_PROC, clients - first)),
+      CHANNELS: String(channels),
+    }));
+  }
+  const tc = nowMs();
+  const conn = await Promise.all(procs.map(c => waitFor(c, 'connected', CONN_DEADLINE_S * 1000, 'clients connected')));
+  const connectMs = nowMs() - tc;
+  const ok = conn.reduce((a, m) => a + m.ok, 0);
+  const connErrors = conn.reduce((a, m) => a + m.errors, 0);
+  const used = Math.min(clients, channels);   // channels with a subscriber
+  const chNames = Array.from({ length: used }, (_, ch) => 'ch' + ch);
+  let subscribed = 0;
+  for (let i = 0; i < 500; i++) {
+    const r = await admin.call('PUBSUB', 'NUMSUB', ...chNames);
+    subscribed = 0;
+    for (let k = 1; k < r.length; k += 2) if (+r[k] >= 1) subscribed++;
+    if (subscribed === used) break;
+    await sleep(20);
+  }
+  if (subscribed < used) log(`${name}: only ${subscribed}/${used} channels subscribed in Redis`);
+  if (state.aborted) return null;
+
+  // ---- from here on every disconnect counts (the clients reset their counters on start)
+  const runId = ++RUN;
+  let recvTotal = 0, receiversTotal = 0;
+  const recvBy = new Map(), rcvBy = new Map();
+  for (const c of procs) {
+    c.on('message', m => {
+      if (!m || m.type !== 'progress' || m.run !== runId) return;
+      recvTotal += m.recv - (recvBy.get(c) || 0); recvBy.set(c, m.recv);
+      receiversTotal += m.receivers - (rcvBy.get(c) || 0); rcvBy.set(c, m.receivers);
+    });
+  }
+  await Promise.all(procs.map(c => { const w = waitFor(c, 'started', 5000); c.send({ cmd: 'start', run: runId }); return w; }));
+  await sleep(1000);
+  const st0 = await serverStats(server);
+  const memConn = procMem(server.pid);
+  const rssConn = memConn.rss;
+  const fds = procFds(server.pid);
+  log(`${name}: ${ok}/${clients} connected in ${connectMs.toFixed(0)} ms (${connErrors} errors) by ${procs.length} processes; server rss ${mb(rssBase)} -> ${mb(rssConn)} MB, ${fds} descriptors`);
+
+  // ---- hold
+  const cpu0 = { srv: procCpu(server.pid), cli: procs.reduce((a, c) => a + procCpu(c.pid), 0), redis: await redisCpu(), pub: process.cpuUsage(), host: hostBusy() };
+  let rssPeak = rssConn;
+  const rssTimer = setInterval(() => { rssPeak = Math.max(rssPeak, procMem(server.pid).rss); }, 250);
+  const th = nowMs();
+  while (nowMs() - th < HOLD_S * 1000 && !state.aborted) await sleep(100);
+  if (state.aborted) { clearInterval(rssTimer); return null; }
+  const holdSecs = (nowMs() - th) / 1000;
+  const cpuHold = { srv: procCpu(server.pid), cli: procs.reduce((a, c) => a + procCpu(c.pid), 0) };
+  const rssHeld = procMem(server.pid).rss;
+
+  // ---- one message to every channel: every client should get exactly one
+  const tb = nowMs();
+  for (let ch = 0; ch < channels; ch++) publish('ch' + ch, JSON.stringify({ r: runId, i: ch, t: nowMs() }));
+  while ((receiversTotal < ok || pending > 0) && nowMs() - tb < BCAST_WAIT_S * 1000 && !state.aborted) await sleep(5);
+  await sleep(2 * PROGRESS_MS + 5);
+  clearInterval(rssTimer);
+  if (state.aborted) return null;
+  const tDone = nowMs();
+  const cpu1 = { srv: procCpu(server.pid), cli: procs.reduce((a, c) => a + procCpu(c.pid), 0), redis: await redisCpu(), pub: process.cpuUsage(cpu0.pub), host: hostBusy() };
+  const reports = await Promise.all(procs.map(c => { const w = waitFor(c, 'report', 10000); c.send({ cmd: 'stop' }); return w; }));
+  const memEnd = procMem(server.pid);
+  rssPeak = Math.max(rssPeak, memEnd.rss);
+  const st1 = await serverStats(server);
+  if (state.aborted) return null;
+
+  // ---- teardown
+  for (const c of procs) c.send({ cmd: 'close' });
+  await Promise.all(procs.map(c => new Promise(r => (c.exitCode !== null ? r() : c.once('exit', r)))));
+  server.kill('SIGTERM');
+  await new Promise(r => {
+    if (server.exitCode !== null) return r();
+    const t = setTimeout(() => { log('server did not exit on SIGTERM within 10 s: SIGKILL'); server.kill('SIGKILL'); }, 10000);
+    server.once('exit', () => { clearTimeout(t); r(); });
+  });
+
+  const recv = reports.reduce((a, r) => a + r.recv, 0);
+  const receivers = reports.reduce((a, r) => a + r.receivers, 0);
+  const lastRecv = Math.max(0, ...reports.map(r => r.lastRecv));
+  const { pct } = merge(reports);
+  const wall = (tDone - th) / 1000;
+  const cpuPct = (x, secs = wall) => +((100 * x) / secs).toFixed(1);
+  const kb = ok ? (rssConn - rssBase) / 1024 / ok : null;
+  return {
+    peer: PEER, scenario: name, clients, channels, mode: 'conn',
+    fanout_per_msg: +(clients / channels).toFixed(2),
+    versions: ready.versions, redis: REDIS_VERSION, node: process.version, cores: os.cpus().length,
+    client_procs: procs.length, clients_per_proc: CONN_PER_PROC, transports: 'websocket',
+    clients_connected: ok, connect_errors: connErrors, connect_ms: Math.round(connectMs),
+    connects_per_s: connectMs > 0 ? Math.round((ok * 1000) / connectMs) : null,
+    server_conns: st0.conns,
+    server_conns_after: st1.conns,
+    server_fds: fds,                              // descriptors of the server, all connected
+    server_rss_base_mb: mb(rssBase),              // no clients
+    server_rss_connected_mb: mb(rssConn),         // all connected + subscribed, idle, 1 s later
+    server_rss_held_mb: mb(rssHeld),              // after HOLD_S
+    server_rss_mb: mb(memEnd.rss),                // after the broadcast
+    server_rss_peak_mb: mb(rssPeak),              // max sampled every 250 ms over hold + broadcast
+    server_rss_hwm_mb: mb(memConn.hwm),           // the kernel's high-water mark once connected
+    server_heap_connected_mb: null,
+    conns_per_gb: Math.round(ok / (rssConn / (1024 * MB))),
+    conns_per_gb_marginal: rssConn > rssBase ? Math.round(ok / ((rssConn - rssBase) / (1024 * MB))) : null,
+    kb_per_conn_marginal: kb === null ? null : +kb.toFixed(2),
+    kb_per_conn_held: ok ? +((rssHeld - rssBase) / 1024 / ok).toFixed(2) : null,
+    hold_s: +holdSecs.toFixed(1),
+    server_cpu_pct_hold: cpuPct(cpuHold.srv - cpu0.srv, holdSecs),   // idle cost: pings, timers
+    clients_cpu_pct_hold: cpuPct(cpuHold.cli - cpu0.cli, holdSecs),
+    client_disconnects: reports.reduce((a, r) => a + r.disconnects, 0),   // since all connected
+    clients_connected_after: reports.reduce((a, r) => a + r.connected, 0),
+    broadcast_msgs: channels,
+    broadcast_receivers: receivers,               // clients that got the broadcast
+    broadcast_missing: clients - receivers,
+    broadcast_deliveries: recv,
+    broadcast_ms: recv ? Math.round(lastRecv - tb) : null,   // publish -> last client got it
+    p50_ms: pct(50), p99_ms: pct(99),
+    server_cpu_pct: cpuPct(cpu1.srv - cpu0.srv),  // % of one core over hold + broadcast
+    clients_cpu_pct: cpuPct(cpu1.cli - cpu0.cli),
+    redis_cpu_pct: cpuPct(cpu1.redis - cpu0.redis),
+    publisher_cpu_pct: cpuPct((cpu1.pub.user + cpu1.pub.system) / 1e6),
+    foreign_cpu_pct: cpuPct(Math.max(0, (cpu1.host - cpu0.host) - (cpu1.srv - cpu0.srv) - (cpu1.cli - cpu0.cli)
+      - (cpu1.redis - cpu0.redis) - (cpu1.pub.user + cpu1.pub.system) / 1e6)),
+    loadavg_1m: +os.loadavg()[0].toFixed(2),
+    publish_errors: pubErrors,
+    run_seconds: +((tDone - tc) / 1000).toFixed(3),
+    // ours only: the gateway's counters over hold + broadcast
+    server_messages_out: st1.messages_out - st0.messages_out,
+    server_dropped: st1.dropped - st0.dropped,
+    server_slow_disconnects: st1.slow_disconnects - st0.slow_disconnects,
+    client_close_codes: reports.reduce((a, r) => { for (const [k, v] of Object.entries(r.close_codes)) a[k] = (a[k] || 0) + v; return a; }, {}),
+  };
+}
+
+// Runs one unit under its deadline and prints its line (or an error line).
+async function runUnit(name, fields, deadlineS, body) {
+  const state = { aborted: false };
+  let timer;
+  const deadline = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`deadline ${deadlineS}s exceeded`)), deadlineS * 1000); });
+  try {
+    const r = await Promise.race([body(state), deadline]);
+    console.log(JSON.stringify(r));
+    return r;
+  } catch (e) {
+    log(`${name}: ${e.message}`);
+    state.aborted = true;
+    killAll();
+    console.log(JSON.stringify(Object.assign({ peer: PEER, scenario: name }, fields, { error: e.message, truncated: true })));
+    await sleep(500);
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 let REDIS_VERSION = '?';
 (async () => {
   const info = await admin.info('server');
@@ -412,24 +601,20 @@ let REDIS_VERSION = '?';
   for (let k = 0; k < n; k++) {
     const clients = CLIENTS[k], channels = CHANNELS[k];
     for (const mode of MODES) {
+      if (mode === 'conn') continue;
       const name = `c${clients}_ch${channels}_${mode}`;
       if (!SCEN_RE.test(name)) continue;
-      const state = { aborted: false };
-      let timer;
-      const deadline = new Promise((_, rej) => { timer = setTimeout(() => rej(new Error(`deadline ${DEADLINE_S}s exceeded`)), DEADLINE_S * 1000); });
-      try {
-        const r = await Promise.race([unit(clients, channels, mode, state), deadline]);
-        console.log(JSON.stringify(r));
-        log(`${name}: ${r.delivered}/${r.expected_deliveries} delivered (${r.delivered_per_s}/s), lost ${r.lost} (late ${r.late_after_drain}), p50 ${r.p50_ms} p99 ${r.p99_ms} max ${r.max_ms} ms, server cpu ${r.server_cpu_pct}% rss ${r.server_rss_connected_mb}/${r.server_rss_peak_mb} MB`);
-      } catch (e) {
-        log(`${name}: ${e.message}`);
-        state.aborted = true;
-        killAll();
-        console.log(JSON.stringify({ peer: PEER, scenario: name, clients, channels, mode, error: e.message, truncated: true }));
-        await sleep(500);
-      } finally {
-        clearTimeout(timer);
-      }
+      const r = await runUnit(name, { clients, channels, mode }, DEADLINE_S, state => unit(clients, channels, mode, state));
+      if (r) log(`${name}: ${r.delivered}/${r.expected_deliveries} delivered (${r.delivered_per_s}/s), lost ${r.lost} (late ${r.late_after_drain}), p50 ${r.p50_ms} p99 ${r.p99_ms} max ${r.max_ms} ms, server cpu ${r.server_cpu_pct}% rss ${r.server_rss_connected_mb}/${r.server_rss_peak_mb} MB`);
+    }
+  }
+  if (MODES.includes('conn')) {
+    for (const clients of CONN_CLIENTS) {
+      const channels = CONN_CHANNELS;
+      const name = `c${clients}_ch${channels}_conn`;
+      if (!SCEN_RE.test(name)) continue;
+      const r = await runUnit(name, { clients, channels, mode: 'conn' }, CONN_DEADLINE_S, state => connUnit(clients, channels, state));
+      if (r) log(`${name}: ${r.clients_connected}/${clients} held ${r.hold_s} s, ${r.kb_per_conn_marginal} KB each (${r.conns_per_gb_marginal}/GB), ${r.client_disconnects} disconnects, broadcast reached ${r.broadcast_receivers}/${clients} in ${r.broadcast_ms} ms`);
     }
   }
   killAll();

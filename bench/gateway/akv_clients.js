@@ -18,8 +18,10 @@
 //   CONNECT_TIMEOUT_S [30], PROGRESS_MS [10].
 // IPC in : {cmd:'start', run} | {cmd:'stop'} | {cmd:'close'}
 // IPC out: {type:'connected', ok, errors, ms} | {type:'started'} |
-//          {type:'progress', run, recv, stale} (every PROGRESS_MS when changed) |
+//          {type:'progress', run, recv, stale, receivers} (every PROGRESS_MS when changed) |
 //          {type:'report', ...counters, hist: [[bucket, count], ...]}
+// receivers: how many of the sockets got at least one message of the run (the connections
+// scenario broadcasts one message to every channel and wants every socket to get it).
 const { performance } = require('perf_hooks');
 const WebSocket = require('ws');
 
@@ -40,11 +42,12 @@ const LOG = Math.log(1.01);
 let hist = new Uint32Array(NB);
 let run = -1, recv = 0, stale = 0, maxLat = 0, firstRecv = 0, lastRecv = 0;
 let disconnects = 0, closing = false, progressTimer = null;
-let frames = 0, badLines = 0, errorReplies = 0;
+let frames = 0, badLines = 0, errorReplies = 0, receivers = 0;
 const closeCodes = {};                    // close code -> count (4008: slow consumer, ...)
 
-function onMsg(d) {
+function onMsg(d, s) {
   if (!d || d.r !== run) { stale++; return; }
+  if (s.gotRun !== run) { s.gotRun = run; receivers++; }
   const t = nowMs();
   const lat = t - d.t;
   recv++;
@@ -75,7 +78,7 @@ function connectOne(j) {
     const onLine = line => {
       let m;
       try { m = JSON.parse(line); } catch { badLines++; return; }
-      if (m.data !== undefined && m.channel !== undefined) { onMsg(m.data); return; }
+      if (m.data !== undefined && m.channel !== undefined) { onMsg(m.data, s); return; }
       if (m.op === 'connected') {
         s.send(JSON.stringify({ op: 'subscribe', id: 1, channel }));
       } else if (m.id === 1 && m.ok) {
@@ -127,7 +130,7 @@ function startProgress() {
   progressTimer = setInterval(() => {
     if (recv !== lastR || stale !== lastS) {
       lastR = recv; lastS = stale;
-      process.send({ type: 'progress', run, recv, stale });
+      process.send({ type: 'progress', run, recv, stale, receivers });
     }
   }, PROGRESS_MS);
 }
@@ -135,14 +138,14 @@ function startProgress() {
 process.on('message', m => {
   if (m.cmd === 'start') {
     run = m.run; recv = 0; stale = 0; maxLat = 0; firstRecv = 0; lastRecv = 0; disconnects = 0;
-    frames = 0;
+    frames = 0; receivers = 0;
     hist = new Uint32Array(NB);
     process.send({ type: 'started' });
   } else if (m.cmd === 'stop') {
     const h = [];
     for (let b = 0; b < NB; b++) if (hist[b]) h.push([b, hist[b]]);
     process.send({
-      type: 'report', recv, stale, maxLat, firstRecv, lastRecv, disconnects,
+      type: 'report', recv, stale, maxLat, firstRecv, lastRecv, disconnects, receivers,
       connected: sockets.filter(s => s.readyState === WebSocket.OPEN).length, hist: h,
       frames, bad_lines: badLines, error_replies: errorReplies, close_codes: closeCodes,
     });
