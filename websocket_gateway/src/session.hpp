@@ -208,7 +208,15 @@ private:
             worker_counters::add(w_.counters.dropped);
         }
         queue_.push_back(std::move(line));
-        if (!writing_) write_next();
+        schedule_write();
+    }
+
+    // Starts the writer after what is running now (a hub batch, a request's replies) has
+    // queued everything it has: those go out in one frame, not one write each.
+    void schedule_write() {
+        if (writing_) return;
+        writing_ = true; // reserved for the posted start
+        asio::post(w_.get_executor(), [self = this->shared_from_this()] { self->write_next(); });
     }
 
     void reply(std::string text) { enqueue(std::make_shared<const std::string>(std::move(text))); }
@@ -221,7 +229,7 @@ private:
         closing_->code = code;
         closing_->reason = reason;
         if (!drain) queue_.clear();
-        if (!writing_) write_next();
+        schedule_write();
         // A peer that reads nothing never lets the close frame out: cut it off after a while.
         deadline_.expires_after(drain ? opts_.shutdown_grace : std::chrono::milliseconds(2000));
     }
