@@ -215,6 +215,26 @@ function merge(reports) {
   return { n, pct };
 }
 
+// A fresh gateway, ready, its counters read once, and its RSS before any client.
+async function startServer() {
+  const server = spawnServer();
+  const ready = await waitFor(server, 'ready', 15000, 'server ready');
+  await serverStats(server);
+  return { server, ready, rssBase: procMem(server.pid).rss };
+}
+
+// The clients close and exit, then the gateway (SIGKILL if SIGTERM is not enough in 10 s).
+async function teardown(procs, server) {
+  for (const c of procs) c.send({ cmd: 'close' });
+  await Promise.all(procs.map(c => new Promise(r => (c.exitCode !== null ? r() : c.once('exit', r)))));
+  server.kill('SIGTERM');
+  await new Promise(r => {
+    if (server.exitCode !== null) return r();
+    const t = setTimeout(() => { log('server did not exit on SIGTERM within 10 s: SIGKILL'); server.kill('SIGKILL'); }, 10000);
+    server.once('exit', () => { clearTimeout(t); r(); });
+  });
+}
+
 // ---------------------------------------------------------------- one unit
 // Fresh server + clients per (scenario, mode): an overloaded fixed-rate run
 // leaves a backlog in the server's write buffers that would pollute the next run.
@@ -224,11 +244,7 @@ async function unit(clients, channels, mode, state) {
   const fanout = Array.from({ length: channels }, (_, ch) =>
     Math.floor(clients / channels) + (ch < clients % channels ? 1 : 0));
 
-  // ---- server
-  const server = spawnServer();
-  const ready = await waitFor(server, 'ready', 15000, 'server ready');
-  await serverStats(server);
-  const rssBase = procMem(server.pid).rss;
+  const { server, ready, rssBase } = await startServer();
 
   // ---- clients (separate process(es))
   const url = `ws://${HOST}:${ready.port}/ws`;
@@ -344,15 +360,7 @@ async function unit(clients, channels, mode, state) {
   const st1 = await serverStats(server);
   if (state.aborted) return null;
 
-  // ---- teardown
-  for (const c of procs) c.send({ cmd: 'close' });
-  await Promise.all(procs.map(c => new Promise(r => (c.exitCode !== null ? r() : c.once('exit', r)))));
-  server.kill('SIGTERM');
-  await new Promise(r => {
-    if (server.exitCode !== null) return r();
-    const t = setTimeout(() => { log('server did not exit on SIGTERM within 10 s: SIGKILL'); server.kill('SIGKILL'); }, 10000);
-    server.once('exit', () => { clearTimeout(t); r(); });
-  });
+  await teardown(procs, server);
 
   const lastRecv = Math.max(0, ...reports.map(r => r.lastRecv));
   const maxLat = Math.max(0, ...reports.map(r => r.maxLat));
@@ -428,11 +436,7 @@ async function unit(clients, channels, mode, state) {
 async function connUnit(clients, channels, state) {
   const name = `c${clients}_ch${channels}_conn`;
 
-  // ---- server
-  const server = spawnServer();
-  const ready = await waitFor(server, 'ready', 15000, 'server ready');
-  await serverStats(server);
-  const rssBase = procMem(server.pid).rss;
+  const { server, ready, rssBase } = await startServer();
 
   // ---- clients, CONN_PER_PROC per process
   const url = `ws://${HOST}:${ready.port}/ws`;
@@ -506,15 +510,7 @@ async function connUnit(clients, channels, state) {
   const st1 = await serverStats(server);
   if (state.aborted) return null;
 
-  // ---- teardown
-  for (const c of procs) c.send({ cmd: 'close' });
-  await Promise.all(procs.map(c => new Promise(r => (c.exitCode !== null ? r() : c.once('exit', r)))));
-  server.kill('SIGTERM');
-  await new Promise(r => {
-    if (server.exitCode !== null) return r();
-    const t = setTimeout(() => { log('server did not exit on SIGTERM within 10 s: SIGKILL'); server.kill('SIGKILL'); }, 10000);
-    server.once('exit', () => { clearTimeout(t); r(); });
-  });
+  await teardown(procs, server);
 
   const recv = reports.reduce((a, r) => a + r.recv, 0);
   const receivers = reports.reduce((a, r) => a + r.receivers, 0);
