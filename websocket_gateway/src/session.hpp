@@ -27,7 +27,6 @@
 
 #include <chrono>
 #include <ctime>
-#include <deque>
 #include <unordered_map>
 
 namespace akv::gateway::detail {
