@@ -1,5 +1,6 @@
 #include <akv/client.hpp>
 
+#include "cache/near_cache.hpp"
 #include "topology/connection_pool.hpp"
 #include "topology/topology.hpp"
 
@@ -14,7 +15,15 @@ client::client(executor_type ex, config cfg)
     , cfg_(detail::connection_config(std::move(cfg)))
     , pool_(std::make_unique<detail::connection_pool>(ex_, cfg_))
     , topology_(
-          detail::make_topology(ex_, cfg_, *pool_, [this](const client_event& e) { emit(e); })) {}
+          detail::make_topology(ex_, cfg_, *pool_, [this](const client_event& e) { emit(e); })) {
+    if (cfg_.cache.kind == cache_options::mode::off) return;
+    cache_ = std::make_unique<detail::near_cache>(ex_, cfg_, *topology_);
+    topology_->enable_tracking(
+        detail::near_cache::tracking_setup(cfg_.cache),
+        [c = cache_.get()](std::span<const resp::node> nodes, std::string_view message) {
+            c->on_invalidation(nodes, message);
+        });
+}
 
 client::~client() = default;
 
@@ -33,7 +42,10 @@ void client::cancel() {
 void client::start_exec(asio::any_completion_handler<connection::exec_signature> handler,
                         executor_type handler_ex, const request* req,
                         detail::reply_adapter adapter) {
-    topology_->start_exec(std::move(handler), std::move(handler_ex), req, adapter);
+    if (cache_)
+        cache_->start_exec(std::move(handler), std::move(handler_ex), req, adapter);
+    else
+        topology_->start_exec(std::move(handler), std::move(handler_ex), req, adapter);
 }
 
 void client::start_exec_on(link_id link,
@@ -72,6 +84,7 @@ client_stats client::stats() const {
     topology_->add_stats(s);
     pool_->add_stats(s.connections);
     s.blocking_connections = pool_->size();
+    if (cache_) cache_->add_stats(s.cache);
     return s;
 }
 
@@ -101,11 +114,25 @@ void client::remove_event_listener(std::size_t id) {
 }
 
 void client::emit(const client_event& e) {
+    if (cache_) cache_->on_event(e); // before anyone may read through it again
     if (on_event_) on_event_(e);
     // By index: a listener may add another (which then hears the next event, not this one).
     const std::size_t n = listeners_.size();
     for (std::size_t i = 0; i < n && i < listeners_.size(); ++i)
         listeners_[i].second(e);
+}
+
+std::size_t client::add_invalidation_listener(
+    std::function<void(std::span<const std::string_view> keys)> listener) {
+    return cache_ ? cache_->add_listener(std::move(listener)) : 0;
+}
+
+void client::remove_invalidation_listener(std::size_t id) {
+    if (cache_) cache_->remove_listener(id);
+}
+
+void client::flush_cache() {
+    if (cache_) cache_->flush();
 }
 
 void client::set_push_handler(std::function<void(link_id, resp::value&&)> handler) {

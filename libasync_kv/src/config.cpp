@@ -254,6 +254,33 @@ void set_topology(config& c, const value& v) {
         static_cast<config::mode>(v.integer(0, 2, "cluster, sentinel, standalone or 0..2"));
 }
 
+void set_cache_mode(config& c, const value& v) {
+    using enum cache_options::mode;
+    static constexpr std::pair<std::string_view, cache_options::mode> names[] = {
+        {"off", off},          {"tracking", tracking},
+        {"default", tracking}, {"broadcast", broadcast},
+        {"bcast", broadcast},  {"optin", optin}};
+    if (auto text = v.text()) {
+        for (const auto& [name, mode] : names) {
+            if (iequals(*text, name)) {
+                c.cache.kind = mode;
+                return;
+            }
+        }
+    }
+    v.expected("off, tracking (or default), broadcast (or bcast) or optin");
+}
+
+void set_cache_prefixes(config& c, const value& v) {
+    std::vector<std::string> prefixes;
+    for (const value& item : v.list()) {
+        std::string p = item.string();
+        if (p.empty()) item.expected("a non-empty key prefix");
+        prefixes.push_back(std::move(p));
+    }
+    c.cache.prefixes = std::move(prefixes);
+}
+
 // "host", "host:port", "[ipv6]:port", a bare IPv6 address, or {"host": ..., "port": ...}.
 endpoint parse_endpoint(const value& v) {
     endpoint result;
@@ -410,6 +437,11 @@ const key_info keys[] = {
      [](config& c, const value& v) { c.cluster_failover_wait = v.milliseconds(); }},
     {"read_from_replicas", "",
      [](config& c, const value& v) { c.read_from_replicas = v.boolean(); }},
+    {"cache", "", set_cache_mode},
+    {"cache_max_bytes", "",
+     [](config& c, const value& v) { c.cache.max_bytes = v.number<std::size_t>(1); }},
+    {"cache_ttl_ms", "", [](config& c, const value& v) { c.cache.ttl = v.milliseconds(); }},
+    {"cache_prefixes", "", set_cache_prefixes},
     {"storage_slice", "",
      [](config& c, const value& v) { c.tfra.storage_slice = v.number<int>(1); }},
     {"keys_sending_size", "",

@@ -177,6 +177,10 @@ struct connection::impl {
 
     // ---- pushes
     void on_push(std::span<const resp::node> nodes, std::string_view message) {
+        if (invalidation_handler && nodes.size() >= 2 && nodes[1].value(message) == "invalidate") {
+            invalidation_handler(nodes, message);
+            return;
+        }
         resp::value v;
         detail::cursor c{nodes, message, 0};
         detail::converter<resp::value>::apply(c, v);
@@ -553,6 +557,7 @@ struct connection::impl {
 
     std::function<void(const connection_event&)> on_event;
     std::function<void(resp::value&&)> push_handler;
+    connection::invalidation_handler invalidation_handler;
     std::vector<std::pair<std::size_t, std::function<void(const connection_event&)>>> listeners;
     std::size_t next_listener = 0;
     std::string last_error;
@@ -594,6 +599,10 @@ void connection::set_event_handler(std::function<void(const connection_event&)> 
 
 void connection::set_push_handler(std::function<void(resp::value&&)> handler) {
     impl_->push_handler = std::move(handler);
+}
+
+void connection::set_invalidation_handler(invalidation_handler handler) {
+    impl_->invalidation_handler = std::move(handler);
 }
 
 std::size_t connection::add_event_listener(std::function<void(const connection_event&)> listener) {

@@ -182,6 +182,27 @@ TEST(ClusterPlan, KeylessCommandsKeepTheirPlaceAmongKeyedOnesOfOneNode) {
     }
 }
 
+// Client-side caching's OPTIN: CLIENT CACHING yes concerns the next command on the same
+// connection, so it goes to that command's node, just before it.
+TEST(ClusterPlan, ClientCachingGoesWithTheCommandAfterIt) {
+    fixture f;
+    const std::string a = key_on(f.map, node_a, "x"), b = key_on(f.map, node_b, "x");
+    akv::request req;
+    req.push("CLIENT", "CACHING", "yes");
+    req.push("GET", a);
+    req.push("client", "caching", "yes");
+    req.push("GET", b);
+    req.push("PING"); // any other keyless command still goes to the main connection
+    ASSERT_FALSE(f.start(req));
+    const auto& groups = f.round();
+    ASSERT_EQ(groups.size(), 3u);
+    const group* ga = to(groups, node_a);
+    const group* gb = to(groups, node_b);
+    ASSERT_TRUE(ga && gb);
+    EXPECT_EQ(sent(*ga, req), (std::vector<std::string>{"CLIENT CACHING yes", "GET " + a}));
+    EXPECT_EQ(sent(*gb, req), (std::vector<std::string>{"client caching yes", "GET " + b}));
+}
+
 TEST(ClusterPlan, KeylessCommandsAloneGoToTheMainConnection) {
     fixture f;
     akv::request req;

@@ -612,6 +612,52 @@ TEST(ConfigCluster, RangesAreChecked) {
     EXPECT_TRUE(contains(u.what(), R"("cluster_max_redirects": 0 out of range)"));
 }
 
+TEST(ConfigCache, OffByDefault) {
+    const config c;
+    EXPECT_EQ(c.cache.kind, akv::cache_options::mode::off);
+    EXPECT_EQ(c.cache.max_bytes, std::size_t{64} << 20);
+    EXPECT_EQ(c.cache.ttl, 60000ms);
+    EXPECT_TRUE(c.cache.prefixes.empty());
+}
+
+TEST(ConfigCache, KeysFromJsonFlagsAndUrl) {
+    const config j = config::from_json(
+        R"({"cache": "broadcast", "cache_max_bytes": 1048576, "cache_ttl_ms": 0,
+            "cache_prefixes": ["user:", "model:"]})");
+    EXPECT_EQ(j.cache.kind, akv::cache_options::mode::broadcast);
+    EXPECT_EQ(j.cache.max_bytes, 1048576u);
+    EXPECT_EQ(j.cache.ttl, 0ms);
+    EXPECT_EQ(j.cache.prefixes, (std::vector<std::string>{"user:", "model:"}));
+
+    config f;
+    f.set("cache", "OPTIN");
+    f.set("cache-prefixes", "a:,b:");
+    EXPECT_EQ(f.cache.kind, akv::cache_options::mode::optin);
+    EXPECT_EQ(f.cache.prefixes, (std::vector<std::string>{"a:", "b:"}));
+    f.set("cache", "default");
+    EXPECT_EQ(f.cache.kind, akv::cache_options::mode::tracking);
+
+    const config u = config::from_url("redis://h?cache=bcast&cache_ttl_ms=250");
+    EXPECT_EQ(u.cache.kind, akv::cache_options::mode::broadcast);
+    EXPECT_EQ(u.cache.ttl, 250ms);
+}
+
+TEST(ConfigCache, BadValuesAreNamed) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"cache": "sometimes"})",
+         R"("cache": expected off, tracking (or default), broadcast (or bcast) or optin, got "sometimes")"},
+        {R"({"cache_max_bytes": 0})", R"("cache_max_bytes": 0 out of range, must be >= 1)"},
+        {R"({"cache_prefixes": ["ok:", ""]})",
+         R"("cache_prefixes"[1]: expected a non-empty key prefix)"},
+    };
+    for (const auto& [json_text, message] : cases) {
+        const std::string_view json = json_text;
+        const auto e = error_of([&] { config::from_json(json); });
+        EXPECT_EQ(e.code(), akv::error::invalid_config) << json;
+        EXPECT_TRUE(contains(e.what(), message)) << json << ": " << e.what();
+    }
+}
+
 TEST(ConfigJson, ZipsHostIpsWithPortsWhateverTheKeyOrder) {
     const config c = config::from_json(
         R"({"redis_host_port": [7000, 7001, 7002], "redis_host_ip": ["a", "b", "c"]})");

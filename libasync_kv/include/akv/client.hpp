@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -28,6 +29,7 @@ namespace akv {
 namespace detail {
 class topology;
 class connection_pool;
+class near_cache;
 } // namespace detail
 
 // A cluster's routing, counted (zero on the other topologies).
@@ -39,10 +41,25 @@ struct cluster_stats {
     std::uint64_t refusals = 0;  // commands refused unsent (CROSSSLOT)
 };
 
+// The client-side cache (config::cache), counted; all zero when it is off. A hit or a miss is
+// one read: a GET, or one key of an MGET.
+struct cache_stats {
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;        // read from the server, then kept
+    std::uint64_t not_cached = 0;    // read from the server, not kept: its key changed meanwhile
+    std::uint64_t invalidations = 0; // entries dropped because the server said their key changed
+    std::uint64_t flushes = 0;       // every entry dropped: a lost connection, FLUSHALL, a failover
+    std::uint64_t evictions = 0;     // dropped for the byte budget
+    std::uint64_t expirations = 0;   // dropped at the age limit (config::cache.ttl)
+    std::size_t entries = 0;
+    std::size_t bytes = 0; // counted against config::cache.max_bytes
+};
+
 struct client_stats {
     connection_stats connections;         // summed over every connection: main, pool, cluster nodes
     std::size_t blocking_connections = 0; // open now in the pool
     cluster_stats cluster;
+    cache_stats cache;
 };
 
 // A connection of the client, by number: the main connection is 0; on a cluster each node's
@@ -130,6 +147,18 @@ public:
     std::size_t add_event_listener(std::function<void(const client_event&)> listener);
     void remove_event_listener(std::size_t id);
 
+    // ---- Client-side caching (config::cache, request::options::cache).
+
+    // The keys the cache was told changed, as the notice arrives (on the client's executor); an
+    // empty list means any key may have changed (a lost connection, FLUSHALL, a failover, a slot
+    // that moved). A model registry reloads its `latest` this way instead of polling. Only keys
+    // the cache holds, or tracks by prefix in broadcast mode, are ever announced.
+    std::size_t
+    add_invalidation_listener(std::function<void(std::span<const std::string_view> keys)> listener);
+    void remove_invalidation_listener(std::size_t id);
+    // Drops every entry now.
+    void flush_cache();
+
     // ---- For a pub/sub layer (messaging::subscriber): subscriptions live on connections.
 
     // Every push of every connection goes to `handler` as it arrives, on the read path, instead
@@ -167,6 +196,7 @@ private:
     config cfg_;
     std::unique_ptr<detail::connection_pool> pool_;
     std::unique_ptr<detail::topology> topology_;
+    std::unique_ptr<detail::near_cache> cache_; // null unless config::cache is on
     std::function<void(const client_event&)> on_event_;
     std::vector<std::pair<std::size_t, std::function<void(const client_event&)>>> listeners_;
     std::size_t next_listener_ = 0;

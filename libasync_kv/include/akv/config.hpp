@@ -47,6 +47,22 @@ struct tfra_options {
     bool using_model_lib = false;
 };
 
+// Client-side caching: reads that a request opts into (request::options::cache) are answered from
+// this process's memory until Redis says their key changed (RESP3 CLIENT TRACKING, on the same
+// connection as the reads). Off unless a mode is set.
+struct cache_options {
+    enum class mode {
+        off,
+        tracking,  // Redis remembers the keys this connection read and tells when they change
+        broadcast, // BCAST: told about every key under `prefixes`, read or not (many readers)
+        optin,     // OPTIN: only the reads the cache asks to track (CLIENT CACHING yes)
+    };
+    mode kind = mode::off;
+    std::size_t max_bytes = std::size_t{64} << 20; // least recently used entries leave first
+    std::chrono::milliseconds ttl{60000};          // an entry's age limit, a safety net; 0: none
+    std::vector<std::string> prefixes; // broadcast: the key prefixes tracked (empty: every key)
+};
+
 // Every setting has one key name, used alike by JSON, set() and URL query parameters, and most
 // also answer to the name TFRA's Redis config file gives them:
 //
@@ -77,6 +93,8 @@ struct tfra_options {
 //   resp_max_depth, resp_max_bulk_length, resp_max_aggregate_length   resp_limits.*
 //   push_queue_capacity
 //   cluster_max_redirects, read_from_replicas                        same names
+//   cache (off, tracking, broadcast, optin), cache_max_bytes, cache_ttl_ms,
+//   cache_prefixes ("p1,p2" / array)                                 cache.*
 //   cluster_failover_wait_ms                                         cluster_failover_wait
 //   storage_slice, keys_sending_size, using_md5_prefix_name, model_tag_old, model_tag_new,
 //   expire_model_tag_in_seconds, table_store_mode, model_lib_abs_dir, using_model_lib   tfra.*
@@ -119,6 +137,7 @@ struct config {
     // Cluster: read-only commands go to a replica of the slot's shard. Sentinel: connect to a
     // replica of the master instead of the master.
     bool read_from_replicas = false;
+    cache_options cache;
     tfra_options tfra;
 
     // redis://[user[:password]@]host[:port][,host[:port]...][/db][?key=value&...]

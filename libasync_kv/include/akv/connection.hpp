@@ -24,7 +24,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
+#include <string_view>
 
 namespace akv {
 
@@ -134,6 +136,13 @@ public:
     // the queue of receive_push(): for a router that must keep up with any burst (the
     // messaging subscriber). Keep it fast; it runs on the read path. nullptr restores the queue.
     void set_push_handler(std::function<void(resp::value&&)> handler);
+
+    // Client-side caching's invalidation pushes (">2 invalidate [keys]", or null: every key) go
+    // to `handler` instead of the push handler or the queue, on the read path, in order with the
+    // replies. nullptr: they are pushes like any other.
+    using invalidation_handler =
+        std::function<void(std::span<const resp::node> nodes, std::string_view message)>;
+    void set_invalidation_handler(invalidation_handler handler);
 
     // Stops run(), closes the socket and fails every queued request with connection_closed.
     void cancel();

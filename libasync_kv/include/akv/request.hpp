@@ -114,6 +114,10 @@ public:
         bool fail_if_not_connected = false;
         // 0: the connection's default (config::request_timeout); otherwise this bound.
         std::chrono::milliseconds timeout{0};
+        // Read through the client's cache (config::cache), if it has one: a request of only
+        // cacheable reads (GET, MGET, HGET, HMGET, HGETALL, EXISTS, STRLEN, ...) may be answered
+        // from memory. Any other request goes to the server as it is.
+        bool cache = false;
     };
 
     request() = default;

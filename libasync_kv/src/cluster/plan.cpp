@@ -220,6 +220,14 @@ error_code plan::start(const request& req, akv::detail::reply_adapter user,
             txn_slot = first;
         }
     }
+    // CLIENT CACHING yes|no concerns the next command on the same connection (client-side
+    // caching's OPTIN mode): it goes where that command goes.
+    for (std::size_t i = count; i-- > 1;) {
+        const auto& args = cmds_[i - 1].args;
+        if (slot_[i - 1] < 0 && slot_[i] >= 0 && args.size() >= 2 && iequals(args[0], "CLIENT") &&
+            iequals(args[1], "CACHING"))
+            slot_[i - 1] = slot_[i];
+    }
     if (transaction_) {
         // A transaction runs on one node or not at all.
         if (txn_cross) {

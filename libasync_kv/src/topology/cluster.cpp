@@ -137,11 +137,13 @@ cluster_topology::node_state& cluster_topology::node(const endpoint& ep, bool re
     state->ep = ep;
     state->replica = replica;
     state->link = ++next_link_;
-    if (replica) {
-        request ro;
-        ro.push("READONLY");
-        state->conn.set_setup_commands(std::move(ro));
+    if (replica || tracking_) {
+        request setup;
+        if (replica) setup.push("READONLY");
+        if (tracking_) setup.append(*tracking_);
+        state->conn.set_setup_commands(std::move(setup));
     }
+    if (invalidations_) state->conn.set_invalidation_handler(invalidations_);
     node_state* raw = state.get();
     raw->conn.add_event_listener([this, raw](const connection_event& e) {
         if (e.what == connection_event::kind::disconnected) request_refresh();
@@ -197,6 +199,14 @@ void cluster_topology::set_push_sink(push_sink sink) {
         raw->conn.set_push_handler(
             [this, raw](resp::value&& push) { pushes_(raw->link, std::move(push)); });
     }
+}
+
+void cluster_topology::enable_tracking(request setup, invalidation_sink sink) {
+    // The main connection too: a keyed read it ever serves must be tracked like the others.
+    main_.set_setup_commands(setup);
+    main_.set_invalidation_handler(sink);
+    tracking_ = std::move(setup);
+    invalidations_ = std::move(sink);
 }
 
 std::optional<endpoint> cluster_topology::master_of(std::uint16_t slot) const {

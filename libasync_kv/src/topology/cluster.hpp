@@ -13,6 +13,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ public:
     connection* link(link_id id) noexcept override;
     std::optional<link_id> link_for_channel(std::string_view channel) override;
     void set_push_sink(push_sink sink) override;
+    void enable_tracking(request setup, invalidation_sink sink) override;
     void refresh() override { request_refresh(); }
 
     std::vector<endpoint> masters() const override { return map_.masters(); }
@@ -77,6 +79,8 @@ private:
     connection_pool& pool_;
     event_sink events_;
     push_sink pushes_;
+    std::optional<request> tracking_; // CLIENT TRACKING ..., for every node connection
+    invalidation_sink invalidations_;
     cluster::slot_map map_;
     std::map<std::string, std::unique_ptr<node_state>> nodes_;
     std::vector<std::unique_ptr<node_state>> retired_; // cancelled, run() not over yet

@@ -38,6 +38,11 @@ void standalone_topology::set_push_sink(push_sink sink) {
         [sink = std::move(sink)](resp::value&& push) { sink(main_link, std::move(push)); });
 }
 
+void standalone_topology::enable_tracking(request setup, invalidation_sink sink) {
+    main_.set_setup_commands(std::move(setup));
+    main_.set_invalidation_handler(std::move(sink));
+}
+
 std::vector<endpoint> standalone_topology::masters() const {
     if (const auto m = master_of(0)) return {*m};
     return {};

@@ -22,6 +22,7 @@ public:
     connection* link(link_id id) noexcept override { return id == main_link ? &main_ : nullptr; }
     std::optional<link_id> link_for_channel(std::string_view) override { return main_link; }
     void set_push_sink(push_sink sink) override;
+    void enable_tracking(request setup, invalidation_sink sink) override;
 
     std::vector<endpoint> masters() const override;
     std::optional<endpoint> master_of(std::uint16_t slot) const override;

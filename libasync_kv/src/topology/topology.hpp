@@ -43,6 +43,10 @@ public:
     // The link serving `channel`'s slot; nullopt while not known.
     virtual std::optional<link_id> link_for_channel(std::string_view channel) = 0;
     virtual void set_push_sink(push_sink sink) = 0;
+    // Client-side caching: every connection that serves reads sends `setup` (CLIENT TRACKING
+    // ...) on each connect, and hands its invalidation pushes to `sink`. Call before run().
+    using invalidation_sink = connection::invalidation_handler;
+    virtual void enable_tracking(request setup, invalidation_sink sink) = 0;
     // Read the map again soon (cluster); nothing elsewhere.
     virtual void refresh() {}
 
