@@ -470,8 +470,11 @@ asio::awaitable<void> blob_store::discard(const object_keys& keys, std::uint64_t
 
 // ---- get ------------------------------------------------------------------------------------
 
-asio::awaitable<std::optional<blob_meta>> blob_store::read_manifest(const object_keys& keys) {
-    request req;
+asio::awaitable<std::optional<blob_meta>> blob_store::read_manifest(const object_keys& keys,
+                                                                    bool cached) {
+    request::options o;
+    o.cache = cached; // stat: through the client's cache, if it has one
+    request req(o);
     req.push("HGETALL", keys.manifest);
     response<std::map<std::string, std::string>> resp;
     co_await client_.exec(req, resp);
@@ -687,7 +690,7 @@ asio::awaitable<bool> blob_store::exists(std::string_view name) {
 
 asio::awaitable<std::optional<blob_meta>> blob_store::stat(std::string_view name) {
     const object_keys keys = keys_for(name);
-    co_return co_await read_manifest(keys);
+    co_return co_await read_manifest(keys, true);
 }
 
 asio::awaitable<bool> blob_store::erase(std::string_view name) {

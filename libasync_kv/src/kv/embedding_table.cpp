@@ -302,8 +302,10 @@ embedding_table<K>::find_into(std::span<const K> keys, embedding_initializer ini
     found.assign(keys.size(), false);
     const plan p = make_plan(keys);
     std::size_t c = 0;
+    request::options cached;
+    cached.cache = true; // hot keys from the client's cache (if it has one): no round trip
     while (c < p.commands.size()) {
-        request req;
+        request req(cached);
         find_sink sink;
         sink.out = out.data();
         sink.found = &found;

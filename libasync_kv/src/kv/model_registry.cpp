@@ -179,7 +179,7 @@ asio::awaitable<model_registry> model_registry::open(client& c, std::string name
 }
 
 std::string model_registry::key(std::string_view suffix) const {
-    return options_.key_prefix + "{" + name_ + "}:" + std::string(suffix);
+    return key_prefix(name_, options_) + std::string(suffix);
 }
 
 std::string model_registry::version_name(std::uint64_t version) const {
@@ -236,8 +236,28 @@ asio::awaitable<std::uint64_t> model_registry::save_directory(const std::filesys
     co_return co_await save(m);
 }
 
+namespace {
+// A registry's reads go through the client's cache (if it has one): a process that resolves
+// "latest" on every request pays no round trip, and is told when it moves.
+request cached_read() {
+    request::options o;
+    o.cache = true;
+    return request(o);
+}
+} // namespace
+
+std::vector<std::string> model_registry::watched_keys(std::string_view ref) const {
+    if (ref == "latest" || ref == name_ + ":latest") return {key("latest")};
+    return {key("latest"), key("tags"), key("versions")};
+}
+
+std::string model_registry::key_prefix(std::string_view name,
+                                       const model_registry_options& options) {
+    return options.key_prefix + "{" + std::string(name) + "}:";
+}
+
 asio::awaitable<std::optional<std::uint64_t>> model_registry::latest() {
-    request req;
+    request req = cached_read();
     req.push("GET", key("latest"));
     response<std::optional<std::uint64_t>> resp;
     co_await client_.exec(req, resp);
@@ -255,14 +275,14 @@ asio::awaitable<std::optional<std::uint64_t>> model_registry::resolve(std::strin
         ref.remove_prefix(name_.size() + 1);
     if (ref == "latest") co_return co_await latest();
     if (const auto v = version_of(ref)) {
-        request req;
+        request req = cached_read();
         req.push("ZSCORE", key("versions"), std::to_string(*v));
         response<std::optional<std::string>> resp;
         co_await client_.exec(req, resp);
         if (!std::get<0>(resp).value()) co_return std::nullopt;
         co_return v;
     }
-    request req;
+    request req = cached_read();
     req.push("HGET", key("tags"), ref);
     response<std::optional<std::uint64_t>> resp;
     co_await client_.exec(req, resp);

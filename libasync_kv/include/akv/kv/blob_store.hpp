@@ -196,7 +196,8 @@ private:
                 const std::function<asio::awaitable<std::string_view>(std::size_t)>& next_chunk);
     asio::awaitable<void> discard(const object_keys& keys, std::uint64_t generation,
                                   std::uint32_t chunks);
-    asio::awaitable<std::optional<blob_meta>> read_manifest(const object_keys& keys);
+    asio::awaitable<std::optional<blob_meta>> read_manifest(const object_keys& keys,
+                                                            bool cached = false);
     asio::awaitable<std::optional<blob_meta>> read(const object_keys& keys, const sink& out,
                                                    std::uint64_t& delivered);
     asio::awaitable<read_outcome> read_single(const object_keys& keys, const blob_meta& m,

@@ -36,7 +36,7 @@ public:
 
     // The count of `item`: 0 when it was never counted (and nothing is stored, as in Python).
     asio::awaitable<long long> get(const T& item) const {
-        request req;
+        request req = cached_read();
         req.push("HGET", key_, detail::arg(item));
         auto bytes = co_await run<std::optional<std::string>>(req, "HGET");
         if (!bytes) co_return 0;
@@ -52,14 +52,14 @@ public:
 
     // HLEN: how many distinct items.
     asio::awaitable<std::size_t> size() const {
-        request req;
+        request req = cached_read();
         req.push("HLEN", key_);
         co_return static_cast<std::size_t>(co_await run<long long>(req, "HLEN"));
     }
 
     // Every (item, count), in no particular order (HGETALL).
     asio::awaitable<std::vector<value_type>> items() const {
-        request req;
+        request req = cached_read();
         req.push("HGETALL", key_);
         auto flat = co_await run<std::vector<std::string>>(req, "HGETALL");
         std::vector<value_type> out;

@@ -46,7 +46,7 @@ public:
 
     // LINDEX: the element at `index` (negative: from the back), or nullopt past either end.
     asio::awaitable<std::optional<T>> at(std::int64_t index) const {
-        request req;
+        request req = cached_read();
         req.push("LINDEX", key_, index);
         auto bytes = co_await run<std::optional<std::string>>(req, "LINDEX");
         if (!bytes) co_return std::nullopt;
@@ -57,7 +57,7 @@ public:
 
     // LRANGE start stop (both included; -1 is the last element).
     asio::awaitable<std::vector<T>> range(std::int64_t start, std::int64_t stop) const {
-        request req;
+        request req = cached_read();
         req.push("LRANGE", key_, start, stop);
         auto items = co_await run<std::vector<std::string>>(req, "LRANGE");
         std::vector<T> values;
@@ -71,7 +71,7 @@ public:
 
     // LLEN.
     asio::awaitable<std::size_t> size() const {
-        request req;
+        request req = cached_read();
         req.push("LLEN", key_);
         co_return static_cast<std::size_t>(co_await run<long long>(req, "LLEN"));
     }

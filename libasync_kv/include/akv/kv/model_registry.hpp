@@ -123,6 +123,14 @@ public:
     asio::awaitable<std::optional<std::uint64_t>> latest();
     // The version `ref` names, or nullopt.
     asio::awaitable<std::optional<std::uint64_t>> resolve(std::string_view ref);
+    // The keys whose change may change what `ref` resolves to. With the client's cache on
+    // (config::cache), latest() and resolve() read through it, so the server announces their
+    // change (client::add_invalidation_listener): resolve again then, instead of polling.
+    std::vector<std::string> watched_keys(std::string_view ref) const;
+    // What every key of the registry of model `name` starts with (for config::cache.prefixes,
+    // broadcast mode).
+    static std::string key_prefix(std::string_view name,
+                                  const model_registry_options& options = {});
     // All versions, oldest first, with their metadata and tags.
     asio::awaitable<std::vector<model_version>> versions();
 

@@ -56,14 +56,14 @@ public:
 
     // SISMEMBER.
     asio::awaitable<bool> contains(const T& v) const {
-        request req;
+        request req = cached_read();
         req.push("SISMEMBER", key_, detail::arg(v));
         co_return co_await run<long long>(req, "SISMEMBER") == 1;
     }
 
     // SCARD.
     asio::awaitable<std::size_t> size() const {
-        request req;
+        request req = cached_read();
         req.push("SCARD", key_);
         co_return static_cast<std::size_t>(co_await run<long long>(req, "SCARD"));
     }

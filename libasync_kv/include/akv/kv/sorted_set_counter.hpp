@@ -37,14 +37,14 @@ public:
 
     // ZSCORE: nullopt when `member` has no score.
     asio::awaitable<std::optional<double>> score(const T& member) const {
-        request req;
+        request req = cached_read();
         req.push("ZSCORE", key_, detail::arg(member));
         co_return co_await run<std::optional<double>>(req, "ZSCORE");
     }
 
     // ZREVRANK: 0 for the highest score, 1 for the next...; nullopt when not a member.
     asio::awaitable<std::optional<std::size_t>> rank(const T& member) const {
-        request req;
+        request req = cached_read();
         req.push("ZREVRANK", key_, detail::arg(member));
         auto r = co_await run<std::optional<long long>>(req, "ZREVRANK");
         if (!r) co_return std::nullopt;
@@ -53,7 +53,7 @@ public:
 
     // ZRANGE key 0 n-1 REV WITHSCORES: the `n` highest scores, highest first; n = 0: all.
     asio::awaitable<std::vector<value_type>> top(std::size_t n) const {
-        request req;
+        request req = cached_read();
         req.push("ZRANGE", key_, 0, static_cast<long long>(n) - 1, "REV", "WITHSCORES");
         auto pairs = co_await run<std::vector<std::pair<std::string, double>>>(req, "ZRANGE");
         std::vector<value_type> out;
@@ -72,7 +72,7 @@ public:
 
     // ZCARD.
     asio::awaitable<std::size_t> size() const {
-        request req;
+        request req = cached_read();
         req.push("ZCARD", key_);
         co_return static_cast<std::size_t>(co_await run<long long>(req, "ZCARD"));
     }

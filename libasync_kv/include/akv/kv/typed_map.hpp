@@ -54,7 +54,7 @@ public:
 
     // HGET.
     asio::awaitable<std::optional<V>> get(const K& k) const {
-        request req;
+        request req = cached_read();
         req.push("HGET", key_, detail::arg(k));
         auto bytes = co_await run<std::optional<std::string>>(req, "HGET");
         if (!bytes) co_return std::nullopt;
@@ -77,7 +77,7 @@ public:
 
     // HEXISTS.
     asio::awaitable<bool> contains(const K& k) const {
-        request req;
+        request req = cached_read();
         req.push("HEXISTS", key_, detail::arg(k));
         co_return co_await run<long long>(req, "HEXISTS") == 1;
     }
@@ -91,7 +91,7 @@ public:
 
     // HLEN.
     asio::awaitable<std::size_t> size() const {
-        request req;
+        request req = cached_read();
         req.push("HLEN", key_);
         co_return static_cast<std::size_t>(co_await run<long long>(req, "HLEN"));
     }
@@ -101,7 +101,7 @@ public:
     asio::awaitable<std::vector<std::optional<V>>> get_many(const Keys& keys) const {
         std::vector<std::optional<V>> values;
         if (std::ranges::empty(keys)) co_return values;
-        request req;
+        request req = cached_read();
         req.push("HMGET", key_,
                  std::views::transform(keys, [](const K& k) { return detail::arg(k); }));
         auto replies = co_await run<std::vector<std::optional<std::string>>>(req, "HMGET");
@@ -167,7 +167,7 @@ public:
 
     // HGETALL: every entry in one reply; for maps known to be small (see scan otherwise).
     asio::awaitable<std::vector<value_type>> items() const {
-        request req;
+        request req = cached_read();
         req.push("HGETALL", key_);
         auto flat = co_await run<std::vector<std::string>>(req, "HGETALL");
         std::vector<value_type> entries;

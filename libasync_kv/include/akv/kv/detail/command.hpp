@@ -66,6 +66,13 @@ protected:
         : client_(&c)
         , key_(std::move(key)) {}
 
+    // A read the client's cache may answer (config::cache; without one it goes to the server).
+    static request cached_read() {
+        request::options o;
+        o.cache = true;
+        return request(o);
+    }
+
     // Runs `req` (one command) and returns its reply as a T, or throws naming the key.
     template <class T> asio::awaitable<T> run(const request& req, std::string_view command) const {
         response<T> resp;
