@@ -447,6 +447,42 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     EXPECT_NE(missing.output.find("--model nosuch@latest"), std::string::npos) << missing.output;
 }
 
+// A new version in the registry reaches a running batcher at once: Redis tells it that `latest`
+// moved (client-side caching), long before its reload-ms.
+TEST(Apps, BatcherReloadsTheModelWhenLatestMoves) {
+    temp_dir dir{"akv-e2e-batcher-reload-"};
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::kv::model_registry reg(rc.client, "interest");
+        co_await reg.save(akv::demo::interest_model_files());
+    }());
+    child_process batcher({bin("akv-batcher"), "--redis", redis.url(), "--input", "in", "--output",
+                           "out", "--model", "interest", "--reload-ms", "600000"},
+                          {}, dir.path() / "batcher.log");
+    auto version_in_stats = [&] {
+        std::optional<std::string> v;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("HGET", "akv:batcher:out", "model_version");
+            akv::response<std::optional<std::string>> resp;
+            co_await rc.client.exec(req, resp);
+            v = std::get<0>(resp).value();
+        }());
+        return v.value_or("");
+    };
+    ASSERT_TRUE(poll_until([&] { return version_in_stats() == "1"; }, 30s, 50ms)) << batcher.log();
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::kv::model_registry reg(rc.client, "interest");
+        co_await reg.save(akv::demo::interest_model_files());
+    }());
+    EXPECT_TRUE(poll_until([&] { return version_in_stats() == "2"; }, 20s, 50ms)) << batcher.log();
+    EXPECT_NE(batcher.log().find("v1 -> v2"), std::string::npos) << batcher.log();
+    batcher.signal(SIGTERM);
+    ASSERT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
+}
+
 } // namespace
 
 TEST(Apps, HttpPosterNamesWhatIsWrongWithAReplyAndNeverHangs) {

@@ -584,6 +584,23 @@ TEST(Gateway, LimitsCloseWithTheRightCode) {
     }());
 }
 
+// With client-side caching on (config::cache), its counters are exported beside the gateway's.
+TEST(Gateway, MetricsIncludeTheRedisClientCache) {
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    akv::config cfg = redis.config();
+    cfg.cache.kind = akv::cache_options::mode::tracking;
+    running_gateway g(io, cfg, base_options());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        auto metrics = co_await http_call(g.port(), http::verb::get, "/metrics");
+        EXPECT_EQ(metrics.first, 200);
+        for (const char* series : {"akv_redis_cache_hits_total 0", "akv_redis_cache_bytes 0",
+                                   "# TYPE akv_redis_cache_invalidations_total counter"})
+            EXPECT_NE(metrics.second.find(series), std::string::npos) << series << "\n"
+                                                                      << metrics.second;
+    }());
+}
+
 TEST(Gateway, HttpRoutes) {
     akv::testing::embedded_server redis;
     asio::io_context io;
@@ -636,6 +653,8 @@ TEST(Gateway, HttpRoutes) {
         EXPECT_NE(metrics.second.find("akv_gateway_published_total 2"), std::string::npos) << metrics.second;
         EXPECT_NE(metrics.second.find("akv_gateway_sessions 0"), std::string::npos);
         EXPECT_NE(metrics.second.find("akv_gateway_redis_latency_seconds"), std::string::npos);
+        EXPECT_EQ(metrics.second.find("akv_redis_cache"), std::string::npos)
+            << "no cache, no series";
         // A WebSocket upgrade anywhere but /ws is refused.
         gateway_client c(io);
         std::string refused;

@@ -1,0 +1,48 @@
+// Client-side caching across a Redis restart: the connection's loss drops every entry before
+// any cached read is answered, and the history of reads and writes around it has no stale read.
+#include "support/cache_history.hpp"
+#include "support/eventually.hpp"
+#include "support/running_client.hpp"
+#include "support/side_thread.hpp"
+
+#include <akv/client.hpp>
+#include <akv/testing/embedded_server.hpp>
+
+#include <memory>
+
+using namespace akv::test;
+namespace asio = boost::asio;
+
+TEST(CacheFaults, HistoryAcrossARedisRestartHasNoStaleRead) {
+    // Append-only, so that no acknowledged write is lost by the restart itself.
+    akv::testing::embedded_server server({.append_only = true});
+    asio::io_context io;
+    akv::config cached = server.config();
+    cached.cache.kind = akv::cache_options::mode::tracking;
+    running_client reader(io, cached);
+    running_client writer(io, server.config());
+    cache_history history;
+    cache_workload w;
+    bool restarted = false;
+    w.fault = [&]() -> asio::awaitable<void> {
+        auto restart = std::make_unique<side_thread>([&] { server.restart(); });
+        co_await eventually([&]() -> asio::awaitable<bool> { co_return restart->done.load(); },
+                            std::chrono::seconds(30));
+        EXPECT_EQ(restart->failure, "");
+        restarted = restart->done;
+    };
+    run_task(
+        io,
+        [&]() -> asio::awaitable<void> {
+            co_await run_cache_workload(reader.client, writer.client, w, history);
+        }(),
+        120s);
+    EXPECT_TRUE(restarted);
+    const auto v = history.check();
+    EXPECT_EQ(v.stale, 0u) << v.first_stale;
+    EXPECT_GT(v.checked, 1000u);
+    const auto s = reader.client.stats();
+    EXPECT_GE(s.connections.disconnects, 1u);
+    EXPECT_GE(s.cache.flushes, 1u);
+    EXPECT_GT(s.cache.hits, 1000u);
+}
