@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -52,7 +53,9 @@ akv::app::command_line command_line() {
             {"max-wait-ms", "N", "longest wait for a batch to fill (default 50)"},
             {"claim-idle-ms", "N", "entries pending this long are taken over (default 30000)"},
             {"output-maxlen", "N", "trim the output stream to about N entries (default 100000)"},
-            {"reload-ms", "N", "check the registry for a newer model this often (default 5000)"},
+            {"reload-ms", "N",
+             "check the registry for a newer model at least this often (default 5000); a move "
+             "of latest or of the tag is seen at once (client-side caching)"},
             {"stats-key", "KEY",
              "hash of counters, written every second (default akv:batcher:OUTPUT)"},
         },
@@ -103,7 +106,15 @@ int main(int argc, char** argv) {
     if (!target) return failure;
 
     asio::io_context io(1);
-    akv::client redis(io.get_executor(), target->config());
+    // The registry is watched through client-side caching: Redis says when `latest` (or the
+    // tag) moves, and the batcher reloads then instead of polling. Broadcast mode on the
+    // registry's keys only, unless the configuration asks for a cache of its own.
+    akv::config redis_cfg = target->config();
+    if (redis_cfg.cache.kind == akv::cache_options::mode::off) {
+        redis_cfg.cache.kind = akv::cache_options::mode::broadcast;
+        redis_cfg.cache.prefixes = {akv::kv::model_registry::key_prefix(model_name)};
+    }
+    akv::client redis(io.get_executor(), redis_cfg);
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
 
     // The model first: without it there is nothing to run.
@@ -238,29 +249,52 @@ int main(int argc, char** argv) {
             redis.cancel();
         });
 
-    // Counters every second; the registry every reload-ms.
+    // Counters every second. The model again when the registry says it moved, and every
+    // reload-ms as a safety net.
     const std::string stats_key = cl.get_or("stats-key", "akv:batcher:" + bo.output_stream);
     const auto reload_every = std::chrono::milliseconds(cl.number<long>("reload-ms", 5000));
+    bool reload_due = false;
+    {
+        akv::kv::model_registry registry(redis, model_name);
+        std::vector<std::string> watched = registry.watched_keys(model_ref);
+        redis.add_invalidation_listener([&, watched](std::span<const std::string_view> keys) {
+            const bool moved =
+                keys.empty() || std::any_of(keys.begin(), keys.end(), [&](std::string_view k) {
+                    return std::find(watched.begin(), watched.end(), k) != watched.end();
+                });
+            if (!moved || reload_due) return;
+            reload_due = true;
+            ticker.cancel(); // now, not at the next second
+        });
+    }
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
             auto next_reload = std::chrono::steady_clock::now() + reload_every;
+            auto next_stats = std::chrono::steady_clock::now();
             akv::kv::model_registry registry(redis, model_name);
             while (!stopping) {
-                ticker.expires_after(1s);
-                co_await ticker.async_wait(asio::as_tuple(asio::use_awaitable));
+                if (!reload_due) {
+                    ticker.expires_at(std::min(next_stats + 1s, next_reload));
+                    co_await ticker.async_wait(asio::as_tuple(asio::use_awaitable));
+                }
                 if (stopping) break;
                 std::string failure;
                 try {
-                    const auto& s = batcher.stats();
-                    akv::request req;
-                    req.push("HSET", stats_key, "batches", s.batches, "entries", s.entries,
-                             "outputs", s.outputs, "reclaimed", s.reclaimed, "handler_failures",
-                             s.handler_failures, "last_batch", last_batch, "model_version",
-                             current.version);
-                    co_await redis.exec(req, akv::ignore);
-                    if (std::chrono::steady_clock::now() >= next_reload) {
-                        next_reload = std::chrono::steady_clock::now() + reload_every;
+                    const auto now = std::chrono::steady_clock::now();
+                    if (now >= next_stats + 1s) {
+                        next_stats = now;
+                        const auto& s = batcher.stats();
+                        akv::request req;
+                        req.push("HSET", stats_key, "batches", s.batches, "entries", s.entries,
+                                 "outputs", s.outputs, "reclaimed", s.reclaimed, "handler_failures",
+                                 s.handler_failures, "last_batch", last_batch, "model_version",
+                                 current.version);
+                        co_await redis.exec(req, akv::ignore);
+                    }
+                    if (reload_due || now >= next_reload) {
+                        reload_due = false;
+                        next_reload = now + reload_every;
                         std::optional<std::uint64_t> v = co_await registry.resolve(model_ref);
                         if (v && *v != current.version) {
                             model_state next = co_await load_model(redis, model_name, model_ref);
