@@ -131,6 +131,10 @@ void client::remove_invalidation_listener(std::size_t id) {
     if (cache_) cache_->remove_listener(id);
 }
 
+bool client::try_cached_adapted(const request& req, detail::reply_adapter adapter) {
+    return cache_ && cache_->try_answer(req, adapter);
+}
+
 void client::flush_cache() {
     if (cache_) cache_->flush();
 }

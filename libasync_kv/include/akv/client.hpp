@@ -159,6 +159,16 @@ public:
     // Drops every entry now.
     void flush_cache();
 
+    // `req` (with options::cache) answered from the cache now, with no round trip and no
+    // suspension, when the client caches and every read of `req` hits: true, and `resp` holds the
+    // replies. Otherwise false, nothing was sent (`resp` may have been cleared): exec() it. Call on
+    // the client's executor. The cheapest read there is: a co_await of exec() costs more than the
+    // lookup itself. One call in 32 says false regardless, so that a loop of hits still lets
+    // invalidations in.
+    template <class Response> bool try_cached(const request& req, Response& resp) {
+        return try_cached_adapted(req, detail::make_adapter(resp));
+    }
+
     // ---- For a pub/sub layer (messaging::subscriber): subscriptions live on connections.
 
     // Every push of every connection goes to `handler` as it arrives, on the read path, instead
@@ -190,6 +200,7 @@ private:
                        executor_type handler_ex, const request* req, detail::reply_adapter adapter);
     void start_receive_push(asio::any_completion_handler<connection::push_signature> handler,
                             executor_type handler_ex);
+    bool try_cached_adapted(const request& req, detail::reply_adapter adapter);
     void emit(const client_event& e);
 
     executor_type ex_;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <list>
 
 namespace akv::detail {
 
@@ -19,8 +20,10 @@ namespace {
 
 using boost::system::error_code;
 
-// What an entry costs beyond its bytes: the entry, its map node, its share of the key's state.
-constexpr std::size_t entry_overhead = 160;
+// What an entry costs beyond its id, bytes and nodes, as malloc sees it: the entry and its
+// hooks, its map node and bucket, the value and its control block, and the allocator's
+// rounding of the three heap blocks (measured against RSS by ./script/bench cache).
+constexpr std::size_t entry_overhead = 288;
 
 void write_command(std::string& out, std::string_view name,
                    std::span<const std::string_view> args) {
@@ -88,10 +91,25 @@ struct near_cache::fetch {
     std::vector<command> commands;
     std::vector<std::shared_ptr<const value>> pieces; // hits from the start, misses once read
     std::vector<std::shared_ptr<const value>> failed; // per command: a reply that is not its shape
+    // Per command: an HMGET answered whole from memory, or read whole (then also kept whole,
+    // under whole_ids[c], if its key did not change meanwhile).
+    std::vector<std::shared_ptr<const value>> wholes;
+    std::vector<std::string> whole_ids;
+    std::vector<std::size_t> whole_first; // its first piece in `missed`
     std::vector<pending> missed;
     std::vector<reply_slot> replies;
     std::uint64_t epoch = 0;
     std::uint64_t redirects = 0; // the cluster's MOVED, ASK and waits when it went out
+    // The same single read asked again while this one was out, its key unchanged since: they
+    // take this reply instead of asking the server each (a hot key just invalidated would
+    // otherwise be read once per reader).
+    struct follower {
+        handler_type handler;
+        executor_type handler_ex;
+        reply_adapter adapter;
+    };
+    std::list<follower> followers; // a list: an any_completion_handler is never relocated
+    std::string solo_id;           // set when this fetch is one read that followers may join
     request req;
 
     static void on_reply(void* self, std::size_t index, std::span<const resp::node> nodes,
@@ -115,6 +133,7 @@ struct near_cache::fetch {
             if (top.data_type != resp::type::array || top.size != r.count ||
                 nodes.size() != r.count + 1)
                 return fail(); // an element that is itself an aggregate: not an MGET reply
+            if (!f.whole_ids[r.command].empty()) f.wholes[r.command] = copy_reply(nodes, message);
             for (std::size_t j = 0; j < r.count; ++j)
                 f.pieces[f.missed[r.first + j].piece] = copy_element(nodes[1 + j], message);
             return;
@@ -206,7 +225,7 @@ bool near_cache::cacheable(std::string_view name, shape& how, std::string_view& 
         {"XLEN", shape::whole},
     };
     for (const read& r : reads) {
-        if (r.name.size() == name.size() && iequals(r.name, name)) {
+        if (r.name.size() == name.size() && (r.name == name || iequals(r.name, name))) {
             how = r.how;
             canonical = r.name;
             return true;
@@ -230,6 +249,7 @@ bool near_cache::classify(const request& req) {
         command& c = commands_[n++];
         c.args.clear();
         std::string_view name;
+        const char* start = p.data();
         const std::size_t argc = cluster::read_command(p, static_cast<std::size_t>(-1),
                                                        [&](std::size_t i, std::string_view a) {
                                                            if (i == 0)
@@ -238,6 +258,8 @@ bool near_cache::classify(const request& req) {
                                                                c.args.push_back(a);
                                                        });
         if (argc == 0 || !cacheable(name, c.how, c.name)) return false;
+        c.raw = std::string_view(start, static_cast<std::size_t>(p.data() - start));
+        c.canonical = name == c.name; // as akv::request wrote it: its bytes are its id
         const bool hmget = c.name == "HMGET";
         if (c.args.size() < (hmget ? 2u : 1u)) return false; // the server's arity error
         c.first_piece = pieces;
@@ -265,6 +287,13 @@ std::string_view near_cache::piece_key(const command& c, std::size_t piece) cons
     return c.args[piece];
 }
 
+std::string_view near_cache::whole_id(const command& c, std::string& scratch) const {
+    if (c.canonical) return c.raw;
+    scratch.clear();
+    write_command(scratch, c.name, c.args);
+    return scratch;
+}
+
 void near_cache::piece_id(const command& c, std::size_t piece, std::string& out) const {
     out.clear();
     if (c.how == shape::whole) {
@@ -289,25 +318,48 @@ near_cache::entry* near_cache::lookup(std::string_view id, clock::time_point now
     return &e;
 }
 
+bool near_cache::fits(const reply_adapter& adapter) const noexcept {
+    return adapter.slots == static_cast<std::size_t>(-1) || adapter.slots == command_count_;
+}
+
+bool near_cache::on_executor() const noexcept {
+    const auto* io = ex_.target<asio::io_context::executor_type>();
+    return io && io->running_in_this_thread();
+}
+
 void near_cache::start_exec(handler_type handler, executor_type handler_ex, const request* req,
                             reply_adapter adapter) {
+    if (on_executor()) { // the common case: no wrapping, no dispatch
+        exec_now(std::move(handler), std::move(handler_ex), req, adapter);
+        return;
+    }
     asio::dispatch(ex_,
                    [this, h = std::move(handler), hex = std::move(handler_ex), req,
                     adapter]() mutable { exec_now(std::move(h), std::move(hex), req, adapter); });
 }
 
-void near_cache::exec_now(handler_type handler, executor_type handler_ex, const request* req,
-                          reply_adapter adapter) {
-    if (!req->get_options().cache || !classify(*req)) {
-        note_writes(*req);
-        topo_.start_exec(std::move(handler), std::move(handler_ex), req, adapter);
-        return;
-    }
+std::size_t near_cache::lookup_all() {
     const clock::time_point now = opts_.ttl.count() > 0 ? clock::now() : clock::time_point{};
     found_.clear();
+    whole_.assign(command_count_, nullptr);
     std::size_t misses = 0;
     for (std::size_t c = 0; c < command_count_; ++c) {
         const command& cmd = commands_[c];
+        if (cmd.how == shape::whole) {
+            entry* e = lookup(whole_id(cmd, id_), now);
+            found_.push_back(e);
+            misses += e ? 0 : 1;
+            continue;
+        }
+        // An HMGET read again with the same fields (an embedding table's hot rows): one
+        // lookup for all of them.
+        if (cmd.name == "HMGET" && cmd.pieces > 1) { // one field: the whole is the piece
+            if (entry* e = lookup(whole_id(cmd, id_), now)) {
+                whole_[c] = e;
+                found_.insert(found_.end(), cmd.pieces, nullptr);
+                continue;
+            }
+        }
         for (std::size_t i = 0; i < cmd.pieces; ++i) {
             piece_id(cmd, i, id_);
             entry* e = lookup(id_, now);
@@ -319,25 +371,65 @@ void near_cache::exec_now(handler_type handler, executor_type handler_ex, const 
                 e = lookup(id_, now);
             }
             found_.push_back(e);
-            if (!e) ++misses;
+            misses += e ? 0 : 1;
         }
     }
-    if (misses > 0) {
-        start_fetch(std::move(handler), std::move(handler_ex), *req, adapter, found_.size());
-        return;
-    }
+    return misses;
+}
+
+void near_cache::touch(entry& e) {
+    // A mark, not a move: a hit writes only its own entry (moving it to the front would touch
+    // two neighbours, cache misses on a big cache). Eviction gives marked entries a second
+    // chance: least recently used, approximately (CLOCK).
+    e.referenced = true;
+}
+
+std::size_t near_cache::answer(const reply_adapter& adapter) {
     std::size_t bytes = 0;
     values_.clear();
     for (entry* e : found_) {
-        values_.push_back(e->val.get());
-        lru_.erase(lru_.iterator_to(*e));
-        lru_.push_front(*e);
+        values_.push_back(e ? e->val.get() : nullptr);
+        if (e) touch(*e);
     }
     for (std::size_t c = 0; c < command_count_; ++c) {
         const command& cmd = commands_[c];
+        if (entry* w = whole_[c]) {
+            touch(*w);
+            adapter(c, w->val->nodes, w->val->bytes);
+            bytes += w->val->bytes.size();
+            stats_.hits += cmd.pieces;
+            continue;
+        }
         deliver(adapter, c, cmd, std::span(values_).subspan(cmd.first_piece, cmd.pieces), bytes);
+        stats_.hits += cmd.pieces;
     }
-    stats_.hits += found_.size();
+    return bytes;
+}
+
+bool near_cache::try_answer(const request& req, reply_adapter adapter) {
+    // Every so often a hit goes the posted way (false: exec() then answers it from memory), so
+    // that a loop of hits still lets the I/O in: an invalidation waiting to be read, a timer.
+    if (!req.get_options().cache || ++sync_answers_ % 32 == 0 || !on_executor() || !classify(req) ||
+        !fits(adapter) || lookup_all() > 0)
+        return false;
+    answer(adapter);
+    return true;
+}
+
+void near_cache::exec_now(handler_type handler, executor_type handler_ex, const request* req,
+                          reply_adapter adapter) {
+    // A response that cannot take the replies gets its error (incompatible_size) from the
+    // topology, as without the cache.
+    if (!req->get_options().cache || !classify(*req) || !fits(adapter)) {
+        note_writes(*req);
+        topo_.start_exec(std::move(handler), std::move(handler_ex), req, adapter);
+        return;
+    }
+    if (lookup_all() > 0) {
+        start_fetch(std::move(handler), std::move(handler_ex), *req, adapter, found_.size());
+        return;
+    }
+    const std::size_t bytes = answer(adapter);
     detail::complete_on(handler_ex, std::move(handler), error_code{}, bytes);
 }
 
@@ -379,11 +471,26 @@ void near_cache::deliver(const reply_adapter& adapter, std::size_t index, const 
 
 void near_cache::start_fetch(handler_type handler, executor_type handler_ex, const request& req,
                              reply_adapter adapter, std::size_t pieces) {
+    const bool solo = command_count_ == 1 && commands_[0].how == shape::whole;
+    if (solo) {
+        const std::string_view id = whole_id(commands_[0], id_);
+        if (auto it = solo_inflight_.find(id); it != solo_inflight_.end()) {
+            fetch& leader = *it->second;
+            const fetch::pending& p = leader.missed.front();
+            if (leader.epoch == epoch_ && p.key->version == p.version) {
+                leader.followers.emplace_back(std::move(handler), std::move(handler_ex), adapter);
+                return;
+            }
+        }
+    }
     auto f = std::make_unique<fetch>(std::move(handler), std::move(handler_ex));
     f->adapter = adapter;
     f->commands.assign(commands_.begin(), commands_.begin() + command_count_);
     f->pieces.resize(pieces);
     f->failed.resize(command_count_);
+    f->wholes.resize(command_count_);
+    f->whole_ids.resize(command_count_);
+    f->whole_first.resize(command_count_);
     f->epoch = epoch_;
     f->redirects = redirects();
     request::options o;
@@ -399,13 +506,18 @@ void near_cache::start_fetch(handler_type handler, executor_type handler_ex, con
     };
     for (std::size_t c = 0; c < f->commands.size(); ++c) {
         const command& cmd = f->commands[c];
+        if (entry* w = whole_[c]) {
+            f->wholes[c] = w->val;
+            touch(*w);
+            stats_.hits += cmd.pieces;
+            continue;
+        }
         const std::size_t first = f->missed.size();
         for (std::size_t i = 0; i < cmd.pieces; ++i) {
             const std::size_t piece = cmd.first_piece + i;
             if (entry* e = found_[piece]) {
                 f->pieces[piece] = e->val;
-                lru_.erase(lru_.iterator_to(*e));
-                lru_.push_front(*e);
+                touch(*e);
                 ++stats_.hits;
                 continue;
             }
@@ -429,6 +541,10 @@ void near_cache::start_fetch(handler_type handler, executor_type handler_ex, con
         } else {
             args_.clear();
             const bool hmget = cmd.name == "HMGET";
+            if (hmget && count == cmd.pieces && count > 1) {
+                f->whole_ids[c] = whole_id(cmd, id_);
+                f->whole_first[c] = first;
+            }
             if (hmget) args_.push_back(cmd.args[0]);
             for (std::size_t j = first; j < f->missed.size(); ++j)
                 args_.push_back(cmd.args[(hmget ? 1 : 0) + f->missed[j].piece - cmd.first_piece]);
@@ -436,6 +552,12 @@ void near_cache::start_fetch(handler_type handler, executor_type handler_ex, con
             f->req.push(cmd.name, args_);
             f->replies.push_back({c, first, count, shape::elements, false});
         }
+    }
+    if (solo && f->missed.size() == 1) {
+        f->solo_id = f->missed.front().id;
+        // Replaces a leader whose key changed meanwhile; the map's key views this fetch's id.
+        solo_inflight_.erase(f->solo_id);
+        solo_inflight_.emplace(f->solo_id, f.get());
     }
     // The caller's cancellation reaches the read at the server.
     auto slot = f->handler.get_cancellation_slot();
@@ -459,7 +581,18 @@ std::uint64_t near_cache::redirects() const {
 }
 
 void near_cache::fetch_done(std::unique_ptr<fetch> f, error_code ec) {
+    if (!f->solo_id.empty()) {
+        auto it = solo_inflight_.find(f->solo_id);
+        if (it != solo_inflight_.end() && it->second == f.get()) solo_inflight_.erase(it);
+    }
     const bool same_epoch = f->epoch == epoch_ && f->redirects == redirects();
+    for (std::size_t c = 0; c < f->commands.size() && !ec && same_epoch; ++c) {
+        // An HMGET read whole: kept whole too, under the same rule as its pieces (its key is
+        // alive: its reads are still counted in flight).
+        if (f->whole_ids[c].empty() || !f->wholes[c] || f->failed[c]) continue;
+        const fetch::pending& p = f->missed[f->whole_first[c]];
+        if (p.key->version == p.version) insert(f->whole_ids[c], *p.key, f->wholes[c]);
+    }
     for (fetch::pending& p : f->missed) {
         key_state& k = *p.key;
         --k.in_flight;
@@ -476,6 +609,8 @@ void near_cache::fetch_done(std::unique_ptr<fetch> f, error_code ec) {
     }
     if (ec) {
         detail::complete_on(f->handler_ex, std::move(f->handler), ec, std::size_t{0});
+        for (fetch::follower& w : f->followers)
+            detail::complete_on(w.handler_ex, std::move(w.handler), ec, std::size_t{0});
         return;
     }
     std::size_t bytes = 0;
@@ -498,9 +633,25 @@ void near_cache::fetch_done(std::unique_ptr<fetch> f, error_code ec) {
             bytes += bad->bytes.size();
             continue;
         }
+        if (const auto& w = f->wholes[c]) {
+            f->adapter(c, w->nodes, w->bytes);
+            bytes += w->bytes.size();
+            continue;
+        }
         deliver(f->adapter, c, cmd, std::span(values).subspan(cmd.first_piece, cmd.pieces), bytes);
     }
     detail::complete_on(f->handler_ex, std::move(f->handler), error_code{}, bytes);
+    for (fetch::follower& w : f->followers) {
+        std::size_t their_bytes = 0;
+        if (const auto& bad = f->failed[0]) {
+            w.adapter(0, bad->nodes, bad->bytes);
+            their_bytes = bad->bytes.size();
+        } else {
+            deliver(w.adapter, 0, f->commands[0], std::span(values).subspan(0, 1), their_bytes);
+        }
+        ++stats_.misses;
+        detail::complete_on(w.handler_ex, std::move(w.handler), error_code{}, their_bytes);
+    }
 }
 
 near_cache::key_state& near_cache::key_of(std::string_view key) {
@@ -521,7 +672,7 @@ void near_cache::release_key(key_state& k) {
 
 void near_cache::insert(std::string_view id, key_state& key, std::shared_ptr<const value> v) {
     const std::size_t size =
-        entry_overhead + 2 * id.size() + v->bytes.size() + v->nodes.size() * sizeof(resp::node);
+        entry_overhead + id.size() + v->bytes.size() + v->nodes.size() * sizeof(resp::node);
     if (size > opts_.max_bytes) return;
     if (auto it = entries_.find(id); it != entries_.end()) {
         // The same read twice in one request: the later reply replaces the value in place (a
@@ -531,8 +682,7 @@ void near_cache::insert(std::string_view id, key_state& key, std::shared_ptr<con
         old.bytes = size;
         old.val = std::move(v);
         if (opts_.ttl.count() > 0) old.expires = clock::now() + opts_.ttl;
-        lru_.erase(lru_.iterator_to(old));
-        lru_.push_front(old);
+        old.referenced = true;
         return;
     }
     auto e = std::make_unique<entry>();
@@ -547,9 +697,16 @@ void near_cache::insert(std::string_view id, key_state& key, std::shared_ptr<con
     key.entries.push_back(ref);
     stats_.bytes += size;
     // The new entry is at the front: `key` keeps it, so evicting never releases `key`.
-    while (stats_.bytes > opts_.max_bytes && !lru_.empty()) {
+    while (stats_.bytes > opts_.max_bytes && !lru_.empty() && &lru_.back() != &ref) {
+        entry& victim = lru_.back();
+        if (victim.referenced) { // used since it last came round: to the front, unmarked
+            victim.referenced = false;
+            lru_.erase(lru_.iterator_to(victim));
+            lru_.push_front(victim);
+            continue;
+        }
         ++stats_.evictions;
-        drop(lru_.back());
+        drop(victim);
     }
 }
 

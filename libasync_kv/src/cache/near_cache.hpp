@@ -15,8 +15,8 @@
 // lost (the server forgets what it tracked for it), on "invalidate" with no key (FLUSHALL, a
 // full resync of a replica), on a Sentinel switch, and, on a cluster, when its slot changes
 // master; with OPTIN on a cluster, a read that was redirected on its way is not kept (it went
-// again without its CLIENT CACHING). Bounded: a byte budget with least-recently-used eviction and
-// an age limit.
+// again without its CLIENT CACHING). Bounded: a byte budget with least-recently-used eviction
+// (CLOCK: a hit marks its entry, eviction gives marked ones a second chance) and an age limit.
 //
 // Runs on the client's executor only; calls from other threads are dispatched there.
 #pragma once
@@ -52,6 +52,9 @@ public:
 
     // CLIENT TRACKING on, as `opts` asks (BCAST with its prefixes, OPTIN).
     static request tracking_setup(const cache_options& opts);
+
+    // `req` answered from memory now if every read of it hits (client::try_cached).
+    bool try_answer(const request& req, reply_adapter adapter);
 
     // As topology::start_exec, through the cache.
     void start_exec(handler_type handler, executor_type handler_ex, const request* req,
@@ -90,7 +93,8 @@ private:
         key_state* key = nullptr;
         std::shared_ptr<const value> val;
         clock::time_point expires;
-        std::size_t bytes = 0; // counted against the budget
+        std::size_t bytes = 0;   // counted against the budget
+        bool referenced = false; // hit since eviction last came round (CLOCK)
         lru_hook lru;
         lru_hook same_key;
     };
@@ -117,6 +121,8 @@ private:
         std::vector<std::string_view> args; // after the name
         std::size_t first_piece = 0;        // into the request's list of pieces
         std::size_t pieces = 1;
+        std::string_view raw;   // its bytes in the request
+        bool canonical = false; // named as the table names it: `raw` is its id
     };
 
     struct fetch;
@@ -129,6 +135,15 @@ private:
     bool classify(const request& req);
     std::string_view piece_key(const command& cmd, std::size_t piece) const;
     void piece_id(const command& cmd, std::size_t piece, std::string& out) const;
+    // The id of the command as a whole: its own bytes, or rebuilt into `scratch`.
+    std::string_view whole_id(const command& cmd, std::string& scratch) const;
+    bool on_executor() const noexcept;
+    bool fits(const reply_adapter& adapter) const noexcept; // one slot per command of commands_
+    // Looks every piece of commands_ up (found_, whole_); the number that missed.
+    std::size_t lookup_all();
+    // Answers commands_ from found_ and whole_ (every piece hit); the bytes delivered.
+    std::size_t answer(const reply_adapter& adapter);
+    void touch(entry& e);
     // The live entry of a piece id, or null (one past its age limit is dropped).
     entry* lookup(std::string_view id, clock::time_point now);
     void start_fetch(handler_type handler, executor_type handler_ex, const request& req,
@@ -156,8 +171,11 @@ private:
 
     std::unordered_map<std::string_view, std::unique_ptr<entry>> entries_;  // by id
     std::unordered_map<std::string_view, std::unique_ptr<key_state>> keys_; // by key
+    std::unordered_map<std::string_view, fetch*> solo_inflight_; // one read out, by its id
     lru_list lru_;            // most recently used first
-    std::uint64_t epoch_ = 0; // flushes so far: a read out across one is not kept
+    std::uint64_t epoch_ = 0;
+    std::uint64_t sync_answers_ =
+        0; // try_answer calls // flushes so far: a read out across one is not kept
     cache_stats stats_;
     std::vector<std::pair<std::size_t, listener>> listeners_;
     std::size_t next_listener_ = 0;
@@ -167,6 +185,7 @@ private:
     std::vector<command> commands_;
     std::size_t command_count_ = 0;
     std::vector<entry*> found_;
+    std::vector<entry*> whole_; // per command: an HMGET found whole
     std::vector<const value*> values_;
     std::vector<std::string_view> invalidated_;
     std::string id_;

@@ -324,7 +324,7 @@ embedding_table<K>::find_into(std::span<const K> keys, embedding_initializer ini
             in_request += cmd.end - cmd.begin;
         }
         akv::detail::reply_adapter adapter{&sink, &find_sink::on_reply, sink.rows.size()};
-        co_await client_->exec(req, adapter);
+        if (!client_->try_cached(req, adapter)) co_await client_->exec(req, adapter);
         if (sink.error) detail::throw_reply_error(*sink.error, sink.error_key, "HMGET");
     }
     for (std::size_t i = 0; i < keys.size(); ++i) {

@@ -76,7 +76,7 @@ protected:
     // Runs `req` (one command) and returns its reply as a T, or throws naming the key.
     template <class T> asio::awaitable<T> run(const request& req, std::string_view command) const {
         response<T> resp;
-        co_await client_->exec(req, resp);
+        if (!client_->try_cached(req, resp)) co_await client_->exec(req, resp);
         co_return take(std::get<0>(resp), key_, command);
     }
 
