@@ -185,6 +185,30 @@ TEST(ClientCache, ReadThatRacedItsKeysChangeIsNotKept) {
     }());
 }
 
+TEST(ClientCache, ConcurrentMissesOfOneKeyAskTheServerOnce) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, cached(server.config()));
+    running_client writer(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        co_await set(writer.client, "hot", "v");
+        const long long before = co_await server_gets(writer.client);
+        int answered = 0;
+        for (int i = 0; i < 20; ++i)
+            asio::co_spawn(
+                rc.client.get_executor(),
+                [&]() -> asio::awaitable<void> {
+                    EXPECT_EQ(co_await get(rc.client, "hot"), "v");
+                    ++answered;
+                },
+                asio::detached);
+        EXPECT_TRUE(
+            co_await eventually([&]() -> asio::awaitable<bool> { co_return answered == 20; }));
+        EXPECT_EQ(co_await server_gets(writer.client), before + 1) << "one GET for twenty readers";
+        EXPECT_EQ(rc.client.stats().cache.entries, 1u);
+    }());
+}
+
 TEST(ClientCache, MgetAsksOnlyForTheKeysThatMissed) {
     akv::testing::embedded_server server;
     asio::io_context io;
