@@ -104,6 +104,11 @@ struct near_cache::fetch {
     // take this reply instead of asking the server each (a hot key just invalidated would
     // otherwise be read once per reader).
     struct follower {
+        follower(handler_type h, executor_type hex, reply_adapter a)
+            : handler(std::move(h))
+            , handler_ex(std::move(hex))
+            , adapter(a) {}
+
         handler_type handler;
         executor_type handler_ex;
         reply_adapter adapter;
