@@ -118,7 +118,7 @@ struct run_result {
     double writes_per_s = 0;
     std::uint64_t stale = 0;
     akv::cache_stats cache;
-    double rss_growth_mb = 0;
+    double rss_mb = 0; // the process, at the end of the measured seconds
     double warm_up_s = 0;
     akv::cache_stats at_start; // when the clock started
     double cpu_pct = 0;        // this process (readers, writer, the cache), while measured
@@ -169,7 +169,6 @@ run_result run_reads(const akv::config& server_cfg, bool cached, bool sync, std:
     run_result out;
     bool counting = false, stopping = false;
     std::uint64_t reads = 0, writes = 0, all_reads = 0;
-    const double rss_before = rss_mb();
     auto read_loop = [&](std::size_t offset) -> asio::awaitable<void> {
         akv::request::options o;
         o.cache = true;
@@ -260,6 +259,7 @@ run_result run_reads(const akv::config& server_cfg, bool cached, bool sync, std:
             out.reads_per_s = double(reads) / seconds;
             out.writes_per_s = double(writes) / seconds;
             out.cpu_pct = 100.0 * (akv::bench::process_cpu_seconds() - cpu_start) / seconds;
+            out.rss_mb = rss_mb();
             out.cache = reader.stats().cache;
             stopping = true;
             while (running > 0) {
@@ -276,7 +276,6 @@ run_result run_reads(const akv::config& server_cfg, bool cached, bool sync, std:
         });
     io.run();
     if (failure) std::rethrow_exception(failure);
-    out.rss_growth_mb = rss_mb() - rss_before;
     return out;
 }
 
@@ -424,7 +423,8 @@ int main(int argc, char** argv) {
             "\"cached_vs_peer\":%.2f,\"hit_ratio\":%.4f,\"invalidations\":%llu,"
             "\"evictions\":%llu,\"stale_reads\":%llu,\"uncached_stale_reads\":%llu,"
             "\"cache_bytes\":%zu,\"cache_entries\":%zu,\"cache_budget_bytes\":%zu,"
-            "\"within_budget\":%s,\"rss_growth_mb\":%.1f,\"warm_up_s\":%.1f,"
+            "\"within_budget\":%s,\"uncached_rss_mb\":%.0f,\"cached_rss_mb\":%.0f,\"warm_up_s\":%."
+            "1f,"
             "\"uncached_client_cpu_pct\":%.0f,\"cached_client_cpu_pct\":%.0f,\"goal\":\"ratio>=10 "
             "&& "
             "stale_reads==0 && within_budget\",\"goal_met\":%s}\n",
@@ -436,8 +436,8 @@ int main(int argc, char** argv) {
             static_cast<unsigned long long>(cached.cache.evictions),
             static_cast<unsigned long long>(cached.stale),
             static_cast<unsigned long long>(uncached.stale), cached.cache.bytes,
-            cached.cache.entries, cache_budget, within ? "true" : "false", cached.rss_growth_mb,
-            cached.warm_up_s, uncached.cpu_pct, cached.cpu_pct,
+            cached.cache.entries, cache_budget, within ? "true" : "false", uncached.rss_mb,
+            cached.rss_mb, cached.warm_up_s, uncached.cpu_pct, cached.cpu_pct,
             ratio >= 10 && cached.stale == 0 && within ? "true" : "false");
         std::fflush(stdout);
 
