@@ -103,6 +103,26 @@ std::vector<std::uint32_t> zipf_sequence(std::size_t keys, double s, std::size_t
     return out;
 }
 
+// The server's config, with the cache on (tracking mode, the budget, no age limit: the bench
+// measures invalidation) or as it is.
+akv::config with_cache(akv::config cfg, bool cached) {
+    if (cached) {
+        cfg.cache.kind = akv::cache_options::mode::tracking;
+        cfg.cache.max_bytes = cache_budget;
+        cfg.cache.ttl = 0ms;
+    }
+    return cfg;
+}
+
+// One bucket that takes `keys` keys in one HMGET: the whole hot set is one request.
+akv::tfra_options one_bucket(std::size_t keys) {
+    akv::tfra_options options;
+    options.storage_slice = 1;
+    options.keys_sending_size = keys;
+    options.table_store_mode = 2;
+    return options;
+}
+
 asio::awaitable<void> load(akv::client& c, std::size_t keys) {
     constexpr std::size_t per_request = 1000;
     for (std::size_t first = 0; first < keys; first += per_request) {
@@ -141,13 +161,7 @@ run_result run_reads(const akv::config& server_cfg, bool cached, bool sync, std:
                      std::chrono::milliseconds measure,
                      std::chrono::milliseconds warm_up_max = 0ms) {
     asio::io_context io(1);
-    akv::config rcfg = server_cfg;
-    if (cached) {
-        rcfg.cache.kind = akv::cache_options::mode::tracking;
-        rcfg.cache.max_bytes = cache_budget;
-        rcfg.cache.ttl = 0ms; // the bench measures invalidation, not the age limit
-    }
-    akv::client reader(io.get_executor(), rcfg);
+    akv::client reader(io.get_executor(), with_cache(server_cfg, cached));
     akv::client writer(io.get_executor(), server_cfg);
     asio::co_spawn(io, reader.run(), [](std::exception_ptr) {});
     asio::co_spawn(io, writer.run(), [](std::exception_ptr) {});
@@ -300,19 +314,9 @@ double embedding_finds(const akv::config& server_cfg, bool cached,
                        const std::vector<std::int64_t>& hot, std::chrono::milliseconds measure,
                        akv::cache_stats& stats) {
     asio::io_context io(1);
-    akv::config cfg = server_cfg;
-    if (cached) {
-        cfg.cache.kind = akv::cache_options::mode::tracking;
-        cfg.cache.max_bytes = cache_budget;
-        cfg.cache.ttl = 0ms;
-    }
-    akv::client c(io.get_executor(), cfg);
+    akv::client c(io.get_executor(), with_cache(server_cfg, cached));
     asio::co_spawn(io, c.run(), [](std::exception_ptr) {});
-    akv::tfra_options options;
-    options.storage_slice = 1;
-    options.keys_sending_size = hot.size();
-    options.table_store_mode = 2;
-    akv::kv::embedding_table<std::int64_t> table(c, "bench", 64, options);
+    akv::kv::embedding_table<std::int64_t> table(c, "bench", 64, one_bucket(hot.size()));
     double finds_per_s = 0;
     std::exception_ptr failure;
     asio::co_spawn(
@@ -449,11 +453,7 @@ int main(int argc, char** argv) {
             asio::io_context io(1);
             akv::client c(io.get_executor(), cfg);
             asio::co_spawn(io, c.run(), [](std::exception_ptr) {});
-            akv::tfra_options options;
-            options.storage_slice = 1;
-            options.keys_sending_size = hot.size();
-            options.table_store_mode = 2;
-            akv::kv::embedding_table<std::int64_t> table(c, "bench", 64, options);
+            akv::kv::embedding_table<std::int64_t> table(c, "bench", 64, one_bucket(hot.size()));
             asio::co_spawn(
                 io,
                 [&]() -> asio::awaitable<void> {

@@ -1,5 +1,7 @@
 #include "support/cache_history.hpp"
 
+#include "support/harness.hpp"
+
 #include <akv/request.hpp>
 #include <akv/response.hpp>
 
@@ -177,6 +179,22 @@ asio::awaitable<void> run_cache_workload(akv::client& reader, akv::client& write
     if (w.fault) spawn(fault_loop());
     co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     reader.remove_invalidation_listener(listener);
+}
+
+cache_history::verdict expect_no_stale_read(asio::io_context& io, akv::client& reader,
+                                            akv::client& writer, cache_workload& w,
+                                            std::size_t min_checked, std::chrono::seconds limit) {
+    cache_history history;
+    run_task(
+        io,
+        [&]() -> asio::awaitable<void> {
+            co_await run_cache_workload(reader, writer, w, history);
+        }(),
+        limit);
+    const cache_history::verdict v = history.check();
+    EXPECT_EQ(v.stale, 0u) << v.first_stale;
+    EXPECT_GT(v.checked, min_checked);
+    return v;
 }
 
 } // namespace akv::test

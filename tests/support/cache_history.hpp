@@ -11,6 +11,9 @@
 #include <akv/client.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
 
 #include <cstdint>
 #include <functional>
@@ -70,5 +73,11 @@ struct cache_workload {
 // Runs the workload to its end and records it into `history`. `reader` has the cache on.
 boost::asio::awaitable<void> run_cache_workload(akv::client& reader, akv::client& writer,
                                                 cache_workload& w, cache_history& history);
+
+// Runs the workload on `io` (failing the test at `limit`), then checks its history: no stale
+// read, and more than `min_checked` reads that could have been stale. The verdict, for more.
+cache_history::verdict expect_no_stale_read(boost::asio::io_context& io, akv::client& reader,
+                                            akv::client& writer, cache_workload& w,
+                                            std::size_t min_checked, std::chrono::seconds limit);
 
 } // namespace akv::test
