@@ -28,6 +28,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -54,6 +55,20 @@ inline std::string run_command(const std::string& cmd) {
     while (std::fgets(buf.data(), buf.size(), pipe.get()))
         out += buf.data();
     return out;
+}
+
+// The one option of a benchmark that takes no other: --quick. nullopt after printing the usage
+// (the caller exits 2); shared so that such benchmarks read their command line alike.
+inline std::optional<bool> quick_option(int argc, char** argv, std::string_view name) {
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        if (std::string_view(argv[i]) != "--quick") {
+            std::cerr << "usage: " << name << " [--quick]\n";
+            return std::nullopt;
+        }
+        quick = true;
+    }
+    return quick;
 }
 
 // Shared so every benchmark times its scenarios on the same clock, in seconds.

@@ -35,6 +35,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -230,15 +231,9 @@ void large_objects(const akv::config& cfg, const akv::testing::embedded_server& 
 } // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--quick") {
-            quick = true;
-        } else {
-            std::cerr << "usage: akv_bench_blob [--quick]\n";
-            return 2;
-        }
-    }
+    const std::optional<bool> quick_arg = akv::bench::quick_option(argc, argv, "akv_bench_blob");
+    if (!quick_arg) return 2;
+    const bool quick = *quick_arg;
     try {
         akv::testing::embedded_server server;
         const akv::config cfg = server.config();

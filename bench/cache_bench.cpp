@@ -36,6 +36,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -370,15 +371,9 @@ double embedding_finds(const akv::config& server_cfg, bool cached,
 } // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--quick") {
-            quick = true;
-        } else {
-            std::cerr << "usage: akv_bench_cache [--quick]\n";
-            return 2;
-        }
-    }
+    const std::optional<bool> quick_arg = akv::bench::quick_option(argc, argv, "akv_bench_cache");
+    if (!quick_arg) return 2;
+    const bool quick = *quick_arg;
     try {
         const std::size_t keys = quick ? 100000 : 1000000;
         const auto warm_up = quick ? 1000ms : 3000ms;

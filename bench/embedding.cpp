@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -199,15 +200,10 @@ void scenario(const akv::config& cfg, const akv::testing::embedded_server& serve
 } // namespace
 
 int main(int argc, char** argv) {
-    bool quick = false;
-    for (int i = 1; i < argc; ++i) {
-        if (std::string(argv[i]) == "--quick") {
-            quick = true;
-        } else {
-            std::cerr << "usage: akv_bench_embedding [--quick]\n";
-            return 2;
-        }
-    }
+    const std::optional<bool> quick_arg =
+        akv::bench::quick_option(argc, argv, "akv_bench_embedding");
+    if (!quick_arg) return 2;
+    const bool quick = *quick_arg;
     try {
         akv::testing::embedded_server server;
         const akv::config cfg = server.config();
