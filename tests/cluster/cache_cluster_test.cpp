@@ -63,11 +63,7 @@ TEST(CacheCluster, EveryModeTracksOnTheNodeOfTheKey) {
         cached.cache.kind = mode;
         running_client reader(io, cached);
         running_client writer(io, cluster.config());
-        std::set<std::string> seen;
-        reader.client.add_invalidation_listener([&](std::span<const std::string_view> keys) {
-            for (auto k : keys)
-                seen.insert(std::string(k));
-        });
+        invalidation_log told(reader.client);
         run_task(io, [&]() -> asio::awaitable<void> {
             akv::request::options o;
             o.cache = true;
@@ -99,7 +95,7 @@ TEST(CacheCluster, EveryModeTracksOnTheNodeOfTheKey) {
             }
             EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
                 co_return std::all_of(keys.begin(), keys.end(),
-                                      [&](const std::string& k) { return seen.count(k) > 0; });
+                                      [&](const std::string& k) { return told.seen.count(k) > 0; });
             })) << int(mode);
             co_await read_all("2");
         }());

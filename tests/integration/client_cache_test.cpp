@@ -67,27 +67,6 @@ asio::awaitable<long long> server_gets(akv::client& c) {
     co_return std::stoll(info.substr(at + 18));
 }
 
-// Waits for the reader's cache to be told about `key`.
-struct notices {
-    explicit notices(akv::client& c)
-        : client(c) {
-        id = c.add_invalidation_listener([this](std::span<const std::string_view> keys) {
-            if (keys.empty()) ++flushes;
-            for (std::string_view k : keys)
-                seen.insert(std::string(k));
-        });
-    }
-    ~notices() { client.remove_invalidation_listener(id); }
-    asio::awaitable<bool> wait_for(const std::string& key) {
-        co_return co_await eventually(
-            [&]() -> asio::awaitable<bool> { co_return seen.count(key) > 0; });
-    }
-    akv::client& client;
-    std::size_t id = 0;
-    std::set<std::string> seen;
-    std::size_t flushes = 0;
-};
-
 } // namespace
 
 TEST(ClientCache, SecondReadIsAHitThatTheServerNeverSees) {
@@ -120,7 +99,7 @@ TEST(ClientCache, AnotherConnectionsWriteInvalidatesTheEntry) {
     asio::io_context io;
     running_client reader(io, cached(server.config()));
     running_client writer(io, server.config());
-    notices told(reader.client);
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await set(writer.client, "k", "old");
         EXPECT_EQ(co_await get(reader.client, "k"), "old");
@@ -364,7 +343,7 @@ TEST(ClientCache, BroadcastModeCachesOnlyKeysUnderItsPrefixes) {
     cfg.cache.prefixes = {"user:", "model:"};
     running_client reader(io, cfg);
     running_client writer(io, server.config());
-    notices told(reader.client);
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await set(writer.client, "user:1", "a");
         co_await set(writer.client, "other", "b");
@@ -389,7 +368,7 @@ TEST(ClientCache, OptinModeTracksTheReadsItKeeps) {
     asio::io_context io;
     running_client reader(io, cached(server.config(), akv::cache_options::mode::optin));
     running_client writer(io, server.config());
-    notices told(reader.client);
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await set(writer.client, "k", "1");
         EXPECT_EQ(co_await get(reader.client, "k"), "1");
@@ -414,7 +393,7 @@ TEST(ClientCache, LostConnectionDropsEveryEntry) {
     asio::io_context io;
     running_client reader(io, cached(server.config()));
     running_client writer(io, server.config());
-    notices told(reader.client);
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await set(writer.client, "a", "1");
         co_await set(writer.client, "b", "1");
@@ -428,8 +407,7 @@ TEST(ClientCache, LostConnectionDropsEveryEntry) {
         akv::request kill;
         kill.push("CLIENT", "KILL", "ID", std::get<0>(my_id).value());
         co_await writer.client.exec(kill, akv::ignore);
-        EXPECT_TRUE(
-            co_await eventually([&]() -> asio::awaitable<bool> { co_return told.flushes > 0; }));
+        EXPECT_TRUE(co_await told.wait_for_flush());
         EXPECT_EQ(reader.client.stats().cache.entries, 0u);
         EXPECT_GE(reader.client.stats().cache.flushes, 1u);
         // Changed while the reader was away: read fresh, and tracked again.
@@ -446,15 +424,14 @@ TEST(ClientCache, FlushallDropsEveryEntry) {
     asio::io_context io;
     running_client reader(io, cached(server.config()));
     running_client writer(io, server.config());
-    notices told(reader.client);
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await set(writer.client, "a", "1");
         co_await get(reader.client, "a");
         akv::request flush;
         flush.push("FLUSHALL");
         co_await writer.client.exec(flush, akv::ignore);
-        EXPECT_TRUE(
-            co_await eventually([&]() -> asio::awaitable<bool> { co_return told.flushes > 0; }));
+        EXPECT_TRUE(co_await told.wait_for_flush());
         EXPECT_EQ(co_await get(reader.client, "a"), std::nullopt);
     }());
 }

@@ -1,6 +1,7 @@
 // The kv layer through client-side caching (config::cache): typed_map and the containers,
 // embedding_table::find (a hot key set costs no round trip), blob_store::stat and the model
 // registry, each answered from memory on a second read and fresh after another client's write.
+#include "support/cache_history.hpp"
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
 
@@ -32,13 +33,6 @@ std::uint64_t requests_written(akv::client& c) {
     return s.requests_written - s.health_pings;
 }
 
-// Waits until `reader` has been told about `key`.
-asio::awaitable<bool> told_about(akv::client& reader, std::set<std::string>& seen,
-                                 const std::string& key) {
-    co_return co_await eventually(
-        [&]() -> asio::awaitable<bool> { co_return seen.count(key) > 0; });
-}
-
 } // namespace
 
 TEST(KvCache, TypedMapReadsAreServedFromMemoryUntilChanged) {
@@ -46,11 +40,7 @@ TEST(KvCache, TypedMapReadsAreServedFromMemoryUntilChanged) {
     asio::io_context io;
     running_client reader(io, cached(server.config()));
     running_client writer(io, server.config());
-    std::set<std::string> seen;
-    reader.client.add_invalidation_listener([&](std::span<const std::string_view> keys) {
-        for (auto k : keys)
-            seen.insert(std::string(k));
-    });
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         kv::typed_map<std::string, int> w(writer.client, "scores");
         kv::typed_map<std::string, int> r(reader.client, "scores");
@@ -67,7 +57,7 @@ TEST(KvCache, TypedMapReadsAreServedFromMemoryUntilChanged) {
         }
         EXPECT_EQ(requests_written(reader.client), before) << "every read from memory";
         co_await w.set("a", 10);
-        EXPECT_TRUE(co_await told_about(reader.client, seen, r.key()));
+        EXPECT_TRUE(co_await told.wait_for(r.key()));
         EXPECT_EQ(co_await r.get("a"), 10);
         const std::vector<std::optional<int>> fresh{10, 2, std::nullopt};
         const auto again = co_await r.get_many(ab);
@@ -90,11 +80,7 @@ TEST(KvCache, EmbeddingFindOfHotKeysCostsNoRoundTrip) {
     std::vector<float> rows(keys.size() * 8);
     for (std::size_t i = 0; i < rows.size(); ++i)
         rows[i] = float(i);
-    std::set<std::string> seen;
-    reader.client.add_invalidation_listener([&](std::span<const std::string_view> ks) {
-        for (auto k : ks)
-            seen.insert(std::string(k));
-    });
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         kv::embedding_table<std::int64_t> w(writer.client, "emb", 8, options);
         kv::embedding_table<std::int64_t> r(reader.client, "emb", 8, options);
@@ -110,7 +96,7 @@ TEST(KvCache, EmbeddingFindOfHotKeysCostsNoRoundTrip) {
         const std::vector<std::int64_t> one{keys[7]};
         co_await w.insert(one, changed);
         const std::string bucket = r.bucket_keys()[r.bucket_of(keys[7])];
-        EXPECT_TRUE(co_await told_about(reader.client, seen, bucket));
+        EXPECT_TRUE(co_await told.wait_for(bucket));
         auto got = co_await r.find(keys, kv::embedding_initializer::zeros());
         std::copy(changed.begin(), changed.end(), rows.begin() + 7 * 8);
         EXPECT_EQ(got, rows);
@@ -122,11 +108,7 @@ TEST(KvCache, BlobStatAndRegistryLatestAreCachedAndAnnounced) {
     asio::io_context io;
     running_client reader(io, cached(server.config()));
     running_client writer(io, server.config());
-    std::set<std::string> seen;
-    reader.client.add_invalidation_listener([&](std::span<const std::string_view> ks) {
-        for (auto k : ks)
-            seen.insert(std::string(k));
-    });
+    invalidation_log told(reader.client);
     run_task(io, [&]() -> asio::awaitable<void> {
         kv::blob_store wb(writer.client), rb(reader.client);
         co_await wb.put("doc", "v1");
@@ -155,7 +137,7 @@ TEST(KvCache, BlobStatAndRegistryLatestAreCachedAndAnnounced) {
         }
         EXPECT_TRUE(watched.front().starts_with(kv::model_registry::key_prefix("clf")));
         co_await wr.save(m);
-        EXPECT_TRUE(co_await told_about(reader.client, seen, watched.front()));
+        EXPECT_TRUE(co_await told.wait_for(watched.front()));
         EXPECT_EQ(co_await rr.latest(), 2u);
     }());
 }

@@ -1,5 +1,6 @@
 #include "support/cache_history.hpp"
 
+#include "support/eventually.hpp"
 #include "support/harness.hpp"
 
 #include <akv/request.hpp>
@@ -179,6 +180,28 @@ asio::awaitable<void> run_cache_workload(akv::client& reader, akv::client& write
     if (w.fault) spawn(fault_loop());
     co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     reader.remove_invalidation_listener(listener);
+}
+
+invalidation_log::invalidation_log(akv::client& c)
+    : client_(c) {
+    id_ = c.add_invalidation_listener([this](std::span<const std::string_view> keys) {
+        if (keys.empty()) ++flushes;
+        for (std::string_view k : keys)
+            seen.insert(std::string(k));
+    });
+}
+
+invalidation_log::~invalidation_log() {
+    client_.remove_invalidation_listener(id_);
+}
+
+asio::awaitable<bool> invalidation_log::wait_for(const std::string& key) {
+    co_return co_await eventually(
+        [&]() -> asio::awaitable<bool> { co_return seen.count(key) > 0; });
+}
+
+asio::awaitable<bool> invalidation_log::wait_for_flush() {
+    co_return co_await eventually([&]() -> asio::awaitable<bool> { co_return flushes > 0; });
 }
 
 cache_history::verdict expect_no_stale_read(asio::io_context& io, akv::client& reader,

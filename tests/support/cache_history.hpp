@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,28 @@ private:
     std::map<std::string, std::vector<std::uint64_t>> notices_; // per key
     std::vector<std::uint64_t> flushes_;                        // every key
     std::vector<read_event> reads_;
+};
+
+// What a caching client is told, kept for a test: each key announced, and the "everything
+// may have changed" notices (a lost connection, FLUSHALL). Listens from construction to
+// destruction; call on the client's executor.
+class invalidation_log {
+public:
+    explicit invalidation_log(akv::client& c);
+    ~invalidation_log();
+    invalidation_log(const invalidation_log&) = delete;
+    invalidation_log& operator=(const invalidation_log&) = delete;
+
+    // Waits (10 s at most) until `key` was announced, or until a flush was.
+    boost::asio::awaitable<bool> wait_for(const std::string& key);
+    boost::asio::awaitable<bool> wait_for_flush();
+
+    std::set<std::string> seen;
+    std::size_t flushes = 0;
+
+private:
+    akv::client& client_;
+    std::size_t id_ = 0;
 };
 
 struct cache_workload {
