@@ -254,10 +254,9 @@ int main(int argc, char** argv) {
     const std::string stats_key = cl.get_or("stats-key", "akv:batcher:" + bo.output_stream);
     const auto reload_every = std::chrono::milliseconds(cl.number<long>("reload-ms", 5000));
     bool reload_due = false;
-    {
-        akv::kv::model_registry registry(redis, model_name);
-        std::vector<std::string> watched = registry.watched_keys(model_ref);
-        redis.add_invalidation_listener([&, watched](std::span<const std::string_view> keys) {
+    akv::kv::model_registry registry(redis, model_name);
+    redis.add_invalidation_listener(
+        [&, watched = registry.watched_keys(model_ref)](std::span<const std::string_view> keys) {
             const bool moved =
                 keys.empty() || std::any_of(keys.begin(), keys.end(), [&](std::string_view k) {
                     return std::find(watched.begin(), watched.end(), k) != watched.end();
@@ -266,13 +265,11 @@ int main(int argc, char** argv) {
             reload_due = true;
             ticker.cancel(); // now, not at the next second
         });
-    }
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
             auto next_reload = std::chrono::steady_clock::now() + reload_every;
             auto next_stats = std::chrono::steady_clock::now();
-            akv::kv::model_registry registry(redis, model_name);
             while (!stopping) {
                 if (!reload_due) {
                     ticker.expires_at(std::min(next_stats + 1s, next_reload));
