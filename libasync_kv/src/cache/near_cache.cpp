@@ -300,10 +300,12 @@ std::string_view near_cache::whole_id(const command& c, std::string& scratch) co
 }
 
 void near_cache::piece_id(const command& c, std::size_t piece, std::string& out) const {
-    out.clear();
     if (c.how == shape::whole) {
-        write_command(out, c.name, c.args);
-    } else if (c.name == "HMGET") {
+        out.assign(whole_id(c, out)); // its own bytes when canonical: not built again
+        return;
+    }
+    out.clear();
+    if (c.name == "HMGET") {
         const std::string_view args[] = {c.args[0], c.args[1 + piece]};
         write_command(out, c.name, args);
     } else {
