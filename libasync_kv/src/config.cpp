@@ -238,17 +238,23 @@ void set_db(config& c, const value& v) {
     c.db = v.number<int>(0);
 }
 
+// The value `v` names in `names` (any case), if it is text that names one.
+template <class T, std::size_t N>
+std::optional<T> named(const value& v, const std::pair<std::string_view, T> (&names)[N]) {
+    if (auto text = v.text()) {
+        for (const auto& [name, t] : names)
+            if (iequals(*text, name)) return t;
+    }
+    return std::nullopt;
+}
+
 void set_topology(config& c, const value& v) {
     using enum config::mode;
     static constexpr std::pair<std::string_view, config::mode> names[] = {
         {"cluster", cluster}, {"sentinel", sentinel}, {"standalone", standalone}};
-    if (auto text = v.text()) {
-        for (const auto& [name, mode] : names) {
-            if (iequals(*text, name)) {
-                c.topology = mode;
-                return;
-            }
-        }
+    if (auto mode = named(v, names)) {
+        c.topology = *mode;
+        return;
     }
     c.topology =
         static_cast<config::mode>(v.integer(0, 2, "cluster, sentinel, standalone or 0..2"));
@@ -260,13 +266,9 @@ void set_cache_mode(config& c, const value& v) {
         {"off", off},          {"tracking", tracking},
         {"default", tracking}, {"broadcast", broadcast},
         {"bcast", broadcast},  {"optin", optin}};
-    if (auto text = v.text()) {
-        for (const auto& [name, mode] : names) {
-            if (iequals(*text, name)) {
-                c.cache.kind = mode;
-                return;
-            }
-        }
+    if (auto mode = named(v, names)) {
+        c.cache.kind = *mode;
+        return;
     }
     v.expected("off, tracking (or default), broadcast (or bcast) or optin");
 }
