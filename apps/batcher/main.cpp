@@ -11,7 +11,11 @@
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/batcher.hpp>
 #include <akv/ml/model.hpp>
+#include <akv/ml/model_handler.hpp>
 #include <akv/ml/tensor.hpp>
+#ifdef AKV_HAVE_TORCH
+#include <akv/ml/torch_model.hpp>
+#endif
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -19,10 +23,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -47,7 +55,8 @@ akv::app::command_line command_line() {
             {"model", "NAME[@REF]",
              "model in the registry (akv model put), REF latest (default), vN or a tag"},
             {"input-field", "FIELD",
-             "the entry's features: AKVT f32 tensor [n] (default embedding)"},
+             "the entry's features, for a model of one input: an AKVT tensor of its dtype and "
+             "shape, f32 also as raw floats (default embedding)"},
             {"threshold", "X", "write only entries whose first output is >= X (default: all)"},
             {"max-batch", "N", "entries per batch (default 64)"},
             {"max-wait-ms", "N", "longest wait for a batch to fill (default 50)"},
@@ -60,23 +69,110 @@ akv::app::command_line command_line() {
              "hash of counters, written every second (default akv:batcher:OUTPUT)"},
         },
         "Each output entry has the input's fields but the features, plus \"score\" (the model's\n"
-        "outputs, comma-separated). An input whose features cannot be read gets an output with\n"
-        "\"error\" naming why instead of a score (and is acked: retrying would not fix it).");
+        "first output, comma-separated), \"input_id\", \"model_version\" and \"batch\" (the\n"
+        "batch's number: one batch, one version). A TorchScript model (model.json kind\n"
+        "\"torchscript\") reads each declared input from the field of its name (one input: from\n"
+        "--input-field) and writes each output as an AKVT tensor under its name. An input that\n"
+        "cannot be read or scored gets an output with \"error\" naming the model, its version\n"
+        "and why instead of a score (and is acked: retrying would not fix it).");
 }
 
 struct model_state {
     std::shared_ptr<const ml::batch_model> model;
     std::uint64_t version = 0;
+    std::string name;                // "interest:v3", how errors name it
+    std::vector<std::string> fields; // the entry field of each model input
+    bool named_outputs = false;      // each output also as an AKVT field of its name
 };
 
+// A model's files as the registry holds them. TorchScript modules are compiled on `loader`,
+// so the event loop goes on serving Redis meanwhile; the JSON kinds are quick to read.
 asio::awaitable<model_state> load_model(akv::client& redis, const std::string& name,
-                                        const std::string& ref) {
+                                        const std::string& ref, const std::string& input_field,
+                                        asio::any_io_executor loader) {
     akv::kv::model_registry registry(redis, name);
     akv::kv::model m = co_await registry.load(ref);
     model_state s;
-    s.model = akv::demo::model_from_files(m);
     s.version = m.version;
+    s.name = registry.version_name(m.version);
+    const auto spec = m.files.find("model.json");
+    const bool torchscript =
+        spec != m.files.end() &&
+        ml::model_spec::parse(spec->second, s.name + ": model.json").kind == "torchscript";
+    if (torchscript) {
+#ifdef AKV_HAVE_TORCH
+        s.model = co_await ml::torch_model::load(std::move(m.files), s.name, loader);
+        s.named_outputs = true;
+#else
+        (void)loader;
+        throw std::invalid_argument(s.name + ": a TorchScript model, and this akv-batcher was "
+                                             "built without libtorch (libtorch-dev)");
+#endif
+    } else {
+        s.model = akv::demo::model_from_files(m);
+    }
+    s.fields = ml::input_fields(*s.model, input_field);
     co_return s;
+}
+
+// "embedding f32 [44], ..."
+std::string describe(const std::vector<ml::tensor_spec>& specs) {
+    std::string out;
+    for (const auto& s : specs)
+        out += (out.empty() ? "" : ", ") + s.describe();
+    return out;
+}
+
+// The shortest text that reads back as the same float: "0.5", "0.87654322".
+std::string float_text(float v) {
+    char buf[32];
+    const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+    return std::string(buf, end);
+}
+
+// The first output's elements as numbers, comma-separated: what "score" holds.
+std::vector<double> numbers_of(std::string_view bytes, ml::dtype type) {
+    std::vector<double> out;
+    auto take = [&]<class T>(T) {
+        for (std::size_t i = 0; i + sizeof(T) <= bytes.size(); i += sizeof(T)) {
+            T v;
+            std::memcpy(&v, bytes.data() + i, sizeof(T));
+            out.push_back(static_cast<double>(v));
+        }
+    };
+    switch (type) {
+    case ml::dtype::f32:
+        take(float{});
+        break;
+    case ml::dtype::f64:
+        take(double{});
+        break;
+    case ml::dtype::i8:
+        take(std::int8_t{});
+        break;
+    case ml::dtype::i16:
+        take(std::int16_t{});
+        break;
+    case ml::dtype::i32:
+        take(std::int32_t{});
+        break;
+    case ml::dtype::i64:
+        take(std::int64_t{});
+        break;
+    case ml::dtype::u8:
+        take(std::uint8_t{});
+        break;
+    }
+    return out;
+}
+
+std::string score_text(std::span<const double> values, ml::dtype type) {
+    std::string out;
+    for (double v : values) {
+        if (!out.empty()) out += ',';
+        out += type == ml::dtype::f32 ? float_text(static_cast<float>(v)) : fmt::format("{}", v);
+    }
+    return out;
 }
 
 } // namespace
@@ -120,7 +216,9 @@ int main(int argc, char** argv) {
     // The model first: without it there is nothing to run.
     model_state current;
     int status = akv::app::exit_ok;
-    asio::co_spawn(io, load_model(redis, model_name, model_ref),
+    const std::string input_field = cl.get_or("input-field", "embedding");
+    asio::thread_pool loader(1); // compiles TorchScript modules off the event loop
+    asio::co_spawn(io, load_model(redis, model_name, model_ref, input_field, loader.get_executor()),
                    [&](std::exception_ptr e, model_state s) {
                        if (e) {
                            try {
@@ -136,10 +234,9 @@ int main(int argc, char** argv) {
     io.run();
     if (status != akv::app::exit_ok) return status;
     io.restart();
-    spdlog::info("model {} v{}: {} inputs, {} outputs", model_name, current.version,
-                 current.model->input_size(), current.model->output_size());
+    spdlog::info("model {}: inputs {}, outputs {}", current.name, describe(current.model->inputs()),
+                 describe(current.model->outputs()));
 
-    const std::string input_field = cl.get_or("input-field", "embedding");
     msg::batcher_options bo;
     bo.group.stream = *cl.get("input");
     bo.group.group = cl.get_or("group", "akv-batcher");
@@ -151,46 +248,38 @@ int main(int argc, char** argv) {
     bo.output_trim = msg::trim_options::maxlen(cl.number<std::size_t>("output-maxlen", 100000));
     std::uint64_t last_batch = 0;
 
-    msg::batch_handler handler = [&current, &last_batch, input_field,
+    // A batch is scored by one model version: a reload swaps `current` between batches.
+    std::uint64_t batch_number = 0;
+    ml::model_batch scored;
+    msg::batch_handler handler = [&current, &last_batch, &batch_number, &scored,
                                   threshold](std::span<const msg::stream_entry> batch)
         -> asio::awaitable<std::vector<msg::field_list>> {
-        const auto model = current.model; // a reload may swap it meanwhile
-        const std::size_t in = model->input_size(), out = model->output_size();
-        const std::int64_t shape[] = {static_cast<std::int64_t>(in)};
-        std::vector<float> x(batch.size() * in), y(batch.size() * out);
-        std::vector<std::string> errors(batch.size());
-        std::size_t rows = 0;
-        std::vector<std::size_t> row_of(batch.size(), 0);
-        for (std::size_t i = 0; i < batch.size(); ++i) {
-            const std::string* t = batch[i].field(input_field);
-            try {
-                if (!t) throw std::invalid_argument("no field \"" + input_field + "\"");
-                ml::decode_f32_into(*t, std::span<float>(x).subspan(rows * in, in), shape);
-                row_of[i] = rows++;
-            } catch (const std::exception& e) {
-                errors[i] = e.what();
-            }
-        }
-        if (rows > 0)
-            model->predict(std::span<const float>(x.data(), rows * in), rows,
-                           std::span<float>(y.data(), rows * out));
+        const model_state model = current;
+        scored.score(*model.model, model.fields, batch);
+        const auto& specs = scored.output_specs();
+        const std::string batch_text = std::to_string(++batch_number);
+        const std::string version_text = std::to_string(model.version);
         std::vector<msg::field_list> outputs;
         for (std::size_t i = 0; i < batch.size(); ++i) {
-            const bool bad = !errors[i].empty();
-            const float first = bad ? 0.0f : y[row_of[i] * out];
-            if (!bad && threshold && first < *threshold) continue;
+            const bool bad = !scored.error(i).empty();
+            std::vector<double> score;
+            if (!bad) score = numbers_of(scored.output(i, 0), specs[0].type);
+            if (!bad && threshold && (score.empty() || score[0] < *threshold)) continue;
             msg::field_list f;
             for (const auto& [k, v] : batch[i].fields)
-                if (k != input_field) f.emplace_back(k, v);
+                if (std::find(model.fields.begin(), model.fields.end(), k) == model.fields.end())
+                    f.emplace_back(k, v);
             if (bad) {
-                f.emplace_back("error", errors[i]);
+                f.emplace_back("error", model.name + ": " + scored.error(i));
             } else {
-                std::ostringstream s;
-                for (std::size_t j = 0; j < out; ++j)
-                    s << (j ? "," : "") << y[row_of[i] * out + j];
-                f.emplace_back("score", s.str());
+                f.emplace_back("score", score_text(score, specs[0].type));
+                if (model.named_outputs)
+                    for (std::size_t j = 0; j < specs.size(); ++j)
+                        f.emplace_back(specs[j].name, scored.encoded_output(i, j));
             }
             f.emplace_back("input_id", batch[i].id);
+            f.emplace_back("model_version", version_text);
+            f.emplace_back("batch", batch_text);
             outputs.push_back(std::move(f));
         }
         last_batch = batch.size();
@@ -254,6 +343,7 @@ int main(int argc, char** argv) {
     const std::string stats_key = cl.get_or("stats-key", "akv:batcher:" + bo.output_stream);
     const auto reload_every = std::chrono::milliseconds(cl.number<long>("reload-ms", 5000));
     bool reload_due = false;
+    std::uint64_t refused = 0; // a version that did not load
     akv::kv::model_registry registry(redis, model_name);
     redis.add_invalidation_listener(
         [&, watched = registry.watched_keys(model_ref)](std::span<const std::string_view> keys) {
@@ -293,15 +383,29 @@ int main(int argc, char** argv) {
                         reload_due = false;
                         next_reload = now + reload_every;
                         std::optional<std::uint64_t> v = co_await registry.resolve(model_ref);
-                        if (v && *v != current.version) {
-                            model_state next = co_await load_model(redis, model_name, model_ref);
+                        if (v && *v != current.version && *v != refused) {
+                            refused = *v; // unless it loads
+                            model_state next =
+                                co_await load_model(redis, model_name, "v" + std::to_string(*v),
+                                                    input_field, loader.get_executor());
+                            refused = 0;
                             spdlog::info("model {}: v{} -> v{}", model_name, current.version,
                                          next.version);
                             current = std::move(next);
                         }
                     }
+                } catch (const boost::system::system_error& e) {
+                    failure = e.what();
+                    // A model that does not load is not tried again until `latest` moves on;
+                    // Redis failing meanwhile is.
+                    if (e.code() != akv::error::invalid_model) refused = 0;
                 } catch (const std::exception& e) {
                     failure = e.what();
+                }
+                if (!failure.empty() && refused != 0) {
+                    spdlog::error("model {} v{} refused, still scoring with v{}: {}", model_name,
+                                  refused, current.version, failure);
+                    failure.clear();
                 }
                 if (!failure.empty()) spdlog::warn("{}", failure);
             }

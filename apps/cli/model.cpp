@@ -3,11 +3,13 @@
 #include "subcommand.hpp"
 
 #include <akv/kv/model_registry.hpp>
+#include <akv/ml/model_spec.hpp>
 
 #include <boost/json.hpp>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 namespace akv::cli {
@@ -20,7 +22,8 @@ version, tags, and `latest`. OPTIONS (--redis URL, ...) as for `akv --help`, bef
 
 subcommands:
   put NAME DIR                stores the files under DIR as a new version, which becomes the
-                              latest; prints its name (NAME:v<n>)
+                              latest; prints its name (NAME:v<n>). A model.json in DIR is
+                              checked first; of kind "torchscript", so is its module (model.pt)
       --metadata JSON         the version's metadata (default {})
       --tag TAG               points TAG at the new version (repeatable)
   get NAME [REF] DIR          writes the files of version REF into DIR (created if missing,
@@ -68,6 +71,33 @@ void check_tag(const std::string& tag) {
                                     " is empty, \"latest\", a version (v<n>) or holds ':'");
 }
 
+// A directory with a model.json must hold what it declares: a TorchScript model its module
+// file, which TorchScript writes as a zip archive. (The module itself is compiled by the
+// batcher that loads it; the CLI does not link libtorch.)
+void check_model_directory(const std::filesystem::path& dir) {
+    const std::filesystem::path spec_file = dir / "model.json";
+    if (!std::filesystem::exists(spec_file)) return;
+    std::ifstream in(spec_file, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    akv::ml::model_spec spec;
+    try {
+        spec = akv::ml::model_spec::parse(text, spec_file.string());
+    } catch (const boost::system::system_error& e) {
+        throw std::invalid_argument("model put: " + std::string(e.what()));
+    }
+    if (spec.kind != "torchscript") return;
+    const std::filesystem::path module = dir / spec.file;
+    if (!std::filesystem::is_regular_file(module))
+        throw std::invalid_argument("model put: no " + spec.file + " in " +
+                                    in_quotes(dir.string()) + " (the module model.json names)");
+    char magic[4] = {};
+    std::ifstream(module, std::ios::binary).read(magic, sizeof magic);
+    if (std::string_view(magic, sizeof magic) != std::string_view("PK\x03\x04", 4))
+        throw std::invalid_argument("model put: " + in_quotes(module.string()) +
+                                    " is not a TorchScript file (torch.jit.save writes a zip "
+                                    "archive)");
+}
+
 std::int64_t epoch_ms(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -87,6 +117,7 @@ asio::awaitable<int> put(akv::client& cl, const parsed_args& a) {
     if (!std::filesystem::is_directory(dir))
         throw std::invalid_argument("model put: " + in_quotes(dir.string()) +
                                     " is not a directory");
+    check_model_directory(dir);
 
     akv::kv::model_registry reg(cl, name);
     const std::uint64_t version = co_await reg.save_directory(dir, metadata);

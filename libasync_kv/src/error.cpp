@@ -87,6 +87,10 @@ public:
             return "the job's lease was lost";
         case error::unknown_queue:
             return "no such queue";
+        case error::invalid_model:
+            return "invalid model";
+        case error::model_failed:
+            return "the model failed";
         }
         return "unknown akv error";
     }

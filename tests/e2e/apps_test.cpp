@@ -40,27 +40,6 @@ std::string bin(const std::string& name) {
     return std::string(AKV_BIN_DIR) + "/" + name;
 }
 
-struct finished_run {
-    int exit_code = -1;
-    std::string output;
-};
-
-// Runs to the end (at most `limit`), stdout and stderr together.
-finished_run run(const temp_dir& dir, std::vector<std::string> args,
-                 std::chrono::milliseconds limit = 20s) {
-    static int n = 0;
-    const auto log = dir.path() / ("run-" + std::to_string(++n) + ".log");
-    child_process p(std::move(args), {}, log);
-    finished_run r;
-    if (!poll_until([&] { return !p.running(); }, limit)) {
-        r.output = "still running after the limit\n" + p.log();
-        return r;
-    }
-    r.exit_code = WIFEXITED(p.status()) ? WEXITSTATUS(p.status()) : -1;
-    r.output = p.log();
-    return r;
-}
-
 void write_file(const std::filesystem::path& p, const std::string& text) {
     std::ofstream(p, std::ios::binary | std::ios::trunc) << text;
 }
@@ -68,37 +47,39 @@ void write_file(const std::filesystem::path& p, const std::string& text) {
 TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
     temp_dir dir{"akv-e2e-apps-"};
     for (const std::string app : {"akv-gateway", "akv-worker", "akv-batcher", "akv-demo"}) {
-        const auto help = run(dir, {bin(app), "--help"});
+        const auto help = run_to_end(dir, {bin(app), "--help"});
         EXPECT_EQ(help.exit_code, 0) << app << "\n" << help.output;
         for (const char* flag : {"usage: ", "--redis URL", "--config FILE", "--log-level LEVEL",
                                  "--data-dir DIR", "exit status"})
             EXPECT_NE(help.output.find(flag), std::string::npos) << app << " --help lacks " << flag;
 
-        const auto unknown = run(dir, {bin(app), "--frobnicate"});
+        const auto unknown = run_to_end(dir, {bin(app), "--frobnicate"});
         EXPECT_EQ(unknown.exit_code, 2) << app;
         EXPECT_NE(unknown.output.find("unknown option --frobnicate"), std::string::npos)
             << unknown.output;
 
-        const auto level = run(dir, {bin(app), "--log-level", "loud"});
+        const auto level = run_to_end(dir, {bin(app), "--log-level", "loud"});
         EXPECT_EQ(level.exit_code, 2) << app;
         EXPECT_NE(level.output.find(
                       "--log-level: expected trace, debug, info, warn, error or off, got 'loud'"),
                   std::string::npos)
             << level.output;
 
-        const auto missing = run(dir, {bin(app), "--config", (dir.path() / "none.json").string()});
+        const auto missing =
+            run_to_end(dir, {bin(app), "--config", (dir.path() / "none.json").string()});
         EXPECT_EQ(missing.exit_code, 2) << app;
         EXPECT_NE(missing.output.find("--config: cannot read"), std::string::npos)
             << missing.output;
     }
-    const auto nothing = run(dir, {bin("akv-worker"), "--redis", "redis://127.0.0.1:1"});
+    const auto nothing = run_to_end(dir, {bin("akv-worker"), "--redis", "redis://127.0.0.1:1"});
     EXPECT_EQ(nothing.exit_code, 2);
     EXPECT_NE(nothing.output.find("nothing to do"), std::string::npos) << nothing.output;
-    const auto batcher = run(dir, {bin("akv-batcher"), "--input", "in", "--output", "out"});
+    const auto batcher = run_to_end(dir, {bin("akv-batcher"), "--input", "in", "--output", "out"});
     EXPECT_EQ(batcher.exit_code, 2);
     EXPECT_NE(batcher.output.find("--model is required"), std::string::npos) << batcher.output;
     // Unsigned webhooks only when asked for; a bad $AKV_REDIS is named as such.
-    const auto unsigned_hooks = run(dir, {bin("akv-gateway"), "--redis", "redis://127.0.0.1:1", "--webhook", "/w=q"});
+    const auto unsigned_hooks = run_to_end(
+        dir, {bin("akv-gateway"), "--redis", "redis://127.0.0.1:1", "--webhook", "/w=q"});
     EXPECT_EQ(unsigned_hooks.exit_code, 2);
     EXPECT_NE(unsigned_hooks.output.find("set AKV_GATEWAY_WEBHOOK_SECRET"), std::string::npos) << unsigned_hooks.output;
     {
@@ -107,7 +88,7 @@ TEST(Apps, HelpListsTheCommonFlagsAndBadFlagsExitTwoNamingThem) {
         EXPECT_TRUE(WIFEXITED(p.status()) && WEXITSTATUS(p.status()) == 2) << p.log();
         EXPECT_NE(p.log().find("AKV_REDIS: "), std::string::npos) << p.log();
     }
-    const auto handler = run(dir, {bin("akv-worker"), "--queue", "q=nosuch"});
+    const auto handler = run_to_end(dir, {bin("akv-worker"), "--queue", "q=nosuch"});
     EXPECT_EQ(handler.exit_code, 2);
     EXPECT_NE(handler.output.find("no queue handler 'nosuch'"), std::string::npos)
         << handler.output;
@@ -118,7 +99,7 @@ TEST(Apps, SampleConfigFilesAreValid) {
     temp_dir dir{"akv-e2e-samples-"};
     for (const std::string app : {"akv-gateway", "akv-worker", "akv-batcher", "akv-demo"}) {
         const std::string file = std::string(AKV_SOURCE_DIR) + "/apps/config/" + app + ".json";
-        const auto r = run(dir, {bin(app), "--config", file, "--help"});
+        const auto r = run_to_end(dir, {bin(app), "--config", file, "--help"});
         EXPECT_EQ(r.exit_code, 0) << app << ": " << r.output;
     }
 }
@@ -127,28 +108,28 @@ TEST(Apps, ConfigFilesAreReadAndTheirMistakesNamed) {
     temp_dir dir{"akv-e2e-config-"};
     const auto file = dir.path() / "worker.json";
     write_file(file, R"({"queue": ["jobs=exec"], "colour": "blue"})");
-    auto r = run(dir, {bin("akv-worker"), "--config", file.string()});
+    auto r = run_to_end(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.output.find(file.string() + ": unknown key \"colour\""), std::string::npos)
         << r.output;
 
     write_file(file, R"({"queue": "jobs=exec", )");
-    r = run(dir, {bin("akv-worker"), "--config", file.string()});
+    r = run_to_end(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.output.find(": not JSON"), std::string::npos) << r.output;
 
     write_file(file, R"({"concurrency": ["1", "2"]})");
-    r = run(dir, {bin("akv-worker"), "--config", file.string()});
+    r = run_to_end(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.output.find("\"concurrency\": takes one value, not a list"), std::string::npos)
         << r.output;
 
     // A file's values are used; the command line wins over them.
     write_file(file, R"({"queue": ["jobs=nosuch"], "log-level": "warn"})");
-    r = run(dir, {bin("akv-worker"), "--config", file.string()});
+    r = run_to_end(dir, {bin("akv-worker"), "--config", file.string()});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.output.find("no queue handler 'nosuch'"), std::string::npos) << r.output;
-    r = run(dir, {bin("akv-worker"), "--config", file.string(), "--queue", "jobs=alsonot"});
+    r = run_to_end(dir, {bin("akv-worker"), "--config", file.string(), "--queue", "jobs=alsonot"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_NE(r.output.find("no queue handler 'alsonot'"), std::string::npos) << r.output;
     EXPECT_EQ(r.output.find("nosuch"), std::string::npos) << r.output;
@@ -175,7 +156,7 @@ TEST(Apps, EmbeddedDataOutliveTheProcessAndTheirDirIsLocked) {
         ASSERT_TRUE(gateway.running()) << gateway.log();
 
         const auto second =
-            run(dir, {bin("akv-worker"), "--data-dir", data, "--queue", "work=exec"});
+            run_to_end(dir, {bin("akv-worker"), "--data-dir", data, "--queue", "work=exec"});
         EXPECT_EQ(second.exit_code, 3) << second.output;
         EXPECT_NE(second.output.find("is in use by another process"), std::string::npos)
             << second.output;
@@ -220,7 +201,8 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
     ASSERT_TRUE(poll_until([&] { return gateway.log().find("listening on") != std::string::npos || !gateway.running(); },
                            20s));
     const std::string url = "http://127.0.0.1:" + std::to_string(port);
-    const auto r = run(dir, {bin("akv"), "demo-load", "250", "--gateway", url, "--per-request", "40"});
+    const auto r =
+        run_to_end(dir, {bin("akv"), "demo-load", "250", "--gateway", url, "--per-request", "40"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_NE(r.output.find("posted 250 comments to post "), std::string::npos) << r.output;
     EXPECT_NE(r.output.find(url + "/?post="), std::string::npos) << r.output;
@@ -236,10 +218,11 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
     EXPECT_EQ(posts.waiting, 1u);
     EXPECT_EQ(comments.waiting, 250u);
 
-    const auto bad = run(dir, {bin("akv"), "demo-load", "many"});
+    const auto bad = run_to_end(dir, {bin("akv"), "demo-load", "many"});
     EXPECT_EQ(bad.exit_code, 2);
     EXPECT_NE(bad.output.find("expected a positive number of comments, got 'many'"), std::string::npos) << bad.output;
-    const auto away = run(dir, {bin("akv"), "demo-load", "5", "--gateway", "http://127.0.0.1:1"});
+    const auto away =
+        run_to_end(dir, {bin("akv"), "demo-load", "5", "--gateway", "http://127.0.0.1:1"});
     EXPECT_EQ(away.exit_code, 2);
     EXPECT_NE(away.output.find("cannot connect to 127.0.0.1:1"), std::string::npos) << away.output;
 }
@@ -441,8 +424,8 @@ TEST(Apps, BatcherRunsTheRegistrysModelAndWritesPositives) {
     EXPECT_TRUE(WIFEXITED(batcher.status()) && WEXITSTATUS(batcher.status()) == 0) << batcher.log();
 
     // A model that is not in the registry: exit 2 naming it.
-    const auto missing = run(dir, {bin("akv-batcher"), "--redis", redis.url(), "--input", "in",
-                                   "--output", "out", "--model", "nosuch"});
+    const auto missing = run_to_end(dir, {bin("akv-batcher"), "--redis", redis.url(), "--input",
+                                          "in", "--output", "out", "--model", "nosuch"});
     EXPECT_EQ(missing.exit_code, 2) << missing.output;
     EXPECT_NE(missing.output.find("--model nosuch@latest"), std::string::npos) << missing.output;
 }

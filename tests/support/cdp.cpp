@@ -105,6 +105,21 @@ void child_process::kill() noexcept {
     pid_ = -1;
 }
 
+finished_run run_to_end(const temp_dir& dir, std::vector<std::string> args,
+                        std::chrono::milliseconds limit) {
+    static int n = 0;
+    const auto log = dir.path() / ("run-" + std::to_string(++n) + ".log");
+    child_process p(std::move(args), {}, log);
+    finished_run r;
+    if (!poll_until([&] { return !p.running(); }, limit)) {
+        r.output = "still running after the limit\n" + p.log();
+        return r;
+    }
+    r.exit_code = WIFEXITED(p.status()) ? WEXITSTATUS(p.status()) : -1;
+    r.output = p.log();
+    return r;
+}
+
 bool child_process::running() {
     if (pid_ <= 0) return false;
     if (::waitpid(pid_, &status_, WNOHANG) == pid_) {

@@ -84,6 +84,15 @@ std::uint16_t free_port();
 // The pid of `parent`'s child whose command name is `comm`; 0 if none.
 int child_pid(int parent, const std::string& comm);
 
+// A process run to its end: its exit code (-1 when it did not exit within the limit) and its
+// stdout and stderr together (with "still running after the limit" first when it did not).
+struct finished_run {
+    int exit_code = -1;
+    std::string output;
+};
+finished_run run_to_end(const temp_dir& dir, std::vector<std::string> args,
+                        std::chrono::milliseconds limit = std::chrono::seconds(20));
+
 // The browser of the e2e tests: $AKV_CHROMIUM, else Debian's.
 std::string chromium_path();
 

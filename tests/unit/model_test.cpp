@@ -6,6 +6,7 @@
 
 #include "support/errors.hpp"
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <vector>
@@ -275,4 +276,79 @@ TEST(BatchModel, IsUsableThroughTheInterface) {
         for (float v : y)
             EXPECT_TRUE(v > 0 && v < 1) << v;
     }
+}
+
+// ---- model.json (model_spec) and the named form of batch_model
+
+TEST(ModelSpec, ReadsATorchScriptDeclaration) {
+    const auto spec = model_spec::parse(R"({"kind": "torchscript", "intra_op_threads": 2,
+        "inputs": [{"name": "embedding", "dtype": "f32", "shape": [44]},
+                   {"name": "ids", "dtype": "i64", "shape": [2, 3], "field": "token_ids"}],
+        "outputs": [{"name": "scores", "dtype": "f64", "shape": [2]}]})");
+    EXPECT_EQ(spec.kind, "torchscript");
+    EXPECT_EQ(spec.file, "model.pt");
+    EXPECT_EQ(spec.intra_op_threads, 2);
+    ASSERT_EQ(spec.inputs.size(), 2u);
+    EXPECT_EQ(spec.inputs[1].describe(), "ids i64 [2,3]");
+    EXPECT_EQ(spec.inputs[1].field, "token_ids");
+    EXPECT_EQ(spec.inputs[1].bytes(), 48u);
+    EXPECT_EQ(spec.outputs[0].type, dtype::f64);
+    // Other kinds keep their own keys.
+    EXPECT_EQ(model_spec::parse(R"({"kind": "logistic", "weights": [1], "bias": 0})").kind,
+              "logistic");
+}
+
+TEST(ModelSpec, NamesTheKeyThatIsWrong) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"[1]", "model.json: must be an object, got an array"},
+        {"{", "model.json: not JSON"},
+        {R"({"inputs": []})", "model.json: the document: missing \"kind\""},
+        {R"({"kind": "torchscript", "outputs": []})",
+         "the document: missing \"inputs\" (kind torchscript)"},
+        {R"({"kind": "torchscript", "inputs": [], "outputs": []})",
+         "inputs: must be a non-empty array"},
+        {R"({"kind": "torchscript", "inputs": [{"name": "x", "dtype": "f32", "shape": [0]}],
+             "outputs": [{"name": "y", "dtype": "f32", "shape": [1]}]})",
+         "inputs[0].shape: a dim must be a whole number > 0, got 0"},
+        {R"({"kind": "torchscript", "inputs": [{"name": "x", "dtype": "f32", "shape": [1]}],
+             "outputs": [{"name": "y", "dtype": "bf16", "shape": [1]}]})",
+         "outputs[0].dtype: unknown dtype \"bf16\""},
+        {R"({"kind": "torchscript", "inputs": [{"name": "x", "dtype": "f32", "shape": [1]},
+             {"name": "x", "dtype": "f32", "shape": [1]}],
+             "outputs": [{"name": "y", "dtype": "f32", "shape": [1]}]})",
+         "inputs[1].name: \"x\" appears twice"},
+        {R"({"kind": "torchscript", "inputs": [{"dtype": "f32", "shape": [1]}],
+             "outputs": [{"name": "y", "dtype": "f32", "shape": [1]}]})",
+         "inputs[0]: missing \"name\""},
+        {R"({"kind": "torchscript", "inputs": [{"name": "x", "dtype": "f32",
+             "shape": [1,1,1,1,1,1,1,1]}], "outputs": [{"name": "y", "dtype": "f32",
+             "shape": [1]}]})",
+         "inputs[0].shape: at most 7 dims, got 8"},
+        {R"({"kind": "mlp", "intra_op_threads": -1})",
+         "intra_op_threads: must be a whole number from 0 to 1024, got -1"},
+    };
+    for (const auto& [doc, says] : cases) {
+        const auto e = error_of([&] { model_spec::parse(doc); });
+        EXPECT_EQ(e.code(), akv::error::invalid_model) << doc;
+        EXPECT_TRUE(contains(e.what(), says)) << doc;
+    }
+}
+
+TEST(BatchModel, TheNamedFormOfAnMlpIsItsPredict) {
+    const mlp_model m = tiny_network();
+    ASSERT_EQ(m.inputs().size(), 1u);
+    EXPECT_EQ(m.inputs()[0].describe(), "input f32 [2]");
+    EXPECT_EQ(m.outputs()[0].describe(), "output f32 [1]");
+    const std::vector<float> x = inputs_for(5, 2);
+    std::vector<float> want(5);
+    m.predict(x, 5, want);
+    const std::string bytes(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+    const std::string_view view = bytes;
+    std::vector<std::string> out;
+    m.run(std::span(&view, 1), 5, out);
+    ASSERT_EQ(out.size(), 1u);
+    ASSERT_EQ(out[0].size(), 5 * sizeof(float));
+    EXPECT_EQ(std::memcmp(out[0].data(), want.data(), out[0].size()), 0);
+    EXPECT_EQ(error_of([&] { m.run(std::span(&view, 1), 4, out); }).code(),
+              akv::error::type_mismatch);
 }

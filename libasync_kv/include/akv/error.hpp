@@ -69,6 +69,10 @@ enum class error {
     job_active,  // the job is running: cancel it instead
     lease_lost,  // the job's lease expired and it was recovered: it runs elsewhere
     unknown_queue, // no job was ever enqueued in a queue of that name
+
+    // Models (ml/)
+    invalid_model, // a model's files disagree with what they declare (not TorchScript, inputs)
+    model_failed,  // running the model failed (its forward threw)
 };
 
 const boost::system::error_category& error_category() noexcept;

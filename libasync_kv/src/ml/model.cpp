@@ -175,6 +175,33 @@ asio::awaitable<mlp_model> fetch(client& redis, std::string key) {
 
 } // namespace
 
+// ---- batch_model
+
+std::vector<tensor_spec> batch_model::inputs() const {
+    return {tensor_spec{"input", dtype::f32, {static_cast<std::int64_t>(input_size())}, {}}};
+}
+
+std::vector<tensor_spec> batch_model::outputs() const {
+    return {tensor_spec{"output", dtype::f32, {static_cast<std::int64_t>(output_size())}, {}}};
+}
+
+void batch_model::run(std::span<const std::string_view> inputs, std::size_t rows,
+                      std::vector<std::string>& outputs) const {
+    if (inputs.size() != 1)
+        throw_error(error::type_mismatch,
+                    "batch_model: one input, got " + std::to_string(inputs.size()));
+    const std::size_t in = input_size(), out = output_size();
+    if (inputs[0].size() != rows * in * sizeof(float))
+        throw_error(error::type_mismatch, "batch_model: " + std::to_string(rows) + " rows of " +
+                                              std::to_string(in) + " f32 need " +
+                                              std::to_string(rows * in * sizeof(float)) +
+                                              " bytes, got " + std::to_string(inputs[0].size()));
+    outputs.resize(1);
+    outputs[0].resize(rows * out * sizeof(float));
+    predict({reinterpret_cast<const float*>(inputs[0].data()), rows * in}, rows,
+            {reinterpret_cast<float*>(outputs[0].data()), rows * out});
+}
+
 // ---- mlp_model
 
 mlp_model::mlp_model(tensor w1, tensor b1, tensor w2, tensor b2) {

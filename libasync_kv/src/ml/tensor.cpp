@@ -225,21 +225,29 @@ tensor decode(std::string_view bytes) {
     return t;
 }
 
-void decode_f32_into(std::string_view bytes, std::span<float> out,
-                     std::span<const std::int64_t> expected_shape) {
+void decode_into(std::string_view bytes, dtype type, std::span<const std::int64_t> expected_shape,
+                 std::span<std::byte> out) {
     const header h = parse(bytes);
     const std::span<const std::int64_t> shape = h.shape();
-    if (h.type != dtype::f32 ||
+    if (h.type != type ||
         !std::equal(shape.begin(), shape.end(), expected_shape.begin(), expected_shape.end())) {
-        fail("expected f32 " + format_shape(expected_shape) + ", got " +
-             std::string(to_string(h.type)) + " " + format_shape(shape));
+        fail("expected " + std::string(to_string(type)) + " " + format_shape(expected_shape) +
+             ", got " + std::string(to_string(h.type)) + " " + format_shape(shape));
     }
-    if (h.data.size() != out.size_bytes()) {
-        fail("shape " + format_shape(shape) + " of f32 holds " +
-             std::to_string(h.data.size() / sizeof(float)) + " floats, the output " +
-             std::to_string(out.size()));
+    if (h.data.size() != out.size()) {
+        const std::size_t size = dtype_size(type);
+        const std::string unit =
+            type == dtype::f32 ? " floats" : " " + std::string(to_string(type)) + " elements";
+        fail("shape " + format_shape(shape) + " of " + std::string(to_string(type)) + " holds " +
+             std::to_string(h.data.size() / size) + unit + ", the output " +
+             std::to_string(out.size() / size));
     }
     if (!out.empty()) std::memcpy(out.data(), h.data.data(), h.data.size());
+}
+
+void decode_f32_into(std::string_view bytes, std::span<float> out,
+                     std::span<const std::int64_t> expected_shape) {
+    decode_into(bytes, dtype::f32, expected_shape, std::as_writable_bytes(out));
 }
 
 void raw_f32_into(std::string_view raw, std::span<float> out) {

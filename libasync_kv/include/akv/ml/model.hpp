@@ -11,6 +11,7 @@
 #pragma once
 
 #include <akv/client.hpp>
+#include <akv/ml/model_spec.hpp>
 #include <akv/ml/tensor.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -34,6 +35,17 @@ public:
     // Implementations throw error::type_mismatch when a span's size does not match `rows`.
     virtual void predict(std::span<const float> inputs, std::size_t rows,
                          std::span<float> outputs) const = 0;
+
+    // The named form, for models with several inputs or outputs, or dtypes other than f32
+    // (torch_model). By default one f32 input "input" [input_size] and one f32 output "output"
+    // [output_size], computed by predict().
+    virtual std::vector<tensor_spec> inputs() const;
+    virtual std::vector<tensor_spec> outputs() const;
+    // inputs[i]: the rows' i-th tensors stacked, rows * inputs()[i].bytes() bytes, aligned
+    // for its dtype (as a std::string's buffer is). Fills outputs[j] (resized) with the rows'
+    // j-th outputs stacked. Throws error::type_mismatch for sizes that do not fit `rows`.
+    virtual void run(std::span<const std::string_view> inputs, std::size_t rows,
+                     std::vector<std::string>& outputs) const;
 };
 
 // A two-layer perceptron: hidden = relu(x W1 + b1), then y = sigmoid(hidden W2 + b2) for one

@@ -123,6 +123,11 @@ tensor decode(std::string_view bytes);
 void decode_f32_into(std::string_view bytes, std::span<float> out,
                      std::span<const std::int64_t> expected_shape);
 
+// The same for any dtype: checks that `bytes` is a tensor of dtype `type` and exactly
+// `expected_shape`, and copies its data into `out` (product(expected_shape) * dtype_size bytes).
+void decode_into(std::string_view bytes, dtype type, std::span<const std::int64_t> expected_shape,
+                 std::span<std::byte> out);
+
 // A bare array of little-endian float32 (what numpy's `x.astype("<f4").tobytes()` gives, and
 // what the seed's producers put in a stream field): checks raw.size() == out.size() * 4 and
 // copies. Throws error::type_mismatch otherwise.
