@@ -322,7 +322,7 @@ TEST(TorchBatcher, ModelPutRefusesADirectoryThatIsNotAModel) {
     };
     const auto not_torchscript = put_dir(models() / "not_torchscript");
     EXPECT_EQ(not_torchscript.exit_code, 2) << not_torchscript.output;
-    EXPECT_TRUE(contains(not_torchscript.output, "model.pt is not a TorchScript file"))
+    EXPECT_TRUE(contains(not_torchscript.output, "model.pt\" is not a TorchScript file"))
         << not_torchscript.output;
 
     const fs::path bad_json = dir.path() / "bad_json";
