@@ -260,7 +260,9 @@ TEST(ModelBatch, EntriesThatDoNotFitTheDeclaredInputsGetAnErrorNamingTheField) {
     EXPECT_TRUE(
         contains(scored.error(4), "field \"counts\": tensor: expected i64 [3], got f32 [3]"))
         << scored.error(4);
-    EXPECT_TRUE(contains(scored.error(5), "field \"embedding\": raw f32: 44 floats need 176 bytes"))
+    EXPECT_TRUE(contains(scored.error(5),
+                         "field \"embedding\": tensor: no AKVT magic, and as bare f32: 44 "
+                         "floats need 176 bytes, got 12"))
         << scored.error(5);
     std::int64_t total;
     std::memcpy(&total, scored.output(0, 1).data(), 8);

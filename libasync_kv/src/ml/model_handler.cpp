@@ -16,10 +16,16 @@ void append_input(std::string& stacked, const tensor_spec& spec, std::string_vie
     const std::size_t at = stacked.size();
     stacked.resize(at + spec.bytes());
     const std::span<std::byte> out(reinterpret_cast<std::byte*>(stacked.data()) + at, spec.bytes());
-    if (spec.type == dtype::f32 && bytes.substr(0, 4) != "AKVT")
-        raw_f32_into(bytes, {reinterpret_cast<float*>(out.data()), spec.elements()});
-    else
+    if (spec.type != dtype::f32 || bytes.substr(0, 4) == "AKVT") {
         decode_into(bytes, spec.type, spec.shape, out);
+    } else if (bytes.size() == spec.bytes()) {
+        raw_f32_into(bytes, {reinterpret_cast<float*>(out.data()), spec.elements()});
+    } else {
+        throw_error(error::type_mismatch,
+                    "tensor: no AKVT magic, and as bare f32: " + std::to_string(spec.elements()) +
+                        " floats need " + std::to_string(spec.bytes()) + " bytes, got " +
+                        std::to_string(bytes.size()));
+    }
 }
 
 } // namespace
