@@ -5,6 +5,7 @@
 #include "support/errors.hpp"
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
+#include "support/torch_models.hpp"
 
 #include <akv/messaging/stream.hpp>
 #include <akv/ml/tensor.hpp>
@@ -14,12 +15,13 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
-#include <sstream>
 #include <thread>
 
 using namespace akv::test;
@@ -37,17 +39,11 @@ std::string bin(const std::string& name) {
 }
 
 fs::path models() {
-    return AKV_TORCH_MODELS;
+    return torch_models::dir();
 }
 
 std::vector<float> floats_of(const std::string& file) {
-    std::ifstream in(models() / file, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    const std::string bytes = s.str();
-    std::vector<float> v(bytes.size() / sizeof(float));
-    std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
-    return v;
+    return torch_models::values<float>(file);
 }
 
 // `akv model put classifier DIR`: the name of the version it made ("classifier:v2").
@@ -134,22 +130,39 @@ void expect_pytorch_scores(const std::vector<akv::messaging::stream_entry>& out,
     EXPECT_EQ(far, 0u);
 }
 
-} // namespace
+// A private server, `akv model put` of classifier_v1, and akv-batcher running it.
+struct batcher_run {
+    explicit batcher_run(const std::string& max_batch)
+        : rc(io, redis.config()) {
+        EXPECT_EQ(put(dir, redis, "classifier_v1"), "classifier:v1");
+        batcher.emplace(batcher_args(redis, max_batch), std::vector<std::string>{},
+                        dir.path() / "batcher.log");
+    }
+    // Whether the batcher says (in its stats) it runs `version`, within the limit.
+    bool runs_version(const std::string& version, std::chrono::milliseconds limit = 30s) {
+        return poll_until([&] { return batcher_version(io, rc.client) == version; }, limit);
+    }
+    bool has_outputs(long long n, std::chrono::milliseconds limit = 60s) {
+        return poll_until([&] { return length_of(io, rc.client, "out") >= n; }, limit);
+    }
 
-TEST(TorchBatcher, ScoresTenThousandEntriesAsPyTorchDoes) {
     temp_dir dir{"akv-e2e-torch-"};
     akv::testing::embedded_server redis;
     asio::io_context io;
-    running_client rc(io, redis.config());
-    EXPECT_EQ(put(dir, redis, "classifier_v1"), "classifier:v1");
+    running_client rc;
     const std::vector<float> inputs = floats_of("inputs.f32");
-    ASSERT_EQ(inputs.size(), rows * features);
-    child_process batcher(batcher_args(redis, "64"), {}, dir.path() / "batcher.log");
-    run_task(io, add_rows(rc.client, inputs, 0, rows));
-    ASSERT_TRUE(poll_until([&] { return length_of(io, rc.client, "out") >= long(rows); }, 60s))
-        << batcher.log_tail();
+    std::optional<child_process> batcher;
+};
 
-    const auto out = outputs(io, rc.client);
+} // namespace
+
+TEST(TorchBatcher, ScoresTenThousandEntriesAsPyTorchDoes) {
+    batcher_run run("64");
+    ASSERT_EQ(run.inputs.size(), rows * features);
+    run_task(run.io, add_rows(run.rc.client, run.inputs, 0, rows));
+    ASSERT_TRUE(run.has_outputs(rows)) << run.batcher->log_tail();
+
+    const auto out = outputs(run.io, run.rc.client);
     ASSERT_EQ(out.size(), rows);
     std::set<std::string> seen;
     for (const auto& o : out) {
@@ -160,37 +173,30 @@ TEST(TorchBatcher, ScoresTenThousandEntriesAsPyTorchDoes) {
     }
     EXPECT_EQ(seen.size(), rows);
     expect_pytorch_scores(out, {{"1", floats_of("expected_v1.f32")}});
-    EXPECT_NE(batcher.log().find("inputs embedding f32 [44], outputs scores f32 [2]"),
+    EXPECT_NE(run.batcher->log().find("inputs embedding f32 [44], outputs scores f32 [2]"),
               std::string::npos)
-        << batcher.log_tail();
-    batcher.signal(SIGTERM);
-    EXPECT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
+        << run.batcher->log_tail();
+    run.batcher->signal(SIGTERM);
+    EXPECT_TRUE(poll_until([&] { return !run.batcher->running(); }, 20s));
 }
 
 // `latest` moves while entries stream in: each entry is scored once, by v1 or by v2, and the
 // entries of one batch by the same version.
 TEST(TorchBatcher, AVersionChangeUnderLoadScoresEveryEntryOnceAndEachBatchByOneVersion) {
-    temp_dir dir{"akv-e2e-torch-reload-"};
-    akv::testing::embedded_server redis;
-    asio::io_context io;
-    running_client rc(io, redis.config());
-    EXPECT_EQ(put(dir, redis, "classifier_v1"), "classifier:v1");
-    const std::vector<float> inputs = floats_of("inputs.f32");
-    child_process batcher(batcher_args(redis, "256"), {}, dir.path() / "batcher.log");
-    ASSERT_TRUE(poll_until([&] { return batcher_version(io, rc.client) == "1"; }, 60s))
-        << batcher.log_tail();
+    batcher_run run("256");
+    ASSERT_TRUE(run.runs_version("1", 60s)) << run.batcher->log_tail();
 
     // A producer of its own, 50 entries every 5 ms, while the version changes.
     std::atomic<bool> produced{false};
     std::thread producer([&] {
         asio::io_context pio;
-        running_client pc(pio, redis.config());
+        running_client pc(pio, run.redis.config());
         run_task(
             pio,
             [&]() -> asio::awaitable<void> {
                 asio::steady_timer pace(pio);
                 for (std::size_t first = 0; first < rows; first += 50) {
-                    co_await add_rows(pc.client, inputs, first, 50);
+                    co_await add_rows(pc.client, run.inputs, first, 50);
                     pace.expires_after(5ms);
                     co_await pace.async_wait(asio::use_awaitable);
                 }
@@ -198,17 +204,14 @@ TEST(TorchBatcher, AVersionChangeUnderLoadScoresEveryEntryOnceAndEachBatchByOneV
             120s);
         produced = true;
     });
-    EXPECT_TRUE(poll_until([&] { return length_of(io, rc.client, "out") >= 1000; }, 60s))
-        << batcher.log_tail();
-    EXPECT_EQ(put(dir, redis, "classifier_v2"), "classifier:v2");
-    EXPECT_TRUE(poll_until([&] { return batcher_version(io, rc.client) == "2"; }, 30s))
-        << batcher.log_tail();
+    EXPECT_TRUE(run.has_outputs(1000)) << run.batcher->log_tail();
+    EXPECT_EQ(put(run.dir, run.redis, "classifier_v2"), "classifier:v2");
+    EXPECT_TRUE(run.runs_version("2")) << run.batcher->log_tail();
     EXPECT_TRUE(poll_until([&] { return produced.load(); }, 120s));
     producer.join();
-    ASSERT_TRUE(poll_until([&] { return length_of(io, rc.client, "out") >= long(rows); }, 60s))
-        << batcher.log_tail();
+    ASSERT_TRUE(run.has_outputs(rows)) << run.batcher->log_tail();
 
-    const auto out = outputs(io, rc.client);
+    const auto out = outputs(run.io, run.rc.client);
     ASSERT_EQ(out.size(), rows);
     std::set<std::string> seen;
     std::map<std::string, std::string> version_of_batch;
@@ -229,55 +232,40 @@ TEST(TorchBatcher, AVersionChangeUnderLoadScoresEveryEntryOnceAndEachBatchByOneV
     EXPECT_EQ(per_version["1"] + per_version["2"], rows);
     expect_pytorch_scores(
         out, {{"1", floats_of("expected_v1.f32")}, {"2", floats_of("expected_v2.f32")}});
-    EXPECT_NE(batcher.log().find("v1 -> v2"), std::string::npos) << batcher.log_tail();
+    EXPECT_NE(run.batcher->log().find("v1 -> v2"), std::string::npos) << run.batcher->log_tail();
 }
 
 // A version whose model.json disagrees with its module is refused: the batcher says why and
 // goes on with the version it has, until `latest` moves to one that loads.
 TEST(TorchBatcher, AModelThatDoesNotLoadIsRefusedAndTheOldVersionScoresOn) {
-    temp_dir dir{"akv-e2e-torch-refused-"};
-    akv::testing::embedded_server redis;
-    asio::io_context io;
-    running_client rc(io, redis.config());
-    put(dir, redis, "classifier_v1");
-    const std::vector<float> inputs = floats_of("inputs.f32");
-    child_process batcher(batcher_args(redis, "64"), {}, dir.path() / "batcher.log");
-    ASSERT_TRUE(poll_until([&] { return batcher_version(io, rc.client) == "1"; }, 60s))
-        << batcher.log_tail();
+    batcher_run run("64");
+    ASSERT_TRUE(run.runs_version("1", 60s)) << run.batcher->log_tail();
 
-    EXPECT_EQ(put(dir, redis, "wrong_inputs"), "classifier:v2");
-    EXPECT_TRUE(poll_until(
-        [&] { return batcher.log().find("model classifier v2 refused") != std::string::npos; },
-        30s))
-        << batcher.log_tail();
-    EXPECT_NE(batcher.log().find("model.json declares the inputs (x), forward() takes "
-                                 "(embedding)"),
-              std::string::npos)
-        << batcher.log_tail();
-    run_task(io, add_rows(rc.client, inputs, 0, 100));
-    ASSERT_TRUE(poll_until([&] { return length_of(io, rc.client, "out") >= 100; }, 30s))
-        << batcher.log_tail();
-    for (const auto& o : outputs(io, rc.client))
+    EXPECT_EQ(put(run.dir, run.redis, "wrong_inputs"), "classifier:v2");
+    const auto says = [&](const std::string& text) {
+        return run.batcher->log().find(text) != std::string::npos;
+    };
+    EXPECT_TRUE(poll_until([&] { return says("model classifier v2 refused"); }, 30s))
+        << run.batcher->log_tail();
+    EXPECT_TRUE(says("model.json declares the inputs (x), forward() takes (embedding)"))
+        << run.batcher->log_tail();
+    run_task(run.io, add_rows(run.rc.client, run.inputs, 0, 100));
+    ASSERT_TRUE(run.has_outputs(100)) << run.batcher->log_tail();
+    for (const auto& o : outputs(run.io, run.rc.client))
         EXPECT_EQ(*o.field("model_version"), "1");
 
-    EXPECT_EQ(put(dir, redis, "classifier_v2"), "classifier:v3");
-    EXPECT_TRUE(poll_until([&] { return batcher_version(io, rc.client) == "3"; }, 30s))
-        << batcher.log_tail();
-    EXPECT_TRUE(batcher.running());
+    EXPECT_EQ(put(run.dir, run.redis, "classifier_v2"), "classifier:v3");
+    EXPECT_TRUE(run.runs_version("3")) << run.batcher->log_tail();
+    EXPECT_TRUE(run.batcher->running());
 }
 
 // Entries the model cannot take are answered with an error naming the model, its version and
 // the field; the rest of their batch is scored.
 TEST(TorchBatcher, EntriesThatDoNotFitTheModelGetAnErrorEntry) {
-    temp_dir dir{"akv-e2e-torch-errors-"};
-    akv::testing::embedded_server redis;
-    asio::io_context io;
-    running_client rc(io, redis.config());
-    put(dir, redis, "classifier_v1");
-    const std::vector<float> inputs = floats_of("inputs.f32");
-    child_process batcher(batcher_args(redis, "64"), {}, dir.path() / "batcher.log");
-    run_task(io, [&]() -> asio::awaitable<void> {
-        co_await add_rows(rc.client, inputs, 0, 2);
+    batcher_run run("64");
+    const auto& inputs = run.inputs;
+    run_task(run.io, [&]() -> asio::awaitable<void> {
+        co_await add_rows(run.rc.client, inputs, 0, 2);
         const std::int64_t short_shape[] = {43};
         const std::int64_t i64_shape[] = {features};
         const std::vector<std::int64_t> ints(features);
@@ -287,15 +275,14 @@ TEST(TorchBatcher, EntriesThatDoNotFitTheModelGetAnErrorEntry) {
             {{"n", "ints"}, {"embedding", akv::ml::encode<std::int64_t>(ints, i64_shape)}},
             {{"n", "none"}, {"features", "x"}},
         };
-        akv::messaging::stream_producer producer(rc.client, "in");
+        akv::messaging::stream_producer producer(run.rc.client, "in");
         co_await producer.add_many(bad);
-        co_await add_rows(rc.client, inputs, 2, 2);
+        co_await add_rows(run.rc.client, inputs, 2, 2);
     }());
-    ASSERT_TRUE(poll_until([&] { return length_of(io, rc.client, "out") >= 7; }, 60s))
-        << batcher.log_tail();
+    ASSERT_TRUE(run.has_outputs(7)) << run.batcher->log_tail();
     std::map<std::string, std::string> errors;
     std::size_t scored = 0;
-    for (const auto& o : outputs(io, rc.client)) {
+    for (const auto& o : outputs(run.io, run.rc.client)) {
         if (const std::string* e = o.field("error"))
             errors[*o.field("n")] = *e;
         else

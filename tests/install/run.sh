@@ -110,6 +110,16 @@ if [[ "$readme" != "hello #1" ]]; then
     exit 1
 fi
 
+# akv::ml_torch is installed and exported with the library when the build had libtorch.
+if [[ -f "$tmp/prefix/include/akv/ml/torch_model.hpp" ]]; then
+    torch=$("$tmp/build/torch_consumer")
+    echo "$torch"
+    if [[ "$torch" != "torch consumer ok" ]]; then
+        echo "install test: the torch consumer printed '$torch', expected 'torch consumer ok'" >&2
+        exit 1
+    fi
+fi
+
 queue=$(timeout 60 "$tmp/build/readme_queue_example")
 echo "readme queue example: $queue"
 if [[ "$queue" != "sent to a@b.c" ]]; then

@@ -3,6 +3,7 @@
 // compared with PyTorch's within 1e-5; every refused model names itself and what is wrong.
 #include "support/errors.hpp"
 #include "support/running_client.hpp"
+#include "support/torch_models.hpp"
 
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/batcher.hpp>
@@ -15,12 +16,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <ATen/Parallel.h>
+
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
 #include <future>
-#include <sstream>
 #include <thread>
 
 using namespace akv::test;
@@ -32,35 +33,10 @@ namespace {
 
 constexpr std::size_t features = 44;
 
-fs::path models() {
-    return AKV_TORCH_MODELS;
-}
-
-std::string read_file(const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
-
-std::map<std::string, std::string> files_of(const std::string& model) {
-    std::map<std::string, std::string> files;
-    for (const char* name : {"model.json", "model.pt"})
-        files[name] = read_file(models() / model / name);
-    return files;
-}
-
-template <class T> std::vector<T> values_of(const std::string& file) {
-    const std::string bytes = read_file(models() / file);
-    std::vector<T> v(bytes.size() / sizeof(T));
-    std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
-    return v;
-}
-
 // Rows [first, first + rows) of a rows x width file, as run() takes them.
 std::string rows_of(const std::string& file, std::size_t width, std::size_t first,
                     std::size_t rows) {
-    return read_file(models() / file).substr(first * width, rows * width);
+    return torch_models::read(file).substr(first * width, rows * width);
 }
 
 std::span<const float> floats(const std::string& bytes) {
@@ -82,8 +58,9 @@ akv::messaging::stream_entry entry(std::string id, akv::messaging::field_list fi
 } // namespace
 
 TEST(TorchModel, ScoresEveryRowAsPyTorchDoesInBatchesOfAnySize) {
-    const auto model = torch_model::from_files(files_of("classifier_v1"), "classifier:v1");
-    const std::vector<float> expected = values_of<float>("expected_v1.f32");
+    const auto model =
+        torch_model::from_files(torch_models::files("classifier_v1"), "classifier:v1");
+    const std::vector<float> expected = torch_models::values<float>("expected_v1.f32");
     const std::size_t rows = expected.size() / 2;
     ASSERT_EQ(rows, 10000u);
     std::size_t compared = 0;
@@ -108,13 +85,14 @@ TEST(TorchModel, ScoresEveryRowAsPyTorchDoesInBatchesOfAnySize) {
 }
 
 TEST(TorchModel, PredictServesAModelOfOneF32InputAndOutput) {
-    const auto model = torch_model::from_files(files_of("classifier_v1"), "classifier:v1");
+    const auto model =
+        torch_model::from_files(torch_models::files("classifier_v1"), "classifier:v1");
     EXPECT_EQ(model->input_size(), features);
     EXPECT_EQ(model->output_size(), 2u);
     const std::string in = rows_of("inputs.f32", features * 4, 0, 64);
     std::vector<float> out(64 * 2);
     model->predict(floats(in), 64, out);
-    const std::vector<float> expected = values_of<float>("expected_v1.f32");
+    const std::vector<float> expected = torch_models::values<float>("expected_v1.f32");
     for (std::size_t k = 0; k < out.size(); ++k)
         EXPECT_NEAR(out[k], expected[k], 1e-5) << k;
     std::vector<float> too_small(10);
@@ -123,17 +101,17 @@ TEST(TorchModel, PredictServesAModelOfOneF32InputAndOutput) {
 }
 
 TEST(TorchModel, ATracedModuleLoadsAndScoresTheSame) {
-    const auto model = torch_model::from_files(files_of("traced"), "traced:v1");
+    const auto model = torch_model::from_files(torch_models::files("traced"), "traced:v1");
     const std::string in = rows_of("inputs.f32", features * 4, 0, 256);
     std::vector<float> out(256 * 2);
     model->predict(floats(in), 256, out);
-    const std::vector<float> expected = values_of<float>("expected_v1.f32");
+    const std::vector<float> expected = torch_models::values<float>("expected_v1.f32");
     for (std::size_t k = 0; k < out.size(); ++k)
         EXPECT_NEAR(out[k], expected[k], 1e-5) << k;
 }
 
 TEST(TorchModel, SeveralInputsAndOutputsByNameAndDtype) {
-    const auto model = torch_model::from_files(files_of("multi"), "multi:v1");
+    const auto model = torch_model::from_files(torch_models::files("multi"), "multi:v1");
     ASSERT_EQ(model->inputs().size(), 2u);
     EXPECT_EQ(model->inputs()[1].describe(), "counts i64 [3]");
     EXPECT_EQ(model->outputs()[1].describe(), "total i64 [1]");
@@ -145,8 +123,9 @@ TEST(TorchModel, SeveralInputsAndOutputsByNameAndDtype) {
     model->run(views, n, out);
     ASSERT_EQ(out.size(), 2u);
     // The module returns a dict {"total", "scores"}: outputs come in declared order.
-    const std::vector<float> scores = values_of<float>("expected_multi_scores.f32");
-    const std::vector<std::int64_t> totals = values_of<std::int64_t>("expected_multi_total.i64");
+    const std::vector<float> scores = torch_models::values<float>("expected_multi_scores.f32");
+    const std::vector<std::int64_t> totals =
+        torch_models::values<std::int64_t>("expected_multi_total.i64");
     const auto got_scores = floats(out[0]);
     ASSERT_EQ(got_scores.size(), n * 2);
     for (std::size_t k = 0; k < got_scores.size(); ++k)
@@ -160,17 +139,18 @@ TEST(TorchModel, SeveralInputsAndOutputsByNameAndDtype) {
 }
 
 TEST(TorchModel, AFileThatIsNotTorchScriptIsRefusedNamingTheModel) {
-    const auto e = error_of([] { torch_model::from_files(files_of("not_torchscript"), "m:v7"); });
+    const auto e =
+        error_of([] { torch_model::from_files(torch_models::files("not_torchscript"), "m:v7"); });
     EXPECT_EQ(e.code(), akv::error::invalid_model);
     EXPECT_TRUE(contains(e.what(), "model m:v7: model.pt is not a TorchScript module")) << e.what();
 
-    auto files = files_of("classifier_v1");
+    auto files = torch_models::files("classifier_v1");
     files.erase("model.pt");
     const auto missing = error_of([&] { torch_model::from_files(files, "m:v8"); });
     EXPECT_EQ(missing.code(), akv::error::invalid_model);
     EXPECT_TRUE(contains(missing.what(), "model m:v8: no model.pt")) << missing.what();
 
-    files = files_of("classifier_v1");
+    files = torch_models::files("classifier_v1");
     files["model.json"] = R"({"kind": "torchscript", "inputs": [{"name": "embedding",
         "dtype": "f16", "shape": [44]}], "outputs": [{"name": "s", "dtype": "f32", "shape": [2]}]})";
     const auto dtype = error_of([&] { torch_model::from_files(files, "m:v9"); });
@@ -181,7 +161,8 @@ TEST(TorchModel, AFileThatIsNotTorchScriptIsRefusedNamingTheModel) {
 }
 
 TEST(TorchModel, DeclaredInputsOrOutputsThatDisagreeWithTheModuleAreRefusedAtLoad) {
-    const auto inputs = error_of([] { torch_model::from_files(files_of("wrong_inputs"), "w:v1"); });
+    const auto inputs =
+        error_of([] { torch_model::from_files(torch_models::files("wrong_inputs"), "w:v1"); });
     EXPECT_EQ(inputs.code(), akv::error::invalid_model);
     EXPECT_TRUE(contains(inputs.what(),
                          "model w:v1: model.json declares the inputs (x), forward() takes "
@@ -189,7 +170,7 @@ TEST(TorchModel, DeclaredInputsOrOutputsThatDisagreeWithTheModuleAreRefusedAtLoa
         << inputs.what();
 
     const auto outputs =
-        error_of([] { torch_model::from_files(files_of("wrong_outputs"), "w:v2"); });
+        error_of([] { torch_model::from_files(torch_models::files("wrong_outputs"), "w:v2"); });
     EXPECT_EQ(outputs.code(), akv::error::invalid_model);
     EXPECT_TRUE(contains(outputs.what(),
                          "model w:v2: output scores is Float [1,2], model.json declares f32 [1,3]"))
@@ -197,7 +178,7 @@ TEST(TorchModel, DeclaredInputsOrOutputsThatDisagreeWithTheModuleAreRefusedAtLoa
 }
 
 TEST(TorchModel, AForwardThatThrowsCostsOnlyTheEntriesItRefuses) {
-    const auto model = torch_model::from_files(files_of("picky"), "picky:v3");
+    const auto model = torch_model::from_files(torch_models::files("picky"), "picky:v3");
     const std::string in = rows_of("inputs.f32", features * 4, 0, 8);
     std::vector<akv::messaging::stream_entry> batch;
     for (std::size_t i = 0; i < 8; ++i) {
@@ -232,7 +213,7 @@ TEST(TorchModel, AForwardThatThrowsCostsOnlyTheEntriesItRefuses) {
 }
 
 TEST(ModelBatch, EntriesThatDoNotFitTheDeclaredInputsGetAnErrorNamingTheField) {
-    const auto model = torch_model::from_files(files_of("multi"), "multi:v1");
+    const auto model = torch_model::from_files(torch_models::files("multi"), "multi:v1");
     const std::string in = rows_of("inputs.f32", features * 4, 0, 1);
     const std::int64_t counts_shape[] = {3};
     const std::int64_t one[] = {1, 2, 3};
@@ -269,6 +250,22 @@ TEST(ModelBatch, EntriesThatDoNotFitTheDeclaredInputsGetAnErrorNamingTheField) {
     EXPECT_EQ(total, 6);
 }
 
+// libtorch's intra-op pool is the process's: a model that declares a count sets it when it runs.
+TEST(TorchModel, IntraOpThreadsComeFromModelJson) {
+    for (int threads : {2, 1}) {
+        auto files = torch_models::files("classifier_v1");
+        files["model.json"] =
+            R"({"kind": "torchscript", "intra_op_threads": )" + std::to_string(threads) + R"(,
+            "inputs": [{"name": "embedding", "dtype": "f32", "shape": [44]}],
+            "outputs": [{"name": "scores", "dtype": "f32", "shape": [2]}]})";
+        const auto model = torch_model::from_files(files, "threads:v1");
+        const std::string in = rows_of("inputs.f32", features * 4, 0, 4);
+        std::vector<float> out(8);
+        model->predict(floats(in), 4, out);
+        EXPECT_EQ(at::get_num_threads(), threads);
+    }
+}
+
 // Loading compiles the module: it runs on the pool, while the caller's loop goes on serving
 // Redis, and resumes on the caller's executor.
 TEST(TorchModel, LoadingRunsOffTheEventLoop) {
@@ -288,7 +285,7 @@ TEST(TorchModel, LoadingRunsOffTheEventLoop) {
         asio::co_spawn(
             io,
             [&]() -> asio::awaitable<void> {
-                model = co_await torch_model::load(files_of("classifier_v1"), "c:v1",
+                model = co_await torch_model::load(torch_models::files("classifier_v1"), "c:v1",
                                                    pool.get_executor());
                 EXPECT_EQ(std::this_thread::get_id(), loop_thread);
                 loaded = true;
@@ -323,7 +320,7 @@ TEST(TorchModel, ABatcherScoresEntriesWithAModelFromTheRegistry) {
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::kv::model_registry reg(rc.client, "classifier");
         akv::kv::model m;
-        m.files = files_of("classifier_v1");
+        m.files = torch_models::files("classifier_v1");
         co_await reg.save(m);
         const akv::kv::model stored = co_await reg.load("latest");
         std::shared_ptr<const batch_model> model = co_await torch_model::load(
@@ -360,7 +357,7 @@ TEST(TorchModel, ABatcherScoresEntriesWithAModelFromTheRegistry) {
         co_await rc.client.exec(range, resp);
         const auto outputs = akv::messaging::entries_from(std::get<0>(resp).value());
         EXPECT_EQ(outputs.size(), n);
-        const std::vector<float> expected = values_of<float>("expected_v1.f32");
+        const std::vector<float> expected = torch_models::values<float>("expected_v1.f32");
         for (const auto& o : outputs) {
             const std::size_t i = std::stoul(*o.field("id"));
             const auto scores = decode(*o.field("scores"));
