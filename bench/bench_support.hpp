@@ -3,10 +3,13 @@
 #pragma once
 
 #include <akv/client.hpp>
+#include <akv/config.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -93,6 +96,29 @@ template <class MakeTask> boost::asio::awaitable<void> all_of(int count, MakeTas
     while (remaining > 0)
         co_await finished.async_wait(asio::as_tuple(asio::use_awaitable));
     if (failure) std::rethrow_exception(failure);
+}
+
+// Runs body(client) on a fresh io_context and one client, then stops the client; shared so
+// every benchmark gives a scenario its own connection the same way.
+template <class Body> void run_with_client(const akv::config& cfg, Body&& body) {
+    namespace asio = boost::asio;
+    asio::io_context io(1);
+    akv::client redis(io.get_executor(), cfg);
+    asio::co_spawn(io, redis.run(), asio::detached);
+    std::exception_ptr failure;
+    asio::co_spawn(io, body(redis), [&](std::exception_ptr e) {
+        failure = e;
+        redis.cancel();
+    });
+    io.run();
+    if (failure) std::rethrow_exception(failure);
+}
+
+// The integer reply of one command (XLEN, DBSIZE, ...).
+inline boost::asio::awaitable<long long> integer_command(akv::client& redis, akv::request req) {
+    akv::response<long long> resp;
+    co_await redis.exec(req, resp);
+    co_return std::get<0>(resp).value();
 }
 
 // Empties the server before a scenario (and connects the client before any clock starts);

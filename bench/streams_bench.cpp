@@ -119,26 +119,6 @@ field_list entry_fields(const std::string& inputs, long i) {
             {"id", std::to_string(i)}};
 }
 
-// Runs body(client) on a fresh io_context and one client, then stops the client.
-template <class Body> void run_with_client(const akv::config& cfg, Body&& body) {
-    asio::io_context io(1);
-    akv::client redis(io.get_executor(), cfg);
-    asio::co_spawn(io, redis.run(), asio::detached);
-    std::exception_ptr failure;
-    asio::co_spawn(io, body(redis), [&](std::exception_ptr e) {
-        failure = e;
-        redis.cancel();
-    });
-    io.run();
-    if (failure) std::rethrow_exception(failure);
-}
-
-asio::awaitable<long long> integer_command(akv::client& redis, akv::request req) {
-    akv::response<long long> resp;
-    co_await redis.exec(req, resp);
-    co_return std::get<0>(resp).value();
-}
-
 // CPU time used so far by the server (INFO cpu, all its threads) and by this process.
 struct cpu_seconds {
     double redis = 0;
