@@ -187,9 +187,11 @@ void torch_model::predict(std::span<const float> inputs, std::size_t rows,
 
 void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows,
                       std::vector<std::string>& outputs) const {
-    const std::string prefix = "model " + name_ + ": ";
+    // Built only for an error: a batch that goes through allocates no message.
+    const auto prefix = [this] { return "model " + name_ + ": "; };
     if (inputs.size() != spec_.inputs.size())
-        throw_error(error::type_mismatch, prefix + "takes " + std::to_string(spec_.inputs.size()) +
+        throw_error(error::type_mismatch, prefix() + "takes " +
+                                              std::to_string(spec_.inputs.size()) +
                                               " inputs, given " + std::to_string(inputs.size()));
     c10::InferenceMode inference;
     std::vector<c10::IValue> args;
@@ -197,7 +199,7 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
         const tensor_spec& s = spec_.inputs[i];
         if (inputs[i].size() != rows * s.bytes())
             throw_error(error::type_mismatch,
-                        prefix + "input " + s.name + ": " + std::to_string(rows) + " rows of " +
+                        prefix() + "input " + s.name + ": " + std::to_string(rows) + " rows of " +
                             s.describe() + " need " + std::to_string(rows * s.bytes()) +
                             " bytes, got " + std::to_string(inputs[i].size()));
         // The module reads the stacked rows where they are.
@@ -211,7 +213,7 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
     try {
         result = module_->module.forward(std::move(args));
     } catch (const std::exception& e) {
-        throw_error(error::model_failed, prefix + "forward() failed: " + message_of(e));
+        throw_error(error::model_failed, prefix() + "forward() failed: " + message_of(e));
     }
 
     // One tensor, a tuple or list in declared order, or a dict by name.
@@ -230,23 +232,23 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
             const auto found = dict.find(c10::IValue(s.name));
             if (found == dict.end())
                 throw_error(error::invalid_model,
-                            prefix + "forward() returned a dict without the output " + s.name);
+                            prefix() + "forward() returned a dict without the output " + s.name);
             returned.push_back(found->value());
         }
     } else {
-        throw_error(error::invalid_model, prefix + "forward() returned " + result.tagKind() +
+        throw_error(error::invalid_model, prefix() + "forward() returned " + result.tagKind() +
                                               ", not a tensor or a tuple, list or dict of them");
     }
     if (returned.size() != spec_.outputs.size())
         throw_error(error::invalid_model,
-                    prefix + "forward() returned " + std::to_string(returned.size()) +
+                    prefix() + "forward() returned " + std::to_string(returned.size()) +
                         " outputs, model.json declares " + std::to_string(spec_.outputs.size()) +
                         " " + names_of(spec_.outputs));
     outputs.resize(returned.size());
     for (std::size_t j = 0; j < returned.size(); ++j) {
         const tensor_spec& s = spec_.outputs[j];
         if (!returned[j].isTensor())
-            throw_error(error::invalid_model, prefix + "output " + s.name + " is " +
+            throw_error(error::invalid_model, prefix() + "output " + s.name + " is " +
                                                   returned[j].tagKind() + ", not a tensor");
         const at::Tensor t = returned[j].toTensor().contiguous();
         const std::vector<std::int64_t> expected = batch_shape(rows, s);
@@ -254,7 +256,7 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
         if (t.scalar_type() != scalar_type(s.type) ||
             !std::equal(sizes.begin(), sizes.end(), expected.begin(), expected.end()))
             throw_error(error::invalid_model,
-                        prefix + "output " + s.name + " is " +
+                        prefix() + "output " + s.name + " is " +
                             std::string(c10::toString(t.scalar_type())) + " " +
                             format_shape(std::vector<std::int64_t>(sizes.begin(), sizes.end())) +
                             ", model.json declares " + std::string(to_string(s.type)) + " " +
