@@ -64,11 +64,14 @@ TEST(TorchModel, ScoresEveryRowAsPyTorchDoesInBatchesOfAnySize) {
     const std::size_t rows = expected.size() / 2;
     ASSERT_EQ(rows, 10000u);
     std::size_t compared = 0;
-    for (std::size_t batch : {64u, 256u, 1u, 1000u}) {
-        for (std::size_t first = 0; first < rows; first += batch) {
-            const std::size_t n = std::min(batch, rows - first);
-            const std::string in = rows_of("inputs.f32", features * 4, first, n);
-            const std::string_view view = in;
+    const std::string all = torch_models::read("inputs.f32");
+    for (std::size_t batch : {64u, 256u, 1000u, 1u}) {
+        // One row at a time: the first 500 rows are enough for the odd size.
+        const std::size_t end = batch == 1 ? 500 : rows;
+        for (std::size_t first = 0; first < end; first += batch) {
+            const std::size_t n = std::min(batch, end - first);
+            const std::string_view view =
+                std::string_view(all).substr(first * features * 4, n * features * 4);
             std::vector<std::string> out;
             model->run(std::span<const std::string_view>(&view, 1), n, out);
             ASSERT_EQ(out.size(), 1u);
@@ -79,9 +82,8 @@ TEST(TorchModel, ScoresEveryRowAsPyTorchDoesInBatchesOfAnySize) {
                     << "batch " << batch << ", row " << first + k / 2;
             compared += got.size();
         }
-        if (batch == 1) break; // 10,000 forwards of one row: enough for the odd sizes
     }
-    EXPECT_EQ(compared, 3 * 20000u);
+    EXPECT_EQ(compared, 3 * 20000u + 1000u);
 }
 
 TEST(TorchModel, PredictServesAModelOfOneF32InputAndOutput) {
