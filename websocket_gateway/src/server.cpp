@@ -8,6 +8,7 @@
 #include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
 
+#include <akv/metrics/client_metrics.hpp>
 #include <akv/response.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -785,31 +786,10 @@ struct server::impl {
         metric("redis_latency_seconds", "gauge", "Last Redis PING round trip.",
                s.redis_latency_ms / 1000.0);
         proxy_metrics(out);
-        cache_metrics(out);
-        return out;
-    }
-
-    // The Redis client's near cache (config::cache), when it is on.
-    void cache_metrics(std::string& out) const {
-        if (state.redis.get_config().cache.kind == cache_options::mode::off) return;
-        const cache_stats c = state.redis.stats().cache;
-        auto metric = [&](const char* name, const char* type, const char* help, auto value) {
-            out += std::string("# HELP akv_redis_cache_") + name + " " + help +
-                   "\n# TYPE akv_redis_cache_" + name + " " + type + "\nakv_redis_cache_" + name +
-                   " " + std::to_string(value) + "\n";
-        };
-        metric("hits_total", "counter", "Reads answered from the client-side cache.", c.hits);
-        metric("misses_total", "counter", "Cacheable reads sent to Redis, then kept.", c.misses);
-        metric("not_cached_total", "counter", "Reads whose key changed while they were out.",
-               c.not_cached);
-        metric("invalidations_total", "counter", "Entries dropped on Redis's invalidation.",
-               c.invalidations);
-        metric("flushes_total", "counter", "Whole-cache drops (lost connection, FLUSHALL).",
-               c.flushes);
-        metric("evictions_total", "counter", "Entries dropped for the byte budget.", c.evictions);
-        metric("expirations_total", "counter", "Entries dropped at the age limit.", c.expirations);
-        metric("entries", "gauge", "Entries held.", c.entries);
-        metric("bytes", "gauge", "Bytes held, counted against the budget.", c.bytes);
+        // The Redis client's own: connections, requests, the near cache when it is on.
+        akv::metrics::exposition client;
+        akv::metrics::write_client_metrics(client, state.redis);
+        return out + client.text();
     }
 
     // The backend proxies' counters, one series per configured proxy.
