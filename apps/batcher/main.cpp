@@ -5,6 +5,7 @@
 //
 //   akv-batcher --input demo:embeddings --output demo:interest --model interest --threshold 0.5
 #include "common/app.hpp"
+#include "common/metrics.hpp"
 #include "demo/pipeline.hpp"
 
 #include <akv/client.hpp>
@@ -67,6 +68,7 @@ akv::app::command_line command_line() {
              "of latest or of the tag is seen at once (client-side caching)"},
             {"stats-key", "KEY",
              "hash of counters, written every second (default akv:batcher:OUTPUT)"},
+            akv::app::metrics_listen_flag(),
         },
         "Each output entry has the input's fields but the features, plus \"score\" (the model's\n"
         "first output, comma-separated), \"input_id\", \"model_version\" and \"batch\" (the\n"
@@ -175,6 +177,44 @@ std::string score_text(std::span<const double> values, ml::dtype type) {
     return out;
 }
 
+struct batcher_figures {
+    akv::metrics::histogram batch_size{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}};
+    akv::metrics::histogram model_seconds{
+        {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};
+    std::uint64_t entry_errors = 0;
+    std::uint64_t reloads = 0;
+    std::uint64_t refused = 0;
+};
+
+std::string metrics_text(const msg::batcher_stats& s, const batcher_figures& f,
+                         const std::string& stream, const std::string& model, std::uint64_t version,
+                         const akv::client& redis) {
+    akv::metrics::exposition out;
+    const akv::metrics::labels on{{"stream", stream}};
+    auto counter = [&](const char* name, const char* help, std::uint64_t value) {
+        out.family(name, "counter", help).sample(on, static_cast<double>(value));
+    };
+    counter("akv_batcher_batches_total", "Batches scored and committed.", s.batches);
+    counter("akv_batcher_entries_total", "Input entries acked.", s.entries);
+    counter("akv_batcher_outputs_total", "Output entries written.", s.outputs);
+    counter("akv_batcher_reclaimed_total", "Entries taken over from a consumer that stalled.",
+            s.reclaimed);
+    counter("akv_batcher_handler_failures_total", "Batches whose scoring failed (left pending).",
+            s.handler_failures);
+    counter("akv_batcher_entry_errors_total",
+            "Entries answered with an error (unreadable input, refused by the model).",
+            f.entry_errors);
+    counter("akv_batcher_model_reloads_total", "New model versions loaded.", f.reloads);
+    counter("akv_batcher_model_refused_total", "Model versions that did not load.", f.refused);
+    out.family("akv_batcher_model_version", "gauge", "The model version scoring now.")
+        .sample({{"stream", stream}, {"model", model}}, static_cast<double>(version));
+    f.batch_size.write(out, "akv_batcher_batch_size", "Entries per batch.", on);
+    f.model_seconds.write(out, "akv_batcher_model_seconds",
+                          "Reading the inputs, the model's run and its outputs, per batch.", on);
+    akv::metrics::write_client_metrics(out, redis);
+    return out.text();
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -248,13 +288,17 @@ int main(int argc, char** argv) {
     bo.output_trim = msg::trim_options::maxlen(cl.number<std::size_t>("output-maxlen", 100000));
     std::uint64_t last_batch = 0;
 
+    // For /metrics: batch sizes and the model's time per batch, entries it could not score.
+    batcher_figures figures;
+
     // A batch is scored by one model version: a reload swaps `current` between batches.
     std::uint64_t batch_number = 0;
     ml::model_batch scored;
-    msg::batch_handler handler = [&current, &last_batch, &batch_number, &scored,
+    msg::batch_handler handler = [&current, &last_batch, &batch_number, &scored, &figures,
                                   threshold](std::span<const msg::stream_entry> batch)
         -> asio::awaitable<std::vector<msg::field_list>> {
         const model_state model = current;
+        const auto start = std::chrono::steady_clock::now();
         scored.score(*model.model, model.fields, batch);
         const auto& specs = scored.output_specs();
         const std::string batch_text = std::to_string(++batch_number);
@@ -283,11 +327,26 @@ int main(int argc, char** argv) {
             outputs.push_back(std::move(f));
         }
         last_batch = batch.size();
+        figures.batch_size.observe(static_cast<double>(batch.size()));
+        figures.model_seconds.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        for (std::size_t i = 0; i < batch.size(); ++i)
+            if (!scored.error(i).empty()) ++figures.entry_errors;
         co_return outputs;
     };
 
     msg::batcher batcher(redis, bo, handler);
     bool stopping = false;
+    std::unique_ptr<akv::gateway::metrics_listener> metrics;
+    try {
+        metrics = akv::app::start_metrics(cl, io, [&] {
+            return metrics_text(batcher.stats(), figures, bo.group.stream, model_name,
+                                current.version, redis);
+        });
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return akv::app::exit_usage;
+    }
     asio::signal_set signals(io, SIGINT, SIGTERM);
     asio::steady_timer ticker(io);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -335,6 +394,7 @@ int main(int argc, char** argv) {
             stopping = true;
             signals.cancel();
             ticker.cancel();
+            if (metrics) metrics->stop();
             redis.cancel();
         });
 
@@ -389,6 +449,7 @@ int main(int argc, char** argv) {
                                 co_await load_model(redis, model_name, "v" + std::to_string(*v),
                                                     input_field, loader.get_executor());
                             refused = 0;
+                            ++figures.reloads;
                             spdlog::info("model {}: v{} -> v{}", model_name, current.version,
                                          next.version);
                             current = std::move(next);
@@ -403,6 +464,7 @@ int main(int argc, char** argv) {
                     failure = e.what();
                 }
                 if (!failure.empty() && refused != 0) {
+                    ++figures.refused;
                     spdlog::error("model {} v{} refused, still scoring with v{}: {}", model_name,
                                   refused, current.version, failure);
                     failure.clear();

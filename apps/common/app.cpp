@@ -260,7 +260,8 @@ redis_target::redis_target(const command_line& cl, std::string_view app) {
         try {
             config_ = akv::config::from_url(*url);
         } catch (const std::exception& e) {
-            throw usage_error(std::string(cl.has("redis") ? "--redis" : "AKV_REDIS") + ": " + e.what());
+            throw usage_error(std::string(cl.has("redis") ? "--redis" : "AKV_REDIS") + ": " +
+                              e.what());
         }
         config_.client_name = std::string(app);
         return;
@@ -291,6 +292,16 @@ redis_target::redis_target(const command_line& cl, std::string_view app) {
 redis_target::~redis_target() {
     server_.reset(); // stops the server before the lock goes
     if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::pair<std::string, std::uint16_t> host_port(const std::string& flag, const std::string& value) {
+    const auto colon = value.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+        throw usage_error("--" + flag + ": expected HOST:PORT, got '" + value + "'");
+    std::string host = value.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+        host = host.substr(1, host.size() - 2);
+    return {host, command_line::parse_number<std::uint16_t>(flag, value.substr(colon + 1))};
 }
 
 } // namespace akv::app

@@ -14,6 +14,7 @@
 #include <akv/testing/embedded_server.hpp>
 
 #include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -23,6 +24,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace akv::app {
@@ -146,5 +148,8 @@ std::optional<int> start(command_line& cl, int argc, char** argv,
 // (exit_usage for a bad URL, exit_unavailable when the server cannot start or is locked).
 std::unique_ptr<redis_target> open_redis(const command_line& cl, std::string_view app,
                                          int& failure);
+
+// "HOST:PORT" ("[::1]:PORT" too) of the flag --NAME; throws usage_error naming the flag.
+std::pair<std::string, std::uint16_t> host_port(const std::string& flag, const std::string& value);
 
 } // namespace akv::app

@@ -32,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 
 namespace asio = boost::asio;
 namespace gw = akv::gateway;
@@ -93,15 +94,8 @@ template <class T> T number(const std::string& flag, const std::string& text) {
 
 flags parse(const akv::app::command_line& cl) {
     flags f;
-    if (auto v = cl.get("listen")) {
-        const auto colon = v->rfind(':');
-        if (colon == std::string::npos)
-            throw akv::app::usage_error("--listen: expected HOST:PORT, got '" + *v + "'");
-        f.opts.address = v->substr(0, colon);
-        if (f.opts.address.size() > 2 && f.opts.address.front() == '[')
-            f.opts.address = f.opts.address.substr(1, f.opts.address.size() - 2);
-        f.opts.port = number<std::uint16_t>("listen", v->substr(colon + 1));
-    }
+    if (auto v = cl.get("listen"))
+        std::tie(f.opts.address, f.opts.port) = akv::app::host_port("listen", *v);
     for (const auto& h : cl.all("history"))
         f.opts.history.push_back(akv::app::history_rule(h));
     f.opts.anonymous = cl.all("anonymous");

@@ -1,5 +1,7 @@
 #include "host.hpp"
 
+#include "common/metrics.hpp"
+
 #include <akv/messaging/consumer_group.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -12,7 +14,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <exception>
+#include <map>
 #include <memory>
 #include <unistd.h>
 
@@ -20,6 +25,97 @@ namespace akv::worker_app {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+
+namespace {
+
+struct queue_figures {
+    metrics::histogram duration; // the handler's run
+    metrics::histogram wait;     // enqueue to start
+};
+
+struct stream_figures {
+    std::uint64_t batches = 0;
+    std::uint64_t entries = 0;
+    std::uint64_t failures = 0;
+};
+
+// The handler, timed: how long jobs waited and how long they ran.
+queue::handler timed(queue::handler inner, queue_figures& figures) {
+    return [inner = std::move(inner),
+            &figures](queue::job_context& job) -> asio::awaitable<std::string> {
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        if (job.job().enqueued_ms > 0)
+            figures.wait.observe(
+                static_cast<double>(std::max<std::int64_t>(0, now_ms - job.job().enqueued_ms)) /
+                1000);
+        const auto start = std::chrono::steady_clock::now();
+        std::exception_ptr failure;
+        std::string result;
+        try {
+            result = co_await inner(job);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        figures.duration.observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        if (failure) std::rethrow_exception(failure);
+        co_return result;
+    };
+}
+
+std::string metrics_text(const std::vector<std::unique_ptr<queue::worker>>& workers,
+                         const std::map<std::string, queue_figures>& queues,
+                         const std::map<std::string, stream_figures>& streams,
+                         const akv::client& redis) {
+    metrics::exposition out;
+    auto per_queue = [&](const char* name, const char* type, const char* help, auto value) {
+        out.family(name, type, help);
+        for (const auto& w : workers)
+            out.sample({{"queue", w->queue()}}, static_cast<double>(value(*w)));
+    };
+    using worker = queue::worker;
+    per_queue("akv_queue_jobs_processed_total", "counter", "Jobs whose handler returned.",
+              [](const worker& w) { return w.stats().completed; });
+    per_queue("akv_queue_jobs_failed_total", "counter",
+              "Runs that threw, timed out or were cancelled.",
+              [](const worker& w) { return w.stats().failed; });
+    per_queue("akv_queue_jobs_running", "gauge", "Jobs running now.",
+              [](const worker& w) { return w.running(); });
+    per_queue("akv_queue_lost_leases_total", "counter",
+              "Runs whose job had been recovered meanwhile (their result not kept).",
+              [](const worker& w) { return w.stats().lost_leases; });
+    per_queue("akv_queue_recovered_total", "counter", "Expired leases this worker put back.",
+              [](const worker& w) { return w.stats().recovered; });
+    per_queue("akv_queue_claims_total", "counter", "Claims that returned jobs.",
+              [](const worker& w) { return w.stats().claims; });
+    per_queue("akv_queue_errors_total", "counter", "Redis calls that failed and were retried.",
+              [](const worker& w) { return w.stats().errors; });
+    for (const auto& [queue, f] : queues)
+        f.duration.write(out, "akv_queue_job_duration_seconds", "How long the handler ran.",
+                         {{"queue", queue}});
+    for (const auto& [queue, f] : queues)
+        f.wait.write(out, "akv_queue_job_wait_seconds",
+                     "From enqueue to the handler's start (a delayed job's delay included).",
+                     {{"queue", queue}});
+    auto per_stream = [&](const char* name, const char* help, auto value) {
+        if (streams.empty()) return;
+        out.family(name, "counter", help);
+        for (const auto& [stream, f] : streams)
+            out.sample({{"stream", stream}}, static_cast<double>(value(f)));
+    };
+    per_stream("akv_stream_batches_total", "Batches handled and acked.",
+               [](const stream_figures& f) { return f.batches; });
+    per_stream("akv_stream_entries_total", "Entries handled and acked.",
+               [](const stream_figures& f) { return f.entries; });
+    per_stream("akv_stream_failures_total", "Batches whose handler failed (left pending).",
+               [](const stream_figures& f) { return f.failures; });
+    metrics::write_client_metrics(out, redis);
+    return out.text();
+}
+
+} // namespace
 
 host::host(std::string program, std::string summary)
     : program_(std::move(program))
@@ -47,6 +143,7 @@ app::command_line host::command_line() const {
         {"claim-idle-ms", "N",
          "a stream entry pending this long is taken over from its consumer (default 30000)"},
         {"batch", "N", "stream entries per batch (default 256)"},
+        app::metrics_listen_flag(),
     };
     flags.insert(flags.end(), flags_.begin(), flags_.end());
     std::string epilog;
@@ -114,6 +211,10 @@ int host::run(int argc, char** argv) {
     akv::client redis(io.get_executor(), target->config());
     host_context ctx{redis, cl, target->data_dir()};
 
+    // What /metrics shows, per queue and per stream; node-stable (the handlers keep references).
+    std::map<std::string, queue_figures> queue_stats;
+    std::map<std::string, stream_figures> stream_stats;
+
     queue::worker_options wopts;
     wopts.concurrency = cl.number<std::size_t>("concurrency", 16);
     wopts.lease_time = std::chrono::milliseconds(cl.number<long>("lease-ms", 30000));
@@ -122,7 +223,8 @@ int host::run(int argc, char** argv) {
     const std::string consumer = program_ + "-" + std::to_string(::getpid());
     try {
         for (const auto& [queue, h] : queues) {
-            workers.push_back(std::make_unique<queue::worker>(redis, queue, h->make(ctx), wopts));
+            workers.push_back(std::make_unique<queue::worker>(
+                redis, queue, timed(h->make(ctx), queue_stats[queue]), wopts));
             spdlog::info("queue {}: handler {}", queue, h->name);
         }
         for (const auto& [stream, h] : streams) {
@@ -144,6 +246,7 @@ int host::run(int argc, char** argv) {
 
     bool stopping = false;
     int status = app::exit_ok;
+    std::unique_ptr<gateway::metrics_listener> metrics;
     std::size_t running = workers.size() + groups.size();
     asio::signal_set signals(io, SIGINT, SIGTERM);
     auto stop_all = [&] {
@@ -154,6 +257,7 @@ int host::run(int argc, char** argv) {
     auto finished = [&] {
         if (--running > 0) return;
         signals.cancel();
+        if (metrics) metrics->stop();
         redis.cancel();
     };
     auto on_end = [&](std::string what) {
@@ -174,10 +278,18 @@ int host::run(int argc, char** argv) {
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
     for (auto& w : workers)
         asio::co_spawn(io, w->run(), on_end("queue " + w->queue()));
+    try {
+        metrics = app::start_metrics(
+            cl, io, [&] { return metrics_text(workers, queue_stats, stream_stats, redis); });
+    } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+        return app::exit_usage;
+    }
     for (auto& [g, handler] : groups) {
         asio::co_spawn(
             io,
-            [&, group = g.get(), handle = handler]() -> asio::awaitable<void> {
+            [&, group = g.get(), handle = handler,
+             &figures = stream_stats[g->options().stream]]() -> asio::awaitable<void> {
                 asio::steady_timer pause(co_await asio::this_coro::executor);
                 bool created = false;
                 auto next_claim = std::chrono::steady_clock::now();
@@ -200,8 +312,11 @@ int host::run(int argc, char** argv) {
                             ids.push_back(e.id);
                         co_await handle(std::move(entries));
                         co_await group->ack(ids);
+                        ++figures.batches;
+                        figures.entries += ids.size();
                     } catch (const std::exception& e) {
                         failure = e.what(); // left pending: taken over again after claim-idle
+                        ++figures.failures;
                     }
                     if (!failure.empty() && !stopping) {
                         spdlog::warn("stream {}: {}", group->options().stream, failure);

@@ -38,7 +38,8 @@ if [[ "$(cache_value AKV_BUILD_APPS)" == ON ]]; then
         fi
     done
     for f in akv-gateway.json akv-worker.json akv-batcher.json akv-demo.json \
-        systemd/akv-gateway.service systemd/akv-worker@.service systemd/akv-batcher.service; do
+        systemd/akv-gateway.service systemd/akv-worker@.service systemd/akv-batcher.service \
+        prometheus.yml grafana/akv-dashboard.json; do
         if [[ ! -f "$datadir/async_kv/config/$f" ]]; then
             echo "install test: share/async_kv/config/$f was not installed" >&2
             exit 1
