@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <set>
 
 using namespace akv::test;
 using namespace std::chrono_literals;
@@ -184,4 +185,58 @@ TEST(Metrics, ABadMetricsAddressExitsTwoNamingIt) {
         EXPECT_EQ(r.exit_code, 2) << address << "\n" << r.output;
         EXPECT_NE(r.output.find(says), std::string::npos) << address << "\n" << r.output;
     }
+}
+
+// The sample Grafana dashboard reads only series that our binaries serve: every akv_* name in
+// its queries is a family of the worker's, the batcher's or the gateway's /metrics.
+TEST(Metrics, TheGrafanaDashboardReadsOnlySeriesWeServe) {
+    temp_dir dir{"akv-e2e-metrics-dashboard-"};
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::kv::model_registry reg(rc.client, "interest");
+        co_await reg.save(akv::demo::interest_model_files());
+        akv::queue::producer p(rc.client, "cmds");
+        co_await p.enqueue(R"({"argv": ["echo", "hi"]})");
+    }());
+    child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
+                          "--exec-allow", "echo", "--metrics-listen", "127.0.0.1:0"},
+                         {}, dir.path() / "worker.log");
+    child_process batcher({bin("akv-batcher"), "--redis", redis.url(), "--input", "in", "--output",
+                           "out", "--model", "interest", "--metrics-listen", "127.0.0.1:0"},
+                          {}, dir.path() / "batcher.log");
+    const std::uint16_t gateway_port = free_port();
+    child_process gateway({bin("akv-gateway"), "--redis", redis.url(), "--listen",
+                           "127.0.0.1:" + std::to_string(gateway_port)},
+                          {}, dir.path() / "gateway.log");
+    std::uint16_t worker_port = 0, batcher_port = 0;
+    ASSERT_TRUE(poll_until(
+        [&] {
+            worker_port = announced_port(worker);
+            batcher_port = announced_port(batcher);
+            return worker_port && batcher_port &&
+                   gateway.log().find("listening on") != std::string::npos;
+        },
+        30s))
+        << worker.log_tail() << batcher.log_tail() << gateway.log_tail();
+    std::set<std::string> served;
+    for (std::uint16_t port : {worker_port, batcher_port, gateway_port})
+        for (const auto& [name, family] : scrape(port))
+            served.insert(name);
+
+    const std::string dashboard = read_text(std::filesystem::path(AKV_SOURCE_DIR) / "apps" /
+                                            "config" / "grafana" / "akv-dashboard.json");
+    const std::regex series(R"(akv_[a-z_]+)");
+    std::size_t checked = 0;
+    for (auto it = std::sregex_iterator(dashboard.begin(), dashboard.end(), series);
+         it != std::sregex_iterator(); ++it) {
+        std::string name = it->str();
+        for (std::string_view suffix : {"_bucket", "_sum", "_count"})
+            if (name.ends_with(suffix) && !served.count(name))
+                name.resize(name.size() - suffix.size());
+        EXPECT_TRUE(served.count(name)) << name << " is in the dashboard, served by none";
+        ++checked;
+    }
+    EXPECT_GT(checked, 10u);
 }
