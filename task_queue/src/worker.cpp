@@ -361,6 +361,15 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
         }
         queued_.push_back(std::move(rj));
     }
+    if (stopping_) {
+        // stop() came while this claim was out: what it brought goes back at once (stop()
+        // handed back only what was queued then, and nothing starts now).
+        std::vector<std::string> ids;
+        for (const auto& q : queued_)
+            ids.push_back(q->job.id);
+        for (const auto& id : ids)
+            cancel_running(id, cancel_reason::shutdown);
+    }
     start_ready();
 }
 
