@@ -9,6 +9,7 @@
 #include "demo/pipeline.hpp"
 
 #include <akv/client.hpp>
+#include <akv/error.hpp>
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/batcher.hpp>
 #include <akv/ml/model.hpp>
@@ -111,8 +112,22 @@ asio::awaitable<model_state> load_model(akv::client& redis, const std::string& n
                                              "built without libtorch (libtorch-dev)");
 #endif
     } else {
-        s.model = akv::demo::model_from_files(m);
+        try {
+            s.model = akv::demo::model_from_files(m);
+        } catch (const std::exception& e) {
+            // Files that do not make a model: refused like a TorchScript module that does not
+            // load (not tried again until the reference moves on).
+            akv::throw_error(akv::error::invalid_model, s.name + ": " + e.what());
+        }
     }
+    // Outputs are written beside the batcher's own fields: a name of theirs would be ambiguous.
+    if (s.named_outputs)
+        for (const auto& o : s.model->outputs())
+            for (const char* own : {"score", "error", "input_id", "model_version", "batch"})
+                if (o.name == own)
+                    akv::throw_error(akv::error::invalid_model,
+                                     s.name + ": output \"" + o.name +
+                                         "\" is a field the batcher writes itself; rename it");
     s.fields = ml::input_fields(*s.model, input_field);
     co_return s;
 }
@@ -308,7 +323,8 @@ int main(int argc, char** argv) {
             const bool bad = !scored.error(i).empty();
             std::vector<double> score;
             if (!bad) score = numbers_of(scored.output(i, 0), specs[0].type);
-            if (!bad && threshold && (score.empty() || score[0] < *threshold)) continue;
+            // NaN is below every threshold.
+            if (!bad && threshold && (score.empty() || !(score[0] >= *threshold))) continue;
             msg::field_list f;
             for (const auto& [k, v] : batch[i].fields)
                 if (std::find(model.fields.begin(), model.fields.end(), k) == model.fields.end())
@@ -445,9 +461,9 @@ int main(int argc, char** argv) {
                         std::optional<std::uint64_t> v = co_await registry.resolve(model_ref);
                         if (v && *v != current.version && *v != refused) {
                             refused = *v; // unless it loads
-                            model_state next =
-                                co_await load_model(redis, model_name, "v" + std::to_string(*v),
-                                                    input_field, loader.get_executor());
+                            const std::string version_ref = "v" + std::to_string(*v);
+                            model_state next = co_await load_model(
+                                redis, model_name, version_ref, input_field, loader.get_executor());
                             refused = 0;
                             ++figures.reloads;
                             spdlog::info("model {}: v{} -> v{}", model_name, current.version,

@@ -174,8 +174,9 @@ TEST(TorchModel, DeclaredInputsOrOutputsThatDisagreeWithTheModuleAreRefusedAtLoa
     const auto outputs =
         error_of([] { torch_model::from_files(torch_models::files("wrong_outputs"), "w:v2"); });
     EXPECT_EQ(outputs.code(), akv::error::invalid_model);
-    EXPECT_TRUE(contains(outputs.what(),
-                         "model w:v2: output scores is Float [1,2], model.json declares f32 [1,3]"))
+    EXPECT_TRUE(contains(
+        outputs.what(),
+        "model w:v2: output scores is f32 [2,2], model.json declares f32 [2,3] for 2 rows"))
         << outputs.what();
 }
 

@@ -1,6 +1,7 @@
 // akv::ml batch models: the arithmetic against hand-computed networks, batches against
 // rows, and the constructor's checks.
 #include <akv/ml/model.hpp>
+#include <akv/ml/model_handler.hpp>
 
 #include <gtest/gtest.h>
 
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 using akv::test::contains;
@@ -351,4 +353,115 @@ TEST(BatchModel, TheNamedFormOfAnMlpIsItsPredict) {
     EXPECT_EQ(std::memcmp(out[0].data(), want.data(), out[0].size()), 0);
     EXPECT_EQ(error_of([&] { m.run(std::span(&view, 1), 4, out); }).code(),
               akv::error::type_mismatch);
+}
+
+// ---- model_batch: rows in, outputs and errors back to their entries
+
+namespace {
+
+// y = 2x; refuses (error::model_failed) any run with a negative x, as a module that asserts on
+// its inputs would. Counts its runs.
+class doubling_model final : public batch_model {
+public:
+    std::size_t input_size() const override { return 1; }
+    std::size_t output_size() const override { return 1; }
+    void predict(std::span<const float> in, std::size_t rows, std::span<float> out) const override {
+        ++runs;
+        for (std::size_t i = 0; i < rows; ++i)
+            if (in[i] < 0) akv::throw_error(akv::error::model_failed, "negative input");
+        for (std::size_t i = 0; i < rows; ++i)
+            out[i] = 2 * in[i];
+    }
+    mutable std::size_t runs = 0;
+};
+
+// Declares one output and gives none: a model that disagrees with itself.
+class broken_model final : public batch_model {
+public:
+    std::size_t input_size() const override { return 1; }
+    std::size_t output_size() const override { return 1; }
+    void predict(std::span<const float>, std::size_t, std::span<float>) const override {}
+    void run(std::span<const std::string_view>, std::size_t,
+             std::vector<std::string>& outputs) const override {
+        outputs.clear();
+    }
+};
+
+akv::messaging::stream_entry entry_of(std::optional<float> x) {
+    akv::messaging::stream_entry e;
+    if (x) e.fields.emplace_back("x", std::string(reinterpret_cast<const char*>(&*x), 4));
+    return e;
+}
+
+float output_of(const model_batch& b, std::size_t i) {
+    float y;
+    std::memcpy(&y, b.output(i, 0).data(), 4);
+    return y;
+}
+
+} // namespace
+
+TEST(ModelBatch, EachEntryGetsItsOwnOutputOrTheReasonItHasNone) {
+    const doubling_model m;
+    std::vector<akv::messaging::stream_entry> batch{
+        entry_of(1), entry_of(std::nullopt), entry_of(-1), entry_of(2), entry_of(-2), entry_of(3)};
+    batch[1].fields.emplace_back("x", "12345"); // five bytes: neither AKVT nor one float
+    model_batch b;
+    const std::vector<std::string> fields{"x"};
+    b.score(m, fields, batch);
+    EXPECT_EQ(b.error(0), "");
+    EXPECT_EQ(output_of(b, 0), 2);
+    EXPECT_TRUE(contains(b.error(1), "field \"x\": tensor: no AKVT magic")) << b.error(1);
+    EXPECT_TRUE(contains(b.error(2), "negative input")) << b.error(2);
+    EXPECT_EQ(output_of(b, 3), 4);
+    EXPECT_TRUE(contains(b.error(4), "negative input")) << b.error(4);
+    EXPECT_EQ(output_of(b, 5), 6);
+    EXPECT_EQ(b.runs(), m.runs);
+}
+
+TEST(ModelBatch, OneRefusedRowAmongManyCostsAFewRunsNotOnePerRow) {
+    const doubling_model m;
+    std::vector<akv::messaging::stream_entry> batch;
+    for (int i = 0; i < 256; ++i)
+        batch.push_back(entry_of(i == 100 ? -1.0f : float(i)));
+    model_batch b;
+    const std::vector<std::string> fields{"x"};
+    b.score(m, fields, batch);
+    for (int i = 0; i < 256; ++i) {
+        if (i == 100) {
+            EXPECT_TRUE(contains(b.error(i), "negative input"));
+            continue;
+        }
+        ASSERT_EQ(b.error(i), "") << i;
+        EXPECT_EQ(output_of(b, i), 2.0f * float(i)) << i;
+    }
+    EXPECT_LE(b.runs(), 1 + 2 * 8u); // halving: two runs per level of 256 = 2^8
+}
+
+TEST(ModelBatch, AModelThatDisagreesWithItsOwnDeclarationFailsTheBatch) {
+    const broken_model m;
+    const std::vector<akv::messaging::stream_entry> batch{entry_of(1), entry_of(2)};
+    model_batch b;
+    const std::vector<std::string> fields{"x"};
+    const auto e = error_of([&] { b.score(m, fields, batch); });
+    EXPECT_EQ(e.code(), akv::error::invalid_model);
+    EXPECT_TRUE(contains(e.what(), "the model gave 0 outputs, it declares 1")) << e.what();
+}
+
+TEST(ModelSpec, AShapeTooLargeForOneEntryIsRefused) {
+    for (const char* shape : {"[4294967296, 4294967296]", "[100000, 100000]"}) {
+        const std::string doc = std::string(R"({"kind": "torchscript", "inputs": [{"name": "x",
+            "dtype": "f32", "shape": )") +
+                                shape + R"(}], "outputs": [{"name": "y",
+            "dtype": "f32", "shape": [1]}]})";
+        const auto e = error_of([&] { model_spec::parse(doc); });
+        EXPECT_EQ(e.code(), akv::error::invalid_model) << shape;
+        EXPECT_TRUE(contains(e.what(), "bytes per entry")) << e.what();
+    }
+    const auto e = error_of([] {
+        model_spec::parse(R"({"kind": "torchscript", "file": "../elsewhere.pt",
+            "inputs": [{"name": "x", "dtype": "f32", "shape": [1]}],
+            "outputs": [{"name": "y", "dtype": "f32", "shape": [1]}]})");
+    });
+    EXPECT_TRUE(contains(e.what(), "file: must name a file of the model's directory")) << e.what();
 }

@@ -12,6 +12,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <list>
+
 namespace akv::gateway {
 
 namespace asio = boost::asio;
@@ -19,14 +21,25 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-struct metrics_listener::state {
+namespace {
+
+// Scrapers open a connection or two; more at once is someone else.
+constexpr std::size_t max_connections = 32;
+constexpr std::chrono::seconds io_deadline{5};
+
+} // namespace
+
+struct metrics_listener::state : std::enable_shared_from_this<state> {
     tcp::acceptor acceptor;
     source metrics;
     bool stopped = false;
+    std::list<beast::tcp_stream*> open; // closed by stop()
 
     state(asio::any_io_executor ex, source m)
         : acceptor(ex)
         , metrics(std::move(m)) {}
+
+    asio::awaitable<void> serve(tcp::socket socket);
 };
 
 namespace {
@@ -42,18 +55,31 @@ http::response<http::string_body> reply(http::status status, std::string body,
     return res;
 }
 
+} // namespace
+
 // One request, one answer, then close: scrapers open a connection per scrape anyway.
-asio::awaitable<void> serve(tcp::socket socket, metrics_listener::source metrics) {
+asio::awaitable<void> metrics_listener::state::serve(tcp::socket socket) {
+    const auto self = shared_from_this();
     beast::tcp_stream stream(std::move(socket));
+    const auto at = open.insert(open.end(), &stream);
+    struct forget {
+        std::list<beast::tcp_stream*>& open;
+        std::list<beast::tcp_stream*>::iterator at;
+        ~forget() { open.erase(at); }
+    } forget_on_exit{open, at};
+
     beast::flat_buffer buffer;
     http::request_parser<http::empty_body> parser;
     parser.header_limit(16 * 1024);
-    stream.expires_after(std::chrono::seconds(10));
+    stream.expires_after(io_deadline);
     auto [ec, n] =
         co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
+    if (stopped) co_return;
     http::response<http::string_body> res;
     if (ec) {
-        if (ec == beast::error::timeout || ec == http::error::end_of_stream) co_return;
+        if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
+            ec == asio::error::operation_aborted)
+            co_return;
         res = reply(http::status::bad_request, "bad request: " + ec.message() + "\n", "text/plain",
                     11, false);
     } else {
@@ -74,13 +100,11 @@ asio::awaitable<void> serve(tcp::socket socket, metrics_listener::source metrics
                         "no such path: " + std::string(path) + " (try /metrics)\n", "text/plain",
                         req.version(), head);
     }
-    stream.expires_after(std::chrono::seconds(10));
+    stream.expires_after(io_deadline);
     co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
-
-} // namespace
 
 metrics_listener::metrics_listener(asio::any_io_executor ex, const std::string& host,
                                    std::uint16_t port, source metrics)
@@ -112,8 +136,12 @@ asio::awaitable<void> metrics_listener::run() {
             co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        asio::co_spawn(s->acceptor.get_executor(), serve(std::move(socket), s->metrics),
-                       asio::detached);
+        if (s->open.size() >= max_connections) {
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            continue;
+        }
+        asio::co_spawn(s->acceptor.get_executor(), s->serve(std::move(socket)), asio::detached);
     }
 }
 
@@ -122,6 +150,8 @@ void metrics_listener::stop() {
     state_->stopped = true;
     boost::system::error_code ignored;
     state_->acceptor.close(ignored);
+    for (beast::tcp_stream* stream : state_->open)
+        stream->socket().close(ignored); // its read or write completes, aborted
 }
 
 std::uint16_t metrics_listener::port() const {

@@ -96,6 +96,11 @@ histogram::histogram(std::vector<double> upper_bounds)
     : bounds_(std::move(upper_bounds))
     , counts_(bounds_.size() + 1, 0) {
     std::sort(bounds_.begin(), bounds_.end());
+    // +Inf is implied, and a bound given twice would write its bucket twice.
+    bounds_.erase(std::unique(bounds_.begin(), bounds_.end()), bounds_.end());
+    while (!bounds_.empty() && std::isinf(bounds_.back()))
+        bounds_.pop_back();
+    counts_.assign(bounds_.size() + 1, 0);
 }
 
 void histogram::observe(double value) {

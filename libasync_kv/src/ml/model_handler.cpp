@@ -68,18 +68,22 @@ void model_batch::score(const batch_model& model, std::span<const std::string> f
     outputs_.resize(output_specs_.size());
     for (std::size_t j = 0; j < output_specs_.size(); ++j)
         outputs_[j].assign(rows * output_specs_[j].bytes(), '\0');
-    if (rows == 0) return;
-    std::string failure = run_rows(model, 0, rows);
+    runs_ = 0;
+    if (rows > 0) run_range(model, 0, rows);
+}
+
+void model_batch::run_range(const batch_model& model, std::size_t first, std::size_t count) {
+    const std::string failure = run_rows(model, first, count);
     if (failure.empty()) return;
-    // Each row alone, so that the entries the model cannot take are found and the others
-    // scored.
-    for (std::size_t r = 0; r < rows; ++r) {
-        if (rows > 1) failure = run_rows(model, r, 1);
-        if (!failure.empty()) {
-            errors_[entry_of_[r]] = failure;
-            row_of_[entry_of_[r]] = no_row;
-        }
+    if (count == 1) {
+        errors_[entry_of_[first]] = failure;
+        row_of_[entry_of_[first]] = no_row;
+        return;
     }
+    // Halves until the rows the model refuses are alone: k bad rows cost about 2k log n runs,
+    // not one run per row.
+    run_range(model, first, count / 2);
+    run_range(model, first + count / 2, count - count / 2);
 }
 
 std::string model_batch::run_rows(const batch_model& model, std::size_t first, std::size_t count) {
@@ -88,23 +92,28 @@ std::string model_batch::run_rows(const batch_model& model, std::size_t first, s
         const std::size_t bytes = input_specs_[j].bytes();
         views.emplace_back(inputs_[j].data() + first * bytes, count * bytes);
     }
+    ++runs_;
     try {
         model.run(views, count, scratch_);
-        if (scratch_.size() != output_specs_.size())
-            throw_error(error::type_mismatch, "the model gave " + std::to_string(scratch_.size()) +
-                                                  " outputs, it declares " +
-                                                  std::to_string(output_specs_.size()));
-        for (std::size_t j = 0; j < output_specs_.size(); ++j) {
-            const std::size_t bytes = output_specs_[j].bytes();
-            if (scratch_[j].size() != count * bytes)
-                throw_error(error::type_mismatch,
-                            "output \"" + output_specs_[j].name + "\": " + std::to_string(count) +
-                                " rows need " + std::to_string(count * bytes) + " bytes, got " +
-                                std::to_string(scratch_[j].size()));
+    } catch (const boost::system::system_error& e) {
+        // Rows the model refuses; anything else (a model whose outputs disagree with what it
+        // declares) fails the batch, whose entries stay pending.
+        if (e.code() == error::model_failed) return e.what();
+        throw;
+    }
+    if (scratch_.size() != output_specs_.size())
+        throw_error(error::invalid_model, "the model gave " + std::to_string(scratch_.size()) +
+                                              " outputs, it declares " +
+                                              std::to_string(output_specs_.size()));
+    for (std::size_t j = 0; j < output_specs_.size(); ++j) {
+        const std::size_t bytes = output_specs_[j].bytes();
+        if (scratch_[j].size() != count * bytes)
+            throw_error(error::invalid_model, "output \"" + output_specs_[j].name +
+                                                  "\": " + std::to_string(count) + " rows need " +
+                                                  std::to_string(count * bytes) + " bytes, got " +
+                                                  std::to_string(scratch_[j].size()));
+        if (bytes > 0)
             std::memcpy(outputs_[j].data() + first * bytes, scratch_[j].data(), count * bytes);
-        }
-    } catch (const std::exception& e) {
-        return e.what();
     }
     return {};
 }
@@ -122,7 +131,7 @@ std::string model_batch::encoded_output(std::size_t entry, std::size_t j) const 
 
 std::vector<std::string> input_fields(const batch_model& model, const std::string& single_field) {
     const std::vector<tensor_spec> specs = model.inputs();
-    if (specs.size() == 1) return {single_field};
+    if (specs.size() == 1) return {specs[0].field.empty() ? single_field : specs[0].field};
     std::vector<std::string> fields;
     for (const auto& s : specs)
         fields.push_back(s.field.empty() ? s.name : s.field);

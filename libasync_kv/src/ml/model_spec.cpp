@@ -65,6 +65,19 @@ std::vector<std::int64_t> shape_at(const json::object& o, const std::string& whe
     return shape;
 }
 
+// One entry's tensor is read into memory whole: its size is bounded (and cannot wrap).
+void check_size(const tensor_spec& s, const std::string& where) {
+    std::uint64_t bytes = dtype_size(s.type);
+    for (std::int64_t d : s.shape) {
+        if (static_cast<std::uint64_t>(d) > max_entry_tensor_bytes / bytes) {
+            bad(where + ".shape", format_shape(s.shape) + " of " + std::string(to_string(s.type)) +
+                                      " is over " + std::to_string(max_entry_tensor_bytes) +
+                                      " bytes per entry");
+        }
+        bytes *= static_cast<std::uint64_t>(d);
+    }
+}
+
 std::vector<tensor_spec> tensors_at(const json::object& doc, std::string_view key) {
     const std::string where(key);
     const json::value* v = doc.if_contains(key);
@@ -87,6 +100,7 @@ std::vector<tensor_spec> tensors_at(const json::object& doc, std::string_view ke
                 "unknown dtype \"" + type + "\" (f32, f64, i8, i16, i32, i64 or u8)");
         }
         s.shape = shape_at(o, at);
+        check_size(s, at);
         if (o.if_contains("field")) s.field = string_at(o, "field", at);
         const bool taken = std::any_of(specs.begin(), specs.end(),
                                        [&](const tensor_spec& t) { return t.name == s.name; });
@@ -141,6 +155,10 @@ model_spec model_spec::parse(std::string_view json_text, std::string_view contex
         if (torchscript)
             spec.file = o.if_contains("file") ? string_at(o, "file", "the document")
                                               : std::string("model.pt");
+        // One of the model's own files: relative, inside its directory.
+        if (!spec.file.empty() &&
+            (spec.file.front() == '/' || spec.file.find("..") != std::string::npos))
+            bad("file", "must name a file of the model's directory, got \"" + spec.file + "\"");
         if (const json::value* t = o.if_contains("intra_op_threads")) {
             if (!t->is_int64() || t->get_int64() < 0 || t->get_int64() > 1024)
                 bad("intra_op_threads",

@@ -18,9 +18,11 @@ public:
     // Reads each entry's inputs (fields[i] names the entry field of model.inputs()[i]): an AKVT
     // tensor of the declared dtype and shape, or for f32 also the bare little-endian floats.
     // An entry with an input that cannot be read is no row; error(entry) says why, naming the
-    // field. Then runs the model once on the rows. When that throws, each row runs alone, so
-    // one entry that the model cannot take costs only that entry: its error names the model's
-    // message.
+    // field. Then runs the model once on the rows. When the model refuses them
+    // (error::model_failed), the rows are split in halves until the ones it refuses are alone,
+    // so an entry the model cannot take costs only that entry: its error is the model's
+    // message. Any other exception (a model whose outputs disagree with what it declares)
+    // propagates: the batch fails and its entries stay pending.
     void score(const batch_model& model, std::span<const std::string> fields,
                std::span<const messaging::stream_entry> batch);
 
@@ -31,25 +33,30 @@ public:
     const std::vector<tensor_spec>& output_specs() const noexcept { return output_specs_; }
     // Output j of entry `i` as an AKVT tensor of the declared shape.
     std::string encoded_output(std::size_t entry, std::size_t j) const;
+    // How many times the model ran for the last score() (1 when no row was refused).
+    std::size_t runs() const noexcept { return runs_; }
 
 private:
-    // Runs rows [first, first + count) into outputs_; the model's message when it throws.
+    void run_range(const batch_model& model, std::size_t first, std::size_t count);
+    // Runs rows [first, first + count) into outputs_; the model's message when it refuses them.
     std::string run_rows(const batch_model& model, std::size_t first, std::size_t count);
 
     std::vector<tensor_spec> input_specs_;
     std::vector<tensor_spec> output_specs_;
     std::vector<std::string> inputs_;   // per input, the rows stacked
     std::vector<std::string> outputs_;  // per output, the rows stacked
-    std::vector<std::string> scratch_;  // one row's outputs, when rows run alone
+    std::vector<std::string> scratch_;  // the outputs of one run
     std::vector<std::size_t> row_of_;   // per entry, its row (when it has one)
     std::vector<std::size_t> entry_of_; // per row, its entry
     std::vector<std::string> errors_;   // per entry
+    std::size_t runs_ = 0;
 };
 
 struct model_handler_options {
-    // With one model input: an AKVT tensor of the declared dtype and shape ([input_size] f32 for
-    // mlp and logistic), or f32 raw little-endian floats. With several: each input's field as
-    // model.json names it (tensor_spec::field, default its name).
+    // With one model input: its model.json "field" when it names one, else input_field: an AKVT
+    // tensor of the declared dtype and shape ([input_size] f32 for mlp and logistic), or f32 raw
+    // little-endian floats. With several: each input's field as model.json names it
+    // (tensor_spec::field, default its name).
     std::string input_field = "t";
     // Copied from each input entry to its output entry, when present (e.g. a request id).
     std::vector<std::string> copy_fields{"id"};

@@ -27,6 +27,9 @@
 
 namespace akv::ml {
 
+// The most one entry's tensor may hold (256 MiB): a shape beyond it is refused by parse().
+inline constexpr std::uint64_t max_entry_tensor_bytes = 256ull << 20;
+
 // One named input or output of a model, for one entry.
 struct tensor_spec {
     std::string name;

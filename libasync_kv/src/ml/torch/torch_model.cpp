@@ -61,6 +61,14 @@ at::ScalarType scalar_type(dtype t) {
     return at::kFloat;
 }
 
+// A libtorch dtype by our name ("f32"), or libtorch's for one we do not have.
+std::string dtype_name(at::ScalarType t) {
+    for (auto d :
+         {dtype::f32, dtype::f64, dtype::i8, dtype::i16, dtype::i32, dtype::i64, dtype::u8})
+        if (scalar_type(d) == t) return std::string(to_string(d));
+    return c10::toString(t);
+}
+
 // A libtorch message without its C++ backtrace.
 std::string message_of(const std::exception& e) {
     if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
@@ -120,16 +128,17 @@ torch_model::torch_model(std::string_view module, model_spec spec, std::string n
                                                   arguments[i].name() + " is " +
                                                   arguments[i].type()->str() + ", not a Tensor");
 
-    // One row of zeros: the outputs must be what model.json declares. A module that refuses
-    // zeros is not judged here: every batch checks its outputs as well.
+    // Two rows of zeros (two, so that a module ignoring the batch dimension shows): the
+    // outputs must be what model.json declares. A module that refuses zeros is not judged
+    // here: every batch checks its outputs as well.
     std::vector<std::string> zeros, outputs;
     std::vector<std::string_view> views;
     for (const auto& s : spec_.inputs)
-        zeros.emplace_back(s.bytes(), '\0');
+        zeros.emplace_back(2 * s.bytes(), '\0');
     for (const auto& z : zeros)
         views.emplace_back(z);
     try {
-        run(views, 1, outputs);
+        run(views, 2, outputs);
     } catch (const boost::system::system_error& e) {
         if (e.code() != error::model_failed) throw;
     }
@@ -182,7 +191,7 @@ void torch_model::predict(std::span<const float> inputs, std::size_t rows,
     const std::string_view in(reinterpret_cast<const char*>(inputs.data()), inputs.size_bytes());
     std::vector<std::string> out;
     run(std::span<const std::string_view>(&in, 1), rows, out);
-    std::memcpy(outputs.data(), out[0].data(), out[0].size());
+    if (!out[0].empty()) std::memcpy(outputs.data(), out[0].data(), out[0].size());
 }
 
 void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows,
@@ -202,9 +211,16 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
                         prefix() + "input " + s.name + ": " + std::to_string(rows) + " rows of " +
                             s.describe() + " need " + std::to_string(rows * s.bytes()) +
                             " bytes, got " + std::to_string(inputs[i].size()));
-        // The module reads the stacked rows where they are.
-        args.emplace_back(at::from_blob(const_cast<char*>(inputs[i].data()), batch_shape(rows, s),
-                                        at::TensorOptions().dtype(scalar_type(s.type))));
+        // A copy: a module may change its arguments in place, and the caller's rows are
+        // const (model_batch runs them again when the module refuses some).
+        try {
+            args.emplace_back(at::from_blob(const_cast<char*>(inputs[i].data()),
+                                            batch_shape(rows, s),
+                                            at::TensorOptions().dtype(scalar_type(s.type)))
+                                  .clone());
+        } catch (const std::exception& e) {
+            throw_error(error::model_failed, prefix() + "input " + s.name + ": " + message_of(e));
+        }
     }
     if (spec_.intra_op_threads > 0 && at::get_num_threads() != spec_.intra_op_threads)
         at::set_num_threads(spec_.intra_op_threads);
@@ -250,18 +266,25 @@ void torch_model::run(std::span<const std::string_view> inputs, std::size_t rows
         if (!returned[j].isTensor())
             throw_error(error::invalid_model, prefix() + "output " + s.name + " is " +
                                                   returned[j].tagKind() + ", not a tensor");
-        const at::Tensor t = returned[j].toTensor().contiguous();
+        at::Tensor t;
+        try {
+            t = returned[j].toTensor().contiguous();
+        } catch (const std::exception& e) {
+            throw_error(error::invalid_model, prefix() + "output " + s.name + ": " + message_of(e));
+        }
         const std::vector<std::int64_t> expected = batch_shape(rows, s);
         const auto sizes = t.sizes();
         if (t.scalar_type() != scalar_type(s.type) ||
             !std::equal(sizes.begin(), sizes.end(), expected.begin(), expected.end()))
             throw_error(error::invalid_model,
-                        prefix() + "output " + s.name + " is " +
-                            std::string(c10::toString(t.scalar_type())) + " " +
+                        prefix() + "output " + s.name + " is " + dtype_name(t.scalar_type()) + " " +
                             format_shape(std::vector<std::int64_t>(sizes.begin(), sizes.end())) +
                             ", model.json declares " + std::string(to_string(s.type)) + " " +
                             format_shape(expected) + " for " + std::to_string(rows) + " rows");
-        outputs[j].assign(static_cast<const char*>(t.data_ptr()), rows * s.bytes());
+        if (rows * s.bytes() == 0)
+            outputs[j].clear();
+        else
+            outputs[j].assign(static_cast<const char*>(t.data_ptr()), rows * s.bytes());
     }
 }
 

@@ -8,7 +8,8 @@
 //   ... metrics.stop();
 //
 // Only GET (or HEAD) of /metrics and /healthz; anything else gets 404 or 405, a request that
-// is not HTTP gets 400, and a peer that sends nothing for 10 s is closed. The source is called
+// is not HTTP gets 400, a peer that sends nothing for 5 s is closed, and past 32 connections at
+// once new ones are closed at once. The source is called
 // on the listener's executor: give it the one your counters live on.
 #pragma once
 
