@@ -33,6 +33,7 @@ struct metrics_listener::state : std::enable_shared_from_this<state> {
     tcp::acceptor acceptor;
     source metrics;
     bool stopped = false;
+    std::size_t connections = 0;        // accepted and not done, counted at accept
     std::list<beast::tcp_stream*> open; // closed by stop()
 
     state(asio::any_io_executor ex, source m)
@@ -63,10 +64,13 @@ asio::awaitable<void> metrics_listener::state::serve(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     const auto at = open.insert(open.end(), &stream);
     struct forget {
-        std::list<beast::tcp_stream*>& open;
+        state& s;
         std::list<beast::tcp_stream*>::iterator at;
-        ~forget() { open.erase(at); }
-    } forget_on_exit{open, at};
+        ~forget() {
+            s.open.erase(at);
+            --s.connections;
+        }
+    } forget_on_exit{*this, at};
 
     beast::flat_buffer buffer;
     http::request_parser<http::empty_body> parser;
@@ -136,11 +140,12 @@ asio::awaitable<void> metrics_listener::run() {
             co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
         }
-        if (s->open.size() >= max_connections) {
+        if (s->connections >= max_connections) {
             boost::system::error_code ignored;
             socket.close(ignored);
             continue;
         }
+        ++s->connections;
         asio::co_spawn(s->acceptor.get_executor(), s->serve(std::move(socket)), asio::detached);
     }
 }
