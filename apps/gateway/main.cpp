@@ -7,6 +7,7 @@
 
 #include <akv/client.hpp>
 #include <akv/config.hpp>
+#include <akv/console/api.hpp>
 #include <akv/gateway/error.hpp>
 #include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
@@ -43,6 +44,8 @@ struct flags {
     gw::options opts;
     std::vector<std::pair<std::string, std::string>> webhooks; // path, queue
     bool demo = false;
+    bool console = false;
+    std::string console_password;
 };
 
 akv::app::command_line command_line() {
@@ -62,6 +65,11 @@ akv::app::command_line command_line() {
              true},
             {"open-webhooks", "",
              "accept unsigned webhook posts (else AKV_GATEWAY_WEBHOOK_SECRET is required)"},
+            {"console", "",
+             "serve the operator's console API under /console/api (a token whose \"admin\" "
+             "claim is true or \"read\", or the console password)"},
+            {"console-password", "P",
+             "the console's password, HTTP Basic (or AKV_CONSOLE_PASSWORD, off the command line)"},
             {"static", "DIR", "serve files of DIR over the built-in ones"},
             {"prefix", "P", "Redis channel = P + channel"},
             {"tls-cert", "FILE", "PEM certificate (with --tls-key: HTTPS and WSS on the port)"},
@@ -162,6 +170,14 @@ flags parse(const akv::app::command_line& cl) {
     if (const char* s = std::getenv("AKV_GATEWAY_SECRET")) f.opts.token_secret = s;
     if (const char* k = std::getenv("AKV_GATEWAY_API_KEY")) f.opts.api_key = k;
     if (const char* w = std::getenv("AKV_GATEWAY_WEBHOOK_SECRET")) f.opts.webhook_secret = w;
+    f.console = cl.has("console");
+    f.console_password = cl.get_or("console-password", "");
+    if (const char* p = std::getenv("AKV_CONSOLE_PASSWORD"); p && f.console_password.empty())
+        f.console_password = p;
+    if (f.console && f.console_password.empty() && f.opts.token_secret.empty() && !f.demo)
+        throw akv::app::usage_error("--console: set AKV_GATEWAY_SECRET (tokens with an \"admin\" "
+                                    "claim) or a console password (--console-password or "
+                                    "AKV_CONSOLE_PASSWORD)");
     // Refuse what is not explicitly open: an unsigned webhook is anyone's way into a queue.
     if (!f.webhooks.empty() && f.opts.webhook_secret.empty() && !cl.has("open-webhooks"))
         throw akv::app::usage_error("--webhook: set AKV_GATEWAY_WEBHOOK_SECRET (posts must be signed), or "
@@ -256,6 +272,12 @@ int main(int argc, char** argv) {
             spdlog::error("--webhook {}={}: {}", path, queue, e.what());
             return akv::app::exit_usage;
         }
+    }
+    if (f.console) {
+        akv::console::options co;
+        co.token_secret = f.opts.token_secret;
+        co.password = f.console_password;
+        f.opts.routes["/console"] = akv::console::api(redis, co);
     }
     std::unique_ptr<gw::server> server;
     try {

@@ -201,6 +201,14 @@ websocket::stream<beast::tcp_stream>& gateway_client::stream() {
 asio::awaitable<std::pair<int, std::string>>
 http_call(std::uint16_t port, http::verb verb, std::string_view target, std::string_view body,
           std::string_view header, std::string_view header_value) {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!header.empty()) headers.emplace_back(header, header_value);
+    co_return co_await http_call(port, verb, target, body, headers);
+}
+
+asio::awaitable<std::pair<int, std::string>>
+http_call(std::uint16_t port, http::verb verb, std::string_view target, std::string_view body,
+          const std::vector<std::pair<std::string, std::string>>& headers) {
     beast::tcp_stream s(co_await asio::this_coro::executor);
     co_await s.async_connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
                              asio::use_awaitable);
@@ -209,7 +217,8 @@ http_call(std::uint16_t port, http::verb verb, std::string_view target, std::str
     req.target(target);
     req.version(11);
     req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
-    if (!header.empty()) req.set(header, header_value);
+    for (const auto& [name, value] : headers)
+        req.set(name, value);
     req.body() = std::string(body);
     req.prepare_payload();
     co_await http::async_write(s, req, asio::use_awaitable);

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace akv::test {
 
@@ -108,5 +109,9 @@ private:
 asio::awaitable<std::pair<int, std::string>>
 http_call(std::uint16_t port, http::verb verb, std::string_view target, std::string_view body = {},
           std::string_view header = {}, std::string_view header_value = {});
+// The same with any number of headers.
+asio::awaitable<std::pair<int, std::string>>
+http_call(std::uint16_t port, http::verb verb, std::string_view target, std::string_view body,
+          const std::vector<std::pair<std::string, std::string>>& headers);
 
 } // namespace akv::test

@@ -31,7 +31,9 @@ std::pair<boost::system::error_code, std::string> refusal(std::string_view token
     return {};
 }
 
-std::string part(std::string_view json) { return detail::base64url_encode(json); }
+std::string part(std::string_view json) {
+    return detail::base64url_encode(json);
+}
 } // namespace
 
 TEST(GatewayToken, SignedTokenVerifiesWithItsClaims) {
@@ -62,8 +64,7 @@ TEST(GatewayToken, WrongSecretOrChangedPayloadIsABadSignature) {
     // Alice's header and signature around the attacker's payload.
     const auto d1 = token.find('.'), d2 = token.rfind('.');
     const auto o1 = other.find('.'), o2 = other.rfind('.');
-    const std::string spliced =
-        token.substr(0, d1) + other.substr(o1, o2 - o1) + token.substr(d2);
+    const std::string spliced = token.substr(0, d1) + other.substr(o1, o2 - o1) + token.substr(d2);
     EXPECT_EQ(refusal(spliced).first, token_error::bad_signature);
 }
 
@@ -72,8 +73,9 @@ TEST(GatewayToken, AChangedLastCharacterIsRefusedToo) {
     // padding. Setting a padding bit must not leave a token that still verifies.
     const auto token = sign_token(alice(), "s3cret");
     std::string changed = token;
-    const auto at = std::string_view("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-                        .find(changed.back());
+    const auto at =
+        std::string_view("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+            .find(changed.back());
     changed.back() = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[at ^ 1];
     EXPECT_NE(changed, token);
     EXPECT_TRUE(refusal(changed).first) << "accepted " << changed;
@@ -103,10 +105,16 @@ TEST(GatewayToken, ExpiryAndNotBeforeAreEnforced) {
 }
 
 TEST(GatewayToken, MalformedTokensAreNamedNeverThrownOtherwise) {
-    const std::vector<std::string> bad = {
-        "", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", part("[]") + ".e30.c2ln",
-        part(R"({"alg":"HS256"})") + ".%%%.c2ln", part(R"({"alg":"HS256"})") + ".e30.***",
-        part("not json") + ".e30.c2ln", "a.b.c"};
+    const std::vector<std::string> bad = {"",
+                                          "abc",
+                                          "a.b",
+                                          "a.b.c.d",
+                                          "!!!.e30.sig",
+                                          part("[]") + ".e30.c2ln",
+                                          part(R"({"alg":"HS256"})") + ".%%%.c2ln",
+                                          part(R"({"alg":"HS256"})") + ".e30.***",
+                                          part("not json") + ".e30.c2ln",
+                                          "a.b.c"};
     for (const auto& t : bad) {
         const auto [code, message] = refusal(t);
         EXPECT_TRUE(code == token_error::malformed || code == token_error::bad_algorithm ||
@@ -118,9 +126,7 @@ TEST(GatewayToken, MalformedTokensAreNamedNeverThrownOtherwise) {
 }
 
 TEST(GatewayToken, ClaimsOfTheWrongTypeOrMissingAreRefused) {
-    auto with = [](std::string_view json) {
-        return refusal(detail::sign_payload(json, "s3cret"));
-    };
+    auto with = [](std::string_view json) { return refusal(detail::sign_payload(json, "s3cret")); };
     EXPECT_EQ(with(R"({"exp":1900000000})").first, token_error::missing_claim);
     EXPECT_EQ(with(R"({"sub":"","exp":1900000000})").first, token_error::missing_claim);
     EXPECT_EQ(with(R"({"sub":"x"})").first, token_error::missing_claim);
@@ -129,8 +135,7 @@ TEST(GatewayToken, ClaimsOfTheWrongTypeOrMissingAreRefused) {
     const auto [code, message] = with(R"({"sub":"x","exp":1900000000,"channels":"news"})");
     EXPECT_EQ(code, token_error::malformed);
     EXPECT_NE(message.find("\"channels\""), std::string::npos) << message;
-    EXPECT_EQ(with(R"({"sub":"x","exp":1900000000,"publish":[1]})").first,
-              token_error::malformed);
+    EXPECT_EQ(with(R"({"sub":"x","exp":1900000000,"publish":[1]})").first, token_error::malformed);
     EXPECT_EQ(with(R"([1,2])").first, token_error::malformed);
     EXPECT_EQ(with(R"({"sub":"x","exp":1900000000})").first, boost::system::error_code{});
 }
@@ -169,8 +174,26 @@ TEST(GatewayToken, Base64UrlRoundTripsAndRefusesOtherAlphabets) {
     EXPECT_FALSE(detail::base64url_decode("Zm9vY", out));  // impossible length
     for (int n = 0; n < 64; ++n) {
         std::string bytes;
-        for (int i = 0; i < n; ++i) bytes += static_cast<char>(i * 37 + n);
+        for (int i = 0; i < n; ++i)
+            bytes += static_cast<char>(i * 37 + n);
         EXPECT_TRUE(detail::base64url_decode(detail::base64url_encode(bytes), out));
         EXPECT_EQ(out, bytes);
     }
+}
+
+// The console's claim: true (read and act) or "read"; anything else is a malformed token.
+TEST(GatewayToken, TheAdminClaimIsTrueOrRead) {
+    for (const std::string admin : {"write", "read", ""}) {
+        token_claims c = alice();
+        c.admin = admin;
+        EXPECT_EQ(verify_token(sign_token(c, "s3cret"), "s3cret", now).admin, admin) << admin;
+    }
+    auto with = [](std::string_view json) { return refusal(detail::sign_payload(json, "s3cret")); };
+    EXPECT_EQ(with(R"({"sub":"x","exp":1900000000,"admin":false})").first,
+              boost::system::error_code{});
+    const auto [code, message] = with(R"({"sub":"x","exp":1900000000,"admin":"root"})");
+    EXPECT_EQ(code, token_error::malformed);
+    EXPECT_NE(message.find("\"admin\" must be true, false, \"read\" or \"write\""),
+              std::string::npos)
+        << message;
 }

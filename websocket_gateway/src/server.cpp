@@ -30,7 +30,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -599,6 +601,8 @@ struct server::impl {
                 co_return json_error(http::status::method_not_allowed, "use POST");
             co_return co_await webhook(req, hook->first, hook->second, w);
         }
+        if (path != "/healthz" && path != "/metrics")
+            if (const http_handler* h = route_for(path)) co_return co_await application(req, *h);
         if (req.method() != http::verb::get && req.method() != http::verb::head)
             co_return json_error(http::status::method_not_allowed, "use GET");
         if (path == "/healthz") {
@@ -757,6 +761,54 @@ struct server::impl {
         unsigned char diff = 0;
         for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
         return diff == 0;
+    }
+
+    // The application's route for `path`: the longest prefix that is the path or a parent.
+    const http_handler* route_for(std::string_view path) const {
+        const http_handler* best = nullptr;
+        std::size_t best_size = 0;
+        for (const auto& [prefix, handler] : opts.routes) {
+            const bool under =
+                path == prefix ||
+                (path.starts_with(prefix) && (prefix.ends_with('/') || path[prefix.size()] == '/'));
+            if (under && prefix.size() >= best_size) {
+                best = &handler;
+                best_size = prefix.size();
+            }
+        }
+        return best;
+    }
+
+    // An application's endpoint, run on the Redis client's executor like the hub's work.
+    asio::awaitable<response_t> application(const http::request<http::string_body>& req,
+                                            const http_handler& handler) {
+        http_request in;
+        in.method = std::string(req.method_string());
+        const std::string_view full(req.target().data(), req.target().size());
+        const auto q = full.find('?');
+        in.path = std::string(full.substr(0, q));
+        if (q != std::string_view::npos) in.query = std::string(full.substr(q + 1));
+        in.body = req.body();
+        for (const auto& field : req) {
+            std::string name(field.name_string());
+            std::transform(name.begin(), name.end(), name.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            in.headers[name] = std::string(field.value());
+        }
+        http_reply out;
+        std::string failure;
+        try {
+            out = co_await asio::co_spawn(state.redis.get_executor(), handler(std::move(in)),
+                                          asio::use_awaitable);
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (!failure.empty()) co_return json_error(http::status::internal_server_error, failure);
+        response_t res = text_response(static_cast<http::status>(out.status), std::move(out.body),
+                                       out.content_type);
+        for (const auto& [name, value] : out.headers)
+            res.set(name, value);
+        co_return res;
     }
 
     std::string metrics() const {

@@ -20,12 +20,18 @@ public:
     const char* name() const noexcept override { return "akv.gateway.token"; }
     std::string message(int ev) const override {
         switch (static_cast<token_error>(ev)) {
-        case token_error::malformed: return "malformed token";
-        case token_error::bad_algorithm: return "token algorithm is not HS256";
-        case token_error::bad_signature: return "token signature does not match";
-        case token_error::expired: return "token expired";
-        case token_error::not_yet_valid: return "token not valid yet";
-        case token_error::missing_claim: return "token lacks a required claim";
+        case token_error::malformed:
+            return "malformed token";
+        case token_error::bad_algorithm:
+            return "token algorithm is not HS256";
+        case token_error::bad_signature:
+            return "token signature does not match";
+        case token_error::expired:
+            return "token expired";
+        case token_error::not_yet_valid:
+            return "token not valid yet";
+        case token_error::missing_claim:
+            return "token lacks a required claim";
         }
         return "unknown token error";
     }
@@ -69,7 +75,8 @@ std::int64_t seconds(const boost::json::object& o, std::string_view name) {
     if (!v) return 0;
     if (const auto* i = v->if_int64()) return *i;
     if (const auto* u = v->if_uint64())
-        return *u > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<std::int64_t>(*u);
+        return *u > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX
+                                                          : static_cast<std::int64_t>(*u);
     if (const auto* d = v->if_double()) return static_cast<std::int64_t>(*d);
     fail(token_error::malformed, "claim \"" + std::string(name) + "\" is not a number");
 }
@@ -100,7 +107,8 @@ std::string base64url_encode(std::string_view bytes) {
     std::size_t i = 0;
     for (; i + 2 < bytes.size(); i += 3) {
         const auto n = (std::uint32_t(std::uint8_t(bytes[i])) << 16) |
-                       (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8) | std::uint8_t(bytes[i + 2]);
+                       (std::uint32_t(std::uint8_t(bytes[i + 1])) << 8) |
+                       std::uint8_t(bytes[i + 2]);
         out += alphabet[(n >> 18) & 63];
         out += alphabet[(n >> 12) & 63];
         out += alphabet[(n >> 6) & 63];
@@ -178,10 +186,20 @@ token_claims verify_token(std::string_view token, std::string_view secret,
         if (!info->is_object()) fail(token_error::malformed, "claim \"info\" must be an object");
         c.info = boost::json::serialize(*info);
     }
+    if (const auto* admin = payload.if_contains("admin")) {
+        if (admin->is_bool())
+            c.admin = admin->get_bool() ? "write" : "";
+        else if (admin->is_string() &&
+                 (admin->get_string() == "read" || admin->get_string() == "write"))
+            c.admin = admin->get_string();
+        else
+            fail(token_error::malformed,
+                 "claim \"admin\" must be true, false, \"read\" or \"write\"");
+    }
     const auto t = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
     if (t >= c.expires)
-        fail(token_error::expired, "expired at " + std::to_string(c.expires) + " (now " +
-                                       std::to_string(t) + ")");
+        fail(token_error::expired,
+             "expired at " + std::to_string(c.expires) + " (now " + std::to_string(t) + ")");
     if (c.not_before != 0 && t < c.not_before)
         fail(token_error::not_yet_valid, "valid from " + std::to_string(c.not_before));
     return c;
@@ -206,6 +224,10 @@ std::string sign_token(const token_claims& c, std::string_view secret) {
             fail(token_error::malformed, "claims.info must be a JSON object");
         payload["info"] = std::move(info);
     }
+    if (c.admin == "write")
+        payload["admin"] = true;
+    else if (!c.admin.empty())
+        payload["admin"] = c.admin;
     return detail::sign_payload(boost::json::serialize(payload), secret);
 }
 
@@ -234,7 +256,8 @@ bool pattern_matches(std::string_view pattern, std::string_view channel) noexcep
             return false;
         }
     }
-    while (p < pattern.size() && pattern[p] == '*') ++p;
+    while (p < pattern.size() && pattern[p] == '*')
+        ++p;
     return p == pattern.size();
 }
 

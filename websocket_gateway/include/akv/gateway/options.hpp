@@ -55,6 +55,26 @@ struct webhook_reply {
 // May throw: system_error with a gateway_error is a 400 naming it, anything else a 503.
 using webhook_handler = std::function<boost::asio::awaitable<webhook_reply>(webhook_request)>;
 
+// An application's own HTTP endpoint on the gateway's port (the operator's console is one):
+// the request as it came, and the reply to send.
+struct http_request {
+    std::string method; // "GET", "POST", ...
+    std::string path;   // without the query string
+    std::string query;  // after '?', as sent (percent-encoded)
+    std::string body;
+    std::map<std::string, std::string> headers; // names in lower case
+};
+
+struct http_reply {
+    unsigned status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Runs on the Redis client's executor. Throwing gives 500 with the exception's message.
+using http_handler = std::function<boost::asio::awaitable<http_reply>(http_request)>;
+
 struct options {
     std::string address = "127.0.0.1";
     std::uint16_t port = 8080; // 0: any free port (server::port() tells which)
@@ -72,6 +92,9 @@ struct options {
 
     // POST PATH -> handler (exact paths, "/hooks/comments").
     std::map<std::string, webhook_handler> webhooks;
+    // PREFIX -> handler, for any method: "/console" serves /console and /console/...; the
+    // longest prefix wins. Asked after the gateway's own paths, before static files.
+    std::map<std::string, http_handler> routes;
     // Non-empty: a webhook request must carry X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of
     // the body with this secret> (Facebook's and GitHub's scheme), else 401.
     std::string webhook_secret;

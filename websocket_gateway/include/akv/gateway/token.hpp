@@ -5,7 +5,8 @@
 //           "channels" (patterns the holder may subscribe to), "publish" (patterns it may
 //           publish to), "presence" (patterns whose presence it may read), "subs" (channels
 //           the server subscribes it to at connect), "info" (a JSON object shown with its
-//           presence and join/leave). A pattern is a channel name where `*` matches any run of
+//           presence and join/leave), "admin" (true or "read": the operator's console).
+//           A pattern is a channel name where `*` matches any run of
 //           characters (so "news.*" allows "news.sport"); an absent list allows nothing.
 //
 // Only HS256 is accepted: a token naming another algorithm ("none", RS256...) is refused, so a
@@ -45,6 +46,9 @@ struct token_claims {
     std::vector<std::string> presence;
     std::vector<std::string> subs; // channel names, not patterns
     std::string info;              // compact JSON object text; empty: none
+    // The operator's console: "write" ("admin": true in the token: its actions too) or "read"
+    // ("admin": "read"); empty: no console.
+    std::string admin;
 };
 
 // Throws boost::system::system_error with a token_error and a message saying what was wrong

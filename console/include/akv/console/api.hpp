@@ -1,0 +1,47 @@
+// The operator's console, its JSON API: queues, their jobs, and actions on them, for
+// gateway::options::routes under "/console" (akv-gateway --console).
+//
+//   GET  /console/api/whoami                          {"role": "write" | "read", "who": ...}
+//   GET  /console/api/queues                          every queue (found by its keys) and its
+//   counts GET  /console/api/queues/Q                        counts, and the last hour per minute
+//   GET  /console/api/queues/Q/jobs?state=S&offset=N&limit=N
+//                                                     a page of jobs (state: waiting, delayed,
+//                                                     active, failed, completed; limit <= max_page)
+//   GET  /console/api/queues/Q/jobs/ID                one job: payload, attempts, last error,
+//   result POST /console/api/queues/Q/actions                {"action": "retry" | "remove" |
+//   "cancel" |
+//                                                     "pause" | "resume" | "rate_limit" |
+//                                                     "retry_failed", "id": ..., "reason": ...,
+//                                                     "max_jobs": N, "window_ms": N}
+//
+// Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
+// or "read" (reads only), or HTTP Basic with the console password (actions). Anyone else gets
+// 401. An action must carry the header X-Akv-Console (which a cross-site form cannot send) and,
+// when the browser sends an Origin, come from the console's own origin; each one is recorded
+// in the audit stream (who, action, queue, id) before it is answered.
+//
+// Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
+// 404 for an unknown queue or job, 409 for a job that runs, 501 for queue discovery on a
+// cluster (a SCAN per master, not built yet: name the queue instead).
+#pragma once
+
+#include <akv/client.hpp>
+#include <akv/gateway/options.hpp>
+
+#include <cstddef>
+#include <string>
+
+namespace akv::console {
+
+struct options {
+    std::string token_secret; // the gateway's: tokens with an "admin" claim
+    std::string password;     // HTTP Basic, any user name; empty: no password login
+    std::string audit_stream = "akv:console:audit";
+    std::size_t audit_maxlen = 10000; // trimmed to about this many entries
+    std::size_t max_page = 500;       // jobs per page at most
+};
+
+// The handler of every /console path; uses `redis` (which must outlive it) on its executor.
+gateway::http_handler api(client& redis, options o);
+
+} // namespace akv::console

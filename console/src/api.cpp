@@ -1,0 +1,403 @@
+#include <akv/console/api.hpp>
+
+#include <akv/error.hpp>
+#include <akv/gateway/token.hpp>
+#include <akv/queue/admin.hpp>
+
+#include <boost/json.hpp>
+#include <boost/url/parse_query.hpp>
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <memory>
+#include <set>
+
+namespace akv::console {
+
+namespace {
+
+namespace json = boost::json;
+using gateway::http_reply;
+using gateway::http_request;
+
+enum class role { none, read, write };
+
+// A reply that is not the happy path: thrown, turned into JSON by handle().
+struct refusal {
+    unsigned status;
+    std::string message;
+};
+
+[[noreturn]] void refuse(unsigned status, std::string message) {
+    throw refusal{status, std::move(message)};
+}
+
+http_reply json_reply(const json::value& v, unsigned status = 200) {
+    http_reply r;
+    r.status = status;
+    r.body = json::serialize(v);
+    return r;
+}
+
+std::string header(const http_request& req, const std::string& name) {
+    const auto it = req.headers.find(name);
+    return it == req.headers.end() ? std::string() : it->second;
+}
+
+bool same_text(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string base64_decode(std::string_view in) {
+    static const std::string_view alphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : in) {
+        if (c == '=') break;
+        const auto v = alphabet.find(c);
+        if (v == std::string_view::npos) return {};
+        buffer = (buffer << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((buffer >> bits) & 0xff);
+        }
+    }
+    return out;
+}
+
+// Who asks, and what they may do.
+role role_of(const http_request& req, const options& o, std::string& who) {
+    const std::string auth = header(req, "authorization");
+    if (auth.starts_with("Bearer ") && !o.token_secret.empty()) {
+        try {
+            const auto claims = gateway::verify_token(auth.substr(7), o.token_secret,
+                                                      std::chrono::system_clock::now());
+            who = claims.subject;
+            if (claims.admin == "write") return role::write;
+            if (claims.admin == "read") return role::read;
+        } catch (const boost::system::system_error&) {
+        }
+        return role::none;
+    }
+    if (auth.starts_with("Basic ") && !o.password.empty()) {
+        const std::string user_password = base64_decode(auth.substr(6));
+        const auto colon = user_password.find(':');
+        if (colon != std::string::npos && same_text(user_password.substr(colon + 1), o.password)) {
+            who = user_password.substr(0, colon).empty() ? "password"
+                                                         : user_password.substr(0, colon);
+            return role::write;
+        }
+    }
+    return role::none;
+}
+
+std::vector<std::string> segments(std::string_view path) {
+    std::vector<std::string> out;
+    while (!path.empty()) {
+        const auto slash = path.find('/');
+        const std::string_view part = path.substr(0, slash);
+        if (!part.empty()) out.emplace_back(part);
+        if (slash == std::string_view::npos) break;
+        path.remove_prefix(slash + 1);
+    }
+    return out;
+}
+
+std::map<std::string, std::string> query_of(const std::string& query) {
+    std::map<std::string, std::string> out;
+    if (query.empty()) return out;
+    auto params = boost::urls::parse_query(query);
+    if (!params) refuse(400, "the query string does not parse: " + params.error().message());
+    for (auto p : *params)
+        out[p.key.decode()] = p.has_value ? p.value.decode() : std::string();
+    return out;
+}
+
+std::size_t whole_number(const std::map<std::string, std::string>& q, const std::string& name,
+                         std::size_t fallback, std::size_t max) {
+    const auto it = q.find(name);
+    if (it == q.end()) return fallback;
+    std::size_t v = 0;
+    const auto [end, ec] =
+        std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+    if (ec != std::errc() || end != it->second.data() + it->second.size() || v > max)
+        refuse(400, name + " must be a whole number from 0 to " + std::to_string(max) + ", got \"" +
+                        it->second + "\"");
+    return v;
+}
+
+queue::job_state state_of(const std::string& s) {
+    using queue::job_state;
+    for (auto st : {job_state::waiting, job_state::delayed, job_state::active, job_state::failed,
+                    job_state::completed})
+        if (queue::to_string(st) == s) return st;
+    refuse(400, "state must be waiting, delayed, active, failed or completed, got \"" + s + "\"");
+}
+
+json::object counts_json(const std::string& name, const queue::state_counts& c) {
+    json::object o;
+    o["name"] = name;
+    o["waiting"] = c.waiting;
+    o["delayed"] = c.delayed;
+    o["active"] = c.active;
+    o["failed"] = c.failed;
+    o["completed"] = c.completed;
+    o["paused"] = c.paused;
+    o["total_completed"] = c.total_completed;
+    o["total_failed"] = c.total_failed;
+    o["total_retried"] = c.total_retried;
+    o["total_recovered"] = c.total_recovered;
+    o["total_cancelled"] = c.total_cancelled;
+    return o;
+}
+
+json::object job_json(const queue::job_info& j) {
+    json::object o;
+    o["id"] = j.id;
+    o["state"] = queue::to_string(j.state);
+    o["failures"] = j.failures;
+    o["last_error"] = j.last_error;
+    if (j.job) {
+        o["payload"] = j.job->payload;
+        o["attempt"] = j.job->attempt;
+        o["enqueued_ms"] = j.job->enqueued_ms;
+        o["priority"] = j.job->options.priority;
+        o["max_attempts"] = j.job->options.max_attempts;
+    }
+    if (j.result) {
+        json::object r;
+        r["ok"] = j.result->ok();
+        r["value"] = j.result->value;
+        o["result"] = std::move(r);
+    }
+    return o;
+}
+
+struct state {
+    client& redis;
+    options opts;
+};
+
+// Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
+asio::awaitable<std::vector<std::string>> discover(client& redis) {
+    if (redis.get_config().topology == config::mode::cluster)
+        refuse(501, "finding queues on a cluster needs a SCAN per master, not built yet: ask "
+                    "for /console/api/queues/NAME");
+    std::set<std::string> names;
+    std::string cursor = "0";
+    do {
+        request req({.idempotent = true});
+        req.push("SCAN", cursor, "MATCH", "akvq:{*}:id", "COUNT", 1000);
+        response<std::pair<std::string, std::vector<std::string>>> resp;
+        co_await redis.exec(req, resp);
+        auto& [next, keys] = std::get<0>(resp).value();
+        for (const auto& k : keys) {
+            const auto open = k.find('{'), close = k.rfind('}');
+            if (open != std::string::npos && close != std::string::npos && close > open)
+                names.insert(k.substr(open + 1, close - open - 1));
+        }
+        cursor = next;
+    } while (cursor != "0");
+    co_return std::vector<std::string>(names.begin(), names.end());
+}
+
+asio::awaitable<void> audit(state& s, const std::string& who, const std::string& action,
+                            const std::string& queue_name, const std::string& id) {
+    request req;
+    req.push("XADD", s.opts.audit_stream, "MAXLEN", "~", s.opts.audit_maxlen, "*", "who", who,
+             "action", action, "queue", queue_name, "id", id);
+    co_await s.redis.exec(req, akv::ignore);
+}
+
+std::string text_at(const json::object& o, std::string_view key, bool required) {
+    const json::value* v = o.if_contains(key);
+    if (!v) {
+        if (required) refuse(400, "the action needs \"" + std::string(key) + "\"");
+        return {};
+    }
+    if (!v->is_string()) refuse(400, "\"" + std::string(key) + "\" must be a string");
+    return std::string(v->get_string());
+}
+
+std::uint64_t count_at(const json::object& o, std::string_view key) {
+    const json::value* v = o.if_contains(key);
+    if (!v || !v->is_int64() || v->get_int64() < 0)
+        refuse(400, "\"" + std::string(key) + "\" must be a whole number >= 0");
+    return static_cast<std::uint64_t>(v->get_int64());
+}
+
+// An action from the console's page: not from another site's form, by whom may act, recorded.
+asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const std::string& who,
+                                const std::string& queue_name) {
+    if (header(req, "x-akv-console").empty())
+        refuse(403, "an action needs the X-Akv-Console header (the console's page sends it; "
+                    "another site's form cannot)");
+    if (const std::string origin = header(req, "origin"); !origin.empty()) {
+        const std::string host = header(req, "host");
+        if (origin != "http://" + host && origin != "https://" + host)
+            refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
+    }
+    if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
+    boost::system::error_code ec;
+    const json::value body = json::parse(req.body, ec);
+    if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
+    const json::object& o = body.get_object();
+    const std::string action = text_at(o, "action", true);
+    queue::admin a(s.redis, queue_name);
+    co_await a.require_exists();
+    json::object out;
+    std::string id;
+    if (action == "retry" || action == "remove" || action == "cancel") {
+        id = text_at(o, "id", true);
+        if (action == "retry") {
+            co_await a.retry(id);
+        } else if (action == "remove") {
+            co_await a.remove(id);
+        } else {
+            std::string reason = text_at(o, "reason", false);
+            if (reason.empty()) reason = "cancelled from the console by " + who;
+            const auto outcome = co_await a.cancel(id, reason);
+            static constexpr const char* names[] = {"cancelled", "running", "finished", "unknown"};
+            out["outcome"] = names[static_cast<int>(outcome)];
+            if (outcome == queue::cancel_outcome::unknown) refuse(404, "no job \"" + id + "\"");
+        }
+    } else if (action == "pause") {
+        co_await a.pause();
+    } else if (action == "resume") {
+        co_await a.resume();
+    } else if (action == "rate_limit") {
+        const std::uint64_t max_jobs = count_at(o, "max_jobs");
+        const std::uint64_t window = count_at(o, "window_ms");
+        if (max_jobs > 0 && window == 0) refuse(400, "\"window_ms\" must be > 0 with a limit");
+        co_await a.set_rate_limit(max_jobs, std::chrono::milliseconds(window));
+    } else if (action == "retry_failed") {
+        std::size_t retried = 0;
+        for (;;) {
+            const auto ids = co_await a.list(queue::job_state::failed, 0, 500);
+            if (ids.empty()) break;
+            for (const auto& failed : ids) {
+                co_await a.retry(failed);
+                ++retried;
+            }
+        }
+        out["retried"] = retried;
+    } else {
+        refuse(400, "unknown action \"" + action +
+                        "\" (retry, remove, cancel, pause, resume, rate_limit, retry_failed)");
+    }
+    co_await audit(s, who, action, queue_name, id);
+    out["ok"] = true;
+    out["action"] = action;
+    co_return json_reply(out);
+}
+
+asio::awaitable<http_reply> answer(state& s, const http_request& req) {
+    std::string who;
+    const role r = role_of(req, s.opts, who);
+    if (r == role::none) {
+        http_reply reply = json_reply(json::object{{"error", "log in: a bearer token with an "
+                                                             "\"admin\" claim, or the console "
+                                                             "password"}},
+                                      401);
+        reply.headers.emplace_back("WWW-Authenticate", "Basic realm=\"akv console\"");
+        co_return reply;
+    }
+    const std::vector<std::string> parts = segments(req.path);
+    // parts[0] == "console"
+    if (parts.size() < 3 || parts[1] != "api") refuse(404, "no such console path: " + req.path);
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    if (parts[2] == "whoami" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        co_return json_reply(
+            json::object{{"role", r == role::write ? "write" : "read"}, {"who", who}});
+    }
+    if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
+    if (parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        json::array queues;
+        for (const auto& name : co_await discover(s.redis)) {
+            queue::admin a(s.redis, name);
+            queues.push_back(counts_json(name, co_await a.counts()));
+        }
+        co_return json_reply(json::object{{"queues", std::move(queues)}});
+    }
+    const std::string& name = parts[3];
+    queue::admin a(s.redis, name);
+    if (parts.size() == 5 && parts[4] == "actions") {
+        if (req.method != "POST") refuse(405, "use POST");
+        co_return co_await act(s, req, r, who, name);
+    }
+    if (!get) refuse(405, "use GET");
+    co_await a.require_exists();
+    if (parts.size() == 4) {
+        json::object o = counts_json(name, co_await a.counts());
+        json::array minutes;
+        for (const auto& m : co_await a.metrics(60))
+            minutes.push_back(json::object{{"minute", m.minute},
+                                           {"processed", m.processed},
+                                           {"failed", m.failed},
+                                           {"p50_ms", m.p50_ms},
+                                           {"p99_ms", m.p99_ms}});
+        o["minutes"] = std::move(minutes);
+        co_return json_reply(o);
+    }
+    if (parts[4] != "jobs" || parts.size() > 6) refuse(404, "no such console path: " + req.path);
+    if (parts.size() == 6) {
+        const queue::job_info j = co_await a.get(parts[5]);
+        if (j.state == queue::job_state::unknown)
+            refuse(404, "no job \"" + parts[5] + "\" in queue \"" + name + "\"");
+        co_return json_reply(job_json(j));
+    }
+    const auto q = query_of(req.query);
+    const auto state_it = q.find("state");
+    if (state_it == q.end()) refuse(400, "state= is required");
+    const queue::job_state st = state_of(state_it->second);
+    const std::size_t offset = whole_number(q, "offset", 0, std::size_t(1) << 40);
+    const std::size_t limit = whole_number(q, "limit", 50, s.opts.max_page);
+    if (limit == 0) refuse(400, "limit must be from 1 to " + std::to_string(s.opts.max_page));
+    json::array jobs;
+    for (const auto& id : co_await a.list(st, offset, limit)) {
+        const queue::job_info j = co_await a.get(id);
+        if (j.state != queue::job_state::unknown) jobs.push_back(job_json(j));
+    }
+    co_return json_reply(json::object{{"queue", name},
+                                      {"state", state_it->second},
+                                      {"offset", offset},
+                                      {"limit", limit},
+                                      {"jobs", std::move(jobs)}});
+}
+
+asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
+    refusal refused{0, {}};
+    try {
+        co_return co_await answer(*s, req);
+    } catch (const refusal& r) {
+        refused = r;
+    } catch (const boost::system::system_error& e) {
+        const auto code = e.code();
+        if (code == error::unknown_queue || code == error::unknown_job)
+            refused = {404, e.what()};
+        else if (code == error::invalid_config)
+            refused = {400, e.what()};
+        else if (code == error::job_active)
+            refused = {409, e.what()};
+        else
+            throw;
+    }
+    co_return json_reply(json::object{{"error", refused.message}}, refused.status);
+}
+
+} // namespace
+
+gateway::http_handler api(client& redis, options o) {
+    auto s = std::make_shared<state>(state{redis, std::move(o)});
+    return [s](http_request req) { return handle(s, std::move(req)); };
+}
+
+} // namespace akv::console

@@ -1,0 +1,304 @@
+// The console's JSON API (akv::console) on a gateway: who may read and act, what a page of
+// jobs and one job look like, actions that change the queue (and are audited), bad input.
+#include "support/errors.hpp"
+#include "support/gateway_client.hpp"
+#include "support/harness.hpp"
+#include "support/running_client.hpp"
+
+#include <akv/console/api.hpp>
+#include <akv/gateway/token.hpp>
+#include <akv/queue/admin.hpp>
+#include <akv/queue/producer.hpp>
+#include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_server.hpp>
+
+#include <akv/messaging/stream.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <gtest/gtest.h>
+
+using namespace akv::test;
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view secret = "console-test-secret";
+using headers_t = std::vector<std::pair<std::string, std::string>>;
+
+std::string token(const std::string& admin) {
+    akv::gateway::token_claims c;
+    c.subject = "ops-" + (admin.empty() ? std::string("none") : admin);
+    c.expires = std::chrono::duration_cast<std::chrono::seconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count() +
+                3600;
+    c.admin = admin;
+    return "Bearer " + akv::gateway::sign_token(c, secret);
+}
+
+headers_t as(const std::string& admin, bool console_header = true) {
+    headers_t h{{"Authorization", token(admin)}};
+    if (console_header) h.emplace_back("X-Akv-Console", "1");
+    return h;
+}
+
+// A gateway serving the console, with its own client for the test's checks.
+struct console_fixture {
+    console_fixture()
+        : rc(io, server.config())
+        , gateway(io, server.config(), [this] {
+            akv::gateway::options o;
+            o.port = 0;
+            akv::console::options co;
+            co.token_secret = std::string(secret);
+            co.password = "hunter2";
+            o.routes["/console"] = akv::console::api(rc.client, co);
+            return o;
+        }()) {}
+
+    std::pair<int, json::value> call(http::verb verb, const std::string& target,
+                                     const headers_t& headers, const std::string& body = {}) {
+        std::pair<int, std::string> r;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            r = co_await http_call(gateway.port(), verb, target, body, headers);
+        }());
+        boost::system::error_code ec;
+        json::value v = json::parse(r.second, ec);
+        return {r.first, ec ? json::value(r.second) : v};
+    }
+    std::pair<int, json::value> act(const std::string& queue, const std::string& action_json,
+                                    const headers_t& headers) {
+        return call(http::verb::post, "/console/api/queues/" + queue + "/actions", headers,
+                    action_json);
+    }
+    std::vector<std::string> enqueue(const std::string& queue, int n,
+                                     akv::queue::job_options o = {}) {
+        std::vector<std::string> ids;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::queue::producer p(rc.client, queue);
+            for (int i = 0; i < n; ++i)
+                ids.push_back(co_await p.enqueue("job " + std::to_string(i), o));
+        }());
+        return ids;
+    }
+    akv::queue::state_counts counts(const std::string& queue) {
+        akv::queue::state_counts c;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::queue::admin a(rc.client, queue);
+            c = co_await a.counts();
+        }());
+        return c;
+    }
+
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc;
+    running_gateway gateway;
+};
+
+std::string error_of(const json::value& v) {
+    if (!v.is_object() || !v.as_object().contains("error"))
+        return "(no error) " + json::serialize(v);
+    return std::string(v.at("error").as_string());
+}
+
+} // namespace
+
+TEST(Console, NobodyReadsWithoutALoginAndAReadLoginDoesNotAct) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    const auto anonymous = f.call(http::verb::get, "/console/api/whoami", {});
+    EXPECT_EQ(anonymous.first, 401);
+    EXPECT_TRUE(contains(error_of(anonymous.second), "log in")) << error_of(anonymous.second);
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami", as("")).first, 401); // no claim
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami",
+                     {{"Authorization", "Basic " + std::string("b3BzOndyb25n")}}) // ops:wrong
+                  .first,
+              401);
+    const auto basic = f.call(http::verb::get, "/console/api/whoami",
+                              {{"Authorization", "Basic b3BzOmh1bnRlcjI="}}); // ops:hunter2
+    EXPECT_EQ(basic.first, 200);
+    EXPECT_EQ(basic.second.at("role"), "write");
+    EXPECT_EQ(basic.second.at("who"), "ops");
+
+    const auto reader = f.call(http::verb::get, "/console/api/whoami", as("read"));
+    EXPECT_EQ(reader.second.at("role"), "read");
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/queues/emails", as("read")).first, 200);
+    const auto refused = f.act("emails", R"({"action": "pause"})", as("read"));
+    EXPECT_EQ(refused.first, 403);
+    EXPECT_TRUE(contains(error_of(refused.second), "may read, not act"));
+    EXPECT_FALSE(f.counts("emails").paused);
+}
+
+TEST(Console, AnActionNeedsTheConsoleHeaderAndItsOwnOriginAndIsAudited) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    const auto no_header = f.act("emails", R"({"action": "pause"})", as("write", false));
+    EXPECT_EQ(no_header.first, 403);
+    EXPECT_TRUE(contains(error_of(no_header.second), "X-Akv-Console"));
+    headers_t cross = as("write");
+    cross.emplace_back("Origin", "https://evil.example");
+    const auto other_site = f.act("emails", R"({"action": "pause"})", cross);
+    EXPECT_EQ(other_site.first, 403);
+    EXPECT_TRUE(contains(error_of(other_site.second), "not the console's"));
+    EXPECT_FALSE(f.counts("emails").paused);
+
+    headers_t own = as("write");
+    own.emplace_back("Origin", "http://127.0.0.1:" + std::to_string(f.gateway.port()));
+    const auto paused = f.act("emails", R"({"action": "pause"})", own);
+    EXPECT_EQ(paused.first, 200) << json::serialize(paused.second);
+    EXPECT_TRUE(f.counts("emails").paused);
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("XRANGE", "akv:console:audit", "-", "+");
+        akv::response<akv::resp::value> resp;
+        co_await f.rc.client.exec(req, resp);
+        const auto entries = akv::messaging::entries_from(std::get<0>(resp).value());
+        EXPECT_EQ(entries.size(), 1u); // the refused attempts are not actions
+        if (entries.empty()) co_return;
+        EXPECT_EQ(*entries[0].field("who"), "ops-write");
+        EXPECT_EQ(*entries[0].field("action"), "pause");
+        EXPECT_EQ(*entries[0].field("queue"), "emails");
+    }());
+}
+
+TEST(Console, QueuesPagesOfJobsAndOneJob) {
+    console_fixture f;
+    const auto ids = f.enqueue("emails", 120);
+    f.enqueue("reports", 3);
+    const auto queues = f.call(http::verb::get, "/console/api/queues", as("read"));
+    ASSERT_EQ(queues.first, 200);
+    const auto& list = queues.second.at("queues").as_array();
+    ASSERT_EQ(list.size(), 2u);
+    EXPECT_EQ(list[0].at("name"), "emails");
+    EXPECT_EQ(list[0].at("waiting"), 120);
+    EXPECT_EQ(list[1].at("waiting"), 3);
+
+    const auto page =
+        f.call(http::verb::get, "/console/api/queues/emails/jobs?state=waiting&offset=100&limit=50",
+               as("read"));
+    ASSERT_EQ(page.first, 200) << json::serialize(page.second);
+    EXPECT_EQ(page.second.at("jobs").as_array().size(), 20u);
+    const auto one =
+        f.call(http::verb::get, "/console/api/queues/emails/jobs/" + ids[7], as("read"));
+    ASSERT_EQ(one.first, 200);
+    EXPECT_EQ(one.second.at("payload"), "job 7");
+    EXPECT_EQ(one.second.at("state"), "waiting");
+
+    const std::pair<std::string, std::pair<int, std::string>> bad[] = {
+        {"/console/api/queues/nosuch", {404, "nosuch"}},
+        {"/console/api/queues/emails/jobs/999999", {404, "no job \"999999\""}},
+        {"/console/api/queues/emails/jobs?state=bogus", {400, "state must be waiting"}},
+        {"/console/api/queues/emails/jobs", {400, "state= is required"}},
+        {"/console/api/queues/emails/jobs?state=waiting&limit=100000",
+         {400, "limit must be a whole number from 0 to 500"}},
+        {"/console/api/queues/emails/jobs?state=waiting&limit=0", {400, "limit must be from 1"}},
+        {"/console/api/queues/emails/jobs?state=waiting&offset=-1",
+         {400, "offset must be a whole number"}},
+        {"/console/api/nothing", {404, "no such console path"}},
+    };
+    for (const auto& [target, expected] : bad) {
+        const auto r = f.call(http::verb::get, target, as("read"));
+        EXPECT_EQ(r.first, expected.first) << target;
+        EXPECT_TRUE(contains(error_of(r.second), expected.second)) << target;
+    }
+}
+
+TEST(Console, AFailedJobRetriedFromTheConsoleRunsAgain) {
+    console_fixture f;
+    akv::queue::job_options once;
+    once.max_attempts = 1;
+    const auto ids = f.enqueue("emails", 3, once);
+    // A worker that fails every job once, then lets them through.
+    int runs = 0;
+    akv::queue::worker_options wo;
+    wo.concurrency = 1;
+    akv::queue::worker w(
+        f.rc.client, "emails",
+        [&](akv::queue::job_context&) -> asio::awaitable<std::string> {
+            if (++runs <= 3) throw std::runtime_error("smtp is down");
+            co_return "sent";
+        },
+        wo);
+    bool drained = false;
+    asio::co_spawn(f.io, w.run(), [&](std::exception_ptr) { drained = true; });
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return runs >= 3 && f.counts("emails").failed == 3; }, 20s));
+
+    const auto failed =
+        f.call(http::verb::get, "/console/api/queues/emails/jobs?state=failed", as("read"));
+    ASSERT_EQ(failed.second.at("jobs").as_array().size(), 3u);
+    EXPECT_EQ(failed.second.at("jobs").as_array()[0].at("last_error"), "smtp is down");
+
+    const auto one =
+        f.act("emails", R"({"action": "retry", "id": ")" + ids[0] + "\"}", as("write"));
+    EXPECT_EQ(one.first, 200) << json::serialize(one.second);
+    const auto rest = f.act("emails", R"({"action": "retry_failed"})", as("write"));
+    EXPECT_EQ(rest.second.at("retried"), 2);
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return f.counts("emails").total_completed == 3; }, 20s));
+
+    const std::pair<std::string, std::pair<int, std::string>> bad[] = {
+        {"not json", {400, "must be a JSON object"}},
+        {R"({"action": "explode"})", {400, "unknown action \"explode\""}},
+        {R"({"action": "retry"})", {400, "needs \"id\""}},
+        {R"({"action": "retry", "id": "424242"})", {404, "424242"}},
+        {R"({"action": "rate_limit", "max_jobs": 5})", {400, "\"window_ms\" must be"}},
+    };
+    for (const auto& [body, expected] : bad) {
+        const auto r = f.act("emails", body, as("write"));
+        EXPECT_EQ(r.first, expected.first) << body;
+        EXPECT_TRUE(contains(error_of(r.second), expected.second))
+            << body << ": " << error_of(r.second);
+    }
+    EXPECT_EQ(f.act("nosuch", R"({"action": "pause"})", as("write")).first, 404);
+    w.stop();
+    run_until(
+        f.io, [] { return false; }, 300ms);
+}
+
+// The gateway's routes: the longest prefix wins, its own paths stay its own, a handler that
+// throws is a 500 naming why.
+TEST(GatewayRoutes, TheLongestPrefixWinsAndTheGatewaysOwnPathsStay) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    akv::gateway::options o;
+    o.port = 0;
+    auto answer = [](std::string text) -> akv::gateway::http_handler {
+        return [text](akv::gateway::http_request req) -> asio::awaitable<akv::gateway::http_reply> {
+            akv::gateway::http_reply r;
+            r.content_type = "text/plain";
+            r.body = text + " " + req.method + " " + req.path + "?" + req.query + " " +
+                     req.headers["x-who"];
+            co_return r;
+        };
+    };
+    o.routes["/app"] = answer("app");
+    o.routes["/app/admin"] = answer("admin");
+    o.routes["/"] = answer("root");
+    o.routes["/boom"] =
+        [](akv::gateway::http_request) -> asio::awaitable<akv::gateway::http_reply> {
+        throw std::runtime_error("the backend is down");
+        co_return akv::gateway::http_reply{};
+    };
+    running_gateway g(io, server.config(), o);
+    auto get = [&](const std::string& target, http::verb verb = http::verb::get) {
+        std::pair<int, std::string> r;
+        const headers_t who{{"X-Who", "me"}};
+        run_task(io, [&]() -> asio::awaitable<void> {
+            r = co_await http_call(g.port(), verb, target, "", who);
+        }());
+        return r;
+    };
+    EXPECT_EQ(get("/app/x?a=1").second, "app GET /app/x?a=1 me");
+    EXPECT_EQ(get("/app/admin/users", http::verb::post).second, "admin POST /app/admin/users? me");
+    EXPECT_EQ(get("/application").second, "root GET /application? me"); // not under /app
+    EXPECT_EQ(get("/healthz").second, "ok\n");
+    const auto boom = get("/boom");
+    EXPECT_EQ(boom.first, 500);
+    EXPECT_TRUE(contains(boom.second, "the backend is down")) << boom.second;
+}
