@@ -4,6 +4,8 @@
 #include <akv/gateway/token.hpp>
 #include <akv/queue/admin.hpp>
 
+#include "console_web.hpp"
+
 #include <boost/json.hpp>
 #include <boost/url/parse_query.hpp>
 
@@ -309,9 +311,15 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         co_return reply;
     }
     const std::vector<std::string> parts = segments(req.path);
-    // parts[0] == "console"
-    if (parts.size() < 3 || parts[1] != "api") refuse(404, "no such console path: " + req.path);
     const bool get = req.method == "GET" || req.method == "HEAD";
+    // parts[0] == "console": the page itself at /console and /console/.
+    if (parts.size() == 1 && get) {
+        http_reply page;
+        page.content_type = "text/html; charset=utf-8";
+        page.body = std::string(web::index_html);
+        co_return page;
+    }
+    if (parts.size() < 3 || parts[1] != "api") refuse(404, "no such console path: " + req.path);
     if (parts[2] == "whoami" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
         co_return json_reply(

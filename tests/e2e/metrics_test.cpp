@@ -1,7 +1,6 @@
 // /metrics of the bundled binaries as Prometheus scrapes it (akv-worker and akv-batcher with
 // --metrics-listen, akv-gateway on its own port), every answer read by a strict reader of the
-// text format (support/prometheus_text) and its figures checked against what the process did;
-// and akv-gateway's console API behind a login.
+// text format (support/prometheus_text) and its figures checked against what the process did.
 #include "support/cdp.hpp"
 #include "support/gateway_client.hpp"
 #include "support/harness.hpp"
@@ -240,33 +239,4 @@ TEST(Metrics, TheGrafanaDashboardReadsOnlySeriesWeServe) {
         ++checked;
     }
     EXPECT_GT(checked, 10u);
-}
-
-// akv-gateway --console: refused without a way to log in; with a password, its API answers.
-TEST(Console, TheGatewayServesTheConsoleApiBehindALogin) {
-    temp_dir dir{"akv-e2e-console-"};
-    akv::testing::embedded_server redis;
-    const auto no_login =
-        run_to_end(dir, {bin("akv-gateway"), "--redis", redis.url(), "--console"});
-    EXPECT_EQ(no_login.exit_code, 2) << no_login.output;
-    EXPECT_NE(no_login.output.find("--console: set AKV_GATEWAY_SECRET"), std::string::npos)
-        << no_login.output;
-
-    const std::uint16_t port = free_port();
-    child_process gateway({bin("akv-gateway"), "--redis", redis.url(), "--listen",
-                           "127.0.0.1:" + std::to_string(port), "--console"},
-                          {"AKV_CONSOLE_PASSWORD=hunter2"}, dir.path() / "gateway.log");
-    ASSERT_TRUE(
-        poll_until([&] { return gateway.log().find("listening on") != std::string::npos; }, 20s))
-        << gateway.log_tail();
-    asio::io_context io;
-    std::pair<int, std::string> anonymous, ops;
-    run_task(io, [&]() -> asio::awaitable<void> {
-        anonymous = co_await http_call(port, http::verb::get, "/console/api/whoami");
-        ops = co_await http_call(port, http::verb::get, "/console/api/whoami", "", "Authorization",
-                                 "Basic b3BzOmh1bnRlcjI="); // ops:hunter2
-    }());
-    EXPECT_EQ(anonymous.first, 401);
-    EXPECT_EQ(ops.first, 200) << ops.second;
-    EXPECT_NE(ops.second.find(R"("role":"write")"), std::string::npos) << ops.second;
 }

@@ -1,5 +1,6 @@
-// The operator's console, its JSON API: queues, their jobs, and actions on them, for
-// gateway::options::routes under "/console" (akv-gateway --console).
+// The operator's console: its page (GET /console, behind the same login) and its JSON API,
+// queues, their jobs, and actions on them, for gateway::options::routes under "/console"
+// (akv-gateway --console).
 //
 //   GET  /console/api/whoami                          {"role": "write" | "read", "who": ...}
 //   GET  /console/api/queues                          every queue (found by its keys) and its
