@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <memory>
@@ -217,6 +218,110 @@ asio::awaitable<void> audit(state& s, const std::string& who, const std::string&
     co_await s.redis.exec(req, akv::ignore);
 }
 
+// Keys of a type, by SCAN (one server: a cluster needs a SCAN per master, not built yet).
+asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, std::string_view type) {
+    if (redis.get_config().topology == config::mode::cluster)
+        refuse(501, "listing keys on a cluster needs a SCAN per master, not built yet");
+    std::set<std::string> names;
+    std::string cursor = "0";
+    do {
+        request req({.idempotent = true});
+        req.push("SCAN", cursor, "TYPE", type, "COUNT", 1000);
+        response<std::pair<std::string, std::vector<std::string>>> resp;
+        co_await redis.exec(req, resp);
+        auto& [next, keys] = std::get<0>(resp).value();
+        names.insert(keys.begin(), keys.end());
+        cursor = next;
+    } while (cursor != "0");
+    co_return std::vector<std::string>(names.begin(), names.end());
+}
+
+// A RESP map or flat array of name, value pairs as a JSON object (numbers stay numbers).
+json::object pairs_of(const resp::value& v) {
+    json::object o;
+    const auto& e = v.elements;
+    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+        const resp::value& x = e[i + 1];
+        if (x.data_type == resp::type::number)
+            o[e[i].str] = std::stoll(x.str);
+        else if (!x.is_aggregate() && !x.is_null())
+            o[e[i].str] = x.str;
+    }
+    return o;
+}
+
+// Each stream: its length and its groups (consumers, pending, lag, last delivered id).
+asio::awaitable<json::array> streams_json(client& redis) {
+    json::array out;
+    for (const auto& name : co_await keys_of_type(redis, "stream")) {
+        request req({.idempotent = true});
+        req.push("XLEN", name);
+        req.push("XINFO", "GROUPS", name);
+        response<long long, resp::value> resp;
+        co_await redis.exec(req, resp);
+        json::array groups;
+        for (const auto& g : std::get<1>(resp).value().elements)
+            groups.push_back(pairs_of(g));
+        out.push_back(json::object{
+            {"name", name}, {"length", std::get<0>(resp).value()}, {"groups", std::move(groups)}});
+    }
+    co_return out;
+}
+
+// The server behind the client: INFO's figures an operator looks at first, and its slow log.
+asio::awaitable<json::object> redis_json(client& redis) {
+    request req({.idempotent = true});
+    req.push("INFO");
+    req.push("SLOWLOG", "GET", 10);
+    response<std::string, resp::value> resp;
+    co_await redis.exec(req, resp);
+    json::object info, keyspace;
+    const std::string& text = std::get<0>(resp).value();
+    static const std::set<std::string_view> wanted{"redis_version",
+                                                   "role",
+                                                   "connected_clients",
+                                                   "used_memory",
+                                                   "used_memory_human",
+                                                   "maxmemory",
+                                                   "instantaneous_ops_per_sec",
+                                                   "total_commands_processed",
+                                                   "connected_slaves",
+                                                   "master_link_status",
+                                                   "uptime_in_seconds",
+                                                   "evicted_keys",
+                                                   "expired_keys"};
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const auto end = std::min(text.find('\n', at), text.size());
+        std::string_view line(text.data() + at, end - at);
+        at = end + 1;
+        if (line.ends_with('\r')) line.remove_suffix(1);
+        const auto colon = line.find(':');
+        if (line.empty() || line[0] == '#' || colon == std::string_view::npos) continue;
+        const std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+        if (key.starts_with("db") && key.size() > 2 &&
+            std::isdigit(static_cast<unsigned char>(key[2])))
+            keyspace[key] = value;
+        else if (wanted.count(key))
+            info[key] = value;
+    }
+    json::array slow;
+    for (const auto& entry : std::get<1>(resp).value().elements) {
+        if (entry.elements.size() < 4) continue;
+        std::string command;
+        for (const auto& arg : entry.elements[3].elements)
+            command += (command.empty() ? "" : " ") + arg.str;
+        slow.push_back(json::object{{"id", std::stoll(entry.elements[0].str)},
+                                    {"duration_us", std::stoll(entry.elements[2].str)},
+                                    {"command", command}});
+    }
+    const endpoint e = redis.remote_endpoint();
+    co_return json::object{{"endpoint", e.host + ":" + std::to_string(e.port)},
+                           {"info", std::move(info)},
+                           {"keyspace", std::move(keyspace)},
+                           {"slowlog", std::move(slow)}};
+}
+
 std::string text_at(const json::object& o, std::string_view key, bool required) {
     const json::value* v = o.if_contains(key);
     if (!v) {
@@ -324,6 +429,16 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         if (!get) refuse(405, "use GET");
         co_return json_reply(
             json::object{{"role", r == role::write ? "write" : "read"}, {"who", who}});
+    }
+    if (parts[2] == "streams" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        json::array streams = co_await streams_json(s.redis);
+        co_return json_reply(json::object{{"streams", std::move(streams)}});
+    }
+    if (parts[2] == "redis" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        const json::object info = co_await redis_json(s.redis);
+        co_return json_reply(info);
     }
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {

@@ -154,6 +154,10 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     EXPECT_EQ(text(1), "2");
     EXPECT_EQ(text(4), "3");
 
+    // The server and the streams are shown too (the queue's keys include none).
+    EXPECT_TRUE(wait("[...document.querySelectorAll('#redis td')].some(td => td.textContent === "
+                     "'used_memory_human')"));
+
     // The queue: its failed jobs, a plot with points, and a retry that goes through.
     browser.cdp().evaluate(page, "window.confirm = () => true; "
                                  "document.querySelector('tr.queue').click(); true");

@@ -302,3 +302,34 @@ TEST(GatewayRoutes, TheLongestPrefixWinsAndTheGatewaysOwnPathsStay) {
     EXPECT_EQ(boom.first, 500);
     EXPECT_TRUE(contains(boom.second, "the backend is down")) << boom.second;
 }
+
+TEST(Console, StreamsWithTheirGroupsAndTheRedisServer) {
+    console_fixture f;
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        for (int i = 0; i < 5; ++i)
+            req.push("XADD", "events", "*", "n", i);
+        req.push("XGROUP", "CREATE", "events", "readers", "0");
+        req.push("XREADGROUP", "GROUP", "readers", "r1", "COUNT", 2, "STREAMS", "events", ">");
+        co_await f.rc.client.exec(req, akv::ignore);
+    }());
+    const auto streams = f.call(http::verb::get, "/console/api/streams", as("read"));
+    ASSERT_EQ(streams.first, 200) << json::serialize(streams.second);
+    const auto& list = streams.second.at("streams").as_array();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].at("name"), "events");
+    EXPECT_EQ(list[0].at("length"), 5);
+    const auto& group = list[0].at("groups").as_array().at(0);
+    EXPECT_EQ(group.at("name"), "readers");
+    EXPECT_EQ(group.at("consumers"), 1);
+    EXPECT_EQ(group.at("pending"), 2);
+    EXPECT_EQ(group.at("lag"), 3);
+
+    const auto redis = f.call(http::verb::get, "/console/api/redis", as("read"));
+    ASSERT_EQ(redis.first, 200) << json::serialize(redis.second);
+    EXPECT_EQ(redis.second.at("info").at("role"), "master");
+    EXPECT_TRUE(redis.second.at("info").as_object().contains("used_memory"));
+    EXPECT_TRUE(redis.second.at("keyspace").as_object().contains("db0"));
+    EXPECT_TRUE(redis.second.at("slowlog").is_array());
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/redis", {}).first, 401);
+}
