@@ -1,19 +1,20 @@
 // The operator's console: its page (GET /console, behind the same login) and its JSON API,
-// queues, their jobs, and actions on them, for gateway::options::routes under "/console"
-// (akv-gateway --console).
+// for gateway::options::routes under "/console" (akv-gateway --console).
 //
-//   GET  /console/api/whoami                          {"role": "write" | "read", "who": ...}
-//   GET  /console/api/queues                          every queue (found by its keys) and its
-//   counts GET  /console/api/queues/Q                        counts, and the last hour per minute
+//   GET  /console/api/whoami              {"role": "write" | "read", "who": ...}
+//   GET  /console/api/queues              every queue (found by its keys) and its counts
+//   GET  /console/api/queues/Q            its counts, and the last hour per minute
 //   GET  /console/api/queues/Q/jobs?state=S&offset=N&limit=N
-//                                                     a page of jobs (state: waiting, delayed,
-//                                                     active, failed, completed; limit <= max_page)
-//   GET  /console/api/queues/Q/jobs/ID                one job: payload, attempts, last error,
-//   result POST /console/api/queues/Q/actions                {"action": "retry" | "remove" |
-//   "cancel" |
-//                                                     "pause" | "resume" | "rate_limit" |
-//                                                     "retry_failed", "id": ..., "reason": ...,
-//                                                     "max_jobs": N, "window_ms": N}
+//                                         a page of jobs; S: waiting, delayed, active, failed,
+//                                         completed; N <= max_page
+//   GET  /console/api/queues/Q/jobs/ID    one job: payload, attempts, last error, result
+//   POST /console/api/queues/Q/actions    {"action": A, "id": ..., "reason": ...,
+//                                         "max_jobs": N, "window_ms": N}; A: retry, remove,
+//                                         cancel, pause, resume, rate_limit, retry_failed
+//   GET  /console/api/streams             every stream: its length and groups (consumers,
+//                                         pending, lag, last delivered id)
+//   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
+//                                         10 slow log entries
 //
 // Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
 // or "read" (reads only), or HTTP Basic with the console password (actions). Anyone else gets
@@ -22,8 +23,8 @@
 // in the audit stream (who, action, queue, id) before it is answered.
 //
 // Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
-// 404 for an unknown queue or job, 409 for a job that runs, 501 for queue discovery on a
-// cluster (a SCAN per master, not built yet: name the queue instead).
+// 404 for an unknown queue or job, 409 for a job that runs, 501 for listing queues or streams
+// on a cluster (a SCAN per master, not built yet: name the queue instead).
 #pragma once
 
 #include <akv/client.hpp>
