@@ -5,8 +5,8 @@
 //   akv::metrics::exposition out;
 //   out.family("akv_queue_jobs_processed_total", "counter", "Jobs whose handler returned.");
 //   out.sample({{"queue", "emails"}}, 1234);
-//   durations.write(out, "akv_queue_job_duration_seconds", "Handler run time.", {{"queue",
-//   "emails"}}); respond(out.text()); // Content-Type: akv::metrics::content_type
+//   durations.write(out, "akv_queue_job_duration_seconds", "Run time.", {{"queue", "emails"}});
+//   respond(out.text()); // Content-Type: akv::metrics::content_type
 #pragma once
 
 #include <cstdint>

@@ -9,8 +9,8 @@
 //
 // Only GET (or HEAD) of /metrics and /healthz; anything else gets 404 or 405, a request that
 // is not HTTP gets 400, a peer that sends nothing for 5 s is closed, and past 32 connections at
-// once new ones are closed at once. The source is called
-// on the listener's executor: give it the one your counters live on.
+// once new ones are closed at once. The source is called on the listener's executor: give it
+// the one your counters live on.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
