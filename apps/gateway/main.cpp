@@ -273,13 +273,14 @@ int main(int argc, char** argv) {
             return akv::app::exit_usage;
         }
     }
+    std::unique_ptr<gw::server> server;
     if (f.console) {
         akv::console::options co;
         co.token_secret = f.opts.token_secret;
         co.password = f.console_password;
+        co.gateway_stats = [&server] { return server ? server->snapshot() : gw::stats{}; };
         f.opts.routes["/console"] = akv::console::api(redis, co);
     }
-    std::unique_ptr<gw::server> server;
     try {
         server = std::make_unique<gw::server>(redis, f.opts);
     } catch (const std::exception& e) {

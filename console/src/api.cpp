@@ -440,6 +440,27 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         const json::object info = co_await redis_json(s.redis);
         co_return json_reply(info);
     }
+    if (parts[2] == "gateway" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        if (!s.opts.gateway_stats) refuse(404, "this console is not served by a gateway");
+        const gateway::stats g = s.opts.gateway_stats();
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        co_return json_reply(json::object{{"sessions", g.sessions},
+                                          {"channels", g.channels},
+                                          {"sessions_total", g.sessions_total},
+                                          {"refused_total", g.refused_total},
+                                          {"messages_in", g.messages_in},
+                                          {"messages_out", g.messages_out},
+                                          {"frames_out", g.frames_out},
+                                          {"dropped", g.dropped},
+                                          {"slow_disconnects", g.slow_disconnects},
+                                          {"published", g.published},
+                                          {"webhooks", g.webhooks},
+                                          {"redis_latency_ms", g.redis_latency_ms},
+                                          {"at_ms", now_ms}});
+    }
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {
         if (!get) refuse(405, "use GET");

@@ -157,6 +157,7 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     // The server and the streams are shown too (the queue's keys include none).
     EXPECT_TRUE(wait("[...document.querySelectorAll('#redis td')].some(td => td.textContent === "
                      "'used_memory_human')"));
+    EXPECT_TRUE(wait("document.querySelector('#gateway tr[data-key=sessions]') !== null"));
 
     // The queue: its failed jobs, a plot with points, and a retry that goes through.
     browser.cdp().evaluate(page, "window.confirm = () => true; "

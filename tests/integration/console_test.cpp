@@ -56,6 +56,7 @@ struct console_fixture {
             akv::console::options co;
             co.token_secret = std::string(secret);
             co.password = "hunter2";
+            co.gateway_stats = [this] { return gateway.server->snapshot(); };
             o.routes["/console"] = akv::console::api(rc.client, co);
             return o;
         }()) {}
@@ -332,4 +333,21 @@ TEST(Console, StreamsWithTheirGroupsAndTheRedisServer) {
     EXPECT_TRUE(redis.second.at("keyspace").as_object().contains("db0"));
     EXPECT_TRUE(redis.second.at("slowlog").is_array());
     EXPECT_EQ(f.call(http::verb::get, "/console/api/redis", {}).first, 401);
+}
+
+TEST(Console, TheServingGatewaysFigures) {
+    console_fixture f;
+    gateway_client session(f.io);
+    run_task(f.io, session.open(f.gateway.port()));
+    std::pair<int, json::value> g;
+    EXPECT_TRUE(run_until(
+        f.io,
+        [&] {
+            g = f.call(http::verb::get, "/console/api/gateway", as("read"));
+            return g.first == 200 && g.second.at("sessions") == 1;
+        },
+        10s))
+        << json::serialize(g.second);
+    EXPECT_TRUE(g.second.as_object().contains("messages_out"));
+    EXPECT_TRUE(g.second.as_object().contains("dropped"));
 }

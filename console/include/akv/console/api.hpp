@@ -15,6 +15,8 @@
 //                                         pending, lag, last delivered id)
 //   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
 //                                         10 slow log entries
+//   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
+//                                         messages in and out, drops, slow disconnects)
 //
 // Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
 // or "read" (reads only), or HTTP Basic with the console password (actions). Anyone else gets
@@ -29,8 +31,10 @@
 
 #include <akv/client.hpp>
 #include <akv/gateway/options.hpp>
+#include <akv/gateway/server.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace akv::console {
@@ -41,6 +45,9 @@ struct options {
     std::string audit_stream = "akv:console:audit";
     std::size_t audit_maxlen = 10000; // trimmed to about this many entries
     std::size_t max_page = 500;       // jobs per page at most
+    // The figures of the gateway serving the console (gateway::server::snapshot, called on the
+    // client's executor); empty: /console/api/gateway answers 404.
+    std::function<gateway::stats()> gateway_stats;
 };
 
 // The handler of every /console path; uses `redis` (which must outlive it) on its executor.
