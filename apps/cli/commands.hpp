@@ -17,6 +17,7 @@ extern const char* const model_usage;
 extern const char* const embedding_usage;
 extern const char* const monitor_usage;
 extern const char* const demo_load_usage;
+extern const char* const console_usage;
 
 // `akv stream groups|pending|info ...` (stream.cpp): a stream and its consumer groups.
 int run_stream_command(const akv::config& cfg, const std::vector<std::string>& args);
@@ -30,5 +31,7 @@ int run_embedding_command(const akv::config& cfg, const std::vector<std::string>
 int run_monitor_command(const akv::config& cfg, const std::vector<std::string>& args);
 // `akv demo-load [N] ...` (demo_load.cpp): sample comments to the demo's webhook, over HTTP.
 int run_demo_load(const std::vector<std::string>& args);
+// `akv console [--listen HOST:PORT]` (console.cpp): the operator's console on a local port.
+int run_console_command(const akv::config& cfg, const std::vector<std::string>& args);
 
 } // namespace akv::cli

@@ -46,6 +46,7 @@ the details of each):
   embedding  an embedding table to and from a text file: export, import
   monitor    live counters of the server, queues and streams, every interval
   demo-load  N sample comments to the demo's webhook (akv-demo), to watch it under load
+  console    the operator's console on a local port, for a quick look (Ctrl-C stops it)
 (These words are lower case; the Redis command MONITOR is still `akv MONITOR`.)
 
 options:
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
     if (word == "embedding") return akv::cli::run_embedding_command(opts.cfg, rest);
     if (word == "monitor") return akv::cli::run_monitor_command(opts.cfg, rest);
     if (word == "demo-load") return akv::cli::run_demo_load(rest);
+    if (word == "console") return akv::cli::run_console_command(opts.cfg, rest);
 
     asio::io_context io;
     akv::connection conn(io.get_executor(), opts.cfg);

@@ -16,7 +16,10 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
+#include <regex>
+#include <sys/wait.h>
 
 using namespace akv::test;
 using namespace std::chrono_literals;
@@ -192,4 +195,41 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     const std::filesystem::path file = std::filesystem::path(AKV_BIN_DIR) / "console.png";
     std::ofstream(file, std::ios::binary) << png;
     EXPECT_GT(std::filesystem::file_size(file), 1000u);
+}
+
+// `akv console`: a local console for a quick look, its address and password printed.
+TEST(Console, AkvConsoleServesOnAFreePortWithAPasswordOfItsOwn) {
+    temp_dir dir{"akv-e2e-akv-console-"};
+    akv::testing::embedded_server redis;
+    child_process console({bin("akv"), "--redis", redis.url(), "console"}, {},
+                          dir.path() / "console.log");
+    std::smatch m;
+    std::string log;
+    const std::regex announced(
+        R"(console at http://127\.0\.0\.1:(\d+)/console \(any user, password ([0-9a-f]+)\))");
+    ASSERT_TRUE(poll_until(
+        [&] {
+            log = console.log();
+            return std::regex_search(log, m, announced);
+        },
+        20s))
+        << log;
+    const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    const std::string login = "ops:" + m[2].str();
+    std::string basic(boost::beast::detail::base64::encoded_size(login.size()), '\0');
+    basic.resize(boost::beast::detail::base64::encode(basic.data(), login.data(), login.size()));
+    asio::io_context io;
+    std::pair<int, std::string> anonymous, ops;
+    const std::string authorization = "Basic " + basic;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        anonymous = co_await http_call(port, http::verb::get, "/console/api/whoami");
+        ops = co_await http_call(port, http::verb::get, "/console/api/whoami", "", "Authorization",
+                                 authorization);
+    }());
+    EXPECT_EQ(anonymous.first, 401);
+    EXPECT_EQ(ops.first, 200) << ops.second;
+    console.signal(SIGTERM);
+    ASSERT_TRUE(poll_until([&] { return !console.running(); }, 20s)) << console.log_tail();
+    EXPECT_TRUE(WIFEXITED(console.status()) && WEXITSTATUS(console.status()) == 0)
+        << console.log_tail();
 }
