@@ -7,6 +7,7 @@
 
 #include <akv/client.hpp>
 #include <akv/console/api.hpp>
+#include <akv/console/sampler.hpp>
 #include <akv/gateway/server.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -83,9 +84,16 @@ int run_console_command(const akv::config& base, const std::vector<std::string>&
     akv::client redis(io.get_executor(), cfg);
     console::options co;
     co.password = one_time_password();
+    co.token_secret = one_time_password(); // for the live view's tokens only
     std::unique_ptr<gateway::server> server;
-    co.gateway_stats = [&server] { return server ? server->snapshot() : gateway::stats{}; };
+    auto figures = [&server] { return server ? server->snapshot() : gateway::stats{}; };
+    co.gateway_stats = figures;
+    console::sampler_options so;
+    so.gateway_stats = figures;
+    co.live_channel = so.channel;
+    o.token_secret = co.token_secret;
     o.routes["/console"] = console::api(redis, co);
+    console::sampler sampler(redis, so);
     try {
         server = std::make_unique<gateway::server>(redis, o);
     } catch (const std::exception& e) {
@@ -96,8 +104,11 @@ int run_console_command(const akv::config& base, const std::vector<std::string>&
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](boost::system::error_code ec, int) {
-        if (!ec) server->stop();
+        if (ec) return;
+        sampler.stop();
+        server->stop();
     });
+    asio::co_spawn(io, sampler.run(), [](std::exception_ptr) {});
     asio::co_spawn(io, server->run(), [&](std::exception_ptr e) {
         if (e) {
             try {
@@ -107,6 +118,7 @@ int run_console_command(const akv::config& base, const std::vector<std::string>&
             }
             status = 2;
         }
+        sampler.stop();
         signals.cancel();
         redis.cancel();
     });

@@ -8,6 +8,7 @@
 #include <akv/client.hpp>
 #include <akv/config.hpp>
 #include <akv/console/api.hpp>
+#include <akv/console/sampler.hpp>
 #include <akv/gateway/error.hpp>
 #include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
@@ -274,11 +275,21 @@ int main(int argc, char** argv) {
         }
     }
     std::unique_ptr<gw::server> server;
+    std::unique_ptr<akv::console::sampler> sampler;
     if (f.console) {
+        // The console's live view subscribes with tokens it mints: a secret is needed, and a
+        // random one lets in no one else.
+        if (f.opts.token_secret.empty()) f.opts.token_secret = random_hex(32);
+        auto figures = [&server] { return server ? server->snapshot() : gw::stats{}; };
+        akv::console::sampler_options so;
+        so.channel_prefix = f.opts.channel_prefix;
+        so.gateway_stats = figures;
+        sampler = std::make_unique<akv::console::sampler>(redis, so);
         akv::console::options co;
         co.token_secret = f.opts.token_secret;
         co.password = f.console_password;
-        co.gateway_stats = [&server] { return server ? server->snapshot() : gw::stats{}; };
+        co.gateway_stats = figures;
+        co.live_channel = so.channel;
         f.opts.routes["/console"] = akv::console::api(redis, co);
     }
     try {
@@ -294,8 +305,10 @@ int main(int argc, char** argv) {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
         if (ec) return;
         spdlog::info("signal {}: closing sessions", sig);
+        if (sampler) sampler->stop();
         server->stop();
     });
+    if (sampler) asio::co_spawn(io, sampler->run(), [](std::exception_ptr) {});
     asio::co_spawn(io, server->run(), [&](std::exception_ptr e) {
         if (e) {
             try {
@@ -305,6 +318,7 @@ int main(int argc, char** argv) {
             }
             status = 1;
         }
+        if (sampler) sampler->stop();
         signals.cancel();
         redis.cancel();
     });

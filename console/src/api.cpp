@@ -1,4 +1,5 @@
 #include <akv/console/api.hpp>
+#include <akv/console/sampler.hpp>
 
 #include <akv/error.hpp>
 #include <akv/gateway/token.hpp>
@@ -6,6 +7,8 @@
 
 #include "console_web.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/url/parse_query.hpp>
 
@@ -322,6 +325,34 @@ asio::awaitable<json::object> redis_json(client& redis) {
                            {"slowlog", std::move(slow)}};
 }
 
+json::object gateway_json(const gateway::stats& g) {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    return json::object{{"sessions", g.sessions},
+                        {"channels", g.channels},
+                        {"sessions_total", g.sessions_total},
+                        {"refused_total", g.refused_total},
+                        {"messages_in", g.messages_in},
+                        {"messages_out", g.messages_out},
+                        {"frames_out", g.frames_out},
+                        {"dropped", g.dropped},
+                        {"slow_disconnects", g.slow_disconnects},
+                        {"published", g.published},
+                        {"webhooks", g.webhooks},
+                        {"redis_latency_ms", g.redis_latency_ms},
+                        {"at_ms", now_ms}};
+}
+
+asio::awaitable<json::array> queues_json(client& redis) {
+    json::array queues;
+    for (const auto& name : co_await discover(redis)) {
+        queue::admin a(redis, name);
+        queues.push_back(counts_json(name, co_await a.counts()));
+    }
+    co_return queues;
+}
+
 std::string text_at(const json::object& o, std::string_view key, bool required) {
     const json::value* v = o.if_contains(key);
     if (!v) {
@@ -443,32 +474,27 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     if (parts[2] == "gateway" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
         if (!s.opts.gateway_stats) refuse(404, "this console is not served by a gateway");
-        const gateway::stats g = s.opts.gateway_stats();
-        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count();
-        co_return json_reply(json::object{{"sessions", g.sessions},
-                                          {"channels", g.channels},
-                                          {"sessions_total", g.sessions_total},
-                                          {"refused_total", g.refused_total},
-                                          {"messages_in", g.messages_in},
-                                          {"messages_out", g.messages_out},
-                                          {"frames_out", g.frames_out},
-                                          {"dropped", g.dropped},
-                                          {"slow_disconnects", g.slow_disconnects},
-                                          {"published", g.published},
-                                          {"webhooks", g.webhooks},
-                                          {"redis_latency_ms", g.redis_latency_ms},
-                                          {"at_ms", now_ms}});
+        co_return json_reply(gateway_json(s.opts.gateway_stats()));
+    }
+    if (parts[2] == "live" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        if (s.opts.live_channel.empty() || s.opts.token_secret.empty())
+            refuse(404, "no live snapshots: the console's gateway runs no sampler");
+        // A short token for the page's WebSocket: it may subscribe to the snapshots only.
+        gateway::token_claims c;
+        c.subject = "console:" + who;
+        c.expires = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    600;
+        c.channels = {s.opts.live_channel};
+        co_return json_reply(json::object{{"channel", s.opts.live_channel},
+                                          {"token", gateway::sign_token(c, s.opts.token_secret)}});
     }
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        json::array queues;
-        for (const auto& name : co_await discover(s.redis)) {
-            queue::admin a(s.redis, name);
-            queues.push_back(counts_json(name, co_await a.counts()));
-        }
+        json::array queues = co_await queues_json(s.redis);
         co_return json_reply(json::object{{"queues", std::move(queues)}});
     }
     const std::string& name = parts[3];
@@ -538,6 +564,52 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
 }
 
 } // namespace
+
+// ---- sampler
+
+sampler::sampler(client& redis, sampler_options options)
+    : redis_(redis)
+    , options_(std::move(options))
+    , timer_(redis.get_executor()) {}
+
+asio::awaitable<std::string> sampler::sample() {
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    json::object snapshot{{"at_ms", now_ms}};
+    // Listing keys on a cluster is not built: the snapshot says so instead of failing.
+    try {
+        snapshot["queues"] = co_await queues_json(redis_);
+        snapshot["streams"] = co_await streams_json(redis_);
+    } catch (const refusal& r) {
+        snapshot["error"] = r.message;
+    }
+    snapshot["redis"] = co_await redis_json(redis_);
+    if (options_.gateway_stats) snapshot["gateway"] = gateway_json(options_.gateway_stats());
+    co_return json::serialize(snapshot);
+}
+
+asio::awaitable<void> sampler::run() {
+    while (!stopped_) {
+        try {
+            const std::string snapshot = co_await sample();
+            request req;
+            req.push("PUBLISH", options_.channel_prefix + options_.channel, snapshot);
+            co_await redis_.exec(req, akv::ignore);
+            ++published_;
+        } catch (const boost::system::system_error&) {
+            // Redis away: the next interval tries again.
+        }
+        if (stopped_) break;
+        timer_.expires_after(options_.interval);
+        co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+}
+
+void sampler::stop() {
+    stopped_ = true;
+    timer_.cancel();
+}
 
 gateway::http_handler api(client& redis, options o) {
     auto s = std::make_shared<state>(state{redis, std::move(o)});

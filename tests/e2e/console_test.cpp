@@ -161,6 +161,8 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     EXPECT_TRUE(wait("[...document.querySelectorAll('#redis td')].some(td => td.textContent === "
                      "'used_memory_human')"));
     EXPECT_TRUE(wait("document.querySelector('#gateway tr[data-key=sessions]') !== null"));
+    // Live: the gateway's sampler's snapshots arrive over its own WebSocket protocol.
+    EXPECT_TRUE(wait("document.body.dataset.live === '1'"));
 
     // The queue: its failed jobs, a plot with points, and a retry that goes through.
     browser.cdp().evaluate(page, "window.confirm = () => true; "

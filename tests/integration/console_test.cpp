@@ -6,6 +6,7 @@
 #include "support/running_client.hpp"
 
 #include <akv/console/api.hpp>
+#include <akv/console/sampler.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
@@ -350,4 +351,60 @@ TEST(Console, TheServingGatewaysFigures) {
         << json::serialize(g.second);
     EXPECT_TRUE(g.second.as_object().contains("messages_out"));
     EXPECT_TRUE(g.second.as_object().contains("dropped"));
+}
+
+// One sample reads every figure once; run() publishes one a interval until stop().
+TEST(ConsoleSampler, PublishesSnapshotsOfEveryFigureUntilStopped) {
+    console_fixture f;
+    f.enqueue("emails", 4);
+    akv::console::sampler_options so;
+    so.interval = std::chrono::milliseconds(20);
+    so.channel_prefix = "app1:";
+    so.gateway_stats = [&] { return f.gateway.server->snapshot(); };
+    akv::console::sampler s(f.rc.client, so);
+    std::string text;
+    run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+    const json::value snap = json::parse(text);
+    EXPECT_EQ(snap.at("queues").at(0).at("name"), "emails");
+    EXPECT_EQ(snap.at("queues").at(0).at("waiting"), 4);
+    EXPECT_TRUE(snap.at("streams").is_array());
+    EXPECT_EQ(snap.at("redis").at("info").at("role"), "master");
+    EXPECT_TRUE(snap.at("gateway").as_object().contains("sessions"));
+
+    // Published every interval (a page receives them: e2e Console.ThePageShows...).
+    bool done = false;
+    asio::co_spawn(f.io, s.run(), [&](std::exception_ptr) { done = true; });
+    EXPECT_TRUE(run_until(f.io, [&] { return s.published() >= 3; }, 10s));
+    s.stop();
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return done; }, 5s));
+}
+
+TEST(Console, TheLiveViewGetsATokenForTheSnapshotsOnly) {
+    console_fixture f;
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/live", as("read")).first, 404);
+
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::gateway::options o;
+    o.port = 0;
+    akv::console::options co;
+    co.token_secret = std::string(secret);
+    co.live_channel = "akv:console:snapshot";
+    o.routes["/console"] = akv::console::api(rc.client, co);
+    running_gateway g(io, server.config(), o);
+    std::pair<int, std::string> r;
+    const headers_t reader = as("read");
+    run_task(io, [&]() -> asio::awaitable<void> {
+        r = co_await http_call(g.port(), http::verb::get, "/console/api/live", "", reader);
+    }());
+    ASSERT_EQ(r.first, 200) << r.second;
+    const json::value live = json::parse(r.second);
+    EXPECT_EQ(live.at("channel"), "akv:console:snapshot");
+    const auto claims = akv::gateway::verify_token(std::string(live.at("token").as_string()),
+                                                   secret, std::chrono::system_clock::now());
+    EXPECT_EQ(claims.channels, (std::vector<std::string>{"akv:console:snapshot"}));
+    EXPECT_TRUE(claims.publish.empty());
+    EXPECT_EQ(claims.admin, "");
 }

@@ -17,6 +17,7 @@
 //                                         10 slow log entries
 //   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
 //                                         messages in and out, drops, slow disconnects)
+//   GET  /console/api/live                the sampler's channel and a token to subscribe to it
 //
 // Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
 // or "read" (reads only), or HTTP Basic with the console password (actions). Anyone else gets
@@ -48,6 +49,9 @@ struct options {
     // The figures of the gateway serving the console (gateway::server::snapshot, called on the
     // client's executor); empty: /console/api/gateway answers 404.
     std::function<gateway::stats()> gateway_stats;
+    // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
+    // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
+    std::string live_channel;
 };
 
 // The handler of every /console path; uses `redis` (which must outlive it) on its executor.

@@ -1,0 +1,52 @@
+// One sampler per gateway process: every interval it reads the console's figures once (the
+// queues and their counts, the streams and their groups, the Redis server, the gateway's own)
+// and publishes them as one JSON snapshot on a channel of the gateway. Every open console
+// subscribes to that channel, so a hundred browsers cost Redis what one does.
+//
+//   akv::console::sampler s(redis, figures_of_the_gateway);
+//   asio::co_spawn(io, s.run(), asio::detached);   // ... s.stop();
+#pragma once
+
+#include <akv/client.hpp>
+#include <akv/gateway/server.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace akv::console {
+
+struct sampler_options {
+    // The gateway channel (the Redis channel is the gateway's channel prefix + this).
+    std::string channel = "akv:console:snapshot";
+    std::string channel_prefix;
+    std::chrono::milliseconds interval{1000};
+    // The serving gateway's figures (on the client's executor); empty: none in the snapshot.
+    std::function<gateway::stats()> gateway_stats;
+};
+
+class sampler {
+public:
+    sampler(client& redis, sampler_options options = {});
+
+    // Samples and publishes until stop(). A sample that fails (Redis away) is skipped.
+    asio::awaitable<void> run();
+    void stop();
+
+    std::uint64_t published() const noexcept { return published_; }
+    // The snapshot JSON text of one sample (what run() publishes).
+    asio::awaitable<std::string> sample();
+
+private:
+    client& redis_;
+    sampler_options options_;
+    asio::steady_timer timer_;
+    bool stopped_ = false;
+    std::uint64_t published_ = 0;
+};
+
+} // namespace akv::console
