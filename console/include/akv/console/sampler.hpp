@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace akv::console {
 
@@ -47,6 +48,8 @@ private:
     asio::steady_timer timer_;
     bool stopped_ = false;
     std::uint64_t published_ = 0;
+    std::uint64_t samples_ = 0;
+    std::vector<std::string> queue_names_; // found again every tenth sample
 };
 
 } // namespace akv::console
