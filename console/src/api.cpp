@@ -97,20 +97,25 @@ role role_of(const http_request& req, const options& o, std::string& who) {
         const std::string user_password = base64_decode(auth.substr(6));
         const auto colon = user_password.find(':');
         if (colon != std::string::npos && same_text(user_password.substr(colon + 1), o.password)) {
-            who = user_password.substr(0, colon).empty() ? "password"
-                                                         : user_password.substr(0, colon);
+            // The user name is not checked (there is one password): the trail says so.
+            who = "password:" + user_password.substr(0, colon);
             return role::write;
         }
     }
     return role::none;
 }
 
+// The path's segments, each percent-decoded (so "%2F" stays inside its segment).
 std::vector<std::string> segments(std::string_view path) {
     std::vector<std::string> out;
     while (!path.empty()) {
         const auto slash = path.find('/');
         const std::string_view part = path.substr(0, slash);
-        if (!part.empty()) out.emplace_back(part);
+        if (!part.empty()) {
+            auto decoded = boost::urls::make_pct_string_view(part);
+            if (!decoded) refuse(400, "a bad %-escape in the path: " + std::string(part));
+            out.push_back(decoded->decode());
+        }
         if (slash == std::string_view::npos) break;
         path.remove_prefix(slash + 1);
     }
@@ -256,15 +261,17 @@ json::object pairs_of(const resp::value& v) {
 }
 
 // Each stream: its length and its groups (consumers, pending, lag, last delivered id).
-asio::awaitable<json::array> streams_json(client& redis) {
+asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::string>& names) {
     json::array out;
-    for (const auto& name : co_await keys_of_type(redis, "stream")) {
+    for (const auto& name : names) {
         request req({.idempotent = true});
         req.push("XLEN", name);
         req.push("XINFO", "GROUPS", name);
         response<long long, resp::value> resp;
         co_await redis.exec(req, resp);
         json::array groups;
+        if (std::get<0>(resp).has_error() || std::get<1>(resp).has_error())
+            continue; // deleted since it was found
         for (const auto& g : std::get<1>(resp).value().elements)
             groups.push_back(pairs_of(g));
         out.push_back(json::object{
@@ -365,7 +372,9 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
                 if (--left == 0) all_done.cancel();
             });
     }
-    if (left > 0) co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+    // The children write into this frame: it waits for every one of them, whatever wakes it.
+    while (left > 0)
+        co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (failure) std::rethrow_exception(failure);
     json::array queues;
     for (std::size_t i = 0; i < names.size(); ++i)
@@ -412,12 +421,19 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
     if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
     const json::object& o = body.get_object();
     const std::string action = text_at(o, "action", true);
+    static const std::set<std::string> actions{"retry",  "remove",     "cancel",      "pause",
+                                               "resume", "rate_limit", "retry_failed"};
+    if (!actions.count(action))
+        refuse(400, "unknown action \"" + action +
+                        "\" (retry, remove, cancel, pause, resume, rate_limit, retry_failed)");
+    const bool on_a_job = action == "retry" || action == "remove" || action == "cancel";
+    const std::string id = on_a_job ? text_at(o, "id", true) : std::string();
     queue::admin a(s.redis, queue_name);
     co_await a.require_exists();
+    // Recorded before it runs: an action that fails halfway is in the trail too.
+    co_await audit(s, who, action, queue_name, id);
     json::object out;
-    std::string id;
-    if (action == "retry" || action == "remove" || action == "cancel") {
-        id = text_at(o, "id", true);
+    if (on_a_job) {
         if (action == "retry") {
             co_await a.retry(id);
         } else if (action == "remove") {
@@ -440,21 +456,23 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
         if (max_jobs > 0 && window == 0) refuse(400, "\"window_ms\" must be > 0 with a limit");
         co_await a.set_rate_limit(max_jobs, std::chrono::milliseconds(window));
     } else if (action == "retry_failed") {
-        std::size_t retried = 0;
-        for (;;) {
-            const auto ids = co_await a.list(queue::job_state::failed, 0, 500);
-            if (ids.empty()) break;
-            for (const auto& failed : ids) {
+        // The failed jobs of this moment, each once: a job failing again at once is not
+        // retried again, and one whose record went meanwhile is skipped.
+        const auto ids = co_await a.list(queue::job_state::failed, 0, 100000);
+        std::size_t retried = 0, skipped = 0;
+        for (const auto& failed : ids) {
+            bool done = true;
+            try {
                 co_await a.retry(failed);
-                ++retried;
+            } catch (const boost::system::system_error& e) {
+                if (e.code() != error::unknown_job && e.code() != error::invalid_config) throw;
+                done = false;
             }
+            ++(done ? retried : skipped);
         }
         out["retried"] = retried;
-    } else {
-        refuse(400, "unknown action \"" + action +
-                        "\" (retry, remove, cancel, pause, resume, rate_limit, retry_failed)");
+        out["skipped"] = skipped;
     }
-    co_await audit(s, who, action, queue_name, id);
     out["ok"] = true;
     out["action"] = action;
     co_return json_reply(out);
@@ -488,7 +506,8 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "streams" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        json::array streams = co_await streams_json(s.redis);
+        const std::vector<std::string> names = co_await keys_of_type(s.redis, "stream");
+        json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
     }
     if (parts[2] == "redis" && parts.size() == 3) {
@@ -513,6 +532,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
                         .count() +
                     600;
         c.channels = {s.opts.live_channel};
+        c.admin = "read"; // console channels need it (gateway::may_subscribe)
         co_return json_reply(json::object{{"channel", s.opts.live_channel},
                                           {"token", gateway::sign_token(c, s.opts.token_secret)}});
     }
@@ -568,10 +588,21 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
                                       {"jobs", std::move(jobs)}});
 }
 
+// Never in another site's frame, never sniffed as another type.
+http_reply guarded(http_reply r) {
+    r.headers.emplace_back("X-Frame-Options", "DENY");
+    r.headers.emplace_back("Content-Security-Policy",
+                           "frame-ancestors 'none'; default-src 'self'; style-src 'self' "
+                           "'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+                           "connect-src 'self'");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+    return r;
+}
+
 asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
     refusal refused{0, {}};
     try {
-        co_return co_await answer(*s, req);
+        co_return guarded(co_await answer(*s, req));
     } catch (const refusal& r) {
         refused = r;
     } catch (const boost::system::system_error& e) {
@@ -585,7 +616,7 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
         else
             throw;
     }
-    co_return json_reply(json::object{{"error", refused.message}}, refused.status);
+    co_return guarded(json_reply(json::object{{"error", refused.message}}, refused.status));
 }
 
 } // namespace
@@ -603,17 +634,38 @@ asio::awaitable<std::string> sampler::sample() {
                             .count();
     json::object snapshot{{"at_ms", now_ms}};
     // Listing keys on a cluster is not built: the snapshot says so instead of failing.
+    // Each part on its own: one that fails (a stream gone between SCAN and XINFO, SLOWLOG
+    // refused by an ACL) says so in the snapshot and the others still go out.
+    std::string failures;
+    auto failed = [&](std::string_view part, const std::string& why) {
+        failures += (failures.empty() ? "" : "; ") + std::string(part) + ": " + why;
+    };
+    // Queues and streams are found again every tenth sample: a SCAN of the keyspace costs
+    // more than reading them.
+    const bool find_again = samples_++ % 10 == 0;
     try {
-        // The queues are found again every tenth sample: a SCAN of the keyspace costs more
-        // than counting them.
-        if (samples_++ % 10 == 0) queue_names_ = co_await discover(redis_);
+        if (find_again) queue_names_ = co_await discover(redis_);
         snapshot["queues"] = co_await queues_json(redis_, queue_names_);
-        snapshot["streams"] = co_await streams_json(redis_);
     } catch (const refusal& r) {
-        snapshot["error"] = r.message;
+        failed("queues", r.message);
+    } catch (const std::exception& e) {
+        failed("queues", e.what());
     }
-    snapshot["redis"] = co_await redis_json(redis_);
+    try {
+        if (find_again) stream_names_ = co_await keys_of_type(redis_, "stream");
+        snapshot["streams"] = co_await streams_json(redis_, stream_names_);
+    } catch (const refusal& r) {
+        failed("streams", r.message);
+    } catch (const std::exception& e) {
+        failed("streams", e.what());
+    }
+    try {
+        snapshot["redis"] = co_await redis_json(redis_);
+    } catch (const std::exception& e) {
+        failed("redis", e.what());
+    }
     if (options_.gateway_stats) snapshot["gateway"] = gateway_json(options_.gateway_stats());
+    if (!failures.empty()) snapshot["error"] = failures;
     co_return json::serialize(snapshot);
 }
 
@@ -625,7 +677,7 @@ asio::awaitable<void> sampler::run() {
             req.push("PUBLISH", options_.channel_prefix + options_.channel, snapshot);
             co_await redis_.exec(req, akv::ignore);
             ++published_;
-        } catch (const boost::system::system_error&) {
+        } catch (const std::exception&) {
             // Redis away: the next interval tries again.
         }
         if (stopped_) break;

@@ -197,3 +197,16 @@ TEST(GatewayToken, TheAdminClaimIsTrueOrRead) {
               std::string::npos)
         << message;
 }
+
+// The console's channels: subscribed to only with an "admin" claim, published to by no token.
+TEST(GatewayToken, ConsoleChannelsAreTheConsolesOwn) {
+    token_claims c = alice();
+    c.channels = {"*"};
+    c.publish = {"*"};
+    EXPECT_FALSE(may_subscribe(c, "akv:console:snapshot"));
+    EXPECT_FALSE(may_publish(c, "akv:console:snapshot"));
+    EXPECT_TRUE(may_subscribe(c, "news"));
+    c.admin = "read";
+    EXPECT_TRUE(may_subscribe(c, "akv:console:snapshot"));
+    EXPECT_FALSE(may_publish(c, "akv:console:snapshot"));
+}

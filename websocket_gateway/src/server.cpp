@@ -700,6 +700,9 @@ struct server::impl {
         http::status status = http::status::ok;
         try {
             std::string channel(ch->get_string());
+            if (is_console_channel(channel))
+                co_return json_error(http::status::forbidden,
+                                     "channels under \"akv:console:\" are the console's own");
             std::string json = boost::json::serialize(*data);
             at = co_await publish(state.redis, opts, std::move(channel), std::move(json));
             detail::worker_counters::add(w.counters.published);
@@ -808,6 +811,7 @@ struct server::impl {
                                        out.content_type);
         for (const auto& [name, value] : out.headers)
             res.set(name, value);
+        if (req.method() == http::verb::head) res.body().clear(); // no body on HEAD
         co_return res;
     }
 

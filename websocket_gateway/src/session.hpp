@@ -556,6 +556,7 @@ private:
 
     bool may_subscribe_to(std::string_view channel) const {
         if (!anonymous_ && may_subscribe(claims_, channel)) return true;
+        if (is_console_channel(channel)) return false; // never anonymous
         for (const auto& p : opts_.anonymous)
             if (pattern_matches(p, channel)) return true;
         return false;

@@ -269,12 +269,17 @@ bool any_matches(const std::vector<std::string>& patterns, std::string_view chan
 }
 } // namespace
 
+bool is_console_channel(std::string_view channel) noexcept {
+    return channel.starts_with(console_channel_prefix);
+}
+
 bool may_subscribe(const token_claims& c, std::string_view channel) noexcept {
+    if (is_console_channel(channel) && c.admin.empty()) return false;
     return any_matches(c.channels, channel);
 }
 
 bool may_publish(const token_claims& c, std::string_view channel) noexcept {
-    return any_matches(c.publish, channel);
+    return !is_console_channel(channel) && any_matches(c.publish, channel);
 }
 
 bool may_read_presence(const token_claims& c, std::string_view channel) noexcept {

@@ -39,7 +39,7 @@ public:
     void stop();
 
     std::uint64_t published() const noexcept { return published_; }
-    // The snapshot JSON text of one sample (what run() publishes).
+    // The snapshot JSON text of one sample (what run() publishes). Not while run() runs.
     asio::awaitable<std::string> sample();
 
 private:
@@ -49,7 +49,8 @@ private:
     bool stopped_ = false;
     std::uint64_t published_ = 0;
     std::uint64_t samples_ = 0;
-    std::vector<std::string> queue_names_; // found again every tenth sample
+    std::vector<std::string> queue_names_;  // found again every tenth sample
+    std::vector<std::string> stream_names_; // likewise
 };
 
 } // namespace akv::console

@@ -67,6 +67,11 @@ bool check_hub_signature(std::string_view header, std::string_view body,
 
 // `*` matches any run of characters, everything else itself.
 bool pattern_matches(std::string_view pattern, std::string_view channel) noexcept;
+// Channels under "akv:console:" carry the operator's console (its live snapshots): only a
+// token with an "admin" claim may subscribe to them, and no one may publish to them but the
+// console's own sampler (straight to Redis).
+inline constexpr std::string_view console_channel_prefix = "akv:console:";
+bool is_console_channel(std::string_view channel) noexcept;
 bool may_subscribe(const token_claims& c, std::string_view channel) noexcept;
 bool may_publish(const token_claims& c, std::string_view channel) noexcept;
 bool may_read_presence(const token_claims& c, std::string_view channel) noexcept;
