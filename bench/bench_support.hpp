@@ -138,6 +138,17 @@ inline double info_number(const std::string& info, std::string_view field) {
     return at == std::string::npos ? 0.0 : std::strtod(info.c_str() + at + field.size(), nullptr);
 }
 
+// The server's CPU time so far, s (INFO cpu: user + sys, all its threads); shared so every
+// benchmark reads the server's CPU alike.
+inline boost::asio::awaitable<double> redis_cpu_seconds(akv::client& redis) {
+    akv::request req;
+    req.push("INFO", "cpu");
+    akv::response<std::string> resp;
+    co_await redis.exec(req, resp);
+    const std::string& info = std::get<0>(resp).value();
+    co_return info_number(info, "used_cpu_user:") + info_number(info, "used_cpu_sys:");
+}
+
 // CPU time (user + sys) this process has used so far, s; shared so the client's CPU is
 // measured alike in every benchmark.
 inline double process_cpu_seconds() {

@@ -29,16 +29,6 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-asio::awaitable<double> redis_cpu_seconds(akv::client& redis) {
-    akv::request req;
-    req.push("INFO", "cpu");
-    akv::response<std::string> resp;
-    co_await redis.exec(req, resp);
-    const std::string& info = std::get<0>(resp).value();
-    co_return akv::bench::info_number(info, "used_cpu_user:") +
-        akv::bench::info_number(info, "used_cpu_sys:");
-}
-
 asio::awaitable<void> fill(akv::client& redis, std::size_t big_jobs) {
     co_await akv::bench::flushall(redis);
     for (int q = 0; q < 100; ++q) {
@@ -73,18 +63,18 @@ int main(int argc, char** argv) {
                 // Redis CPU per second.
                 akv::console::sampler s(redis);
                 co_await s.sample(); // warm: scripts loaded, connections made
-                const double cpu0 = co_await redis_cpu_seconds(redis);
+                const double cpu0 = co_await akv::bench::redis_cpu_seconds(redis);
                 const auto t0 = clock_type::now();
                 std::size_t bytes = 0;
                 for (int i = 0; i < samples; ++i)
                     bytes += (co_await s.sample()).size();
                 const double wall = akv::bench::seconds_between(t0, clock_type::now());
-                const double cpu1 = co_await redis_cpu_seconds(redis);
+                const double cpu1 = co_await akv::bench::redis_cpu_seconds(redis);
                 // INFO cpu itself costs a little: subtract one INFO's worth by measuring it.
-                const double info0 = co_await redis_cpu_seconds(redis);
+                const double info0 = co_await akv::bench::redis_cpu_seconds(redis);
                 for (int i = 0; i < samples; ++i)
-                    co_await redis_cpu_seconds(redis);
-                const double info1 = co_await redis_cpu_seconds(redis);
+                    co_await akv::bench::redis_cpu_seconds(redis);
+                const double info1 = co_await akv::bench::redis_cpu_seconds(redis);
                 const double per_sample_ms =
                     std::max(0.0, (cpu1 - cpu0) - (info1 - info0)) * 1000 / samples;
                 std::printf(

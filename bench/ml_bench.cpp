@@ -140,16 +140,6 @@ double forward_us_per_batch(const akv::ml::torch_model& model, const workload& w
     return seconds_between(start, clock_type::now()) * 1e6 / double(runs);
 }
 
-// The server's CPU time so far (INFO cpu, all its threads).
-asio::awaitable<double> redis_cpu_seconds(akv::client& redis) {
-    akv::request req;
-    req.push("INFO", "cpu");
-    akv::response<std::string> resp;
-    co_await redis.exec(req, resp);
-    const std::string& info = std::get<0>(resp).value();
-    co_return info_number(info, "used_cpu_user:") + info_number(info, "used_cpu_sys:");
-}
-
 // Empties the server and writes the N input entries, the same for either side.
 asio::awaitable<void> fill(akv::client& redis, const workload& w) {
     co_await flushall(redis);
