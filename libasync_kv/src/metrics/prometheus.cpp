@@ -25,22 +25,27 @@ void append_number(std::string& out, double v) {
     out.append(buf, end);
 }
 
-} // namespace
-
-std::string escape_label(std::string_view value) {
+// Backslash and newline escaped, and the double quote too in a label value (HELP keeps it).
+std::string escaped(std::string_view value, bool quote) {
     std::string out;
     out.reserve(value.size());
     for (char c : value) {
         if (c == '\\')
             out += "\\\\";
-        else if (c == '"')
-            out += "\\\"";
         else if (c == '\n')
             out += "\\n";
+        else if (c == '"' && quote)
+            out += "\\\"";
         else
             out += c;
     }
     return out;
+}
+
+} // namespace
+
+std::string escape_label(std::string_view value) {
+    return escaped(value, true);
 }
 
 exposition& exposition::family(std::string_view name, std::string_view type,
@@ -48,19 +53,10 @@ exposition& exposition::family(std::string_view name, std::string_view type,
     current_ = name;
     if (std::find(started_.begin(), started_.end(), name) != started_.end()) return *this;
     started_.emplace_back(name);
-    std::string escaped_help;
-    for (char c : help) {
-        if (c == '\\')
-            escaped_help += "\\\\";
-        else if (c == '\n')
-            escaped_help += "\\n";
-        else
-            escaped_help += c;
-    }
     text_ += "# HELP ";
     text_ += name;
     text_ += ' ';
-    text_ += escaped_help;
+    text_ += escaped(help, false);
     text_ += "\n# TYPE ";
     text_ += name;
     text_ += ' ';
