@@ -197,26 +197,39 @@ struct state {
     options opts;
 };
 
-// Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
-asio::awaitable<std::vector<std::string>> discover(client& redis) {
-    if (redis.get_config().topology == config::mode::cluster)
-        refuse(501, "finding queues on a cluster needs a SCAN per master, not built yet: ask "
-                    "for /console/api/queues/NAME");
-    std::set<std::string> names;
+// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once. One
+// server only: on a cluster that needs a SCAN per master, not built yet, and `on_cluster` says
+// so.
+asio::awaitable<std::set<std::string>> scan_keys(client& redis, std::string_view filter,
+                                                 std::string_view value,
+                                                 const std::string& on_cluster) {
+    if (redis.get_config().topology == config::mode::cluster) refuse(501, on_cluster);
+    std::set<std::string> keys;
     std::string cursor = "0";
     do {
         request req({.idempotent = true});
-        req.push("SCAN", cursor, "MATCH", "akvq:{*}:id", "COUNT", 1000);
+        req.push("SCAN", cursor, filter, value, "COUNT", 1000);
         response<std::pair<std::string, std::vector<std::string>>> resp;
         co_await redis.exec(req, resp);
-        auto& [next, keys] = std::get<0>(resp).value();
-        for (const auto& k : keys) {
-            const auto open = k.find('{'), close = k.rfind('}');
-            if (open != std::string::npos && close != std::string::npos && close > open)
-                names.insert(k.substr(open + 1, close - open - 1));
-        }
+        auto& [next, page] = std::get<0>(resp).value();
+        keys.insert(page.begin(), page.end());
         cursor = next;
     } while (cursor != "0");
+    co_return keys;
+}
+
+// Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
+asio::awaitable<std::vector<std::string>> discover(client& redis) {
+    const std::set<std::string> keys =
+        co_await scan_keys(redis, "MATCH", "akvq:{*}:id",
+                           "finding queues on a cluster needs a SCAN per master, not built yet: "
+                           "ask for /console/api/queues/NAME");
+    std::set<std::string> names;
+    for (const auto& k : keys) {
+        const auto open = k.find('{'), close = k.rfind('}');
+        if (open != std::string::npos && close != std::string::npos && close > open)
+            names.insert(k.substr(open + 1, close - open - 1));
+    }
     co_return std::vector<std::string>(names.begin(), names.end());
 }
 
@@ -228,22 +241,11 @@ asio::awaitable<void> audit(state& s, const std::string& who, const std::string&
     co_await s.redis.exec(req, akv::ignore);
 }
 
-// Keys of a type, by SCAN (one server: a cluster needs a SCAN per master, not built yet).
+// Keys of a type ("stream"), by SCAN.
 asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, std::string_view type) {
-    if (redis.get_config().topology == config::mode::cluster)
-        refuse(501, "listing keys on a cluster needs a SCAN per master, not built yet");
-    std::set<std::string> names;
-    std::string cursor = "0";
-    do {
-        request req({.idempotent = true});
-        req.push("SCAN", cursor, "TYPE", type, "COUNT", 1000);
-        response<std::pair<std::string, std::vector<std::string>>> resp;
-        co_await redis.exec(req, resp);
-        auto& [next, keys] = std::get<0>(resp).value();
-        names.insert(keys.begin(), keys.end());
-        cursor = next;
-    } while (cursor != "0");
-    co_return std::vector<std::string>(names.begin(), names.end());
+    const std::set<std::string> keys = co_await scan_keys(
+        redis, "TYPE", type, "listing keys on a cluster needs a SCAN per master, not built yet");
+    co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
 // A RESP map or flat array of name, value pairs as a JSON object (numbers stay numbers).
