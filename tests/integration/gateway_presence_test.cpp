@@ -232,3 +232,22 @@ TEST(GatewayPresence, ServerSideSubscriptionsFromTheTokenResume) {
             EXPECT_EQ((co_await again.next()).at("data").as_int64(), n);
     }());
 }
+
+TEST(GatewayPresence, ATokensSubsCannotNameTheConsolesChannelsWithoutAnAdminClaim) {
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_gateway g(io, redis.config(), presence_options());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const std::vector<std::string> no_presence, subs{"akv:console:snapshot", "plain.s"};
+        auto c = co_await connected(io, g.port(), token("srv", {}, no_presence, subs));
+        auto first = co_await c->push();
+        auto second = co_await c->push();
+        EXPECT_EQ(text(first.at("op")), "subscribe_failed") << json::serialize(first);
+        EXPECT_EQ(text(first.at("error").at("code")), "forbidden");
+        EXPECT_EQ(text(second.at("op")), "subscribed") << json::serialize(second);
+        EXPECT_EQ(text(second.at("channel")), "plain.s");
+        auto pub = co_await c->call(
+            R"({"op":"publish","channel":"akv:console:snapshot","data":{"forged":true}})");
+        EXPECT_EQ(text(pub.at("error").at("code")), "forbidden") << json::serialize(pub);
+    }());
+}
