@@ -9,6 +9,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -30,6 +31,7 @@ namespace {
 namespace json = boost::json;
 using gateway::http_reply;
 using gateway::http_request;
+using namespace asio::experimental::awaitable_operators;
 
 enum class role { none, read, write };
 
@@ -79,8 +81,33 @@ std::string base64_decode(std::string_view in) {
     return out;
 }
 
+// An Origin header names the Host the request went to (scheme, case and default port aside).
+bool same_origin(std::string_view origin, std::string_view host) {
+    const auto lower = [](std::string_view t) {
+        std::string out(t);
+        for (char& c : out)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return out;
+    };
+    std::string o = lower(origin), h = lower(host);
+    std::string_view default_port;
+    if (o.starts_with("http://")) {
+        o.erase(0, 7);
+        default_port = ":80";
+    } else if (o.starts_with("https://")) {
+        o.erase(0, 8);
+        default_port = ":443";
+    } else {
+        return false;
+    }
+    if (o.ends_with(default_port)) o.resize(o.size() - default_port.size());
+    if (h.ends_with(default_port)) h.resize(h.size() - default_port.size());
+    return !o.empty() && o == h;
+}
+
 // Who asks, and what they may do.
-role role_of(const http_request& req, const options& o, std::string& who) {
+// `why`: what was wrong with a bearer token, for the 401's message.
+role role_of(const http_request& req, const options& o, std::string& who, std::string& why) {
     const std::string auth = header(req, "authorization");
     if (auth.starts_with("Bearer ") && !o.token_secret.empty()) {
         try {
@@ -89,7 +116,9 @@ role role_of(const http_request& req, const options& o, std::string& who) {
             who = claims.subject;
             if (claims.admin == "write") return role::write;
             if (claims.admin == "read") return role::read;
-        } catch (const boost::system::system_error&) {
+            why = "the bearer token has no \"admin\" claim";
+        } catch (const boost::system::system_error& e) {
+            why = std::string("the bearer token is not valid: ") + e.what();
         }
         return role::none;
     }
@@ -414,7 +443,7 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
                     "another site's form cannot)");
     if (const std::string origin = header(req, "origin"); !origin.empty()) {
         const std::string host = header(req, "host");
-        if (origin != "http://" + host && origin != "https://" + host)
+        if (!same_origin(origin, host))
             refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
     }
     if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
@@ -481,13 +510,12 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
 }
 
 asio::awaitable<http_reply> answer(state& s, const http_request& req) {
-    std::string who;
-    const role r = role_of(req, s.opts, who);
+    std::string who, why;
+    const role r = role_of(req, s.opts, who, why);
     if (r == role::none) {
-        http_reply reply = json_reply(json::object{{"error", "log in: a bearer token with an "
-                                                             "\"admin\" claim, or the console "
-                                                             "password"}},
-                                      401);
+        if (why.empty())
+            why = "log in: a bearer token with an \"admin\" claim, or the console password";
+        http_reply reply = json_reply(json::object{{"error", why}}, 401);
         reply.headers.emplace_back("WWW-Authenticate", "Basic realm=\"akv console\"");
         co_return reply;
     }
@@ -601,10 +629,33 @@ http_reply guarded(http_reply r) {
     return r;
 }
 
+// The answer, or what it threw: `||` waits for the first to succeed, and an answer that throws
+// (a refusal, most often) must not wait for the deadline.
+asio::awaitable<std::pair<http_reply, std::exception_ptr>> attempt(state& s,
+                                                                   const http_request& req) {
+    std::pair<http_reply, std::exception_ptr> out;
+    try {
+        out.first = co_await answer(s, req);
+    } catch (...) {
+        out.second = std::current_exception();
+    }
+    co_return out;
+}
+
 asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
     refusal refused{0, {}};
     try {
-        co_return guarded(co_await answer(*s, req));
+        asio::steady_timer deadline(co_await asio::this_coro::executor, s->opts.timeout);
+        auto done = co_await (attempt(*s, req) || deadline.async_wait(asio::use_awaitable));
+        if (done.index() == 1)
+            throw refusal{503, "Redis did not answer within " +
+                                   std::to_string(s->opts.timeout.count()) + " ms" +
+                                   (req.method == "POST" ? " (the action may have been done: "
+                                                           "look before trying again)"
+                                                         : "")};
+        auto& [reply, failure] = std::get<0>(done);
+        if (failure) std::rethrow_exception(failure);
+        co_return guarded(std::move(reply));
     } catch (const refusal& r) {
         refused = r;
     } catch (const boost::system::system_error& e) {
@@ -615,8 +666,8 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
             refused = {400, e.what()};
         else if (code == error::job_active)
             refused = {409, e.what()};
-        else
-            throw;
+        else // Redis away, a timeout, a server error: try again later
+            refused = {503, std::string("Redis: ") + e.what()};
     }
     co_return guarded(json_reply(json::object{{"error", refused.message}}, refused.status));
 }

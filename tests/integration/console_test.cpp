@@ -58,6 +58,7 @@ struct console_fixture {
             co.token_secret = std::string(secret);
             co.password = "hunter2";
             co.gateway_stats = [this] { return gateway.server->snapshot(); };
+            co.timeout = 2s;
             o.routes["/console"] = akv::console::api(rc.client, co);
             return o;
         }()) {}
@@ -116,7 +117,14 @@ TEST(Console, NobodyReadsWithoutALoginAndAReadLoginDoesNotAct) {
     const auto anonymous = f.call(http::verb::get, "/console/api/whoami", {});
     EXPECT_EQ(anonymous.first, 401);
     EXPECT_TRUE(contains(error_of(anonymous.second), "log in")) << error_of(anonymous.second);
-    EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami", as("")).first, 401); // no claim
+    const auto no_claim = f.call(http::verb::get, "/console/api/whoami", as(""));
+    EXPECT_EQ(no_claim.first, 401);
+    EXPECT_TRUE(contains(error_of(no_claim.second), "no \"admin\" claim"))
+        << error_of(no_claim.second);
+    const auto forged =
+        f.call(http::verb::get, "/console/api/whoami", {{"Authorization", "Bearer not.a.token"}});
+    EXPECT_EQ(forged.first, 401);
+    EXPECT_TRUE(contains(error_of(forged.second), "not valid")) << error_of(forged.second);
     EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami",
                      {{"Authorization", "Basic " + std::string("b3BzOndyb25n")}}) // ops:wrong
                   .first,
@@ -374,7 +382,8 @@ TEST(ConsoleSampler, PublishesSnapshotsOfEveryFigureUntilStopped) {
     // Published every interval (a page receives them: e2e Console.ThePageShows...).
     bool done = false;
     asio::co_spawn(f.io, s.run(), [&](std::exception_ptr) { done = true; });
-    EXPECT_TRUE(run_until(f.io, [&] { return s.published() >= 3; }, 10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return s.published() >= 3; }, 10s));
     s.stop();
     EXPECT_TRUE(run_until(
         f.io, [&] { return done; }, 5s));
@@ -407,4 +416,14 @@ TEST(Console, TheLiveViewGetsATokenForTheSnapshotsOnly) {
     EXPECT_EQ(claims.channels, (std::vector<std::string>{"akv:console:snapshot"}));
     EXPECT_TRUE(claims.publish.empty());
     EXPECT_EQ(claims.admin, "read"); // console channels need it; it reads, never acts
+}
+
+TEST(Console, RedisAwayIsA503NamingRedis) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/queues/emails", as("read")).first, 200);
+    f.server.stop();
+    const auto away = f.call(http::verb::get, "/console/api/queues/emails", as("read"));
+    EXPECT_EQ(away.first, 503) << json::serialize(away.second);
+    EXPECT_TRUE(contains(error_of(away.second), "Redis")) << error_of(away.second);
 }

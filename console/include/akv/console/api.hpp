@@ -28,12 +28,14 @@
 // Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
 // 404 for an unknown queue or job, 409 for a job that runs, 501 for listing queues or streams
 // on a cluster (a SCAN per master, not built yet: name the queue instead).
+// 503 when Redis fails (away, slower than options::timeout, a server error): try again.
 #pragma once
 
 #include <akv/client.hpp>
 #include <akv/gateway/options.hpp>
 #include <akv/gateway/server.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -46,6 +48,8 @@ struct options {
     std::string audit_stream = "akv:console:audit";
     std::size_t audit_maxlen = 10000; // trimmed to about this many entries
     std::size_t max_page = 500;       // jobs per page at most
+    // An answer not ready by then (Redis away or slow) is a 503; what it started is cancelled.
+    std::chrono::milliseconds timeout{5000};
     // The figures of the gateway serving the console (gateway::server::snapshot, called on the
     // client's executor); empty: /console/api/gateway answers 404.
     std::function<gateway::stats()> gateway_stats;
