@@ -196,6 +196,8 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
     o["total_retried"] = c.total_retried;
     o["total_recovered"] = c.total_recovered;
     o["total_cancelled"] = c.total_cancelled;
+    o["total_throttled"] = c.total_throttled;
+    o["total_debounced"] = c.total_debounced;
     return o;
 }
 

@@ -14,6 +14,16 @@ namespace akv::queue {
 namespace {
 // Jobs per enqueue call: a bounded script run keeps the server responsive.
 constexpr std::size_t bulk_chunk = 5000;
+
+// enqueue.lua's dedup argument: "" or "<t|d><window ms>|<key>".
+std::string dedup_arg(const dedup& d) {
+    if (d.mode == dedup_mode::none) return {};
+    std::string a(1, d.mode == dedup_mode::throttle ? 't' : 'd');
+    a += std::to_string(d.window.count());
+    a += '|';
+    a += d.key;
+    return a;
+}
 } // namespace
 
 producer::producer(client& c, std::string queue, messaging::subscriber* events)
@@ -110,7 +120,7 @@ asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const ne
     for (std::size_t at = 0; at < jobs.size(); at += bulk_chunk) {
         const std::size_t n = std::min(bulk_chunk, jobs.size() - at);
         std::vector<std::string> args;
-        args.reserve(1 + 4 * n);
+        args.reserve(1 + 5 * n);
         args.push_back(std::to_string(n));
         for (std::size_t i = at; i < at + n; ++i) {
             const auto& o = jobs[i].options;
@@ -120,11 +130,13 @@ asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const ne
                     0, std::chrono::duration_cast<std::chrono::milliseconds>(
                            *o.run_at - std::chrono::system_clock::now())
                            .count());
+            if (o.dedup.mode == dedup_mode::debounce) delay = o.dedup.window.count();
             args.push_back(detail::encode_record(o, now, std::chrono::milliseconds(delay),
                                                  jobs[i].payload));
             args.push_back(o.unique_key);
             args.push_back(std::to_string(delay));
             args.push_back(std::to_string(o.priority));
+            args.push_back(dedup_arg(o.dedup));
         }
         response<std::vector<std::string>> resp;
         co_await scripts::enqueue().run(client_, keys, args, resp);

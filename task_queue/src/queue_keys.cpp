@@ -26,6 +26,8 @@ queue_keys::queue_keys(std::string_view queue)
     , done(join(prefix, "done"))
     , results(join(prefix, "results"))
     , unique(join(prefix, "unique"))
+    , dedup(join(prefix, "dedup"))
+    , dedup_until(join(prefix, "dedup_until"))
     , meta(join(prefix, "meta"))
     , rate(join(prefix, "rate"))
     , marker(join(prefix, "marker"))
@@ -42,10 +44,10 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 20> queue_keys::all() const noexcept {
-    return {id,     jobs,   wait,  prio,    delayed,  active,       attempts,
-            failed, errors, done,  results, unique,   meta,         rate,
-            marker, cancel, stats, leader,  periodic, periodic_next};
+std::array<std::string_view, 22> queue_keys::all() const noexcept {
+    return {id,     jobs,   wait,  prio,    delayed,  active,        attempts, failed,
+            errors, done,   results, unique, meta,    rate,          marker,   cancel,
+            stats,  leader, periodic, periodic_next, dedup, dedup_until};
 }
 
 } // namespace akv::queue
