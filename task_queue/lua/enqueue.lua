@@ -54,6 +54,7 @@ local function deduplicated(dd, id, rec)
       redis.call('ZADD', k.delayed, now + window, held)
       redis.call('ZADD', k.dedup_until, now + window, field)
       redis.call('HINCRBY', k.stats, 'debounced', 1)
+      journal(k, 'debounced', {held})
       return held
     end
     redis.call('HSET', k.dedup, field, id)
@@ -102,7 +103,12 @@ for j = 0, n - 1 do
     out[#out + 1] = id
   end
 end
-if #records > 0 then variadic('HSET', k.jobs, records) end
+if #records > 0 then
+  variadic('HSET', k.jobs, records)
+  local added = {}
+  for i = 1, #records, 2 do added[#added + 1] = records[i] end
+  journal(k, 'added', added)
+end
 if #plain > 0 then variadic('LPUSH', k.wait, plain); ready = true end
 -- Idle workers block on the marker; a delayed job wakes them too, so they learn its due time.
 if #records > 0 then wake(k) end

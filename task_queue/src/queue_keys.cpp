@@ -36,7 +36,8 @@ queue_keys::queue_keys(std::string_view queue)
     , leader(join(prefix, "leader"))
     , periodic(join(prefix, "periodic"))
     , periodic_next(join(prefix, "periodic:next"))
-    , events(join(prefix, "events")) {}
+    , events(join(prefix, "events"))
+    , journal(join(prefix, "journal")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
     std::string key = join(prefix, "m:");
@@ -44,10 +45,10 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 22> queue_keys::all() const noexcept {
+std::array<std::string_view, 23> queue_keys::all() const noexcept {
     return {id,     jobs,   wait,  prio,    delayed,  active,        attempts, failed,
             errors, done,   results, unique, meta,    rate,          marker,   cancel,
-            stats,  leader, periodic, periodic_next, dedup, dedup_until};
+            stats,  leader, periodic, periodic_next, dedup, dedup_until, journal};
 }
 
 } // namespace akv::queue

@@ -68,9 +68,9 @@ TEST(QueueDedup, ThrottleDropsDuplicatesForTheWindowOnTheServersClock) {
     run_task(io, [&]() -> asio::awaitable<void> {
         const bracketed first = co_await enqueue_timed(rc.client, p, "first", o);
         // Other keys are their own.
-        const std::string other =
-            co_await p.enqueue("other", deduplicated(dedup_mode::throttle, "report:8", window));
-        EXPECT_NE(other, first.id);
+        const bracketed other = co_await enqueue_timed(
+            rc.client, p, "other", deduplicated(dedup_mode::throttle, "report:8", window));
+        EXPECT_NE(other.id, first.id);
         std::size_t throttled = 0, decided_inside = 0;
         bracketed next;
         const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -103,7 +103,11 @@ TEST(QueueDedup, ThrottleDropsDuplicatesForTheWindowOnTheServersClock) {
             co_return;
         }
         EXPECT_EQ(kept.job->payload, "first"); // a throttled duplicate changes nothing
-        // Windows that ended are dropped as enqueues pass: report:8's is gone.
+        // Windows that ended are dropped as enqueues pass: once report:8's has, it is gone.
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            co_return co_await server_ms(rc.client) >= other.after + window.count();
+        }));
+        EXPECT_EQ((co_await p.enqueue("fourth", o)), next.id); // an enqueue that prunes
         akv::request req;
         req.push("HEXISTS", "akvq:{q}:dedup", "t:report:8");
         req.push("HEXISTS", "akvq:{q}:dedup", "t:report:7");
