@@ -386,6 +386,19 @@ json::object gateway_json(const gateway::stats& g) {
                         {"at_ms", now_ms}};
 }
 
+// The gateway's busiest channels. The console's own (its live snapshots) are marked: they count
+// the open consoles, not the application's subscribers.
+json::array channels_json(const std::vector<gateway::channel_count>& channels) {
+    json::array out;
+    for (const auto& c : channels) {
+        json::object o{{"name", c.name}, {"subscribers", c.subscribers}};
+        if (c.present) o["presence"] = *c.present;
+        if (c.name.starts_with(gateway::console_channel_prefix)) o["console"] = true;
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
 // Every queue's counts, asked all at once: the client pipelines them into a few writes, so
 // Redis reads and answers them in a few system calls instead of one per queue.
 asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names) {
@@ -550,7 +563,13 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     if (parts[2] == "gateway" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
         if (!s.opts.gateway_stats) refuse(404, "this console is not served by a gateway");
-        co_return json_reply(gateway_json(s.opts.gateway_stats()));
+        json::object figures = gateway_json(s.opts.gateway_stats());
+        if (s.opts.gateway_channels) {
+            const std::size_t n =
+                whole_number(query_of(req.query), "channels", 20, s.opts.max_channels);
+            figures["top_channels"] = channels_json(co_await s.opts.gateway_channels(n));
+        }
+        co_return json_reply(figures);
     }
     if (parts[2] == "live" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
@@ -720,6 +739,14 @@ asio::awaitable<std::string> sampler::sample() {
         failed("redis", e.what());
     }
     if (options_.gateway_stats) snapshot["gateway"] = gateway_json(options_.gateway_stats());
+    if (options_.gateway_channels) {
+        try {
+            snapshot["top_channels"] =
+                channels_json(co_await options_.gateway_channels(options_.channels));
+        } catch (const std::exception& e) {
+            failed("channels", e.what());
+        }
+    }
     if (!failures.empty()) snapshot["error"] = failures;
     co_return json::serialize(snapshot);
 }

@@ -427,3 +427,88 @@ TEST(Console, RedisAwayIsA503NamingRedis) {
     EXPECT_EQ(away.first, 503) << json::serialize(away.second);
     EXPECT_TRUE(contains(error_of(away.second), "Redis")) << error_of(away.second);
 }
+
+// The gateway's channels with the most subscribers, with their presence (every gateway's) and
+// the console's own marked, in the API and in the sampler's snapshot; N is bounded.
+TEST(Console, TheGatewaysBusiestChannelsWithTheirPresence) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::gateway::options o;
+    o.port = 0;
+    o.token_secret = std::string(secret);
+    o.presence = {{"room.*", false}};
+    std::unique_ptr<running_gateway> g;
+    akv::console::options co;
+    co.token_secret = std::string(secret);
+    co.gateway_stats = [&] { return g->server->snapshot(); };
+    co.gateway_channels = [&](std::size_t n) { return g->server->channel_counts(n); };
+    co.max_channels = 10;
+    o.routes["/console"] = akv::console::api(rc.client, co);
+    g = std::make_unique<running_gateway>(io, server.config(), o);
+
+    std::vector<std::unique_ptr<gateway_client>> sessions;
+    auto session_token = [](std::string admin) {
+        akv::gateway::token_claims c;
+        c.subject = "user";
+        c.expires = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    3600;
+        c.channels = {"*"};
+        c.presence = {"room.*"};
+        c.admin = std::move(admin);
+        return akv::gateway::sign_token(c, secret);
+    };
+    run_task(io, [&]() -> asio::awaitable<void> {
+        // Two on room.1 (with presence), one on news, one console on its snapshots.
+        const std::vector<std::pair<std::string, std::string>> who{
+            {"room.1", ""}, {"room.1", ""}, {"news", ""}, {"akv:console:snapshot", "read"}};
+        for (const auto& [channel, admin] : who) {
+            sessions.push_back(std::make_unique<gateway_client>(io));
+            co_await sessions.back()->open(g->port());
+            const std::string tok = session_token(admin);
+            co_await sessions.back()->connect(tok);
+            const json::object reply = co_await sessions.back()->subscribe(channel);
+            EXPECT_FALSE(reply.contains("error")) << json::serialize(reply);
+        }
+    }());
+
+    auto get = [&](const std::string& target, const headers_t& h) {
+        std::pair<int, std::string> r;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            r = co_await http_call(g->port(), http::verb::get, target, "", h);
+        }());
+        boost::system::error_code ec;
+        const json::value v = json::parse(r.second, ec);
+        return std::pair<int, json::value>(r.first, ec ? json::value(r.second) : v);
+    };
+    const auto figures = get("/console/api/gateway?channels=3", as("read", false));
+    ASSERT_EQ(figures.first, 200) << json::serialize(figures.second);
+    EXPECT_EQ(figures.second.at("sessions"), 4);
+    const json::value expected = json::parse(R"([
+        {"name": "room.1", "subscribers": 2, "presence": 2},
+        {"name": "akv:console:snapshot", "subscribers": 1, "console": true},
+        {"name": "news", "subscribers": 1}])");
+    EXPECT_EQ(figures.second.at("top_channels"), expected)
+        << json::serialize(figures.second.at("top_channels"));
+    const auto two = get("/console/api/gateway?channels=1", as("read", false));
+    EXPECT_EQ(two.second.at("top_channels").as_array().size(), 1u);
+
+    const auto absurd = get("/console/api/gateway?channels=11", as("read", false));
+    EXPECT_EQ(absurd.first, 400);
+    EXPECT_TRUE(contains(error_of(absurd.second), "channels must be a whole number from 0 to 10"))
+        << error_of(absurd.second);
+    EXPECT_EQ(get("/console/api/gateway?channels=x", as("read", false)).first, 400);
+    EXPECT_EQ(get("/console/api/gateway", {}).first, 401);
+
+    akv::console::sampler_options so;
+    so.gateway_channels = co.gateway_channels;
+    so.channels = 2;
+    akv::console::sampler s(rc.client, so);
+    std::string text;
+    run_task(io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+    const json::value snap = json::parse(text);
+    EXPECT_EQ(snap.at("top_channels"), json::value(json::array{expected.at(0), expected.at(1)}))
+        << text;
+}

@@ -17,6 +17,10 @@
 //                                         10 slow log entries
 //   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
 //                                         messages in and out, drops, slow disconnects)
+//   GET  /console/api/gateway?channels=N  ... and "top_channels": its N (default 20, at most
+//                                         max_channels) channels with the most subscribers
+//                                         here, each {name, subscribers, presence (every
+//                                         gateway's, if kept), console (if the console's own)}
 //   GET  /console/api/live                the sampler's channel and a token to subscribe to it
 //
 // Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
@@ -39,6 +43,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace akv::console {
 
@@ -53,6 +58,11 @@ struct options {
     // The figures of the gateway serving the console (gateway::server::snapshot, called on the
     // client's executor); empty: /console/api/gateway answers 404.
     std::function<gateway::stats()> gateway_stats;
+    // Its channels with the most subscribers (gateway::server::channel_counts, on the client's
+    // executor); empty: the figures list none.
+    std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
+        gateway_channels;
+    std::size_t max_channels = 100; // channels=N at most: each with presence is a Redis call
     // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
     // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
     std::string live_channel;

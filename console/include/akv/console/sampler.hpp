@@ -28,6 +28,11 @@ struct sampler_options {
     std::chrono::milliseconds interval{1000};
     // The serving gateway's figures (on the client's executor); empty: none in the snapshot.
     std::function<gateway::stats()> gateway_stats;
+    // Its channels with the most subscribers (gateway::server::channel_counts), `channels` of
+    // them; empty: none in the snapshot.
+    std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
+        gateway_channels;
+    std::size_t channels = 20;
 };
 
 class sampler {
