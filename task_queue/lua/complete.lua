@@ -5,21 +5,22 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key, '1' when
--- an earlier run failed (attempts and error to clear); then m, then m (metric field,
--- increment) pairs for this minute's metrics, and the completed count for the stats hash
--- (the worker sends metrics about once a second, not with every batch).
--- Returns the ids whose lease was lost.
+-- an earlier run failed (attempts and error to clear), flow text ('' outside a flow: the one
+-- check a plain job pays); then m, then m (metric field, increment) pairs for this minute's
+-- metrics, and the completed count for the stats hash (the worker sends metrics about once a
+-- second, not with every batch).
+-- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}.
 local k = keys_of(KEYS[1])
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
 local members = {}
-for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 5] .. '@' .. token end
+for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 6] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
-local lost, gone, own, notify, failed_before = {}, {}, {}, {}, {}
+local lost, gone, own, notify, failed_before, notices = {}, {}, {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
-    local b = 3 + j * 5
+    local b = 3 + j * 6
     local id = ARGV[b]
     if held[j + 1] then
       gone[#gone + 1] = id
@@ -32,6 +33,13 @@ if n > 0 then
       end
       forget_unique(k, ARGV[b + 3], id)
       if ARGV[b + 4] == '1' then failed_before[#failed_before + 1] = id end
+      if ARGV[b + 5] ~= '' then
+        local f = parse_flow(ARGV[b + 5])
+        if f.n > 0 then forget_children(k, id, f.n) end
+        if f.policy ~= '-' then
+          notify_parent(k, f, queue_of(KEYS[1]) .. ' ' .. id, 'c' .. ARGV[b + 2], notices)
+        end
+      end
     else
       lost[#lost + 1] = id
     end
@@ -46,7 +54,7 @@ if #gone > 0 then
     variadic('HDEL', k.errors, failed_before)
   end
 end
-local i = 3 + n * 5
+local i = 3 + n * 6
 local m = tonumber(ARGV[i] or '0')
 for x = 1, m do
   redis.call('HINCRBY', KEYS[2], ARGV[i + 2 * x - 1], tonumber(ARGV[i + 2 * x]))
@@ -64,4 +72,4 @@ if #notify > 0 then
   end
   publish(k, 'done ' .. table.concat(notify, ' '))
 end
-return lost
+return {lost, notices}

@@ -20,22 +20,27 @@ local function variadic(cmd, key, items)
 end
 
 -- The record's header: "1|max_attempts|backoff|base_ms|max_ms|timeout_ms|ttl_ms|priority|
--- enqueued_ms|delay_ms|unique_len|" then the unique key and the payload. Only rare paths
--- (recovery, promotion, cancel) read it; claim and ack never parse a record.
+-- enqueued_ms|delay_ms|unique_len|" then the unique key and the payload; a job of a flow has
+-- "2|" and one more length, "flow_len|", and its flow text after the unique key (parse_flow).
+-- Only rare paths (recovery, promotion, cancel, flows) read it; claim and ack never parse a record.
 local function header(rec)
   local f = {}
   local pos = 1
-  for _ = 1, 11 do
+  local fields = string.sub(rec, 1, 2) == '2|' and 12 or 11
+  for _ = 1, fields do
     local bar = string.find(rec, '|', pos, true)
     if not bar then return nil end
     f[#f + 1] = string.sub(rec, pos, bar - 1)
     pos = bar + 1
   end
   local ulen = tonumber(f[11]) or 0
+  local flen = tonumber(f[12]) or 0
   return {
     max_attempts = tonumber(f[2]) or 1,
+    ttl = tonumber(f[7]) or 0,
     priority = tonumber(f[8]) or 0,
     unique = string.sub(rec, pos, pos + ulen - 1),
+    flow = string.sub(rec, pos + ulen, pos + ulen + flen - 1),
   }
 end
 
@@ -135,4 +140,65 @@ local function strip_token(member)
   local at = string.find(member, '@', 1, true)
   if not at then return member end
   return string.sub(member, 1, at - 1)
+end
+
+-- The queue's name from its prefix "akvq:{name}:".
+local function queue_of(prefix)
+  return string.sub(prefix, 7, #prefix - 2)
+end
+
+-- Flows (README "Workflows: the hand-off across slots"). A job's flow text (job.hpp
+-- flow_text): "<kind><n>|<policy>[<parent queue> <parent id> <index>]", kind '-', 'c' (n
+-- children) or 'g' (a group's collector), policy '-' (no parent), 'f' or 'i'. nil for ''.
+local function parse_flow(t)
+  if t == nil or t == '' then return nil end
+  local bar = string.find(t, '|', 1, true)
+  if not bar then return nil end
+  local f = {kind = string.sub(t, 1, 1), n = tonumber(string.sub(t, 2, bar - 1)) or 0,
+    policy = string.sub(t, bar + 1, bar + 1)}
+  if f.policy ~= '-' then
+    local rest = string.sub(t, bar + 2)
+    local s1 = string.find(rest, ' ', 1, true)
+    local s2 = s1 and string.find(rest, ' ', s1 + 1, true)
+    if not s2 then f.policy = '-' return f end
+    f.pq = string.sub(rest, 1, s1 - 1)
+    f.pid = string.sub(rest, s1 + 1, s2 - 1)
+    f.index = string.sub(rest, s2 + 1)
+  end
+  return f
+end
+
+-- A job with a parent finished for good (or was removed before it did): a notice to the
+-- parent goes to this queue's outbox, in this slot and in the same atomic move. Whoever
+-- flushed the move applies it in the parent's slot (apply.lua), then deletes it; one left
+-- behind by a process that died is applied by this queue's workers later (outbox.lua).
+-- Appends {stream id, parent queue, parent id, index, policy, child, outcome} to `out`.
+local function notify_parent(k, f, child, outcome, out)
+  local nid = redis.call('XADD', k.outbox, '*', 'q', f.pq, 'j', f.pid, 'i', f.index,
+    'm', f.policy, 'c', child, 'o', outcome)
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = nid, f.pq, f.pid, f.index
+  out[n + 5], out[n + 6], out[n + 7] = f.policy, child, outcome
+end
+
+-- A parent that completed or was removed: its children's entries go.
+local function forget_children(k, id, n)
+  local fields = {id .. ':p'}
+  for i = 1, n do fields[#fields + 1] = id .. ':' .. i end
+  variadic('HDEL', k.children, fields)
+end
+
+-- The pending children of a parent leaving for good: "<queue> <id>" each (the caller cascades).
+local function pending_children(k, id, n, out)
+  if n == 0 then return end
+  local fields = {}
+  for i = 1, n do fields[#fields + 1] = id .. ':' .. i end
+  local held = redis.call('HMGET', k.children, unpack(fields))
+  for i = 1, n do
+    local v = held[i]
+    if v then
+      local s1 = string.find(v, ' ', 1, true)
+      if s1 and not string.find(v, ' ', s1 + 1, true) then out[#out + 1] = v end
+    end
+  end
 end

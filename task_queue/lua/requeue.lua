@@ -1,4 +1,5 @@
--- Runs a failed (or cancelled) job again, with its attempts counted from zero.
+-- Runs a failed (or cancelled) job again, with its attempts counted from zero. A parent of a
+-- flow with children still pending waits for them again instead.
 --
 -- KEYS[1] queue prefix   ARGV[1] id
 -- Returns 'requeued' | 'unknown' | 'not_failed'
@@ -13,7 +14,13 @@ redis.call('HDEL', k.results, id)
 redis.call('ZREM', k.done, id)
 local h = header(rec) or {priority = 0, unique = ''}
 if h.unique ~= '' then redis.call('HSET', k.unique, h.unique, id) end
+journal(k, 'retried', {id}, 'by hand')
+local f = parse_flow(h.flow)
+if f and f.n > 0 and tonumber(redis.call('HGET', k.children, id .. ':p') or '0') > 0 then
+  redis.call('ZADD', k.waiting_children, now_ms(), id)
+  journal(k, 'waiting-children', {id})
+  return 'requeued'
+end
 make_ready(k, id, h.priority, false)
 wake(k)
-journal(k, 'retried', {id}, 'by hand')
 return 'requeued'

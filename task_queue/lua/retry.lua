@@ -4,17 +4,18 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, delay ms (-1 final failure, -2 cancelled),
--- error text, unique key, priority.
--- Returns the ids whose lease was lost.
+-- error text, unique key, priority, flow text ('' outside a flow).
+-- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}: a job
+-- of a flow that ends for good tells its parent.
 local k = keys_of(KEYS[1])
 local now = now_ms()
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
-local lost, notify = {}, {}
+local lost, notify, notices = {}, {}, {}
 local retried, ended, cancelled = {}, {}, {}
 local failed = 0
 for j = 0, n - 1 do
-  local b = 3 + j * 5
+  local b = 3 + j * 6
   local id = ARGV[b]
   if redis.call('ZREM', k.active, id .. '@' .. token) == 0 then
     lost[#lost + 1] = id
@@ -32,6 +33,11 @@ for j = 0, n - 1 do
       failed = failed + 1
       notify[#notify + 1] = id
       if delay == -2 then cancelled[#cancelled + 1] = id else ended[#ended + 1] = id end
+      local f = parse_flow(ARGV[b + 5])
+      if f and f.policy ~= '-' then
+        notify_parent(k, f, queue_of(KEYS[1]) .. ' ' .. id, (delay == -2 and 'x' or 'f') .. text,
+          notices)
+      end
     elseif delay > 0 then
       retried[#retried + 1] = id
       redis.call('ZADD', k.delayed, now + delay, id)
@@ -53,4 +59,4 @@ if #notify > 0 then publish(k, 'done ' .. table.concat(notify, ' ')) end
 journal(k, 'retried', retried)
 journal(k, 'failed', ended)
 journal(k, 'cancelled', cancelled)
-return lost
+return {lost, notices}

@@ -1,6 +1,9 @@
 #include <akv/queue/admin.hpp>
 
+#include "handoff.hpp"
 #include "scripts.hpp"
+
+#include <akv/queue/flow.hpp>
 
 #include <algorithm>
 #include <span>
@@ -56,8 +59,9 @@ asio::awaitable<state_counts> admin::counts() {
     req.push("ZCARD", keys_.done);
     req.push("HGETALL", keys_.stats);
     req.push("HGET", keys_.meta, "paused");
+    req.push("ZCARD", keys_.waiting_children);
     response<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
-             std::vector<std::string>, std::optional<std::string>>
+             std::vector<std::string>, std::optional<std::string>, std::size_t>
         resp;
     co_await client_.exec(req, resp);
     state_counts c;
@@ -78,6 +82,7 @@ asio::awaitable<state_counts> admin::counts() {
         else if (stats[i] == "debounced") c.total_debounced = v;
     }
     c.paused = std::get<7>(resp).value() == "1";
+    c.waiting_children = std::get<8>(resp).value();
     co_return c;
 }
 
@@ -106,11 +111,13 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
     case job_state::delayed:
     case job_state::active:
     case job_state::failed:
-    case job_state::completed: {
-        const std::string& key = state == job_state::delayed  ? keys_.delayed
-                                 : state == job_state::active ? keys_.active
-                                 : state == job_state::failed ? keys_.failed
-                                                              : keys_.done;
+    case job_state::completed:
+    case job_state::waiting_children: {
+        const std::string& key = state == job_state::delayed            ? keys_.delayed
+                                 : state == job_state::active           ? keys_.active
+                                 : state == job_state::failed           ? keys_.failed
+                                 : state == job_state::waiting_children ? keys_.waiting_children
+                                                                        : keys_.done;
         const bool newest_first = state == job_state::failed || state == job_state::completed;
         if (newest_first)
             req.push("ZRANGE", key, 0, end, "REV");
@@ -141,8 +148,9 @@ asio::awaitable<job_info> admin::get(std::string id) {
     req.push("ZSCORE", keys_.delayed, id);
     req.push("ZSCORE", keys_.prio, id);
     req.push("LPOS", keys_.wait, id);
+    req.push("ZSCORE", keys_.waiting_children, id);
     using opt = std::optional<std::string>;
-    response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>> resp;
+    response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>, opt> resp;
     co_await client_.exec(req, resp);
     job_info info;
     info.id = id;
@@ -160,10 +168,43 @@ asio::awaitable<job_info> admin::get(std::string id) {
     if (std::get<4>(resp).value()) info.state = job_state::failed;
     else if (std::get<5>(resp).value()) info.state = job_state::delayed;
     else if (std::get<6>(resp).value() || std::get<7>(resp).value()) info.state = job_state::waiting;
+    else if (std::get<8>(resp).value())
+        info.state = job_state::waiting_children;
     else if (record) info.state = job_state::active;
     else if (info.result) info.state = job_state::completed;
     if (info.job) info.job->attempt = info.failures + 1;
+    if (info.job && info.job->children > 0) {
+        std::vector<std::string> fields;
+        for (std::size_t i = 1; i <= info.job->children; ++i)
+            fields.push_back(id + ":" + std::to_string(i));
+        request kids;
+        kids.push("HMGET", keys_.children, fields);
+        response<std::vector<std::optional<std::string>>> held;
+        co_await client_.exec(kids, held);
+        for (const auto& v : std::get<0>(held).value())
+            if (v) info.children.push_back(detail::decode_child(*v));
+    }
     co_return info;
+}
+
+namespace {
+asio::awaitable<flow_node> flow_below(client& c, std::string queue, std::string id,
+                                      std::size_t depth) {
+    if (depth > max_flow_depth)
+        throw_error(error::bad_job, "queue \"" + queue + "\": job " + id + ": a flow deeper than " +
+                                        std::to_string(max_flow_depth) + " levels");
+    admin a(c, queue);
+    flow_node node;
+    node.queue = queue;
+    node.info = co_await a.get(std::move(id));
+    for (const auto& child : node.info.children)
+        node.children.push_back(co_await flow_below(c, child.queue, child.id, depth + 1));
+    co_return node;
+}
+} // namespace
+
+asio::awaitable<flow_node> admin::flow(std::string id) {
+    co_return co_await flow_below(client_, queue_, std::move(id), 0);
 }
 
 namespace {
@@ -192,6 +233,36 @@ asio::awaitable<answer> run_admin_script(client& c, const script& s, std::string
 }
 } // namespace
 
+namespace {
+// cancel.lua's and remove.lua's reply: {answer, notices for parents, pending children}.
+struct flow_answer {
+    answer said = answer::unknown;
+    std::vector<detail::notice> notices;
+    std::vector<std::pair<std::string, std::string>> children; // queue, id
+};
+
+asio::awaitable<flow_answer> run_flow_script(client& c, const script& s, const std::string& queue,
+                                             std::span<const std::string_view> args,
+                                             const char* what) {
+    const queue_keys keys(queue);
+    script_request req;
+    req.call(s, std::array<std::string_view, 1>{keys.prefix}, args);
+    generic_response resp;
+    co_await req.run(c, resp);
+    const auto& v = scripts::reply(resp, 0, what);
+    if (v.elements.size() != 3) throw_error(error::script_error, std::string(what) + ": bad reply");
+    flow_answer out;
+    out.said = answer_of(what, v.elements[0].str);
+    detail::read_notices(v.elements[1], queue, out.notices);
+    for (const auto& child : v.elements[2].elements) {
+        const auto space = child.str.find(' ');
+        if (space != std::string::npos)
+            out.children.emplace_back(child.str.substr(0, space), child.str.substr(space + 1));
+    }
+    co_return out;
+}
+} // namespace
+
 asio::awaitable<void> admin::retry(std::string id) {
     const std::array<std::string_view, 1> args{id};
     const answer a =
@@ -205,8 +276,24 @@ asio::awaitable<void> admin::retry(std::string id) {
 
 asio::awaitable<void> admin::remove(std::string id) {
     const std::array<std::string_view, 1> args{id};
-    const answer a =
-        co_await run_admin_script(client_, scripts::remove(), keys_.prefix, args, "remove.lua");
+    flow_answer r =
+        co_await run_flow_script(client_, scripts::remove(), queue_, args, "remove.lua");
+    const answer a = r.said;
+    if (!r.notices.empty()) co_await detail::hand_off(client_, std::move(r.notices));
+    for (auto& [queue, child] : r.children) {
+        admin below(client_, queue);
+        bool running = false;
+        try {
+            co_await below.remove(child);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == error::job_active)
+                running = true;
+            else if (e.code() != error::unknown_job)
+                throw; // gone already: nothing to do
+        }
+        if (running)
+            co_await below.cancel(child, "its parent " + queue_ + " " + id + " was removed");
+    }
     if (a == answer::unknown)
         throw_error(error::unknown_job, "queue \"" + queue_ + "\": no job " + id);
     if (a == answer::running)
@@ -216,9 +303,14 @@ asio::awaitable<void> admin::remove(std::string id) {
 
 asio::awaitable<cancel_outcome> admin::cancel(std::string id, std::string reason) {
     const std::array<std::string_view, 2> args{id, reason};
-    const answer a =
-        co_await run_admin_script(client_, scripts::cancel(), keys_.prefix, args, "cancel.lua");
-    switch (a) {
+    flow_answer r =
+        co_await run_flow_script(client_, scripts::cancel(), queue_, args, "cancel.lua");
+    if (!r.notices.empty()) co_await detail::hand_off(client_, std::move(r.notices));
+    for (auto& [queue, child] : r.children) {
+        admin below(client_, queue);
+        co_await below.cancel(child, "its parent " + queue_ + " " + id + " was cancelled");
+    }
+    switch (r.said) {
     case answer::cancelled:
         co_return cancel_outcome::cancelled;
     case answer::running:
@@ -264,13 +356,17 @@ asio::awaitable<void> admin::set_rate_limit(std::uint64_t max_jobs,
 
 asio::awaitable<std::pair<std::size_t, std::size_t>> admin::recover_stalled() {
     const std::array<std::string_view, 1> keys{keys_.prefix};
-    const std::vector<std::string> args{"1000"};
-    response<std::vector<std::size_t>> resp;
-    co_await scripts::recover().run(client_, keys, args, resp);
-    auto& r = std::get<0>(resp);
-    if (r.has_error()) throw_error(error::script_error, "recover.lua: " + r.error().message);
-    const auto& v = r.value();
-    co_return std::make_pair(v.size() > 0 ? v[0] : 0, v.size() > 1 ? v[1] : 0);
+    const std::array<std::string_view, 1> args{"1000"};
+    script_request req;
+    req.call(scripts::recover(), keys, args);
+    generic_response resp;
+    co_await req.run(client_, resp);
+    const auto& v = scripts::reply(resp, 0, "recover.lua");
+    if (v.elements.size() != 3) throw_error(error::script_error, "recover.lua: bad reply");
+    std::vector<detail::notice> notices;
+    detail::read_notices(v.elements[2], queue_, notices);
+    if (!notices.empty()) co_await detail::hand_off(client_, std::move(notices));
+    co_return std::make_pair(to_u64(v.elements[0].str), to_u64(v.elements[1].str));
 }
 
 asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes) {

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <span>
 
 namespace akv::queue {
 
@@ -19,6 +20,8 @@ std::string_view to_string(job_state s) noexcept {
     case job_state::completed: return "completed";
     case job_state::failed: return "failed";
     case job_state::unknown: return "unknown";
+    case job_state::waiting_children:
+        return "waiting-children";
     }
     return "unknown";
 }
@@ -103,14 +106,15 @@ std::int64_t wall_ms() {
 }
 
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
-                          std::chrono::milliseconds delay, std::string_view payload) {
+                          std::chrono::milliseconds delay, std::string_view payload,
+                          std::string_view flow) {
     std::string r;
-    r.reserve(64 + o.unique_key.size() + payload.size());
+    r.reserve(64 + o.unique_key.size() + flow.size() + payload.size());
     auto field = [&r](auto v) {
         r += std::to_string(v);
         r += '|';
     };
-    r += "1|";
+    r += flow.empty() ? "1|" : "2|";
     field(o.max_attempts);
     r += o.backoff.kind == backoff_kind::exponential ? 'e' : 'f';
     if (o.backoff.jitter) r += 'j';
@@ -123,9 +127,29 @@ std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
     field(enqueued_ms);
     field(delay.count());
     field(o.unique_key.size());
+    if (!flow.empty()) field(flow.size());
     r += o.unique_key;
+    r += flow;
     r += payload;
     return r;
+}
+
+std::string flow_text(const job& j) {
+    if (!j.parent && j.children == 0) return {};
+    std::string t(1, j.children == 0 ? '-' : j.collects ? 'g' : 'c');
+    t += std::to_string(j.children);
+    t += '|';
+    if (!j.parent) {
+        t += '-';
+        return t;
+    }
+    t += j.parent->on_failure == on_child_failure::ignore ? 'i' : 'f';
+    t += j.parent->queue;
+    t += ' ';
+    t += j.parent->id;
+    t += ' ';
+    t += std::to_string(j.parent->index);
+    return t;
 }
 
 namespace {
@@ -142,10 +166,40 @@ Int number(std::string_view queue, std::string_view id, std::string_view what,
 }
 } // namespace
 
+namespace {
+// The flow text of a record (flow_text()) into the job.
+void decode_flow(std::string_view queue, std::string_view id, std::string_view text, job& j) {
+    auto bad = [&] {
+        throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " + std::string(id) +
+                                        ": bad flow text \"" + std::string(text) + "\"");
+    };
+    const auto bar = text.find('|');
+    if (text.size() < 4 || bar == std::string_view::npos || bar + 1 >= text.size()) bad();
+    const char kind = text[0];
+    if (kind != '-' && kind != 'c' && kind != 'g') bad();
+    j.children = number<std::size_t>(queue, id, "children", text.substr(1, bar - 1));
+    j.collects = kind == 'g';
+    const char policy = text[bar + 1];
+    if (policy == '-') return;
+    if (policy != 'f' && policy != 'i') bad();
+    const std::string_view rest = text.substr(bar + 2);
+    const auto s1 = rest.find(' ');
+    const auto s2 = s1 == std::string_view::npos ? s1 : rest.find(' ', s1 + 1);
+    if (s2 == std::string_view::npos) bad();
+    job_parent p;
+    p.queue = rest.substr(0, s1);
+    p.id = rest.substr(s1 + 1, s2 - s1 - 1);
+    p.index = number<std::size_t>(queue, id, "child index", rest.substr(s2 + 1));
+    p.on_failure = policy == 'i' ? on_child_failure::ignore : on_child_failure::fail;
+    j.parent = std::move(p);
+}
+} // namespace
+
 job decode_record(std::string_view queue, std::string_view id, std::string_view record) {
-    std::string_view f[11];
+    const bool in_flow = record.starts_with("2|");
+    std::string_view f[12];
     std::size_t pos = 0;
-    for (auto& field : f) {
+    for (auto& field : std::span(f, in_flow ? 12 : 11)) {
         auto bar = record.find('|', pos);
         if (bar == std::string_view::npos)
             throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
@@ -155,7 +209,7 @@ job decode_record(std::string_view queue, std::string_view id, std::string_view 
         field = record.substr(pos, bar - pos);
         pos = bar + 1;
     }
-    if (f[0] != "1")
+    if (f[0] != "1" && f[0] != "2")
         throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
                                         std::string(id) + ": unknown record version \"" +
                                         std::string(f[0]) + "\"");
@@ -183,8 +237,52 @@ job decode_record(std::string_view queue, std::string_view id, std::string_view 
                                         std::string(id) + ": unique key length " +
                                         std::to_string(ulen) + " runs past the record");
     o.unique_key = record.substr(pos, ulen);
-    j.payload = record.substr(pos + ulen);
+    pos += ulen;
+    if (in_flow) {
+        auto flen = number<std::size_t>(queue, id, "flow length", f[11]);
+        if (flen > record.size() - pos)
+            throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                            std::string(id) + ": flow length " +
+                                            std::to_string(flen) + " runs past the record");
+        decode_flow(queue, id, record.substr(pos, flen), j);
+        pos += flen;
+    }
+    j.payload = record.substr(pos);
     return j;
+}
+
+child_result decode_child(std::string_view stored) {
+    const auto s1 = stored.find(' ');
+    const auto s2 = s1 == std::string_view::npos ? s1 : stored.find(' ', s1 + 1);
+    if (s1 == std::string_view::npos || s1 == 0)
+        throw_error(error::bad_job,
+                    "a flow's child: bad entry \"" + std::string(stored.substr(0, 80)) + "\"");
+    child_result c;
+    c.queue = stored.substr(0, s1);
+    c.id = stored.substr(s1 + 1, s2 == std::string_view::npos ? s2 : s2 - s1 - 1);
+    if (s2 != std::string_view::npos) {
+        c.result = decode_result(stored.substr(s2 + 1));
+        if (!c.result)
+            throw_error(error::bad_job,
+                        "a flow's child " + c.queue + " " + c.id + ": unknown outcome");
+    }
+    return c;
+}
+
+std::vector<child_result> decode_group(std::string_view text) {
+    std::vector<child_result> out;
+    while (!text.empty()) {
+        const auto colon = text.find(':');
+        std::size_t len = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + colon, len);
+        if (colon == std::string_view::npos || ec != std::errc{} || end != text.data() + colon ||
+            len > text.size() - colon - 1)
+            throw_error(error::bad_job, "a group's result: malformed at \"" +
+                                            std::string(text.substr(0, 20)) + "\"");
+        out.push_back(decode_child(text.substr(colon + 1, len)));
+        text.remove_prefix(colon + 1 + len);
+    }
+    return out;
 }
 
 // Buckets: 1, 2, 5, 10, 20, 50 ... ms (three per decade), the last one open-ended.

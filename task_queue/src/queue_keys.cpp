@@ -37,7 +37,10 @@ queue_keys::queue_keys(std::string_view queue)
     , periodic(join(prefix, "periodic"))
     , periodic_next(join(prefix, "periodic:next"))
     , events(join(prefix, "events"))
-    , journal(join(prefix, "journal")) {}
+    , journal(join(prefix, "journal"))
+    , waiting_children(join(prefix, "waiting_children"))
+    , children(join(prefix, "children"))
+    , outbox(join(prefix, "outbox")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
     std::string key = join(prefix, "m:");
@@ -45,10 +48,12 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 23> queue_keys::all() const noexcept {
-    return {id,     jobs,   wait,  prio,    delayed,  active,        attempts, failed,
-            errors, done,   results, unique, meta,    rate,          marker,   cancel,
-            stats,  leader, periodic, periodic_next, dedup, dedup_until, journal};
+std::array<std::string_view, 26> queue_keys::all() const noexcept {
+    return {id,       jobs,          wait,   prio,        delayed, active,
+            attempts, failed,        errors, done,        results, unique,
+            meta,     rate,          marker, cancel,      stats,   leader,
+            periodic, periodic_next, dedup,  dedup_until, journal, waiting_children,
+            children, outbox};
 }
 
 } // namespace akv::queue

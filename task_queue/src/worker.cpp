@@ -3,6 +3,7 @@
 
 #include <akv/messaging/subscriber.hpp>
 
+#include "handoff.hpp"
 #include "scripts.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -62,6 +63,25 @@ asio::awaitable<void> job_context::progress(std::string_view text) {
     co_await worker_.client_.exec(req, resp);
 }
 
+asio::awaitable<std::vector<child_result>> job_context::children_results() {
+    if (job_.children == 0)
+        throw_error(error::invalid_config,
+                    "job " + job_.id + " of queue \"" + job_.queue +
+                        "\" has no children: children_results() is for a parent of a flow");
+    std::vector<std::string> fields;
+    fields.reserve(job_.children);
+    for (std::size_t i = 1; i <= job_.children; ++i)
+        fields.push_back(job_.id + ":" + std::to_string(i));
+    request req;
+    req.push("HMGET", worker_.keys_.children, fields);
+    response<std::vector<std::optional<std::string>>> resp;
+    co_await worker_.client_.exec(req, resp);
+    std::vector<child_result> out;
+    for (const auto& v : std::get<0>(resp).value())
+        if (v) out.push_back(detail::decode_child(*v));
+    co_return out;
+}
+
 worker::worker(client& c, std::string queue, handler h, worker_options options,
                messaging::subscriber* events)
     : client_(c)
@@ -74,7 +94,8 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
     , wake_(c.get_executor())
     , idle_(c.get_executor())
     , stop_signal_(c.get_executor())
-    , renew_timer_(c.get_executor()) {
+    , renew_timer_(c.get_executor())
+    , hand_off_wake_(c.get_executor()) {
     validate_queue_name(queue_);
     if (!handler_) throw_error(error::invalid_config, "worker: no handler");
     if (options_.concurrency == 0)
@@ -105,7 +126,7 @@ void worker::stop() {
 }
 
 asio::awaitable<void> worker::run() {
-    co_await (pump() && waker() && renewer() && listen() && grace());
+    co_await (pump() && waker() && renewer() && listen() && grace() && hand_off());
 }
 
 // Completes once stop() is called (at once when it has been).
@@ -141,6 +162,7 @@ void worker::cancel_running(const std::string& id, cancel_reason why) {
             f.outcome = run_outcome::cancelled;
             f.value = "cancelled before it started";
             f.options = rj.job.options;
+            f.flow = detail::flow_text(rj.job);
             done_.push_back(std::move(f));
         }
         running_.erase(it);
@@ -217,6 +239,7 @@ asio::awaitable<void> worker::pump() {
     drained_ = true;
     idle_.cancel();
     renew_timer_.cancel();
+    hand_off_wake_.cancel();
     if (grace_timer_) grace_timer_->cancel();
 }
 
@@ -239,6 +262,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             complete.push_back(f.value);
             complete.push_back(f.options.unique_key);
             complete.push_back(f.failed_before ? "1" : "0");
+            complete.push_back(f.flow);
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
@@ -248,6 +272,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             retry.push_back(f.value);
             retry.push_back(f.options.unique_key);
             retry.push_back(std::to_string(f.options.priority));
+            retry.push_back(f.flow);
         }
     }
     // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
@@ -296,10 +321,18 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
     generic_response replies;
     co_await req.run(client_, replies);
     std::size_t at = 0;
+    // complete.lua and retry.lua answer {lost ids, notices for parents of flows}.
     auto count_lost = [&](const char* what) {
         const auto& v = scripts::reply(replies, at++, "queue \"" + queue_ + "\": " + what);
-        stats_.lost_leases += v.elements.size();
-        return v.elements.size();
+        if (v.elements.size() != 2)
+            throw_error(error::script_error, "queue \"" + queue_ + "\": " + what + ": bad reply");
+        const std::size_t lost = v.elements[0].elements.size();
+        stats_.lost_leases += lost;
+        if (!v.elements[1].elements.empty()) {
+            detail::read_notices(v.elements[1], queue_, notices_);
+            hand_off_wake_.cancel();
+        }
+        return lost;
     };
     if (completes > 0 || send_metrics) {
         const std::size_t lost = count_lost("complete.lua");
@@ -380,6 +413,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.options = j.options;
     f.enqueued_ms = j.enqueued_ms;
     f.failed_before = j.attempt > 1;
+    f.flow = detail::flow_text(j);
     bool threw = false, timed_out = false;
     try {
         job_context ctx(*this, j, &rj->lost);
@@ -488,9 +522,14 @@ asio::awaitable<void> worker::renewer() {
         std::vector<std::string_view> renew{lease, token_};
         for (auto& [id, rj] : running_)
             renew.push_back(id);
+        // Notices for parents that no process applied within a renewal interval: their
+        // worker died between a child's end and the hand-off (README "Workflows").
+        const std::string notice_age = std::to_string(every.count());
         script_request req;
         req.call(scripts::renew(), queue_key, renew);
         req.call(scripts::recover(), queue_key, std::array<std::string_view, 1>{limit});
+        req.call(scripts::outbox(), queue_key,
+                 std::array<std::string_view, 2>{notice_age, std::string_view("100")});
         try {
             generic_response replies;
             co_await req.run(client_, replies);
@@ -513,8 +552,47 @@ asio::awaitable<void> worker::renewer() {
                     kick();
                 }
             }
+            const std::size_t had = notices_.size();
+            if (rec.elements.size() == 3) detail::read_notices(rec.elements[2], queue_, notices_);
+            detail::read_notices(scripts::reply(replies, 2, "queue \"" + queue_ + "\": outbox.lua"),
+                                 queue_, notices_);
+            if (notices_.size() > had) hand_off_wake_.cancel();
         } catch (const boost::system::system_error&) {
             ++stats_.errors; // next round
+        }
+    }
+}
+
+asio::awaitable<void> worker::hand_off() {
+    std::chrono::milliseconds pause_after_error{0};
+    hand_off_wake_.expires_at(asio::steady_timer::time_point::max());
+    for (;;) {
+        if (notices_.empty()) {
+            if (drained_) break;
+            co_await hand_off_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+            hand_off_wake_.expires_at(asio::steady_timer::time_point::max());
+            continue;
+        }
+        if (pause_after_error.count() > 0) {
+            asio::steady_timer t(client_.get_executor(), pause_after_error);
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        if (options_.before_hand_off) options_.before_hand_off();
+        std::vector<detail::notice> batch;
+        batch.swap(notices_);
+        const std::size_t n = batch.size();
+        try {
+            co_await detail::hand_off(client_, batch);
+            stats_.handed_off += n;
+            pause_after_error = std::chrono::milliseconds(0);
+        } catch (const boost::system::system_error& e) {
+            ++stats_.errors;
+            // Still in the outbox: tried again here, or by any worker of the queue later.
+            if (e.code() == error::connection_closed || drained_) break;
+            for (auto& x : batch)
+                notices_.push_back(std::move(x));
+            pause_after_error = std::clamp(pause_after_error * 2, std::chrono::milliseconds(50),
+                                           std::chrono::milliseconds(1000));
         }
     }
 }

@@ -13,6 +13,7 @@ namespace akv::queue {
 
 struct state_counts {
     std::size_t waiting = 0, delayed = 0, active = 0, failed = 0, completed = 0;
+    std::size_t waiting_children = 0; // parents of flows waiting for their children
     // Totals since the queue began (the stats hash).
     std::uint64_t total_completed = 0, total_failed = 0, total_retried = 0,
                   total_recovered = 0, total_cancelled = 0;
@@ -28,6 +29,16 @@ struct job_info {
     unsigned failures = 0;
     std::string last_error;
     std::optional<job_result> result; // finished and kept
+    // A parent of a flow (while its record exists): each child, with its outcome once it ended.
+    // The parent it reports to, if any, is job->parent.
+    std::vector<child_result> children;
+};
+
+// A flow from one of its jobs down: each child as its own queue sees it.
+struct flow_node {
+    std::string queue;
+    job_info info;
+    std::vector<flow_node> children;
 };
 
 struct minute_metrics {
@@ -53,11 +64,18 @@ public:
     asio::awaitable<std::vector<std::string>> list(job_state state, std::size_t offset,
                                                    std::size_t limit);
     asio::awaitable<job_info> get(std::string id);
+    // The flow below a job (flow.hpp), each child looked up in its queue; its parent, if any,
+    // is info.job->parent. A completed parent no longer lists its children.
+    asio::awaitable<flow_node> flow(std::string id);
     // A failed or cancelled job runs again (attempts from zero). error::unknown_job if there is
     // no such job, invalid_config if it is not failed.
     asio::awaitable<void> retry(std::string id);
-    // Removes a job not running (error::job_active if it runs: cancel it instead).
+    // Removes a job not running (error::job_active if it runs: cancel it instead). A child of a
+    // flow that had not finished no longer holds its parent back; a parent's pending children
+    // are removed with it (a running one is cancelled).
     asio::awaitable<void> remove(std::string id);
+    // A job of a flow cancelled before it finished counts as failed for its parent; a parent's
+    // pending children are cancelled with it.
     asio::awaitable<cancel_outcome> cancel(std::string id, std::string reason);
     asio::awaitable<void> pause();
     asio::awaitable<void> resume();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace akv::queue {
 
@@ -58,6 +59,19 @@ struct job_options {
     std::chrono::milliseconds timeout{0}; // a run longer than this fails (0: no limit)
 };
 
+// What a failed child (failed for good, or cancelled) does to the parent waiting for it
+// (flow.hpp): the parent fails at once (BullMQ's failParentOnFailure), or the child counts as
+// finished and the parent runs once the others end (ignoreDependencyOnFailure).
+enum class on_child_failure { fail, ignore };
+
+// The parent a job of a flow reports to when it finishes for good.
+struct job_parent {
+    std::string queue;
+    std::string id;
+    std::size_t index = 0; // its place among the parent's children, from 1
+    on_child_failure on_failure = on_child_failure::fail;
+};
+
 // What a worker's handler is given.
 struct job {
     std::string queue;
@@ -66,9 +80,15 @@ struct job {
     job_options options;
     unsigned attempt = 1;            // 1 on the first run
     std::int64_t enqueued_ms = 0;    // producer's clock, ms since the epoch
+    // A job of a flow (flow.hpp): the parent it reports to, and the children it waited for
+    // (job_context::children_results() reads what they gave).
+    std::optional<job_parent> parent;
+    std::size_t children = 0;
+    bool collects = false; // a group's collector: completes without running once they end
 };
 
-enum class job_state { waiting, delayed, active, completed, failed, unknown };
+// waiting_children: a parent of a flow waiting for its children to finish (flow.hpp).
+enum class job_state { waiting, delayed, active, completed, failed, unknown, waiting_children };
 std::string_view to_string(job_state s) noexcept;
 
 // What became of a job, as the producer awaits it.
@@ -77,6 +97,13 @@ struct job_result {
     status outcome = status::completed;
     std::string value; // the handler's result, or the last error
     bool ok() const noexcept { return outcome == status::completed; }
+};
+
+// A finished child of a flow, as its parent reads it (job_context::children_results()).
+struct child_result {
+    std::string queue;
+    std::string id;
+    std::optional<job_result> result; // nullopt: not finished (a parent retried by hand)
 };
 
 // The delay before the retry after `failures` failed runs (see backoff). `draw` in [0, 1).
@@ -89,8 +116,20 @@ void validate(const job_options& o);
 namespace detail {
 // The stored form of a job: a short text header that the rare Lua paths read (recovery,
 // promotion, cancel), then the unique key and the payload bytes as they are.
+// A job of a flow adds the flow text (flow_text()) after the unique key, and says so in the
+// header's version ("2", one more length field); other records are as before ("1").
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
-                          std::chrono::milliseconds delay, std::string_view payload);
+                          std::chrono::milliseconds delay, std::string_view payload,
+                          std::string_view flow = {});
+// The flow text of a job: "<kind><children>|<policy>[<parent queue> <parent id> <index>]",
+// kind '-' (no children), 'c' (children, then its handler) or 'g' (a group's collector),
+// policy '-' (no parent), 'f' or 'i' (on_child_failure). Empty for a job outside any flow.
+std::string flow_text(const job& j);
+// A child's outcome as its parent keeps it: "<queue> <id> <stored outcome>", or "<queue> <id>"
+// while pending. Throws system_error(bad_job) for anything else.
+child_result decode_child(std::string_view stored);
+// A group's result (lua/apply.lua): the members' kept outcomes, each "<length>:<text>".
+std::vector<child_result> decode_group(std::string_view text);
 // Throws system_error(error::bad_job) naming what is malformed.
 job decode_record(std::string_view queue, std::string_view id, std::string_view record);
 // A stored outcome ("c", "f" or "x" then the text); nullopt for anything else.

@@ -39,11 +39,15 @@ struct queue_keys {
     std::string periodic_next; // hash: name -> its next run, ms
     std::string events;        // sharded pub/sub channel: "done <ids>", "cancel <id>", progress
     std::string journal;       // stream: the job events, durable (event_log.hpp)
+    // Flows (flow.hpp; README "Workflows: the hand-off across slots"):
+    std::string waiting_children; // sorted set: parents waiting for children, by time
+    std::string children;         // hash: "<id>:p" -> children pending, "<id>:<i>" -> child i
+    std::string outbox;           // stream: finished children's notices to their parents
 
     // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
     std::string metrics(std::int64_t minute) const;
     // Every key above but the channel: what obliterate deletes (with the metrics hashes).
-    std::array<std::string_view, 23> all() const noexcept;
+    std::array<std::string_view, 26> all() const noexcept;
 };
 
 } // namespace akv::queue

@@ -40,6 +40,10 @@ class subscriber;
 
 namespace akv::queue {
 
+namespace detail {
+struct notice; // src/handoff.hpp
+}
+
 class worker;
 
 // Handed to the handler with its job.
@@ -53,6 +57,10 @@ public:
     // Publishes a progress event ("progress <id> <text>") on the queue's event channel. Throws
     // system_error(error::lease_lost) once the lease is lost: the job is no longer this run's.
     asio::awaitable<void> progress(std::string_view text);
+    // A parent of a flow (flow.hpp): its children, in the order the flow gave them, each with
+    // its outcome (a failed one too, when the flow ignores failures). Throws
+    // system_error(invalid_config) for a job without children.
+    asio::awaitable<std::vector<child_result>> children_results();
 
     // `lost`: the worker's flag for this run (nullptr: never lost).
     job_context(worker& w, queue::job j, const bool* lost = nullptr)
@@ -79,6 +87,9 @@ struct worker_options {
     // finishes starts the next at once, and acks and claims go in larger batches. Celery's
     // prefetch; 0 claims only for free handlers (fairest when jobs are long).
     std::size_t prefetch = 16;
+    // Tests only: called after an ack that left notices for parents of a flow in the outbox,
+    // before they are applied (the tests kill the process here).
+    std::function<void()> before_hand_off;
 };
 
 struct worker_stats {
@@ -89,6 +100,7 @@ struct worker_stats {
     std::uint64_t claims = 0;      // claim calls that returned jobs
     std::uint64_t recovered = 0;   // expired leases this worker put back
     std::uint64_t errors = 0;      // calls that failed (connection, server) and were retried
+    std::uint64_t handed_off = 0;  // ends of flow jobs applied to their parents (flow.hpp)
 };
 
 class worker {
@@ -131,6 +143,7 @@ private:
         job_options options;
         std::int64_t enqueued_ms = 0;
         bool failed_before = false; // attempts and last error to clear
+        std::string flow;           // the job's flow text (job.hpp flow_text), '' outside one
         // retry.lua's delay argument for this outcome.
         std::int64_t retry_arg() const noexcept;
     };
@@ -146,6 +159,7 @@ private:
     asio::awaitable<void> waker();
     asio::awaitable<void> renewer();
     asio::awaitable<void> listen();
+    asio::awaitable<void> hand_off(); // notices of finished flow jobs to their parents
     asio::awaitable<void> grace();
     asio::awaitable<std::tuple<boost::system::error_code>> stop_requested();
     asio::awaitable<void> flush(const std::vector<finished>& batch,
@@ -168,10 +182,12 @@ private:
     std::size_t started_ = 0;                                      // handlers running
     std::vector<finished> done_;       // outcomes waiting for the next flush
     std::vector<std::string> handback_; // jobs given back at shutdown, not yet flushed
+    std::vector<detail::notice> notices_; // for parents of flows, not yet applied
     asio::steady_timer wake_;         // the pump's: work to do
     asio::steady_timer idle_;         // the waker's: block on the marker now
     asio::steady_timer stop_signal_;  // expires once stop() is called
     asio::steady_timer renew_timer_;
+    asio::steady_timer hand_off_wake_; // notices_ got some, or the pump drained
     asio::steady_timer* grace_timer_ = nullptr;
     std::int64_t wake_at_ms_ = -1;    // server ms of the next delayed job / rate window
     std::int64_t server_now_ms_ = 0;  // the server's clock at the last claim...
