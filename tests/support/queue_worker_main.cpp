@@ -3,11 +3,14 @@
 //
 //   akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]
 //                         [--mode record|slow] [--slow-ms N] [--grace-ms N]
+//                         [--die-at hand-off]
 //
 // The handler records each run: HINCRBY akvtest:{<queue>}:runs <payload> 1 (mode slow first
 // waits slow-ms). Prints "ready <worker token>" once the worker runs and the client is
 // connected. SIGTERM/SIGINT: worker.stop(), wait for run() to drain, then prints
-// "drained completed=<n> handed_back=<n>" and exits 0.
+// "drained completed=<n> handed_back=<n>" and exits 0. --die-at hand-off: the process
+// SIGKILLs itself after an ack that left notices for parents of a flow in the outbox, before
+// they are applied (tests/integration/queue_flow_test.cpp).
 //
 // Exit status: 0 drained after a signal, 1 the worker or client failed, 2 bad arguments.
 #include <akv/client.hpp>
@@ -28,6 +31,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <unistd.h>
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -36,7 +40,8 @@ namespace {
 
 constexpr const char* usage =
     "usage: akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]\n"
-    "                             [--mode record|slow] [--slow-ms N] [--grace-ms N]\n";
+    "                             [--mode record|slow] [--slow-ms N] [--grace-ms N]\n"
+    "                             [--die-at hand-off]\n";
 
 struct options {
     std::string redis;
@@ -46,6 +51,7 @@ struct options {
     bool slow = false;
     long long slow_ms = 0;
     long long grace_ms = 10000;
+    bool die_before_hand_off = false;
 };
 
 struct bad_args {
@@ -74,7 +80,11 @@ options parse(int argc, char** argv) {
         else if (flag == "--lease-ms") o.lease_ms = number(flag, value, 30);
         else if (flag == "--slow-ms") o.slow_ms = number(flag, value, 0);
         else if (flag == "--grace-ms") o.grace_ms = number(flag, value, 0);
-        else if (flag == "--mode") {
+        else if (flag == "--die-at") {
+            if (value != "hand-off")
+                throw bad_args{"--die-at: expected hand-off, got \"" + value + "\""};
+            o.die_before_hand_off = true;
+        } else if (flag == "--mode") {
             if (value == "record") o.slow = false;
             else if (value == "slow") o.slow = true;
             else throw bad_args{"--mode: expected record or slow, got \"" + value + "\""};
@@ -126,6 +136,7 @@ int main(int argc, char** argv) {
     wo.concurrency = opt.concurrency;
     wo.lease_time = std::chrono::milliseconds(opt.lease_ms);
     wo.shutdown_grace = std::chrono::milliseconds(opt.grace_ms);
+    if (opt.die_before_hand_off) wo.before_hand_off = [] { ::kill(::getpid(), SIGKILL); };
 
     std::optional<akv::queue::worker> w;
     try {
