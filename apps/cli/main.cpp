@@ -39,7 +39,8 @@ constexpr const char* usage = R"(usage: akv [OPTIONS] COMMAND [ARG...]
 
 Sends one command to Redis and prints the reply as redis-cli does. Or (`akv WORD --help` for
 the details of each):
-  queue      a task queue: stats, list, get, add, retry, remove, cancel, pause, resume, metrics
+  queue      a task queue: stats, list, get, flow, add, retry, remove, cancel, pause, resume,
+             metrics
   stream     a stream and its consumer groups: groups, pending, info
   blob       objects of a blob store: put, get, list, rm
   model      versions of a model registry: put, get, list, tag

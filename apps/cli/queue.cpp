@@ -31,13 +31,18 @@ Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) 
 `akv --help`, before the word `queue`.
 
 subcommands:
-  stats QUEUE                 jobs per state, totals since the queue began, paused flag
+  stats QUEUE                 jobs per state (waiting parents: parents of flows waiting for
+                              their children), totals since the queue began, paused flag
   list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
-                              active (by lease deadline), failed or completed (newest first)
+                              active (by lease deadline), failed or completed (newest first),
+                              waiting-children (parents of flows, oldest first)
       --offset N              skip the first N (default 0)
       --limit N               at most N ids (default 100)
       --verbose               also each job's attempt, payload size and last error
   get QUEUE ID                one job: state, options, failures, last error, payload, result
+  flow QUEUE ID               a flow from job ID down (akv::queue::flow_producer): its parent,
+                              then each job with its state, children in their own queues, and
+                              the outcome its parent keeps for it
   add QUEUE PAYLOAD           enqueues a job (PAYLOAD - reads stdin); prints its id
       --delay-ms N            runs no earlier than N ms from now
       --priority N            higher runs sooner, -1000..1000 (default 0)
@@ -57,7 +62,7 @@ subcommands:
       --minutes N             the last N minutes, 1..120 (default 10)
 
 queue options:
-  --json                      stats, list, get, add, metrics: one JSON object on stdout
+  --json                      stats, list, get, flow, add, metrics: one JSON object on stdout
   --help                      this text
   --                          what follows is positional (a PAYLOAD starting with --)
 
@@ -82,6 +87,7 @@ const std::map<std::string, subcommand>& subcommands() {
         {"stats", {{"QUEUE"}, {"--json"}}},
         {"list", {{"QUEUE", "STATE"}, {"--offset", "--limit", "--verbose", "--json"}}},
         {"get", {{"QUEUE", "ID"}, {"--json"}}},
+        {"flow", {{"QUEUE", "ID"}, {"--json"}}},
         {"add",
          {{"QUEUE", "PAYLOAD"},
           {"--delay-ms", "--priority", "--attempts", "--unique", "--throttle", "--debounce",
@@ -127,10 +133,11 @@ template <class T> T parse_number(const std::string& option, const std::string& 
 
 job_state parse_state(const std::string& s) {
     for (auto st : {job_state::waiting, job_state::delayed, job_state::active, job_state::failed,
-                    job_state::completed})
+                    job_state::completed, job_state::waiting_children})
         if (s == akv::queue::to_string(st)) return st;
-    throw std::invalid_argument("unknown state \"" + s +
-                                "\": one of waiting, delayed, active, failed, completed");
+    throw std::invalid_argument(
+        "unknown state \"" + s +
+        "\": one of waiting, delayed, active, failed, completed, waiting-children");
 }
 
 queue_command parse(const std::vector<std::string>& args) {
@@ -305,6 +312,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         j["active"] = n.active;
         j["failed"] = n.failed;
         j["completed"] = n.completed;
+        j["waiting_children"] = n.waiting_children;
         j["totals"] = std::move(totals);
         print_json(j);
         co_return 0;
@@ -319,6 +327,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"active", std::to_string(n.active)},
         {"failed", std::to_string(n.failed)},
         {"completed", std::to_string(n.completed)},
+        {"waiting parents", std::to_string(n.waiting_children)},
         {"total completed", std::to_string(n.total_completed)},
         {"total failed", std::to_string(n.total_failed)},
         {"total retried", std::to_string(n.total_retried)},
@@ -462,6 +471,89 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
     co_return 0;
 }
 
+// One job of a flow for `akv queue flow`: "<queue> <id>  <state>  <outcome kept by its parent>".
+std::string flow_line(const akv::queue::flow_node& n,
+                      const std::optional<akv::queue::job_result>& kept) {
+    std::string line =
+        n.queue + " " + n.info.id + "  " + std::string(akv::queue::to_string(n.info.state));
+    if (n.info.state == job_state::waiting_children) {
+        std::size_t pending = 0;
+        for (const auto& c : n.info.children)
+            if (!c.result) ++pending;
+        line += " (" + std::to_string(pending) + " of " + std::to_string(n.info.children.size()) +
+                " pending)";
+    }
+    const auto& shown = kept ? kept : n.info.result;
+    if (shown) line += "  " + std::string(status_name(shown->outcome)) + " " + quote(shown->value);
+    return line;
+}
+
+void print_flow(const akv::queue::flow_node& n, const std::optional<akv::queue::job_result>& kept,
+                const std::string& indent, bool last, bool root) {
+    std::cout << (root ? "" : indent + (last ? "`-- " : "|-- ")) << flow_line(n, kept) << "\n";
+    const std::string below = root ? "" : indent + (last ? "    " : "|   ");
+    for (std::size_t i = 0; i < n.children.size(); ++i) {
+        std::optional<akv::queue::job_result> result;
+        if (i < n.info.children.size()) result = n.info.children[i].result;
+        print_flow(n.children[i], result, below, i + 1 == n.children.size(), false);
+    }
+}
+
+json::object flow_json(const akv::queue::flow_node& n,
+                       const std::optional<akv::queue::job_result>& kept) {
+    json::object j;
+    j["queue"] = n.queue;
+    j["id"] = n.info.id;
+    j["state"] = akv::queue::to_string(n.info.state);
+    const auto& shown = kept ? kept : n.info.result;
+    if (shown) {
+        json::object r;
+        r["status"] = status_name(shown->outcome);
+        r["value"] = shown->value;
+        j["result"] = std::move(r);
+    } else {
+        j["result"] = nullptr;
+    }
+    json::array children;
+    for (std::size_t i = 0; i < n.children.size(); ++i)
+        children.push_back(flow_json(
+            n.children[i], i < n.info.children.size() ? n.info.children[i].result : std::nullopt));
+    j["children"] = std::move(children);
+    return j;
+}
+
+asio::awaitable<int> flow(akv::client& cl, const queue_command& c) {
+    akv::queue::admin a(cl, c.queue);
+    co_await a.require_exists();
+    std::string id = c.args[0];
+    const akv::queue::flow_node root = co_await a.flow(id);
+    const auto& info = root.info;
+    if (info.state == job_state::unknown && !info.job && !info.result) no_job(c, c.args[0]);
+    const auto& parent = info.job ? info.job->parent : std::nullopt;
+    if (c.json) {
+        json::object j = flow_json(root, std::nullopt);
+        if (parent) {
+            json::object p;
+            p["queue"] = parent->queue;
+            p["id"] = parent->id;
+            p["fails_with_child"] = parent->on_failure == akv::queue::on_child_failure::fail;
+            j["parent"] = std::move(p);
+        } else {
+            j["parent"] = nullptr;
+        }
+        print_json(j);
+        co_return 0;
+    }
+    if (parent)
+        std::cout << "parent: " << parent->queue << " " << parent->id
+                  << (parent->on_failure == akv::queue::on_child_failure::fail
+                          ? " (fails if this job fails)"
+                          : " (ignores this job's failure)")
+                  << "\n";
+    print_flow(root, std::nullopt, "", true, true);
+    co_return 0;
+}
+
 asio::awaitable<int> add(akv::client& cl, const queue_command& c) {
     akv::queue::producer p(cl, c.queue);
     const std::string& payload = c.args[0];
@@ -577,6 +669,7 @@ asio::awaitable<int> dispatch(akv::client& cl, const queue_command& c) {
     if (c.sub == "stats") co_return co_await stats(cl, c);
     if (c.sub == "list") co_return co_await list(cl, c);
     if (c.sub == "get") co_return co_await get(cl, c);
+    if (c.sub == "flow") co_return co_await flow(cl, c);
     if (c.sub == "add") co_return co_await add(cl, c);
     if (c.sub == "retry") co_return co_await retry(cl, c);
     if (c.sub == "remove") co_return co_await remove(cl, c);

@@ -3,6 +3,7 @@
 #include "support/running_client.hpp"
 
 #include <akv/queue/admin.hpp>
+#include <akv/queue/flow.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
 #include <akv/testing/embedded_server.hpp>
@@ -445,4 +446,69 @@ TEST(CliQueue, MetricsAndFailedJobsAfterAWorkerRan) {
     auto info = json_of(q("get jobs " + bad + " --json"));
     EXPECT_EQ(info["state"].as_string(), "waiting");
     EXPECT_EQ(info["failures"].to_number<int>(), 0);
+}
+
+TEST(CliQueue, FlowShowsTheTreeWithStatesAndResultsAndStatsCountWaitingParents) {
+    akv::testing::embedded_server server;
+    queue_cli q(server);
+    asio::io_context io;
+    akv::test::running_client rc(io, server.config());
+    akv::queue::flow_producer flows(rc.client);
+    akv::queue::flow_job report;
+    report.queue = "reports";
+    report.payload = "weekly";
+    for (const char* region : {"eu", "us"}) {
+        akv::queue::flow_job fetch;
+        fetch.queue = "fetch";
+        fetch.payload = region;
+        report.children.push_back(fetch);
+    }
+    akv::queue::flow_ids ids;
+    akv::test::run_task(io, [&]() -> asio::awaitable<void> { ids = co_await flows.add(report); }());
+    ASSERT_EQ(ids.children.size(), 2u);
+
+    auto stats = json_of(q("stats reports --json"));
+    EXPECT_EQ(stats["waiting_children"].to_number<int>(), 1);
+    EXPECT_EQ(row(q("stats reports").out, "waiting parents"), "waiting parents  1");
+    EXPECT_EQ(q("list reports waiting-children").out, ids.id + "\n");
+
+    auto waiting = q("flow reports " + ids.id);
+    EXPECT_EQ(waiting.status, 0) << waiting.out;
+    EXPECT_EQ(waiting.out, "reports " + ids.id + "  waiting-children (2 of 2 pending)\n" +
+                               "|-- fetch " + ids.children[0].id + "  waiting\n" + "`-- fetch " +
+                               ids.children[1].id + "  waiting\n");
+    auto child = q("flow fetch " + ids.children[1].id);
+    EXPECT_EQ(child.out.rfind("parent: reports " + ids.id + " (fails if this job fails)\n", 0), 0u)
+        << child.out;
+
+    // The children run (no worker for the parent): it is released, their results kept for it.
+    bool finished = false;
+    akv::queue::worker w(rc.client, "fetch",
+                         [](akv::queue::job_context& ctx) -> asio::awaitable<std::string> {
+                             co_return "rows of " + ctx.job().payload;
+                         });
+    asio::co_spawn(io, w.run(), [&](std::exception_ptr) { finished = true; });
+    akv::queue::admin a(rc.client, "reports");
+    bool released = false;
+    akv::test::run_task(io, [&]() -> asio::awaitable<void> {
+        released = co_await akv::test::eventually(
+            [&]() -> asio::awaitable<bool> { co_return (co_await a.counts()).waiting == 1; });
+    }());
+    EXPECT_TRUE(released);
+    w.stop();
+    EXPECT_TRUE(akv::test::run_until(
+        io, [&] { return finished; }, 10s));
+    auto done = q("flow reports " + ids.id);
+    EXPECT_EQ(done.out, "reports " + ids.id + "  waiting\n" + "|-- fetch " + ids.children[0].id +
+                            "  completed  completed \"rows of eu\"\n" + "`-- fetch " +
+                            ids.children[1].id + "  completed  completed \"rows of us\"\n");
+    auto tree = json_of(q("flow reports " + ids.id + " --json"));
+    EXPECT_EQ(tree["state"].as_string(), "waiting");
+    EXPECT_EQ(tree["children"].as_array()[1].as_object()["result"].as_object()["value"].as_string(),
+              "rows of us");
+    auto unknown = q("flow reports 999");
+    EXPECT_EQ(unknown.status, 1) << unknown.out;
+    auto no_queue = q("flow nosuch 1");
+    EXPECT_EQ(no_queue.status, 1) << no_queue.out;
+    EXPECT_NE(no_queue.out.find("no such queue"), std::string::npos) << no_queue.out;
 }
