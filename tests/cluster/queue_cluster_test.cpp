@@ -2,10 +2,12 @@
 // hash tag, so every Lua state move runs on the node serving that queue's slot.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/running_queue.hpp"
 
 #include <akv/cluster_slot.hpp>
 #include <akv/messaging/subscriber.hpp>
 #include <akv/queue/admin.hpp>
+#include <akv/queue/flow.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/scheduler.hpp>
 #include <akv/queue/worker.hpp>
@@ -109,4 +111,61 @@ TEST(QueueCluster, QueuesOnEveryMasterProcessResultsAndSchedule) {
     for (auto& w : workers) w->stop();
     for (auto& s : schedulers) s->stop();
     EXPECT_TRUE(run_until(io, [&] { return finished == 6; }, 20s));
+}
+
+// A flow whose parent and children live on different masters: each child's end reaches its
+// parent through its own queue's outbox, applied in the parent's slot on another node.
+TEST(QueueCluster, FlowAcrossMastersRunsTheParentOnceWithEveryResult) {
+    akv::testing::embedded_cluster cluster;
+    asio::io_context io;
+    running_client rc(io, cluster.config());
+    akv::messaging::subscriber hub(rc.client);
+    const auto queues = queue_per_master(cluster); // parent on master 0, children elsewhere
+    std::map<std::string, int> runs;
+    handler h = [&runs](job_context& ctx) -> asio::awaitable<std::string> {
+        ++runs[ctx.job().payload];
+        std::string out = ctx.job().payload;
+        if (ctx.job().children > 0) {
+            out += "(";
+            for (const auto& c : co_await ctx.children_results())
+                out += (out.back() == '(' ? "" : ",") + (c.result ? c.result->value : "?");
+            out += ")";
+        }
+        co_return out;
+    };
+    std::vector<std::unique_ptr<running_worker>> workers;
+    for (const auto& q : queues)
+        workers.push_back(
+            std::make_unique<running_worker>(io, rc.client, q, h, worker_options{}, &hub));
+    auto job_in = [&](std::size_t master, std::string payload) {
+        flow_job j;
+        j.queue = queues[master];
+        j.payload = std::move(payload);
+        return j;
+    };
+    flow_job mid = job_in(2, "mid");
+    mid.children = {job_in(0, "x"), job_in(1, "y")};
+    flow_job root = job_in(0, "root");
+    root.children = {job_in(1, "a"), mid, job_in(2, "b")};
+    flow_producer flows(rc.client, &hub);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const flow_ids ids = co_await flows.add(root);
+        EXPECT_EQ((co_await flows.result(ids, 20s)).value, "root(a,mid(x,y),b)");
+        std::vector<flow_job> members{job_in(1, "g1"), job_in(2, "g2")};
+        const flow_job collector = group(queues[0], members);
+        const flow_ids g = co_await flows.add(collector);
+        const auto results = co_await flows.group_results(g, 20s);
+        EXPECT_EQ(results.size(), 2u);
+        if (results.size() == 2u) {
+            EXPECT_EQ(results[0].result->value, "g1");
+            EXPECT_EQ(results[1].result->value, "g2");
+        }
+        for (const auto& q : queues) {
+            admin a(rc.client, q);
+            EXPECT_EQ((co_await a.counts()).waiting_children, 0u) << q;
+        }
+    }());
+    for (const char* p : {"root", "mid", "a", "b", "x", "y", "g1", "g2"})
+        EXPECT_EQ(runs[p], 1) << p;
+    EXPECT_EQ(rc.client.stats().cluster.refusals, 0u);
 }
