@@ -365,6 +365,11 @@ asio::awaitable<std::pair<std::size_t, std::size_t>> admin::recover_stalled() {
     if (v.elements.size() != 3) throw_error(error::script_error, "recover.lua: bad reply");
     std::vector<detail::notice> notices;
     detail::read_notices(v.elements[2], queue_, notices);
+    // With those, the notices for parents of flows that a dead process left in the outbox.
+    auto stale =
+        co_await detail::stale_notices(client_, queue_, std::chrono::milliseconds(0), 1000);
+    notices.insert(notices.end(), std::make_move_iterator(stale.begin()),
+                   std::make_move_iterator(stale.end()));
     if (!notices.empty()) co_await detail::hand_off(client_, std::move(notices));
     co_return std::make_pair(to_u64(v.elements[0].str), to_u64(v.elements[1].str));
 }

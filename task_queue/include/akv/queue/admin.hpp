@@ -81,7 +81,8 @@ public:
     asio::awaitable<void> resume();
     // At most `max_jobs` claimed per `window` (0: no limit).
     asio::awaitable<void> set_rate_limit(std::uint64_t max_jobs, std::chrono::milliseconds window);
-    // Expired leases put back now (workers do it anyway); returns {recovered, failed}.
+    // Expired leases put back now (workers do it anyway); returns {recovered, failed}. Also
+    // applies the notices for parents of flows left in the outbox (README "Workflows").
     asio::awaitable<std::pair<std::size_t, std::size_t>> recover_stalled();
     // The last `minutes` minutes, oldest first.
     asio::awaitable<std::vector<minute_metrics>> metrics(std::size_t minutes);

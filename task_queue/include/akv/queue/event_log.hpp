@@ -10,7 +10,9 @@
 // Events: added, debounced, active (text: the worker's token), progress (text), completed,
 // retried (text "by hand" for admin::retry), failed, stalled (a lease that expired; the job
 // runs again, or is also in a failed event once out of attempts), cancelled (text: the
-// reason, when known), removed.
+// reason, when known), removed; for flows (flow.hpp): waiting-children (a parent added, or
+// retried by hand, waits for its children), released (its children ended: it is ready), and a
+// group's collector completed, or a parent failed by a child.
 #pragma once
 
 #include <akv/client.hpp>
