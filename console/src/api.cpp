@@ -6,6 +6,7 @@
 #include <akv/queue/admin.hpp>
 
 #include "console_web.hpp"
+#include "nodes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -224,37 +225,76 @@ json::object job_json(const queue::job_info& j) {
 }
 
 struct state {
+    state(client& r, options o)
+        : redis(r)
+        , opts(std::move(o))
+        , nodes(r, opts.node_timeout) {}
     client& redis;
     options opts;
+    detail::node_links nodes; // a cluster's masters
 };
 
-// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once. One
-// server only: on a cluster that needs a SCAN per master, not built yet, and `on_cluster` says
-// so.
-asio::awaitable<std::set<std::string>> scan_keys(client& redis, std::string_view filter,
-                                                 std::string_view value,
-                                                 const std::string& on_cluster) {
-    if (redis.get_config().topology == config::mode::cluster) refuse(501, on_cluster);
-    std::set<std::string> keys;
+// One server's keys that a SCAN filter lets through, into `keys`; `exec` runs a request there.
+template <class Exec>
+asio::awaitable<void> scan_into(std::set<std::string>& keys, std::string_view filter,
+                                std::string_view value, Exec exec) {
     std::string cursor = "0";
     do {
         request req({.idempotent = true});
         req.push("SCAN", cursor, filter, value, "COUNT", 1000);
         response<std::pair<std::string, std::vector<std::string>>> resp;
-        co_await redis.exec(req, resp);
+        co_await exec(req, resp);
         auto& [next, page] = std::get<0>(resp).value();
         keys.insert(page.begin(), page.end());
         cursor = next;
     } while (cursor != "0");
+}
+
+asio::awaitable<void> scan_master(detail::node_links& nodes, const endpoint& master,
+                                  std::string_view filter, std::string_view value,
+                                  std::set<std::string>& keys) {
+    co_await scan_into(keys, filter, value, [&](const request& req, auto& resp) {
+        return nodes.exec(master, req, resp);
+    });
+}
+
+// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once: the
+// one server's, or on a cluster every master's (a SCAN each, all at once, on connections of
+// their own: the client's router sends a keyless command to one node only).
+asio::awaitable<std::set<std::string>> scan_keys(client& redis, detail::node_links& nodes,
+                                                 std::string_view filter, std::string_view value) {
+    std::set<std::string> keys;
+    if (redis.get_config().topology != config::mode::cluster) {
+        co_await scan_into(keys, filter, value,
+                           [&](const request& req, auto& resp) { return redis.exec(req, resp); });
+        co_return keys;
+    }
+    std::vector<endpoint> masters = redis.masters();
+    if (masters.empty()) {
+        // Not known before the client has read the slot map: a request waits until it has.
+        request ping;
+        ping.push("PING");
+        co_await redis.exec(ping, akv::ignore);
+        masters = redis.masters();
+    }
+    // Each its own set: the SCANs run at once.
+    std::vector<std::set<std::string>> found(masters.size());
+    std::vector<asio::awaitable<void>> scans;
+    for (std::size_t i = 0; i < masters.size(); ++i)
+        scans.push_back(scan_master(nodes, masters[i], filter, value, found[i]));
+    try {
+        co_await detail::all_of(std::move(scans));
+    } catch (const boost::system::system_error& e) {
+        refuse(503, std::string("a master of the cluster did not answer a SCAN: ") + e.what());
+    }
+    for (auto& f : found)
+        keys.merge(f); // a key in two (a slot migrating) is listed once
     co_return keys;
 }
 
 // Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
-asio::awaitable<std::vector<std::string>> discover(client& redis) {
-    const std::set<std::string> keys =
-        co_await scan_keys(redis, "MATCH", "akvq:{*}:id",
-                           "finding queues on a cluster needs a SCAN per master, not built yet: "
-                           "ask for /console/api/queues/NAME");
+asio::awaitable<std::vector<std::string>> discover(client& redis, detail::node_links& nodes) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "MATCH", "akvq:{*}:id");
     std::set<std::string> names;
     for (const auto& k : keys) {
         const auto open = k.find('{'), close = k.rfind('}');
@@ -273,9 +313,9 @@ asio::awaitable<void> audit(state& s, const std::string& who, const std::string&
 }
 
 // Keys of a type ("stream"), by SCAN.
-asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, std::string_view type) {
-    const std::set<std::string> keys = co_await scan_keys(
-        redis, "TYPE", type, "listing keys on a cluster needs a SCAN per master, not built yet");
+asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, detail::node_links& nodes,
+                                                       std::string_view type) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "TYPE", type);
     co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
@@ -428,8 +468,8 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
     co_return queues;
 }
 
-asio::awaitable<json::array> queues_json(client& redis) {
-    const std::vector<std::string> names = co_await discover(redis);
+asio::awaitable<json::array> queues_json(client& redis, detail::node_links& nodes) {
+    const std::vector<std::string> names = co_await discover(redis, nodes);
     co_return co_await queues_json(redis, names);
 }
 
@@ -551,7 +591,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "streams" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const std::vector<std::string> names = co_await keys_of_type(s.redis, "stream");
+        const std::vector<std::string> names = co_await keys_of_type(s.redis, s.nodes, "stream");
         json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
     }
@@ -590,7 +630,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        json::array queues = co_await queues_json(s.redis);
+        json::array queues = co_await queues_json(s.redis, s.nodes);
         co_return json_reply(json::object{{"queues", std::move(queues)}});
     }
     const std::string& name = parts[3];
@@ -700,14 +740,16 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
 sampler::sampler(client& redis, sampler_options options)
     : redis_(redis)
     , options_(std::move(options))
-    , timer_(redis.get_executor()) {}
+    , timer_(redis.get_executor())
+    , nodes_(std::make_unique<detail::node_links>(redis, options_.node_timeout)) {}
+
+sampler::~sampler() = default;
 
 asio::awaitable<std::string> sampler::sample() {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     json::object snapshot{{"at_ms", now_ms}};
-    // Listing keys on a cluster is not built: the snapshot says so instead of failing.
     // Each part on its own: one that fails (a stream gone between SCAN and XINFO, SLOWLOG
     // refused by an ACL) says so in the snapshot and the others still go out.
     std::string failures;
@@ -718,7 +760,7 @@ asio::awaitable<std::string> sampler::sample() {
     // more than reading them.
     const bool find_again = samples_++ % 10 == 0;
     try {
-        if (find_again) queue_names_ = co_await discover(redis_);
+        if (find_again) queue_names_ = co_await discover(redis_, *nodes_);
         snapshot["queues"] = co_await queues_json(redis_, queue_names_);
     } catch (const refusal& r) {
         failed("queues", r.message);
@@ -726,7 +768,7 @@ asio::awaitable<std::string> sampler::sample() {
         failed("queues", e.what());
     }
     try {
-        if (find_again) stream_names_ = co_await keys_of_type(redis_, "stream");
+        if (find_again) stream_names_ = co_await keys_of_type(redis_, *nodes_, "stream");
         snapshot["streams"] = co_await streams_json(redis_, stream_names_);
     } catch (const refusal& r) {
         failed("streams", r.message);
@@ -771,10 +813,11 @@ asio::awaitable<void> sampler::run() {
 void sampler::stop() {
     stopped_ = true;
     timer_.cancel();
+    nodes_->close();
 }
 
 gateway::http_handler api(client& redis, options o) {
-    auto s = std::make_shared<state>(state{redis, std::move(o)});
+    auto s = std::make_shared<state>(redis, std::move(o));
     return [s](http_request req) { return handle(s, std::move(req)); };
 }
 

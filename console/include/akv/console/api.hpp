@@ -30,9 +30,9 @@
 // in the audit stream (who, action, queue, id) before it is answered.
 //
 // Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
-// 404 for an unknown queue or job, 409 for a job that runs, 501 for listing queues or streams
-// on a cluster (a SCAN per master, not built yet: name the queue instead).
-// 503 when Redis fails (away, slower than options::timeout, a server error): try again.
+// 404 for an unknown queue or job, 409 for a job that runs, 503 when Redis fails (away,
+// slower than options::timeout, a server error, a master of a cluster that does not answer the
+// SCAN listing queues or streams): try again.
 #pragma once
 
 #include <akv/client.hpp>
@@ -66,6 +66,8 @@ struct options {
     // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
     // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
     std::string live_channel;
+    // A cluster's master that has not answered a SCAN within this fails the listing (503).
+    std::chrono::milliseconds node_timeout{2000};
 };
 
 // The handler of every /console path; uses `redis` (which must outlive it) on its executor.

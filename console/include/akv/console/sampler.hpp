@@ -16,10 +16,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace akv::console {
+
+namespace detail {
+class node_links;
+} // namespace detail
 
 struct sampler_options {
     // The gateway channel (the Redis channel is the gateway's channel prefix + this).
@@ -33,11 +38,16 @@ struct sampler_options {
     std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
         gateway_channels;
     std::size_t channels = 20;
+    // A cluster's master that has not answered a SCAN within this fails the part it was for.
+    std::chrono::milliseconds node_timeout{2000};
 };
 
 class sampler {
 public:
     sampler(client& redis, sampler_options options = {});
+    ~sampler();
+    sampler(const sampler&) = delete;
+    sampler& operator=(const sampler&) = delete;
 
     // Samples and publishes until stop(). A sample that fails (Redis away) is skipped.
     asio::awaitable<void> run();
@@ -56,6 +66,7 @@ private:
     std::uint64_t samples_ = 0;
     std::vector<std::string> queue_names_;  // found again every tenth sample
     std::vector<std::string> stream_names_; // likewise
+    std::unique_ptr<detail::node_links> nodes_; // a connection to each node, kept
 };
 
 } // namespace akv::console

@@ -1,0 +1,123 @@
+// The operator's console on a six-node Redis Cluster: queues and streams found on every master
+// (a SCAN each), and a master that does not answer its SCAN named in a 503.
+#include "support/errors.hpp"
+#include "support/running_client.hpp"
+
+#include <akv/cluster_slot.hpp>
+#include <akv/console/api.hpp>
+#include <akv/console/sampler.hpp>
+#include <akv/queue/producer.hpp>
+#include <akv/testing/embedded_cluster.hpp>
+
+#include <boost/json.hpp>
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <map>
+#include <set>
+#include <string>
+
+using namespace akv::test;
+namespace json = boost::json;
+
+namespace {
+
+// A name (prefix0, prefix1, ...) whose hash slot master `m` serves.
+std::string name_on(const akv::testing::embedded_cluster& cluster, std::size_t m,
+                    const std::string& prefix) {
+    for (int i = 0;; ++i) {
+        std::string name = prefix + std::to_string(i);
+        if (cluster.master_of(akv::cluster_slot(name)) == m) return name;
+    }
+}
+
+std::string address(const akv::testing::embedded_server& node) {
+    return node.host() + ":" + std::to_string(node.port());
+}
+
+// The console's handler, called as the gateway would (on the client's executor).
+std::pair<int, json::value> get(asio::io_context& io, const akv::gateway::http_handler& api,
+                                const std::string& path) {
+    akv::gateway::http_request req;
+    req.method = "GET";
+    req.path = path;
+    req.headers["authorization"] = "Basic b3BzOnB3"; // ops:pw
+    akv::gateway::http_reply reply;
+    run_task(io, [&]() -> asio::awaitable<void> { reply = co_await api(req); }());
+    return {static_cast<int>(reply.status), json::parse(reply.body)};
+}
+
+std::string text(const json::value& v) {
+    return json::value_to<std::string>(v);
+}
+
+} // namespace
+
+TEST(ConsoleCluster, QueuesAndStreamsOnEveryMaster) {
+    akv::testing::embedded_cluster cluster; // 3 masters, a replica each
+    asio::io_context io;
+    running_client rc(io, cluster.config());
+    akv::console::options co;
+    co.password = "pw";
+    co.node_timeout = std::chrono::milliseconds(500);
+    const auto api = akv::console::api(rc.client, co);
+
+    // A queue and a stream on each master, with 1, 2 and 3 jobs or entries.
+    std::map<std::string, std::int64_t> queues, streams;
+    for (std::size_t m = 0; m < 3; ++m) {
+        queues[name_on(cluster, m, "jobs")] = static_cast<std::int64_t>(m + 1);
+        streams[name_on(cluster, m, "events")] = static_cast<std::int64_t>(m + 1);
+    }
+    run_task(io, [&]() -> asio::awaitable<void> {
+        for (const auto& [name, n] : queues) {
+            akv::queue::producer p(rc.client, name);
+            for (std::int64_t i = 0; i < n; ++i)
+                co_await p.enqueue("job " + std::to_string(i));
+        }
+        for (const auto& [name, n] : streams) {
+            akv::request req;
+            for (std::int64_t i = 0; i < n; ++i)
+                req.push("XADD", name, "*", "n", i);
+            co_await rc.client.exec(req, akv::ignore);
+        }
+    }());
+
+    const auto listed_queues = get(io, api, "/console/api/queues");
+    ASSERT_EQ(listed_queues.first, 200) << json::serialize(listed_queues.second);
+    std::map<std::string, std::int64_t> seen;
+    for (const auto& q : listed_queues.second.at("queues").as_array())
+        seen[text(q.at("name"))] = q.at("waiting").as_int64();
+    EXPECT_EQ(seen, queues);
+
+    const auto listed_streams = get(io, api, "/console/api/streams");
+    ASSERT_EQ(listed_streams.first, 200) << json::serialize(listed_streams.second);
+    seen.clear();
+    for (const auto& s : listed_streams.second.at("streams").as_array())
+        if (streams.count(text(s.at("name")))) // not the queues' own (their journals)
+            seen[text(s.at("name"))] = s.at("length").as_int64();
+    EXPECT_EQ(seen, streams);
+
+    // The sampler finds the same, with nothing failing.
+    akv::console::sampler s(rc.client);
+    std::string snapshot_text;
+    run_task(io, [&]() -> asio::awaitable<void> { snapshot_text = co_await s.sample(); }());
+    const json::value snapshot = json::parse(snapshot_text);
+    EXPECT_FALSE(snapshot.as_object().contains("error")) << snapshot_text;
+    EXPECT_EQ(snapshot.at("queues").as_array().size(), 3u);
+    EXPECT_EQ(snapshot.at("streams").as_array().size(),
+              listed_streams.second.at("streams").as_array().size());
+
+    // A master that does not answer its SCAN: the listing fails within the deadline, naming it
+    // (before the cluster fails it over, which takes its node timeout of 1 s and more).
+    const std::size_t stopped = cluster.master_of(akv::cluster_slot(queues.begin()->first));
+    ASSERT_EQ(::kill(cluster.node(stopped).pid(), SIGSTOP), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const auto refused = get(io, api, "/console/api/queues");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::kill(cluster.node(stopped).pid(), SIGCONT);
+    EXPECT_EQ(refused.first, 503) << json::serialize(refused.second);
+    EXPECT_LT(took, std::chrono::seconds(2));
+    const std::string why = text(refused.second.at("error"));
+    EXPECT_TRUE(contains(why, address(cluster.node(stopped)))) << why;
+}
