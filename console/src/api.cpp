@@ -231,7 +231,7 @@ struct state {
         , nodes(r, opts.node_timeout) {}
     client& redis;
     options opts;
-    detail::node_links nodes; // a cluster's masters
+    detail::node_links nodes; // a cluster's masters and replicas, a master's replicas
 };
 
 // One server's keys that a SCAN filter lets through, into `keys`; `exec` runs a request there.
@@ -353,15 +353,13 @@ asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::
     co_return out;
 }
 
-// The server behind the client: INFO's figures an operator looks at first, and its slow log.
-asio::awaitable<json::object> redis_json(client& redis) {
-    request req({.idempotent = true});
-    req.push("INFO");
-    req.push("SLOWLOG", "GET", 10);
-    response<std::string, resp::value> resp;
-    co_await redis.exec(req, resp);
+// The server behind the client: INFO's figures an operator looks at first, and its slow log;
+// and every node of the deployment ("nodes", see nodes.hpp), slow logs read again only when
+// `read_slowlogs`.
+asio::awaitable<json::object> redis_json(client& redis, detail::node_links& nodes,
+                                         bool read_slowlogs) {
+    const detail::node_reading server = co_await detail::read_server(redis);
     json::object info, keyspace;
-    const std::string& text = std::get<0>(resp).value();
     static const std::set<std::string_view> wanted{"redis_version",
                                                    "role",
                                                    "connected_clients",
@@ -375,36 +373,20 @@ asio::awaitable<json::object> redis_json(client& redis) {
                                                    "uptime_in_seconds",
                                                    "evicted_keys",
                                                    "expired_keys"};
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const auto end = std::min(text.find('\n', at), text.size());
-        std::string_view line(text.data() + at, end - at);
-        at = end + 1;
-        if (line.ends_with('\r')) line.remove_suffix(1);
-        const auto colon = line.find(':');
-        if (line.empty() || line[0] == '#' || colon == std::string_view::npos) continue;
-        const std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+    for (const auto& [key, value] : detail::info_fields(server.info)) {
         if (key.starts_with("db") && key.size() > 2 &&
             std::isdigit(static_cast<unsigned char>(key[2])))
             keyspace[key] = value;
         else if (wanted.count(key))
             info[key] = value;
     }
-    json::array slow;
-    for (const auto& entry : std::get<1>(resp).value().elements) {
-        if (entry.elements.size() < 4) continue;
-        std::string command;
-        for (const auto& arg : entry.elements[3].elements)
-            command += (command.empty() ? "" : " ") + arg.str;
-        slow.push_back(json::object{{"id", std::stoll(entry.elements[0].str)},
-                                    {"duration_us", std::stoll(entry.elements[2].str)},
-                                    {"command", command}});
-    }
+    json::array every_node = co_await detail::nodes_json(redis, nodes, server, read_slowlogs);
     const endpoint e = redis.remote_endpoint();
     co_return json::object{{"endpoint", e.host + ":" + std::to_string(e.port)},
                            {"info", std::move(info)},
                            {"keyspace", std::move(keyspace)},
-                           {"slowlog", std::move(slow)}};
+                           {"slowlog", detail::slowlog_json(*server.slowlog)},
+                           {"nodes", std::move(every_node)}};
 }
 
 json::object gateway_json(const gateway::stats& g) {
@@ -597,7 +579,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "redis" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const json::object info = co_await redis_json(s.redis);
+        const json::object info = co_await redis_json(s.redis, s.nodes, true);
         co_return json_reply(info);
     }
     if (parts[2] == "gateway" && parts.size() == 3) {
@@ -776,7 +758,8 @@ asio::awaitable<std::string> sampler::sample() {
         failed("streams", e.what());
     }
     try {
-        snapshot["redis"] = co_await redis_json(redis_);
+        // Each node's INFO every sample; its slow log every tenth, as the keys (kept between).
+        snapshot["redis"] = co_await redis_json(redis_, *nodes_, find_again);
     } catch (const std::exception& e) {
         failed("redis", e.what());
     }

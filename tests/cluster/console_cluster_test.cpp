@@ -1,5 +1,6 @@
 // The operator's console on a six-node Redis Cluster: queues and streams found on every master
-// (a SCAN each), and a master that does not answer its SCAN named in a 503.
+// (a SCAN each), every master and replica in the Redis view (a dead one too, with its error),
+// and a master that does not answer its SCAN named in a 503.
 #include "support/errors.hpp"
 #include "support/running_client.hpp"
 
@@ -54,7 +55,7 @@ std::string text(const json::value& v) {
 
 } // namespace
 
-TEST(ConsoleCluster, QueuesAndStreamsOnEveryMaster) {
+TEST(ConsoleCluster, QueuesStreamsAndEveryNodeOfTheCluster) {
     akv::testing::embedded_cluster cluster; // 3 masters, a replica each
     asio::io_context io;
     running_client rc(io, cluster.config());
@@ -98,6 +99,35 @@ TEST(ConsoleCluster, QueuesAndStreamsOnEveryMaster) {
             seen[text(s.at("name"))] = s.at("length").as_int64();
     EXPECT_EQ(seen, streams);
 
+    // Every master and its replica, each with its role; the masters hold every key.
+    const auto redis = get(io, api, "/console/api/redis");
+    ASSERT_EQ(redis.first, 200) << json::serialize(redis.second);
+    EXPECT_TRUE(redis.second.at("info").as_object().contains("used_memory")); // the top level
+    std::set<std::string> masters, replicas_masters, expected_masters;
+    std::int64_t keys = 0;
+    for (std::size_t m = 0; m < 3; ++m)
+        expected_masters.insert(address(cluster.node(m)));
+    const auto& nodes = redis.second.at("nodes").as_array();
+    ASSERT_EQ(nodes.size(), 6u) << json::serialize(redis.second);
+    for (const auto& n : nodes) {
+        EXPECT_FALSE(n.as_object().contains("error")) << json::serialize(n);
+        if (n.at("role") == "master") {
+            masters.insert(text(n.at("address")));
+            EXPECT_EQ(n.at("connected_slaves"), 1);
+            keys += n.at("keys").as_int64();
+        } else {
+            EXPECT_EQ(n.at("role"), "replica");
+            EXPECT_EQ(n.at("master_link_status"), "up");
+            replicas_masters.insert(text(n.at("master")));
+            EXPECT_TRUE(n.as_object().contains("lag_bytes")) << json::serialize(n);
+        }
+        EXPECT_TRUE(n.at("slowlog").is_array());
+    }
+    EXPECT_EQ(masters, expected_masters);
+    EXPECT_EQ(replicas_masters, expected_masters); // one replica of each
+    // Each queue has a few keys of its own besides its jobs; each stream is one key.
+    EXPECT_GE(keys, static_cast<std::int64_t>(queues.size() + streams.size()));
+
     // The sampler finds the same, with nothing failing.
     akv::console::sampler s(rc.client);
     std::string snapshot_text;
@@ -107,6 +137,32 @@ TEST(ConsoleCluster, QueuesAndStreamsOnEveryMaster) {
     EXPECT_EQ(snapshot.at("queues").as_array().size(), 3u);
     EXPECT_EQ(snapshot.at("streams").as_array().size(),
               listed_streams.second.at("streams").as_array().size());
+    EXPECT_EQ(snapshot.at("redis").at("nodes").as_array().size(), 6u);
+
+    // A replica that died stays listed, as the cluster lists it (failed), with why it cannot be
+    // read; once a connect has been refused its reads fail at once, not at the deadline.
+    const std::size_t dead = 3; // the replica of master 0
+    cluster.node(dead).kill();
+    json::value dead_node;
+    EXPECT_TRUE(run_until(
+        io,
+        [&] {
+            const auto r = get(io, api, "/console/api/redis");
+            for (const auto& n : r.second.at("nodes").as_array())
+                if (text(n.at("address")) == address(cluster.node(dead))) dead_node = n;
+            return dead_node.is_object() && dead_node.as_object().contains("health") &&
+                   dead_node.as_object().contains("error");
+        },
+        20s))
+        << json::serialize(dead_node);
+    EXPECT_EQ(dead_node.at("health"), "fail");
+    EXPECT_EQ(dead_node.at("role"), "replica");
+    EXPECT_TRUE(contains(text(dead_node.at("error")), address(cluster.node(dead))))
+        << json::serialize(dead_node);
+    const auto reads_start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 3; ++i)
+        EXPECT_EQ(get(io, api, "/console/api/redis").second.at("nodes").as_array().size(), 6u);
+    EXPECT_LT(std::chrono::steady_clock::now() - reads_start, std::chrono::milliseconds(1000));
 
     // A master that does not answer its SCAN: the listing fails within the deadline, naming it
     // (before the cluster fails it over, which takes its node timeout of 1 s and more).

@@ -14,7 +14,9 @@
 //   GET  /console/api/streams             every stream: its length and groups (consumers,
 //                                         pending, lag, last delivered id)
 //   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
-//                                         10 slow log entries
+//                                         10 slow log entries; "nodes": every master and
+//                                         replica (address, role, memory, ops/s, clients,
+//                                         keyspace, replication, slow log, or its error)
 //   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
 //                                         messages in and out, drops, slow disconnects)
 //   GET  /console/api/gateway?channels=N  ... and "top_channels": its N (default 20, at most
@@ -66,7 +68,8 @@ struct options {
     // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
     // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
     std::string live_channel;
-    // A cluster's master that has not answered a SCAN within this fails the listing (503).
+    // A node (a cluster's, a replica) that has not answered within this is shown with an error;
+    // a cluster's master that has not answered a SCAN fails the listing (503).
     std::chrono::milliseconds node_timeout{2000};
 };
 

@@ -1,5 +1,5 @@
 // One sampler per gateway process: every interval it reads the console's figures once (the
-// queues and their counts, the streams and their groups, the Redis server, the gateway's own)
+// queues and their counts, the streams and their groups, every Redis node, the gateway's own)
 // and publishes them as one JSON snapshot on a channel of the gateway. Every open console
 // subscribes to that channel, so a hundred browsers cost Redis what one does.
 //
@@ -38,7 +38,7 @@ struct sampler_options {
     std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
         gateway_channels;
     std::size_t channels = 20;
-    // A cluster's master that has not answered a SCAN within this fails the part it was for.
+    // A node (a cluster's, a replica) that has not answered within this is shown with an error.
     std::chrono::milliseconds node_timeout{2000};
 };
 
