@@ -200,6 +200,8 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     // The server and the streams are shown too (the queue's keys include none).
     EXPECT_TRUE(wait("[...document.querySelectorAll('#redis td')].some(td => td.textContent === "
                      "'used_memory_human')"));
+    // Every node, one row each: here the one server, a master.
+    EXPECT_TRUE(wait("document.querySelector('#nodes tr[data-role=master]') !== null"));
     EXPECT_TRUE(wait("document.querySelector('#gateway tr[data-key=sessions]') !== null"));
     // Live: the gateway's sampler's snapshots arrive over its own WebSocket protocol.
     EXPECT_TRUE(wait("document.body.dataset.live === '1'"));
