@@ -2,6 +2,7 @@
 #include <akv/console/sampler.hpp>
 
 #include <akv/error.hpp>
+#include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/admin.hpp>
 
@@ -781,7 +782,9 @@ asio::awaitable<void> sampler::run() {
         try {
             const std::string snapshot = co_await sample();
             request req;
-            req.push("PUBLISH", options_.channel_prefix + options_.channel, snapshot);
+            // As the gateway subscribes: sharded pub/sub on a cluster (gateway/publish.hpp).
+            req.push(gateway::sharded(redis_) ? "SPUBLISH" : "PUBLISH",
+                     options_.channel_prefix + options_.channel, snapshot);
             co_await redis_.exec(req, akv::ignore);
             ++published_;
         } catch (const std::exception&) {

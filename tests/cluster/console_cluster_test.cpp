@@ -1,12 +1,14 @@
 // The operator's console on a six-node Redis Cluster: queues and streams found on every master
 // (a SCAN each), every master and replica in the Redis view (a dead one too, with its error),
-// and a master that does not answer its SCAN named in a 503.
+// the sampler's snapshots over sharded pub/sub, and a master that does not answer its SCAN
+// named in a 503.
 #include "support/errors.hpp"
 #include "support/running_client.hpp"
 
 #include <akv/cluster_slot.hpp>
 #include <akv/console/api.hpp>
 #include <akv/console/sampler.hpp>
+#include <akv/messaging/subscriber.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/testing/embedded_cluster.hpp>
 
@@ -138,6 +140,28 @@ TEST(ConsoleCluster, QueuesStreamsAndEveryNodeOfTheCluster) {
     EXPECT_EQ(snapshot.at("streams").as_array().size(),
               listed_streams.second.at("streams").as_array().size());
     EXPECT_EQ(snapshot.at("redis").at("nodes").as_array().size(), 6u);
+
+    // Its snapshots reach the gateway's pages, which subscribe with sharded pub/sub here.
+    akv::messaging::subscriber hub(rc.client);
+    std::shared_ptr<akv::messaging::subscription> snapshots;
+    const std::vector<std::string> channel{"akv:console:snapshot"};
+    run_task(io,
+             [&]() -> asio::awaitable<void> { snapshots = co_await hub.ssubscribe(channel); }());
+    akv::console::sampler_options live_options;
+    live_options.interval = std::chrono::milliseconds(50);
+    akv::console::sampler live(rc.client, live_options);
+    bool live_done = false;
+    asio::co_spawn(io, live.run(), [&](std::exception_ptr) { live_done = true; });
+    std::string received;
+    run_task(
+        io,
+        [&]() -> asio::awaitable<void> { received = (co_await snapshots->receive()).payload; }(),
+        std::chrono::seconds(10));
+    EXPECT_EQ(json::parse(received).at("redis").at("nodes").as_array().size(), 6u) << received;
+    live.stop();
+    EXPECT_TRUE(run_until(
+        io, [&] { return live_done; }, std::chrono::seconds(10)));
+    hub.stop();
 
     // A replica that died stays listed, as the cluster lists it (failed), with why it cannot be
     // read; once a connect has been refused its reads fail at once, not at the deadline.
