@@ -4,6 +4,8 @@
 #include <akv/error.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
+#include <akv/messaging/batcher.hpp>
+#include <akv/messaging/dead_letter.hpp>
 #include <akv/queue/admin.hpp>
 
 #include "console_web.hpp"
@@ -334,6 +336,42 @@ json::object pairs_of(const resp::value& v) {
     return o;
 }
 
+// Each group's consumers with what each has pending and how long it has been idle (XINFO
+// CONSUMERS: name, pending, idle ms), as "per_consumer"; all the groups' in one round trip.
+asio::awaitable<void> add_consumers(client& redis, const std::string& stream, json::array& groups) {
+    if (groups.empty()) co_return;
+    request req({.idempotent = true});
+    for (const auto& g : groups)
+        req.push("XINFO", "CONSUMERS", stream, json::value_to<std::string>(g.at("name")));
+    generic_response resp;
+    co_await redis.exec(req, resp);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+        json::array consumers;
+        if (i < resp.size() && resp[i].has_value()) // else the group went since XINFO GROUPS
+            for (const auto& c : resp[i].value().elements)
+                consumers.push_back(pairs_of(c));
+        groups[i].as_object()["per_consumer"] = std::move(consumers);
+    }
+}
+
+// Marks each dead-letter stream with the stream it holds the dead letters of, when that is
+// listed too ("dead_letter_of"; messaging::dead_letter_sources: by the name).
+void mark_dead_letters(json::array& streams, bool cluster) {
+    std::set<std::string> names;
+    for (const auto& st : streams)
+        names.insert(json::value_to<std::string>(st.at("name")));
+    for (auto& st : streams) {
+        json::object& o = st.as_object();
+        const auto sources =
+            messaging::dead_letter_sources(json::value_to<std::string>(o.at("name")), cluster);
+        for (const auto& source : sources)
+            if (names.count(source)) {
+                o["dead_letter_of"] = source;
+                break;
+            }
+    }
+}
+
 // Each stream: its length and its groups (consumers, pending, lag, last delivered id).
 asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::string>& names) {
     json::array out;
@@ -348,9 +386,11 @@ asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::
             continue; // deleted since it was found
         for (const auto& g : std::get<1>(resp).value().elements)
             groups.push_back(pairs_of(g));
+        co_await add_consumers(redis, name, groups);
         out.push_back(json::object{
             {"name", name}, {"length", std::get<0>(resp).value()}, {"groups", std::move(groups)}});
     }
+    mark_dead_letters(out, redis.get_config().topology == config::mode::cluster);
     co_return out;
 }
 
@@ -547,6 +587,219 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
     co_return json_reply(out);
 }
 
+// ---- streams: one stream's entries, dead-letter actions, batchers
+
+// The bytes of the UTF-8 sequence a byte starts; 0: it starts none.
+std::size_t utf8_length(unsigned char first) {
+    if (first < 0x80) return 1;
+    if ((first >> 5) == 0x6) return 2;
+    if ((first >> 4) == 0xe) return 3;
+    if ((first >> 3) == 0x1e) return 4;
+    return 0;
+}
+
+// A field value for the page: text as it is (the first 1024 bytes of a long one), bytes that
+// are not UTF-8 (a tensor, say) only counted.
+json::object field_json(const std::string& name, const std::string& value) {
+    json::object o{{"name", name}};
+    std::size_t at = 0, shown = 0;
+    while (at < value.size()) {
+        const std::size_t n = utf8_length(static_cast<unsigned char>(value[at]));
+        bool whole = n != 0 && at + n <= value.size();
+        for (std::size_t i = 1; whole && i < n; ++i)
+            whole = (static_cast<unsigned char>(value[at + i]) >> 6) == 2; // 10xxxxxx
+        if (!whole) {
+            o["bytes"] = value.size();
+            return o;
+        }
+        at += n;
+        if (at <= 1024) shown = at;
+    }
+    o["value"] = value.substr(0, shown);
+    if (shown < value.size()) o["bytes"] = value.size();
+    return o;
+}
+
+json::array fields_json(const messaging::field_list& fields) {
+    json::array out;
+    for (const auto& [name, value] : fields)
+        out.push_back(field_json(name, value));
+    return out;
+}
+
+// An entry id as given in a query ("MS-SEQ" or "MS"), else 400.
+const std::string& entry_id_at(const std::map<std::string, std::string>& q,
+                               const std::string& name) {
+    const std::string& id = q.at(name);
+    const auto dash = id.find('-');
+    auto digits = [](std::string_view t) {
+        return !t.empty() && std::all_of(t.begin(), t.end(),
+                                         [](unsigned char c) { return std::isdigit(c) != 0; });
+    };
+    if (!digits(id.substr(0, dash)) || (dash != std::string::npos && !digits(id.substr(dash + 1))))
+        refuse(400, name + " must be an entry id (MILLISECONDS-SEQUENCE), got \"" + id + "\"");
+    return id;
+}
+
+// A page of a stream's entries, newest first: `limit` of them after skipping `offset`, older
+// than `before` and newer than `after` (ids, both left out of the page). A dead-letter stream's
+// entries show where they came from and why ("dead") apart from their own fields.
+asio::awaitable<json::object> entries_json(state& s, const std::string& stream,
+                                           const std::map<std::string, std::string>& q) {
+    const std::size_t limit = whole_number(q, "limit", 50, s.opts.max_page);
+    if (limit == 0) refuse(400, "limit must be from 1 to " + std::to_string(s.opts.max_page));
+    // XREVRANGE reads the skipped entries too: deeper pages go by before=ID.
+    const std::size_t offset = whole_number(q, "offset", 0, 10000);
+    const std::string newest = q.count("before") ? "(" + entry_id_at(q, "before") : "+";
+    const std::string oldest = q.count("after") ? "(" + entry_id_at(q, "after") : "-";
+    const bool cluster = s.redis.get_config().topology == config::mode::cluster;
+    const std::vector<std::string> sources = messaging::dead_letter_sources(stream, cluster);
+    request req({.idempotent = true});
+    req.push("TYPE", stream);
+    req.push("XLEN", stream);
+    req.push("XREVRANGE", stream, newest, oldest, "COUNT", offset + limit);
+    for (const auto& source : sources)
+        req.push("TYPE", source);
+    generic_response resp;
+    co_await s.redis.exec(req, resp);
+    const std::string type = resp.at(0).value().str;
+    if (type == "none") refuse(404, "no stream \"" + stream + "\"");
+    if (type != "stream") refuse(400, "\"" + stream + "\" holds a " + type + ", not a stream");
+    json::object out{{"stream", stream},
+                     {"length", std::stoll(resp.at(1).value().str)},
+                     {"offset", offset},
+                     {"limit", limit}};
+    for (std::size_t i = 0; i < sources.size(); ++i)
+        if (resp.at(3 + i).has_value() && resp[3 + i].value().str == "stream") {
+            out["dead_letter_of"] = sources[i];
+            break;
+        }
+    std::vector<messaging::stream_entry> entries =
+        messaging::entries_from(std::move(resp.at(2).value()));
+    json::array page;
+    for (std::size_t i = offset; i < entries.size(); ++i) {
+        json::object e{{"id", entries[i].id}};
+        if (auto dead = messaging::dead_entry_of(entries[i])) {
+            e["dead"] = json::object{{"id", dead->source_id},
+                                     {"group", dead->group},
+                                     {"deliveries", dead->deliveries},
+                                     {"reason", dead->reason}};
+            e["fields"] = fields_json(dead->fields);
+        } else {
+            e["fields"] = fields_json(entries[i].fields);
+        }
+        page.push_back(std::move(e));
+    }
+    out["entries"] = std::move(page);
+    co_return out;
+}
+
+// What every action must pass before it is read: the console's header (which a cross-site
+// form cannot send), its own origin, a login that may act. The body, a JSON object.
+json::object action_body(const http_request& req, role r) {
+    if (header(req, "x-akv-console").empty())
+        refuse(403, "an action needs the X-Akv-Console header (the console's page sends it; "
+                    "another site's form cannot)");
+    if (const std::string origin = header(req, "origin"); !origin.empty()) {
+        const std::string host = header(req, "host");
+        if (origin != "http://" + host && origin != "https://" + host)
+            refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
+    }
+    if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
+    return std::move(body.as_object());
+}
+
+asio::awaitable<void> audit_stream(state& s, const std::string& who, const std::string& action,
+                                   const std::string& stream, const std::string& id) {
+    request req;
+    req.push("XADD", s.opts.audit_stream, "MAXLEN", "~", s.opts.audit_maxlen, "*", "who", who,
+             "action", action, "stream", stream, "id", id);
+    co_await s.redis.exec(req, akv::ignore);
+}
+
+// A dead-letter stream's actions: send one entry (or all) back to the source, or delete one.
+asio::awaitable<http_reply> stream_act(state& s, const http_request& req, role r,
+                                       const std::string& who, const std::string& stream) {
+    const json::object o = action_body(req, r);
+    const std::string action = text_at(o, "action", true);
+    static const std::set<std::string> actions{"requeue", "requeue_all", "remove"};
+    if (!actions.count(action))
+        refuse(400, "unknown action \"" + action + "\" (requeue, requeue_all, remove)");
+    const std::string id = action == "requeue_all" ? std::string() : text_at(o, "id", true);
+    request type({.idempotent = true});
+    type.push("TYPE", stream);
+    response<std::string> type_resp;
+    co_await s.redis.exec(type, type_resp);
+    if (std::get<0>(type_resp).value() == "none") refuse(404, "no stream \"" + stream + "\"");
+    messaging::dead_letters dead(s.redis, stream); // not a dead-letter stream: 400
+    json::object out;
+    if (action != "remove") out["source"] = co_await dead.source(); // gone: 400, nothing done
+    co_await audit_stream(s, who, action, stream, id);
+    if (action == "requeue") {
+        out["new_id"] = co_await dead.requeue(id);
+    } else if (action == "requeue_all") {
+        const messaging::requeue_result moved = co_await dead.requeue_all();
+        out["requeued"] = moved.requeued;
+        out["skipped"] = moved.skipped;
+    } else {
+        co_await dead.remove(id);
+    }
+    out["ok"] = true;
+    out["action"] = action;
+    co_return json_reply(out);
+}
+
+// Live batchers by their status records (messaging::batcher_options::status_every).
+asio::awaitable<std::vector<std::string>> find_batchers(client& redis) {
+    const std::set<std::string> keys =
+        co_await scan_keys(redis, "MATCH", std::string(messaging::batcher_status_prefix) + "*",
+                           "finding batchers on a cluster needs a SCAN per master, not built yet");
+    co_return std::vector<std::string>(keys.begin(), keys.end());
+}
+
+// Each status record, its counters as numbers, and how old it is. Other hashes under the
+// prefix (akv-batcher's --stats-key counters) have no "updated_at_ms": left out.
+asio::awaitable<json::array> batchers_json(client& redis, const std::vector<std::string>& keys) {
+    json::array out;
+    if (keys.empty()) co_return out;
+    request req({.idempotent = true});
+    for (const auto& key : keys)
+        req.push("HGETALL", key);
+    generic_response resp;
+    co_await redis.exec(req, resp);
+    static const std::set<std::string_view> text_fields{"stream", "group", "consumer", "output",
+                                                        "model"};
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    for (std::size_t i = 0; i < keys.size() && i < resp.size(); ++i) {
+        if (!resp[i].has_value()) continue; // not a hash
+        const auto& e = resp[i].value().elements;
+        json::object b{{"key", keys[i]}};
+        for (std::size_t j = 0; j + 1 < e.size(); j += 2) {
+            const std::string& name = e[j].str;
+            const std::string& value = e[j + 1].str;
+            double number = 0;
+            const auto [end, ec] =
+                std::from_chars(value.data(), value.data() + value.size(), number);
+            if (!text_fields.count(name) && ec == std::errc() && end == value.data() + value.size())
+                b[name] = number == std::floor(number) && std::abs(number) < 9e15
+                              ? json::value(static_cast<std::int64_t>(number))
+                              : json::value(number);
+            else
+                b[name] = value;
+        }
+        const json::value* updated = b.if_contains("updated_at_ms");
+        if (!updated || !updated->is_int64()) continue; // expired meanwhile, or not a record
+        b["age_ms"] = now_ms - updated->get_int64();
+        out.push_back(std::move(b));
+    }
+    co_return out;
+}
+
 asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     std::string who, why;
     const role r = role_of(req, s.opts, who, why);
@@ -577,6 +830,22 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         const std::vector<std::string> names = co_await keys_of_type(s.redis, s.nodes, "stream");
         json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
+    }
+    if (parts[2] == "streams" && parts.size() == 5 && parts[4] == "entries") {
+        if (!get) refuse(405, "use GET");
+        const auto q = query_of(req.query);
+        const json::object page = co_await entries_json(s, parts[3], q);
+        co_return json_reply(page);
+    }
+    if (parts[2] == "streams" && parts.size() == 5 && parts[4] == "actions") {
+        if (req.method != "POST") refuse(405, "use POST");
+        co_return co_await stream_act(s, req, r, who, parts[3]);
+    }
+    if (parts[2] == "batchers" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        const std::vector<std::string> keys = co_await find_batchers(s.redis);
+        json::array batchers = co_await batchers_json(s.redis, keys);
+        co_return json_reply(json::object{{"batchers", std::move(batchers)}});
     }
     if (parts[2] == "redis" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
@@ -704,8 +973,11 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
         refused = r;
     } catch (const boost::system::system_error& e) {
         const auto code = e.code();
-        if (code == error::unknown_queue || code == error::unknown_job)
+        if (code == error::unknown_queue || code == error::unknown_job ||
+            code == error::unknown_entry)
             refused = {404, e.what()};
+        else if (code == error::not_dead_letter)
+            refused = {400, e.what()};
         else if (code == error::invalid_config)
             refused = {400, e.what()};
         else if (code == error::job_active)
@@ -757,6 +1029,14 @@ asio::awaitable<std::string> sampler::sample() {
         failed("streams", r.message);
     } catch (const std::exception& e) {
         failed("streams", e.what());
+    }
+    try {
+        if (find_again) batcher_keys_ = co_await find_batchers(redis_);
+        snapshot["batchers"] = co_await batchers_json(redis_, batcher_keys_);
+    } catch (const refusal& r) {
+        failed("batchers", r.message);
+    } catch (const std::exception& e) {
+        failed("batchers", e.what());
     }
     try {
         // Each node's INFO every sample; its slow log every tenth, as the keys (kept between).

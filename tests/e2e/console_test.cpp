@@ -1,14 +1,15 @@
 // akv-gateway --console in headless Chromium: the page's counts against `akv queue stats`, a
 // failed job retried from the page runs again, pause from the page stops claims, the plot has
-// points; screenshots are saved in the build tree. Once with jobs made and failed in the test,
-// once against running binaries: akv-gateway, akv-worker with its exec handler, `akv queue`.
-// And the API behind a login.
+// points; dead letters sent back from the page; screenshots are saved in the build tree. Once
+// with jobs made and failed in the test, once against running binaries: akv-gateway,
+// akv-worker with its exec handler, `akv queue`. And the API behind a login.
 #include "support/cdp.hpp"
 #include "support/gateway_client.hpp"
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
 #include <akv/gateway/token.hpp>
+#include <akv/messaging/consumer_group.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/queue_keys.hpp>
@@ -234,6 +235,116 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     // A picture of it, in the build tree.
     const std::filesystem::path file = save_screenshot(browser, page, "console.png");
     EXPECT_GT(std::filesystem::file_size(file), 1000u);
+}
+
+// The streams on the page: each consumer's pending entries, a dead-letter stream whose entries
+// go back to their source from the page, a live batcher's counters; a screenshot beside the
+// first.
+TEST(Console, ThePageShowsDeadLettersAndSendsThemBackAndTheBatchers) {
+    if (!std::filesystem::exists(chromium_path()))
+        GTEST_SKIP() << chromium_path() << " is not installed (script/deps installs chromium)";
+    temp_dir dir{"akv-e2e-console-streams-"};
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    auto xlen = [&](const std::string& key) {
+        long long n = -1;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("XLEN", key);
+            akv::response<long long> resp;
+            co_await rc.client.exec(req, resp);
+            n = std::get<0>(resp).value();
+        }());
+        return n;
+    };
+    // Three orders a consumer read and never acked, dead-lettered by another's claim; a status
+    // record as a batcher writes it.
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::messaging::stream_producer orders(rc.client, "orders");
+        for (int i = 0; i < 3; ++i) {
+            const akv::messaging::field_list order{{"order", std::to_string(i)}};
+            co_await orders.add(order);
+        }
+        akv::messaging::group_options o;
+        o.stream = "orders";
+        o.group = "billing";
+        o.consumer = "crashed";
+        o.claim_idle = std::chrono::milliseconds(0);
+        o.max_deliveries = 1;
+        akv::messaging::consumer_group crashed(rc.client, o);
+        co_await crashed.create();
+        co_await crashed.read(10, std::chrono::milliseconds(0));
+        o.consumer = "rescuer";
+        akv::messaging::consumer_group rescuer(rc.client, o);
+        co_await rescuer.claim_stale(10);
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        akv::request req;
+        req.push("HSET", "akv:batcher:orders:scorers:s1", "stream", "orders", "group", "scorers",
+                 "consumer", "s1", "output", "scores", "batches", 40, "entries", 2000, "outputs",
+                 2000, "handler_failures", 0, "batches_per_s", "12.5", "entries_per_s", "800",
+                 "mean_batch", "64", "model", "interest", "model_version", 3, "updated_at_ms",
+                 now_ms);
+        req.push("PEXPIRE", "akv:batcher:orders:scorers:s1", 120000);
+        co_await rc.client.exec(req, akv::ignore);
+    }());
+    ASSERT_EQ(xlen("orders:dead"), 3);
+
+    const std::uint16_t port = free_port();
+    const auto gateway = start_console(dir, redis, port);
+    headless_chromium browser(chromium_path(), 20s);
+    const std::string page = browser.new_page();
+    browser.cdp().call("Network.enable", {}, page);
+    json::object auth;
+    auth["Authorization"] = ops_login;
+    browser.cdp().call("Network.setExtraHTTPHeaders", {{"headers", auth}}, page);
+    browser.cdp().navigate(page, "http://127.0.0.1:" + std::to_string(port) + "/console");
+    std::string why;
+    auto wait = [&](const std::string& expression) {
+        const bool ok = browser.cdp().wait_true(page, expression, 20s, 100ms, &why);
+        EXPECT_TRUE(ok) << expression << "\n"
+                        << why << "\n"
+                        << browser.cdp().console_log() << gateway->log_tail();
+        return ok;
+    };
+    auto row = [](const std::string& selector) {
+        return "[...document.querySelectorAll('" + selector +
+               " td')].map(td => td.textContent).join('|')";
+    };
+
+    EXPECT_TRUE(wait(row("#consumers tr[data-consumer=\"orders/billing/rescuer\"]") +
+                     ".startsWith('rescuer|orders|billing|0|')"));
+    ASSERT_TRUE(wait(row("#dead-letters tr[data-dead=\"orders:dead\"]") +
+                     ".startsWith('orders:dead|orders|3')"));
+    EXPECT_TRUE(wait(row("#batchers tr") + ".startsWith('s1|orders → scores|scorers|interest "
+                                           "v3|12.5|800|64|40|2000|0|')"));
+
+    // Its entries, newest first; one sent back from the page, then all.
+    browser.cdp().evaluate(page, "window.confirm = () => true; document.querySelector("
+                                 "'#dead-letters tr[data-dead=\"orders:dead\"] button').click(); "
+                                 "true");
+    ASSERT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 3"));
+    EXPECT_TRUE(wait(row("#dead-entries tbody tr") + ".includes('billing|2|delivered more than 1 "
+                                                     "times|order=2')"));
+    browser.cdp().evaluate(
+        page, "document.querySelector('#dead-entries button[data-dead-action=requeue]').click(); "
+              "true");
+    EXPECT_TRUE(poll_until([&] { return xlen("orders:dead") == 2 && xlen("orders") == 4; }, 20s));
+    EXPECT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 2"));
+
+    const json::value shot = browser.cdp().call("Page.captureScreenshot", {}, page);
+    const std::string_view b64 = shot.at("data").as_string();
+    std::string png(boost::beast::detail::base64::decoded_size(b64.size()), '\0');
+    png.resize(boost::beast::detail::base64::decode(png.data(), b64.data(), b64.size()).first);
+    const std::filesystem::path file = std::filesystem::path(AKV_BIN_DIR) / "console-streams.png";
+    std::ofstream(file, std::ios::binary) << png;
+    EXPECT_GT(std::filesystem::file_size(file), 1000u);
+
+    browser.cdp().evaluate(page, "document.querySelector('#dead-requeue-all').click(); true");
+    EXPECT_TRUE(poll_until([&] { return xlen("orders:dead") == 0 && xlen("orders") == 6; }, 20s));
+    EXPECT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 0"));
 }
 
 // `akv console`: a local console for a quick look, its address and password printed.

@@ -13,6 +13,8 @@
 #include <akv/queue/worker.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <akv/messaging/batcher.hpp>
+#include <akv/messaging/consumer_group.hpp>
 #include <akv/messaging/stream.hpp>
 
 #include <boost/json/parse.hpp>
@@ -664,6 +666,251 @@ TEST(ConsoleNodes, TheMasterAndItsReplicaEachWithTheirRoleAndFigures) {
     EXPECT_FALSE(replica.as_object().contains("error"));
 
     // The sampler's snapshot has them too.
+namespace {
+
+// A group reading "orders" that gives up on an entry at its second delivery.
+akv::messaging::group_options billing(std::string consumer) {
+    akv::messaging::group_options o;
+    o.stream = "orders";
+    o.group = "billing";
+    o.consumer = std::move(consumer);
+    o.claim_idle = std::chrono::milliseconds(0);
+    o.max_deliveries = 1;
+    return o;
+}
+
+akv::messaging::field_list order(int n) {
+    return {{"order", std::to_string(n)}, {"sku", "A-" + std::to_string(n)}};
+}
+
+// `n` orders, each read by a consumer that never acks, then dead-lettered by another's claim.
+void dead_orders(console_fixture& f, int n) {
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::messaging::stream_producer producer(f.rc.client, "orders");
+        for (int i = 0; i < n; ++i)
+            co_await producer.add(order(i));
+        akv::messaging::consumer_group crashed(f.rc.client, billing("crashed"));
+        co_await crashed.create();
+        co_await crashed.read(100, std::chrono::milliseconds(0));
+        akv::messaging::consumer_group rescuer(f.rc.client, billing("rescuer"));
+        co_await rescuer.claim_stale(100); // delivered twice: to orders:dead
+    }());
+}
+
+const json::object* stream_named(const json::value& listing, std::string_view name) {
+    for (const auto& st : listing.at("streams").as_array())
+        if (st.at("name").as_string() == name) return &st.as_object();
+    return nullptr;
+}
+
+} // namespace
+
+TEST(Console, EachConsumersPendingEntriesAndIdleTime) {
+    console_fixture f;
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        for (int i = 0; i < 10; ++i)
+            req.push("XADD", "events", "*", "n", i);
+        req.push("XGROUP", "CREATE", "events", "readers", "0");
+        req.push("XREADGROUP", "GROUP", "readers", "r1", "COUNT", 3, "STREAMS", "events", ">");
+        req.push("XREADGROUP", "GROUP", "readers", "r2", "COUNT", 5, "STREAMS", "events", ">");
+        co_await f.rc.client.exec(req, akv::ignore);
+    }());
+    const auto streams = f.call(http::verb::get, "/console/api/streams", as("read"));
+    ASSERT_EQ(streams.first, 200) << json::serialize(streams.second);
+    const json::object* events = stream_named(streams.second, "events");
+    ASSERT_TRUE(events);
+    const auto& group = events->at("groups").at(0);
+    EXPECT_EQ(group.at("pending"), 8);
+    const auto& consumers = group.at("per_consumer").as_array();
+    ASSERT_EQ(consumers.size(), 2u);
+    EXPECT_EQ(consumers[0].at("name"), "r1");
+    EXPECT_EQ(consumers[0].at("pending"), 3);
+    EXPECT_EQ(consumers[1].at("name"), "r2");
+    EXPECT_EQ(consumers[1].at("pending"), 5);
+    EXPECT_GE(consumers[1].at("idle").as_int64(), 0);
+    EXPECT_FALSE(events->contains("dead_letter_of"));
+}
+
+TEST(Console, ADeadLetteredEntryIsListedAndSentBackToItsSource) {
+    console_fixture f;
+    dead_orders(f, 3);
+    const auto streams = f.call(http::verb::get, "/console/api/streams", as("read"));
+    const json::object* dead = stream_named(streams.second, "orders:dead");
+    ASSERT_TRUE(dead) << json::serialize(streams.second);
+    EXPECT_EQ(dead->at("dead_letter_of"), "orders");
+    EXPECT_EQ(dead->at("length"), 3);
+
+    // Newest first, a page at a time.
+    const auto page =
+        f.call(http::verb::get, "/console/api/streams/orders:dead/entries?limit=2", as("read"));
+    ASSERT_EQ(page.first, 200) << json::serialize(page.second);
+    EXPECT_EQ(page.second.at("dead_letter_of"), "orders");
+    EXPECT_EQ(page.second.at("length"), 3);
+    const auto& entries = page.second.at("entries").as_array();
+    ASSERT_EQ(entries.size(), 2u);
+    const auto& newest = entries[0];
+    EXPECT_EQ(newest.at("dead").at("group"), "billing");
+    EXPECT_EQ(newest.at("dead").at("deliveries"), 2);
+    EXPECT_EQ(newest.at("dead").at("reason"), "delivered more than 1 times");
+    EXPECT_EQ(newest.at("fields").at(0).at("name"), "order");
+    EXPECT_EQ(newest.at("fields").at(0).at("value"), "2");
+    EXPECT_EQ(newest.at("fields").as_array().size(), 2u); // its own fields only
+    const std::string oldest_id = std::string(entries[1].at("id").as_string());
+    const auto older =
+        f.call(http::verb::get, "/console/api/streams/orders:dead/entries?before=" + oldest_id,
+               as("read"));
+    ASSERT_EQ(older.second.at("entries").as_array().size(), 1u);
+    EXPECT_EQ(older.second.at("entries").at(0).at("fields").at(0).at("value"), "0");
+    const auto skipped = f.call(
+        http::verb::get, "/console/api/streams/orders:dead/entries?offset=1&limit=1", as("read"));
+    EXPECT_EQ(skipped.second.at("entries").at(0).at("id").as_string(), oldest_id);
+
+    // Back to the source: its own fields, read again by the group.
+    const std::string id = std::string(newest.at("id").as_string());
+    const auto requeued = f.call(http::verb::post, "/console/api/streams/orders:dead/actions",
+                                 as("write"), R"({"action": "requeue", "id": ")" + id + "\"}");
+    ASSERT_EQ(requeued.first, 200) << json::serialize(requeued.second);
+    EXPECT_EQ(requeued.second.at("source"), "orders");
+    const std::string new_id = std::string(requeued.second.at("new_id").as_string());
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::messaging::consumer_group again(f.rc.client, billing("again"));
+        const auto read = co_await again.read(10, std::chrono::milliseconds(0));
+        EXPECT_EQ(read.size(), 1u);
+        if (read.empty()) co_return;
+        EXPECT_EQ(read[0].id, new_id);
+        EXPECT_EQ(read[0].fields, order(2));
+    }());
+    const auto after =
+        f.call(http::verb::get, "/console/api/streams/orders:dead/entries", as("read"));
+    EXPECT_EQ(after.second.at("length"), 2);
+
+    const auto all = f.call(http::verb::post, "/console/api/streams/orders:dead/actions",
+                            as("write"), R"({"action": "requeue_all"})");
+    ASSERT_EQ(all.first, 200) << json::serialize(all.second);
+    EXPECT_EQ(all.second.at("requeued"), 2);
+    EXPECT_EQ(all.second.at("skipped"), 0);
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("XLEN", "orders:dead");
+        req.push("XLEN", "orders");
+        req.push("XRANGE", "akv:console:audit", "-", "+");
+        akv::response<long long, long long, akv::resp::value> resp;
+        co_await f.rc.client.exec(req, resp);
+        EXPECT_EQ(std::get<0>(resp).value(), 0);
+        EXPECT_EQ(std::get<1>(resp).value(), 6); // three first, three sent back
+        const auto audit = akv::messaging::entries_from(std::get<2>(resp).value());
+        EXPECT_EQ(audit.size(), 2u);
+        if (audit.size() < 2) co_return;
+        EXPECT_EQ(*audit[0].field("action"), "requeue");
+        EXPECT_EQ(*audit[0].field("stream"), "orders:dead");
+        EXPECT_EQ(*audit[0].field("id"), id);
+        EXPECT_EQ(*audit[0].field("who"), "ops-write");
+        EXPECT_EQ(*audit[1].field("action"), "requeue_all");
+    }());
+}
+
+TEST(Console, DeadLetterActionsNeedTheWriteRoleAndNameWhatIsWrong) {
+    console_fixture f;
+    dead_orders(f, 2);
+    const auto page =
+        f.call(http::verb::get, "/console/api/streams/orders:dead/entries", as("read"));
+    const std::string id = std::string(page.second.at("entries").at(0).at("id").as_string());
+    const std::string requeue = R"({"action": "requeue", "id": ")" + id + "\"}";
+    const std::string target = "/console/api/streams/orders:dead/actions";
+    const auto reader = f.call(http::verb::post, target, as("read"), requeue);
+    EXPECT_EQ(reader.first, 403);
+    EXPECT_TRUE(contains(error_of(reader.second), "may read, not act"));
+    const auto no_header = f.call(http::verb::post, target, as("write", false), requeue);
+    EXPECT_EQ(no_header.first, 403);
+    EXPECT_TRUE(contains(error_of(no_header.second), "X-Akv-Console"));
+    EXPECT_EQ(f.call(http::verb::post, target, {}, requeue).first, 401);
+
+    const std::tuple<std::string, std::string, int, std::string> bad[] = {
+        {target, R"({"action": "requeue", "id": "1-1"})", 404, "no entry \"1-1\""},
+        {target, R"({"action": "remove", "id": "1-1"})", 404, "no entry \"1-1\""},
+        {target, R"({"action": "requeue", "id": "newest"})", 400, "not an entry id"},
+        {target, R"({"action": "requeue"})", 400, "needs \"id\""},
+        {target, R"({"action": "explode"})", 400, "unknown action \"explode\""},
+        {"/console/api/streams/orders/actions", requeue, 400, "not a dead-letter stream"},
+        {"/console/api/streams/nosuch:dead/actions", requeue, 404, "no stream \"nosuch:dead\""},
+    };
+    for (const auto& [where, body, status, message] : bad) {
+        const auto r = f.call(http::verb::post, where, as("write"), body);
+        EXPECT_EQ(r.first, status) << where << " " << body;
+        EXPECT_TRUE(contains(error_of(r.second), message)) << body << ": " << error_of(r.second);
+    }
+    const std::pair<std::string, std::pair<int, std::string>> bad_reads[] = {
+        {"/console/api/streams/nosuch/entries", {404, "no stream \"nosuch\""}},
+        {"/console/api/streams/orders:dead/entries?limit=501", {400, "limit must be"}},
+        {"/console/api/streams/orders:dead/entries?before=x", {400, "before must be an entry id"}},
+        {"/console/api/streams/orders:dead/entries?offset=10001", {400, "offset must be"}},
+    };
+    for (const auto& [where, expected] : bad_reads) {
+        const auto r = f.call(http::verb::get, where, as("read"));
+        EXPECT_EQ(r.first, expected.first) << where;
+        EXPECT_TRUE(contains(error_of(r.second), expected.second)) << where;
+    }
+    // Nothing moved by the refused ones; "remove" deletes one dead entry.
+    const auto removed = f.call(http::verb::post, target, as("write"),
+                                R"({"action": "remove", "id": ")" + id + "\"}");
+    EXPECT_EQ(removed.first, 200) << json::serialize(removed.second);
+    const auto left =
+        f.call(http::verb::get, "/console/api/streams/orders:dead/entries", as("read"));
+    EXPECT_EQ(left.second.at("length"), 1);
+}
+
+TEST(Console, ARunningBatcherShowsItsCountersUntilItStops) {
+    console_fixture f;
+    akv::messaging::batcher_options bo;
+    bo.group.stream = "{p}:in";
+    bo.group.group = "scorers";
+    bo.group.consumer = "s1";
+    bo.output_stream = "{p}:out";
+    bo.max_wait = std::chrono::milliseconds(20);
+    bo.status_every = std::chrono::milliseconds(100);
+    bo.status_fields = [] {
+        return akv::messaging::field_list{{"model", "echo"}, {"model_version", "7"}};
+    };
+    akv::messaging::batcher b(f.rc.client, bo,
+                              [](std::span<const akv::messaging::stream_entry> batch)
+                                  -> asio::awaitable<std::vector<akv::messaging::field_list>> {
+                                  std::vector<akv::messaging::field_list> out;
+                                  for (const auto& e : batch)
+                                      out.push_back({{"in", e.id}});
+                                  co_return out;
+                              });
+    bool stopped = false;
+    asio::co_spawn(f.io, b.run(), [&](std::exception_ptr) { stopped = true; });
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::messaging::stream_producer producer(f.rc.client, "{p}:in");
+        const akv::messaging::field_list one{{"n", "1"}};
+        const std::vector<akv::messaging::field_list> entries(100, one);
+        co_await producer.add_many(entries);
+    }());
+    std::pair<int, json::value> listing;
+    EXPECT_TRUE(run_until(
+        f.io,
+        [&] {
+            listing = f.call(http::verb::get, "/console/api/batchers", as("read"));
+            const auto& all = listing.second.at("batchers").as_array();
+            return all.size() == 1 && all[0].at("entries") == 100;
+        },
+        10s))
+        << json::serialize(listing.second);
+    const auto& one = listing.second.at("batchers").at(0);
+    EXPECT_EQ(one.at("stream"), "{p}:in");
+    EXPECT_EQ(one.at("group"), "scorers");
+    EXPECT_EQ(one.at("consumer"), "s1");
+    EXPECT_EQ(one.at("model"), "echo");
+    EXPECT_EQ(one.at("model_version"), 7);
+    EXPECT_EQ(one.at("outputs"), 100);
+    EXPECT_GE(one.at("batches").as_int64(), 2); // 64 at most in one
+    EXPECT_TRUE(one.at("batches_per_s").is_number());
+    EXPECT_TRUE(one.at("mean_batch").is_number());
+    EXPECT_GE(one.at("age_ms").as_int64(), 0);
+
+    // The sampler publishes them too.
     akv::console::sampler s(f.rc.client);
     std::string text;
     run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
@@ -769,4 +1016,36 @@ TEST(ConsoleNodes, NodeConnectionsEndWithTheClient) {
     io.run_for(10s);
     EXPECT_TRUE(finished);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "something still runs";
+    ASSERT_EQ(snap.at("batchers").as_array().size(), 1u) << text;
+    EXPECT_EQ(snap.at("batchers").at(0).at("consumer"), "s1");
+
+    b.stop();
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return stopped; }, 10s));
+    EXPECT_TRUE(f.call(http::verb::get, "/console/api/batchers", as("read"))
+                    .second.at("batchers")
+                    .as_array()
+                    .empty()); // its record went with it
+}
+
+TEST(Console, AnEntrysTextIsShownAndItsBytesOnlyCounted) {
+    console_fixture f;
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("XADD", "raw", "*", "text", "héllo", "tensor", std::string("\xff\xfe\x00\x01", 4),
+                 "long", std::string(2000, 'x'));
+        co_await f.rc.client.exec(req, akv::ignore);
+    }());
+    const auto page = f.call(http::verb::get, "/console/api/streams/raw/entries", as("read"));
+    ASSERT_EQ(page.first, 200) << json::serialize(page.second);
+    EXPECT_FALSE(page.second.as_object().contains("dead_letter_of"));
+    const auto& fields = page.second.at("entries").at(0).at("fields").as_array();
+    ASSERT_EQ(fields.size(), 3u);
+    EXPECT_EQ(fields[0].at("value"), "héllo");
+    EXPECT_FALSE(fields[0].as_object().contains("bytes"));
+    EXPECT_FALSE(fields[1].as_object().contains("value")); // not UTF-8: counted
+    EXPECT_EQ(fields[1].at("bytes"), 4);
+    EXPECT_EQ(fields[2].at("value").as_string().size(), 1024u); // the start of a long one
+    EXPECT_EQ(fields[2].at("bytes"), 2000);
+    EXPECT_FALSE(page.second.at("entries").at(0).as_object().contains("dead"));
 }

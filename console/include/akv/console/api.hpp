@@ -12,7 +12,20 @@
 //                                         "max_jobs": N, "window_ms": N}; A: retry, remove,
 //                                         cancel, pause, resume, rate_limit, retry_failed
 //   GET  /console/api/streams             every stream: its length and groups (consumers,
-//                                         pending, lag, last delivered id)
+//                                         pending, lag, last delivered id, and per consumer
+//                                         its pending entries and idle ms); a dead-letter
+//                                         stream names its source ("dead_letter_of")
+//   GET  /console/api/streams/S/entries?offset=N&limit=N&before=ID&after=ID
+//                                         a page of entries, newest first; N <= max_page,
+//                                         offset <= 10000 (older pages: before=ID); a dead
+//                                         entry's origin and reason apart ("dead")
+//   POST /console/api/streams/S/actions   {"action": A, "id": ...} on a dead-letter stream; A:
+//                                         requeue (back to the source), requeue_all, remove;
+//                                         audited with "stream" for "queue"; 404 for an
+//                                         unknown stream or entry, 400 for a stream that is
+//                                         not a dead-letter stream or whose source is gone
+//   GET  /console/api/batchers            live batchers by their status records (counters,
+//                                         batches/s, mean batch, model)
 //   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
 //                                         10 slow log entries; "nodes": every master and
 //                                         replica (address, role, memory, ops/s, clients,

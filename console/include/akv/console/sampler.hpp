@@ -1,7 +1,8 @@
 // One sampler per gateway process: every interval it reads the console's figures once (the
-// queues and their counts, the streams and their groups, every Redis node, the gateway's own)
-// and publishes them as one JSON snapshot on a channel of the gateway. Every open console
-// subscribes to that channel, so a hundred browsers cost Redis what one does.
+// queues and their counts, the streams and their groups, the batchers' status records, every
+// Redis node, the gateway's own) and publishes them as one JSON snapshot on a channel of the
+// gateway. Every open console subscribes to that channel, so a hundred browsers cost Redis
+// what one does.
 //
 //   akv::console::sampler s(redis, figures_of_the_gateway);
 //   asio::co_spawn(io, s.run(), asio::detached);   // ... s.stop();
@@ -67,6 +68,7 @@ private:
     std::vector<std::string> queue_names_;  // found again every tenth sample
     std::vector<std::string> stream_names_; // likewise
     std::unique_ptr<detail::node_links> nodes_; // a connection to each node, kept
+    std::vector<std::string> batcher_keys_; // likewise (status records)
 };
 
 } // namespace akv::console
