@@ -19,4 +19,5 @@ forget_unique(k, h.unique, id)
 redis.call('HDEL', k.jobs, id)
 redis.call('HDEL', k.attempts, id)
 redis.call('HDEL', k.errors, id)
+redis.call('HDEL', k.progress, id)
 return 'removed'

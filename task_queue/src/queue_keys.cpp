@@ -34,6 +34,9 @@ queue_keys::queue_keys(std::string_view queue)
     , leader(join(prefix, "leader"))
     , periodic(join(prefix, "periodic"))
     , periodic_next(join(prefix, "periodic:next"))
+    , progress(join(prefix, "progress"))
+    , workers(join(prefix, "workers"))
+    , workers_seen(join(prefix, "workers:seen"))
     , events(join(prefix, "events")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
@@ -42,10 +45,10 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 20> queue_keys::all() const noexcept {
-    return {id,     jobs,   wait,  prio,    delayed,  active,       attempts,
-            failed, errors, done,  results, unique,   meta,         rate,
-            marker, cancel, stats, leader,  periodic, periodic_next};
+std::array<std::string_view, 23> queue_keys::all() const noexcept {
+    return {id,     jobs,   wait,  prio,    delayed,  active,        attempts, failed,
+            errors, done,   results, unique, meta,    rate,          marker,   cancel,
+            stats,  leader, periodic, periodic_next, progress, workers, workers_seen};
 }
 
 } // namespace akv::queue
