@@ -88,8 +88,12 @@ int run_console_command(const akv::config& base, const std::vector<std::string>&
     std::unique_ptr<gateway::server> server;
     auto figures = [&server] { return server ? server->snapshot() : gateway::stats{}; };
     co.gateway_stats = figures;
+    // Called only while io runs, by then the server is made.
+    auto busiest = [&server](std::size_t n) { return server->channel_counts(n); };
+    co.gateway_channels = busiest;
     console::sampler_options so;
     so.gateway_stats = figures;
+    so.gateway_channels = busiest;
     co.live_channel = so.channel;
     o.token_secret = co.token_secret;
     o.routes["/console"] = console::api(redis, co);

@@ -45,6 +45,8 @@ subcommands:
       --priority N            higher runs sooner, -1000..1000 (default 0)
       --attempts N            runs at most N times before the failed set (default 3)
       --unique KEY            while a job with KEY is pending, prints its id and adds none
+      --throttle KEY=MS       a job with KEY added in the last MS ms: prints its id, adds none
+      --debounce KEY=MS       waits MS ms; another with KEY meanwhile replaces it (same id)
   retry QUEUE ID              a failed (or cancelled) job runs again, attempts from zero
   remove QUEUE ID             deletes a job that is not running, with its result
   cancel QUEUE ID             a waiting or delayed job goes to the failed set as cancelled; a
@@ -83,7 +85,9 @@ const std::map<std::string, subcommand>& subcommands() {
         {"list", {{"QUEUE", "STATE"}, {"--offset", "--limit", "--verbose", "--json"}}},
         {"get", {{"QUEUE", "ID"}, {"--json"}}},
         {"add",
-         {{"QUEUE", "PAYLOAD"}, {"--delay-ms", "--priority", "--attempts", "--unique", "--json"}}},
+         {{"QUEUE", "PAYLOAD"},
+          {"--delay-ms", "--priority", "--attempts", "--unique", "--throttle", "--debounce",
+           "--json"}}},
         {"retry", {{"QUEUE", "ID"}, {}}},
         {"remove", {{"QUEUE", "ID"}, {}}},
         {"cancel", {{"QUEUE", "ID"}, {"--reason"}}},
@@ -194,6 +198,15 @@ queue_command parse(const std::vector<std::string>& args) {
         else if (option == "--unique") {
             if (value.empty()) throw std::invalid_argument("option --unique: empty key");
             c.job.unique_key = value;
+        } else if (option == "--throttle" || option == "--debounce") {
+            const auto eq = value.rfind('=');
+            if (eq == std::string::npos || eq == 0)
+                throw std::invalid_argument("option " + option + ": KEY=MS, got '" + value + "'");
+            c.job.dedup.mode = option == "--throttle" ? akv::queue::dedup_mode::throttle
+                                                      : akv::queue::dedup_mode::debounce;
+            c.job.dedup.key = value.substr(0, eq);
+            c.job.dedup.window = std::chrono::milliseconds(parse_number<std::int64_t>(
+                option, value.substr(eq + 1), 1, std::int64_t{1} << 40));
         } else if (option == "--reason")
             c.reason = value;
     }
@@ -284,6 +297,8 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         totals["retried"] = n.total_retried;
         totals["recovered"] = n.total_recovered;
         totals["cancelled"] = n.total_cancelled;
+        totals["throttled"] = n.total_throttled;
+        totals["debounced"] = n.total_debounced;
         json::object j;
         j["queue"] = c.queue;
         j["paused"] = n.paused;
@@ -313,6 +328,8 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"total retried", std::to_string(n.total_retried)},
         {"total recovered", std::to_string(n.total_recovered)},
         {"total cancelled", std::to_string(n.total_cancelled)},
+        {"total throttled", std::to_string(n.total_throttled)},
+        {"total debounced", std::to_string(n.total_debounced)},
     };
     std::cout << table(head, false) << table(rows, true);
     co_return 0;

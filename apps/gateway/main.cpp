@@ -281,14 +281,18 @@ int main(int argc, char** argv) {
         // random one lets in no one else.
         if (f.opts.token_secret.empty()) f.opts.token_secret = random_hex(32);
         auto figures = [&server] { return server ? server->snapshot() : gw::stats{}; };
+        // Called only while io runs, by then the server is made.
+        auto busiest = [&server](std::size_t n) { return server->channel_counts(n); };
         akv::console::sampler_options so;
         so.channel_prefix = f.opts.channel_prefix;
         so.gateway_stats = figures;
+        so.gateway_channels = busiest;
         sampler = std::make_unique<akv::console::sampler>(redis, so);
         akv::console::options co;
         co.token_secret = f.opts.token_secret;
         co.password = f.console_password;
         co.gateway_stats = figures;
+        co.gateway_channels = busiest;
         co.live_channel = so.channel;
         f.opts.routes["/console"] = akv::console::api(redis, co);
     }

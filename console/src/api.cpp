@@ -2,13 +2,16 @@
 #include <akv/console/sampler.hpp>
 
 #include <akv/error.hpp>
+#include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/admin.hpp>
 
 #include "console_web.hpp"
+#include "nodes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -30,6 +33,7 @@ namespace {
 namespace json = boost::json;
 using gateway::http_reply;
 using gateway::http_request;
+using namespace asio::experimental::awaitable_operators;
 
 enum class role { none, read, write };
 
@@ -79,8 +83,33 @@ std::string base64_decode(std::string_view in) {
     return out;
 }
 
+// An Origin header names the Host the request went to (scheme, case and default port aside).
+bool same_origin(std::string_view origin, std::string_view host) {
+    const auto lower = [](std::string_view t) {
+        std::string out(t);
+        for (char& c : out)
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return out;
+    };
+    std::string o = lower(origin), h = lower(host);
+    std::string_view default_port;
+    if (o.starts_with("http://")) {
+        o.erase(0, 7);
+        default_port = ":80";
+    } else if (o.starts_with("https://")) {
+        o.erase(0, 8);
+        default_port = ":443";
+    } else {
+        return false;
+    }
+    if (o.ends_with(default_port)) o.resize(o.size() - default_port.size());
+    if (h.ends_with(default_port)) h.resize(h.size() - default_port.size());
+    return !o.empty() && o == h;
+}
+
 // Who asks, and what they may do.
-role role_of(const http_request& req, const options& o, std::string& who) {
+// `why`: what was wrong with a bearer token, for the 401's message.
+role role_of(const http_request& req, const options& o, std::string& who, std::string& why) {
     const std::string auth = header(req, "authorization");
     if (auth.starts_with("Bearer ") && !o.token_secret.empty()) {
         try {
@@ -89,7 +118,9 @@ role role_of(const http_request& req, const options& o, std::string& who) {
             who = claims.subject;
             if (claims.admin == "write") return role::write;
             if (claims.admin == "read") return role::read;
-        } catch (const boost::system::system_error&) {
+            why = "the bearer token has no \"admin\" claim";
+        } catch (const boost::system::system_error& e) {
+            why = std::string("the bearer token is not valid: ") + e.what();
         }
         return role::none;
     }
@@ -167,6 +198,8 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
     o["total_retried"] = c.total_retried;
     o["total_recovered"] = c.total_recovered;
     o["total_cancelled"] = c.total_cancelled;
+    o["total_throttled"] = c.total_throttled;
+    o["total_debounced"] = c.total_debounced;
     o["workers"] = c.workers;
     return o;
 }
@@ -224,37 +257,76 @@ json::object job_json(const queue::job_info& j) {
 }
 
 struct state {
+    state(client& r, options o)
+        : redis(r)
+        , opts(std::move(o))
+        , nodes(r, opts.node_timeout) {}
     client& redis;
     options opts;
+    detail::node_links nodes; // a cluster's masters and replicas, a master's replicas
 };
 
-// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once. One
-// server only: on a cluster that needs a SCAN per master, not built yet, and `on_cluster` says
-// so.
-asio::awaitable<std::set<std::string>> scan_keys(client& redis, std::string_view filter,
-                                                 std::string_view value,
-                                                 const std::string& on_cluster) {
-    if (redis.get_config().topology == config::mode::cluster) refuse(501, on_cluster);
-    std::set<std::string> keys;
+// One server's keys that a SCAN filter lets through, into `keys`; `exec` runs a request there.
+template <class Exec>
+asio::awaitable<void> scan_into(std::set<std::string>& keys, std::string_view filter,
+                                std::string_view value, Exec exec) {
     std::string cursor = "0";
     do {
         request req({.idempotent = true});
         req.push("SCAN", cursor, filter, value, "COUNT", 1000);
         response<std::pair<std::string, std::vector<std::string>>> resp;
-        co_await redis.exec(req, resp);
+        co_await exec(req, resp);
         auto& [next, page] = std::get<0>(resp).value();
         keys.insert(page.begin(), page.end());
         cursor = next;
     } while (cursor != "0");
+}
+
+asio::awaitable<void> scan_master(detail::node_links& nodes, const endpoint& master,
+                                  std::string_view filter, std::string_view value,
+                                  std::set<std::string>& keys) {
+    co_await scan_into(keys, filter, value, [&](const request& req, auto& resp) {
+        return nodes.exec(master, req, resp);
+    });
+}
+
+// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once: the
+// one server's, or on a cluster every master's (a SCAN each, all at once, on connections of
+// their own: the client's router sends a keyless command to one node only).
+asio::awaitable<std::set<std::string>> scan_keys(client& redis, detail::node_links& nodes,
+                                                 std::string_view filter, std::string_view value) {
+    std::set<std::string> keys;
+    if (redis.get_config().topology != config::mode::cluster) {
+        co_await scan_into(keys, filter, value,
+                           [&](const request& req, auto& resp) { return redis.exec(req, resp); });
+        co_return keys;
+    }
+    std::vector<endpoint> masters = redis.masters();
+    if (masters.empty()) {
+        // Not known before the client has read the slot map: a request waits until it has.
+        request ping;
+        ping.push("PING");
+        co_await redis.exec(ping, akv::ignore);
+        masters = redis.masters();
+    }
+    // Each its own set: the SCANs run at once.
+    std::vector<std::set<std::string>> found(masters.size());
+    std::vector<asio::awaitable<void>> scans;
+    for (std::size_t i = 0; i < masters.size(); ++i)
+        scans.push_back(scan_master(nodes, masters[i], filter, value, found[i]));
+    try {
+        co_await detail::all_of(std::move(scans));
+    } catch (const boost::system::system_error& e) {
+        refuse(503, std::string("a master of the cluster did not answer a SCAN: ") + e.what());
+    }
+    for (auto& f : found)
+        keys.merge(f); // a key in two (a slot migrating) is listed once
     co_return keys;
 }
 
 // Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
-asio::awaitable<std::vector<std::string>> discover(client& redis) {
-    const std::set<std::string> keys =
-        co_await scan_keys(redis, "MATCH", "akvq:{*}:id",
-                           "finding queues on a cluster needs a SCAN per master, not built yet: "
-                           "ask for /console/api/queues/NAME");
+asio::awaitable<std::vector<std::string>> discover(client& redis, detail::node_links& nodes) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "MATCH", "akvq:{*}:id");
     std::set<std::string> names;
     for (const auto& k : keys) {
         const auto open = k.find('{'), close = k.rfind('}');
@@ -273,9 +345,9 @@ asio::awaitable<void> audit(state& s, const std::string& who, const std::string&
 }
 
 // Keys of a type ("stream"), by SCAN.
-asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, std::string_view type) {
-    const std::set<std::string> keys = co_await scan_keys(
-        redis, "TYPE", type, "listing keys on a cluster needs a SCAN per master, not built yet");
+asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, detail::node_links& nodes,
+                                                       std::string_view type) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "TYPE", type);
     co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
@@ -313,15 +385,13 @@ asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::
     co_return out;
 }
 
-// The server behind the client: INFO's figures an operator looks at first, and its slow log.
-asio::awaitable<json::object> redis_json(client& redis) {
-    request req({.idempotent = true});
-    req.push("INFO");
-    req.push("SLOWLOG", "GET", 10);
-    response<std::string, resp::value> resp;
-    co_await redis.exec(req, resp);
+// The server behind the client: INFO's figures an operator looks at first, and its slow log;
+// and every node of the deployment ("nodes", see nodes.hpp), slow logs read again only when
+// `read_slowlogs`.
+asio::awaitable<json::object> redis_json(client& redis, detail::node_links& nodes,
+                                         bool read_slowlogs) {
+    const detail::node_reading server = co_await detail::read_server(redis);
     json::object info, keyspace;
-    const std::string& text = std::get<0>(resp).value();
     static const std::set<std::string_view> wanted{"redis_version",
                                                    "role",
                                                    "connected_clients",
@@ -335,36 +405,20 @@ asio::awaitable<json::object> redis_json(client& redis) {
                                                    "uptime_in_seconds",
                                                    "evicted_keys",
                                                    "expired_keys"};
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const auto end = std::min(text.find('\n', at), text.size());
-        std::string_view line(text.data() + at, end - at);
-        at = end + 1;
-        if (line.ends_with('\r')) line.remove_suffix(1);
-        const auto colon = line.find(':');
-        if (line.empty() || line[0] == '#' || colon == std::string_view::npos) continue;
-        const std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+    for (const auto& [key, value] : detail::info_fields(server.info)) {
         if (key.starts_with("db") && key.size() > 2 &&
             std::isdigit(static_cast<unsigned char>(key[2])))
             keyspace[key] = value;
         else if (wanted.count(key))
             info[key] = value;
     }
-    json::array slow;
-    for (const auto& entry : std::get<1>(resp).value().elements) {
-        if (entry.elements.size() < 4) continue;
-        std::string command;
-        for (const auto& arg : entry.elements[3].elements)
-            command += (command.empty() ? "" : " ") + arg.str;
-        slow.push_back(json::object{{"id", std::stoll(entry.elements[0].str)},
-                                    {"duration_us", std::stoll(entry.elements[2].str)},
-                                    {"command", command}});
-    }
+    json::array every_node = co_await detail::nodes_json(redis, nodes, server, read_slowlogs);
     const endpoint e = redis.remote_endpoint();
     co_return json::object{{"endpoint", e.host + ":" + std::to_string(e.port)},
                            {"info", std::move(info)},
                            {"keyspace", std::move(keyspace)},
-                           {"slowlog", std::move(slow)}};
+                           {"slowlog", detail::slowlog_json(*server.slowlog)},
+                           {"nodes", std::move(every_node)}};
 }
 
 json::object gateway_json(const gateway::stats& g) {
@@ -386,10 +440,22 @@ json::object gateway_json(const gateway::stats& g) {
                         {"at_ms", now_ms}};
 }
 
-// Every queue's counts and last minutes, asked all at once: the client pipelines them into a
-// few writes, so Redis reads and answers them in a few system calls instead of one per queue.
-// (Asking each queue's minutes after its counts made a second, trickling round: it tripled
-// the sampler's Redis CPU, bench/console_bench.cpp.)
+// The gateway's busiest channels. The console's own (its live snapshots) are marked: they count
+// the open consoles, not the application's subscribers.
+json::array channels_json(const std::vector<gateway::channel_count>& channels) {
+    json::array out;
+    for (const auto& c : channels) {
+        json::object o{{"name", c.name}, {"subscribers", c.subscribers}};
+        if (c.present) o["presence"] = *c.present;
+        if (c.name.starts_with(gateway::console_channel_prefix)) o["console"] = true;
+        out.push_back(std::move(o));
+    }
+    return out;
+}
+
+// Every queue's counts and last minutes, asked all at once (each queue's minutes beside its
+// counts, not after them): the client pipelines them into a few writes, so Redis reads and
+// answers them in a few system calls instead of one per queue.
 asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names) {
     std::vector<queue::state_counts> counts(names.size());
     std::vector<std::vector<queue::minute_metrics>> minutes(names.size());
@@ -429,8 +495,8 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
     co_return queues;
 }
 
-asio::awaitable<json::array> queues_json(client& redis) {
-    const std::vector<std::string> names = co_await discover(redis);
+asio::awaitable<json::array> queues_json(client& redis, detail::node_links& nodes) {
+    const std::vector<std::string> names = co_await discover(redis, nodes);
     co_return co_await queues_json(redis, names);
 }
 
@@ -459,7 +525,7 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
                     "another site's form cannot)");
     if (const std::string origin = header(req, "origin"); !origin.empty()) {
         const std::string host = header(req, "host");
-        if (origin != "http://" + host && origin != "https://" + host)
+        if (!same_origin(origin, host))
             refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
     }
     if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
@@ -526,13 +592,12 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
 }
 
 asio::awaitable<http_reply> answer(state& s, const http_request& req) {
-    std::string who;
-    const role r = role_of(req, s.opts, who);
+    std::string who, why;
+    const role r = role_of(req, s.opts, who, why);
     if (r == role::none) {
-        http_reply reply = json_reply(json::object{{"error", "log in: a bearer token with an "
-                                                             "\"admin\" claim, or the console "
-                                                             "password"}},
-                                      401);
+        if (why.empty())
+            why = "log in: a bearer token with an \"admin\" claim, or the console password";
+        http_reply reply = json_reply(json::object{{"error", why}}, 401);
         reply.headers.emplace_back("WWW-Authenticate", "Basic realm=\"akv console\"");
         co_return reply;
     }
@@ -553,19 +618,25 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "streams" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const std::vector<std::string> names = co_await keys_of_type(s.redis, "stream");
+        const std::vector<std::string> names = co_await keys_of_type(s.redis, s.nodes, "stream");
         json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
     }
     if (parts[2] == "redis" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const json::object info = co_await redis_json(s.redis);
+        const json::object info = co_await redis_json(s.redis, s.nodes, true);
         co_return json_reply(info);
     }
     if (parts[2] == "gateway" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
         if (!s.opts.gateway_stats) refuse(404, "this console is not served by a gateway");
-        co_return json_reply(gateway_json(s.opts.gateway_stats()));
+        json::object figures = gateway_json(s.opts.gateway_stats());
+        if (s.opts.gateway_channels) {
+            const std::size_t n =
+                whole_number(query_of(req.query), "channels", 20, s.opts.max_channels);
+            figures["top_channels"] = channels_json(co_await s.opts.gateway_channels(n));
+        }
+        co_return json_reply(figures);
     }
     if (parts[2] == "live" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
@@ -586,7 +657,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        json::array queues = co_await queues_json(s.redis);
+        json::array queues = co_await queues_json(s.redis, s.nodes);
         co_return json_reply(json::object{{"queues", std::move(queues)}});
     }
     const std::string& name = parts[3];
@@ -646,10 +717,33 @@ http_reply guarded(http_reply r) {
     return r;
 }
 
+// The answer, or what it threw: `||` waits for the first to succeed, and an answer that throws
+// (a refusal, most often) must not wait for the deadline.
+asio::awaitable<std::pair<http_reply, std::exception_ptr>> attempt(state& s,
+                                                                   const http_request& req) {
+    std::pair<http_reply, std::exception_ptr> out;
+    try {
+        out.first = co_await answer(s, req);
+    } catch (...) {
+        out.second = std::current_exception();
+    }
+    co_return out;
+}
+
 asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
     refusal refused{0, {}};
     try {
-        co_return guarded(co_await answer(*s, req));
+        asio::steady_timer deadline(co_await asio::this_coro::executor, s->opts.timeout);
+        auto done = co_await (attempt(*s, req) || deadline.async_wait(asio::use_awaitable));
+        if (done.index() == 1)
+            throw refusal{503, "Redis did not answer within " +
+                                   std::to_string(s->opts.timeout.count()) + " ms" +
+                                   (req.method == "POST" ? " (the action may have been done: "
+                                                           "look before trying again)"
+                                                         : "")};
+        auto& [reply, failure] = std::get<0>(done);
+        if (failure) std::rethrow_exception(failure);
+        co_return guarded(std::move(reply));
     } catch (const refusal& r) {
         refused = r;
     } catch (const boost::system::system_error& e) {
@@ -660,8 +754,8 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
             refused = {400, e.what()};
         else if (code == error::job_active)
             refused = {409, e.what()};
-        else
-            throw;
+        else // Redis away, a timeout, a server error: try again later
+            refused = {503, std::string("Redis: ") + e.what()};
     }
     co_return guarded(json_reply(json::object{{"error", refused.message}}, refused.status));
 }
@@ -673,14 +767,16 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
 sampler::sampler(client& redis, sampler_options options)
     : redis_(redis)
     , options_(std::move(options))
-    , timer_(redis.get_executor()) {}
+    , timer_(redis.get_executor())
+    , nodes_(std::make_unique<detail::node_links>(redis, options_.node_timeout)) {}
+
+sampler::~sampler() = default;
 
 asio::awaitable<std::string> sampler::sample() {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     json::object snapshot{{"at_ms", now_ms}};
-    // Listing keys on a cluster is not built: the snapshot says so instead of failing.
     // Each part on its own: one that fails (a stream gone between SCAN and XINFO, SLOWLOG
     // refused by an ACL) says so in the snapshot and the others still go out.
     std::string failures;
@@ -691,7 +787,7 @@ asio::awaitable<std::string> sampler::sample() {
     // more than reading them.
     const bool find_again = samples_++ % 10 == 0;
     try {
-        if (find_again) queue_names_ = co_await discover(redis_);
+        if (find_again) queue_names_ = co_await discover(redis_, *nodes_);
         snapshot["queues"] = co_await queues_json(redis_, queue_names_);
     } catch (const refusal& r) {
         failed("queues", r.message);
@@ -699,7 +795,7 @@ asio::awaitable<std::string> sampler::sample() {
         failed("queues", e.what());
     }
     try {
-        if (find_again) stream_names_ = co_await keys_of_type(redis_, "stream");
+        if (find_again) stream_names_ = co_await keys_of_type(redis_, *nodes_, "stream");
         snapshot["streams"] = co_await streams_json(redis_, stream_names_);
     } catch (const refusal& r) {
         failed("streams", r.message);
@@ -707,11 +803,20 @@ asio::awaitable<std::string> sampler::sample() {
         failed("streams", e.what());
     }
     try {
-        snapshot["redis"] = co_await redis_json(redis_);
+        // Each node's INFO every sample; its slow log every tenth, as the keys (kept between).
+        snapshot["redis"] = co_await redis_json(redis_, *nodes_, find_again);
     } catch (const std::exception& e) {
         failed("redis", e.what());
     }
     if (options_.gateway_stats) snapshot["gateway"] = gateway_json(options_.gateway_stats());
+    if (options_.gateway_channels) {
+        try {
+            snapshot["top_channels"] =
+                channels_json(co_await options_.gateway_channels(options_.channels));
+        } catch (const std::exception& e) {
+            failed("channels", e.what());
+        }
+    }
     if (!failures.empty()) snapshot["error"] = failures;
     co_return json::serialize(snapshot);
 }
@@ -721,7 +826,9 @@ asio::awaitable<void> sampler::run() {
         try {
             const std::string snapshot = co_await sample();
             request req;
-            req.push("PUBLISH", options_.channel_prefix + options_.channel, snapshot);
+            // As the gateway subscribes: sharded pub/sub on a cluster (gateway/publish.hpp).
+            req.push(gateway::sharded(redis_) ? "SPUBLISH" : "PUBLISH",
+                     options_.channel_prefix + options_.channel, snapshot);
             co_await redis_.exec(req, akv::ignore);
             ++published_;
         } catch (const std::exception&) {
@@ -736,10 +843,11 @@ asio::awaitable<void> sampler::run() {
 void sampler::stop() {
     stopped_ = true;
     timer_.cancel();
+    nodes_->close();
 }
 
 gateway::http_handler api(client& redis, options o) {
-    auto s = std::make_shared<state>(state{redis, std::move(o)});
+    auto s = std::make_shared<state>(redis, std::move(o));
     return [s](http_request req) { return handle(s, std::move(req)); };
 }
 

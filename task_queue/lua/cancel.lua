@@ -16,6 +16,7 @@ if removed > 0 then
   local now = now_ms()
   to_failed(k, id, 'cancelled: ' .. ARGV[2], h.unique, now, 'x')
   publish(k, 'done ' .. id)
+  journal(k, 'cancelled', {id}, ARGV[2])
   return 'cancelled'
 end
 redis.call('SADD', k.cancel, id)

@@ -55,7 +55,12 @@ if #ids > 0 then
       leases[#leases + 1] = id .. '@' .. token
     end
   end
-  if #leases > 0 then redis.call('ZADD', k.active, unpack(leases)) end
+  if #leases > 0 then
+    redis.call('ZADD', k.active, unpack(leases))
+    local started = {}
+    for i = 4, #out, 3 do started[#started + 1] = out[i] end
+    journal(k, 'active', started, token)
+  end
   if rate_max and rate_max > 0 then
     if redis.call('INCRBY', k.rate, #ids) == #ids then
       redis.call('PEXPIRE', k.rate, tonumber(meta[3]) or 1000)

@@ -39,6 +39,7 @@ if n > 0 then
   end
 end
 if #gone > 0 then
+  journal(k, 'completed', gone)
   variadic('ZREM', k.active, own)
   variadic('HDEL', k.jobs, gone)
   if #leftovers > 0 then

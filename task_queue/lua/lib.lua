@@ -117,6 +117,20 @@ local function publish(k, text)
   redis.call('SPUBLISH', k.events, text)
 end
 
+-- The durable job events (akv/queue/event_log.hpp): one stream entry per state move of a batch,
+-- "event" then "ids" (space-separated) and, for some, "text"; trimmed to about journal_max.
+local journal_max = 10000
+local function journal(k, event, ids, text)
+  if #ids == 0 then return end
+  local joined = table.concat(ids, ' ')
+  if text then
+    redis.call('XADD', k.journal, 'MAXLEN', '~', journal_max, '*', 'event', event, 'ids', joined,
+      'text', text)
+  else
+    redis.call('XADD', k.journal, 'MAXLEN', '~', journal_max, '*', 'event', event, 'ids', joined)
+  end
+end
+
 local function strip_token(member)
   local at = string.find(member, '@', 1, true)
   if not at then return member end

@@ -8,6 +8,7 @@ local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', k.active, '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 local back, failed = 0, 0
 local notify = {}
+local stalled, ended, cancelled = {}, {}, {}
 for _, member in ipairs(expired) do
   redis.call('ZREM', k.active, member)
   local id = strip_token(member)
@@ -19,13 +20,17 @@ for _, member in ipairs(expired) do
       to_failed(k, id, redis.call('HGET', k.errors, id) or 'cancelled', h.unique, now, 'x')
       failed = failed + 1
       notify[#notify + 1] = id
+      cancelled[#cancelled + 1] = id
     elseif attempts >= h.max_attempts then
       local text = 'lease expired ' .. attempts .. ' times: the worker died or stalled'
       redis.call('HSET', k.errors, id, text)
       to_failed(k, id, text, h.unique, now, 'f')
       failed = failed + 1
       notify[#notify + 1] = id
+      stalled[#stalled + 1] = id
+      ended[#ended + 1] = id
     else
+      stalled[#stalled + 1] = id
       make_ready(k, id, h.priority, true)
       back = back + 1
     end
@@ -36,4 +41,7 @@ if back > 0 then
   wake(k)
 end
 if #notify > 0 then publish(k, 'done ' .. table.concat(notify, ' ')) end
+journal(k, 'stalled', stalled)
+journal(k, 'failed', ended)
+journal(k, 'cancelled', cancelled)
 return {back, failed}

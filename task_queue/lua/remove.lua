@@ -20,4 +20,5 @@ redis.call('HDEL', k.jobs, id)
 redis.call('HDEL', k.attempts, id)
 redis.call('HDEL', k.errors, id)
 redis.call('HDEL', k.progress, id)
+journal(k, 'removed', {id})
 return 'removed'

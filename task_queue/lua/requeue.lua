@@ -16,4 +16,5 @@ local h = header(rec) or {priority = 0, unique = ''}
 if h.unique ~= '' then redis.call('HSET', k.unique, h.unique, id) end
 make_ready(k, id, h.priority, false)
 wake(k)
+journal(k, 'retried', {id}, 'by hand')
 return 'requeued'

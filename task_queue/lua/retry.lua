@@ -11,6 +11,7 @@ local now = now_ms()
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
 local lost, notify = {}, {}
+local retried, ended, cancelled = {}, {}, {}
 local failed = 0
 for j = 0, n - 1 do
   local b = 3 + j * 5
@@ -30,11 +31,14 @@ for j = 0, n - 1 do
       to_failed(k, id, text, uk, now, delay == -2 and 'x' or 'f')
       failed = failed + 1
       notify[#notify + 1] = id
+      if delay == -2 then cancelled[#cancelled + 1] = id else ended[#ended + 1] = id end
     elseif delay > 0 then
+      retried[#retried + 1] = id
       redis.call('ZADD', k.delayed, now + delay, id)
       redis.call('HINCRBY', k.stats, 'retried', 1)
       wake(k)
     else
+      retried[#retried + 1] = id
       make_ready(k, id, pr, false)
       redis.call('HINCRBY', k.stats, 'retried', 1)
       wake(k)
@@ -46,4 +50,7 @@ if failed > 0 then
   redis.call('PEXPIRE', KEYS[2], 7200000)
 end
 if #notify > 0 then publish(k, 'done ' .. table.concat(notify, ' ')) end
+journal(k, 'retried', retried)
+journal(k, 'failed', ended)
+journal(k, 'cancelled', cancelled)
 return lost

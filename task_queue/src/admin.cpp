@@ -81,6 +81,8 @@ asio::awaitable<state_counts> admin::counts() {
         else if (stats[i] == "retried") c.total_retried = v;
         else if (stats[i] == "recovered") c.total_recovered = v;
         else if (stats[i] == "cancelled") c.total_cancelled = v;
+        else if (stats[i] == "throttled") c.total_throttled = v;
+        else if (stats[i] == "debounced") c.total_debounced = v;
     }
     c.paused = std::get<7>(resp).value() == "1";
     const auto& time = std::get<8>(resp).value();

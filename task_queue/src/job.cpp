@@ -57,6 +57,20 @@ void validate(const job_options& o) {
         o.backoff.max.count() < 0)
         throw_error(error::invalid_config,
                     "job_options: result_ttl, timeout and backoff must not be negative");
+    if (o.dedup.mode == dedup_mode::none) return;
+    const std::string mode = o.dedup.mode == dedup_mode::throttle ? "throttle" : "debounce";
+    if (o.dedup.key.empty())
+        throw_error(error::invalid_config, "job_options.dedup: " + mode + " needs a key");
+    if (o.dedup.window.count() <= 0)
+        throw_error(error::invalid_config,
+                    "job_options.dedup: " + mode + " needs a window above 0 ms");
+    if (!o.unique_key.empty())
+        throw_error(error::invalid_config,
+                    "job_options: unique_key and dedup are two ways to deduplicate: use one");
+    if (o.dedup.mode == dedup_mode::debounce && (o.delay.count() > 0 || o.run_at))
+        throw_error(error::invalid_config,
+                    "job_options.dedup: a debounced job waits its window; delay and run_at "
+                    "do not apply");
 }
 
 namespace detail {

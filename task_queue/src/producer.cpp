@@ -14,6 +14,18 @@ namespace akv::queue {
 namespace {
 // Jobs per enqueue call: a bounded script run keeps the server responsive.
 constexpr std::size_t bulk_chunk = 5000;
+// How often result() looks whether its subscription was restored (no round trip unless it was).
+constexpr auto restored_check = std::chrono::milliseconds(200);
+
+// enqueue.lua's dedup argument: "" or "<t|d><window ms>|<key>".
+std::string dedup_arg(const dedup& d) {
+    if (d.mode == dedup_mode::none) return {};
+    std::string a(1, d.mode == dedup_mode::throttle ? 't' : 'd');
+    a += std::to_string(d.window.count());
+    a += '|';
+    a += d.key;
+    return a;
+}
 } // namespace
 
 producer::producer(client& c, std::string queue, messaging::subscriber* events)
@@ -110,7 +122,7 @@ asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const ne
     for (std::size_t at = 0; at < jobs.size(); at += bulk_chunk) {
         const std::size_t n = std::min(bulk_chunk, jobs.size() - at);
         std::vector<std::string> args;
-        args.reserve(1 + 4 * n);
+        args.reserve(1 + 5 * n);
         args.push_back(std::to_string(n));
         for (std::size_t i = at; i < at + n; ++i) {
             const auto& o = jobs[i].options;
@@ -120,11 +132,13 @@ asio::awaitable<std::vector<std::string>> producer::send_bulk(std::span<const ne
                     0, std::chrono::duration_cast<std::chrono::milliseconds>(
                            *o.run_at - std::chrono::system_clock::now())
                            .count());
+            if (o.dedup.mode == dedup_mode::debounce) delay = o.dedup.window.count();
             args.push_back(detail::encode_record(o, now, std::chrono::milliseconds(delay),
                                                  jobs[i].payload));
             args.push_back(o.unique_key);
             args.push_back(std::to_string(delay));
             args.push_back(std::to_string(o.priority));
+            args.push_back(dedup_arg(o.dedup));
         }
         response<std::vector<std::string>> resp;
         co_await scripts::enqueue().run(client_, keys, args, resp);
@@ -159,40 +173,96 @@ asio::awaitable<job_result> producer::result(std::string id, std::chrono::millis
     if (!events_)
         throw_error(error::invalid_config, "producer::result needs the client's subscriber hub "
                                            "(the `events` argument of the producer)");
-    // Subscribe first, then look: a result stored in between is seen either way.
-    std::vector<std::string> channel(1, keys_.events);
-    auto sub = co_await events_->ssubscribe(std::move(channel));
+    // The stored result; nullopt also when Redis could not be asked (the connection is away):
+    // `recheck` then asks again at the next tick.
+    bool recheck = false;
+    std::string last_error; // why Redis could not be asked, for the timeout's message
+    std::shared_ptr<messaging::subscription> sub;
+    auto look = [&]() -> asio::awaitable<std::optional<job_result>> {
+        try {
+            recheck = false;
+            co_return co_await stored_result(id);
+        } catch (const boost::system::system_error& e) {
+            if (e.code() == error::unknown_job) throw;
+            recheck = true;
+            last_error = e.what();
+        }
+        co_return std::nullopt;
+    };
     auto fin = [&]() -> asio::awaitable<std::optional<job_result>> {
-        if (auto r = co_await stored_result(id)) co_return r;
+        asio::steady_timer tick(client_.get_executor());
+        // Subscribe first, then look: a result stored in between is seen either way. A
+        // subscribe that the connection's loss interrupts is tried again (within the timeout).
+        while (!sub) {
+            try {
+                std::vector<std::string> channel(1, keys_.events);
+                sub = co_await events_->ssubscribe(std::move(channel));
+            } catch (const boost::system::system_error& e) {
+                last_error = e.what();
+            }
+            if (sub) break;
+            tick.expires_after(restored_check);
+            co_await tick.async_wait(asio::use_awaitable);
+        }
+        if (auto r = co_await look()) co_return r;
         const std::string needle = " " + id;
+        // A "done" published while the subscription was down (a reconnect, a failover) is
+        // lost: once it is back, look at the stored result again, so that nothing hangs on it.
+        std::uint64_t restored = events_->restored();
         for (;;) {
-            auto m = co_await sub->receive();
-            if (m.payload.rfind("done ", 0) != 0) continue;
+            tick.expires_after(restored_check);
+            auto m = co_await (sub->receive() || tick.async_wait(asio::use_awaitable));
+            if (m.index() == 1) {
+                if (recheck || events_->restored() != restored) {
+                    restored = events_->restored();
+                    if (auto r = co_await look()) co_return r;
+                }
+                continue;
+            }
+            const auto& payload = std::get<0>(m).payload;
+            if (payload.rfind("done ", 0) != 0) continue;
             // "done 12 13 14": look for the id as a whole word.
-            std::string_view p = m.payload;
+            std::string_view p = payload;
             for (std::size_t at = p.find(needle); at != std::string_view::npos;
                  at = p.find(needle, at + 1)) {
                 std::size_t end = at + needle.size();
                 if (end == p.size() || p[end] == ' ') {
-                    if (auto r = co_await stored_result(id)) co_return r;
+                    if (auto r = co_await look()) co_return r;
                 }
             }
         }
     };
+    // `||` waits for the first to succeed: what fin() throws must end the wait at once.
+    auto attempt = [&]() -> asio::awaitable<std::pair<job_result, std::exception_ptr>> {
+        std::pair<job_result, std::exception_ptr> out;
+        try {
+            out.first = std::move(*co_await fin());
+        } catch (...) {
+            out.second = std::current_exception();
+        }
+        co_return out;
+    };
     asio::steady_timer timer(client_.get_executor(), timeout);
-    std::variant<std::optional<job_result>, std::monostate> outcome;
+    std::variant<std::pair<job_result, std::exception_ptr>, std::monostate> outcome;
     std::exception_ptr failure;
     try {
-        outcome = co_await (fin() || timer.async_wait(asio::use_awaitable));
+        outcome = co_await (attempt() || timer.async_wait(asio::use_awaitable));
+        if (outcome.index() == 0) failure = std::get<0>(outcome).second;
     } catch (...) {
         failure = std::current_exception();
     }
-    co_await sub->unsubscribe();
+    try {
+        if (sub) co_await sub->unsubscribe();
+    } catch (const boost::system::system_error&) {
+        // The connection is away: so is the subscription. The outcome stands.
+    }
     if (failure) std::rethrow_exception(failure);
     if (outcome.index() == 1)
-        throw_error(error::timeout, "queue \"" + queue_ + "\": job " + id + " did not finish within " +
-                                        std::to_string(timeout.count()) + " ms");
-    co_return std::move(*std::get<0>(outcome));
+        throw_error(error::timeout, "queue \"" + queue_ + "\": job " + id +
+                                        " did not finish within " +
+                                        std::to_string(timeout.count()) + " ms" +
+                                        (last_error.empty() ? "" : " (Redis: " + last_error + ")"));
+    co_return std::move(std::get<0>(outcome).first);
 }
 
 } // namespace akv::queue

@@ -26,6 +26,8 @@ queue_keys::queue_keys(std::string_view queue)
     , done(join(prefix, "done"))
     , results(join(prefix, "results"))
     , unique(join(prefix, "unique"))
+    , dedup(join(prefix, "dedup"))
+    , dedup_until(join(prefix, "dedup_until"))
     , meta(join(prefix, "meta"))
     , rate(join(prefix, "rate"))
     , marker(join(prefix, "marker"))
@@ -37,7 +39,8 @@ queue_keys::queue_keys(std::string_view queue)
     , progress(join(prefix, "progress"))
     , workers(join(prefix, "workers"))
     , workers_seen(join(prefix, "workers:seen"))
-    , events(join(prefix, "events")) {}
+    , events(join(prefix, "events"))
+    , journal(join(prefix, "journal")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
     std::string key = join(prefix, "m:");
@@ -45,10 +48,11 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 23> queue_keys::all() const noexcept {
-    return {id,     jobs,   wait,  prio,    delayed,  active,        attempts, failed,
-            errors, done,   results, unique, meta,    rate,          marker,   cancel,
-            stats,  leader, periodic, periodic_next, progress, workers, workers_seen};
+std::array<std::string_view, 26> queue_keys::all() const noexcept {
+    return {id,      jobs,        wait,    prio,   delayed,  active,        attempts, failed,
+            errors,  done,        results, unique, dedup,    dedup_until,   meta,     rate,
+            marker,  cancel,      stats,   leader, periodic, periodic_next, journal,  progress,
+            workers, workers_seen};
 }
 
 } // namespace akv::queue

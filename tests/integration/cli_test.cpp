@@ -162,6 +162,14 @@ TEST(CliQueue, AddThenStatsCountsEveryState) {
     // A unique key already pending gives back the pending job's id.
     const auto u1 = added(q("add jobs x --unique k1 --attempts 1 --priority -3"));
     EXPECT_EQ(added(q("add jobs y --unique k1")), u1);
+    // A throttle within its window, and a debounce that replaces the waiting job.
+    const auto t1 = added(q("add jobs t --throttle report=60000"));
+    EXPECT_EQ(added(q("add jobs t2 --throttle report=60000")), t1);
+    const auto d1 = added(q("add jobs d --debounce search=60000"));
+    EXPECT_EQ(added(q("add jobs d2 --debounce search=60000")), d1);
+    const auto bad = q("add jobs x --throttle nokey");
+    EXPECT_NE(bad.status, 0);
+    EXPECT_NE(bad.out.find("KEY=MS"), std::string::npos) << bad.out;
     auto js = json_of(q("add jobs z --json"));
     EXPECT_FALSE(js["id"].as_string().empty());
 }
@@ -260,7 +268,7 @@ TEST(CliQueue, HelpListsEverySubcommand) {
                             "retry QUEUE ID", "remove QUEUE ID", "cancel QUEUE ID", "pause QUEUE",
                             "resume QUEUE", "metrics QUEUE", "--json", "--verbose", "--offset",
                             "--limit", "--minutes", "--delay-ms", "--priority", "--attempts",
-                            "--unique", "--reason"})
+                            "--unique", "--throttle", "--debounce", "--reason"})
         EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     auto top = run("--help");
     EXPECT_NE(top.out.find("akv [OPTIONS] queue SUBCOMMAND"), std::string::npos) << top.out;

@@ -18,10 +18,13 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/value_to.hpp>
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+
+#include <csignal>
 
 using namespace akv::test;
 namespace asio = boost::asio;
@@ -61,6 +64,7 @@ struct console_fixture {
             co.token_secret = std::string(secret);
             co.password = "hunter2";
             co.gateway_stats = [this] { return gateway.server->snapshot(); };
+            co.timeout = 2s;
             o.routes["/console"] = akv::console::api(rc.client, co);
             return o;
         }()) {}
@@ -119,7 +123,14 @@ TEST(Console, NobodyReadsWithoutALoginAndAReadLoginDoesNotAct) {
     const auto anonymous = f.call(http::verb::get, "/console/api/whoami", {});
     EXPECT_EQ(anonymous.first, 401);
     EXPECT_TRUE(contains(error_of(anonymous.second), "log in")) << error_of(anonymous.second);
-    EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami", as("")).first, 401); // no claim
+    const auto no_claim = f.call(http::verb::get, "/console/api/whoami", as(""));
+    EXPECT_EQ(no_claim.first, 401);
+    EXPECT_TRUE(contains(error_of(no_claim.second), "no \"admin\" claim"))
+        << error_of(no_claim.second);
+    const auto forged =
+        f.call(http::verb::get, "/console/api/whoami", {{"Authorization", "Bearer not.a.token"}});
+    EXPECT_EQ(forged.first, 401);
+    EXPECT_TRUE(contains(error_of(forged.second), "not valid")) << error_of(forged.second);
     EXPECT_EQ(f.call(http::verb::get, "/console/api/whoami",
                      {{"Authorization", "Basic " + std::string("b3BzOndyb25n")}}) // ops:wrong
                   .first,
@@ -377,7 +388,8 @@ TEST(ConsoleSampler, PublishesSnapshotsOfEveryFigureUntilStopped) {
     // Published every interval (a page receives them: e2e Console.ThePageShows...).
     bool done = false;
     asio::co_spawn(f.io, s.run(), [&](std::exception_ptr) { done = true; });
-    EXPECT_TRUE(run_until(f.io, [&] { return s.published() >= 3; }, 10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return s.published() >= 3; }, 10s));
     s.stop();
     EXPECT_TRUE(run_until(
         f.io, [&] { return done; }, 5s));
@@ -410,6 +422,356 @@ TEST(Console, TheLiveViewGetsATokenForTheSnapshotsOnly) {
     EXPECT_EQ(claims.channels, (std::vector<std::string>{"akv:console:snapshot"}));
     EXPECT_TRUE(claims.publish.empty());
     EXPECT_EQ(claims.admin, "read"); // console channels need it; it reads, never acts
+}
+
+TEST(Console, RedisAwayIsA503NamingRedis) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/queues/emails", as("read")).first, 200);
+    f.server.stop();
+    const auto away = f.call(http::verb::get, "/console/api/queues/emails", as("read"));
+    EXPECT_EQ(away.first, 503) << json::serialize(away.second);
+    EXPECT_TRUE(contains(error_of(away.second), "Redis")) << error_of(away.second);
+}
+
+// The gateway's channels with the most subscribers, with their presence (every gateway's) and
+// the console's own marked, in the API and in the sampler's snapshot; N is bounded.
+TEST(Console, TheGatewaysBusiestChannelsWithTheirPresence) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::gateway::options o;
+    o.port = 0;
+    o.token_secret = std::string(secret);
+    o.presence = {{"room.*", false}};
+    std::unique_ptr<running_gateway> g;
+    akv::console::options co;
+    co.token_secret = std::string(secret);
+    co.gateway_stats = [&] { return g->server->snapshot(); };
+    co.gateway_channels = [&](std::size_t n) { return g->server->channel_counts(n); };
+    co.max_channels = 10;
+    o.routes["/console"] = akv::console::api(rc.client, co);
+    g = std::make_unique<running_gateway>(io, server.config(), o);
+
+    std::vector<std::unique_ptr<gateway_client>> sessions;
+    auto session_token = [](std::string admin) {
+        akv::gateway::token_claims c;
+        c.subject = "user";
+        c.expires = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count() +
+                    3600;
+        c.channels = {"*"};
+        c.presence = {"room.*"};
+        c.admin = std::move(admin);
+        return akv::gateway::sign_token(c, secret);
+    };
+    run_task(io, [&]() -> asio::awaitable<void> {
+        // Two on room.1 (with presence), one on news, one console on its snapshots.
+        const std::vector<std::pair<std::string, std::string>> who{
+            {"room.1", ""}, {"room.1", ""}, {"news", ""}, {"akv:console:snapshot", "read"}};
+        for (const auto& [channel, admin] : who) {
+            sessions.push_back(std::make_unique<gateway_client>(io));
+            co_await sessions.back()->open(g->port());
+            const std::string tok = session_token(admin);
+            co_await sessions.back()->connect(tok);
+            const json::object reply = co_await sessions.back()->subscribe(channel);
+            EXPECT_FALSE(reply.contains("error")) << json::serialize(reply);
+        }
+    }());
+
+    auto get = [&](const std::string& target, const headers_t& h) {
+        std::pair<int, std::string> r;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            r = co_await http_call(g->port(), http::verb::get, target, "", h);
+        }());
+        boost::system::error_code ec;
+        const json::value v = json::parse(r.second, ec);
+        return std::pair<int, json::value>(r.first, ec ? json::value(r.second) : v);
+    };
+    const auto figures = get("/console/api/gateway?channels=3", as("read", false));
+    ASSERT_EQ(figures.first, 200) << json::serialize(figures.second);
+    EXPECT_EQ(figures.second.at("sessions"), 4);
+    const json::value expected = json::parse(R"([
+        {"name": "room.1", "subscribers": 2, "presence": 2},
+        {"name": "akv:console:snapshot", "subscribers": 1, "console": true},
+        {"name": "news", "subscribers": 1}])");
+    EXPECT_EQ(figures.second.at("top_channels"), expected)
+        << json::serialize(figures.second.at("top_channels"));
+    const auto two = get("/console/api/gateway?channels=1", as("read", false));
+    EXPECT_EQ(two.second.at("top_channels").as_array().size(), 1u);
+
+    const auto absurd = get("/console/api/gateway?channels=11", as("read", false));
+    EXPECT_EQ(absurd.first, 400);
+    EXPECT_TRUE(contains(error_of(absurd.second), "channels must be a whole number from 0 to 10"))
+        << error_of(absurd.second);
+    EXPECT_EQ(get("/console/api/gateway?channels=x", as("read", false)).first, 400);
+    EXPECT_EQ(get("/console/api/gateway", {}).first, 401);
+
+    akv::console::sampler_options so;
+    so.gateway_channels = co.gateway_channels;
+    so.channels = 2;
+    akv::console::sampler s(rc.client, so);
+    std::string text;
+    run_task(io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+    const json::value snap = json::parse(text);
+    EXPECT_EQ(snap.at("top_channels"), json::value(json::array{expected.at(0), expected.at(1)}))
+        << text;
+}
+
+namespace {
+
+// A master with a replica, and the console's handler called as the gateway would (on the
+// client's executor), without one.
+struct replica_fixture {
+    explicit replica_fixture(std::chrono::milliseconds node_timeout = 2s)
+        : master(syncing_at_once())
+        , replica(replica_of(master))
+        , rc(io, named(master.config()))
+        , on_replica(io, replica.config())
+        , api([&] {
+            akv::console::options co;
+            co.token_secret = std::string(secret);
+            co.node_timeout = node_timeout;
+            return akv::console::api(rc.client, co);
+        }()) {
+        // Attached and in sync: the master lists it online.
+        EXPECT_TRUE(run_until(
+            io, [&] { return contains(info(rc.client, "replication"), "state=online"); }, 20s))
+            << info(rc.client, "replication");
+    }
+
+    // A master that sends a replica its data at once (Redis waits 5 s for more replicas).
+    static akv::testing::embedded_server_options syncing_at_once() {
+        akv::testing::embedded_server_options o;
+        o.extra_args = {"--repl-diskless-sync-delay", "0"};
+        return o;
+    }
+    static akv::config named(akv::config c) {
+        c.client_name = "console-under-test"; // its connections to the nodes are named so too
+        return c;
+    }
+    static akv::testing::embedded_server_options
+    replica_of(const akv::testing::embedded_server& m) {
+        akv::testing::embedded_server_options o;
+        o.extra_args = {"--replicaof", m.host(), std::to_string(m.port())};
+        return o;
+    }
+
+    std::string info(akv::client& c, const std::string& section) {
+        std::string text;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("INFO", section);
+            akv::response<std::string> resp;
+            co_await c.exec(req, resp);
+            text = std::get<0>(resp).value();
+        }());
+        return text;
+    }
+    long long info_number(akv::client& c, const std::string& section, const std::string& key) {
+        const std::string text = info(c, section);
+        const auto at = text.find(key + ":");
+        return at == std::string::npos ? -1 : std::stoll(text.substr(at + key.size() + 1));
+    }
+
+    // The console's connections to the replica.
+    std::size_t console_connections() {
+        std::string list;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("CLIENT", "LIST");
+            akv::response<std::string> resp;
+            co_await on_replica.client.exec(req, resp);
+            list = std::get<0>(resp).value();
+        }());
+        std::size_t n = 0;
+        for (auto at = list.find("name=console-under-test "); at != std::string::npos;
+             at = list.find("name=console-under-test ", at + 1))
+            ++n;
+        return n;
+    }
+
+    std::pair<int, json::value> get(const std::string& path) {
+        akv::gateway::http_reply reply;
+        akv::gateway::http_request req;
+        req.method = "GET";
+        req.path = path;
+        req.headers["authorization"] = token("read");
+        run_task(io, [&]() -> asio::awaitable<void> { reply = co_await api(req); }());
+        boost::system::error_code ec;
+        json::value v = json::parse(reply.body, ec);
+        return {static_cast<int>(reply.status), ec ? json::value(reply.body) : v};
+    }
+
+    std::string address(const akv::testing::embedded_server& s) const {
+        return s.host() + ":" + std::to_string(s.port());
+    }
+
+    akv::testing::embedded_server master;
+    akv::testing::embedded_server replica;
+    asio::io_context io;
+    running_client rc;
+    running_client on_replica; // the test's own look at the replica
+    akv::gateway::http_handler api;
+};
+
+} // namespace
+
+TEST(ConsoleNodes, TheMasterAndItsReplicaEachWithTheirRoleAndFigures) {
+    replica_fixture f;
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        for (int i = 0; i < 5; ++i)
+            req.push("SET", "k" + std::to_string(i), i);
+        co_await f.rc.client.exec(req, akv::ignore);
+    }());
+    // Replication is asynchronous: until the replica has the five keys too.
+    std::pair<int, json::value> r;
+    EXPECT_TRUE(run_until(
+        f.io,
+        [&] {
+            r = f.get("/console/api/redis");
+            return r.first == 200 && r.second.at("nodes").as_array().size() == 2 &&
+                   r.second.at("nodes").at(1).as_object().contains("keys") &&
+                   r.second.at("nodes").at(1).at("keys") == 5;
+        },
+        10s))
+        << json::serialize(r.second);
+    // The top level is the client's server, as before.
+    EXPECT_EQ(r.second.at("info").at("role"), "master");
+    EXPECT_TRUE(r.second.at("keyspace").as_object().contains("db0"));
+
+    const auto& master = r.second.at("nodes").at(0);
+    EXPECT_EQ(json::value_to<std::string>(master.at("address")), f.address(f.master));
+    EXPECT_EQ(master.at("role"), "master");
+    EXPECT_EQ(master.at("keys"), 5);
+    EXPECT_EQ(master.at("connected_slaves"), 1);
+    EXPECT_GT(master.at("offset").as_int64(), 0);
+    EXPECT_GT(master.at("used_memory").as_int64(), 0);
+    EXPECT_GE(master.at("connected_clients").as_int64(), 1);
+    EXPECT_TRUE(master.as_object().contains("ops_per_sec"));
+    EXPECT_TRUE(master.at("keyspace").as_object().contains("db0"));
+    EXPECT_TRUE(master.at("slowlog").is_array());
+    EXPECT_FALSE(master.as_object().contains("error"));
+
+    const auto& replica = r.second.at("nodes").at(1);
+    EXPECT_EQ(json::value_to<std::string>(replica.at("address")), f.address(f.replica));
+    EXPECT_EQ(replica.at("role"), "replica");
+    EXPECT_EQ(json::value_to<std::string>(replica.at("master")), f.address(f.master));
+    EXPECT_EQ(replica.at("master_link_status"), "up");
+    EXPECT_GT(replica.at("offset").as_int64(), 0);
+    EXPECT_GE(replica.at("lag_bytes").as_int64(), 0);
+    EXPECT_GT(replica.at("used_memory").as_int64(), 0);
+    EXPECT_TRUE(replica.at("slowlog").is_array());
+    EXPECT_FALSE(replica.as_object().contains("error"));
+
+    // The sampler's snapshot has them too.
+    akv::console::sampler s(f.rc.client);
+    std::string text;
+    run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+    const json::value snap = json::parse(text);
+    ASSERT_EQ(snap.at("redis").at("nodes").as_array().size(), 2u) << text;
+    EXPECT_EQ(snap.at("redis").at("nodes").at(0).at("role"), "master");
+    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("role"), "replica");
+    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("keys"), 5);
+}
+
+// A node's connection is made once and kept: more requests open no new connection there.
+TEST(ConsoleNodes, AReplicasConnectionIsKeptBetweenRequests) {
+    replica_fixture f;
+    ASSERT_EQ(f.get("/console/api/redis").first, 200);
+    EXPECT_EQ(f.console_connections(), 1u);
+    const long long before =
+        f.info_number(f.on_replica.client, "stats", "total_connections_received");
+    for (int i = 0; i < 5; ++i) {
+        const auto r = f.get("/console/api/redis");
+        ASSERT_EQ(r.first, 200);
+        EXPECT_FALSE(r.second.at("nodes").at(1).as_object().contains("error"))
+            << json::serialize(r.second);
+    }
+    EXPECT_EQ(f.info_number(f.on_replica.client, "stats", "total_connections_received"), before);
+    EXPECT_EQ(f.console_connections(), 1u);
+}
+
+// A replica that stops answering (SIGSTOP) costs the answer one deadline, and is listed with
+// why; the master's figures are there all the same.
+TEST(ConsoleNodes, AReplicaThatHangsIsListedWithItsErrorWithinTheDeadline) {
+    replica_fixture f(300ms);
+    ASSERT_EQ(f.get("/console/api/redis").first, 200);
+    ASSERT_EQ(::kill(f.replica.pid(), SIGSTOP), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = f.get("/console/api/redis");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::kill(f.replica.pid(), SIGCONT);
+    ASSERT_EQ(r.first, 200) << json::serialize(r.second);
+    EXPECT_LT(took, 2s);
+    const auto& nodes = r.second.at("nodes").as_array();
+    ASSERT_EQ(nodes.size(), 2u) << json::serialize(r.second); // the master still lists it
+    EXPECT_FALSE(nodes[0].as_object().contains("error"));
+    EXPECT_EQ(nodes[0].at("connected_slaves"), 1);
+    EXPECT_EQ(json::value_to<std::string>(nodes[1].at("address")), f.address(f.replica));
+    EXPECT_EQ(nodes[1].at("role"), "replica"); // as its master says
+    ASSERT_TRUE(nodes[1].as_object().contains("error"));
+    const std::string error(nodes[1].at("error").as_string());
+    EXPECT_TRUE(contains(error, f.address(f.replica))) << error;
+    EXPECT_TRUE(contains(error, "timed out")) << error;
+}
+
+// A replica that leaves the topology leaves the list, and its connection is closed.
+TEST(ConsoleNodes, AReplicaThatLeavesIsDroppedWithItsConnection) {
+    replica_fixture f;
+    ASSERT_EQ(f.get("/console/api/redis").second.at("nodes").as_array().size(), 2u);
+    EXPECT_EQ(f.console_connections(), 1u);
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("REPLICAOF", "NO", "ONE");
+        co_await f.on_replica.client.exec(req, akv::ignore);
+    }());
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return f.get("/console/api/redis").second.at("nodes").as_array().size() == 1; },
+        10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return f.console_connections() == 0; }, 10s));
+}
+
+// The nodes' connections end with the client: an io_context runs out of work as before.
+TEST(ConsoleNodes, NodeConnectionsEndWithTheClient) {
+    akv::testing::embedded_server master(replica_fixture::syncing_at_once());
+    akv::testing::embedded_server replica(replica_fixture::replica_of(master));
+    asio::io_context io;
+    akv::client client(io.get_executor(), master.config());
+    bool finished = false;
+    asio::co_spawn(io, client.run(), [&](std::exception_ptr) { finished = true; });
+    akv::console::options co;
+    co.token_secret = std::string(secret);
+    const auto api = akv::console::api(client, co);
+    akv::console::sampler s(client);
+    std::size_t nodes = 0;
+    EXPECT_TRUE(run_until(
+        io,
+        [&] {
+            akv::gateway::http_request req;
+            req.method = "GET";
+            req.path = "/console/api/redis";
+            req.headers["authorization"] = token("read");
+            akv::gateway::http_reply reply;
+            std::string snapshot;
+            run_task(io, [&]() -> asio::awaitable<void> {
+                reply = co_await api(req);
+                snapshot = co_await s.sample();
+            }());
+            nodes = json::parse(reply.body).at("nodes").as_array().size() +
+                    json::parse(snapshot).at("redis").at("nodes").as_array().size();
+            return nodes == 4; // the replica has attached (2 nodes each)
+        },
+        20s));
+    client.cancel();
+    const auto start = std::chrono::steady_clock::now();
+    io.restart();
+    io.run_for(10s);
+    EXPECT_TRUE(finished);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "something still runs";
 }
 
 namespace {

@@ -168,6 +168,47 @@ TEST(GatewayPresence, PermissionsAndChannelsWithoutPresence) {
     }());
 }
 
+// server::channel_counts: each gateway counts its own subscribers, and the presence of every
+// gateway's (without the entries of a gateway that stopped refreshing them); channels without a
+// rule have none.
+TEST(GatewayPresence, ChannelCountsCarryThePresenceOfEveryGateway) {
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_gateway a(io, redis.config(), presence_options());
+    running_gateway b(io, redis.config(), presence_options());
+    running_client other(io, redis.config());
+    std::vector<std::unique_ptr<gateway_client>> clients;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::request stale; // a crashed gateway's entry
+        stale.push("HSET", "akvgw:{room.5}:presence", "crashed.0.1",
+                   R"({"client":"crashed.0.1","user":"ghost"})");
+        stale.push("ZADD", "akvgw:{room.5}:presence_exp", "1", "crashed.0.1");
+        co_await other.client.exec(stale, akv::ignore);
+        const std::string tok = token("alice");
+        for (std::uint16_t port : {a.port(), a.port(), b.port()}) {
+            clients.push_back(co_await connected(io, port, tok));
+            co_await clients.back()->subscribe("room.5");
+        }
+        co_await clients[0]->subscribe("plain");
+    }());
+    std::vector<gw::channel_count> on_a, on_b;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        on_a = co_await a.server->channel_counts(10);
+        on_b = co_await b.server->channel_counts(10);
+    }());
+    ASSERT_EQ(on_a.size(), 2u);
+    EXPECT_EQ(on_a[0].name, "room.5");
+    EXPECT_EQ(on_a[0].subscribers, 2u);
+    EXPECT_EQ(on_a[0].present, std::optional<std::uint64_t>(3));
+    EXPECT_EQ(on_a[1].name, "plain");
+    EXPECT_EQ(on_a[1].subscribers, 1u);
+    EXPECT_FALSE(on_a[1].present);
+    ASSERT_EQ(on_b.size(), 1u);
+    EXPECT_EQ(on_b[0].name, "room.5");
+    EXPECT_EQ(on_b[0].subscribers, 1u);
+    EXPECT_EQ(on_b[0].present, std::optional<std::uint64_t>(3));
+}
+
 TEST(GatewayPresence, AnEntryOutlivesItsGatewayByTheTtlAtMost) {
     akv::testing::embedded_server redis;
     asio::io_context io;
@@ -230,5 +271,24 @@ TEST(GatewayPresence, ServerSideSubscriptionsFromTheTokenResume) {
         EXPECT_TRUE(sub.at("recovered").as_bool()) << json::serialize(sub);
         for (int n = 0; n < 3; ++n)
             EXPECT_EQ((co_await again.next()).at("data").as_int64(), n);
+    }());
+}
+
+TEST(GatewayPresence, ATokensSubsCannotNameTheConsolesChannelsWithoutAnAdminClaim) {
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_gateway g(io, redis.config(), presence_options());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const std::vector<std::string> no_presence, subs{"akv:console:snapshot", "plain.s"};
+        auto c = co_await connected(io, g.port(), token("srv", {}, no_presence, subs));
+        auto first = co_await c->push();
+        auto second = co_await c->push();
+        EXPECT_EQ(text(first.at("op")), "subscribe_failed") << json::serialize(first);
+        EXPECT_EQ(text(first.at("error").at("code")), "forbidden");
+        EXPECT_EQ(text(second.at("op")), "subscribed") << json::serialize(second);
+        EXPECT_EQ(text(second.at("channel")), "plain.s");
+        auto pub = co_await c->call(
+            R"({"op":"publish","channel":"akv:console:snapshot","data":{"forged":true}})");
+        EXPECT_EQ(text(pub.at("error").at("code")), "forbidden") << json::serialize(pub);
     }());
 }

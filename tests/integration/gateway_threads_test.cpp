@@ -160,3 +160,54 @@ TEST(GatewayThreads, ShutdownClosesSessionsOnEveryThread) {
     for (int code : codes)
         EXPECT_EQ(code, 1001);
 }
+
+// The channels with the most subscribers add up every thread's sessions (each counted on its own
+// thread), in order, ties by name, as many as asked; sessions that go are counted out.
+TEST(GatewayThreads, ChannelCountsAddUpTheSessionsOfEveryThread) {
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_gateway g(io, redis.config(), threaded(3));
+    std::vector<std::unique_ptr<gateway_client>> clients;
+    auto counts = [&](std::size_t limit) {
+        std::vector<gw::channel_count> out;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            out = co_await g.server->channel_counts(limit);
+        }());
+        std::vector<std::pair<std::string, std::uint64_t>> named;
+        for (const auto& c : out) {
+            EXPECT_FALSE(c.present) << c.name; // no presence rule
+            named.emplace_back(c.name, c.subscribers);
+        }
+        return named;
+    };
+    using named = std::vector<std::pair<std::string, std::uint64_t>>;
+    EXPECT_EQ(counts(10), named{});
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const std::string tok = token();
+        // 10 sessions, round robin over the 3 threads: all on "a", 6 on "b", 3 on "c", 2 on
+        // "d" and on "e".
+        for (int s = 0; s < 10; ++s) {
+            clients.push_back(std::make_unique<gateway_client>(io));
+            co_await clients.back()->open(g.port());
+            co_await clients.back()->connect(tok);
+            co_await clients.back()->subscribe("a");
+            if (s < 6) co_await clients.back()->subscribe("b");
+            if (s < 3) co_await clients.back()->subscribe("c");
+            if (s < 2) co_await clients.back()->subscribe("d");
+            if (s >= 8) co_await clients.back()->subscribe("e");
+        }
+    }());
+    EXPECT_EQ(counts(10), (named{{"a", 10}, {"b", 6}, {"c", 3}, {"d", 2}, {"e", 2}}));
+    EXPECT_EQ(counts(4), (named{{"a", 10}, {"b", 6}, {"c", 3}, {"d", 2}}));
+    EXPECT_EQ(counts(0), named{});
+
+    run_task(io, [&]() -> asio::awaitable<void> {
+        co_await clients[0]->call(R"({"op":"unsubscribe","channel":"b"})");
+    }());
+    for (int s = 1; s < 4; ++s)
+        clients[s]->drop();
+    const named after{{"a", 7}, {"b", 2}, {"e", 2}, {"c", 1}, {"d", 1}};
+    EXPECT_TRUE(run_until(
+        io, [&] { return counts(10) == after; }, 10s))
+        << testing::PrintToString(counts(10));
+}

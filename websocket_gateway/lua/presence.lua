@@ -2,11 +2,11 @@
 -- entry (JSON: client, user, info), KEYS[2]: the sorted set client id -> expiry (ms). ARGV[1]:
 -- the channel to announce leaves on ('' for none), ARGV[2]: PUBLISH or SPUBLISH, ARGV[3]: what
 -- to do: 'update' (ARGV[4]: ttl ms, then client id, entry pairs: added or refreshed), 'remove'
--- (client ids), 'list' or 'stats'. Every call first drops the entries whose gateway stopped
--- refreshing them (it crashed): a session outlives its gateway by the ttl at most, and its
--- leave is announced then, as its gateway would have.
+-- (client ids), 'list', 'stats' or 'count'. Every call first drops the entries whose gateway
+-- stopped refreshing them (it crashed): a session outlives its gateway by the ttl at most, and
+-- its leave is announced then, as its gateway would have.
 -- Returns: update, remove: how many entries expired; list: client id, entry, ...; stats:
--- {clients, distinct users}.
+-- {clients, distinct users}; count: clients.
 local entries, expiry = KEYS[1], KEYS[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -54,5 +54,7 @@ elseif op == 'stats' then
     end
   end
   return {redis.call('HLEN', entries), distinct}
+elseif op == 'count' then
+  return redis.call('HLEN', entries)
 end
 return redis.error_reply('presence.lua: unknown op ' .. tostring(op))

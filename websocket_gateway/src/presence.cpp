@@ -111,6 +111,12 @@ asio::awaitable<counts> stats(client& redis, std::string redis_channel, bool ann
     co_return counts{number(v.elements[0]), number(v.elements[1])};
 }
 
+asio::awaitable<std::int64_t> count(client& redis, std::string redis_channel, bool announce) {
+    const std::vector<std::string> args{"count"};
+    const resp::value v = co_await call(redis, redis_channel, announce, args);
+    co_return number(v);
+}
+
 registry::registry(client& redis, const options& opts, asio::steady_timer& changed)
     : redis_(redis)
     , opts_(opts)

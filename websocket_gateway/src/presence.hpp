@@ -46,6 +46,8 @@ struct counts {
 asio::awaitable<std::vector<std::string>> list(client& redis, std::string redis_channel,
                                                bool announce);
 asio::awaitable<counts> stats(client& redis, std::string redis_channel, bool announce);
+// The entries only: one HLEN, where stats() reads every entry for the distinct users.
+asio::awaitable<std::int64_t> count(client& redis, std::string redis_channel, bool announce);
 
 // The entries of this process's sessions, added, removed and refreshed on the hub's executor.
 class registry {

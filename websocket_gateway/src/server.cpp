@@ -40,6 +40,7 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 
 #include <fcntl.h>
@@ -199,6 +200,7 @@ struct server::impl {
     std::uint16_t bound_port = 0;
     std::atomic<bool> listening{false};
     std::atomic<bool> stopping{false};
+    bool threads_running = false; // the workers' threads (hub's executor)
     // steady_clock ticks of the last PING answered
     std::atomic<std::chrono::steady_clock::rep> redis_ok_at{0};
 
@@ -907,6 +909,69 @@ struct server::impl {
         return s;
     }
 
+    // On the hub's executor. Each worker counts its own sessions on its own thread (a post there
+    // and back): only while run() has the threads going, else a post would never come back
+    // (and only worker 0 could have sessions anyway).
+    asio::awaitable<std::vector<channel_count>> channel_counts(std::size_t limit) {
+        using counted = std::vector<std::pair<std::string, std::size_t>>;
+        std::unordered_map<std::string, std::uint64_t> subscribers;
+        for (auto& w : state.workers) {
+            counted part;
+            if (w->on_hub_executor())
+                part = w->subscriber_counts();
+            else if (threads_running)
+                part = co_await asio::co_spawn(
+                    w->get_executor(),
+                    [&w = *w]() -> asio::awaitable<counted> { co_return w.subscriber_counts(); },
+                    asio::use_awaitable);
+            for (auto& [name, n] : part)
+                subscribers[name] += n;
+        }
+        std::vector<channel_count> all;
+        all.reserve(subscribers.size());
+        for (auto& [name, n] : subscribers)
+            all.push_back({name, n, std::nullopt});
+        const auto more = [](const channel_count& a, const channel_count& b) {
+            return a.subscribers != b.subscribers ? a.subscribers > b.subscribers : a.name < b.name;
+        };
+        const std::size_t shown = std::min(limit, all.size());
+        std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(shown), all.end(),
+                          more);
+        all.resize(shown);
+        co_await presence_counts(all);
+        co_return all;
+    }
+
+    // The presence count of every channel of `channels` that keeps presence, asked all at once:
+    // the client pipelines the calls into a few writes (one round trip, not one each).
+    asio::awaitable<void> presence_counts(std::vector<channel_count>& channels) {
+        std::size_t left = 1; // this frame's own, so the count reaches 0 only after the loop
+        std::exception_ptr failure;
+        asio::steady_timer all_done(state.redis.get_executor(),
+                                    asio::steady_timer::time_point::max());
+        const auto finished = [&](std::exception_ptr e) {
+            if (e && !failure) failure = e;
+            if (--left == 0) all_done.cancel();
+        };
+        for (auto& c : channels) {
+            const presence_rule* rule = presence::rule_for(opts.presence, c.name);
+            if (!rule) continue;
+            ++left;
+            asio::co_spawn(
+                state.redis.get_executor(),
+                [this, &c, announce = rule->join_leave]() -> asio::awaitable<void> {
+                    c.present = static_cast<std::uint64_t>(co_await presence::count(
+                        state.redis, opts.channel_prefix + c.name, announce));
+                },
+                finished);
+        }
+        finished(nullptr);
+        // The calls write into this frame: it waits for every one of them, whatever wakes it.
+        while (left > 0)
+            co_await all_done.async_wait(tuple_awaitable);
+        if (failure) std::rethrow_exception(failure);
+    }
+
     void bind() {
         beast::error_code ec;
         const auto address = asio::ip::make_address(opts.address, ec);
@@ -935,6 +1000,7 @@ struct server::impl {
     asio::awaitable<void> run() {
         bind();
         for (auto& t : threads) t->thread = std::thread([&io = t->io] { io.run(); });
+        threads_running = true;
         auto ex = state.redis.get_executor();
         tasks = 3;
         asio::co_spawn(ex, accept_loop(), asio::detached);
@@ -978,6 +1044,7 @@ struct server::impl {
             return tasks == 0 && state.hub.drained() && state.presence.idle();
         },
                             std::chrono::steady_clock::now() + std::chrono::seconds(5));
+        threads_running = false;
         stop_threads();
         listening = false;
     }
@@ -999,6 +1066,9 @@ void server::stop() {
 std::uint16_t server::port() const noexcept { return impl_->bound_port; }
 bool server::listening() const noexcept { return impl_->listening; }
 stats server::snapshot() const { return impl_->snapshot(); }
+asio::awaitable<std::vector<channel_count>> server::channel_counts(std::size_t limit) const {
+    co_return co_await impl_->channel_counts(limit);
+}
 const options& server::get_options() const noexcept { return impl_->opts; }
 
 } // namespace akv::gateway

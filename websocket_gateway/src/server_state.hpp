@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace akv::gateway::detail {
@@ -76,6 +77,9 @@ public:
     // From the hub, on this worker's executor, for the channel's generation `gen`.
     void deliver(const std::string& channel, std::uint64_t gen, const std::vector<delivery>& batch);
     void resync(const std::string& channel, std::uint64_t gen);
+
+    // Its channels and how many of its sessions each has (this worker's executor only).
+    std::vector<std::pair<std::string, std::size_t>> subscriber_counts() const;
 
     // Sessions and plain HTTP connections of this worker, for shutdown (its thread only).
     std::vector<session_handle*> sessions;

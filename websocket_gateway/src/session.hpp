@@ -578,6 +578,12 @@ private:
             answer_error("bad_request", "bad channel name");
             co_return;
         }
+        // The console's channels need the admin claim whoever else allows them: a token's
+        // "subs", a connect proxy's channels or the subscribe proxy.
+        if (is_console_channel(req.channel) && (anonymous_ || claims_.admin.empty())) {
+            answer_error("forbidden", "channels under \"akv:console:\" need an admin claim");
+            co_return;
+        }
         if (!server_side && !may_subscribe_to(req.channel)) {
             if (!srv_.proxy.enabled(proxy_kind::subscribe)) {
                 answer_error("forbidden", "not allowed to subscribe to '" + req.channel + "'");
@@ -746,6 +752,11 @@ private:
     }
 
     asio::awaitable<void> publish_(protocol::request& req) {
+        if (is_console_channel(req.channel)) {
+            reply(protocol::error(req.id, "forbidden",
+                                  "channels under \"akv:console:\" are the console's own"));
+            co_return;
+        }
         if (srv_.proxy.enabled(proxy_kind::publish)) {
             // The application allows, refuses, or replaces what is published.
             const auto answer = [&](std::string_view code, std::string_view message) {

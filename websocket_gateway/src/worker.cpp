@@ -106,6 +106,14 @@ void worker::deliver(const std::string& name, std::uint64_t gen,
             l->on_message(name, d);
 }
 
+std::vector<std::pair<std::string, std::size_t>> worker::subscriber_counts() const {
+    std::vector<std::pair<std::string, std::size_t>> out;
+    out.reserve(channels_.size());
+    for (const auto& [name, lc] : channels_)
+        out.emplace_back(name, lc->listeners.size());
+    return out;
+}
+
 void worker::resync(const std::string& name, std::uint64_t gen) {
     auto it = channels_.find(name);
     if (it == channels_.end() || !it->second->ready || it->second->generation != gen) return;

@@ -20,9 +20,15 @@
 //   GET  /console/api/streams             every stream: its length and groups (consumers,
 //                                         pending, lag, last delivered id)
 //   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
-//                                         10 slow log entries
+//                                         10 slow log entries; "nodes": every master and
+//                                         replica (address, role, memory, ops/s, clients,
+//                                         keyspace, replication, slow log, or its error)
 //   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
 //                                         messages in and out, drops, slow disconnects)
+//   GET  /console/api/gateway?channels=N  ... and "top_channels": its N (default 20, at most
+//                                         max_channels) channels with the most subscribers
+//                                         here, each {name, subscribers, presence (every
+//                                         gateway's, if kept), console (if the console's own)}
 //   GET  /console/api/live                the sampler's channel and a token to subscribe to it
 //
 // Who may: a bearer token (HS256 with the gateway's secret) whose "admin" claim is true (actions)
@@ -32,17 +38,20 @@
 // in the audit stream (who, action, queue, id) before it is answered.
 //
 // Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
-// 404 for an unknown queue or job, 409 for a job that runs, 501 for listing queues or streams
-// on a cluster (a SCAN per master, not built yet: name the queue instead).
+// 404 for an unknown queue or job, 409 for a job that runs, 503 when Redis fails (away,
+// slower than options::timeout, a server error, a master of a cluster that does not answer the
+// SCAN listing queues or streams): try again.
 #pragma once
 
 #include <akv/client.hpp>
 #include <akv/gateway/options.hpp>
 #include <akv/gateway/server.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace akv::console {
 
@@ -52,12 +61,22 @@ struct options {
     std::string audit_stream = "akv:console:audit";
     std::size_t audit_maxlen = 10000; // trimmed to about this many entries
     std::size_t max_page = 500;       // jobs per page at most
+    // An answer not ready by then (Redis away or slow) is a 503; what it started is cancelled.
+    std::chrono::milliseconds timeout{5000};
     // The figures of the gateway serving the console (gateway::server::snapshot, called on the
     // client's executor); empty: /console/api/gateway answers 404.
     std::function<gateway::stats()> gateway_stats;
+    // Its channels with the most subscribers (gateway::server::channel_counts, on the client's
+    // executor); empty: the figures list none.
+    std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
+        gateway_channels;
+    std::size_t max_channels = 100; // channels=N at most: each with presence is a Redis call
     // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
     // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
     std::string live_channel;
+    // A node (a cluster's, a replica) that has not answered within this is shown with an error;
+    // a cluster's master that has not answered a SCAN fails the listing (503).
+    std::chrono::milliseconds node_timeout{2000};
 };
 
 // The handler of every /console path; uses `redis` (which must outlive it) on its executor.

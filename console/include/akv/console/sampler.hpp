@@ -1,5 +1,5 @@
 // One sampler per gateway process: every interval it reads the console's figures once (the
-// queues and their counts, the streams and their groups, the Redis server, the gateway's own)
+// queues and their counts, the streams and their groups, every Redis node, the gateway's own)
 // and publishes them as one JSON snapshot on a channel of the gateway. Every open console
 // subscribes to that channel, so a hundred browsers cost Redis what one does.
 //
@@ -16,10 +16,15 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace akv::console {
+
+namespace detail {
+class node_links;
+} // namespace detail
 
 struct sampler_options {
     // The gateway channel (the Redis channel is the gateway's channel prefix + this).
@@ -28,11 +33,21 @@ struct sampler_options {
     std::chrono::milliseconds interval{1000};
     // The serving gateway's figures (on the client's executor); empty: none in the snapshot.
     std::function<gateway::stats()> gateway_stats;
+    // Its channels with the most subscribers (gateway::server::channel_counts), `channels` of
+    // them; empty: none in the snapshot.
+    std::function<asio::awaitable<std::vector<gateway::channel_count>>(std::size_t limit)>
+        gateway_channels;
+    std::size_t channels = 20;
+    // A node (a cluster's, a replica) that has not answered within this is shown with an error.
+    std::chrono::milliseconds node_timeout{2000};
 };
 
 class sampler {
 public:
     sampler(client& redis, sampler_options options = {});
+    ~sampler();
+    sampler(const sampler&) = delete;
+    sampler& operator=(const sampler&) = delete;
 
     // Samples and publishes until stop(). A sample that fails (Redis away) is skipped.
     asio::awaitable<void> run();
@@ -51,6 +66,7 @@ private:
     std::uint64_t samples_ = 0;
     std::vector<std::string> queue_names_;  // found again every tenth sample
     std::vector<std::string> stream_names_; // likewise
+    std::unique_ptr<detail::node_links> nodes_; // a connection to each node, kept
 };
 
 } // namespace akv::console

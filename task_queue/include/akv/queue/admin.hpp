@@ -16,6 +16,8 @@ struct state_counts {
     // Totals since the queue began (the stats hash).
     std::uint64_t total_completed = 0, total_failed = 0, total_retried = 0,
                   total_recovered = 0, total_cancelled = 0;
+    // Jobs not added by a throttle, and jobs replaced by a debounce (job.hpp dedup).
+    std::uint64_t total_throttled = 0, total_debounced = 0;
     bool paused = false;
     std::size_t workers = 0; // live: their last heartbeat within its expiry
 };

@@ -24,6 +24,23 @@ struct backoff {
     bool jitter = true;
 };
 
+// Deduplication by a key within a window on the server's clock, beside unique_key (which holds
+// while a job is pending, however long):
+//   throttle: the first job with the key is added; others within `window` of it are not (enqueue
+//             returns the first's id), so a burst costs one run;
+//   debounce: the job waits `window` before it may run; another with the key while it waits
+//             replaces its payload and options and waits `window` again, so only the last of a
+//             burst runs, with its own payload. A stream of duplicates closer than `window`
+//             apart keeps it waiting: that is what debounce means.
+// Both are counted in the queue's stats (admin::counts: total_throttled, total_debounced).
+enum class dedup_mode { none, throttle, debounce };
+
+struct dedup {
+    dedup_mode mode = dedup_mode::none;
+    std::string key;
+    std::chrono::milliseconds window{0};
+};
+
 inline constexpr int min_priority = -1000;
 inline constexpr int max_priority = 1000;
 
@@ -36,6 +53,7 @@ struct job_options {
     // While a job with this key is pending (waiting, delayed or running), enqueueing another
     // with the same key returns the pending job's id instead of adding one.
     std::string unique_key;
+    struct dedup dedup; // not with unique_key; debounce not with delay or run_at
     std::chrono::milliseconds result_ttl{std::chrono::hours(1)}; // 0: no result is kept
     std::chrono::milliseconds timeout{0}; // a run longer than this fails (0: no limit)
 };

@@ -44,7 +44,9 @@ public:
 
     // Waits for the job to finish (completed, failed for good, or cancelled) for at most
     // `timeout`: error::timeout then. A job unknown to the queue, or whose result expired or was
-    // not kept (result_ttl 0), is error::unknown_job. Needs the `events` hub.
+    // not kept (result_ttl 0), is error::unknown_job. Needs the `events` hub. A "done" lost
+    // with the subscription (a reconnect, a failover) does not make it wait: once the hub has
+    // subscribed again it looks at the stored result.
     asio::awaitable<job_result> result(std::string id, std::chrono::milliseconds timeout);
 
     const std::string& queue() const noexcept { return queue_; }

@@ -27,6 +27,8 @@ struct queue_keys {
     std::string done;          // sorted set: completed jobs by result expiry
     std::string results;       // hash: id -> outcome
     std::string unique;        // hash: unique key -> pending job id
+    std::string dedup;         // hash: "t:<key>" / "d:<key>" -> throttle / debounce (enqueue.lua)
+    std::string dedup_until;   // sorted set: those fields by the end of their window
     std::string meta;          // hash: paused, rate_max, rate_window
     std::string rate;          // jobs claimed in the rate limit's window
     std::string marker;        // sorted set an idle worker blocks on
@@ -39,11 +41,12 @@ struct queue_keys {
     std::string workers;       // hash: worker token -> its record (JSON), for live workers
     std::string workers_seen;  // sorted set: worker token by the deadline of its next heartbeat
     std::string events;        // sharded pub/sub channel: "done <ids>", "cancel <id>", progress
+    std::string journal;       // stream: the job events, durable (event_log.hpp)
 
     // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
     std::string metrics(std::int64_t minute) const;
     // Every key above but the channel: what obliterate deletes (with the metrics hashes).
-    std::array<std::string_view, 23> all() const noexcept;
+    std::array<std::string_view, 26> all() const noexcept;
 };
 
 } // namespace akv::queue

@@ -21,9 +21,14 @@
 #include <akv/client.hpp>
 #include <akv/gateway/options.hpp>
 
+#include <boost/asio/awaitable.hpp>
+
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace akv::gateway {
 
@@ -41,6 +46,14 @@ struct stats {
     std::uint64_t recovered = 0;          // read back from history after a Redis reconnect
     std::uint64_t webhooks = 0;           // webhook requests answered by their handler
     double redis_latency_ms = 0;          // last PING round trip
+};
+
+// One channel as server::channel_counts sees it.
+struct channel_count {
+    std::string name;              // as sessions name it (without options::channel_prefix)
+    std::uint64_t subscribers = 0; // sessions of this process subscribed to it
+    // Channels with a presence rule: the entries in Redis, every gateway process's sessions.
+    std::optional<std::uint64_t> present;
 };
 
 class server {
@@ -65,6 +78,11 @@ public:
     bool listening() const noexcept;
     // On the client's executor.
     stats snapshot() const;
+    // On the client's executor: the `limit` channels with the most subscribers in this process
+    // (ties by name), each worker's sessions counted on the worker's own thread; channels with a
+    // presence rule get their presence count (one Redis call each, all at once). Throws what
+    // Redis threw.
+    asio::awaitable<std::vector<channel_count>> channel_counts(std::size_t limit) const;
     const options& get_options() const noexcept;
 
 private:
