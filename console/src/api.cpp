@@ -206,8 +206,8 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
 
 // One minute of a queue's metrics; latency percentiles in ms, 0 for a minute without any.
 json::object minute_json(const queue::minute_metrics& m) {
-    return json::object{{"minute", m.minute},   {"processed", m.processed}, {"failed", m.failed},
-                        {"p50_ms", m.p50_ms},   {"p90_ms", m.p90_ms},       {"p99_ms", m.p99_ms}};
+    return json::object{{"minute", m.minute}, {"processed", m.processed}, {"failed", m.failed},
+                        {"p50_ms", m.p50_ms}, {"p90_ms", m.p90_ms},       {"p99_ms", m.p99_ms}};
 }
 
 // The figures of the queue's list: this minute's so far once it has any, else the last one's

@@ -567,14 +567,13 @@ asio::awaitable<void> worker::heartbeat() {
         } catch (const boost::system::system_error& e) {
             co_return e.code();
         }
-        co_return std::get<0>(resp).has_error() ? error::script_error
-                                                : boost::system::error_code();
+        co_return std::get<0>(resp).has_error() ? error::script_error : boost::system::error_code();
     };
     // False once the client is shut down: no call can go out any more.
     auto beat = [&](std::string_view expiry_ms, std::string entry) -> asio::awaitable<bool> {
         asio::steady_timer limit(client_.get_executor(), options_.heartbeat);
-        const auto r = co_await (call(expiry_ms, std::move(entry)) ||
-                                 limit.async_wait(asio::use_awaitable));
+        const auto r =
+            co_await (call(expiry_ms, std::move(entry)) || limit.async_wait(asio::use_awaitable));
         if (r.index() == 0 && std::get<0>(r) == error::connection_closed) co_return false;
         if (r.index() == 1 || std::get<0>(r)) ++stats_.errors;
         co_return true;

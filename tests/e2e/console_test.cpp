@@ -106,9 +106,8 @@ std::filesystem::path save_screenshot(headless_chromium& browser, const std::str
 struct worker_thread {
     worker_thread(const akv::config& cfg, const std::string& queue)
         : client(io.get_executor(), cfg)
-        , w(client, queue, [](akv::queue::job_context&) -> asio::awaitable<std::string> {
-            co_return "sent";
-        }) {
+        , w(client, queue,
+            [](akv::queue::job_context&) -> asio::awaitable<std::string> { co_return "sent"; }) {
         asio::co_spawn(io, client.run(), asio::detached);
         asio::co_spawn(io, w.run(), [this](std::exception_ptr) { client.cancel(); });
         thread = std::thread([this] { io.run(); });

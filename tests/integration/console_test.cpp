@@ -780,18 +780,19 @@ namespace {
 struct gated_worker {
     gated_worker(console_fixture& f, const std::string& queue)
         : gate(f.io, asio::steady_timer::time_point::max())
-        , w(f.rc.client, queue,
-            [this](akv::queue::job_context& ctx) -> asio::awaitable<std::string> {
-                co_await ctx.progress("40%");
-                co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
-                co_return "sent";
-            },
-            [] {
-                akv::queue::worker_options o;
-                o.concurrency = 4;
-                o.heartbeat = std::chrono::milliseconds(50);
-                return o;
-            }()) {
+        , w(
+              f.rc.client, queue,
+              [this](akv::queue::job_context& ctx) -> asio::awaitable<std::string> {
+                  co_await ctx.progress("40%");
+                  co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+                  co_return "sent";
+              },
+              [] {
+                  akv::queue::worker_options o;
+                  o.concurrency = 4;
+                  o.heartbeat = std::chrono::milliseconds(50);
+                  return o;
+              }()) {
         asio::co_spawn(f.io, w.run(), [this](std::exception_ptr) { drained = true; });
     }
     // Handlers waiting go on, and those yet to come do not wait.
@@ -830,7 +831,8 @@ TEST(Console, AQueueShowsItsLiveWorkersUntilTheyStop) {
 
     g.release();
     g.w.stop();
-    ASSERT_TRUE(run_until(f.io, [&] { return g.drained; }, 10s));
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
     q = f.call(http::verb::get, "/console/api/queues/emails", as("read")).second;
     EXPECT_TRUE(q.at("workers").as_array().empty()) << json::serialize(q);
     EXPECT_EQ(f.call(http::verb::get, "/console/api/queues", as("read"))
@@ -860,7 +862,8 @@ TEST(Console, AJobShowsItsLastProgress) {
     EXPECT_EQ(page.second.at("jobs").at(0).at("progress"), "40%");
     g.release();
     g.w.stop();
-    EXPECT_TRUE(run_until(f.io, [&] { return g.drained; }, 10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
 }
 
 TEST(Console, LatencyPercentilesOfAMinuteWithCompletions) {
@@ -902,5 +905,6 @@ TEST(Console, LatencyPercentilesOfAMinuteWithCompletions) {
         }
     EXPECT_TRUE(found) << json::serialize(last);
     g.w.stop();
-    EXPECT_TRUE(run_until(f.io, [&] { return g.drained; }, 10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
 }

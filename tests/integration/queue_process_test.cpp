@@ -166,10 +166,14 @@ struct worker_flags {
 
 std::vector<std::string> worker_args(const akv::testing::embedded_server& server,
                                      const std::string& queue, const worker_flags& f) {
-    return {"--redis",  server.url(),         "--queue",      queue,
-            "--mode",   f.mode,               "--concurrency", std::to_string(f.concurrency),
-            "--lease-ms", std::to_string(f.lease_ms), "--slow-ms", std::to_string(f.slow_ms),
-            "--grace-ms", std::to_string(f.grace_ms), "--heartbeat-ms", std::to_string(f.heartbeat_ms)};
+    return {"--redis",        server.url(),
+            "--queue",        queue,
+            "--mode",         f.mode,
+            "--concurrency",  std::to_string(f.concurrency),
+            "--lease-ms",     std::to_string(f.lease_ms),
+            "--slow-ms",      std::to_string(f.slow_ms),
+            "--grace-ms",     std::to_string(f.grace_ms),
+            "--heartbeat-ms", std::to_string(f.heartbeat_ms)};
 }
 
 std::vector<new_job> numbered(std::size_t n, const job_options& o) {
@@ -677,9 +681,8 @@ TEST(TaskQueueProcess, AKilledWorkerLeavesTheLiveListWithinThreeHeartbeats) {
     const auto killed = std::chrono::steady_clock::now();
     run_task(io, [&]() -> asio::awaitable<void> {
         // counts() reads deadlines and prunes nothing: the drop is the deadline's doing.
-        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
-            co_return (co_await a.counts()).workers == 0;
-        }, 5s));
+        EXPECT_TRUE(co_await eventually(
+            [&]() -> asio::awaitable<bool> { co_return (co_await a.counts()).workers == 0; }, 5s));
         const double gone_after = seconds_since(killed);
         std::cout << "[ killed  ] off the live list " << gone_after * 1000 << " ms after SIGKILL"
                   << " (bound: 3 heartbeats of 100 ms)\n";

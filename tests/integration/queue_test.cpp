@@ -650,7 +650,9 @@ namespace {
 asio::awaitable<void> wait_at(asio::steady_timer& gate) {
     co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
 }
-void let_go(asio::steady_timer& gate) { gate.expires_at(asio::steady_timer::time_point::min()); }
+void let_go(asio::steady_timer& gate) {
+    gate.expires_at(asio::steady_timer::time_point::min());
+}
 
 std::size_t hash_len(asio::io_context& io, akv::client& c, const std::string& key) {
     long long n = -1;
@@ -723,7 +725,8 @@ TEST(TaskQueue, ARunningWorkerIsListedLiveAndLeavesTheListOnStop) {
         EXPECT_EQ(live.at(0).failed, 0u);
     }());
     w.stop();
-    ASSERT_TRUE(run_until(io, [&] { return drained; }, 10s));
+    ASSERT_TRUE(run_until(
+        io, [&] { return drained; }, 10s));
     run_task(io, [&]() -> asio::awaitable<void> {
         EXPECT_TRUE((co_await a.workers()).empty());
         EXPECT_EQ((co_await a.counts()).workers, 0u);
