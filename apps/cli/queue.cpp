@@ -31,13 +31,15 @@ Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) 
 `akv --help`, before the word `queue`.
 
 subcommands:
-  stats QUEUE                 jobs per state, totals since the queue began, paused flag
+  stats QUEUE                 jobs per state, live workers, totals since the queue began,
+                              paused flag
   list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
                               active (by lease deadline), failed or completed (newest first)
       --offset N              skip the first N (default 0)
       --limit N               at most N ids (default 100)
       --verbose               also each job's attempt, payload size and last error
-  get QUEUE ID                one job: state, options, failures, last error, payload, result
+  get QUEUE ID                one job: state, options, failures, last error, progress,
+                              payload, result
   add QUEUE PAYLOAD           enqueues a job (PAYLOAD - reads stdin); prints its id
       --delay-ms N            runs no earlier than N ms from now
       --priority N            higher runs sooner, -1000..1000 (default 0)
@@ -305,6 +307,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         j["active"] = n.active;
         j["failed"] = n.failed;
         j["completed"] = n.completed;
+        j["workers"] = n.workers;
         j["totals"] = std::move(totals);
         print_json(j);
         co_return 0;
@@ -319,6 +322,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"active", std::to_string(n.active)},
         {"failed", std::to_string(n.failed)},
         {"completed", std::to_string(n.completed)},
+        {"workers", std::to_string(n.workers)},
         {"total completed", std::to_string(n.total_completed)},
         {"total failed", std::to_string(n.total_failed)},
         {"total retried", std::to_string(n.total_retried)},
@@ -402,6 +406,7 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
         j["state"] = akv::queue::to_string(info.state);
         j["failures"] = info.failures;
         j["last_error"] = info.last_error;
+        j["progress"] = info.progress;
         if (info.job) {
             j["attempt"] = attempt_of(info);
             j["payload"] = info.job->payload;
@@ -429,6 +434,7 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
         {"state", std::string(akv::queue::to_string(info.state))},
         {"failures", std::to_string(info.failures)},
         {"last error", info.last_error.empty() ? "(none)" : quote(info.last_error)},
+        {"progress", info.progress.empty() ? "(none)" : quote(info.progress)},
     };
     if (info.job) {
         const auto& j = *info.job;

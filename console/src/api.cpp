@@ -202,7 +202,37 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
     o["total_cancelled"] = c.total_cancelled;
     o["total_throttled"] = c.total_throttled;
     o["total_debounced"] = c.total_debounced;
+    o["workers"] = c.workers;
     return o;
+}
+
+// One minute of a queue's metrics; latency percentiles in ms, 0 for a minute without any.
+json::object minute_json(const queue::minute_metrics& m) {
+    return json::object{{"minute", m.minute}, {"processed", m.processed}, {"failed", m.failed},
+                        {"p50_ms", m.p50_ms}, {"p90_ms", m.p90_ms},       {"p99_ms", m.p99_ms}};
+}
+
+// The figures of the queue's list: this minute's so far once it has any, else the last one's
+// (a minute just begun has none yet). `minutes`: admin::metrics(2), oldest first.
+json::object last_minute_json(const std::vector<queue::minute_metrics>& minutes) {
+    if (minutes.empty()) return {};
+    const auto& now = minutes.back();
+    const bool any = now.processed > 0 || now.failed > 0;
+    return minute_json(any || minutes.size() < 2 ? now : minutes[minutes.size() - 2]);
+}
+
+json::object worker_json(const queue::worker_info& w) {
+    return json::object{{"token", w.token},
+                        {"host", w.host},
+                        {"pid", w.pid},
+                        {"concurrency", w.concurrency},
+                        {"running", w.running},
+                        {"completed", w.completed},
+                        {"failed", w.failed},
+                        {"started_ms", w.started_ms},
+                        {"last_seen_ms", w.last_seen_ms},
+                        {"heartbeat_ms", w.heartbeat.count()},
+                        {"stopping", w.stopping}};
 }
 
 json::object job_json(const queue::job_info& j) {
@@ -218,6 +248,7 @@ json::object job_json(const queue::job_info& j) {
         o["priority"] = j.job->options.priority;
         o["max_attempts"] = j.job->options.max_attempts;
     }
+    o["progress"] = j.progress;
     if (j.result) {
         json::object r;
         r["ok"] = j.result->ok();
@@ -462,13 +493,19 @@ json::array channels_json(const std::vector<gateway::channel_count>& channels) {
     return out;
 }
 
-// Every queue's counts, asked all at once: the client pipelines them into a few writes, so
-// Redis reads and answers them in a few system calls instead of one per queue.
+// Every queue's counts and last minutes, asked all at once (each queue's minutes beside its
+// counts, not after them): the client pipelines them into a few writes, so Redis reads and
+// answers them in a few system calls instead of one per queue.
 asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names) {
     std::vector<queue::state_counts> counts(names.size());
-    std::size_t left = names.size();
+    std::vector<std::vector<queue::minute_metrics>> minutes(names.size());
+    std::size_t left = 2 * names.size();
     std::exception_ptr failure;
     asio::steady_timer all_done(redis.get_executor(), asio::steady_timer::time_point::max());
+    auto child_done = [&](std::exception_ptr e) {
+        if (e && !failure) failure = e;
+        if (--left == 0) all_done.cancel();
+    };
     for (std::size_t i = 0; i < names.size(); ++i) {
         asio::co_spawn(
             redis.get_executor(),
@@ -476,18 +513,25 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
                 queue::admin a(redis, names[i]);
                 counts[i] = co_await a.counts();
             },
-            [&](std::exception_ptr e) {
-                if (e && !failure) failure = e;
-                if (--left == 0) all_done.cancel();
-            });
+            child_done);
+        asio::co_spawn(
+            redis.get_executor(),
+            [&redis, &minutes, &names, i]() -> asio::awaitable<void> {
+                queue::admin a(redis, names[i]);
+                minutes[i] = co_await a.metrics(2);
+            },
+            child_done);
     }
     // The children write into this frame: it waits for every one of them, whatever wakes it.
     while (left > 0)
         co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (failure) std::rethrow_exception(failure);
     json::array queues;
-    for (std::size_t i = 0; i < names.size(); ++i)
-        queues.push_back(counts_json(names[i], counts[i]));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        json::object q = counts_json(names[i], counts[i]);
+        q["last_minute"] = last_minute_json(minutes[i]);
+        queues.push_back(std::move(q));
+    }
     co_return queues;
 }
 
@@ -897,12 +941,12 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         json::object o = counts_json(name, co_await a.counts());
         json::array minutes;
         for (const auto& m : co_await a.metrics(60))
-            minutes.push_back(json::object{{"minute", m.minute},
-                                           {"processed", m.processed},
-                                           {"failed", m.failed},
-                                           {"p50_ms", m.p50_ms},
-                                           {"p99_ms", m.p99_ms}});
+            minutes.push_back(minute_json(m));
         o["minutes"] = std::move(minutes);
+        json::array workers;
+        for (const auto& w : co_await a.workers())
+            workers.push_back(worker_json(w));
+        o["workers"] = std::move(workers);
         co_return json_reply(o);
     }
     if (parts[4] != "jobs" || parts.size() > 6) refuse(404, "no such console path: " + req.path);

@@ -5,7 +5,8 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key, '1' when
--- an earlier run failed (attempts and error to clear); then m, then m (metric field,
+-- an earlier run failed or a run reported progress (attempts, error and progress to clear);
+-- then m, then m (metric field,
 -- increment) pairs for this minute's metrics, and the completed count for the stats hash
 -- (the worker sends metrics about once a second, not with every batch).
 -- Returns the ids whose lease was lost.
@@ -15,7 +16,7 @@ local token = ARGV[2]
 local members = {}
 for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 5] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
-local lost, gone, own, notify, failed_before = {}, {}, {}, {}, {}
+local lost, gone, own, notify, leftovers = {}, {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
@@ -31,7 +32,7 @@ if n > 0 then
         notify[#notify + 1] = id
       end
       forget_unique(k, ARGV[b + 3], id)
-      if ARGV[b + 4] == '1' then failed_before[#failed_before + 1] = id end
+      if ARGV[b + 4] == '1' then leftovers[#leftovers + 1] = id end
     else
       lost[#lost + 1] = id
     end
@@ -41,9 +42,10 @@ if #gone > 0 then
   journal(k, 'completed', gone)
   variadic('ZREM', k.active, own)
   variadic('HDEL', k.jobs, gone)
-  if #failed_before > 0 then
-    variadic('HDEL', k.attempts, failed_before)
-    variadic('HDEL', k.errors, failed_before)
+  if #leftovers > 0 then
+    variadic('HDEL', k.attempts, leftovers)
+    variadic('HDEL', k.errors, leftovers)
+    variadic('HDEL', k.progress, leftovers)
   end
 end
 local i = 3 + n * 5

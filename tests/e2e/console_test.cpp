@@ -1,7 +1,8 @@
 // akv-gateway --console in headless Chromium: the page's counts against `akv queue stats`, a
-// failed job retried from the page runs again, pause from the page stops claims, the plot has
-// points; dead letters sent back from the page; screenshots are saved in the build tree. Once
-// with jobs made and failed in the test, once against running binaries: akv-gateway,
+// failed job retried from the page runs again, pause from the page stops claims, the plots have
+// points, a live worker is listed, a job is found by its id, dead letters are sent back from
+// the page; screenshots are saved in the build tree. Once with jobs made and failed in the
+// test, once against running binaries: akv-gateway,
 // akv-worker with its exec handler, `akv queue`. And the API behind a login.
 #include "support/cdp.hpp"
 #include "support/gateway_client.hpp"
@@ -16,6 +17,8 @@
 #include <akv/queue/worker.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -27,6 +30,7 @@
 #include <fstream>
 #include <regex>
 #include <sys/wait.h>
+#include <thread>
 
 using namespace akv::test;
 using namespace std::chrono_literals;
@@ -99,6 +103,27 @@ std::filesystem::path save_screenshot(headless_chromium& browser, const std::str
     return file;
 }
 
+// A worker with a client of its own on a thread of its own, while the test's thread drives the
+// browser: it completes every job it claims. Stopped (and drained) on destruction.
+struct worker_thread {
+    worker_thread(const akv::config& cfg, const std::string& queue)
+        : client(io.get_executor(), cfg)
+        , w(client, queue,
+            [](akv::queue::job_context&) -> asio::awaitable<std::string> { co_return "sent"; }) {
+        asio::co_spawn(io, client.run(), asio::detached);
+        asio::co_spawn(io, w.run(), [this](std::exception_ptr) { client.cancel(); });
+        thread = std::thread([this] { io.run(); });
+    }
+    ~worker_thread() {
+        asio::post(io, [this] { w.stop(); });
+        thread.join();
+    }
+    asio::io_context io;
+    akv::client client;
+    akv::queue::worker w;
+    std::thread thread;
+};
+
 } // namespace
 
 // akv-gateway --console: refused without a way to log in; with a password, its API answers.
@@ -166,10 +191,11 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
         ASSERT_TRUE(run_until(
             io, [&] { return drained; }, 10s));
     }
+    std::vector<std::string> later_ids;
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::queue::producer p(rc.client, "emails");
-        co_await p.enqueue("later 1");
-        co_await p.enqueue("later 2");
+        later_ids.push_back(co_await p.enqueue("later 1"));
+        later_ids.push_back(co_await p.enqueue("later 2"));
     }());
 
     const std::uint16_t port = free_port();
@@ -225,6 +251,30 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     };
     EXPECT_TRUE(poll_until([&] { return counts().failed == 2 && counts().waiting == 3; }, 20s));
     EXPECT_TRUE(wait("document.querySelectorAll('#jobs tbody tr').length === 2"));
+
+    // A live worker: listed with its token, counted in the queue's row; the jobs it completes
+    // give this minute's latency (a point of each percentile, the row's p50 and p99).
+    worker_thread live(redis.config(), "emails");
+    EXPECT_TRUE(poll_until([&] { return counts().waiting == 0 && counts().active == 0; }, 20s));
+    EXPECT_TRUE(wait("document.querySelector('#workers tbody tr[data-worker=\"" + live.w.token() +
+                     "\"]') !== null"));
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue td')][9].textContent === '1'"));
+    EXPECT_TRUE(wait("(document.querySelector('#latency polyline.series-p99_ms')"
+                     "?.getAttribute('points') ?? '') !== ''"));
+    // (They waited since the page opened: seconds, not ms.)
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue td')][10].textContent !== '' && "
+                     "[...document.querySelectorAll('tr.queue td')][11].textContent !== ''"));
+
+    // A job by its id, and an id that names none.
+    browser.cdp().evaluate(page, "document.getElementById('job-id').value = '424242';"
+                                 "document.querySelector('#lookup button').click(); true");
+    EXPECT_TRUE(wait("document.getElementById('lookup-result').textContent === "
+                     "'no such job: 424242'"));
+    browser.cdp().evaluate(page, "document.getElementById('job-id').value = '" + later_ids[0] +
+                                     "'; document.querySelector('#lookup button').click(); true");
+    EXPECT_TRUE(wait("!document.getElementById('job').hidden && "
+                     "document.getElementById('job').textContent.includes("
+                     "'\"state\": \"completed\"')"));
 
     // Pause from the page: the queue says so, and a worker claims nothing.
     browser.cdp().evaluate(page,
@@ -456,8 +506,10 @@ TEST(Console, RunningBinariesThePageMatchesTheCliAndSteersTheWorker) {
         row.emplace_back(json::serialize(st.at("totals").at("failed")));
         return json::serialize(row);
     };
+    // The counts' cells (then come the live workers and the last minute's latency).
     const std::string shown_row = "JSON.stringify([...document.querySelectorAll("
-                                  "'tr.queue[data-queue=emails] td')].map(td => td.textContent))";
+                                  "'tr.queue[data-queue=emails] td')].slice(0, 9)"
+                                  ".map(td => td.textContent))";
     headless_chromium browser(chromium_path(), 20s);
     const std::string page = open_console(browser, port);
     auto wait = [&](const std::string& expression) {
@@ -468,6 +520,10 @@ TEST(Console, RunningBinariesThePageMatchesTheCliAndSteersTheWorker) {
     EXPECT_EQ(settled, R"(["emails","0","0","0","3","2","no","2","3"])");
     EXPECT_TRUE(wait(shown_row + " === '" + settled + "'"));
     EXPECT_EQ(cli_row(), settled); // nothing moved meanwhile
+    // And the live worker: the akv-worker, in the page's row as in `akv queue stats`.
+    EXPECT_EQ(cli({"queue", "stats", "emails", "--json"}).at("workers"), 1);
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue[data-queue=emails] td')][9]"
+                     ".textContent === '1'"));
 
     // Channels: the page's own (its live snapshots, marked) and a visitor's, with presence.
     gateway_client visitor(io);

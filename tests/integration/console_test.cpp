@@ -17,11 +17,14 @@
 #include <akv/messaging/consumer_group.hpp>
 #include <akv/messaging/stream.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value_to.hpp>
 
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <csignal>
 
@@ -1048,4 +1051,139 @@ TEST(Console, AnEntrysTextIsShownAndItsBytesOnlyCounted) {
     EXPECT_EQ(fields[2].at("value").as_string().size(), 1024u); // the start of a long one
     EXPECT_EQ(fields[2].at("bytes"), 2000);
     EXPECT_FALSE(page.second.at("entries").at(0).as_object().contains("dead"));
+}
+
+namespace {
+// A worker of the fixture's client whose handler reports "40%" and then waits until the test
+// lets it go (release()).
+struct gated_worker {
+    gated_worker(console_fixture& f, const std::string& queue)
+        : gate(f.io, asio::steady_timer::time_point::max())
+        , w(
+              f.rc.client, queue,
+              [this](akv::queue::job_context& ctx) -> asio::awaitable<std::string> {
+                  co_await ctx.progress("40%");
+                  co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+                  co_return "sent";
+              },
+              [] {
+                  akv::queue::worker_options o;
+                  o.concurrency = 4;
+                  o.heartbeat = std::chrono::milliseconds(50);
+                  return o;
+              }()) {
+        asio::co_spawn(f.io, w.run(), [this](std::exception_ptr) { drained = true; });
+    }
+    // Handlers waiting go on, and those yet to come do not wait.
+    void release() { gate.expires_at(asio::steady_timer::time_point::min()); }
+    asio::steady_timer gate;
+    akv::queue::worker w;
+    bool drained = false;
+};
+} // namespace
+
+TEST(Console, AQueueShowsItsLiveWorkersUntilTheyStop) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    gated_worker g(f, "emails");
+    json::value q;
+    ASSERT_TRUE(run_until(
+        f.io,
+        [&] {
+            q = f.call(http::verb::get, "/console/api/queues/emails", as("read")).second;
+            const auto& workers = q.at("workers").as_array();
+            return workers.size() == 1 && workers[0].at("running") == 1;
+        },
+        10s))
+        << json::serialize(q);
+    const auto& me = q.at("workers").at(0);
+    EXPECT_EQ(me.at("token").as_string(), g.w.token());
+    EXPECT_EQ(me.at("concurrency"), 4);
+    EXPECT_EQ(me.at("pid"), ::getpid());
+    EXPECT_FALSE(me.at("host").as_string().empty());
+    EXPECT_GT(me.at("started_ms").to_number<std::int64_t>(), 0);
+    EXPECT_GT(me.at("last_seen_ms").to_number<std::int64_t>(), 0);
+    EXPECT_EQ(me.at("completed"), 0);
+    EXPECT_EQ(me.at("failed"), 0);
+    const auto list = f.call(http::verb::get, "/console/api/queues", as("read")).second;
+    EXPECT_EQ(list.at("queues").at(0).at("workers"), 1);
+
+    g.release();
+    g.w.stop();
+    ASSERT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
+    q = f.call(http::verb::get, "/console/api/queues/emails", as("read")).second;
+    EXPECT_TRUE(q.at("workers").as_array().empty()) << json::serialize(q);
+    EXPECT_EQ(f.call(http::verb::get, "/console/api/queues", as("read"))
+                  .second.at("queues")
+                  .at(0)
+                  .at("workers"),
+              0);
+}
+
+TEST(Console, AJobShowsItsLastProgress) {
+    console_fixture f;
+    const auto ids = f.enqueue("emails", 1);
+    gated_worker g(f, "emails");
+    json::value job;
+    EXPECT_TRUE(run_until(
+        f.io,
+        [&] {
+            job = f.call(http::verb::get, "/console/api/queues/emails/jobs/" + ids[0], as("read"))
+                      .second;
+            return job.at("progress") == "40%";
+        },
+        10s))
+        << json::serialize(job);
+    EXPECT_EQ(job.at("state"), "active");
+    const auto page =
+        f.call(http::verb::get, "/console/api/queues/emails/jobs?state=active", as("read"));
+    EXPECT_EQ(page.second.at("jobs").at(0).at("progress"), "40%");
+    g.release();
+    g.w.stop();
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
+}
+
+TEST(Console, LatencyPercentilesOfAMinuteWithCompletions) {
+    console_fixture f;
+    f.enqueue("emails", 20);
+    gated_worker g(f, "emails");
+    g.release(); // every job completes at once
+    json::value q, busiest;
+    EXPECT_TRUE(run_until(
+        f.io,
+        [&] {
+            q = f.call(http::verb::get, "/console/api/queues/emails", as("read")).second;
+            std::int64_t processed = 0;
+            for (const auto& m : q.at("minutes").as_array()) {
+                processed += m.at("processed").to_number<std::int64_t>();
+                if (!busiest.is_object() || m.at("processed").to_number<std::int64_t>() >
+                                                busiest.at("processed").to_number<std::int64_t>())
+                    busiest = m;
+            }
+            return processed == 20;
+        },
+        10s))
+        << json::serialize(q);
+    const double p50 = busiest.at("p50_ms").to_number<double>();
+    const double p90 = busiest.at("p90_ms").to_number<double>();
+    const double p99 = busiest.at("p99_ms").to_number<double>();
+    EXPECT_GT(p50, 0.0);
+    EXPECT_LE(p50, p90);
+    EXPECT_LE(p90, p99);
+    // The queue list has one of those minutes' figures (this minute's, or the last one's).
+    const auto list = f.call(http::verb::get, "/console/api/queues", as("read")).second;
+    const auto& last = list.at("queues").at(0).at("last_minute");
+    bool found = false;
+    for (const auto& m : q.at("minutes").as_array())
+        if (m.at("minute") == last.at("minute")) {
+            found = true;
+            EXPECT_EQ(m, last);
+            EXPECT_GT(last.at("processed").to_number<std::int64_t>(), 0);
+        }
+    EXPECT_TRUE(found) << json::serialize(last);
+    g.w.stop();
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return g.drained; }, 10s));
 }

@@ -2,7 +2,7 @@
 // multi-process tests of the task queue (tests/integration/queue_process_test.cpp).
 //
 //   akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]
-//                         [--mode record|slow] [--slow-ms N] [--grace-ms N]
+//                         [--mode record|slow] [--slow-ms N] [--grace-ms N] [--heartbeat-ms N]
 //
 // The handler records each run: HINCRBY akvtest:{<queue>}:runs <payload> 1 (mode slow first
 // waits slow-ms). Prints "ready <worker token>" once the worker runs and the client is
@@ -36,7 +36,8 @@ namespace {
 
 constexpr const char* usage =
     "usage: akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]\n"
-    "                             [--mode record|slow] [--slow-ms N] [--grace-ms N]\n";
+    "                             [--mode record|slow] [--slow-ms N] [--grace-ms N]\n"
+    "                             [--heartbeat-ms N]\n";
 
 struct options {
     std::string redis;
@@ -46,6 +47,7 @@ struct options {
     bool slow = false;
     long long slow_ms = 0;
     long long grace_ms = 10000;
+    long long heartbeat_ms = 5000;
 };
 
 struct bad_args {
@@ -74,6 +76,7 @@ options parse(int argc, char** argv) {
         else if (flag == "--lease-ms") o.lease_ms = number(flag, value, 30);
         else if (flag == "--slow-ms") o.slow_ms = number(flag, value, 0);
         else if (flag == "--grace-ms") o.grace_ms = number(flag, value, 0);
+        else if (flag == "--heartbeat-ms") o.heartbeat_ms = number(flag, value, 10);
         else if (flag == "--mode") {
             if (value == "record") o.slow = false;
             else if (value == "slow") o.slow = true;
@@ -126,6 +129,7 @@ int main(int argc, char** argv) {
     wo.concurrency = opt.concurrency;
     wo.lease_time = std::chrono::milliseconds(opt.lease_ms);
     wo.shutdown_grace = std::chrono::milliseconds(opt.grace_ms);
+    wo.heartbeat = std::chrono::milliseconds(opt.heartbeat_ms);
 
     std::optional<akv::queue::worker> w;
     try {

@@ -2,12 +2,18 @@
 // for gateway::options::routes under "/console" (akv-gateway --console).
 //
 //   GET  /console/api/whoami              {"role": "write" | "read", "who": ...}
-//   GET  /console/api/queues              every queue (found by its keys) and its counts
-//   GET  /console/api/queues/Q            its counts, and the last hour per minute
+//   GET  /console/api/queues              every queue (found by its keys): its counts, live
+//                                         workers and last minute (processed, failed, p50,
+//                                         p90, p99 latency in ms)
+//   GET  /console/api/queues/Q            its counts, the last hour per minute (processed,
+//                                         failed, p50/p90/p99 ms), its live workers (host,
+//                                         pid, token, concurrency, running, counts, started,
+//                                         last seen)
 //   GET  /console/api/queues/Q/jobs?state=S&offset=N&limit=N
 //                                         a page of jobs; S: waiting, delayed, active, failed,
 //                                         completed; N <= max_page
-//   GET  /console/api/queues/Q/jobs/ID    one job: payload, attempts, last error, result
+//   GET  /console/api/queues/Q/jobs/ID    one job: payload, attempts, last error, progress,
+//                                         result
 //   POST /console/api/queues/Q/actions    {"action": A, "id": ..., "reason": ...,
 //                                         "max_jobs": N, "window_ms": N}; A: retry, remove,
 //                                         cancel, pause, resume, rate_limit, retry_failed
