@@ -797,10 +797,9 @@ asio::awaitable<http_reply> stream_act(state& s, const http_request& req, role r
 }
 
 // Live batchers by their status records (messaging::batcher_options::status_every).
-asio::awaitable<std::vector<std::string>> find_batchers(client& redis) {
-    const std::set<std::string> keys =
-        co_await scan_keys(redis, "MATCH", std::string(messaging::batcher_status_prefix) + "*",
-                           "finding batchers on a cluster needs a SCAN per master, not built yet");
+asio::awaitable<std::vector<std::string>> find_batchers(client& redis, detail::node_links& nodes) {
+    const std::set<std::string> keys = co_await scan_keys(
+        redis, nodes, "MATCH", std::string(messaging::batcher_status_prefix) + "*");
     co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
@@ -887,7 +886,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "batchers" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const std::vector<std::string> keys = co_await find_batchers(s.redis);
+        const std::vector<std::string> keys = co_await find_batchers(s.redis, s.nodes);
         json::array batchers = co_await batchers_json(s.redis, keys);
         co_return json_reply(json::object{{"batchers", std::move(batchers)}});
     }
@@ -1075,7 +1074,7 @@ asio::awaitable<std::string> sampler::sample() {
         failed("streams", e.what());
     }
     try {
-        if (find_again) batcher_keys_ = co_await find_batchers(redis_);
+        if (find_again) batcher_keys_ = co_await find_batchers(redis_, *nodes_);
         snapshot["batchers"] = co_await batchers_json(redis_, batcher_keys_);
     } catch (const refusal& r) {
         failed("batchers", r.message);

@@ -669,6 +669,113 @@ TEST(ConsoleNodes, TheMasterAndItsReplicaEachWithTheirRoleAndFigures) {
     EXPECT_FALSE(replica.as_object().contains("error"));
 
     // The sampler's snapshot has them too.
+    akv::console::sampler s(f.rc.client);
+    std::string text;
+    run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+    const json::value snap = json::parse(text);
+    ASSERT_EQ(snap.at("redis").at("nodes").as_array().size(), 2u) << text;
+    EXPECT_EQ(snap.at("redis").at("nodes").at(0).at("role"), "master");
+    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("role"), "replica");
+    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("keys"), 5);
+}
+
+// A node's connection is made once and kept: more requests open no new connection there.
+TEST(ConsoleNodes, AReplicasConnectionIsKeptBetweenRequests) {
+    replica_fixture f;
+    ASSERT_EQ(f.get("/console/api/redis").first, 200);
+    EXPECT_EQ(f.console_connections(), 1u);
+    const long long before =
+        f.info_number(f.on_replica.client, "stats", "total_connections_received");
+    for (int i = 0; i < 5; ++i) {
+        const auto r = f.get("/console/api/redis");
+        ASSERT_EQ(r.first, 200);
+        EXPECT_FALSE(r.second.at("nodes").at(1).as_object().contains("error"))
+            << json::serialize(r.second);
+    }
+    EXPECT_EQ(f.info_number(f.on_replica.client, "stats", "total_connections_received"), before);
+    EXPECT_EQ(f.console_connections(), 1u);
+}
+
+// A replica that stops answering (SIGSTOP) costs the answer one deadline, and is listed with
+// why; the master's figures are there all the same.
+TEST(ConsoleNodes, AReplicaThatHangsIsListedWithItsErrorWithinTheDeadline) {
+    replica_fixture f(300ms);
+    ASSERT_EQ(f.get("/console/api/redis").first, 200);
+    ASSERT_EQ(::kill(f.replica.pid(), SIGSTOP), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = f.get("/console/api/redis");
+    const auto took = std::chrono::steady_clock::now() - start;
+    ::kill(f.replica.pid(), SIGCONT);
+    ASSERT_EQ(r.first, 200) << json::serialize(r.second);
+    EXPECT_LT(took, 2s);
+    const auto& nodes = r.second.at("nodes").as_array();
+    ASSERT_EQ(nodes.size(), 2u) << json::serialize(r.second); // the master still lists it
+    EXPECT_FALSE(nodes[0].as_object().contains("error"));
+    EXPECT_EQ(nodes[0].at("connected_slaves"), 1);
+    EXPECT_EQ(json::value_to<std::string>(nodes[1].at("address")), f.address(f.replica));
+    EXPECT_EQ(nodes[1].at("role"), "replica"); // as its master says
+    ASSERT_TRUE(nodes[1].as_object().contains("error"));
+    const std::string error(nodes[1].at("error").as_string());
+    EXPECT_TRUE(contains(error, f.address(f.replica))) << error;
+    EXPECT_TRUE(contains(error, "timed out")) << error;
+}
+
+// A replica that leaves the topology leaves the list, and its connection is closed.
+TEST(ConsoleNodes, AReplicaThatLeavesIsDroppedWithItsConnection) {
+    replica_fixture f;
+    ASSERT_EQ(f.get("/console/api/redis").second.at("nodes").as_array().size(), 2u);
+    EXPECT_EQ(f.console_connections(), 1u);
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("REPLICAOF", "NO", "ONE");
+        co_await f.on_replica.client.exec(req, akv::ignore);
+    }());
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return f.get("/console/api/redis").second.at("nodes").as_array().size() == 1; },
+        10s));
+    EXPECT_TRUE(run_until(
+        f.io, [&] { return f.console_connections() == 0; }, 10s));
+}
+
+// The nodes' connections end with the client: an io_context runs out of work as before.
+TEST(ConsoleNodes, NodeConnectionsEndWithTheClient) {
+    akv::testing::embedded_server master(replica_fixture::syncing_at_once());
+    akv::testing::embedded_server replica(replica_fixture::replica_of(master));
+    asio::io_context io;
+    akv::client client(io.get_executor(), master.config());
+    bool finished = false;
+    asio::co_spawn(io, client.run(), [&](std::exception_ptr) { finished = true; });
+    akv::console::options co;
+    co.token_secret = std::string(secret);
+    const auto api = akv::console::api(client, co);
+    akv::console::sampler s(client);
+    std::size_t nodes = 0;
+    EXPECT_TRUE(run_until(
+        io,
+        [&] {
+            akv::gateway::http_request req;
+            req.method = "GET";
+            req.path = "/console/api/redis";
+            req.headers["authorization"] = token("read");
+            akv::gateway::http_reply reply;
+            std::string snapshot;
+            run_task(io, [&]() -> asio::awaitable<void> {
+                reply = co_await api(req);
+                snapshot = co_await s.sample();
+            }());
+            nodes = json::parse(reply.body).at("nodes").as_array().size() +
+                    json::parse(snapshot).at("redis").at("nodes").as_array().size();
+            return nodes == 4; // the replica has attached (2 nodes each)
+        },
+        20s));
+    client.cancel();
+    const auto start = std::chrono::steady_clock::now();
+    io.restart();
+    io.run_for(10s);
+    EXPECT_TRUE(finished);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "something still runs";
+}
+
 namespace {
 
 // A group reading "orders" that gives up on an entry at its second delivery.
@@ -918,107 +1025,6 @@ TEST(Console, ARunningBatcherShowsItsCountersUntilItStops) {
     std::string text;
     run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
     const json::value snap = json::parse(text);
-    ASSERT_EQ(snap.at("redis").at("nodes").as_array().size(), 2u) << text;
-    EXPECT_EQ(snap.at("redis").at("nodes").at(0).at("role"), "master");
-    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("role"), "replica");
-    EXPECT_EQ(snap.at("redis").at("nodes").at(1).at("keys"), 5);
-}
-
-// A node's connection is made once and kept: more requests open no new connection there.
-TEST(ConsoleNodes, AReplicasConnectionIsKeptBetweenRequests) {
-    replica_fixture f;
-    ASSERT_EQ(f.get("/console/api/redis").first, 200);
-    EXPECT_EQ(f.console_connections(), 1u);
-    const long long before =
-        f.info_number(f.on_replica.client, "stats", "total_connections_received");
-    for (int i = 0; i < 5; ++i) {
-        const auto r = f.get("/console/api/redis");
-        ASSERT_EQ(r.first, 200);
-        EXPECT_FALSE(r.second.at("nodes").at(1).as_object().contains("error"))
-            << json::serialize(r.second);
-    }
-    EXPECT_EQ(f.info_number(f.on_replica.client, "stats", "total_connections_received"), before);
-    EXPECT_EQ(f.console_connections(), 1u);
-}
-
-// A replica that stops answering (SIGSTOP) costs the answer one deadline, and is listed with
-// why; the master's figures are there all the same.
-TEST(ConsoleNodes, AReplicaThatHangsIsListedWithItsErrorWithinTheDeadline) {
-    replica_fixture f(300ms);
-    ASSERT_EQ(f.get("/console/api/redis").first, 200);
-    ASSERT_EQ(::kill(f.replica.pid(), SIGSTOP), 0);
-    const auto start = std::chrono::steady_clock::now();
-    const auto r = f.get("/console/api/redis");
-    const auto took = std::chrono::steady_clock::now() - start;
-    ::kill(f.replica.pid(), SIGCONT);
-    ASSERT_EQ(r.first, 200) << json::serialize(r.second);
-    EXPECT_LT(took, 2s);
-    const auto& nodes = r.second.at("nodes").as_array();
-    ASSERT_EQ(nodes.size(), 2u) << json::serialize(r.second); // the master still lists it
-    EXPECT_FALSE(nodes[0].as_object().contains("error"));
-    EXPECT_EQ(nodes[0].at("connected_slaves"), 1);
-    EXPECT_EQ(json::value_to<std::string>(nodes[1].at("address")), f.address(f.replica));
-    EXPECT_EQ(nodes[1].at("role"), "replica"); // as its master says
-    ASSERT_TRUE(nodes[1].as_object().contains("error"));
-    const std::string error(nodes[1].at("error").as_string());
-    EXPECT_TRUE(contains(error, f.address(f.replica))) << error;
-    EXPECT_TRUE(contains(error, "timed out")) << error;
-}
-
-// A replica that leaves the topology leaves the list, and its connection is closed.
-TEST(ConsoleNodes, AReplicaThatLeavesIsDroppedWithItsConnection) {
-    replica_fixture f;
-    ASSERT_EQ(f.get("/console/api/redis").second.at("nodes").as_array().size(), 2u);
-    EXPECT_EQ(f.console_connections(), 1u);
-    run_task(f.io, [&]() -> asio::awaitable<void> {
-        akv::request req;
-        req.push("REPLICAOF", "NO", "ONE");
-        co_await f.on_replica.client.exec(req, akv::ignore);
-    }());
-    EXPECT_TRUE(run_until(
-        f.io, [&] { return f.get("/console/api/redis").second.at("nodes").as_array().size() == 1; },
-        10s));
-    EXPECT_TRUE(run_until(
-        f.io, [&] { return f.console_connections() == 0; }, 10s));
-}
-
-// The nodes' connections end with the client: an io_context runs out of work as before.
-TEST(ConsoleNodes, NodeConnectionsEndWithTheClient) {
-    akv::testing::embedded_server master(replica_fixture::syncing_at_once());
-    akv::testing::embedded_server replica(replica_fixture::replica_of(master));
-    asio::io_context io;
-    akv::client client(io.get_executor(), master.config());
-    bool finished = false;
-    asio::co_spawn(io, client.run(), [&](std::exception_ptr) { finished = true; });
-    akv::console::options co;
-    co.token_secret = std::string(secret);
-    const auto api = akv::console::api(client, co);
-    akv::console::sampler s(client);
-    std::size_t nodes = 0;
-    EXPECT_TRUE(run_until(
-        io,
-        [&] {
-            akv::gateway::http_request req;
-            req.method = "GET";
-            req.path = "/console/api/redis";
-            req.headers["authorization"] = token("read");
-            akv::gateway::http_reply reply;
-            std::string snapshot;
-            run_task(io, [&]() -> asio::awaitable<void> {
-                reply = co_await api(req);
-                snapshot = co_await s.sample();
-            }());
-            nodes = json::parse(reply.body).at("nodes").as_array().size() +
-                    json::parse(snapshot).at("redis").at("nodes").as_array().size();
-            return nodes == 4; // the replica has attached (2 nodes each)
-        },
-        20s));
-    client.cancel();
-    const auto start = std::chrono::steady_clock::now();
-    io.restart();
-    io.run_for(10s);
-    EXPECT_TRUE(finished);
-    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s) << "something still runs";
     ASSERT_EQ(snap.at("batchers").as_array().size(), 1u) << text;
     EXPECT_EQ(snap.at("batchers").at(0).at("consumer"), "s1");
 
