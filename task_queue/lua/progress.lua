@@ -8,4 +8,5 @@ local k = keys_of(KEYS[1])
 local id = ARGV[1]
 if redis.call('HEXISTS', k.jobs, id) == 1 then redis.call('HSET', k.progress, id, ARGV[2]) end
 publish(k, 'progress ' .. id .. ' ' .. ARGV[2])
+journal(k, 'progress', {id}, ARGV[2])
 return 1

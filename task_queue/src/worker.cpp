@@ -397,13 +397,26 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     try {
         job_context ctx(*this, j, &rj->lost, &rj->progressed);
         if (j.options.timeout.count() > 0) {
+            // The handler's outcome as a value: `||` waits for the first branch that does not
+            // throw, and a handler that throws must fail now, with its error, not at the timeout.
+            auto outcome = [&]() -> asio::awaitable<std::pair<std::string, std::exception_ptr>> {
+                std::pair<std::string, std::exception_ptr> out;
+                try {
+                    out.first = co_await handler_(ctx);
+                } catch (...) {
+                    out.second = std::current_exception();
+                }
+                co_return out;
+            };
             asio::steady_timer t(client_.get_executor(), j.options.timeout);
-            auto r = co_await (handler_(ctx) || t.async_wait(asio::use_awaitable));
+            auto r = co_await (outcome() || t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 timed_out = true;
                 throw boost::system::system_error(make_error_code(error::timeout));
             }
-            f.value = std::move(std::get<0>(r));
+            auto& [value, failure] = std::get<0>(r);
+            if (failure) std::rethrow_exception(failure);
+            f.value = std::move(value);
         } else {
             f.value = co_await handler_(ctx);
         }
@@ -474,12 +487,18 @@ asio::awaitable<void> worker::waker() {
             request req;
             req.push("BZPOPMIN", keys_.marker, seconds_text(timeout));
             response<ignore_t> resp;
-            bool failed = false;
-            try {
-                co_await (client_.exec(req, resp) || stop_requested());
-            } catch (const boost::system::system_error&) {
-                failed = true; // connection trouble: the pump's claim will find out
-            }
+            // Connection trouble is a value: `||` would otherwise wait for stop() past a failed
+            // BZPOPMIN. The pump's claim finds out about the connection.
+            auto block = [&]() -> asio::awaitable<bool> {
+                try {
+                    co_await client_.exec(req, resp);
+                } catch (const boost::system::system_error&) {
+                    co_return false;
+                }
+                co_return true;
+            };
+            const auto r = co_await (block() || stop_requested());
+            const bool failed = r.index() == 0 && !std::get<0>(r);
             if (failed) { // do not spin
                 asio::steady_timer t(client_.get_executor(), std::chrono::milliseconds(100));
                 co_await t.async_wait(asio::as_tuple(asio::use_awaitable));

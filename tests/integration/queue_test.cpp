@@ -320,6 +320,64 @@ TEST(TaskQueue, TimeoutFailsARunThatTakesTooLong) {
     }());
 }
 
+// Under a timeout, a handler that throws fails at once with its own error (not "timed out"
+// once the timeout has passed).
+TEST(TaskQueue, AHandlerThatThrowsUnderATimeoutFailsAtOnceWithItsError) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        throw std::runtime_error("boom");
+        co_return "never";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options o;
+        o.timeout = 1h;
+        o.max_attempts = 1;
+        const auto id = co_await p.enqueue("x", o);
+        auto r = co_await p.result(id, 10s); // an hour's wait would fail here
+        EXPECT_EQ(r.outcome, job_result::status::failed);
+        EXPECT_EQ(r.value, "boom");
+    }());
+}
+
+// An idle worker whose blocking connection is killed goes on claiming.
+TEST(TaskQueue, AnIdleWorkerWhoseBlockingConnectionDiesStillClaims) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    running_client other(io, server.config());
+    producer p(other.client, "q");
+    std::vector<std::string> seen;
+    running_worker w(io, rc.client, "q", echo(seen));
+    const auto blocked_clients = [&] {
+        long long n = 0;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("INFO", "clients");
+            akv::response<std::string> resp;
+            co_await other.client.exec(req, resp);
+            const std::string& info = std::get<0>(resp).value();
+            const auto at = info.find("blocked_clients:");
+            if (at != std::string::npos) n = std::stoll(info.substr(at + 16));
+        }());
+        return n;
+    };
+    ASSERT_TRUE(run_until(io, [&] { return blocked_clients() == 1; }, 10s));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        // Every blocked connection (the worker's BZPOPMIN) is closed by the server.
+        akv::request req;
+        req.push("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+        akv::response<akv::resp::value> resp;
+        co_await other.client.exec(req, resp);
+        co_await p.enqueue("after");
+    }());
+    EXPECT_TRUE(run_until(io, [&] { return seen.size() == 1; }, 10s))
+        << "the worker stopped claiming after its blocking connection died";
+}
+
 TEST(TaskQueue, PauseStopsClaimsAndResumeWakesTheWorker) {
     akv::testing::embedded_server server;
     asio::io_context io;
