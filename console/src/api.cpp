@@ -353,6 +353,17 @@ asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, detail::no
     co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
+// The streams to list: a queue's own event journal (akvq:{q}:journal) belongs to its queue's
+// view, and listing a hundred queues' journals would cost the sampler a hundred XINFOs.
+asio::awaitable<std::vector<std::string>> streams_to_list(client& redis,
+                                                          detail::node_links& nodes) {
+    std::vector<std::string> names = co_await keys_of_type(redis, nodes, "stream");
+    std::erase_if(names, [](const std::string& n) {
+        return n.starts_with("akvq:{") && n.ends_with("}:journal");
+    });
+    co_return names;
+}
+
 // A RESP map or flat array of name, value pairs as a JSON object (numbers stay numbers).
 json::object pairs_of(const resp::value& v) {
     json::object o;
@@ -870,7 +881,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "streams" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const std::vector<std::string> names = co_await keys_of_type(s.redis, s.nodes, "stream");
+        const std::vector<std::string> names = co_await streams_to_list(s.redis, s.nodes);
         json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
     }
@@ -1066,7 +1077,7 @@ asio::awaitable<std::string> sampler::sample() {
         failed("queues", e.what());
     }
     try {
-        if (find_again) stream_names_ = co_await keys_of_type(redis_, *nodes_, "stream");
+        if (find_again) stream_names_ = co_await streams_to_list(redis_, *nodes_);
         snapshot["streams"] = co_await streams_json(redis_, stream_names_);
     } catch (const refusal& r) {
         failed("streams", r.message);

@@ -323,6 +323,7 @@ TEST(GatewayRoutes, TheLongestPrefixWinsAndTheGatewaysOwnPathsStay) {
 
 TEST(Console, StreamsWithTheirGroupsAndTheRedisServer) {
     console_fixture f;
+    f.enqueue("emails", 1); // its journal stream is the queue's, not listed here
     run_task(f.io, [&]() -> asio::awaitable<void> {
         akv::request req;
         for (int i = 0; i < 5; ++i)
