@@ -507,10 +507,12 @@ json::array channels_json(const std::vector<gateway::channel_count>& channels) {
 // Every queue's counts and last minutes, asked all at once (each queue's minutes beside its
 // counts, not after them): the client pipelines them into a few writes, so Redis reads and
 // answers them in a few system calls instead of one per queue.
-asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names) {
+// `with_minutes` false: no "last_minute" (a sampler reads those less often than the counts).
+asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names,
+                                         bool with_minutes = true) {
     std::vector<queue::state_counts> counts(names.size());
     std::vector<std::vector<queue::minute_metrics>> minutes(names.size());
-    std::size_t left = 2 * names.size();
+    std::size_t left = (with_minutes ? 2 : 1) * names.size();
     std::exception_ptr failure;
     asio::steady_timer all_done(redis.get_executor(), asio::steady_timer::time_point::max());
     auto child_done = [&](std::exception_ptr e) {
@@ -525,6 +527,7 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
                 counts[i] = co_await a.counts();
             },
             child_done);
+        if (!with_minutes) continue;
         asio::co_spawn(
             redis.get_executor(),
             [&redis, &minutes, &names, i]() -> asio::awaitable<void> {
@@ -540,7 +543,7 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
     json::array queues;
     for (std::size_t i = 0; i < names.size(); ++i) {
         json::object q = counts_json(names[i], counts[i]);
-        q["last_minute"] = last_minute_json(minutes[i]);
+        if (with_minutes) q["last_minute"] = last_minute_json(minutes[i]);
         queues.push_back(std::move(q));
     }
     co_return queues;
@@ -1070,7 +1073,23 @@ asio::awaitable<std::string> sampler::sample() {
     const bool find_again = samples_++ % 10 == 0;
     try {
         if (find_again) queue_names_ = co_await discover(redis_, *nodes_);
-        snapshot["queues"] = co_await queues_json(redis_, queue_names_);
+        // Each queue's last minute every fifth sample (a per-minute figure), kept between.
+        const bool minutes = find_again || samples_ % 5 == 1;
+        json::array queues = co_await queues_json(redis_, queue_names_, minutes);
+        for (auto& q : queues) {
+            auto& o = q.as_object();
+            const std::string name(o.at("name").as_string());
+            if (minutes)
+                last_minutes_[name] = o.at("last_minute");
+            else if (auto kept = last_minutes_.find(name); kept != last_minutes_.end())
+                o["last_minute"] = kept->second;
+        }
+        if (find_again) // forget queues gone
+            std::erase_if(last_minutes_, [&](const auto& kv) {
+                return std::find(queue_names_.begin(), queue_names_.end(), kv.first) ==
+                       queue_names_.end();
+            });
+        snapshot["queues"] = std::move(queues);
     } catch (const refusal& r) {
         failed("queues", r.message);
     } catch (const std::exception& e) {

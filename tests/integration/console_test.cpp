@@ -1190,6 +1190,16 @@ TEST(Console, LatencyPercentilesOfAMinuteWithCompletions) {
             EXPECT_GT(last.at("processed").to_number<std::int64_t>(), 0);
         }
     EXPECT_TRUE(found) << json::serialize(last);
+    // The sampler reads a minute's figures every fifth sample and keeps them in between: every
+    // snapshot has them.
+    akv::console::sampler s(f.rc.client);
+    for (int i = 0; i < 3; ++i) {
+        std::string text;
+        run_task(f.io, [&]() -> asio::awaitable<void> { text = co_await s.sample(); }());
+        const json::value snap = json::parse(text);
+        EXPECT_EQ(snap.at("queues").at(0).at("last_minute").at("minute"), last.at("minute"))
+            << "sample " << i << ": " << text;
+    }
     g.w.stop();
     EXPECT_TRUE(run_until(
         f.io, [&] { return g.drained; }, 10s));

@@ -14,9 +14,12 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <boost/json/value.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,10 +68,11 @@ private:
     bool stopped_ = false;
     std::uint64_t published_ = 0;
     std::uint64_t samples_ = 0;
-    std::vector<std::string> queue_names_;  // found again every tenth sample
-    std::vector<std::string> stream_names_; // likewise
-    std::unique_ptr<detail::node_links> nodes_; // a connection to each node, kept
-    std::vector<std::string> batcher_keys_; // likewise (status records)
+    std::vector<std::string> queue_names_;                   // found again every tenth sample
+    std::vector<std::string> stream_names_;                  // likewise
+    std::unique_ptr<detail::node_links> nodes_;              // a connection to each node, kept
+    std::vector<std::string> batcher_keys_;                  // likewise (status records)
+    std::map<std::string, boost::json::value> last_minutes_; // each queue's, read every fifth
 };
 
 } // namespace akv::console
