@@ -69,6 +69,9 @@ akv::app::command_line command_line() {
              "of latest or of the tag is seen at once (client-side caching)"},
             {"stats-key", "KEY",
              "hash of counters, written every second (default akv:batcher:OUTPUT)"},
+            {"status-ms", "N",
+             "a status record for the console (akv:batcher:INPUT:GROUP:CONSUMER: counters, "
+             "rates, model) every N ms, expiring after three (default 2000; 0: none)"},
             akv::app::metrics_listen_flag(),
         },
         "Each output entry has the input's fields but the features, plus \"score\" (the model's\n"
@@ -301,6 +304,11 @@ int main(int argc, char** argv) {
     bo.max_batch = cl.number<std::size_t>("max-batch", 64);
     bo.max_wait = std::chrono::milliseconds(cl.number<long>("max-wait-ms", 50));
     bo.output_trim = msg::trim_options::maxlen(cl.number<std::size_t>("output-maxlen", 100000));
+    bo.status_every = std::chrono::milliseconds(cl.number<long>("status-ms", 2000));
+    bo.status_fields = [&] {
+        return msg::field_list{{"model", model_name},
+                               {"model_version", std::to_string(current.version)}};
+    };
     std::uint64_t last_batch = 0;
 
     // For /metrics: batch sizes and the model's time per batch, entries it could not score.

@@ -41,7 +41,7 @@ Sends one command to Redis and prints the reply as redis-cli does. Or (`akv WORD
 the details of each):
   queue      a task queue: stats, list, get, flow, add, retry, remove, cancel, pause, resume,
              metrics
-  stream     a stream and its consumer groups: groups, pending, info
+  stream     a stream and its consumer groups: groups, pending, info, requeue
   blob       objects of a blob store: put, get, list, rm
   model      versions of a model registry: put, get, list, tag
   embedding  an embedding table to and from a text file: export, import

@@ -32,14 +32,16 @@ Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) 
 
 subcommands:
   stats QUEUE                 jobs per state (waiting parents: parents of flows waiting for
-                              their children), totals since the queue began, paused flag
+                              their children), live workers, totals since the queue began,
+                              paused flag
   list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
                               active (by lease deadline), failed or completed (newest first),
                               waiting-children (parents of flows, oldest first)
       --offset N              skip the first N (default 0)
       --limit N               at most N ids (default 100)
       --verbose               also each job's attempt, payload size and last error
-  get QUEUE ID                one job: state, options, failures, last error, payload, result
+  get QUEUE ID                one job: state, options, failures, last error, progress,
+                              payload, result
   flow QUEUE ID               a flow from job ID down (akv::queue::flow_producer): its parent,
                               then each job with its state, children in their own queues, and
                               the outcome its parent keeps for it
@@ -313,6 +315,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         j["failed"] = n.failed;
         j["completed"] = n.completed;
         j["waiting_children"] = n.waiting_children;
+        j["workers"] = n.workers;
         j["totals"] = std::move(totals);
         print_json(j);
         co_return 0;
@@ -328,6 +331,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"failed", std::to_string(n.failed)},
         {"completed", std::to_string(n.completed)},
         {"waiting parents", std::to_string(n.waiting_children)},
+        {"workers", std::to_string(n.workers)},
         {"total completed", std::to_string(n.total_completed)},
         {"total failed", std::to_string(n.total_failed)},
         {"total retried", std::to_string(n.total_retried)},
@@ -411,6 +415,7 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
         j["state"] = akv::queue::to_string(info.state);
         j["failures"] = info.failures;
         j["last_error"] = info.last_error;
+        j["progress"] = info.progress;
         if (info.job) {
             j["attempt"] = attempt_of(info);
             j["payload"] = info.job->payload;
@@ -438,6 +443,7 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
         {"state", std::string(akv::queue::to_string(info.state))},
         {"failures", std::to_string(info.failures)},
         {"last error", info.last_error.empty() ? "(none)" : quote(info.last_error)},
+        {"progress", info.progress.empty() ? "(none)" : quote(info.progress)},
     };
     if (info.job) {
         const auto& j = *info.job;

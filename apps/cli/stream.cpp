@@ -1,10 +1,11 @@
 // `akv stream ...`: a stream's length and ends, its consumer groups and what they have pending,
 // read with XINFO and XPENDING (the library's stream classes produce and consume; looking in
-// is the server's job).
+// is the server's job); and dead letters sent back to their source (messaging::dead_letters).
 #include "commands.hpp"
 #include "subcommand.hpp"
 
 #include <akv/error.hpp>
+#include <akv/messaging/dead_letter.hpp>
 
 #include <boost/json.hpp>
 
@@ -27,13 +28,18 @@ subcommands:
       --count N               with --detail: the first N entries (default 100)
   info STREAM                 length, first and last entry id, last generated id, entries ever
                               added, and the groups (as `groups`)
+  requeue DEAD [ID]           sends entry ID of the dead-letter stream DEAD ("<stream>:dead",
+                              where a consumer group puts entries that keep failing) back to
+                              its source stream: its own fields under a new id, and it leaves
+                              DEAD, in one step
+      --all                   instead of ID: every entry DEAD holds now
 
 options:
   --json                      one JSON object on stdout
   --help                      this text
 
-exit status: 0 done; 1 no such stream or group (or the key is not a stream); 2 usage,
-configuration or connection error
+exit status: 0 done; 1 no such stream, group or entry (or the key is not a stream, or not a
+dead-letter stream); 2 usage, configuration or connection error
 )";
 
 namespace {
@@ -45,6 +51,7 @@ const subcommand_table& subcommands() {
         {"groups", {{"STREAM"}, {{"--json"}}}},
         {"pending", {{"STREAM", "GROUP"}, {{"--json"}, {"--detail"}, {"--count", true}}}},
         {"info", {{"STREAM"}, {{"--json"}}}},
+        {"requeue", {{"DEAD", "[ID]"}, {{"--json"}, {"--all"}}}},
     };
     return table;
 }
@@ -313,6 +320,35 @@ asio::awaitable<int> info(akv::client& cl, const parsed_args& a) {
     co_return exit_done;
 }
 
+asio::awaitable<int> requeue(akv::client& cl, const parsed_args& a) {
+    const std::string dead = *a.arg("DEAD");
+    const std::optional<std::string> id = a.arg("ID");
+    if (id.has_value() == a.has("--all"))
+        throw std::invalid_argument("stream requeue: give an entry ID or --all, not both");
+    messaging::dead_letters letters(cl, dead);
+    const std::string source = co_await letters.source();
+    json::object j{{"stream", dead}, {"source", source}};
+    std::string text;
+    if (id) {
+        const std::string new_id = co_await letters.requeue(*id);
+        j["id"] = *id;
+        j["new_id"] = new_id;
+        text = *id + " -> " + source + " " + new_id + "\n";
+    } else {
+        const messaging::requeue_result r = co_await letters.requeue_all();
+        j["requeued"] = r.requeued;
+        j["skipped"] = r.skipped;
+        text = std::to_string(r.requeued) + " sent back to " + source;
+        if (r.skipped) text += ", " + std::to_string(r.skipped) + " left (no dead:id field)";
+        text += "\n";
+    }
+    if (a.has("--json"))
+        print_json(j);
+    else
+        std::cout << text;
+    co_return exit_done;
+}
+
 } // namespace
 
 int run_stream_command(const akv::config& cfg, const std::vector<std::string>& args) {
@@ -330,6 +366,7 @@ int run_stream_command(const akv::config& cfg, const std::vector<std::string>& a
     return run_on_client(cfg, [&](akv::client& cl) -> asio::awaitable<int> {
         if (a.sub == "groups") co_return co_await groups(cl, a);
         if (a.sub == "pending") co_return co_await pending(cl, a);
+        if (a.sub == "requeue") co_return co_await requeue(cl, a);
         co_return co_await info(cl, a);
     });
 }

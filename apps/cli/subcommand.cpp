@@ -144,6 +144,8 @@ bool refused_by_data(const boost::system::error_code& ec) {
     case akv::error::unknown_queue:
     case akv::error::bad_job:
     case akv::error::job_active:
+    case akv::error::unknown_entry:
+    case akv::error::not_dead_letter:
         return true;
     default:
         return false;

@@ -2,10 +2,14 @@
 #include <akv/console/sampler.hpp>
 
 #include <akv/error.hpp>
+#include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
+#include <akv/messaging/batcher.hpp>
+#include <akv/messaging/dead_letter.hpp>
 #include <akv/queue/admin.hpp>
 
 #include "console_web.hpp"
+#include "nodes.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -198,7 +202,37 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
     o["total_cancelled"] = c.total_cancelled;
     o["total_throttled"] = c.total_throttled;
     o["total_debounced"] = c.total_debounced;
+    o["workers"] = c.workers;
     return o;
+}
+
+// One minute of a queue's metrics; latency percentiles in ms, 0 for a minute without any.
+json::object minute_json(const queue::minute_metrics& m) {
+    return json::object{{"minute", m.minute}, {"processed", m.processed}, {"failed", m.failed},
+                        {"p50_ms", m.p50_ms}, {"p90_ms", m.p90_ms},       {"p99_ms", m.p99_ms}};
+}
+
+// The figures of the queue's list: this minute's so far once it has any, else the last one's
+// (a minute just begun has none yet). `minutes`: admin::metrics(2), oldest first.
+json::object last_minute_json(const std::vector<queue::minute_metrics>& minutes) {
+    if (minutes.empty()) return {};
+    const auto& now = minutes.back();
+    const bool any = now.processed > 0 || now.failed > 0;
+    return minute_json(any || minutes.size() < 2 ? now : minutes[minutes.size() - 2]);
+}
+
+json::object worker_json(const queue::worker_info& w) {
+    return json::object{{"token", w.token},
+                        {"host", w.host},
+                        {"pid", w.pid},
+                        {"concurrency", w.concurrency},
+                        {"running", w.running},
+                        {"completed", w.completed},
+                        {"failed", w.failed},
+                        {"started_ms", w.started_ms},
+                        {"last_seen_ms", w.last_seen_ms},
+                        {"heartbeat_ms", w.heartbeat.count()},
+                        {"stopping", w.stopping}};
 }
 
 json::object job_json(const queue::job_info& j) {
@@ -214,6 +248,7 @@ json::object job_json(const queue::job_info& j) {
         o["priority"] = j.job->options.priority;
         o["max_attempts"] = j.job->options.max_attempts;
     }
+    o["progress"] = j.progress;
     if (j.result) {
         json::object r;
         r["ok"] = j.result->ok();
@@ -224,37 +259,76 @@ json::object job_json(const queue::job_info& j) {
 }
 
 struct state {
+    state(client& r, options o)
+        : redis(r)
+        , opts(std::move(o))
+        , nodes(r, opts.node_timeout) {}
     client& redis;
     options opts;
+    detail::node_links nodes; // a cluster's masters and replicas, a master's replicas
 };
 
-// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once. One
-// server only: on a cluster that needs a SCAN per master, not built yet, and `on_cluster` says
-// so.
-asio::awaitable<std::set<std::string>> scan_keys(client& redis, std::string_view filter,
-                                                 std::string_view value,
-                                                 const std::string& on_cluster) {
-    if (redis.get_config().topology == config::mode::cluster) refuse(501, on_cluster);
-    std::set<std::string> keys;
+// One server's keys that a SCAN filter lets through, into `keys`; `exec` runs a request there.
+template <class Exec>
+asio::awaitable<void> scan_into(std::set<std::string>& keys, std::string_view filter,
+                                std::string_view value, Exec exec) {
     std::string cursor = "0";
     do {
         request req({.idempotent = true});
         req.push("SCAN", cursor, filter, value, "COUNT", 1000);
         response<std::pair<std::string, std::vector<std::string>>> resp;
-        co_await redis.exec(req, resp);
+        co_await exec(req, resp);
         auto& [next, page] = std::get<0>(resp).value();
         keys.insert(page.begin(), page.end());
         cursor = next;
     } while (cursor != "0");
+}
+
+asio::awaitable<void> scan_master(detail::node_links& nodes, const endpoint& master,
+                                  std::string_view filter, std::string_view value,
+                                  std::set<std::string>& keys) {
+    co_await scan_into(keys, filter, value, [&](const request& req, auto& resp) {
+        return nodes.exec(master, req, resp);
+    });
+}
+
+// The keys a SCAN filter ("MATCH" a pattern, or "TYPE" a name) lets through, each once: the
+// one server's, or on a cluster every master's (a SCAN each, all at once, on connections of
+// their own: the client's router sends a keyless command to one node only).
+asio::awaitable<std::set<std::string>> scan_keys(client& redis, detail::node_links& nodes,
+                                                 std::string_view filter, std::string_view value) {
+    std::set<std::string> keys;
+    if (redis.get_config().topology != config::mode::cluster) {
+        co_await scan_into(keys, filter, value,
+                           [&](const request& req, auto& resp) { return redis.exec(req, resp); });
+        co_return keys;
+    }
+    std::vector<endpoint> masters = redis.masters();
+    if (masters.empty()) {
+        // Not known before the client has read the slot map: a request waits until it has.
+        request ping;
+        ping.push("PING");
+        co_await redis.exec(ping, akv::ignore);
+        masters = redis.masters();
+    }
+    // Each its own set: the SCANs run at once.
+    std::vector<std::set<std::string>> found(masters.size());
+    std::vector<asio::awaitable<void>> scans;
+    for (std::size_t i = 0; i < masters.size(); ++i)
+        scans.push_back(scan_master(nodes, masters[i], filter, value, found[i]));
+    try {
+        co_await detail::all_of(std::move(scans));
+    } catch (const boost::system::system_error& e) {
+        refuse(503, std::string("a master of the cluster did not answer a SCAN: ") + e.what());
+    }
+    for (auto& f : found)
+        keys.merge(f); // a key in two (a slot migrating) is listed once
     co_return keys;
 }
 
 // Queue names from their keys: every queue that ever had a job has "akvq:{NAME}:id".
-asio::awaitable<std::vector<std::string>> discover(client& redis) {
-    const std::set<std::string> keys =
-        co_await scan_keys(redis, "MATCH", "akvq:{*}:id",
-                           "finding queues on a cluster needs a SCAN per master, not built yet: "
-                           "ask for /console/api/queues/NAME");
+asio::awaitable<std::vector<std::string>> discover(client& redis, detail::node_links& nodes) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "MATCH", "akvq:{*}:id");
     std::set<std::string> names;
     for (const auto& k : keys) {
         const auto open = k.find('{'), close = k.rfind('}');
@@ -273,10 +347,21 @@ asio::awaitable<void> audit(state& s, const std::string& who, const std::string&
 }
 
 // Keys of a type ("stream"), by SCAN.
-asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, std::string_view type) {
-    const std::set<std::string> keys = co_await scan_keys(
-        redis, "TYPE", type, "listing keys on a cluster needs a SCAN per master, not built yet");
+asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, detail::node_links& nodes,
+                                                       std::string_view type) {
+    const std::set<std::string> keys = co_await scan_keys(redis, nodes, "TYPE", type);
     co_return std::vector<std::string>(keys.begin(), keys.end());
+}
+
+// The streams to list: a queue's own event journal (akvq:{q}:journal) belongs to its queue's
+// view, and listing a hundred queues' journals would cost the sampler a hundred XINFOs.
+asio::awaitable<std::vector<std::string>> streams_to_list(client& redis,
+                                                          detail::node_links& nodes) {
+    std::vector<std::string> names = co_await keys_of_type(redis, nodes, "stream");
+    std::erase_if(names, [](const std::string& n) {
+        return n.starts_with("akvq:{") && n.ends_with("}:journal");
+    });
+    co_return names;
 }
 
 // A RESP map or flat array of name, value pairs as a JSON object (numbers stay numbers).
@@ -293,6 +378,42 @@ json::object pairs_of(const resp::value& v) {
     return o;
 }
 
+// Each group's consumers with what each has pending and how long it has been idle (XINFO
+// CONSUMERS: name, pending, idle ms), as "per_consumer"; all the groups' in one round trip.
+asio::awaitable<void> add_consumers(client& redis, const std::string& stream, json::array& groups) {
+    if (groups.empty()) co_return;
+    request req({.idempotent = true});
+    for (const auto& g : groups)
+        req.push("XINFO", "CONSUMERS", stream, json::value_to<std::string>(g.at("name")));
+    generic_response resp;
+    co_await redis.exec(req, resp);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+        json::array consumers;
+        if (i < resp.size() && resp[i].has_value()) // else the group went since XINFO GROUPS
+            for (const auto& c : resp[i].value().elements)
+                consumers.push_back(pairs_of(c));
+        groups[i].as_object()["per_consumer"] = std::move(consumers);
+    }
+}
+
+// Marks each dead-letter stream with the stream it holds the dead letters of, when that is
+// listed too ("dead_letter_of"; messaging::dead_letter_sources: by the name).
+void mark_dead_letters(json::array& streams, bool cluster) {
+    std::set<std::string> names;
+    for (const auto& st : streams)
+        names.insert(json::value_to<std::string>(st.at("name")));
+    for (auto& st : streams) {
+        json::object& o = st.as_object();
+        const auto sources =
+            messaging::dead_letter_sources(json::value_to<std::string>(o.at("name")), cluster);
+        for (const auto& source : sources)
+            if (names.count(source)) {
+                o["dead_letter_of"] = source;
+                break;
+            }
+    }
+}
+
 // Each stream: its length and its groups (consumers, pending, lag, last delivered id).
 asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::string>& names) {
     json::array out;
@@ -307,21 +428,21 @@ asio::awaitable<json::array> streams_json(client& redis, const std::vector<std::
             continue; // deleted since it was found
         for (const auto& g : std::get<1>(resp).value().elements)
             groups.push_back(pairs_of(g));
+        co_await add_consumers(redis, name, groups);
         out.push_back(json::object{
             {"name", name}, {"length", std::get<0>(resp).value()}, {"groups", std::move(groups)}});
     }
+    mark_dead_letters(out, redis.get_config().topology == config::mode::cluster);
     co_return out;
 }
 
-// The server behind the client: INFO's figures an operator looks at first, and its slow log.
-asio::awaitable<json::object> redis_json(client& redis) {
-    request req({.idempotent = true});
-    req.push("INFO");
-    req.push("SLOWLOG", "GET", 10);
-    response<std::string, resp::value> resp;
-    co_await redis.exec(req, resp);
+// The server behind the client: INFO's figures an operator looks at first, and its slow log;
+// and every node of the deployment ("nodes", see nodes.hpp), slow logs read again only when
+// `read_slowlogs`.
+asio::awaitable<json::object> redis_json(client& redis, detail::node_links& nodes,
+                                         bool read_slowlogs) {
+    const detail::node_reading server = co_await detail::read_server(redis);
     json::object info, keyspace;
-    const std::string& text = std::get<0>(resp).value();
     static const std::set<std::string_view> wanted{"redis_version",
                                                    "role",
                                                    "connected_clients",
@@ -335,36 +456,20 @@ asio::awaitable<json::object> redis_json(client& redis) {
                                                    "uptime_in_seconds",
                                                    "evicted_keys",
                                                    "expired_keys"};
-    std::size_t at = 0;
-    while (at < text.size()) {
-        const auto end = std::min(text.find('\n', at), text.size());
-        std::string_view line(text.data() + at, end - at);
-        at = end + 1;
-        if (line.ends_with('\r')) line.remove_suffix(1);
-        const auto colon = line.find(':');
-        if (line.empty() || line[0] == '#' || colon == std::string_view::npos) continue;
-        const std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
+    for (const auto& [key, value] : detail::info_fields(server.info)) {
         if (key.starts_with("db") && key.size() > 2 &&
             std::isdigit(static_cast<unsigned char>(key[2])))
             keyspace[key] = value;
         else if (wanted.count(key))
             info[key] = value;
     }
-    json::array slow;
-    for (const auto& entry : std::get<1>(resp).value().elements) {
-        if (entry.elements.size() < 4) continue;
-        std::string command;
-        for (const auto& arg : entry.elements[3].elements)
-            command += (command.empty() ? "" : " ") + arg.str;
-        slow.push_back(json::object{{"id", std::stoll(entry.elements[0].str)},
-                                    {"duration_us", std::stoll(entry.elements[2].str)},
-                                    {"command", command}});
-    }
+    json::array every_node = co_await detail::nodes_json(redis, nodes, server, read_slowlogs);
     const endpoint e = redis.remote_endpoint();
     co_return json::object{{"endpoint", e.host + ":" + std::to_string(e.port)},
                            {"info", std::move(info)},
                            {"keyspace", std::move(keyspace)},
-                           {"slowlog", std::move(slow)}};
+                           {"slowlog", detail::slowlog_json(*server.slowlog)},
+                           {"nodes", std::move(every_node)}};
 }
 
 json::object gateway_json(const gateway::stats& g) {
@@ -399,13 +504,21 @@ json::array channels_json(const std::vector<gateway::channel_count>& channels) {
     return out;
 }
 
-// Every queue's counts, asked all at once: the client pipelines them into a few writes, so
-// Redis reads and answers them in a few system calls instead of one per queue.
-asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names) {
+// Every queue's counts and last minutes, asked all at once (each queue's minutes beside its
+// counts, not after them): the client pipelines them into a few writes, so Redis reads and
+// answers them in a few system calls instead of one per queue.
+// `with_minutes` false: no "last_minute" (a sampler reads those less often than the counts).
+asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::string>& names,
+                                         bool with_minutes = true) {
     std::vector<queue::state_counts> counts(names.size());
-    std::size_t left = names.size();
+    std::vector<std::vector<queue::minute_metrics>> minutes(names.size());
+    std::size_t left = (with_minutes ? 2 : 1) * names.size();
     std::exception_ptr failure;
     asio::steady_timer all_done(redis.get_executor(), asio::steady_timer::time_point::max());
+    auto child_done = [&](std::exception_ptr e) {
+        if (e && !failure) failure = e;
+        if (--left == 0) all_done.cancel();
+    };
     for (std::size_t i = 0; i < names.size(); ++i) {
         asio::co_spawn(
             redis.get_executor(),
@@ -413,23 +526,31 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
                 queue::admin a(redis, names[i]);
                 counts[i] = co_await a.counts();
             },
-            [&](std::exception_ptr e) {
-                if (e && !failure) failure = e;
-                if (--left == 0) all_done.cancel();
-            });
+            child_done);
+        if (!with_minutes) continue;
+        asio::co_spawn(
+            redis.get_executor(),
+            [&redis, &minutes, &names, i]() -> asio::awaitable<void> {
+                queue::admin a(redis, names[i]);
+                minutes[i] = co_await a.metrics(2);
+            },
+            child_done);
     }
     // The children write into this frame: it waits for every one of them, whatever wakes it.
     while (left > 0)
         co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
     if (failure) std::rethrow_exception(failure);
     json::array queues;
-    for (std::size_t i = 0; i < names.size(); ++i)
-        queues.push_back(counts_json(names[i], counts[i]));
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        json::object q = counts_json(names[i], counts[i]);
+        if (with_minutes) q["last_minute"] = last_minute_json(minutes[i]);
+        queues.push_back(std::move(q));
+    }
     co_return queues;
 }
 
-asio::awaitable<json::array> queues_json(client& redis) {
-    const std::vector<std::string> names = co_await discover(redis);
+asio::awaitable<json::array> queues_json(client& redis, detail::node_links& nodes) {
+    const std::vector<std::string> names = co_await discover(redis, nodes);
     co_return co_await queues_json(redis, names);
 }
 
@@ -524,6 +645,218 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
     co_return json_reply(out);
 }
 
+// ---- streams: one stream's entries, dead-letter actions, batchers
+
+// The bytes of the UTF-8 sequence a byte starts; 0: it starts none.
+std::size_t utf8_length(unsigned char first) {
+    if (first < 0x80) return 1;
+    if ((first >> 5) == 0x6) return 2;
+    if ((first >> 4) == 0xe) return 3;
+    if ((first >> 3) == 0x1e) return 4;
+    return 0;
+}
+
+// A field value for the page: text as it is (the first 1024 bytes of a long one), bytes that
+// are not UTF-8 (a tensor, say) only counted.
+json::object field_json(const std::string& name, const std::string& value) {
+    json::object o{{"name", name}};
+    std::size_t at = 0, shown = 0;
+    while (at < value.size()) {
+        const std::size_t n = utf8_length(static_cast<unsigned char>(value[at]));
+        bool whole = n != 0 && at + n <= value.size();
+        for (std::size_t i = 1; whole && i < n; ++i)
+            whole = (static_cast<unsigned char>(value[at + i]) >> 6) == 2; // 10xxxxxx
+        if (!whole) {
+            o["bytes"] = value.size();
+            return o;
+        }
+        at += n;
+        if (at <= 1024) shown = at;
+    }
+    o["value"] = value.substr(0, shown);
+    if (shown < value.size()) o["bytes"] = value.size();
+    return o;
+}
+
+json::array fields_json(const messaging::field_list& fields) {
+    json::array out;
+    for (const auto& [name, value] : fields)
+        out.push_back(field_json(name, value));
+    return out;
+}
+
+// An entry id as given in a query ("MS-SEQ" or "MS"), else 400.
+const std::string& entry_id_at(const std::map<std::string, std::string>& q,
+                               const std::string& name) {
+    const std::string& id = q.at(name);
+    const auto dash = id.find('-');
+    auto digits = [](std::string_view t) {
+        return !t.empty() && std::all_of(t.begin(), t.end(),
+                                         [](unsigned char c) { return std::isdigit(c) != 0; });
+    };
+    if (!digits(id.substr(0, dash)) || (dash != std::string::npos && !digits(id.substr(dash + 1))))
+        refuse(400, name + " must be an entry id (MILLISECONDS-SEQUENCE), got \"" + id + "\"");
+    return id;
+}
+
+// A page of a stream's entries, newest first: `limit` of them after skipping `offset`, older
+// than `before` and newer than `after` (ids, both left out of the page). A dead-letter stream's
+// entries show where they came from and why ("dead") apart from their own fields.
+asio::awaitable<json::object> entries_json(state& s, const std::string& stream,
+                                           const std::map<std::string, std::string>& q) {
+    const std::size_t limit = whole_number(q, "limit", 50, s.opts.max_page);
+    if (limit == 0) refuse(400, "limit must be from 1 to " + std::to_string(s.opts.max_page));
+    // XREVRANGE reads the skipped entries too: deeper pages go by before=ID.
+    const std::size_t offset = whole_number(q, "offset", 0, 10000);
+    const std::string newest = q.count("before") ? "(" + entry_id_at(q, "before") : "+";
+    const std::string oldest = q.count("after") ? "(" + entry_id_at(q, "after") : "-";
+    const bool cluster = s.redis.get_config().topology == config::mode::cluster;
+    const std::vector<std::string> sources = messaging::dead_letter_sources(stream, cluster);
+    request req({.idempotent = true});
+    req.push("TYPE", stream);
+    req.push("XLEN", stream);
+    req.push("XREVRANGE", stream, newest, oldest, "COUNT", offset + limit);
+    for (const auto& source : sources)
+        req.push("TYPE", source);
+    generic_response resp;
+    co_await s.redis.exec(req, resp);
+    const std::string type = resp.at(0).value().str;
+    if (type == "none") refuse(404, "no stream \"" + stream + "\"");
+    if (type != "stream") refuse(400, "\"" + stream + "\" holds a " + type + ", not a stream");
+    json::object out{{"stream", stream},
+                     {"length", std::stoll(resp.at(1).value().str)},
+                     {"offset", offset},
+                     {"limit", limit}};
+    for (std::size_t i = 0; i < sources.size(); ++i)
+        if (resp.at(3 + i).has_value() && resp[3 + i].value().str == "stream") {
+            out["dead_letter_of"] = sources[i];
+            break;
+        }
+    std::vector<messaging::stream_entry> entries =
+        messaging::entries_from(std::move(resp.at(2).value()));
+    json::array page;
+    for (std::size_t i = offset; i < entries.size(); ++i) {
+        json::object e{{"id", entries[i].id}};
+        if (auto dead = messaging::dead_entry_of(entries[i])) {
+            e["dead"] = json::object{{"id", dead->source_id},
+                                     {"group", dead->group},
+                                     {"deliveries", dead->deliveries},
+                                     {"reason", dead->reason}};
+            e["fields"] = fields_json(dead->fields);
+        } else {
+            e["fields"] = fields_json(entries[i].fields);
+        }
+        page.push_back(std::move(e));
+    }
+    out["entries"] = std::move(page);
+    co_return out;
+}
+
+// What every action must pass before it is read: the console's header (which a cross-site
+// form cannot send), its own origin, a login that may act. The body, a JSON object.
+json::object action_body(const http_request& req, role r) {
+    if (header(req, "x-akv-console").empty())
+        refuse(403, "an action needs the X-Akv-Console header (the console's page sends it; "
+                    "another site's form cannot)");
+    if (const std::string origin = header(req, "origin"); !origin.empty()) {
+        const std::string host = header(req, "host");
+        if (origin != "http://" + host && origin != "https://" + host)
+            refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
+    }
+    if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
+    return std::move(body.as_object());
+}
+
+asio::awaitable<void> audit_stream(state& s, const std::string& who, const std::string& action,
+                                   const std::string& stream, const std::string& id) {
+    request req;
+    req.push("XADD", s.opts.audit_stream, "MAXLEN", "~", s.opts.audit_maxlen, "*", "who", who,
+             "action", action, "stream", stream, "id", id);
+    co_await s.redis.exec(req, akv::ignore);
+}
+
+// A dead-letter stream's actions: send one entry (or all) back to the source, or delete one.
+asio::awaitable<http_reply> stream_act(state& s, const http_request& req, role r,
+                                       const std::string& who, const std::string& stream) {
+    const json::object o = action_body(req, r);
+    const std::string action = text_at(o, "action", true);
+    static const std::set<std::string> actions{"requeue", "requeue_all", "remove"};
+    if (!actions.count(action))
+        refuse(400, "unknown action \"" + action + "\" (requeue, requeue_all, remove)");
+    const std::string id = action == "requeue_all" ? std::string() : text_at(o, "id", true);
+    request type({.idempotent = true});
+    type.push("TYPE", stream);
+    response<std::string> type_resp;
+    co_await s.redis.exec(type, type_resp);
+    if (std::get<0>(type_resp).value() == "none") refuse(404, "no stream \"" + stream + "\"");
+    messaging::dead_letters dead(s.redis, stream); // not a dead-letter stream: 400
+    json::object out;
+    if (action != "remove") out["source"] = co_await dead.source(); // gone: 400, nothing done
+    co_await audit_stream(s, who, action, stream, id);
+    if (action == "requeue") {
+        out["new_id"] = co_await dead.requeue(id);
+    } else if (action == "requeue_all") {
+        const messaging::requeue_result moved = co_await dead.requeue_all();
+        out["requeued"] = moved.requeued;
+        out["skipped"] = moved.skipped;
+    } else {
+        co_await dead.remove(id);
+    }
+    out["ok"] = true;
+    out["action"] = action;
+    co_return json_reply(out);
+}
+
+// Live batchers by their status records (messaging::batcher_options::status_every).
+asio::awaitable<std::vector<std::string>> find_batchers(client& redis, detail::node_links& nodes) {
+    const std::set<std::string> keys = co_await scan_keys(
+        redis, nodes, "MATCH", std::string(messaging::batcher_status_prefix) + "*");
+    co_return std::vector<std::string>(keys.begin(), keys.end());
+}
+
+// Each status record, its counters as numbers, and how old it is. Other hashes under the
+// prefix (akv-batcher's --stats-key counters) have no "updated_at_ms": left out.
+asio::awaitable<json::array> batchers_json(client& redis, const std::vector<std::string>& keys) {
+    json::array out;
+    if (keys.empty()) co_return out;
+    request req({.idempotent = true});
+    for (const auto& key : keys)
+        req.push("HGETALL", key);
+    generic_response resp;
+    co_await redis.exec(req, resp);
+    static const std::set<std::string_view> text_fields{"stream", "group", "consumer", "output",
+                                                        "model"};
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    for (std::size_t i = 0; i < keys.size() && i < resp.size(); ++i) {
+        if (!resp[i].has_value()) continue; // not a hash
+        const auto& e = resp[i].value().elements;
+        json::object b{{"key", keys[i]}};
+        for (std::size_t j = 0; j + 1 < e.size(); j += 2) {
+            const std::string& name = e[j].str;
+            const std::string& value = e[j + 1].str;
+            double number = 0;
+            const auto [end, ec] =
+                std::from_chars(value.data(), value.data() + value.size(), number);
+            if (!text_fields.count(name) && ec == std::errc() && end == value.data() + value.size())
+                b[name] = number == std::floor(number) && std::abs(number) < 9e15
+                              ? json::value(static_cast<std::int64_t>(number))
+                              : json::value(number);
+            else
+                b[name] = value;
+        }
+        const json::value* updated = b.if_contains("updated_at_ms");
+        if (!updated || !updated->is_int64()) continue; // expired meanwhile, or not a record
+        b["age_ms"] = now_ms - updated->get_int64();
+        out.push_back(std::move(b));
+    }
+    co_return out;
+}
+
 asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     std::string who, why;
     const role r = role_of(req, s.opts, who, why);
@@ -551,13 +884,29 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     }
     if (parts[2] == "streams" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const std::vector<std::string> names = co_await keys_of_type(s.redis, "stream");
+        const std::vector<std::string> names = co_await streams_to_list(s.redis, s.nodes);
         json::array streams = co_await streams_json(s.redis, names);
         co_return json_reply(json::object{{"streams", std::move(streams)}});
     }
+    if (parts[2] == "streams" && parts.size() == 5 && parts[4] == "entries") {
+        if (!get) refuse(405, "use GET");
+        const auto q = query_of(req.query);
+        const json::object page = co_await entries_json(s, parts[3], q);
+        co_return json_reply(page);
+    }
+    if (parts[2] == "streams" && parts.size() == 5 && parts[4] == "actions") {
+        if (req.method != "POST") refuse(405, "use POST");
+        co_return co_await stream_act(s, req, r, who, parts[3]);
+    }
+    if (parts[2] == "batchers" && parts.size() == 3) {
+        if (!get) refuse(405, "use GET");
+        const std::vector<std::string> keys = co_await find_batchers(s.redis, s.nodes);
+        json::array batchers = co_await batchers_json(s.redis, keys);
+        co_return json_reply(json::object{{"batchers", std::move(batchers)}});
+    }
     if (parts[2] == "redis" && parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        const json::object info = co_await redis_json(s.redis);
+        const json::object info = co_await redis_json(s.redis, s.nodes, true);
         co_return json_reply(info);
     }
     if (parts[2] == "gateway" && parts.size() == 3) {
@@ -590,7 +939,7 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
     if (parts[2] != "queues") refuse(404, "no such console path: " + req.path);
     if (parts.size() == 3) {
         if (!get) refuse(405, "use GET");
-        json::array queues = co_await queues_json(s.redis);
+        json::array queues = co_await queues_json(s.redis, s.nodes);
         co_return json_reply(json::object{{"queues", std::move(queues)}});
     }
     const std::string& name = parts[3];
@@ -605,12 +954,12 @@ asio::awaitable<http_reply> answer(state& s, const http_request& req) {
         json::object o = counts_json(name, co_await a.counts());
         json::array minutes;
         for (const auto& m : co_await a.metrics(60))
-            minutes.push_back(json::object{{"minute", m.minute},
-                                           {"processed", m.processed},
-                                           {"failed", m.failed},
-                                           {"p50_ms", m.p50_ms},
-                                           {"p99_ms", m.p99_ms}});
+            minutes.push_back(minute_json(m));
         o["minutes"] = std::move(minutes);
+        json::array workers;
+        for (const auto& w : co_await a.workers())
+            workers.push_back(worker_json(w));
+        o["workers"] = std::move(workers);
         co_return json_reply(o);
     }
     if (parts[4] != "jobs" || parts.size() > 6) refuse(404, "no such console path: " + req.path);
@@ -681,8 +1030,11 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
         refused = r;
     } catch (const boost::system::system_error& e) {
         const auto code = e.code();
-        if (code == error::unknown_queue || code == error::unknown_job)
+        if (code == error::unknown_queue || code == error::unknown_job ||
+            code == error::unknown_entry)
             refused = {404, e.what()};
+        else if (code == error::not_dead_letter)
+            refused = {400, e.what()};
         else if (code == error::invalid_config)
             refused = {400, e.what()};
         else if (code == error::job_active)
@@ -700,14 +1052,16 @@ asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
 sampler::sampler(client& redis, sampler_options options)
     : redis_(redis)
     , options_(std::move(options))
-    , timer_(redis.get_executor()) {}
+    , timer_(redis.get_executor())
+    , nodes_(std::make_unique<detail::node_links>(redis, options_.node_timeout)) {}
+
+sampler::~sampler() = default;
 
 asio::awaitable<std::string> sampler::sample() {
     const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
     json::object snapshot{{"at_ms", now_ms}};
-    // Listing keys on a cluster is not built: the snapshot says so instead of failing.
     // Each part on its own: one that fails (a stream gone between SCAN and XINFO, SLOWLOG
     // refused by an ACL) says so in the snapshot and the others still go out.
     std::string failures;
@@ -718,15 +1072,31 @@ asio::awaitable<std::string> sampler::sample() {
     // more than reading them.
     const bool find_again = samples_++ % 10 == 0;
     try {
-        if (find_again) queue_names_ = co_await discover(redis_);
-        snapshot["queues"] = co_await queues_json(redis_, queue_names_);
+        if (find_again) queue_names_ = co_await discover(redis_, *nodes_);
+        // Each queue's last minute every fifth sample (a per-minute figure), kept between.
+        const bool minutes = find_again || samples_ % 5 == 1;
+        json::array queues = co_await queues_json(redis_, queue_names_, minutes);
+        for (auto& q : queues) {
+            auto& o = q.as_object();
+            const std::string name(o.at("name").as_string());
+            if (minutes)
+                last_minutes_[name] = o.at("last_minute");
+            else if (auto kept = last_minutes_.find(name); kept != last_minutes_.end())
+                o["last_minute"] = kept->second;
+        }
+        if (find_again) // forget queues gone
+            std::erase_if(last_minutes_, [&](const auto& kv) {
+                return std::find(queue_names_.begin(), queue_names_.end(), kv.first) ==
+                       queue_names_.end();
+            });
+        snapshot["queues"] = std::move(queues);
     } catch (const refusal& r) {
         failed("queues", r.message);
     } catch (const std::exception& e) {
         failed("queues", e.what());
     }
     try {
-        if (find_again) stream_names_ = co_await keys_of_type(redis_, "stream");
+        if (find_again) stream_names_ = co_await streams_to_list(redis_, *nodes_);
         snapshot["streams"] = co_await streams_json(redis_, stream_names_);
     } catch (const refusal& r) {
         failed("streams", r.message);
@@ -734,7 +1104,16 @@ asio::awaitable<std::string> sampler::sample() {
         failed("streams", e.what());
     }
     try {
-        snapshot["redis"] = co_await redis_json(redis_);
+        if (find_again) batcher_keys_ = co_await find_batchers(redis_, *nodes_);
+        snapshot["batchers"] = co_await batchers_json(redis_, batcher_keys_);
+    } catch (const refusal& r) {
+        failed("batchers", r.message);
+    } catch (const std::exception& e) {
+        failed("batchers", e.what());
+    }
+    try {
+        // Each node's INFO every sample; its slow log every tenth, as the keys (kept between).
+        snapshot["redis"] = co_await redis_json(redis_, *nodes_, find_again);
     } catch (const std::exception& e) {
         failed("redis", e.what());
     }
@@ -756,7 +1135,9 @@ asio::awaitable<void> sampler::run() {
         try {
             const std::string snapshot = co_await sample();
             request req;
-            req.push("PUBLISH", options_.channel_prefix + options_.channel, snapshot);
+            // As the gateway subscribes: sharded pub/sub on a cluster (gateway/publish.hpp).
+            req.push(gateway::sharded(redis_) ? "SPUBLISH" : "PUBLISH",
+                     options_.channel_prefix + options_.channel, snapshot);
             co_await redis_.exec(req, akv::ignore);
             ++published_;
         } catch (const std::exception&) {
@@ -771,10 +1152,11 @@ asio::awaitable<void> sampler::run() {
 void sampler::stop() {
     stopped_ = true;
     timer_.cancel();
+    nodes_->close();
 }
 
 gateway::http_handler api(client& redis, options o) {
-    auto s = std::make_shared<state>(state{redis, std::move(o)});
+    auto s = std::make_shared<state>(redis, std::move(o));
     return [s](http_request req) { return handle(s, std::move(req)); };
 }
 

@@ -91,6 +91,10 @@ public:
             return "invalid model";
         case error::model_failed:
             return "the model failed";
+        case error::unknown_entry:
+            return "no such stream entry";
+        case error::not_dead_letter:
+            return "not a dead-letter stream or entry";
         }
         return "unknown akv error";
     }

@@ -5,10 +5,10 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key, '1' when
--- an earlier run failed (attempts and error to clear), flow text ('' outside a flow: the one
--- check a plain job pays); then m, then m (metric field, increment) pairs for this minute's
--- metrics, and the completed count for the stats hash (the worker sends metrics about once a
--- second, not with every batch).
+-- an earlier run failed or a run reported progress (attempts, error and progress to clear),
+-- flow text ('' outside a flow: the one check a plain job pays); then m, then m (metric field,
+-- increment) pairs for this minute's metrics, and the completed count for the stats hash (the
+-- worker sends metrics about once a second, not with every batch).
 -- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}.
 local k = keys_of(KEYS[1])
 local n = tonumber(ARGV[1])
@@ -16,7 +16,7 @@ local token = ARGV[2]
 local members = {}
 for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 6] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
-local lost, gone, own, notify, failed_before, notices = {}, {}, {}, {}, {}, {}
+local lost, gone, own, notify, leftovers, notices = {}, {}, {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
@@ -32,7 +32,7 @@ if n > 0 then
         notify[#notify + 1] = id
       end
       forget_unique(k, ARGV[b + 3], id)
-      if ARGV[b + 4] == '1' then failed_before[#failed_before + 1] = id end
+      if ARGV[b + 4] == '1' then leftovers[#leftovers + 1] = id end
       if ARGV[b + 5] ~= '' then
         local f = parse_flow(ARGV[b + 5])
         if f.n > 0 then forget_children(k, id, f.n) end
@@ -49,9 +49,10 @@ if #gone > 0 then
   journal(k, 'completed', gone)
   variadic('ZREM', k.active, own)
   variadic('HDEL', k.jobs, gone)
-  if #failed_before > 0 then
-    variadic('HDEL', k.attempts, failed_before)
-    variadic('HDEL', k.errors, failed_before)
+  if #leftovers > 0 then
+    variadic('HDEL', k.attempts, leftovers)
+    variadic('HDEL', k.errors, leftovers)
+    variadic('HDEL', k.progress, leftovers)
   end
 end
 local i = 3 + n * 6

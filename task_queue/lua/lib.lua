@@ -202,3 +202,14 @@ local function pending_children(k, id, n, out)
     end
   end
 end
+
+-- Drops up to `limit` entries of the registry of live workers whose heartbeat deadline has
+-- passed (their worker died, or lost Redis, without a word); returns how many.
+local function prune_workers(k, now, limit)
+  local dead = redis.call('ZRANGEBYSCORE', k['workers:seen'], '-inf', now, 'LIMIT', 0, limit)
+  if #dead > 0 then
+    variadic('ZREM', k['workers:seen'], dead)
+    variadic('HDEL', k.workers, dead)
+  end
+  return #dead
+end

@@ -35,5 +35,6 @@ forget_unique(k, h.unique, id)
 redis.call('HDEL', k.jobs, id)
 redis.call('HDEL', k.attempts, id)
 redis.call('HDEL', k.errors, id)
+redis.call('HDEL', k.progress, id)
 journal(k, 'removed', {id})
 return {'removed', notices, children}

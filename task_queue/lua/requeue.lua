@@ -10,6 +10,7 @@ if not rec then return 'unknown' end
 if redis.call('ZREM', k.failed, id) == 0 then return 'not_failed' end
 redis.call('HDEL', k.attempts, id)
 redis.call('HDEL', k.errors, id)
+redis.call('HDEL', k.progress, id)
 redis.call('HDEL', k.results, id)
 redis.call('ZREM', k.done, id)
 local h = header(rec) or {priority = 0, unique = ''}

@@ -5,6 +5,8 @@
 
 #include <akv/queue/flow.hpp>
 
+#include <boost/json/parse.hpp>
+
 #include <algorithm>
 #include <span>
 
@@ -60,8 +62,13 @@ asio::awaitable<state_counts> admin::counts() {
     req.push("HGETALL", keys_.stats);
     req.push("HGET", keys_.meta, "paused");
     req.push("ZCARD", keys_.waiting_children);
+    // Live workers: deadlines still ahead of the server's clock (dead ones may not be pruned
+    // yet). A queue has few workers: their deadlines cost less than a script call.
+    req.push("TIME");
+    req.push("ZRANGE", keys_.workers_seen, 0, -1, "WITHSCORES");
     response<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
-             std::vector<std::string>, std::optional<std::string>, std::size_t>
+             std::vector<std::string>, std::optional<std::string>, std::size_t,
+             std::vector<std::string>, std::vector<std::pair<std::string, double>>>
         resp;
     co_await client_.exec(req, resp);
     state_counts c;
@@ -83,6 +90,13 @@ asio::awaitable<state_counts> admin::counts() {
     }
     c.paused = std::get<7>(resp).value() == "1";
     c.waiting_children = std::get<8>(resp).value();
+    const auto& time = std::get<9>(resp).value();
+    if (time.size() == 2) {
+        const double now_ms = static_cast<double>(to_u64(time[0])) * 1000 +
+                              static_cast<double>(to_u64(time[1]) / 1000);
+        for (const auto& [token, deadline] : std::get<10>(resp).value())
+            if (deadline > now_ms) ++c.workers;
+    }
     co_return c;
 }
 
@@ -149,8 +163,9 @@ asio::awaitable<job_info> admin::get(std::string id) {
     req.push("ZSCORE", keys_.prio, id);
     req.push("LPOS", keys_.wait, id);
     req.push("ZSCORE", keys_.waiting_children, id);
+    req.push("HGET", keys_.progress, id);
     using opt = std::optional<std::string>;
-    response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>, opt> resp;
+    response<opt, opt, opt, opt, opt, opt, opt, std::optional<long long>, opt, opt> resp;
     co_await client_.exec(req, resp);
     job_info info;
     info.id = id;
@@ -173,6 +188,7 @@ asio::awaitable<job_info> admin::get(std::string id) {
     else if (record) info.state = job_state::active;
     else if (info.result) info.state = job_state::completed;
     if (info.job) info.job->attempt = info.failures + 1;
+    info.progress = std::get<9>(resp).value().value_or("");
     if (info.job && info.job->children > 0) {
         std::vector<std::string> fields;
         for (std::size_t i = 1; i <= info.job->children; ++i)
@@ -205,6 +221,58 @@ asio::awaitable<flow_node> flow_below(client& c, std::string queue, std::string 
 
 asio::awaitable<flow_node> admin::flow(std::string id) {
     co_return co_await flow_below(client_, queue_, std::move(id), 0);
+}
+
+namespace {
+// A registry record (heartbeat.lua) as worker_info; fields missing or of another type stay
+// at their defaults, and a record that is no JSON object at all gives only the token.
+worker_info worker_of(const std::string& token, const std::string& record) {
+    worker_info w;
+    w.token = token;
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(record, ec);
+    if (ec || !v.is_object()) return w;
+    const auto& o = v.get_object();
+    auto number = [&o](std::string_view key) -> std::int64_t {
+        const auto* x = o.if_contains(key);
+        if (!x) return 0;
+        if (x->is_int64()) return x->get_int64();
+        if (x->is_uint64()) return static_cast<std::int64_t>(x->get_uint64());
+        if (x->is_double()) return static_cast<std::int64_t>(x->get_double());
+        return 0;
+    };
+    auto count = [&number](std::string_view key) {
+        return static_cast<std::uint64_t>(std::max<std::int64_t>(0, number(key)));
+    };
+    if (const auto* host = o.if_contains("host"); host && host->is_string())
+        w.host = host->get_string();
+    w.pid = number("pid");
+    w.concurrency = count("concurrency");
+    w.running = count("running");
+    w.completed = count("completed");
+    w.failed = count("failed");
+    w.started_ms = number("started_ms");
+    w.last_seen_ms = number("last_seen_ms");
+    w.heartbeat = std::chrono::milliseconds(number("heartbeat_ms"));
+    if (const auto* stopping = o.if_contains("stopping"); stopping && stopping->is_bool())
+        w.stopping = stopping->get_bool();
+    return w;
+}
+} // namespace
+
+asio::awaitable<std::vector<worker_info>> admin::workers() {
+    const std::array<std::string_view, 1> keys{keys_.prefix};
+    response<std::vector<std::string>> resp;
+    co_await scripts::workers().run(client_, keys, std::array<std::string_view, 0>{}, resp);
+    auto& r = std::get<0>(resp);
+    if (r.has_error()) throw_error(error::script_error, "workers.lua: " + r.error().message);
+    const auto& flat = r.value();
+    std::vector<worker_info> out;
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2)
+        out.push_back(worker_of(flat[i], flat[i + 1]));
+    std::sort(out.begin(), out.end(),
+              [](const worker_info& a, const worker_info& b) { return a.token < b.token; });
+    co_return out;
 }
 
 namespace {

@@ -36,6 +36,9 @@ queue_keys::queue_keys(std::string_view queue)
     , leader(join(prefix, "leader"))
     , periodic(join(prefix, "periodic"))
     , periodic_next(join(prefix, "periodic:next"))
+    , progress(join(prefix, "progress"))
+    , workers(join(prefix, "workers"))
+    , workers_seen(join(prefix, "workers:seen"))
     , events(join(prefix, "events"))
     , journal(join(prefix, "journal"))
     , waiting_children(join(prefix, "waiting_children"))
@@ -48,12 +51,36 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 26> queue_keys::all() const noexcept {
-    return {id,       jobs,          wait,   prio,        delayed, active,
-            attempts, failed,        errors, done,        results, unique,
-            meta,     rate,          marker, cancel,      stats,   leader,
-            periodic, periodic_next, dedup,  dedup_until, journal, waiting_children,
-            children, outbox};
+std::array<std::string_view, 29> queue_keys::all() const noexcept {
+    return {id,
+            jobs,
+            wait,
+            prio,
+            delayed,
+            active,
+            attempts,
+            failed,
+            errors,
+            done,
+            results,
+            unique,
+            dedup,
+            dedup_until,
+            meta,
+            rate,
+            marker,
+            cancel,
+            stats,
+            leader,
+            periodic,
+            periodic_next,
+            journal,
+            progress,
+            workers,
+            workers_seen,
+            waiting_children,
+            children,
+            outbox};
 }
 
 } // namespace akv::queue

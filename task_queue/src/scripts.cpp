@@ -26,6 +26,9 @@ AKV_QUEUE_SCRIPT(fire_periodic)
 AKV_QUEUE_SCRIPT(add_flow)
 AKV_QUEUE_SCRIPT(apply)
 AKV_QUEUE_SCRIPT(outbox)
+AKV_QUEUE_SCRIPT(progress)
+AKV_QUEUE_SCRIPT(heartbeat)
+AKV_QUEUE_SCRIPT(workers)
 #undef AKV_QUEUE_SCRIPT
 
 const resp::value& reply(const generic_response& r, std::size_t i, std::string_view what) {

@@ -11,9 +11,13 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <array>
 #include <random>
+
+#include <unistd.h>
 
 namespace akv::queue {
 
@@ -22,6 +26,8 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 constexpr std::size_t recover_limit = 1000;
 constexpr auto metrics_interval = std::chrono::seconds(1);
+// Heartbeats a worker may miss before the registry drops it as dead.
+constexpr int missed_heartbeats = 3;
 
 // "1.250": BZPOPMIN takes its timeout in seconds, with millisecond precision.
 std::string seconds_text(std::chrono::milliseconds t) {
@@ -57,10 +63,12 @@ asio::awaitable<void> job_context::progress(std::string_view text) {
     if (lease_lost())
         throw_error(error::lease_lost, "job " + job_.id + " of queue \"" + job_.queue +
                                            "\": its lease expired and it was recovered");
-    request req;
-    req.push("SPUBLISH", worker_.keys_.events, "progress " + job_.id + " " + std::string(text));
+    if (progressed_) *progressed_ = true; // kept even if the reply is lost: cleared anyway
+    const std::array<std::string_view, 1> queue_key{worker_.keys_.prefix};
+    const std::array<std::string_view, 2> args{job_.id, text};
     response<ignore_t> resp;
-    co_await worker_.client_.exec(req, resp);
+    co_await scripts::progress().run(worker_.client_, queue_key, args, resp);
+    std::get<0>(resp).value();
 }
 
 asio::awaitable<std::vector<child_result>> job_context::children_results() {
@@ -95,13 +103,16 @@ worker::worker(client& c, std::string queue, handler h, worker_options options,
     , idle_(c.get_executor())
     , stop_signal_(c.get_executor())
     , renew_timer_(c.get_executor())
-    , hand_off_wake_(c.get_executor()) {
+    , hand_off_wake_(c.get_executor())
+    , heartbeat_timer_(c.get_executor()) {
     validate_queue_name(queue_);
     if (!handler_) throw_error(error::invalid_config, "worker: no handler");
     if (options_.concurrency == 0)
         throw_error(error::invalid_config, "worker_options.concurrency: must be at least 1");
     if (options_.lease_time < std::chrono::milliseconds(30))
         throw_error(error::invalid_config, "worker_options.lease_time: at least 30 ms");
+    if (options_.heartbeat < std::chrono::milliseconds(10))
+        throw_error(error::invalid_config, "worker_options.heartbeat: at least 10 ms");
     options_.max_batch = std::clamp<std::size_t>(options_.max_batch, 1, 1000); // claim.lua's bound
     wake_.expires_at(asio::steady_timer::time_point::max());
     idle_.expires_at(asio::steady_timer::time_point::max());
@@ -123,10 +134,12 @@ void worker::stop() {
     // Expired: a wait begun after this returns at once, one begun before is cancelled.
     stop_signal_.expires_at(asio::steady_timer::time_point::min());
     kick();
+    heartbeat_timer_.cancel(); // the registry learns at once that this worker is leaving
 }
 
 asio::awaitable<void> worker::run() {
-    co_await (pump() && waker() && renewer() && listen() && grace() && hand_off());
+    started_ms_ = detail::wall_ms();
+    co_await (pump() && waker() && renewer() && listen() && grace() && hand_off() && heartbeat());
 }
 
 // Completes once stop() is called (at once when it has been).
@@ -240,6 +253,7 @@ asio::awaitable<void> worker::pump() {
     idle_.cancel();
     renew_timer_.cancel();
     hand_off_wake_.cancel();
+    heartbeat_timer_.cancel();
     if (grace_timer_) grace_timer_->cancel();
 }
 
@@ -261,7 +275,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             complete.push_back(std::to_string(f.options.result_ttl.count()));
             complete.push_back(f.value);
             complete.push_back(f.options.unique_key);
-            complete.push_back(f.failed_before ? "1" : "0");
+            complete.push_back(f.leftovers ? "1" : "0");
             complete.push_back(f.flow);
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
@@ -412,19 +426,31 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     f.id = j.id;
     f.options = j.options;
     f.enqueued_ms = j.enqueued_ms;
-    f.failed_before = j.attempt > 1;
     f.flow = detail::flow_text(j);
     bool threw = false, timed_out = false;
     try {
-        job_context ctx(*this, j, &rj->lost);
+        job_context ctx(*this, j, &rj->lost, &rj->progressed);
         if (j.options.timeout.count() > 0) {
+            // The handler's outcome as a value: `||` waits for the first branch that does not
+            // throw, and a handler that throws must fail now, with its error, not at the timeout.
+            auto outcome = [&]() -> asio::awaitable<std::pair<std::string, std::exception_ptr>> {
+                std::pair<std::string, std::exception_ptr> out;
+                try {
+                    out.first = co_await handler_(ctx);
+                } catch (...) {
+                    out.second = std::current_exception();
+                }
+                co_return out;
+            };
             asio::steady_timer t(client_.get_executor(), j.options.timeout);
-            auto r = co_await (handler_(ctx) || t.async_wait(asio::use_awaitable));
+            auto r = co_await (outcome() || t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 timed_out = true;
                 throw boost::system::system_error(make_error_code(error::timeout));
             }
-            f.value = std::move(std::get<0>(r));
+            auto& [value, failure] = std::get<0>(r);
+            if (failure) std::rethrow_exception(failure);
+            f.value = std::move(value);
         } else {
             f.value = co_await handler_(ctx);
         }
@@ -435,6 +461,7 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
         threw = true;
         f.value = "unknown exception";
     }
+    f.leftovers = j.attempt > 1 || rj->progressed;
     if (rj->lost) {
         // Recovered while it ran: its ack would be refused, or taken for a newer claim's.
         ++stats_.lost_leases;
@@ -494,12 +521,18 @@ asio::awaitable<void> worker::waker() {
             request req;
             req.push("BZPOPMIN", keys_.marker, seconds_text(timeout));
             response<ignore_t> resp;
-            bool failed = false;
-            try {
-                co_await (client_.exec(req, resp) || stop_requested());
-            } catch (const boost::system::system_error&) {
-                failed = true; // connection trouble: the pump's claim will find out
-            }
+            // Connection trouble is a value: `||` would otherwise wait for stop() past a failed
+            // BZPOPMIN. The pump's claim finds out about the connection.
+            auto block = [&]() -> asio::awaitable<bool> {
+                try {
+                    co_await client_.exec(req, resp);
+                } catch (const boost::system::system_error&) {
+                    co_return false;
+                }
+                co_return true;
+            };
+            const auto r = co_await (block() || stop_requested());
+            const bool failed = r.index() == 0 && !std::get<0>(r);
             if (failed) { // do not spin
                 asio::steady_timer t(client_.get_executor(), std::chrono::milliseconds(100));
                 co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -595,6 +628,60 @@ asio::awaitable<void> worker::hand_off() {
                                            std::chrono::milliseconds(1000));
         }
     }
+}
+
+std::string worker::record() const {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+    namespace json = boost::json;
+    return json::serialize(json::object{
+        {"token", token_},
+        {"host", host},
+        {"pid", static_cast<std::int64_t>(::getpid())},
+        {"concurrency", options_.concurrency},
+        {"running", started_},
+        {"completed", stats_.completed},
+        {"failed", stats_.failed},
+        {"started_ms", started_ms_},
+        {"heartbeat_ms", options_.heartbeat.count()},
+        {"stopping", stopping_},
+    });
+}
+
+// The registry of live workers, on a timer of its own: one script call per heartbeat, never
+// one per job. Each call is bounded by a heartbeat (Redis away: the next one tries again, and
+// a drained worker does not wait for Redis to leave).
+asio::awaitable<void> worker::heartbeat() {
+    const std::array<std::string_view, 1> queue_key{keys_.prefix};
+    const std::string expiry = std::to_string((options_.heartbeat * missed_heartbeats).count());
+    // The call's outcome as a value: `||` waits for the first branch that does not throw.
+    auto call = [&](std::string_view expiry_ms,
+                    std::string entry) -> asio::awaitable<boost::system::error_code> {
+        const std::array<std::string_view, 3> args{token_, expiry_ms, entry};
+        response<ignore_t> resp;
+        try {
+            co_await scripts::heartbeat().run(client_, queue_key, args, resp);
+        } catch (const boost::system::system_error& e) {
+            co_return e.code();
+        }
+        co_return std::get<0>(resp).has_error() ? error::script_error : boost::system::error_code();
+    };
+    // False once the client is shut down: no call can go out any more.
+    auto beat = [&](std::string_view expiry_ms, std::string entry) -> asio::awaitable<bool> {
+        asio::steady_timer limit(client_.get_executor(), options_.heartbeat);
+        const auto r =
+            co_await (call(expiry_ms, std::move(entry)) || limit.async_wait(asio::use_awaitable));
+        if (r.index() == 0 && std::get<0>(r) == error::connection_closed) co_return false;
+        if (r.index() == 1 || std::get<0>(r)) ++stats_.errors;
+        co_return true;
+    };
+    while (!drained_) {
+        if (!co_await beat(expiry, record())) co_return;
+        if (drained_) break;
+        heartbeat_timer_.expires_after(options_.heartbeat);
+        co_await heartbeat_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+    co_await beat("0", "{}"); // drained: off the registry
 }
 
 asio::awaitable<void> worker::listen() {

@@ -1,20 +1,24 @@
 // akv-gateway --console in headless Chromium: the page's counts against `akv queue stats`, a
-// failed job retried from the page runs again, pause from the page stops claims, the plot has
-// points; screenshots are saved in the build tree. Once with jobs made and failed in the test,
-// once against running binaries: akv-gateway, akv-worker with its exec handler, `akv queue`.
-// And the API behind a login.
+// failed job retried from the page runs again, pause from the page stops claims, the plots have
+// points, a live worker is listed, a job is found by its id, dead letters are sent back from
+// the page; screenshots are saved in the build tree. Once with jobs made and failed in the
+// test, once against running binaries: akv-gateway,
+// akv-worker with its exec handler, `akv queue`. And the API behind a login.
 #include "support/cdp.hpp"
 #include "support/gateway_client.hpp"
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
 #include <akv/gateway/token.hpp>
+#include <akv/messaging/consumer_group.hpp>
 #include <akv/queue/admin.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/queue_keys.hpp>
 #include <akv/queue/worker.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -26,6 +30,7 @@
 #include <fstream>
 #include <regex>
 #include <sys/wait.h>
+#include <thread>
 
 using namespace akv::test;
 using namespace std::chrono_literals;
@@ -98,6 +103,27 @@ std::filesystem::path save_screenshot(headless_chromium& browser, const std::str
     return file;
 }
 
+// A worker with a client of its own on a thread of its own, while the test's thread drives the
+// browser: it completes every job it claims. Stopped (and drained) on destruction.
+struct worker_thread {
+    worker_thread(const akv::config& cfg, const std::string& queue)
+        : client(io.get_executor(), cfg)
+        , w(client, queue,
+            [](akv::queue::job_context&) -> asio::awaitable<std::string> { co_return "sent"; }) {
+        asio::co_spawn(io, client.run(), asio::detached);
+        asio::co_spawn(io, w.run(), [this](std::exception_ptr) { client.cancel(); });
+        thread = std::thread([this] { io.run(); });
+    }
+    ~worker_thread() {
+        asio::post(io, [this] { w.stop(); });
+        thread.join();
+    }
+    asio::io_context io;
+    akv::client client;
+    akv::queue::worker w;
+    std::thread thread;
+};
+
 } // namespace
 
 // akv-gateway --console: refused without a way to log in; with a password, its API answers.
@@ -165,10 +191,11 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
         ASSERT_TRUE(run_until(
             io, [&] { return drained; }, 10s));
     }
+    std::vector<std::string> later_ids;
     run_task(io, [&]() -> asio::awaitable<void> {
         akv::queue::producer p(rc.client, "emails");
-        co_await p.enqueue("later 1");
-        co_await p.enqueue("later 2");
+        later_ids.push_back(co_await p.enqueue("later 1"));
+        later_ids.push_back(co_await p.enqueue("later 2"));
     }());
 
     const std::uint16_t port = free_port();
@@ -200,6 +227,8 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     // The server and the streams are shown too (the queue's keys include none).
     EXPECT_TRUE(wait("[...document.querySelectorAll('#redis td')].some(td => td.textContent === "
                      "'used_memory_human')"));
+    // Every node, one row each: here the one server, a master.
+    EXPECT_TRUE(wait("document.querySelector('#nodes tr[data-role=master]') !== null"));
     EXPECT_TRUE(wait("document.querySelector('#gateway tr[data-key=sessions]') !== null"));
     // Live: the gateway's sampler's snapshots arrive over its own WebSocket protocol.
     EXPECT_TRUE(wait("document.body.dataset.live === '1'"));
@@ -223,6 +252,30 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     EXPECT_TRUE(poll_until([&] { return counts().failed == 2 && counts().waiting == 3; }, 20s));
     EXPECT_TRUE(wait("document.querySelectorAll('#jobs tbody tr').length === 2"));
 
+    // A live worker: listed with its token, counted in the queue's row; the jobs it completes
+    // give this minute's latency (a point of each percentile, the row's p50 and p99).
+    worker_thread live(redis.config(), "emails");
+    EXPECT_TRUE(poll_until([&] { return counts().waiting == 0 && counts().active == 0; }, 20s));
+    EXPECT_TRUE(wait("document.querySelector('#workers tbody tr[data-worker=\"" + live.w.token() +
+                     "\"]') !== null"));
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue td')][9].textContent === '1'"));
+    EXPECT_TRUE(wait("(document.querySelector('#latency polyline.series-p99_ms')"
+                     "?.getAttribute('points') ?? '') !== ''"));
+    // (They waited since the page opened: seconds, not ms.)
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue td')][10].textContent !== '' && "
+                     "[...document.querySelectorAll('tr.queue td')][11].textContent !== ''"));
+
+    // A job by its id, and an id that names none.
+    browser.cdp().evaluate(page, "document.getElementById('job-id').value = '424242';"
+                                 "document.querySelector('#lookup button').click(); true");
+    EXPECT_TRUE(wait("document.getElementById('lookup-result').textContent === "
+                     "'no such job: 424242'"));
+    browser.cdp().evaluate(page, "document.getElementById('job-id').value = '" + later_ids[0] +
+                                     "'; document.querySelector('#lookup button').click(); true");
+    EXPECT_TRUE(wait("!document.getElementById('job').hidden && "
+                     "document.getElementById('job').textContent.includes("
+                     "'\"state\": \"completed\"')"));
+
     // Pause from the page: the queue says so, and a worker claims nothing.
     browser.cdp().evaluate(page,
                            "document.querySelector('button[data-action=pause]').click(); true");
@@ -232,6 +285,116 @@ TEST(Console, ThePageShowsTheQueuesAndItsActionsGoThrough) {
     // A picture of it, in the build tree.
     const std::filesystem::path file = save_screenshot(browser, page, "console.png");
     EXPECT_GT(std::filesystem::file_size(file), 1000u);
+}
+
+// The streams on the page: each consumer's pending entries, a dead-letter stream whose entries
+// go back to their source from the page, a live batcher's counters; a screenshot beside the
+// first.
+TEST(Console, ThePageShowsDeadLettersAndSendsThemBackAndTheBatchers) {
+    if (!std::filesystem::exists(chromium_path()))
+        GTEST_SKIP() << chromium_path() << " is not installed (script/deps installs chromium)";
+    temp_dir dir{"akv-e2e-console-streams-"};
+    akv::testing::embedded_server redis;
+    asio::io_context io;
+    running_client rc(io, redis.config());
+    auto xlen = [&](const std::string& key) {
+        long long n = -1;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("XLEN", key);
+            akv::response<long long> resp;
+            co_await rc.client.exec(req, resp);
+            n = std::get<0>(resp).value();
+        }());
+        return n;
+    };
+    // Three orders a consumer read and never acked, dead-lettered by another's claim; a status
+    // record as a batcher writes it.
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::messaging::stream_producer orders(rc.client, "orders");
+        for (int i = 0; i < 3; ++i) {
+            const akv::messaging::field_list order{{"order", std::to_string(i)}};
+            co_await orders.add(order);
+        }
+        akv::messaging::group_options o;
+        o.stream = "orders";
+        o.group = "billing";
+        o.consumer = "crashed";
+        o.claim_idle = std::chrono::milliseconds(0);
+        o.max_deliveries = 1;
+        akv::messaging::consumer_group crashed(rc.client, o);
+        co_await crashed.create();
+        co_await crashed.read(10, std::chrono::milliseconds(0));
+        o.consumer = "rescuer";
+        akv::messaging::consumer_group rescuer(rc.client, o);
+        co_await rescuer.claim_stale(10);
+        const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        akv::request req;
+        req.push("HSET", "akv:batcher:orders:scorers:s1", "stream", "orders", "group", "scorers",
+                 "consumer", "s1", "output", "scores", "batches", 40, "entries", 2000, "outputs",
+                 2000, "handler_failures", 0, "batches_per_s", "12.5", "entries_per_s", "800",
+                 "mean_batch", "64", "model", "interest", "model_version", 3, "updated_at_ms",
+                 now_ms);
+        req.push("PEXPIRE", "akv:batcher:orders:scorers:s1", 120000);
+        co_await rc.client.exec(req, akv::ignore);
+    }());
+    ASSERT_EQ(xlen("orders:dead"), 3);
+
+    const std::uint16_t port = free_port();
+    const auto gateway = start_console(dir, redis, port);
+    headless_chromium browser(chromium_path(), 20s);
+    const std::string page = browser.new_page();
+    browser.cdp().call("Network.enable", {}, page);
+    json::object auth;
+    auth["Authorization"] = ops_login;
+    browser.cdp().call("Network.setExtraHTTPHeaders", {{"headers", auth}}, page);
+    browser.cdp().navigate(page, "http://127.0.0.1:" + std::to_string(port) + "/console");
+    std::string why;
+    auto wait = [&](const std::string& expression) {
+        const bool ok = browser.cdp().wait_true(page, expression, 20s, 100ms, &why);
+        EXPECT_TRUE(ok) << expression << "\n"
+                        << why << "\n"
+                        << browser.cdp().console_log() << gateway->log_tail();
+        return ok;
+    };
+    auto row = [](const std::string& selector) {
+        return "[...document.querySelectorAll('" + selector +
+               " td')].map(td => td.textContent).join('|')";
+    };
+
+    EXPECT_TRUE(wait(row("#consumers tr[data-consumer=\"orders/billing/rescuer\"]") +
+                     ".startsWith('rescuer|orders|billing|0|')"));
+    ASSERT_TRUE(wait(row("#dead-letters tr[data-dead=\"orders:dead\"]") +
+                     ".startsWith('orders:dead|orders|3')"));
+    EXPECT_TRUE(wait(row("#batchers tr") + ".startsWith('s1|orders → scores|scorers|interest "
+                                           "v3|12.5|800|64|40|2000|0|')"));
+
+    // Its entries, newest first; one sent back from the page, then all.
+    browser.cdp().evaluate(page, "window.confirm = () => true; document.querySelector("
+                                 "'#dead-letters tr[data-dead=\"orders:dead\"] button').click(); "
+                                 "true");
+    ASSERT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 3"));
+    EXPECT_TRUE(wait(row("#dead-entries tbody tr") + ".includes('billing|2|delivered more than 1 "
+                                                     "times|order=2')"));
+    browser.cdp().evaluate(
+        page, "document.querySelector('#dead-entries button[data-dead-action=requeue]').click(); "
+              "true");
+    EXPECT_TRUE(poll_until([&] { return xlen("orders:dead") == 2 && xlen("orders") == 4; }, 20s));
+    EXPECT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 2"));
+
+    const json::value shot = browser.cdp().call("Page.captureScreenshot", {}, page);
+    const std::string_view b64 = shot.at("data").as_string();
+    std::string png(boost::beast::detail::base64::decoded_size(b64.size()), '\0');
+    png.resize(boost::beast::detail::base64::decode(png.data(), b64.data(), b64.size()).first);
+    const std::filesystem::path file = std::filesystem::path(AKV_BIN_DIR) / "console-streams.png";
+    std::ofstream(file, std::ios::binary) << png;
+    EXPECT_GT(std::filesystem::file_size(file), 1000u);
+
+    browser.cdp().evaluate(page, "document.querySelector('#dead-requeue-all').click(); true");
+    EXPECT_TRUE(poll_until([&] { return xlen("orders:dead") == 0 && xlen("orders") == 6; }, 20s));
+    EXPECT_TRUE(wait("document.querySelectorAll('#dead-entries tbody tr').length === 0"));
 }
 
 // `akv console`: a local console for a quick look, its address and password printed.
@@ -343,8 +506,10 @@ TEST(Console, RunningBinariesThePageMatchesTheCliAndSteersTheWorker) {
         row.emplace_back(json::serialize(st.at("totals").at("failed")));
         return json::serialize(row);
     };
+    // The counts' cells (then come the live workers and the last minute's latency).
     const std::string shown_row = "JSON.stringify([...document.querySelectorAll("
-                                  "'tr.queue[data-queue=emails] td')].map(td => td.textContent))";
+                                  "'tr.queue[data-queue=emails] td')].slice(0, 9)"
+                                  ".map(td => td.textContent))";
     headless_chromium browser(chromium_path(), 20s);
     const std::string page = open_console(browser, port);
     auto wait = [&](const std::string& expression) {
@@ -355,6 +520,10 @@ TEST(Console, RunningBinariesThePageMatchesTheCliAndSteersTheWorker) {
     EXPECT_EQ(settled, R"(["emails","0","0","0","3","2","no","2","3"])");
     EXPECT_TRUE(wait(shown_row + " === '" + settled + "'"));
     EXPECT_EQ(cli_row(), settled); // nothing moved meanwhile
+    // And the live worker: the akv-worker, in the page's row as in `akv queue stats`.
+    EXPECT_EQ(cli({"queue", "stats", "emails", "--json"}).at("workers"), 1);
+    EXPECT_TRUE(wait("[...document.querySelectorAll('tr.queue[data-queue=emails] td')][9]"
+                     ".textContent === '1'"));
 
     // Channels: the page's own (its live snapshots, marked) and a visitor's, with presence.
     gateway_client visitor(io);

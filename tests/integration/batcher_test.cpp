@@ -5,6 +5,7 @@
 #include <akv/messaging/batcher.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <map>
 #include <set>
 
 using namespace akv::test;
@@ -283,5 +284,55 @@ TEST(Batcher, ReclaimsStaleEntriesWhileFullBatchesKeepComing) {
             co_return rescuer.stats().reclaimed >= 64;
         }));
         EXPECT_EQ(rescuer.stats().reclaimed, 64u);
+    }());
+}
+
+TEST(Batcher, WritesAStatusRecordThatExpiresOnlyWhenAsked) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    run_task(io, [&]() -> asio::awaitable<void> {
+        stream_producer producer(rc.client, "{p}:in");
+        co_await producer.add_many(inputs(10));
+        batcher quiet(rc.client, options_for("quiet"), double_it);
+        co_await quiet.group().create();
+        EXPECT_EQ(co_await quiet.run_once(), 10u);
+        akv::request keys;
+        keys.push("KEYS", "akv:batcher:*");
+        akv::response<std::vector<std::string>> none;
+        co_await rc.client.exec(keys, none);
+        EXPECT_TRUE(std::get<0>(none).value().empty()); // off by default
+
+        co_await producer.add_many(inputs(7));
+        auto opts = options_for("c1");
+        opts.group.group = "g2"; // all 17 entries are new to it
+        opts.status_every = std::chrono::milliseconds(200);
+        opts.status_fields = [] {
+            return field_list{{"model", "doubler"}, {"model_version", "3"}};
+        };
+        batcher b(rc.client, opts, double_it);
+        co_await b.group().create();
+        EXPECT_EQ(co_await b.run_once(), 17u);
+        const std::string key = batcher_status_key(opts.group);
+        EXPECT_EQ(key, "akv:batcher:{p}:in:g2:c1");
+        akv::request req;
+        req.push("HGETALL", key);
+        req.push("PTTL", key);
+        akv::response<std::map<std::string, std::string>, long long> resp;
+        co_await rc.client.exec(req, resp);
+        auto record = std::get<0>(resp).value();
+        EXPECT_EQ(record["stream"], "{p}:in");
+        EXPECT_EQ(record["group"], "g2");
+        EXPECT_EQ(record["consumer"], "c1");
+        EXPECT_EQ(record["batches"], "1");
+        EXPECT_EQ(record["entries"], "17");
+        EXPECT_EQ(record["outputs"], "17");
+        EXPECT_EQ(record["model"], "doubler");
+        EXPECT_EQ(record["model_version"], "3");
+        EXPECT_EQ(record["interval_ms"], "200");
+        EXPECT_FALSE(record["updated_at_ms"].empty());
+        const long long ttl = std::get<1>(resp).value();
+        EXPECT_GT(ttl, 0);
+        EXPECT_LE(ttl, 600); // three intervals: a batcher that died vanishes
     }());
 }

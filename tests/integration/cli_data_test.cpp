@@ -351,6 +351,40 @@ TEST(CliStream, BadArgumentsExitTwoNamingTheProblem) {
     EXPECT_NE(option.err.find("unknown option --verbose"), std::string::npos) << option.err;
 }
 
+TEST(CliStream, RequeueSendsDeadLettersBackToTheirSource) {
+    akv::testing::embedded_server server;
+    cli akv(server);
+    make_stream(akv);
+    // As a consumer group writes them: where from and why, then the entry's own fields.
+    akv.ok("XADD s:dead 5-0 dead:id 1-0 dead:group g1 dead:deliveries 6 dead:reason boom a 1");
+    akv.ok("XADD s:dead 6-0 dead:id 2-0 dead:group g1 dead:deliveries 6 dead:reason boom a 2");
+    akv.ok("XADD s:dead 7-0 note 'written by hand'");
+
+    auto one = json_of(akv("stream requeue s:dead 5-0 --json"));
+    EXPECT_EQ(one["source"].as_string(), "s");
+    EXPECT_EQ(one["id"].as_string(), "5-0");
+    const std::string new_id(one["new_id"].as_string());
+    auto added = akv("XRANGE s " + new_id + " " + new_id);
+    EXPECT_NE(added.out.find("\"a\"\n"), std::string::npos) << added.out;
+    EXPECT_EQ(added.out.find("dead:"), std::string::npos) << added.out; // its own fields only
+
+    auto rest = akv("stream requeue s:dead --all");
+    EXPECT_EQ(rest.status, 0) << rest.err;
+    EXPECT_EQ(rest.out, "1 sent back to s, 1 left (no dead:id field)\n");
+    EXPECT_EQ(akv("XLEN s").out, "(integer) 5\n");
+    EXPECT_EQ(akv("XLEN s:dead").out, "(integer) 1\n");
+
+    auto unknown = akv("stream requeue s:dead 9-9");
+    EXPECT_EQ(unknown.status, 1);
+    EXPECT_NE(unknown.err.find("no entry \"9-9\""), std::string::npos) << unknown.err;
+    auto not_dead = akv("stream requeue s 1-0");
+    EXPECT_EQ(not_dead.status, 1);
+    EXPECT_NE(not_dead.err.find("not a dead-letter stream"), std::string::npos) << not_dead.err;
+    auto both = akv("stream requeue s:dead 7-0 --all");
+    EXPECT_EQ(both.status, 2);
+    EXPECT_NE(both.err.find("an entry ID or --all"), std::string::npos) << both.err;
+}
+
 // ---- akv blob ----
 
 namespace {

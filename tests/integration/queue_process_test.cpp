@@ -41,14 +41,19 @@ struct worker_flags {
     int lease_ms = 30000;
     int slow_ms = 0;
     int grace_ms = 10000;
+    int heartbeat_ms = 5000;
 };
 
 std::vector<std::string> worker_args(const akv::testing::embedded_server& server,
                                      const std::string& queue, const worker_flags& f) {
-    return {"--redis",  server.url(),         "--queue",      queue,
-            "--mode",   f.mode,               "--concurrency", std::to_string(f.concurrency),
-            "--lease-ms", std::to_string(f.lease_ms), "--slow-ms", std::to_string(f.slow_ms),
-            "--grace-ms", std::to_string(f.grace_ms)};
+    return {"--redis",        server.url(),
+            "--queue",        queue,
+            "--mode",         f.mode,
+            "--concurrency",  std::to_string(f.concurrency),
+            "--lease-ms",     std::to_string(f.lease_ms),
+            "--slow-ms",      std::to_string(f.slow_ms),
+            "--grace-ms",     std::to_string(f.grace_ms),
+            "--heartbeat-ms", std::to_string(f.heartbeat_ms)};
 }
 
 std::vector<new_job> numbered(std::size_t n, const job_options& o) {
@@ -524,4 +529,52 @@ TEST(TaskQueueProcess, UnknownQueueAndBadPayload) {
     const std::vector<std::string> expected{"before", "after", "later"};
     EXPECT_EQ(seen, expected);
     EXPECT_FALSE(w.finished);
+}
+
+// A worker that dies without a word (SIGKILL: no stop(), no goodbye) leaves the live list once
+// it misses 3 heartbeats, however it died.
+TEST(TaskQueueProcess, AKilledWorkerLeavesTheLiveListWithinThreeHeartbeats) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    admin a(rc.client, "q");
+    worker_flags f;
+    f.heartbeat_ms = 100;
+    child_worker child(io, worker_args(server, "q", f));
+    ASSERT_TRUE(child.wait_ready(10s)) << child.output();
+    const std::string token = child.token();
+    const pid_t pid = child.pid();
+    run_task(io, [&]() -> asio::awaitable<void> {
+        std::vector<worker_info> live;
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            live = co_await a.workers();
+            co_return live.size() == 1;
+        }));
+        if (live.size() != 1) co_return;
+        EXPECT_EQ(live[0].token, token);
+        EXPECT_EQ(live[0].pid, pid);
+        EXPECT_EQ(live[0].heartbeat, 100ms);
+        EXPECT_EQ((co_await a.counts()).workers, 1u);
+    }());
+
+    child.kill_now();
+    const auto killed = std::chrono::steady_clock::now();
+    run_task(io, [&]() -> asio::awaitable<void> {
+        // counts() reads deadlines and prunes nothing: the drop is the deadline's doing.
+        EXPECT_TRUE(co_await eventually(
+            [&]() -> asio::awaitable<bool> { co_return (co_await a.counts()).workers == 0; }, 5s));
+        const double gone_after = seconds_since(killed);
+        std::cout << "[ killed  ] off the live list " << gone_after * 1000 << " ms after SIGKILL"
+                  << " (bound: 3 heartbeats of 100 ms)\n";
+        // The bound, with room for a busy machine's scheduling.
+        EXPECT_LT(gone_after, 0.3 + 0.7);
+        EXPECT_TRUE((co_await a.workers()).empty());
+        akv::request req;
+        req.push("HLEN", "akvq:{q}:workers");
+        req.push("ZCARD", "akvq:{q}:workers:seen");
+        akv::response<long long, long long> resp;
+        co_await rc.client.exec(req, resp);
+        EXPECT_EQ(std::get<0>(resp).value(), 0); // pruned, not only hidden
+        EXPECT_EQ(std::get<1>(resp).value(), 0);
+    }());
 }

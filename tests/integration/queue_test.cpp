@@ -19,6 +19,8 @@
 #include <thread>
 #include <set>
 
+#include <unistd.h>
+
 using namespace akv::test;
 using namespace akv::queue;
 using namespace std::chrono_literals;
@@ -316,6 +318,64 @@ TEST(TaskQueue, TimeoutFailsARunThatTakesTooLong) {
         EXPECT_EQ(r.outcome, job_result::status::failed);
         EXPECT_EQ(r.value, "timed out after 100 ms");
     }());
+}
+
+// Under a timeout, a handler that throws fails at once with its own error (not "timed out"
+// once the timeout has passed).
+TEST(TaskQueue, AHandlerThatThrowsUnderATimeoutFailsAtOnceWithItsError) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    producer p(rc.client, "q", &hub);
+    running_worker w(io, rc.client, "q", [&](job_context&) -> asio::awaitable<std::string> {
+        throw std::runtime_error("boom");
+        co_return "never";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options o;
+        o.timeout = 1h;
+        o.max_attempts = 1;
+        const auto id = co_await p.enqueue("x", o);
+        auto r = co_await p.result(id, 10s); // an hour's wait would fail here
+        EXPECT_EQ(r.outcome, job_result::status::failed);
+        EXPECT_EQ(r.value, "boom");
+    }());
+}
+
+// An idle worker whose blocking connection is killed goes on claiming.
+TEST(TaskQueue, AnIdleWorkerWhoseBlockingConnectionDiesStillClaims) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    running_client other(io, server.config());
+    producer p(other.client, "q");
+    std::vector<std::string> seen;
+    running_worker w(io, rc.client, "q", echo(seen));
+    const auto blocked_clients = [&] {
+        long long n = 0;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("INFO", "clients");
+            akv::response<std::string> resp;
+            co_await other.client.exec(req, resp);
+            const std::string& info = std::get<0>(resp).value();
+            const auto at = info.find("blocked_clients:");
+            if (at != std::string::npos) n = std::stoll(info.substr(at + 16));
+        }());
+        return n;
+    };
+    ASSERT_TRUE(run_until(io, [&] { return blocked_clients() == 1; }, 10s));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        // Every blocked connection (the worker's BZPOPMIN) is closed by the server.
+        akv::request req;
+        req.push("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+        akv::response<akv::resp::value> resp;
+        co_await other.client.exec(req, resp);
+        co_await p.enqueue("after");
+    }());
+    EXPECT_TRUE(run_until(io, [&] { return seen.size() == 1; }, 10s))
+        << "the worker stopped claiming after its blocking connection died";
 }
 
 TEST(TaskQueue, PauseStopsClaimsAndResumeWakesTheWorker) {
@@ -641,4 +701,158 @@ TEST(TaskQueue, AJobRecoveredAndClaimedAgainByItsOwnWorkerCompletesOnce) {
     EXPECT_EQ(r.lost_leases, 1u);
     EXPECT_EQ(r.completed, 1u);
     EXPECT_EQ(r.runs, 2);
+}
+
+namespace {
+// A handler's wait until the test lets it go (let_go(gate)), whether it waits yet or not.
+asio::awaitable<void> wait_at(asio::steady_timer& gate) {
+    co_await gate.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+void let_go(asio::steady_timer& gate) {
+    gate.expires_at(asio::steady_timer::time_point::min());
+}
+
+std::size_t hash_len(asio::io_context& io, akv::client& c, const std::string& key) {
+    long long n = -1;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("HLEN", key);
+        akv::response<long long> resp;
+        co_await c.exec(req, resp);
+        n = std::get<0>(resp).value();
+    }());
+    return static_cast<std::size_t>(n);
+}
+} // namespace
+
+// The registry of live workers: a running worker is listed with its figures, kept there by
+// its heartbeats, and gone as soon as stop() has drained.
+TEST(TaskQueue, ARunningWorkerIsListedLiveAndLeavesTheListOnStop) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    asio::steady_timer gate(io, asio::steady_timer::time_point::max());
+    worker_options o;
+    o.concurrency = 3;
+    o.heartbeat = 50ms;
+    worker w(
+        rc.client, "q",
+        [&](job_context&) -> asio::awaitable<std::string> {
+            co_await wait_at(gate);
+            co_return "done";
+        },
+        o);
+    const auto before_run = akv::queue::detail::wall_ms();
+    bool drained = false;
+    asio::co_spawn(io, w.run(), [&](std::exception_ptr e) {
+        EXPECT_FALSE(e);
+        drained = true;
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        co_await p.enqueue("x");
+        std::vector<worker_info> live;
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            live = co_await a.workers();
+            co_return live.size() == 1 && live[0].running == 1;
+        })) << live.size();
+        if (live.size() != 1) co_return;
+        const worker_info first = live[0];
+        EXPECT_EQ(first.token, w.token());
+        EXPECT_EQ(first.concurrency, 3u);
+        EXPECT_EQ(first.pid, ::getpid());
+        EXPECT_FALSE(first.host.empty());
+        EXPECT_EQ(first.heartbeat, 50ms);
+        EXPECT_FALSE(first.stopping);
+        EXPECT_GE(first.started_ms, before_run);
+        EXPECT_LE(first.started_ms, akv::queue::detail::wall_ms());
+        EXPECT_GT(first.last_seen_ms, 0);
+        EXPECT_EQ((co_await a.counts()).workers, 1u);
+
+        // Still listed after more than 3 heartbeats: each one pushes its deadline on.
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            live = co_await a.workers();
+            co_return live.size() == 1 && live[0].last_seen_ms >= first.last_seen_ms + 200;
+        }));
+        let_go(gate); // the job completes: the next heartbeat counts it
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            live = co_await a.workers();
+            co_return live.size() == 1 && live[0].completed == 1 && live[0].running == 0;
+        }));
+        EXPECT_EQ(live.at(0).failed, 0u);
+    }());
+    w.stop();
+    ASSERT_TRUE(run_until(
+        io, [&] { return drained; }, 10s));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        EXPECT_TRUE((co_await a.workers()).empty());
+        EXPECT_EQ((co_await a.counts()).workers, 0u);
+    }());
+    EXPECT_EQ(hash_len(io, rc.client, "akvq:{q}:workers"), 0u);
+}
+
+TEST(TaskQueue, TheLastProgressIsKeptOnTheJobUntilItCompletes) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    asio::steady_timer gate(io, asio::steady_timer::time_point::max());
+    running_worker w(io, rc.client, "q", [&](job_context& ctx) -> asio::awaitable<std::string> {
+        co_await ctx.progress("10%");
+        co_await ctx.progress("40%");
+        co_await wait_at(gate);
+        co_return "done";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto id = co_await p.enqueue("x");
+        job_info info;
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            info = co_await a.get(id);
+            co_return info.progress == "40%";
+        })) << info.progress;
+        EXPECT_EQ(info.state, job_state::active);
+        let_go(gate);
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            info = co_await a.get(id);
+            co_return info.state == job_state::completed;
+        }));
+        EXPECT_EQ(info.progress, "");
+    }());
+    EXPECT_EQ(hash_len(io, rc.client, "akvq:{q}:progress"), 0u); // nothing left behind
+}
+
+TEST(TaskQueue, AFailedJobKeepsItsProgressUntilItRunsAgain) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    producer p(rc.client, "q");
+    admin a(rc.client, "q");
+    int runs = 0;
+    running_worker w(io, rc.client, "q", [&](job_context& ctx) -> asio::awaitable<std::string> {
+        if (++runs == 1) {
+            co_await ctx.progress("halfway");
+            throw std::runtime_error("disk full");
+        }
+        co_return "done";
+    });
+    run_task(io, [&]() -> asio::awaitable<void> {
+        job_options once;
+        once.max_attempts = 1;
+        const auto id = co_await p.enqueue("x", once);
+        job_info info;
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            info = co_await a.get(id);
+            co_return info.state == job_state::failed;
+        }));
+        EXPECT_EQ(info.progress, "halfway"); // how far the failed run got
+        co_await a.retry(id);
+        EXPECT_EQ((co_await a.get(id)).progress, ""); // the next run starts over
+        EXPECT_TRUE(co_await eventually([&]() -> asio::awaitable<bool> {
+            co_return (co_await a.get(id)).state == job_state::completed;
+        }));
+    }());
+    EXPECT_EQ(runs, 2);
+    EXPECT_EQ(hash_len(io, rc.client, "akvq:{q}:progress"), 0u);
 }

@@ -113,6 +113,14 @@ public:
     }
 
     const std::string& output() const { return output_; }
+    pid_t pid() const { return pid_; }
+    // The worker's token from its "ready <token>" line; empty before it.
+    std::string token() const {
+        const auto at = output_.find("ready ");
+        if (at == std::string::npos) return {};
+        const auto end = output_.find('\n', at);
+        return output_.substr(at + 6, end == std::string::npos ? end : end - at - 6);
+    }
 
     // A number from the "drained completed=<n> handed_back=<n>" line; -1 if absent.
     long long drained(const std::string& field) const {

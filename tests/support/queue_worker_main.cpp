@@ -2,7 +2,7 @@
 // multi-process tests of the task queue (tests/integration/queue_process_test.cpp).
 //
 //   akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]
-//                         [--mode record|slow] [--slow-ms N] [--grace-ms N]
+//                         [--mode record|slow] [--slow-ms N] [--grace-ms N] [--heartbeat-ms N]
 //                         [--die-at hand-off]
 //
 // The handler records each run: HINCRBY akvtest:{<queue>}:runs <payload> 1 (mode slow first
@@ -41,7 +41,7 @@ namespace {
 constexpr const char* usage =
     "usage: akv_queue_test_worker --redis URL --queue NAME [--concurrency N] [--lease-ms N]\n"
     "                             [--mode record|slow] [--slow-ms N] [--grace-ms N]\n"
-    "                             [--die-at hand-off]\n";
+    "                             [--heartbeat-ms N] [--die-at hand-off]\n";
 
 struct options {
     std::string redis;
@@ -52,6 +52,7 @@ struct options {
     long long slow_ms = 0;
     long long grace_ms = 10000;
     bool die_before_hand_off = false;
+    long long heartbeat_ms = 5000;
 };
 
 struct bad_args {
@@ -80,6 +81,7 @@ options parse(int argc, char** argv) {
         else if (flag == "--lease-ms") o.lease_ms = number(flag, value, 30);
         else if (flag == "--slow-ms") o.slow_ms = number(flag, value, 0);
         else if (flag == "--grace-ms") o.grace_ms = number(flag, value, 0);
+        else if (flag == "--heartbeat-ms") o.heartbeat_ms = number(flag, value, 10);
         else if (flag == "--die-at") {
             if (value != "hand-off")
                 throw bad_args{"--die-at: expected hand-off, got \"" + value + "\""};
@@ -136,6 +138,7 @@ int main(int argc, char** argv) {
     wo.concurrency = opt.concurrency;
     wo.lease_time = std::chrono::milliseconds(opt.lease_ms);
     wo.shutdown_grace = std::chrono::milliseconds(opt.grace_ms);
+    wo.heartbeat = std::chrono::milliseconds(opt.heartbeat_ms);
     if (opt.die_before_hand_off) wo.before_hand_off = [] { ::kill(::getpid(), SIGKILL); };
 
     std::optional<akv::queue::worker> w;

@@ -73,6 +73,10 @@ enum class error {
     // Models (ml/)
     invalid_model, // a model's files disagree with what they declare (not TorchScript, inputs)
     model_failed,  // running the model failed (its forward threw)
+
+    // Streams (messaging/dead_letter)
+    unknown_entry,   // no entry of that id in the stream
+    not_dead_letter, // not a dead-letter stream (or entry), or its source stream is gone
 };
 
 const boost::system::error_category& error_category() noexcept;

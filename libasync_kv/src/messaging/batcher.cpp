@@ -8,6 +8,8 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <iterator>
 
 namespace akv::messaging {
@@ -18,6 +20,7 @@ batcher::batcher(client& c, batcher_options options, batch_handler handler)
     , handler_(std::move(handler))
     , group_(c, options_.group) {
     if (options_.max_batch == 0) options_.max_batch = 1;
+    if (options_.status_key.empty()) options_.status_key = batcher_status_key(options_.group);
     // The commit writes the outputs and acks the inputs in one transaction: one slot.
     if (c.get_config().topology == config::mode::cluster)
         require_same_slot("batcher", "input stream", options_.group.stream, "output stream",
@@ -122,6 +125,16 @@ asio::awaitable<void> batcher::commit(std::span<const stream_entry> inputs,
 }
 
 asio::awaitable<std::size_t> batcher::run_once() {
+    const std::size_t committed = co_await run_batch();
+    // Off the hot path: a clock read per batch, a write per interval.
+    if (options_.status_every.count() > 0) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= next_status_) co_await write_status(now);
+    }
+    co_return committed;
+}
+
+asio::awaitable<std::size_t> batcher::run_batch() {
     const std::vector<stream_entry> batch = co_await collect();
     if (batch.empty()) co_return 0;
     std::vector<field_list> outputs;
@@ -148,6 +161,75 @@ asio::awaitable<void> batcher::run() {
     // Entries read ahead are this consumer's: handle them before going (no new reads now).
     while (!prefetched_.empty())
         co_await run_once();
+    if (options_.status_every.count() > 0) { // gone from the consoles now, not at its expiry
+        request req;
+        req.push("DEL", options_.status_key);
+        try {
+            co_await client_.exec(req, akv::ignore);
+        } catch (const boost::system::system_error&) {
+            ++stats_.status_failures; // it expires anyway
+        }
+    }
+}
+
+std::string batcher_status_key(const group_options& group) {
+    return std::string(batcher_status_prefix) + group.stream + ":" + group.group + ":" +
+           group.consumer;
+}
+
+namespace {
+std::string decimal(double v) {
+    char buf[32];
+    const double rounded = std::round(v * 100) / 100;
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, rounded).ptr);
+}
+} // namespace
+
+asio::awaitable<void> batcher::write_status(std::chrono::steady_clock::time_point now) {
+    next_status_ = now + options_.status_every;
+    // Rates over the interval since the last record (none in the first).
+    const double seconds = status_at_ == std::chrono::steady_clock::time_point{}
+                               ? 0.0
+                               : std::chrono::duration<double>(now - status_at_).count();
+    const std::uint64_t batches = stats_.batches - status_stats_.batches;
+    const std::uint64_t entries = stats_.entries - status_stats_.entries;
+    auto per_second = [&](std::uint64_t n) { return decimal(seconds > 0 ? n / seconds : 0.0); };
+    const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    field_list fields{
+        {"stream", options_.group.stream},
+        {"group", options_.group.group},
+        {"consumer", options_.group.consumer},
+        {"output", options_.output_stream},
+        {"batches", std::to_string(stats_.batches)},
+        {"entries", std::to_string(stats_.entries)},
+        {"outputs", std::to_string(stats_.outputs)},
+        {"reclaimed", std::to_string(stats_.reclaimed)},
+        {"handler_failures", std::to_string(stats_.handler_failures)},
+        {"batches_per_s", per_second(batches)},
+        {"entries_per_s", per_second(entries)},
+        {"mean_batch", decimal(batches ? static_cast<double>(entries) / batches : 0.0)},
+        {"max_batch", std::to_string(options_.max_batch)},
+        {"interval_ms", std::to_string(options_.status_every.count())},
+        {"updated_at_ms", std::to_string(wall_ms)},
+    };
+    if (options_.status_fields)
+        for (auto& f : options_.status_fields())
+            fields.push_back(std::move(f));
+    status_at_ = now;
+    status_stats_ = stats_;
+    request req;
+    req.push("HSET", options_.status_key, fields);
+    req.push("PEXPIRE", options_.status_key, 3 * options_.status_every.count());
+    response<long long, long long> resp;
+    try {
+        co_await client_.exec(req, resp);
+        if (std::get<0>(resp).has_error() || std::get<1>(resp).has_error())
+            ++stats_.status_failures; // a key of another type, say
+    } catch (const boost::system::system_error&) {
+        ++stats_.status_failures; // Redis away: the batch's own commands will say so
+    }
 }
 
 } // namespace akv::messaging

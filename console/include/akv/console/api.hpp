@@ -2,19 +2,40 @@
 // for gateway::options::routes under "/console" (akv-gateway --console).
 //
 //   GET  /console/api/whoami              {"role": "write" | "read", "who": ...}
-//   GET  /console/api/queues              every queue (found by its keys) and its counts
-//   GET  /console/api/queues/Q            its counts, and the last hour per minute
+//   GET  /console/api/queues              every queue (found by its keys): its counts, live
+//                                         workers and last minute (processed, failed, p50,
+//                                         p90, p99 latency in ms)
+//   GET  /console/api/queues/Q            its counts, the last hour per minute (processed,
+//                                         failed, p50/p90/p99 ms), its live workers (host,
+//                                         pid, token, concurrency, running, counts, started,
+//                                         last seen)
 //   GET  /console/api/queues/Q/jobs?state=S&offset=N&limit=N
 //                                         a page of jobs; S: waiting, delayed, active, failed,
 //                                         completed; N <= max_page
-//   GET  /console/api/queues/Q/jobs/ID    one job: payload, attempts, last error, result
+//   GET  /console/api/queues/Q/jobs/ID    one job: payload, attempts, last error, progress,
+//                                         result
 //   POST /console/api/queues/Q/actions    {"action": A, "id": ..., "reason": ...,
 //                                         "max_jobs": N, "window_ms": N}; A: retry, remove,
 //                                         cancel, pause, resume, rate_limit, retry_failed
 //   GET  /console/api/streams             every stream: its length and groups (consumers,
-//                                         pending, lag, last delivered id)
+//                                         pending, lag, last delivered id, and per consumer
+//                                         its pending entries and idle ms); a dead-letter
+//                                         stream names its source ("dead_letter_of")
+//   GET  /console/api/streams/S/entries?offset=N&limit=N&before=ID&after=ID
+//                                         a page of entries, newest first; N <= max_page,
+//                                         offset <= 10000 (older pages: before=ID); a dead
+//                                         entry's origin and reason apart ("dead")
+//   POST /console/api/streams/S/actions   {"action": A, "id": ...} on a dead-letter stream; A:
+//                                         requeue (back to the source), requeue_all, remove;
+//                                         audited with "stream" for "queue"; 404 for an
+//                                         unknown stream or entry, 400 for a stream that is
+//                                         not a dead-letter stream or whose source is gone
+//   GET  /console/api/batchers            live batchers by their status records (counters,
+//                                         batches/s, mean batch, model)
 //   GET  /console/api/redis               the server: INFO's main figures, keyspace, the last
-//                                         10 slow log entries
+//                                         10 slow log entries; "nodes": every master and
+//                                         replica (address, role, memory, ops/s, clients,
+//                                         keyspace, replication, slow log, or its error)
 //   GET  /console/api/gateway             the serving gateway's figures (sessions, channels,
 //                                         messages in and out, drops, slow disconnects)
 //   GET  /console/api/gateway?channels=N  ... and "top_channels": its N (default 20, at most
@@ -30,9 +51,9 @@
 // in the audit stream (who, action, queue, id) before it is answered.
 //
 // Errors are JSON {"error": "..."} naming what was wrong: 400 for a bad parameter or action,
-// 404 for an unknown queue or job, 409 for a job that runs, 501 for listing queues or streams
-// on a cluster (a SCAN per master, not built yet: name the queue instead).
-// 503 when Redis fails (away, slower than options::timeout, a server error): try again.
+// 404 for an unknown queue or job, 409 for a job that runs, 503 when Redis fails (away,
+// slower than options::timeout, a server error, a master of a cluster that does not answer the
+// SCAN listing queues or streams): try again.
 #pragma once
 
 #include <akv/client.hpp>
@@ -66,6 +87,9 @@ struct options {
     // The channel a sampler (sampler.hpp) publishes snapshots on: GET /console/api/live gives
     // the page it and a token to subscribe with (needs token_secret). Empty: no live view.
     std::string live_channel;
+    // A node (a cluster's, a replica) that has not answered within this is shown with an error;
+    // a cluster's master that has not answered a SCAN fails the listing (503).
+    std::chrono::milliseconds node_timeout{2000};
 };
 
 // The handler of every /console path; uses `redis` (which must outlive it) on its executor.

@@ -27,7 +27,20 @@ struct batcher_options {
     // The entries read ahead are this consumer's (pending) while the current batch runs; if
     // it dies, another instance reclaims them after claim_idle, as any it had read.
     bool prefetch = true;
+    // Every status_every (0: never), a status record for operators' consoles (akv::console),
+    // expiring after three intervals so a batcher that died vanishes from them: a hash at
+    // status_key (default batcher_status_key(group)) of the counters, the rates over the last
+    // interval, when, and status_fields() (the model's name and version, say). One pipelined
+    // HSET + PEXPIRE per interval, between batches, never inside a commit.
+    std::chrono::milliseconds status_every{0};
+    std::string status_key;
+    std::function<field_list()> status_fields;
 };
+
+// Where a batcher's status record goes by default, "akv:batcher:<stream>:<group>:<consumer>":
+// a console finds the live ones by SCAN of batcher_status_prefix.
+inline constexpr std::string_view batcher_status_prefix = "akv:batcher:";
+std::string batcher_status_key(const group_options& group);
 
 struct batcher_stats {
     std::uint64_t batches = 0;
@@ -35,6 +48,7 @@ struct batcher_stats {
     std::uint64_t outputs = 0;
     std::uint64_t reclaimed = 0;
     std::uint64_t handler_failures = 0;
+    std::uint64_t status_failures = 0; // status records not written (the next one tries again)
 };
 
 // Batchers that share a client share its connection, where Redis answers pipelined requests
@@ -45,12 +59,13 @@ public:
     // cluster when the input and output streams (or the dead-letter stream) do not share one.
     batcher(client& c, batcher_options options, batch_handler handler);
 
-    // Creates the group if needed, then batches until stop(), then handles what it read ahead.
-    // A batch whose handler throws is left pending: after claim_idle it is retried, after
-    // max_deliveries it is dead-lettered. A commit that fails throws error::script_error,
-    // naming why, with the batch's inputs left pending.
+    // Creates the group if needed, then batches until stop(), then handles what it read ahead
+    // (and deletes its status record). A batch whose handler throws is left pending: after
+    // claim_idle it is retried, after max_deliveries it is dead-lettered. A commit that fails
+    // throws error::script_error, naming why, with the batch's inputs left pending.
     asio::awaitable<void> run();
-    // One batch; the number of input entries it committed (0 if none came within max_wait).
+    // One batch, then the status record when one is due; the number of input entries it
+    // committed (0 if none came within max_wait).
     asio::awaitable<std::size_t> run_once();
     void stop() noexcept { stopping_ = true; }
 
@@ -65,6 +80,8 @@ private:
     asio::awaitable<std::vector<stream_entry>> collect();
     asio::awaitable<void> commit(std::span<const stream_entry> inputs,
                                  const std::vector<field_list>& outputs);
+    asio::awaitable<std::size_t> run_batch();
+    asio::awaitable<void> write_status(std::chrono::steady_clock::time_point now);
 
     client& client_;
     batcher_options options_;
@@ -74,6 +91,10 @@ private:
     batcher_stats stats_;
     std::vector<stream_entry> prefetched_; // read with the last commit: the next batch's start
     bool stopping_ = false;
+    // The status record: when the next is due, and the counters at the last (for its rates).
+    std::chrono::steady_clock::time_point next_status_{};
+    std::chrono::steady_clock::time_point status_at_{};
+    batcher_stats status_stats_;
 };
 
 } // namespace akv::messaging

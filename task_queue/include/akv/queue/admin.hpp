@@ -1,5 +1,5 @@
-// Looking into a queue and acting on it: counts, listings, retry, remove, cancel, pause,
-// rate limit, metrics. What `akv queue ...` uses.
+// Looking into a queue and acting on it: counts, listings, live workers, retry, remove, cancel,
+// pause, rate limit, metrics. What `akv queue ...` uses.
 #pragma once
 
 #include <akv/queue/job.hpp>
@@ -20,6 +20,7 @@ struct state_counts {
     // Jobs not added by a throttle, and jobs replaced by a debounce (job.hpp dedup).
     std::uint64_t total_throttled = 0, total_debounced = 0;
     bool paused = false;
+    std::size_t workers = 0; // live: their last heartbeat within its expiry
 };
 
 struct job_info {
@@ -29,6 +30,9 @@ struct job_info {
     unsigned failures = 0;
     std::string last_error;
     std::optional<job_result> result; // finished and kept
+    // The last job_context::progress text of a run; empty: none. Kept while the job is
+    // pending, running or failed; cleared when it completes or starts over.
+    std::string progress;
     // A parent of a flow (while its record exists): each child, with its outcome once it ended.
     // The parent it reports to, if any, is job->parent.
     std::vector<child_result> children;
@@ -39,6 +43,20 @@ struct flow_node {
     std::string queue;
     job_info info;
     std::vector<flow_node> children;
+};
+
+// A live worker as its last heartbeat described it (worker.hpp).
+struct worker_info {
+    std::string token; // its name in the leases of the jobs it runs
+    std::string host;
+    std::int64_t pid = 0;
+    std::size_t concurrency = 0;
+    std::size_t running = 0;                 // handlers running at the heartbeat
+    std::uint64_t completed = 0, failed = 0; // runs since it started
+    std::int64_t started_ms = 0;             // its own clock, ms since the epoch
+    std::int64_t last_seen_ms = 0;           // the server's clock at the heartbeat
+    std::chrono::milliseconds heartbeat{0};
+    bool stopping = false; // stop() was called: it drains
 };
 
 struct minute_metrics {
@@ -67,6 +85,8 @@ public:
     // The flow below a job (flow.hpp), each child looked up in its queue; its parent, if any,
     // is info.job->parent. A completed parent no longer lists its children.
     asio::awaitable<flow_node> flow(std::string id);
+    // The workers alive now, by token; those that missed 3 heartbeats are dropped first.
+    asio::awaitable<std::vector<worker_info>> workers();
     // A failed or cancelled job runs again (attempts from zero). error::unknown_job if there is
     // no such job, invalid_config if it is not failed.
     asio::awaitable<void> retry(std::string id);

@@ -37,6 +37,9 @@ struct queue_keys {
     std::string leader;        // the scheduler leader's token
     std::string periodic;      // hash: name -> periodic job
     std::string periodic_next; // hash: name -> its next run, ms
+    std::string progress;      // hash: id -> the last progress text of a run
+    std::string workers;       // hash: worker token -> its record (JSON), for live workers
+    std::string workers_seen;  // sorted set: worker token by the deadline of its next heartbeat
     std::string events;        // sharded pub/sub channel: "done <ids>", "cancel <id>", progress
     std::string journal;       // stream: the job events, durable (event_log.hpp)
     // Flows (flow.hpp; README "Workflows: the hand-off across slots"):
@@ -47,7 +50,7 @@ struct queue_keys {
     // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
     std::string metrics(std::int64_t minute) const;
     // Every key above but the channel: what obliterate deletes (with the metrics hashes).
-    std::array<std::string_view, 26> all() const noexcept;
+    std::array<std::string_view, 29> all() const noexcept;
 };
 
 } // namespace akv::queue

@@ -12,6 +12,10 @@
 //    fails the same way. A job cancelled by admin::cancel stops where its handler awaits.
 //  * stop(): no new claims; running handlers get shutdown_grace to finish, then are
 //    cancelled and their jobs handed back (to the head of the line, no attempt counted).
+//  * heartbeat: every `heartbeat` the worker writes its record (host, pid, token,
+//    concurrency, running, counts) to the queue's registry of live workers, on a timer of its
+//    own, never with a job; admin::workers() lists them. Drained, it removes the record; a
+//    worker that dies is dropped once 3 heartbeats are missed.
 //
 // An idle worker blocks on the queue's marker key (BZPOPMIN, on a blocking-command
 // connection) until a job arrives or the earliest delayed job falls due: no polling.
@@ -54,7 +58,8 @@ public:
     // and the job was recovered, so it runs again (elsewhere, or here as a new run). This run's
     // result will not be kept; a long handler may check and stop early.
     bool lease_lost() const noexcept { return lost_ && *lost_; }
-    // Publishes a progress event ("progress <id> <text>") on the queue's event channel. Throws
+    // Publishes a progress event ("progress <id> <text>") on the queue's event channel and
+    // keeps `text` as the job's progress (admin::get), in one round trip. Throws
     // system_error(error::lease_lost) once the lease is lost: the job is no longer this run's.
     asio::awaitable<void> progress(std::string_view text);
     // A parent of a flow (flow.hpp): its children, in the order the flow gave them, each with
@@ -62,16 +67,19 @@ public:
     // system_error(invalid_config) for a job without children.
     asio::awaitable<std::vector<child_result>> children_results();
 
-    // `lost`: the worker's flag for this run (nullptr: never lost).
-    job_context(worker& w, queue::job j, const bool* lost = nullptr)
+    // `lost`: the worker's flag for this run (nullptr: never lost). `progressed`: set once
+    // progress() kept a text, for the worker to clear when the job completes.
+    job_context(worker& w, queue::job j, const bool* lost = nullptr, bool* progressed = nullptr)
         : worker_(w)
         , job_(std::move(j))
-        , lost_(lost) {}
+        , lost_(lost)
+        , progressed_(progressed) {}
 
 private:
     worker& worker_;
     queue::job job_;
     const bool* lost_;
+    bool* progressed_;
 };
 
 // Returns the job's result (kept result_ttl for the producer); throws to fail the run.
@@ -90,6 +98,9 @@ struct worker_options {
     // Tests only: called after an ack that left notices for parents of a flow in the outbox,
     // before they are applied (the tests kill the process here).
     std::function<void()> before_hand_off;
+    // How often the worker's record in the registry of live workers is written; it is dropped
+    // after 3 missed ones. One script call per heartbeat, whatever the load.
+    std::chrono::milliseconds heartbeat{5000};
 };
 
 struct worker_stats {
@@ -133,7 +144,8 @@ private:
         asio::cancellation_signal cancel;
         cancel_reason cancelled_for = cancel_reason::none;
         bool lost = false;
-        bool started = false; // false while prefetched
+        bool started = false;    // false while prefetched
+        bool progressed = false; // progress() kept a text: cleared when it completes
     };
     struct finished {
         std::string id;
@@ -142,8 +154,8 @@ private:
         std::chrono::milliseconds delay{0}; // run_outcome::retry: the wait before the next run
         job_options options;
         std::int64_t enqueued_ms = 0;
-        bool failed_before = false; // attempts and last error to clear
-        std::string flow;           // the job's flow text (job.hpp flow_text), '' outside one
+        bool leftovers = false; // attempts, last error or progress to clear
+        std::string flow;       // the job's flow text (job.hpp flow_text), '' outside one
         // retry.lua's delay argument for this outcome.
         std::int64_t retry_arg() const noexcept;
     };
@@ -161,6 +173,8 @@ private:
     asio::awaitable<void> listen();
     asio::awaitable<void> hand_off(); // notices of finished flow jobs to their parents
     asio::awaitable<void> grace();
+    asio::awaitable<void> heartbeat();
+    std::string record() const; // this worker's entry in the registry (JSON)
     asio::awaitable<std::tuple<boost::system::error_code>> stop_requested();
     asio::awaitable<void> flush(const std::vector<finished>& batch,
                                 const std::vector<std::string>& back, std::size_t want,
@@ -188,6 +202,7 @@ private:
     asio::steady_timer stop_signal_;  // expires once stop() is called
     asio::steady_timer renew_timer_;
     asio::steady_timer hand_off_wake_; // notices_ got some, or the pump drained
+    asio::steady_timer heartbeat_timer_;
     asio::steady_timer* grace_timer_ = nullptr;
     std::int64_t wake_at_ms_ = -1;    // server ms of the next delayed job / rate window
     std::int64_t server_now_ms_ = 0;  // the server's clock at the last claim...
@@ -195,6 +210,7 @@ private:
     bool starved_ = false;            // the last claim found nothing
     bool stopping_ = false;
     bool drained_ = false;            // the pump is done: everything else ends
+    std::int64_t started_ms_ = 0;     // when run() began, this machine's clock
     worker_stats stats_;
     pending_metrics metrics_;
 };
