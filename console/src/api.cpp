@@ -353,13 +353,14 @@ asio::awaitable<std::vector<std::string>> keys_of_type(client& redis, detail::no
     co_return std::vector<std::string>(keys.begin(), keys.end());
 }
 
-// The streams to list: a queue's own event journal (akvq:{q}:journal) belongs to its queue's
-// view, and listing a hundred queues' journals would cost the sampler a hundred XINFOs.
+// The streams to list: a queue's own streams, its event journal (akvq:{q}:journal) and the
+// outbox of its flows' notices (akvq:{q}:outbox), belong to its queue's view, and listing a
+// hundred queues' would cost the sampler a hundred XINFOs each.
 asio::awaitable<std::vector<std::string>> streams_to_list(client& redis,
                                                           detail::node_links& nodes) {
     std::vector<std::string> names = co_await keys_of_type(redis, nodes, "stream");
     std::erase_if(names, [](const std::string& n) {
-        return n.starts_with("akvq:{") && n.ends_with("}:journal");
+        return n.starts_with("akvq:{") && (n.ends_with("}:journal") || n.ends_with("}:outbox"));
     });
     co_return names;
 }

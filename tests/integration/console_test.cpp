@@ -353,6 +353,25 @@ TEST(Console, StreamsWithTheirGroupsAndTheRedisServer) {
     EXPECT_EQ(f.call(http::verb::get, "/console/api/redis", {}).first, 401);
 }
 
+// A queue's outbox (the notices of its flows' children to their parents) stays once its
+// notices were applied and deleted: it is the queue's, not listed among the streams.
+TEST(Console, AQueuesOutboxIsNotListedAmongTheStreams) {
+    console_fixture f;
+    f.enqueue("emails", 1);
+    run_task(f.io, [&]() -> asio::awaitable<void> {
+        akv::request req;
+        req.push("XADD", "akvq:{emails}:outbox", "1-1", "q", "reports", "j", "7");
+        req.push("XDEL", "akvq:{emails}:outbox", "1-1");
+        req.push("XADD", "events", "*", "n", 1);
+        co_await f.rc.client.exec(req, akv::ignore);
+    }());
+    const auto streams = f.call(http::verb::get, "/console/api/streams", as("read"));
+    ASSERT_EQ(streams.first, 200) << json::serialize(streams.second);
+    const auto& list = streams.second.at("streams").as_array();
+    ASSERT_EQ(list.size(), 1u) << json::serialize(streams.second);
+    EXPECT_EQ(list[0].at("name"), "events");
+}
+
 TEST(Console, TheServingGatewaysFigures) {
     console_fixture f;
     gateway_client session(f.io);
