@@ -388,6 +388,47 @@ TEST(QueueFlow, RemovingAParentRemovesItsPendingChildren) {
     }());
 }
 
+// Jobs of a flow that reported progress: their ack clears the progress kept on them and hands
+// their ends to their parent, both in the one complete.lua call (its leftovers flag and flow
+// text side by side in each job's arguments).
+TEST(QueueFlow, ProgressOfFlowJobsIsClearedWhenTheyCompleteAndParentsStillHearOfThem) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, server.config());
+    akv::messaging::subscriber hub(rc.client);
+    flow_producer flows(rc.client, &hub);
+    flow_job mid = leaf("b", "mid");
+    mid.children = {leaf("a", "x"), leaf("b", "y")};
+    flow_job root = leaf("a", "root");
+    root.children = {mid, leaf("b", "z")};
+    std::map<std::string, int> runs;
+    handler join = joiner(runs);
+    handler reporting = [&join](job_context& ctx) -> asio::awaitable<std::string> {
+        co_await ctx.progress("half of " + ctx.job().payload);
+        co_return co_await join(ctx);
+    };
+    running_worker a(io, rc.client, "a", reporting, quick(), &hub);
+    running_worker b(io, rc.client, "b", reporting, quick(), &hub);
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const flow_ids ids = co_await flows.add(root);
+        const job_result r = co_await flows.result(ids, 10s);
+        EXPECT_EQ(r.value, "root(mid(x,y),z)");
+        akv::request req;
+        req.push("HLEN", queue_keys("a").progress);
+        req.push("HLEN", queue_keys("b").progress);
+        req.push("HLEN", queue_keys("a").children);
+        req.push("HLEN", queue_keys("b").children);
+        akv::response<long long, long long, long long, long long> resp;
+        co_await rc.client.exec(req, resp);
+        EXPECT_EQ(std::get<0>(resp).value(), 0);
+        EXPECT_EQ(std::get<1>(resp).value(), 0);
+        EXPECT_EQ(std::get<2>(resp).value(), 0); // completed parents drop their children's entries
+        EXPECT_EQ(std::get<3>(resp).value(), 0);
+    }());
+    for (const char* p : {"root", "mid", "x", "y", "z"})
+        EXPECT_EQ(runs[p], 1) << p;
+}
+
 TEST(QueueFlow, TheJournalShowsWaitingChildrenAndReleased) {
     akv::testing::embedded_server server;
     asio::io_context io;
