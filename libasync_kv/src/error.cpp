@@ -95,6 +95,8 @@ public:
             return "no such stream entry";
         case error::not_dead_letter:
             return "not a dead-letter stream or entry";
+        case error::partition_mismatch:
+            return "the queue's partition count differs from the one given";
         }
         return "unknown akv error";
     }

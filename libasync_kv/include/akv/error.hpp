@@ -77,6 +77,10 @@ enum class error {
     // Streams (messaging/dead_letter)
     unknown_entry,   // no entry of that id in the stream
     not_dead_letter, // not a dead-letter stream (or entry), or its source stream is gone
+
+    // Task queues, appended: a partitioned queue opened with a partition count that disagrees
+    // with the one stored for it (akv/queue/partitioned.hpp)
+    partition_mismatch,
 };
 
 const boost::system::error_category& error_category() noexcept;
