@@ -43,7 +43,8 @@ queue_keys::queue_keys(std::string_view queue)
     , journal(join(prefix, "journal"))
     , waiting_children(join(prefix, "waiting_children"))
     , children(join(prefix, "children"))
-    , outbox(join(prefix, "outbox")) {}
+    , outbox(join(prefix, "outbox"))
+    , partitions(join(prefix, "partitions")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
     std::string key = join(prefix, "m:");

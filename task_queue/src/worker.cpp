@@ -3,6 +3,7 @@
 
 #include <akv/messaging/subscriber.hpp>
 
+#include "claim_budget.hpp"
 #include "handoff.hpp"
 #include "scripts.hpp"
 
@@ -187,7 +188,16 @@ void worker::cancel_running(const std::string& id, cancel_reason why) {
 }
 
 void worker::start_ready() {
-    while (started_ < options_.concurrency && !queued_.empty() && !stopping_) {
+    if (budget_) {
+        budget_->start_ready(); // the partitions take turns
+        return;
+    }
+    while (started_ < options_.concurrency && start_next()) {
+    }
+}
+
+bool worker::start_next() {
+    while (!queued_.empty() && !stopping_) {
         auto rj = std::move(queued_.front());
         queued_.pop_front();
         if (rj->lost) { // its lease expired while it waited here: it runs elsewhere now
@@ -201,7 +211,9 @@ void worker::start_ready() {
         asio::co_spawn(client_.get_executor(), run_job(rj),
                        asio::bind_cancellation_slot(rj->cancel.slot(),
                                                     [rj](std::exception_ptr) {}));
+        return true;
     }
+    return false;
 }
 
 asio::awaitable<void> worker::pump() {
@@ -214,7 +226,8 @@ asio::awaitable<void> worker::pump() {
         // Claimed jobs (running or prefetched) stay under concurrency + prefetch.
         const std::size_t limit = options_.concurrency + options_.prefetch;
         const std::size_t free = stopping_ ? 0 : limit - std::min(limit, running_.size());
-        const std::size_t want = starved_ ? 0 : std::min(free, options_.max_batch);
+        std::size_t want = starved_ ? 0 : std::min(free, options_.max_batch);
+        if (budget_ && want > 0) want = budget_->grant(*this, want);
         const bool metrics_due =
             metrics_.completed > 0 &&
             (stopping_ || std::chrono::steady_clock::now() >= metrics_.sent + metrics_interval);
@@ -233,9 +246,14 @@ asio::awaitable<void> worker::pump() {
         std::vector<std::string> back;
         back.swap(handback_);
         try {
+            claiming_ = want;
             co_await flush(batch, back, want, metrics_due);
+            claiming_ = 0;
+            failing_ = false;
             pause_after_error = std::chrono::milliseconds(0);
         } catch (const boost::system::system_error& e) {
+            claiming_ = 0;
+            failing_ = true;
             // The client was shut down: nothing more can be sent. Leased jobs are recovered
             // by other workers once their leases expire.
             if (e.code() == error::connection_closed) break;

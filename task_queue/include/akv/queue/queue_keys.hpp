@@ -46,6 +46,9 @@ struct queue_keys {
     std::string waiting_children; // sorted set: parents waiting for children, by time
     std::string children;         // hash: "<id>:p" -> children pending, "<id>:<i>" -> child i
     std::string outbox;           // stream: finished children's notices to their parents
+    // A partitioned queue (partitioned.hpp): list of its partitions' queue names, appended
+    // only. Not in all(): a partitioned queue is obliterated by partitioned_admin.
+    std::string partitions;
 
     // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
     std::string metrics(std::int64_t minute) const;

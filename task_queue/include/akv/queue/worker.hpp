@@ -45,8 +45,9 @@ class subscriber;
 namespace akv::queue {
 
 namespace detail {
-struct notice; // src/handoff.hpp
-}
+struct notice;      // src/handoff.hpp
+class claim_budget; // src/claim_budget.hpp
+} // namespace detail
 
 class worker;
 
@@ -135,6 +136,9 @@ public:
 
 private:
     friend class job_context;
+    // A partitioned queue's worker runs one of these per partition, sharing one budget.
+    friend class partitioned_worker;
+    friend class detail::claim_budget;
     // How a run ended: completed goes to complete.lua, the others to retry.lua.
     enum class run_outcome { completed, retry, failed, cancelled };
     // Why a run's cancellation was emitted.
@@ -181,6 +185,7 @@ private:
                                 bool send_metrics);
     void kick();
     void start_ready(); // starts prefetched jobs while handlers are free
+    bool start_next();  // starts the next prefetched job; false if there is none
     void cancel_running(const std::string& id, cancel_reason why);
 
     client& client_;
@@ -213,6 +218,11 @@ private:
     std::int64_t started_ms_ = 0;     // when run() began, this machine's clock
     worker_stats stats_;
     pending_metrics metrics_;
+    // Partitioned (partitioned.hpp): the budget this worker shares with the other partitions'
+    // workers, which decides its claims and handler starts; null for a queue of its own.
+    detail::claim_budget* budget_ = nullptr;
+    std::size_t claiming_ = 0; // jobs asked for by the claim in flight
+    bool failing_ = false;     // the last flush failed: Redis is away for this partition
 };
 
 } // namespace akv::queue
