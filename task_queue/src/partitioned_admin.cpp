@@ -72,19 +72,20 @@ asio::awaitable<std::vector<std::string>> partitioned_admin::add_partitions(std:
     }
     const std::vector<std::string> planned = detail::plan_more(client_, queue_, names, more);
     const std::size_t total = names.size() + planned.size();
-    // The new partitions' settings come first, so that no worker claims from one before.
-    auto settings = [&](std::size_t from, const std::vector<std::string>& which) {
+    // The settings of partitions [from, from + which.size()); the new ones get theirs first,
+    // before they are listed, so that no worker claims from one before.
+    auto settings = [&](std::size_t from, const std::vector<std::string>& which, bool fresh) {
         request set;
         for (std::size_t i = 0; i < which.size(); ++i) {
             const std::string meta = queue_keys(which[i]).meta;
-            if (paused && from > 0) set.push("HSET", meta, "paused", "1");
+            if (paused && fresh) set.push("HSET", meta, "paused", "1");
             if (rate > 0)
                 set.push("HSET", meta, "rate_max", rate_share(rate, total, from + i), "rate_window",
                          window);
         }
         return set;
     };
-    const request first = settings(names.size(), planned);
+    const request first = settings(names.size(), planned, true);
     if (first.size() > 0) {
         generic_response ignored;
         co_await client_.exec(first, ignored);
@@ -92,7 +93,7 @@ asio::awaitable<std::vector<std::string>> partitioned_admin::add_partitions(std:
     std::vector<std::string> now =
         co_await detail::append_partitions(client_, queue_, names, planned);
     if (rate > 0) {
-        const request old = settings(0, names);
+        const request old = settings(0, names, false);
         generic_response ignored;
         co_await client_.exec(old, ignored);
     }
