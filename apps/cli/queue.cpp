@@ -5,7 +5,9 @@
 
 #include <akv/client.hpp>
 #include <akv/error.hpp>
+#include <akv/cluster_slot.hpp>
 #include <akv/queue/admin.hpp>
+#include <akv/queue/partitioned.hpp>
 #include <akv/queue/producer.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -33,7 +35,8 @@ Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) 
 subcommands:
   stats QUEUE                 jobs per state (waiting parents: parents of flows waiting for
                               their children), live workers, totals since the queue began,
-                              paused flag
+                              paused flag; a partitioned queue: also its partitions, each
+                              with its own counts
   list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
                               active (by lease deadline), failed or completed (newest first),
                               waiting-children (parents of flows, oldest first)
@@ -52,6 +55,10 @@ subcommands:
       --unique KEY            while a job with KEY is pending, prints its id and adds none
       --throttle KEY=MS       a job with KEY added in the last MS ms: prints its id, adds none
       --debounce KEY=MS       waits MS ms; another with KEY meanwhile replaces it (same id)
+      --key KEY               partitioned queue: jobs with KEY go to one partition, and are
+                              claimed in the order they were added
+      --partitions N          the queue is partitioned into N (made so if it is new; another
+                              count stored exits 1)
   retry QUEUE ID              a failed (or cancelled) job runs again, attempts from zero
   remove QUEUE ID             deletes a job that is not running, with its result
   cancel QUEUE ID             a waiting or delayed job goes to the failed set as cancelled; a
@@ -62,6 +69,13 @@ subcommands:
   metrics QUEUE               per minute, oldest first: jobs processed and failed, and
                               enqueue-to-completion latency p50/p90/p99 (ms, histogram bounds)
       --minutes N             the last N minutes, 1..120 (default 10)
+  partitions QUEUE            a partitioned queue's partitions: index, queue name, master
+                              (on a cluster), waiting, active and failed jobs
+      --create N              makes QUEUE a partitioned queue of N partitions (or checks N)
+      --add N                 appends N partitions (producers and workers take them up)
+
+A partitioned queue (akv::queue::partitioned_producer) is named as one: its job ids are
+PARTITION:ID, and list, pause, resume and metrics cover every partition.
 
 queue options:
   --json                      stats, list, get, flow, add, metrics: one JSON object on stdout
@@ -93,13 +107,14 @@ const std::map<std::string, subcommand>& subcommands() {
         {"add",
          {{"QUEUE", "PAYLOAD"},
           {"--delay-ms", "--priority", "--attempts", "--unique", "--throttle", "--debounce",
-           "--json"}}},
+           "--key", "--partitions", "--json"}}},
         {"retry", {{"QUEUE", "ID"}, {}}},
         {"remove", {{"QUEUE", "ID"}, {}}},
         {"cancel", {{"QUEUE", "ID"}, {"--reason"}}},
         {"pause", {{"QUEUE"}, {}}},
         {"resume", {{"QUEUE"}, {}}},
         {"metrics", {{"QUEUE"}, {"--minutes", "--json"}}},
+        {"partitions", {{"QUEUE"}, {"--create", "--add", "--json"}}},
     };
     return table;
 }
@@ -120,6 +135,9 @@ struct queue_command {
     job_state state = job_state::unknown;
     akv::queue::job_options job;
     std::string reason = "by akv";
+    std::string key;             // add: placement in a partitioned queue
+    std::size_t partitions = 0;  // add --partitions, partitions --create
+    std::size_t add_partitions = 0;
 };
 
 template <class T> T parse_number(const std::string& option, const std::string& text, T min, T max) {
@@ -216,6 +234,14 @@ queue_command parse(const std::vector<std::string>& args) {
                 option, value.substr(eq + 1), 1, std::int64_t{1} << 40));
         } else if (option == "--reason")
             c.reason = value;
+        else if (option == "--key") {
+            if (value.empty()) throw std::invalid_argument("option --key: empty key");
+            c.key = value;
+        } else if (option == "--partitions" || option == "--create")
+            c.partitions = parse_number<std::size_t>(option, value, 1, akv::queue::max_partitions);
+        else if (option == "--add")
+            c.add_partitions =
+                parse_number<std::size_t>(option, value, 1, akv::queue::max_partitions);
     }
     if (c.sub == "list") c.state = parse_state(c.args[0]);
     if (c.sub == "add" && c.args[0] == "-") {
@@ -293,10 +319,157 @@ json::object options_json(const akv::queue::job_options& o) {
     akv::throw_error(akv::error::unknown_job, "queue \"" + c.queue + "\": no job " + id);
 }
 
+// The queue a subcommand acts on: a plain one, or a partitioned one
+// (akv::queue::partitioned_admin: job ids "<partition>:<id>", and what concerns the whole
+// queue goes to every partition).
+class queue_handle {
+public:
+    queue_handle(akv::client& cl, const std::string& name, bool partitioned)
+        : plain_(cl, name)
+        , parts_(cl, name)
+        , partitioned_(partitioned) {}
+
+    bool partitioned() const noexcept { return partitioned_; }
+    akv::queue::admin& plain() noexcept { return plain_; }
+    akv::queue::partitioned_admin& parts() noexcept { return parts_; }
+
+    asio::awaitable<void> require_exists() {
+        if (!partitioned_) co_await plain_.require_exists();
+    }
+    asio::awaitable<std::vector<std::string>> list(job_state s, std::size_t offset,
+                                                   std::size_t limit) {
+        if (partitioned_) co_return co_await parts_.list(s, offset, limit);
+        co_return co_await plain_.list(s, offset, limit);
+    }
+    asio::awaitable<akv::queue::job_info> get(std::string id) {
+        if (partitioned_) co_return co_await parts_.get(std::move(id));
+        co_return co_await plain_.get(std::move(id));
+    }
+    asio::awaitable<akv::queue::flow_node> flow(std::string id) {
+        if (partitioned_) co_return co_await parts_.flow(std::move(id));
+        co_return co_await plain_.flow(std::move(id));
+    }
+    asio::awaitable<void> retry(std::string id) {
+        if (partitioned_)
+            co_await parts_.retry(std::move(id));
+        else
+            co_await plain_.retry(std::move(id));
+    }
+    asio::awaitable<void> remove(std::string id) {
+        if (partitioned_)
+            co_await parts_.remove(std::move(id));
+        else
+            co_await plain_.remove(std::move(id));
+    }
+    asio::awaitable<akv::queue::cancel_outcome> cancel(std::string id, std::string reason) {
+        if (partitioned_) co_return co_await parts_.cancel(std::move(id), std::move(reason));
+        co_return co_await plain_.cancel(std::move(id), std::move(reason));
+    }
+    asio::awaitable<void> pause() {
+        if (partitioned_)
+            co_await parts_.pause();
+        else
+            co_await plain_.pause();
+    }
+    asio::awaitable<void> resume() {
+        if (partitioned_)
+            co_await parts_.resume();
+        else
+            co_await plain_.resume();
+    }
+    asio::awaitable<std::vector<akv::queue::minute_metrics>> metrics(std::size_t minutes) {
+        if (partitioned_) co_return co_await parts_.metrics(minutes);
+        co_return co_await plain_.metrics(minutes);
+    }
+
+private:
+    akv::queue::admin plain_;
+    akv::queue::partitioned_admin parts_;
+    bool partitioned_;
+};
+
+asio::awaitable<queue_handle> open_queue(akv::client& cl, const std::string& name) {
+    akv::queue::partitioned_admin parts(cl, name);
+    const bool partitioned = co_await parts.exists();
+    co_return queue_handle(cl, name, partitioned);
+}
+
+// ---- partitioned queues
+
+json::object counts_json(const akv::queue::state_counts& n) {
+    json::object j;
+    j["paused"] = n.paused;
+    j["waiting"] = n.waiting;
+    j["delayed"] = n.delayed;
+    j["active"] = n.active;
+    j["failed"] = n.failed;
+    j["completed"] = n.completed;
+    j["waiting_children"] = n.waiting_children;
+    j["workers"] = n.workers;
+    j["total_completed"] = n.total_completed;
+    j["total_failed"] = n.total_failed;
+    return j;
+}
+
+json::array partitions_json(akv::client& cl, const akv::queue::partitioned_counts& pc) {
+    json::array arr;
+    for (std::size_t i = 0; i < pc.partitions.size(); ++i) {
+        const auto& part = pc.partitions[i];
+        json::object j;
+        j["index"] = i;
+        j["queue"] = part.name;
+        const auto master = cl.master_of(akv::cluster_slot(part.name));
+        j["master"] = master ? json::value(akv::to_string(*master)) : json::value(nullptr);
+        for (auto& field : counts_json(part.counts))
+            j[field.key()] = std::move(field.value());
+        arr.push_back(std::move(j));
+    }
+    return arr;
+}
+
+std::string partitions_table(akv::client& cl, const akv::queue::partitioned_counts& pc) {
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"PARTITION", "QUEUE", "MASTER", "WAITING", "DELAYED", "ACTIVE", "FAILED",
+                    "COMPLETED", "PAUSED"});
+    for (std::size_t i = 0; i < pc.partitions.size(); ++i) {
+        const auto& part = pc.partitions[i];
+        const auto& n = part.counts;
+        const auto master = cl.master_of(akv::cluster_slot(part.name));
+        rows.push_back({std::to_string(i), part.name, master ? akv::to_string(*master) : "-",
+                        std::to_string(n.waiting), std::to_string(n.delayed),
+                        std::to_string(n.active), std::to_string(n.failed),
+                        std::to_string(n.completed), n.paused ? "yes" : "no"});
+    }
+    return table(rows, true);
+}
+
+asio::awaitable<int> partitions(akv::client& cl, const queue_command& c) {
+    akv::queue::partitioned_admin a(cl, c.queue);
+    if (c.partitions > 0) co_await a.open(c.partitions);
+    if (c.add_partitions > 0) co_await a.add_partitions(c.add_partitions);
+    const akv::queue::partitioned_counts pc = co_await a.counts();
+    if (c.json) {
+        json::object j;
+        j["queue"] = c.queue;
+        j["partitions"] = partitions_json(cl, pc);
+        print_json(j);
+        co_return 0;
+    }
+    std::cout << partitions_table(cl, pc);
+    co_return 0;
+}
+
 asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.require_exists();
-    const akv::queue::state_counts n = co_await a.counts();
+    akv::queue::partitioned_counts parts; // a partitioned queue's, with its total
+    akv::queue::state_counts n;
+    if (a.partitioned()) {
+        parts = co_await a.parts().counts();
+        n = parts.total;
+    } else {
+        n = co_await a.plain().counts();
+    }
     if (c.json) {
         json::object totals;
         totals["completed"] = n.total_completed;
@@ -317,6 +490,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         j["waiting_children"] = n.waiting_children;
         j["workers"] = n.workers;
         j["totals"] = std::move(totals);
+        if (a.partitioned()) j["partitions"] = partitions_json(cl, parts);
         print_json(j);
         co_return 0;
     }
@@ -324,6 +498,7 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"queue", c.queue},
         {"paused", n.paused ? "yes" : "no"},
     };
+    if (a.partitioned()) head.push_back({"partitions", std::to_string(parts.partitions.size())});
     std::vector<std::vector<std::string>> rows{
         {"waiting", std::to_string(n.waiting)},
         {"delayed", std::to_string(n.delayed)},
@@ -341,11 +516,12 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"total debounced", std::to_string(n.total_debounced)},
     };
     std::cout << table(head, false) << table(rows, true);
+    if (a.partitioned()) std::cout << "\n" << partitions_table(cl, parts);
     co_return 0;
 }
 
 asio::awaitable<int> list(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.require_exists();
     const std::vector<std::string> ids = co_await a.list(c.state, c.offset, c.limit);
     if (!c.verbose) {
@@ -404,7 +580,7 @@ asio::awaitable<int> list(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     std::string id = c.args[0];
     const akv::queue::job_info info = co_await a.get(id);
     if (info.state == job_state::unknown && !info.job && !info.result) no_job(c, c.args[0]);
@@ -529,7 +705,7 @@ json::object flow_json(const akv::queue::flow_node& n,
 }
 
 asio::awaitable<int> flow(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.require_exists();
     std::string id = c.args[0];
     const akv::queue::flow_node root = co_await a.flow(id);
@@ -561,10 +737,23 @@ asio::awaitable<int> flow(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> add(akv::client& cl, const queue_command& c) {
-    akv::queue::producer p(cl, c.queue);
     const std::string& payload = c.args[0];
     akv::queue::job_options options = c.job;
-    const std::string id = co_await p.enqueue(payload, options);
+    std::string id;
+    akv::queue::partitioned_admin parts(cl, c.queue);
+    // --key without --partitions: for a partitioned queue only (unknown_queue otherwise).
+    bool partitioned = c.partitions > 0 || !c.key.empty();
+    if (!partitioned) partitioned = co_await parts.exists();
+    if (partitioned) {
+        akv::queue::partitioning p;
+        p.partitions = c.partitions; // 0: as stored
+        akv::queue::partitioned_producer pp(cl, c.queue, p);
+        const std::string_view key = c.key;
+        id = co_await pp.enqueue(payload, std::move(options), key);
+    } else {
+        akv::queue::producer p(cl, c.queue);
+        id = co_await p.enqueue(payload, std::move(options));
+    }
     if (c.json) {
         json::object j;
         j["queue"] = c.queue;
@@ -577,7 +766,7 @@ asio::awaitable<int> add(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> retry(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     std::string id = c.args[0];
     co_await a.retry(id);
     std::cout << "job " << c.args[0] << " is waiting again\n";
@@ -585,7 +774,7 @@ asio::awaitable<int> retry(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> remove(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     std::string id = c.args[0];
     co_await a.remove(id);
     std::cout << "job " << c.args[0] << " removed\n";
@@ -593,7 +782,7 @@ asio::awaitable<int> remove(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> cancel(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     std::string id = c.args[0];
     std::string reason = c.reason;
     const akv::queue::cancel_outcome outcome = co_await a.cancel(id, reason);
@@ -616,21 +805,21 @@ asio::awaitable<int> cancel(akv::client& cl, const queue_command& c) {
 }
 
 asio::awaitable<int> pause(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.pause();
     std::cout << "queue " << c.queue << " paused\n";
     co_return 0;
 }
 
 asio::awaitable<int> resume(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.resume();
     std::cout << "queue " << c.queue << " resumed\n";
     co_return 0;
 }
 
 asio::awaitable<int> metrics(akv::client& cl, const queue_command& c) {
-    akv::queue::admin a(cl, c.queue);
+    queue_handle a = co_await open_queue(cl, c.queue);
     const std::vector<akv::queue::minute_metrics> m = co_await a.metrics(c.minutes);
     std::uint64_t processed = 0, failed = 0;
     for (const auto& x : m) {
@@ -683,6 +872,7 @@ asio::awaitable<int> dispatch(akv::client& cl, const queue_command& c) {
     if (c.sub == "pause") co_return co_await pause(cl, c);
     if (c.sub == "resume") co_return co_await resume(cl, c);
     if (c.sub == "metrics") co_return co_await metrics(cl, c);
+    if (c.sub == "partitions") co_return co_await partitions(cl, c);
     co_return 2;
 }
 
@@ -699,6 +889,7 @@ bool refused_by_queue(const boost::system::error_code& ec) {
     case akv::error::server_error:
     case akv::error::type_mismatch:
     case akv::error::unexpected_null:
+    case akv::error::partition_mismatch:
         return true;
     default:
         return false;

@@ -512,3 +512,85 @@ TEST(CliQueue, FlowShowsTheTreeWithStatesAndResultsAndStatsCountWaitingParents) 
     EXPECT_EQ(no_queue.status, 1) << no_queue.out;
     EXPECT_NE(no_queue.out.find("no such queue"), std::string::npos) << no_queue.out;
 }
+
+TEST(CliQueue, APartitionedQueueIsMadeFedListedAndActedOnByItsName) {
+    akv::testing::embedded_server server;
+    queue_cli q(server);
+    const auto first = added(q("add pq hello --partitions 3"));
+    EXPECT_NE(first.find(':'), std::string::npos) << first; // "<partition>:<id>"
+    added(q("add pq world"));
+    const auto k1 = added(q("add pq a --key customer-7"));
+    const auto k2 = added(q("add pq b --key customer-7"));
+    EXPECT_EQ(k1.substr(0, k1.find(':')), k2.substr(0, k2.find(':'))) << k1 << " " << k2;
+    // Another count than the stored one: refused, nothing added.
+    auto four = q("add pq x --partitions 4");
+    EXPECT_EQ(four.status, 1) << four.out;
+    EXPECT_NE(four.out.find("opened with 4 partitions, but it has 3"), std::string::npos)
+        << four.out;
+    auto plain_key = q("add plainq x --key k");
+    EXPECT_EQ(plain_key.status, 1) << plain_key.out;
+    EXPECT_NE(plain_key.out.find("not a partitioned queue"), std::string::npos) << plain_key.out;
+
+    auto j = json_of(q("stats pq --json"));
+    EXPECT_EQ(j["waiting"].to_number<int>(), 4);
+    const auto& parts = j["partitions"].as_array();
+    ASSERT_EQ(parts.size(), 3u);
+    int waiting = 0;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+        const auto& p = parts[i].as_object();
+        EXPECT_EQ(p.at("index").to_number<std::size_t>(), i);
+        EXPECT_EQ(p.at("queue").as_string(), "pq~" + std::to_string(i));
+        waiting += p.at("waiting").to_number<int>();
+    }
+    EXPECT_EQ(waiting, 4);
+    auto table = q("stats pq");
+    EXPECT_EQ(table.status, 0) << table.out;
+    EXPECT_EQ(row(table.out, "partitions"), "partitions  3") << table.out;
+    EXPECT_NE(row(table.out, "PARTITION").find("MASTER"), std::string::npos) << table.out;
+    EXPECT_NE(row(table.out, "2 "), "") << table.out;
+
+    // One job by its id; the listing gives ids of the same form.
+    auto got = json_of(q("get pq " + k1 + " --json"));
+    EXPECT_EQ(got["id"].as_string(), k1);
+    EXPECT_EQ(got["payload"].as_string(), "a");
+    auto listed = q("list pq waiting");
+    EXPECT_EQ(listed.status, 0) << listed.out;
+    EXPECT_NE(listed.out.find(k2 + "\n"), std::string::npos) << listed.out;
+    EXPECT_EQ(q("cancel pq " + k2).status, 0);
+    EXPECT_EQ(json_of(q("get pq " + k2 + " --json"))["state"].as_string(), "failed");
+    EXPECT_EQ(q("retry pq " + k2).status, 0);
+    EXPECT_EQ(q("remove pq " + k2).status, 0);
+    auto gone = q("get pq " + k2);
+    EXPECT_EQ(gone.status, 1) << gone.out;
+    auto bad_id = q("get pq 12");
+    EXPECT_EQ(bad_id.status, 1) << bad_id.out;
+    EXPECT_NE(bad_id.out.find("<partition>:<id>"), std::string::npos) << bad_id.out;
+
+    // Pause and resume reach every partition.
+    EXPECT_EQ(q("pause pq").status, 0);
+    auto paused = json_of(q("stats pq --json"));
+    for (const auto& p : paused["partitions"].as_array())
+        EXPECT_TRUE(p.as_object().at("paused").as_bool());
+    EXPECT_EQ(q("resume pq").status, 0);
+    EXPECT_FALSE(json_of(q("stats pq --json"))["paused"].as_bool());
+
+    // More partitions, listed with their counts; a queue is made partitioned by --create.
+    auto grown = q("partitions pq --add 2");
+    EXPECT_EQ(grown.status, 0) << grown.out;
+    EXPECT_NE(row(grown.out, "4 ").find("pq~4"), std::string::npos) << grown.out;
+    auto grown_json = json_of(q("partitions pq --json"));
+    EXPECT_EQ(grown_json["partitions"].as_array().size(), 5u);
+    EXPECT_EQ(json_of(q("partitions fresh --create 2 --json"))["partitions"].as_array().size(),
+              2u);
+    auto mismatch = q("partitions fresh --create 3");
+    EXPECT_EQ(mismatch.status, 1) << mismatch.out;
+    added(q("add plainq x"));
+    auto not_partitioned = q("partitions plainq");
+    EXPECT_EQ(not_partitioned.status, 1) << not_partitioned.out;
+    EXPECT_NE(not_partitioned.out.find("not a partitioned queue"), std::string::npos)
+        << not_partitioned.out;
+    auto help = run("queue --help");
+    for (const char* text : {"partitions QUEUE", "--create N", "--add N", "--key KEY",
+                             "--partitions N", "PARTITION:ID"})
+        EXPECT_NE(help.out.find(text), std::string::npos) << text;
+}
