@@ -26,6 +26,13 @@
 //                     removeOnComplete {count: 0}: "keep_results": false
 //   latency_cK        LAT_RATE jobs/s offered for LAT_SECONDS to a running worker
 //                     (concurrency K); latency = handler start - enqueue time in the payload
+//   partitioned       on a private 3-master cluster (no replicas): N jobs prefilled into a
+//                     partitioned queue (akv/queue/partitioned.hpp) of 3 partitions, one per
+//                     master, then one partitioned_worker (concurrency 100) until all are
+//                     acked; the same with 1 partition, in the same run. No peer: it reports
+//                     both jobs/s, their ratio and each master's Redis CPU (INFO cpu diffs),
+//                     against the goals (the busiest master <= 40% of the Redis CPU,
+//                     3 partitions >= 1 partition's jobs/s)
 // Redis figures as bench.js computes them: INFO cpu (user + sys) and INFO commandstats diffs
 // per job, commands run inside Lua included (redis_calls_per_job), EVAL/EVALSHA calls apart.
 //
@@ -35,9 +42,12 @@
 // the ratios and the goals for that scenario.
 #include <akv/client.hpp>
 #include <akv/config.hpp>
+#include <akv/cluster_slot.hpp>
 #include <akv/queue/admin.hpp>
+#include <akv/queue/partitioned.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
+#include <akv/testing/embedded_cluster.hpp>
 #include <akv/testing/embedded_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -83,7 +93,8 @@ namespace {
 
 using namespace akv::bench; // the helpers every benchmark shares (bench_support.hpp)
 
-constexpr const char* default_scenarios = "^(add_bulk|add_single_c[0-9]+|process_c[0-9]+|latency_c[0-9]+)$";
+constexpr const char* default_scenarios =
+    "^(add_bulk|add_single_c[0-9]+|process_c[0-9]+|latency_c[0-9]+|partitioned)$";
 
 // ---- knobs
 
@@ -595,6 +606,156 @@ json::object sc_latency(const context& c, int conc) {
     return o;
 }
 
+// ---- partitioned: one logical queue over the masters of a cluster
+
+// Each node's CPU so far, s (INFO cpu: user + sys), over a connection of its own.
+std::vector<double> node_cpu(const akv::testing::embedded_cluster& cluster, std::size_t nodes) {
+    std::vector<double> cpu;
+    for (std::size_t i = 0; i < nodes; ++i) {
+        const std::string info = cluster.command(i, {"INFO", "cpu"});
+        cpu.push_back(info_number(info, "used_cpu_user:") + info_number(info, "used_cpu_sys:"));
+    }
+    return cpu;
+}
+
+// N jobs prefilled into a queue of `partitions` partitions, then a partitioned_worker of
+// concurrency `conc` until all are acked: jobs/s, and each master's Redis CPU meanwhile.
+json::object partitioned_round(const context& c, akv::testing::embedded_cluster& cluster,
+                               std::size_t partitions, int conc) {
+    const std::size_t masters = cluster.options().masters;
+    for (std::size_t i = 0; i < masters; ++i)
+        cluster.command(i, {"FLUSHALL"});
+    json::object o;
+    with_clients(cluster.config(), [&](akv::client&, akv::client& prod,
+                                       akv::client& work) -> asio::awaitable<void> {
+        akv::queue::partitioning layout;
+        layout.partitions = partitions;
+        std::vector<std::string> names;
+        {
+            akv::queue::partitioned_producer p(prod, "bench", layout);
+            const akv::queue::job_options options = no_result_kept();
+            for (long i = 0; i < c.k.n; i += c.k.bulk_chunk) {
+                std::vector<akv::queue::partitioned_job> jobs;
+                for (long j = i; j < std::min(c.k.n, i + c.k.bulk_chunk); ++j)
+                    jobs.push_back({payload(j, 0), options, {}});
+                const std::span<const akv::queue::partitioned_job> all(jobs);
+                auto op = p.enqueue_bulk(all);
+                co_await std::move(op);
+            }
+            names = p.partitions();
+        }
+        const std::vector<double> cpu0 = node_cpu(cluster, masters);
+        const double client0 = process_cpu_seconds();
+        const auto t0 = clock_type::now();
+        akv::queue::worker_options wo;
+        wo.concurrency = std::size_t(conc);
+        akv::queue::partitioned_worker w(
+            work, "bench",
+            [](akv::queue::job_context&) -> asio::awaitable<std::string> {
+                co_return std::string("1");
+            },
+            wo, layout);
+        bool finished = false;
+        std::exception_ptr failure;
+        asio::co_spawn(work.get_executor(), w.run(), [&](std::exception_ptr e) {
+            failure = e;
+            finished = true;
+        });
+        co_await wait_until([&] { return finished || w.stats().completed >= std::uint64_t(c.k.n); },
+                            t0 + c.deadline(), 1ms);
+        const double secs = seconds_between(t0, clock_type::now());
+        const auto done = long(w.stats().completed);
+        const std::vector<double> cpu1 = node_cpu(cluster, masters);
+        const double client1 = process_cpu_seconds();
+        w.stop();
+        co_await wait_until([&] { return finished; }, clock_type::now() + 30s, 1ms);
+        if (failure) std::rethrow_exception(failure);
+        json::array per_master, queues;
+        double total = 0, busiest = 0;
+        for (std::size_t i = 0; i < masters; ++i) {
+            const double used = cpu1[i] - cpu0[i];
+            per_master.push_back(round_to(used, 3));
+            total += used;
+            busiest = std::max(busiest, used);
+        }
+        for (const auto& name : names) {
+            json::object q;
+            q["queue"] = name;
+            q["master"] = cluster.master_of(akv::cluster_slot(name));
+            queues.push_back(std::move(q));
+        }
+        o["partitions"] = partitions;
+        o["jobs"] = done;
+        o["seconds"] = round_to(secs, 3);
+        o["jobs_per_s"] = std::round(double(done) / secs);
+        o["truncated"] = done < c.k.n;
+        o["redis_cpu_s_per_master"] = std::move(per_master);
+        o["busiest_master_share"] = total > 0 ? round_to(busiest / total, 3) : 0.0;
+        o["redis_cpu_us_per_job"] = round_to(total * 1e6 / double(std::max(1L, done)), 2);
+        o["client_cpu_us_per_job"] =
+            round_to((client1 - client0) * 1e6 / double(std::max(1L, done)), 2);
+        o["claims"] = w.stats().claims;
+        o["placement"] = std::move(queues);
+    });
+    return o;
+}
+
+// One round of the scenario: a fresh cluster, 1 partition, then 3.
+json::object sc_partitioned(const context& c, int conc) {
+    akv::testing::embedded_cluster_options options;
+    options.masters = 3;
+    options.replicas_per_master = 0;
+    akv::testing::embedded_cluster cluster(options);
+    json::object o = base(c, "partitioned");
+    o["concurrency"] = conc;
+    o["one"] = partitioned_round(c, cluster, 1, conc);
+    o["three"] = partitioned_round(c, cluster, 3, conc);
+    const auto one = number_field(&o["one"].as_object(), "jobs_per_s");
+    const auto three = number_field(&o["three"].as_object(), "jobs_per_s");
+    o["ratio"] = one && three && *one > 0 ? round_to(*three / *one, 3) : 0.0;
+    return o;
+}
+
+// The scenario's line: the median round by ratio, and the goals.
+bool report_partitioned(const std::vector<json::object>& rounds) {
+    std::vector<std::pair<double, std::size_t>> ranked;
+    for (std::size_t i = 0; i < rounds.size(); ++i)
+        ranked.emplace_back(number_field(&rounds[i], "ratio").value_or(0), i);
+    std::ranges::sort(ranked);
+    const json::object& o = rounds[ranked[(ranked.size() - 1) / 2].second];
+    const json::object& one = o.at("one").as_object();
+    const json::object& three = o.at("three").as_object();
+    const auto share = number_field(&three, "busiest_master_share");
+    const auto ratio = number_field(&o, "ratio");
+    const bool met = share && ratio && *share <= 0.40 && *ratio >= 1;
+    json_line line;
+    line.set("bench", "queue").text("scenario", "partitioned").set("masters", 3);
+    line.copy("concurrency", &o, "concurrency").copy("jobs", &three, "jobs");
+    line.copy("akv_jobs_per_s_3_partitions", &three, "jobs_per_s");
+    line.copy("akv_jobs_per_s_1_partition", &one, "jobs_per_s");
+    line.number("ratio", ratio, 3);
+    line.copy("busiest_master_share_3_partitions", &three, "busiest_master_share");
+    line.copy("busiest_master_share_1_partition", &one, "busiest_master_share");
+    line.copy("redis_cpu_s_per_master_3_partitions", &three, "redis_cpu_s_per_master");
+    line.copy("redis_cpu_s_per_master_1_partition", &one, "redis_cpu_s_per_master");
+    line.copy("redis_cpu_us_per_job_3_partitions", &three, "redis_cpu_us_per_job");
+    line.copy("redis_cpu_us_per_job_1_partition", &one, "redis_cpu_us_per_job");
+    line.copy("client_cpu_us_per_job_3_partitions", &three, "client_cpu_us_per_job");
+    line.copy("client_cpu_us_per_job_1_partition", &one, "client_cpu_us_per_job");
+    line.copy("placement_3_partitions", &three, "placement");
+    line.text("goal", "busiest_master_share_3_partitions<=0.40 && ratio>=1");
+    line.set("goal_met", met);
+    if (rounds.size() > 1) {
+        json::array ratios;
+        for (const auto& r : rounds)
+            ratios.push_back(r.at("ratio"));
+        line.set("ratio_runs", ratios);
+    }
+    line.copy("redis", &o, "redis");
+    line.print();
+    return met;
+}
+
 // ---- the peer
 
 struct peer_output {
@@ -643,7 +804,7 @@ std::string log_tail(const std::string& path, std::size_t lines) {
 
 // ---- scenario table (the JSON line and ratio: bench_support.hpp)
 
-enum class kind { add_bulk, add_single, process, latency };
+enum class kind { add_bulk, add_single, process, latency, partitioned };
 
 struct scenario {
     std::string name;
@@ -854,6 +1015,7 @@ int main(int argc, char** argv) {
             scenarios.push_back({"process_c" + std::to_string(c), kind::process, c, {}, {}});
         for (int c : k.concs)
             scenarios.push_back({"latency_c" + std::to_string(c), kind::latency, c, {}, {}});
+        scenarios.push_back({"partitioned", kind::partitioned, 100, {}, {}});
         std::erase_if(scenarios, [&](const scenario& s) { return !std::regex_search(s.name, filter); });
         if (scenarios.empty())
             throw std::runtime_error("no scenario matches \"" + k.scenarios + "\"");
@@ -926,6 +1088,7 @@ int main(int argc, char** argv) {
                     case kind::add_single: s.ours.push_back(sc_add_single(ctx, s.conc)); break;
                     case kind::process: s.ours.push_back(sc_process(ctx, s.conc)); break;
                     case kind::latency: s.ours.push_back(sc_latency(ctx, s.conc)); break;
+                    case kind::partitioned: s.ours.push_back(sc_partitioned(ctx, s.conc)); break;
                     }
                 } catch (const std::exception& e) {
                     json_line line;
@@ -940,7 +1103,9 @@ int main(int argc, char** argv) {
         json::array met, missed, unjudged;
         for (const scenario& s : scenarios) {
             if (s.ours.empty()) continue;
-            const std::optional<bool> ok = report(s, peer_libs, k.peer);
+            const std::optional<bool> ok = s.what == kind::partitioned
+                                               ? std::optional<bool>(report_partitioned(s.ours))
+                                               : report(s, peer_libs, k.peer);
             (ok ? (*ok ? met : missed) : unjudged).push_back(json::string(s.name));
         }
         json_line summary;
