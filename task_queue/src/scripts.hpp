@@ -26,6 +26,8 @@ const script& outbox();
 const script& progress();
 const script& heartbeat();
 const script& workers();
+const script& groups();
+const script& group_limits();
 
 // The reply of a call, or throws system_error(script_error) naming the script and queue.
 const resp::value& reply(const generic_response& r, std::size_t i, std::string_view what);

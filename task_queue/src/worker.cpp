@@ -277,6 +277,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             complete.push_back(f.options.unique_key);
             complete.push_back(f.leftovers ? "1" : "0");
             complete.push_back(f.flow);
+            complete.push_back(f.options.group);
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
@@ -287,6 +288,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             retry.push_back(f.options.unique_key);
             retry.push_back(std::to_string(f.options.priority));
             retry.push_back(f.flow);
+            retry.push_back(f.options.group);
         }
     }
     // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
