@@ -1,6 +1,8 @@
 #include <akv/console/api.hpp>
 #include <akv/console/sampler.hpp>
 
+#include <akv/detail/settled.hpp>
+
 #include <akv/error.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
@@ -1002,31 +1004,19 @@ http_reply guarded(http_reply r) {
 
 // The answer, or what it threw: `||` waits for the first to succeed, and an answer that throws
 // (a refusal, most often) must not wait for the deadline.
-asio::awaitable<std::pair<http_reply, std::exception_ptr>> attempt(state& s,
-                                                                   const http_request& req) {
-    std::pair<http_reply, std::exception_ptr> out;
-    try {
-        out.first = co_await answer(s, req);
-    } catch (...) {
-        out.second = std::current_exception();
-    }
-    co_return out;
-}
-
 asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
     refusal refused{0, {}};
     try {
         asio::steady_timer deadline(co_await asio::this_coro::executor, s->opts.timeout);
-        auto done = co_await (attempt(*s, req) || deadline.async_wait(asio::use_awaitable));
+        auto done = co_await (akv::detail::settled(answer(*s, req)) ||
+                              deadline.async_wait(asio::use_awaitable));
         if (done.index() == 1)
             throw refusal{503, "Redis did not answer within " +
                                    std::to_string(s->opts.timeout.count()) + " ms" +
                                    (req.method == "POST" ? " (the action may have been done: "
                                                            "look before trying again)"
                                                          : "")};
-        auto& [reply, failure] = std::get<0>(done);
-        if (failure) std::rethrow_exception(failure);
-        co_return guarded(std::move(reply));
+        co_return guarded(std::move(std::get<0>(done)).get());
     } catch (const refusal& r) {
         refused = r;
     } catch (const boost::system::system_error& e) {
