@@ -469,8 +469,23 @@ TEST(Apps, BatcherReloadsTheModelWhenLatestMoves) {
     }());
     EXPECT_TRUE(poll_until([&] { return version_in_stats() == "2"; }, 20s, 50ms)) << batcher.log();
     EXPECT_NE(batcher.log().find("v1 -> v2"), std::string::npos) << batcher.log();
+    // Its status record (for the console) is there while it runs, and gone as soon as it has
+    // stopped, not at its expiry.
+    auto status_records = [&] {
+        std::vector<std::string> keys;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("KEYS", "akv:batcher:in:*");
+            akv::response<std::vector<std::string>> resp;
+            co_await rc.client.exec(req, resp);
+            keys = std::get<0>(resp).value();
+        }());
+        return keys.size();
+    };
+    EXPECT_TRUE(poll_until([&] { return status_records() == 1; }, 20s, 50ms)) << batcher.log();
     batcher.signal(SIGTERM);
     ASSERT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
+    EXPECT_EQ(status_records(), 0u) << batcher.log();
 }
 
 } // namespace

@@ -26,6 +26,24 @@ template <class T> struct settled_result {
     }
 };
 
+template <> struct settled_result<void> {
+    std::exception_ptr failure;
+
+    void get() && {
+        if (failure) std::rethrow_exception(failure);
+    }
+};
+
+inline boost::asio::awaitable<settled_result<void>> settled(boost::asio::awaitable<void> a) {
+    settled_result<void> out;
+    try {
+        co_await std::move(a);
+    } catch (...) {
+        out.failure = std::current_exception();
+    }
+    co_return out;
+}
+
 template <class T>
 boost::asio::awaitable<settled_result<T>> settled(boost::asio::awaitable<T> a) {
     settled_result<T> out;
