@@ -245,7 +245,9 @@ json::object job_json(const queue::job_info& j) {
     o["last_error"] = j.last_error;
     if (j.job) {
         o["payload"] = j.job->payload;
-        o["attempt"] = j.job->attempt;
+        // The run it is on or will make next; for a failed job, the last one it made.
+        o["attempt"] = j.state == queue::job_state::failed ? j.failures : j.job->attempt;
+        o["group"] = j.job->options.group;
         o["enqueued_ms"] = j.job->enqueued_ms;
         o["priority"] = j.job->options.priority;
         o["max_attempts"] = j.job->options.max_attempts;

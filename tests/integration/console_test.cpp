@@ -251,6 +251,7 @@ TEST(Console, AFailedJobRetriedFromTheConsoleRunsAgain) {
         f.call(http::verb::get, "/console/api/queues/emails/jobs?state=failed", as("read"));
     ASSERT_EQ(failed.second.at("jobs").as_array().size(), 3u);
     EXPECT_EQ(failed.second.at("jobs").as_array()[0].at("last_error"), "smtp is down");
+    EXPECT_EQ(failed.second.at("jobs").as_array()[0].at("attempt"), 1); // its one run, not a 2nd
 
     const auto one =
         f.act("emails", R"({"action": "retry", "id": ")" + ids[0] + "\"}", as("write"));
