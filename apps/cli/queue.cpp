@@ -35,8 +35,8 @@ Looks into a task queue (akv::queue) and acts on it. OPTIONS (--redis URL, ...) 
 subcommands:
   stats QUEUE                 jobs per state (waiting parents: parents of flows waiting for
                               their children), live workers, totals since the queue began,
-                              paused flag; a partitioned queue: also its partitions, each
-                              with its own counts
+                              paused flag; fair groups: how many, and the busiest ten; a
+                              partitioned queue: also its partitions, each with its own counts
   list QUEUE STATE            ids of jobs in STATE: waiting (claim order), delayed (by due time),
                               active (by lease deadline), failed or completed (newest first),
                               waiting-children (parents of flows, oldest first)
@@ -55,10 +55,19 @@ subcommands:
       --unique KEY            while a job with KEY is pending, prints its id and adds none
       --throttle KEY=MS       a job with KEY added in the last MS ms: prints its id, adds none
       --debounce KEY=MS       waits MS ms; another with KEY meanwhile replaces it (same id)
+      --group NAME            a fair group (a tenant): groups are served round-robin
       --key KEY               partitioned queue: jobs with KEY go to one partition, and are
                               claimed in the order they were added
       --partitions N          the queue is partitioned into N (made so if it is new; another
                               count stored exits 1)
+  groups QUEUE                fair groups with ready or running jobs, the busiest first: ready,
+                              running, state (ready, at-concurrency, rate-limited, idle), limits
+      --limit N               at most N groups (default 100)
+  group-limits QUEUE          sets the limits of one group (--group) or every group's default
+      --group NAME            the group (default: every group without limits of its own)
+      --concurrency N         its jobs running at once over every worker (0: no limit)
+      --rate MAX/MS           at most MAX of its jobs claimed per MS ms (0/1000: no limit)
+      --clear                 the group goes back to the defaults
   retry QUEUE ID              a failed (or cancelled) job runs again, attempts from zero
   remove QUEUE ID             deletes a job that is not running, with its result
   cancel QUEUE ID             a waiting or delayed job goes to the failed set as cancelled; a
@@ -78,7 +87,7 @@ A partitioned queue (akv::queue::partitioned_producer) is named as one: its job 
 PARTITION:ID, and list, pause, resume and metrics cover every partition.
 
 queue options:
-  --json                      stats, list, get, flow, add, metrics: one JSON object on stdout
+  --json                      stats, list, get, flow, add, groups, metrics: one JSON object
   --help                      this text
   --                          what follows is positional (a PAYLOAD starting with --)
 
@@ -107,7 +116,9 @@ const std::map<std::string, subcommand>& subcommands() {
         {"add",
          {{"QUEUE", "PAYLOAD"},
           {"--delay-ms", "--priority", "--attempts", "--unique", "--throttle", "--debounce",
-           "--key", "--partitions", "--json"}}},
+           "--group", "--key", "--partitions", "--json"}}},
+        {"groups", {{"QUEUE"}, {"--limit", "--json"}}},
+        {"group-limits", {{"QUEUE"}, {"--group", "--concurrency", "--rate", "--clear"}}},
         {"retry", {{"QUEUE", "ID"}, {}}},
         {"remove", {{"QUEUE", "ID"}, {}}},
         {"cancel", {{"QUEUE", "ID"}, {"--reason"}}},
@@ -120,7 +131,7 @@ const std::map<std::string, subcommand>& subcommands() {
 }
 
 bool takes_value(const std::string& option) {
-    return option != "--json" && option != "--verbose";
+    return option != "--json" && option != "--verbose" && option != "--clear";
 }
 
 struct queue_command {
@@ -135,6 +146,8 @@ struct queue_command {
     job_state state = job_state::unknown;
     akv::queue::job_options job;
     std::string reason = "by akv";
+    akv::queue::group_limits limits;
+    bool clear = false;
     std::string key;             // add: placement in a partitioned queue
     std::size_t partitions = 0;  // add --partitions, partitions --create
     std::size_t add_partitions = 0;
@@ -242,6 +255,30 @@ queue_command parse(const std::vector<std::string>& args) {
         else if (option == "--add")
             c.add_partitions =
                 parse_number<std::size_t>(option, value, 1, akv::queue::max_partitions);
+        else if (option == "--group") {
+            if (value.empty()) throw std::invalid_argument("option --group: empty name");
+            c.job.group = value;
+        } else if (option == "--concurrency")
+            c.limits.concurrency = parse_number<std::size_t>(option, value, 0, 1'000'000'000);
+        else if (option == "--rate") {
+            const auto slash = value.find('/');
+            if (slash == std::string::npos)
+                throw std::invalid_argument("option --rate: MAX/MS, got '" + value + "'");
+            c.limits.rate_max = parse_number<std::uint64_t>(option, value.substr(0, slash), 0,
+                                                            1'000'000'000);
+            c.limits.rate_window = std::chrono::milliseconds(parse_number<std::int64_t>(
+                option, value.substr(slash + 1), 1, std::int64_t{1} << 40));
+        } else if (option == "--clear")
+            c.clear = true;
+    }
+    if (c.sub == "group-limits") {
+        if (c.clear && c.job.group.empty())
+            throw std::invalid_argument("queue group-limits: --clear needs --group");
+        if (c.clear && (given.contains("--concurrency") || given.contains("--rate")))
+            throw std::invalid_argument("queue group-limits: --clear takes no limits");
+        if (!c.clear && !given.contains("--concurrency") && !given.contains("--rate"))
+            throw std::invalid_argument(
+                "queue group-limits: give --concurrency, --rate or both (or --clear)");
     }
     if (c.sub == "list") c.state = parse_state(c.args[0]);
     if (c.sub == "add" && c.args[0] == "-") {
@@ -310,6 +347,7 @@ json::object options_json(const akv::queue::job_options& o) {
     j["unique_key"] = o.unique_key;
     j["result_ttl_ms"] = o.result_ttl.count();
     j["timeout_ms"] = o.timeout.count();
+    j["group"] = o.group;
     return j;
 }
 
@@ -380,6 +418,22 @@ public:
     asio::awaitable<std::vector<akv::queue::minute_metrics>> metrics(std::size_t minutes) {
         if (partitioned_) co_return co_await parts_.metrics(minutes);
         co_return co_await plain_.metrics(minutes);
+    }
+    asio::awaitable<std::vector<akv::queue::group_info>> groups(std::size_t limit) {
+        if (partitioned_) co_return co_await parts_.groups(limit);
+        co_return co_await plain_.groups(limit);
+    }
+    asio::awaitable<void> set_group_limits(std::string group, akv::queue::group_limits limits) {
+        if (partitioned_)
+            co_await parts_.set_group_limits(std::move(group), limits);
+        else
+            co_await plain_.set_group_limits(std::move(group), limits);
+    }
+    asio::awaitable<void> clear_group_limits(std::string group) {
+        if (partitioned_)
+            co_await parts_.clear_group_limits(std::move(group));
+        else
+            co_await plain_.clear_group_limits(std::move(group));
     }
 
 private:
@@ -459,6 +513,48 @@ asio::awaitable<int> partitions(akv::client& cl, const queue_command& c) {
     co_return 0;
 }
 
+std::string_view group_state_name(akv::queue::group_state s) {
+    switch (s) {
+    case akv::queue::group_state::ready: return "ready";
+    case akv::queue::group_state::at_concurrency: return "at-concurrency";
+    case akv::queue::group_state::rate_limited: return "rate-limited";
+    case akv::queue::group_state::idle: return "idle";
+    }
+    return "idle";
+}
+
+std::string limits_text(const akv::queue::group_limits& l) {
+    std::string t = l.concurrency == 0 ? "-" : std::to_string(l.concurrency);
+    t += " running, ";
+    t += l.rate_max == 0 ? "no rate"
+                         : std::to_string(l.rate_max) + "/" +
+                               std::to_string(l.rate_window.count()) + " ms";
+    return t;
+}
+
+json::object group_json(const akv::queue::group_info& g) {
+    json::object j;
+    j["group"] = g.name;
+    j["waiting"] = g.waiting;
+    j["active"] = g.active;
+    j["state"] = group_state_name(g.state);
+    j["concurrency"] = g.limits.concurrency;
+    j["rate_max"] = g.limits.rate_max;
+    j["rate_window_ms"] = g.limits.rate_window.count();
+    j["own_limits"] = g.own_limits;
+    return j;
+}
+
+void print_groups(const std::vector<akv::queue::group_info>& groups) {
+    std::vector<std::vector<std::string>> rows;
+    rows.push_back({"GROUP", "READY", "RUNNING", "STATE", "LIMITS"});
+    for (const auto& g : groups)
+        rows.push_back({g.name, std::to_string(g.waiting), std::to_string(g.active),
+                        std::string(group_state_name(g.state)),
+                        limits_text(g.limits) + (g.own_limits ? " (own)" : "")});
+    std::cout << table(rows, true);
+}
+
 asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
     queue_handle a = co_await open_queue(cl, c.queue);
     co_await a.require_exists();
@@ -490,6 +586,11 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         j["waiting_children"] = n.waiting_children;
         j["workers"] = n.workers;
         j["totals"] = std::move(totals);
+        j["groups"] = n.groups;
+        json::array top;
+        if (n.groups > 0)
+            for (const auto& g : co_await a.groups(10)) top.push_back(group_json(g));
+        j["top_groups"] = std::move(top);
         if (a.partitioned()) j["partitions"] = partitions_json(cl, parts);
         print_json(j);
         co_return 0;
@@ -514,8 +615,13 @@ asio::awaitable<int> stats(akv::client& cl, const queue_command& c) {
         {"total cancelled", std::to_string(n.total_cancelled)},
         {"total throttled", std::to_string(n.total_throttled)},
         {"total debounced", std::to_string(n.total_debounced)},
+        {"groups", std::to_string(n.groups)},
     };
     std::cout << table(head, false) << table(rows, true);
+    if (n.groups > 0) {
+        std::cout << "\nbusiest groups:\n";
+        print_groups(co_await a.groups(10));
+    }
     if (a.partitioned()) std::cout << "\n" << partitions_table(cl, parts);
     co_return 0;
 }
@@ -639,6 +745,7 @@ asio::awaitable<int> get(akv::client& cl, const queue_command& c) {
                             std::to_string(o.backoff.max.count()) + " ms" +
                             (o.backoff.jitter ? ", jitter" : "")});
         rows.push_back({"unique key", o.unique_key.empty() ? "(none)" : quote(o.unique_key)});
+        rows.push_back({"group", o.group.empty() ? "(none)" : quote(o.group)});
         rows.push_back({"result ttl", o.result_ttl.count() == 0
                                           ? "(not kept)"
                                           : std::to_string(o.result_ttl.count()) + " ms"});
@@ -765,6 +872,37 @@ asio::awaitable<int> add(akv::client& cl, const queue_command& c) {
     co_return 0;
 }
 
+asio::awaitable<int> groups(akv::client& cl, const queue_command& c) {
+    queue_handle a = co_await open_queue(cl, c.queue);
+    co_await a.require_exists();
+    const auto found = co_await a.groups(c.limit);
+    if (c.json) {
+        json::array arr;
+        for (const auto& g : found) arr.push_back(group_json(g));
+        json::object j;
+        j["queue"] = c.queue;
+        j["groups"] = std::move(arr);
+        print_json(j);
+        co_return 0;
+    }
+    print_groups(found);
+    co_return 0;
+}
+
+asio::awaitable<int> group_limits(akv::client& cl, const queue_command& c) {
+    queue_handle a = co_await open_queue(cl, c.queue);
+    std::string group = c.job.group;
+    const std::string who = group.empty() ? "every group" : "group " + group;
+    if (c.clear) {
+        co_await a.clear_group_limits(group);
+        std::cout << "queue " << c.queue << ": " << who << " uses the defaults\n";
+        co_return 0;
+    }
+    co_await a.set_group_limits(group, c.limits);
+    std::cout << "queue " << c.queue << ": " << who << ": " << limits_text(c.limits) << "\n";
+    co_return 0;
+}
+
 asio::awaitable<int> retry(akv::client& cl, const queue_command& c) {
     queue_handle a = co_await open_queue(cl, c.queue);
     std::string id = c.args[0];
@@ -872,6 +1010,8 @@ asio::awaitable<int> dispatch(akv::client& cl, const queue_command& c) {
     if (c.sub == "pause") co_return co_await pause(cl, c);
     if (c.sub == "resume") co_return co_await resume(cl, c);
     if (c.sub == "metrics") co_return co_await metrics(cl, c);
+    if (c.sub == "groups") co_return co_await groups(cl, c);
+    if (c.sub == "group-limits") co_return co_await group_limits(cl, c);
     if (c.sub == "partitions") co_return co_await partitions(cl, c);
     co_return 2;
 }

@@ -302,6 +302,9 @@ int main(int argc, char** argv) {
         spdlog::error("{}", e.what());
         return akv::app::exit_usage;
     }
+    // The server has its own copies. These hold the client by reference, and f outlives it.
+    f.opts.routes.clear();
+    f.opts.webhooks.clear();
 
     int status = 0;
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});

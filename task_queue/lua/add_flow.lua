@@ -32,6 +32,8 @@ for _ = 1, n do
       parents[#parents + 1] = id
     elseif delay > 0 then
       redis.call('ZADD', k.delayed, now + delay, id)
+    elseif string.byte(rec, 1) == 51 then -- "3|": a grouped job
+      make_ready(k, id, 0, false, header(rec).group)
     elseif pr ~= 0 then
       redis.call('ZADD', k.prio, prio_score(pr, id), id)
       ready = true

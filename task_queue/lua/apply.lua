@@ -53,7 +53,7 @@ local function move_on(pid, rec, why)
     notify[#notify + 1] = pid
     if f.policy ~= '-' then notify_parent(k, f, me .. ' ' .. pid, 'c' .. text, out) end
   else
-    make_ready(k, pid, h.priority, false)
+    make_ready(k, pid, h.priority, false, h.group)
     released[#released + 1] = pid
   end
 end

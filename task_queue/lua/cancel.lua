@@ -12,10 +12,11 @@ local id = ARGV[1]
 local rec = redis.call('HGET', k.jobs, id)
 if not rec then return {'unknown', {}, {}} end
 if redis.call('ZSCORE', k.failed, id) then return {'finished', {}, {}} end
-local h = header(rec) or {unique = '', flow = ''}
+local h = header(rec) or {unique = '', flow = '', group = ''}
 local removed = redis.call('ZREM', k.prio, id) + redis.call('ZREM', k.delayed, id) +
   redis.call('ZREM', k.waiting_children, id)
 if removed == 0 then removed = redis.call('LREM', k.wait, 1, id) end
+if removed == 0 and h.group ~= '' then removed = redis.call('LREM', k['g:' .. h.group], 1, id) end
 if removed > 0 then
   local now = now_ms()
   local notices, children = {}, {}

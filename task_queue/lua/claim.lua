@@ -1,6 +1,7 @@
 -- Claims up to n ready jobs for one worker: highest priority first, then FIFO. Each claimed
 -- job gets a lease (member "<id>@<token>" of `active`, scored by its deadline). Delayed jobs
--- whose time has come are promoted first. Honours pause and the queue's rate limit.
+-- whose time has come are promoted first. Honours pause and the queue's rate limit. Grouped
+-- jobs (lib.lua group_ready) come after ungrouped ones, one group's job after another's.
 --
 -- KEYS[1] queue prefix
 -- ARGV[1] n   ARGV[2] lease ms   ARGV[3] worker token
@@ -40,6 +41,57 @@ if #ids < n then
   local low = redis.call('ZPOPMIN', k.prio, n - #ids)
   for i = 1, #low, 2 do ids[#ids + 1] = low[i] end
 end
+-- Fair groups: groups whose rate window ended go back into the ring; then round robin, one job
+-- of the group whose turn is lowest, which then gets the last turn. A group alone in the ring
+-- gives as many as its limits allow.
+local grouped = #ids < n and redis.call('EXISTS', k.groups, k['groups:limited']) > 0
+if grouped then
+  local lifted = redis.call('ZRANGEBYSCORE', k['groups:limited'], '-inf', now, 'LIMIT', 0, 1000)
+  for _, g in ipairs(lifted) do
+    redis.call('ZREM', k['groups:limited'], g)
+    if redis.call('LLEN', k['g:' .. g]) > 0 then group_ready(k, g) end
+  end
+  local limits = {}
+  local guard = 0
+  while #ids < n and guard < n + 1000 do
+    guard = guard + 1
+    local top = redis.call('ZPOPMIN', k.groups)
+    if #top == 0 then break end
+    local g = top[1]
+    local lim = limits[g] or group_limits(k, g)
+    limits[g] = lim
+    local running = tonumber(redis.call('HGET', k['groups:active'], g) or '0')
+    local rkey = k['grate:' .. g]
+    local used = lim[2] > 0 and tonumber(redis.call('GET', rkey) or '0') or 0
+    local room = n - #ids
+    if lim[1] > 0 then room = math.min(room, lim[1] - running) end
+    if lim[2] > 0 then room = math.min(room, lim[2] - used) end
+    if room > 0 and redis.call('ZCARD', k.groups) > 0 then room = 1 end
+    local got = room > 0 and redis.call('RPOP', k['g:' .. g], room) or false
+    if got then
+      for _, id in ipairs(got) do ids[#ids + 1] = id end
+      running = redis.call('HINCRBY', k['groups:active'], g, #got)
+      if lim[2] > 0 then
+        used = redis.call('INCRBY', rkey, #got)
+        if used == #got then redis.call('PEXPIRE', rkey, lim[3]) end
+      end
+    end
+    if got or room <= 0 then
+      if redis.call('LLEN', k['g:' .. g]) > 0 then
+        if lim[1] > 0 and running >= lim[1] then
+          redis.call('SADD', k['groups:maxed'], g)
+        elseif lim[2] > 0 and used >= lim[2] then
+          local ttl = redis.call('PTTL', rkey)
+          redis.call('ZADD', k['groups:limited'], now + math.max(ttl, 0), g)
+        else
+          redis.call('ZADD', k.groups, redis.call('HINCRBY', k.meta, 'group_turn', 1), g)
+        end
+      end
+    end
+  end
+  local lifts = redis.call('ZRANGE', k['groups:limited'], 0, 0, 'WITHSCORES')
+  if #lifts > 0 and (due < 0 or tonumber(lifts[2]) < due) then due = tonumber(lifts[2]) end
+end
 
 local out = {now, due, ''}
 if #ids > 0 then
@@ -69,7 +121,8 @@ if #ids > 0 then
 end
 -- More ready than we took: pass the wake-up on to the next idle worker. None left: clear a
 -- stale wake-up (from enqueues this claim served), so no idle worker wakes for nothing.
-if #ids == n and (redis.call('LLEN', k.wait) > 0 or redis.call('ZCARD', k.prio) > 0) then
+if #ids == n and (redis.call('LLEN', k.wait) > 0 or redis.call('ZCARD', k.prio) > 0 or
+    redis.call('ZCARD', k.groups) > 0) then
   wake(k)
 elseif #ids < n then
   redis.call('DEL', k.marker)

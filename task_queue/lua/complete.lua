@@ -6,7 +6,8 @@
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, result ttl ms, result, unique key, '1' when
 -- an earlier run failed or a run reported progress (attempts, error and progress to clear),
--- flow text ('' outside a flow: the one check a plain job pays); then m, then m (metric field,
+-- flow text ('' outside a flow: the one check a plain job pays), group ('' none); then m, then
+-- m (metric field,
 -- increment) pairs for this minute's metrics, and the completed count for the stats hash (the
 -- worker sends metrics about once a second, not with every batch).
 -- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}.
@@ -14,15 +15,16 @@ local k = keys_of(KEYS[1])
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
 local members = {}
-for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 6] .. '@' .. token end
+for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 7] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
 local lost, gone, own, notify, leftovers, notices = {}, {}, {}, {}, {}, {}
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
-    local b = 3 + j * 6
+    local b = 3 + j * 7
     local id = ARGV[b]
     if held[j + 1] then
+      if ARGV[b + 6] ~= '' then group_left(k, ARGV[b + 6]) end
       gone[#gone + 1] = id
       own[#own + 1] = members[j + 1]
       local ttl = tonumber(ARGV[b + 1])
@@ -55,7 +57,7 @@ if #gone > 0 then
     variadic('HDEL', k.progress, leftovers)
   end
 end
-local i = 3 + n * 6
+local i = 3 + n * 7
 local m = tonumber(ARGV[i] or '0')
 for x = 1, m do
   redis.call('HINCRBY', KEYS[2], ARGV[i + 2 * x - 1], tonumber(ARGV[i + 2 * x]))

@@ -67,6 +67,7 @@ local last = redis.call('INCRBY', k.id, n)
 local first = last - n + 1
 local ready = false
 local fresh = {} -- unique keys taken in this call (their records are written at the end)
+local grouped = {} -- group -> ids ready in it
 for j = 0, n - 1 do
   local b = 2 + j * 5
   local rec, uk, delay, pr = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
@@ -94,6 +95,14 @@ for j = 0, n - 1 do
     if delay > 0 then
       now = now or now_ms()
       redis.call('ZADD', k.delayed, now + delay, id)
+    elseif string.byte(rec, 1) == 51 then -- "3|": a grouped job (its group in its header)
+      local g = header(rec).group
+      local list = grouped[g]
+      if not list then
+        list = {}
+        grouped[g] = list
+      end
+      list[#list + 1] = id
     elseif pr ~= 0 then
       redis.call('ZADD', k.prio, prio_score(pr, id), id)
       ready = true
@@ -110,6 +119,10 @@ if #records > 0 then
   journal(k, 'added', added)
 end
 if #plain > 0 then variadic('LPUSH', k.wait, plain); ready = true end
+for g, ids in pairs(grouped) do
+  variadic('LPUSH', k['g:' .. g], ids)
+  group_ready(k, g)
+end
 -- Idle workers block on the marker; a delayed job wakes them too, so they learn its due time.
 if #records > 0 then wake(k) end
 return out

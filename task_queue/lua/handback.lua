@@ -12,7 +12,8 @@ for i = 2, #ARGV do
     if rec then
       redis.call('HDEL', k.progress, id)
       local h = header(rec)
-      make_ready(k, id, h and h.priority or 0, true)
+      if h and h.group ~= '' then group_left(k, h.group) end
+      make_ready(k, id, h and h.priority or 0, true, h and h.group)
       back = back + 1
     end
   end

@@ -21,12 +21,14 @@ end
 
 -- The record's header: "1|max_attempts|backoff|base_ms|max_ms|timeout_ms|ttl_ms|priority|
 -- enqueued_ms|delay_ms|unique_len|" then the unique key and the payload; a job of a flow has
--- "2|" and one more length, "flow_len|", and its flow text after the unique key (parse_flow).
+-- "2|" and one more length, "flow_len|", and its flow text after the unique key (parse_flow);
+-- a grouped job "3|" and two more, "flow_len|group_len|", its group after the flow text.
 -- Only rare paths (recovery, promotion, cancel, flows) read it; claim and ack never parse a record.
 local function header(rec)
   local f = {}
   local pos = 1
-  local fields = string.sub(rec, 1, 2) == '2|' and 12 or 11
+  local v = string.sub(rec, 1, 2)
+  local fields = v == '3|' and 13 or v == '2|' and 12 or 11
   for _ = 1, fields do
     local bar = string.find(rec, '|', pos, true)
     if not bar then return nil end
@@ -35,12 +37,14 @@ local function header(rec)
   end
   local ulen = tonumber(f[11]) or 0
   local flen = tonumber(f[12]) or 0
+  local glen = tonumber(f[13]) or 0
   return {
     max_attempts = tonumber(f[2]) or 1,
     ttl = tonumber(f[7]) or 0,
     priority = tonumber(f[8]) or 0,
     unique = string.sub(rec, pos, pos + ulen - 1),
     flow = string.sub(rec, pos + ulen, pos + ulen + flen - 1),
+    group = string.sub(rec, pos + ulen + flen, pos + ulen + flen + glen - 1),
   }
 end
 
@@ -49,20 +53,66 @@ local function prio_score(p, id)
   return -p * 1099511627776 + tonumber(id)
 end
 
--- Back to the ready states: priority 0 in the list, others in the sorted set. `front`: a
--- job that was running goes to the head of the line (it was next before).
-local function make_ready(k, id, priority, front)
-  if priority ~= 0 then
+local function wake(k)
+  redis.call('ZADD', k.marker, 0, 'm')
+end
+
+-- Fair groups (job.hpp job_options::group; README "Fair groups"). A group's ready jobs wait in
+-- its own list "g:<group>"; a group with ready jobs is in exactly one of: the ring `groups`
+-- (scored by its turn: claim serves the lowest, then gives it a new, last turn), `groups:maxed`
+-- (its running jobs reached its concurrency) or `groups:limited` (its rate limit, scored by
+-- when it lifts). `groups:active` counts each group's running jobs; `grate:<group>` its claims
+-- in the current rate window. Limits: `groups:limits` per group, else the meta defaults.
+local function group_ready(k, g)
+  if redis.call('ZSCORE', k.groups, g) or redis.call('SISMEMBER', k['groups:maxed'], g) == 1 or
+      redis.call('ZSCORE', k['groups:limited'], g) then
+    return
+  end
+  redis.call('ZADD', k.groups, redis.call('HINCRBY', k.meta, 'group_turn', 1), g)
+end
+
+-- {concurrency, rate max, rate window ms} of a group (0: no limit).
+local function group_limits(k, g)
+  local own = redis.call('HGET', k['groups:limits'], g)
+  if own then
+    local c, m, w = string.match(own, '^(%d+) (%d+) (%d+)$')
+    if c then return {tonumber(c), tonumber(m), tonumber(w)} end
+  end
+  local d = redis.call('HMGET', k.meta, 'group_concurrency', 'group_rate_max', 'group_rate_window')
+  return {tonumber(d[1]) or 0, tonumber(d[2]) or 0, tonumber(d[3]) or 1000}
+end
+
+-- A job of group g stopped running (ended, failed, went back): a group held at its concurrency
+-- goes back into the ring once below it.
+local function group_left(k, g)
+  local left = redis.call('HINCRBY', k['groups:active'], g, -1)
+  if left <= 0 then redis.call('HDEL', k['groups:active'], g) end
+  if redis.call('SISMEMBER', k['groups:maxed'], g) == 1 then
+    local c = group_limits(k, g)[1]
+    if c == 0 or left < c then
+      redis.call('SREM', k['groups:maxed'], g)
+      if redis.call('LLEN', k['g:' .. g]) > 0 then
+        group_ready(k, g)
+        wake(k)
+      end
+    end
+  end
+end
+
+-- Back to the ready states: priority 0 in the list, others in the sorted set, a grouped job in
+-- its group's list. `front`: a job that was running goes to the head of the line (it was next
+-- before).
+local function make_ready(k, id, priority, front, group)
+  if group and group ~= '' then
+    redis.call(front and 'RPUSH' or 'LPUSH', k['g:' .. group], id)
+    group_ready(k, group)
+  elseif priority ~= 0 then
     redis.call('ZADD', k.prio, prio_score(priority, id), id)
   elseif front then
     redis.call('RPUSH', k.wait, id)
   else
     redis.call('LPUSH', k.wait, id)
   end
-end
-
-local function wake(k)
-  redis.call('ZADD', k.marker, 0, 'm')
 end
 
 local function forget_unique(k, uk, id)
@@ -105,7 +155,7 @@ local function promote_due(k, now, limit)
     local rec = redis.call('HGET', k.jobs, id)
     if rec then
       local h = header(rec)
-      make_ready(k, id, h and h.priority or 0, false)
+      make_ready(k, id, h and h.priority or 0, false, h and h.group)
     end
   end
   wake(k)

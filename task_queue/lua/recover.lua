@@ -15,6 +15,7 @@ for _, member in ipairs(expired) do
   local rec = redis.call('HGET', k.jobs, id)
   if rec then
     local h = header(rec) or {max_attempts = 1, priority = 0, unique = ''}
+    if h.group and h.group ~= '' then group_left(k, h.group) end
     local f = parse_flow(h.flow)
     local attempts = redis.call('HINCRBY', k.attempts, id, 1)
     if redis.call('SREM', k.cancel, id) == 1 then
@@ -39,7 +40,7 @@ for _, member in ipairs(expired) do
       ended[#ended + 1] = id
     else
       stalled[#stalled + 1] = id
-      make_ready(k, id, h.priority, true)
+      make_ready(k, id, h.priority, true, h.group)
       back = back + 1
     end
   end

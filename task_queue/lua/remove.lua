@@ -13,12 +13,13 @@ if not rec then
   if had_result > 0 then return {'removed', {}, {}} end
   return {'unknown', {}, {}}
 end
+local h = header(rec) or {unique = '', flow = '', group = ''}
 local failed = redis.call('ZREM', k.failed, id)
 local removed = failed + redis.call('ZREM', k.prio, id) + redis.call('ZREM', k.delayed, id) +
   redis.call('ZREM', k.waiting_children, id)
 if removed == 0 then removed = redis.call('LREM', k.wait, 1, id) end
+if removed == 0 and h.group ~= '' then removed = redis.call('LREM', k['g:' .. h.group], 1, id) end
 if removed == 0 then return {'running', {}, {}} end
-local h = header(rec) or {unique = '', flow = ''}
 local notices, children = {}, {}
 local f = parse_flow(h.flow)
 if f then

@@ -22,6 +22,6 @@ if f and f.n > 0 and tonumber(redis.call('HGET', k.children, id .. ':p') or '0')
   journal(k, 'waiting-children', {id})
   return 'requeued'
 end
-make_ready(k, id, h.priority, false)
+make_ready(k, id, h.priority, false, h.group)
 wake(k)
 return 'requeued'

@@ -4,7 +4,7 @@
 --
 -- KEYS[1] queue prefix   KEYS[2] this minute's metrics hash
 -- ARGV[1] n   ARGV[2] token, then per job: id, delay ms (-1 final failure, -2 cancelled),
--- error text, unique key, priority, flow text ('' outside a flow).
+-- error text, unique key, priority, flow text ('' outside a flow), group ('' none).
 -- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}: a job
 -- of a flow that ends for good tells its parent.
 local k = keys_of(KEYS[1])
@@ -15,11 +15,13 @@ local lost, notify, notices = {}, {}, {}
 local retried, ended, cancelled = {}, {}, {}
 local failed = 0
 for j = 0, n - 1 do
-  local b = 3 + j * 6
+  local b = 3 + j * 7
   local id = ARGV[b]
+  local group = ARGV[b + 6]
   if redis.call('ZREM', k.active, id .. '@' .. token) == 0 then
     lost[#lost + 1] = id
   else
+    if group ~= '' then group_left(k, group) end
     local delay, text, uk = tonumber(ARGV[b + 1]), ARGV[b + 2], ARGV[b + 3]
     local pr = tonumber(ARGV[b + 4])
     redis.call('HINCRBY', k.attempts, id, 1)
@@ -45,7 +47,7 @@ for j = 0, n - 1 do
       wake(k)
     else
       retried[#retried + 1] = id
-      make_ready(k, id, pr, false)
+      make_ready(k, id, pr, false, group)
       redis.call('HINCRBY', k.stats, 'retried', 1)
       wake(k)
     end

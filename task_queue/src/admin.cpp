@@ -66,9 +66,11 @@ asio::awaitable<state_counts> admin::counts() {
     // yet). A queue has few workers: their deadlines cost less than a script call.
     req.push("TIME");
     req.push("ZRANGE", keys_.workers_seen, 0, -1, "WITHSCORES");
+    // Fair groups: only a queue that has them pays for groups.lua.
+    req.push("EXISTS", keys_.groups, keys_.groups_maxed, keys_.groups_limited, keys_.groups_active);
     response<std::size_t, std::size_t, std::size_t, std::size_t, std::size_t, std::size_t,
              std::vector<std::string>, std::optional<std::string>, std::size_t,
-             std::vector<std::string>, std::vector<std::pair<std::string, double>>>
+             std::vector<std::string>, std::vector<std::pair<std::string, double>>, std::size_t>
         resp;
     co_await client_.exec(req, resp);
     state_counts c;
@@ -97,7 +99,89 @@ asio::awaitable<state_counts> admin::counts() {
         for (const auto& [token, deadline] : std::get<10>(resp).value())
             if (deadline > now_ms) ++c.workers;
     }
+    if (std::get<11>(resp).value() > 0) {
+        const auto g = co_await read_groups(nullptr);
+        c.groups = g.first;
+        c.waiting += g.second;
+    }
     co_return c;
+}
+
+asio::awaitable<std::pair<std::size_t, std::size_t>>
+admin::read_groups(std::vector<group_info>* out) {
+    const std::array<std::string_view, 1> keys{keys_.prefix};
+    const std::array<std::string_view, 1> args{"list"};
+    script_request req;
+    req.call(scripts::groups(), keys, args);
+    generic_response resp;
+    co_await req.run(client_, resp);
+    const auto& v = scripts::reply(resp, 0, "queue \"" + queue_ + "\": groups.lua").elements;
+    if (v.size() < 2 || (v.size() - 2) % 8 != 0)
+        throw_error(error::script_error, "queue \"" + queue_ + "\": groups.lua: bad reply");
+    for (std::size_t i = 2; out && i + 8 <= v.size(); i += 8) {
+        group_info g;
+        g.name = v[i].str;
+        g.waiting = to_u64(v[i + 1].str);
+        g.active = to_u64(v[i + 2].str);
+        const auto& state = v[i + 3].str;
+        g.state = state == "ready"     ? group_state::ready
+                  : state == "maxed"   ? group_state::at_concurrency
+                  : state == "limited" ? group_state::rate_limited
+                                       : group_state::idle;
+        g.limits.concurrency = to_u64(v[i + 4].str);
+        g.limits.rate_max = to_u64(v[i + 5].str);
+        g.limits.rate_window = std::chrono::milliseconds(to_u64(v[i + 6].str));
+        g.own_limits = v[i + 7].str == "1";
+        out->push_back(std::move(g));
+    }
+    co_return std::pair{to_u64(v[0].str), to_u64(v[1].str)};
+}
+
+asio::awaitable<std::vector<group_info>> admin::groups(std::size_t limit) {
+    std::vector<group_info> out;
+    co_await read_groups(&out);
+    // The busiest first: most ready, then most running.
+    std::sort(out.begin(), out.end(), [](const group_info& a, const group_info& b) {
+        return std::tie(b.waiting, b.active, a.name) < std::tie(a.waiting, a.active, b.name);
+    });
+    if (out.size() > limit) out.resize(limit);
+    co_return out;
+}
+
+namespace {
+void check(const group_limits& l) {
+    if (l.rate_max > 0 && l.rate_window.count() <= 0)
+        throw_error(error::invalid_config, "group_limits.rate_window: must be above 0 ms with a "
+                                           "rate limit");
+}
+} // namespace
+
+asio::awaitable<void> admin::set_group_limits(std::string group, group_limits l) {
+    check(l);
+    if (!group.empty()) {
+        job_options probe;
+        probe.group = group;
+        validate(probe);
+    }
+    const std::array<std::string_view, 1> keys{keys_.prefix};
+    const std::string c = std::to_string(l.concurrency), m = std::to_string(l.rate_max),
+                      w = std::to_string(l.rate_window.count());
+    const std::array<std::string_view, 5> args{group, "set", c, m, w};
+    script_request req;
+    req.call(scripts::group_limits(), keys, args);
+    generic_response resp;
+    co_await req.run(client_, resp);
+    scripts::reply(resp, 0, "queue \"" + queue_ + "\": group_limits.lua");
+}
+
+asio::awaitable<void> admin::clear_group_limits(std::string group) {
+    const std::array<std::string_view, 1> keys{keys_.prefix};
+    const std::array<std::string_view, 5> args{group, "clear", "0", "0", "0"};
+    script_request req;
+    req.call(scripts::group_limits(), keys, args);
+    generic_response resp;
+    co_await req.run(client_, resp);
+    scripts::reply(resp, 0, "queue \"" + queue_ + "\": group_limits.lua");
 }
 
 asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size_t offset,
@@ -187,6 +271,14 @@ asio::awaitable<job_info> admin::get(std::string id) {
         info.state = job_state::waiting_children;
     else if (record) info.state = job_state::active;
     else if (info.result) info.state = job_state::completed;
+    if (info.state == job_state::active && info.job && !info.job->options.group.empty()) {
+        // Ready in its group's list, or running: the list tells.
+        request in_group;
+        in_group.push("LPOS", keys_.group(info.job->options.group), id);
+        response<std::optional<long long>> pos;
+        co_await client_.exec(in_group, pos);
+        if (std::get<0>(pos).value()) info.state = job_state::waiting;
+    }
     if (info.job) info.job->attempt = info.failures + 1;
     info.progress = std::get<9>(resp).value().value_or("");
     if (info.job && info.job->children > 0) {
@@ -491,6 +583,16 @@ asio::awaitable<std::vector<minute_metrics>> admin::metrics(std::size_t minutes)
 }
 
 asio::awaitable<void> admin::obliterate() {
+    {
+        // The groups' own keys first: their names are in keys all() deletes.
+        const std::array<std::string_view, 1> keys{keys_.prefix};
+        const std::array<std::string_view, 1> args{"drop"};
+        script_request drop;
+        drop.call(scripts::groups(), keys, args);
+        generic_response dropped;
+        co_await drop.run(client_, dropped);
+        scripts::reply(dropped, 0, "queue \"" + queue_ + "\": groups.lua");
+    }
     request req;
     req.push("DEL", keys_.all());
     const auto now_minute = std::chrono::duration_cast<std::chrono::minutes>(

@@ -60,6 +60,19 @@ void validate(const job_options& o) {
         o.backoff.max.count() < 0)
         throw_error(error::invalid_config,
                     "job_options: result_ttl, timeout and backoff must not be negative");
+    if (!o.group.empty()) {
+        if (o.group.size() > 200)
+            throw_error(error::invalid_config, "job_options.group: longer than 200 bytes");
+        for (char c : o.group)
+            if (c == ' ' || static_cast<unsigned char>(c) < 0x20)
+                throw_error(error::invalid_config,
+                            "job_options.group \"" + o.group +
+                                "\": spaces and control characters are not allowed");
+        if (o.priority != 0)
+            throw_error(error::invalid_config,
+                        "job_options: a grouped job has no priority (groups are served "
+                        "round-robin, FIFO within a group)");
+    }
     if (o.dedup.mode == dedup_mode::none) return;
     const std::string mode = o.dedup.mode == dedup_mode::throttle ? "throttle" : "debounce";
     if (o.dedup.key.empty())
@@ -109,12 +122,12 @@ std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
                           std::chrono::milliseconds delay, std::string_view payload,
                           std::string_view flow) {
     std::string r;
-    r.reserve(64 + o.unique_key.size() + flow.size() + payload.size());
+    r.reserve(64 + o.unique_key.size() + flow.size() + o.group.size() + payload.size());
     auto field = [&r](auto v) {
         r += std::to_string(v);
         r += '|';
     };
-    r += flow.empty() ? "1|" : "2|";
+    r += !o.group.empty() ? "3|" : flow.empty() ? "1|" : "2|";
     field(o.max_attempts);
     r += o.backoff.kind == backoff_kind::exponential ? 'e' : 'f';
     if (o.backoff.jitter) r += 'j';
@@ -127,9 +140,11 @@ std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
     field(enqueued_ms);
     field(delay.count());
     field(o.unique_key.size());
-    if (!flow.empty()) field(flow.size());
+    if (!flow.empty() || !o.group.empty()) field(flow.size());
+    if (!o.group.empty()) field(o.group.size());
     r += o.unique_key;
     r += flow;
+    r += o.group;
     r += payload;
     return r;
 }
@@ -196,10 +211,11 @@ void decode_flow(std::string_view queue, std::string_view id, std::string_view t
 } // namespace
 
 job decode_record(std::string_view queue, std::string_view id, std::string_view record) {
-    const bool in_flow = record.starts_with("2|");
-    std::string_view f[12];
+    const bool grouped = record.starts_with("3|");
+    const bool in_flow = grouped || record.starts_with("2|");
+    std::string_view f[13];
     std::size_t pos = 0;
-    for (auto& field : std::span(f, in_flow ? 12 : 11)) {
+    for (auto& field : std::span(f, grouped ? 13 : in_flow ? 12 : 11)) {
         auto bar = record.find('|', pos);
         if (bar == std::string_view::npos)
             throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
@@ -209,7 +225,7 @@ job decode_record(std::string_view queue, std::string_view id, std::string_view 
         field = record.substr(pos, bar - pos);
         pos = bar + 1;
     }
-    if (f[0] != "1" && f[0] != "2")
+    if (f[0] != "1" && f[0] != "2" && f[0] != "3")
         throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
                                         std::string(id) + ": unknown record version \"" +
                                         std::string(f[0]) + "\"");
@@ -244,8 +260,17 @@ job decode_record(std::string_view queue, std::string_view id, std::string_view 
             throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
                                             std::string(id) + ": flow length " +
                                             std::to_string(flen) + " runs past the record");
-        decode_flow(queue, id, record.substr(pos, flen), j);
+        if (flen > 0) decode_flow(queue, id, record.substr(pos, flen), j);
         pos += flen;
+    }
+    if (grouped) {
+        auto glen = number<std::size_t>(queue, id, "group length", f[12]);
+        if (glen == 0 || glen > record.size() - pos)
+            throw_error(error::bad_job, "queue \"" + std::string(queue) + "\" job " +
+                                            std::string(id) + ": group length " +
+                                            std::to_string(glen) + " is 0 or runs past the record");
+        o.group = record.substr(pos, glen);
+        pos += glen;
     }
     j.payload = record.substr(pos);
     return j;

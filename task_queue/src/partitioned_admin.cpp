@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace akv::queue {
 
@@ -129,6 +130,7 @@ asio::awaitable<partitioned_counts> partitioned_admin::counts() {
         t.total_throttled += c.total_throttled;
         t.total_debounced += c.total_debounced;
         t.paused = t.paused || c.paused;
+        t.groups += c.groups; // a group's jobs are in one partition unless placed by another key
         for (const auto& w : workers[i])
             tokens.insert(w.token);
     }
@@ -195,6 +197,49 @@ asio::awaitable<flow_node> partitioned_admin::flow(std::string id) {
     const located at = co_await locate(id);
     admin a(client_, at.partition);
     co_return co_await a.flow(at.id);
+}
+
+asio::awaitable<std::vector<group_info>> partitioned_admin::groups(std::size_t limit) {
+    const std::vector<std::string> names = co_await partitions();
+    std::vector<std::vector<group_info>> each(names.size());
+    co_await detail::all_of(names.size(), [&](std::size_t i) -> asio::awaitable<void> {
+        admin a(client_, names[i]);
+        each[i] = co_await a.groups(limit);
+    });
+    std::map<std::string, group_info> by_name;
+    for (auto& part : each)
+        for (auto& g : part) {
+            auto [it, fresh] = by_name.try_emplace(g.name, g);
+            if (fresh) continue;
+            it->second.waiting += g.waiting;
+            it->second.active += g.active;
+            if (g.state == group_state::ready) it->second.state = group_state::ready;
+        }
+    std::vector<group_info> out;
+    for (auto& [name, g] : by_name)
+        out.push_back(std::move(g));
+    // The busiest first, as admin::groups lists them.
+    std::sort(out.begin(), out.end(), [](const group_info& a, const group_info& b) {
+        return std::tie(b.waiting, b.active, a.name) < std::tie(a.waiting, a.active, b.name);
+    });
+    if (out.size() > limit) out.resize(limit);
+    co_return out;
+}
+
+asio::awaitable<void> partitioned_admin::set_group_limits(std::string group, group_limits limits) {
+    const std::vector<std::string> names = co_await partitions();
+    co_await detail::all_of(names.size(), [&](std::size_t i) -> asio::awaitable<void> {
+        admin a(client_, names[i]);
+        co_await a.set_group_limits(group, limits);
+    });
+}
+
+asio::awaitable<void> partitioned_admin::clear_group_limits(std::string group) {
+    const std::vector<std::string> names = co_await partitions();
+    co_await detail::all_of(names.size(), [&](std::size_t i) -> asio::awaitable<void> {
+        admin a(client_, names[i]);
+        co_await a.clear_group_limits(group);
+    });
 }
 
 asio::awaitable<std::vector<worker_info>> partitioned_admin::workers() {

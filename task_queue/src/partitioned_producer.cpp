@@ -72,6 +72,7 @@ asio::awaitable<void> partitioned_producer::look() {
 std::size_t partitioned_producer::place(std::string_view key, const job_options& o) {
     const std::size_t n = producers_.size();
     if (!key.empty()) return partition_for_key(key, n);
+    if (!o.group.empty()) return partition_for_key(o.group, n);
     if (!o.unique_key.empty()) return partition_for_key(o.unique_key, n);
     if (o.dedup.mode != dedup_mode::none) return partition_for_key(o.dedup.key, n);
     return static_cast<std::size_t>(next_++ % n);

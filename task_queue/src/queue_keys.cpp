@@ -44,6 +44,11 @@ queue_keys::queue_keys(std::string_view queue)
     , waiting_children(join(prefix, "waiting_children"))
     , children(join(prefix, "children"))
     , outbox(join(prefix, "outbox"))
+    , groups(join(prefix, "groups"))
+    , groups_maxed(join(prefix, "groups:maxed"))
+    , groups_limited(join(prefix, "groups:limited"))
+    , groups_active(join(prefix, "groups:active"))
+    , groups_limits(join(prefix, "groups:limits"))
     , partitions(join(prefix, "partitions")) {}
 
 std::string queue_keys::metrics(std::int64_t minute) const {
@@ -52,7 +57,15 @@ std::string queue_keys::metrics(std::int64_t minute) const {
     return key;
 }
 
-std::array<std::string_view, 29> queue_keys::all() const noexcept {
+std::string queue_keys::group(std::string_view name) const {
+    return join(join(prefix, "g:"), name);
+}
+
+std::string queue_keys::group_rate(std::string_view name) const {
+    return join(join(prefix, "grate:"), name);
+}
+
+std::array<std::string_view, 34> queue_keys::all() const noexcept {
     return {id,
             jobs,
             wait,
@@ -81,7 +94,12 @@ std::array<std::string_view, 29> queue_keys::all() const noexcept {
             workers_seen,
             waiting_children,
             children,
-            outbox};
+            outbox,
+            groups,
+            groups_maxed,
+            groups_limited,
+            groups_active,
+            groups_limits};
 }
 
 } // namespace akv::queue

@@ -29,6 +29,8 @@ AKV_QUEUE_SCRIPT(outbox)
 AKV_QUEUE_SCRIPT(progress)
 AKV_QUEUE_SCRIPT(heartbeat)
 AKV_QUEUE_SCRIPT(workers)
+AKV_QUEUE_SCRIPT(groups)
+AKV_QUEUE_SCRIPT(group_limits)
 AKV_QUEUE_SCRIPT(partitions)
 #undef AKV_QUEUE_SCRIPT
 

@@ -26,6 +26,8 @@ const script& outbox();
 const script& progress();
 const script& heartbeat();
 const script& workers();
+const script& groups();
+const script& group_limits();
 const script& partitions();
 
 // The reply of a call, or throws system_error(script_error) naming the script and queue.

@@ -1,6 +1,7 @@
 #include <akv/queue/admin.hpp>
 #include <akv/queue/worker.hpp>
 
+#include <akv/detail/settled.hpp>
 #include <akv/messaging/subscriber.hpp>
 
 #include "claim_budget.hpp"
@@ -295,6 +296,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             complete.push_back(f.options.unique_key);
             complete.push_back(f.leftovers ? "1" : "0");
             complete.push_back(f.flow);
+            complete.push_back(f.options.group);
             const std::int64_t ready_at = f.enqueued_ms + f.options.delay.count();
             ++histogram[detail::latency_bucket(std::max<std::int64_t>(0, now - ready_at))];
         } else {
@@ -305,6 +307,7 @@ asio::awaitable<void> worker::flush(const std::vector<finished>& batch,
             retry.push_back(f.options.unique_key);
             retry.push_back(std::to_string(f.options.priority));
             retry.push_back(f.flow);
+            retry.push_back(f.options.group);
         }
     }
     // Metrics counted by earlier flushes ride along about once a second: a few HINCRBYs per
@@ -449,26 +452,15 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     try {
         job_context ctx(*this, j, &rj->lost, &rj->progressed);
         if (j.options.timeout.count() > 0) {
-            // The handler's outcome as a value: `||` waits for the first branch that does not
-            // throw, and a handler that throws must fail now, with its error, not at the timeout.
-            auto outcome = [&]() -> asio::awaitable<std::pair<std::string, std::exception_ptr>> {
-                std::pair<std::string, std::exception_ptr> out;
-                try {
-                    out.first = co_await handler_(ctx);
-                } catch (...) {
-                    out.second = std::current_exception();
-                }
-                co_return out;
-            };
+            // settled(): a handler that throws must fail now, with its error, not at the timeout.
             asio::steady_timer t(client_.get_executor(), j.options.timeout);
-            auto r = co_await (outcome() || t.async_wait(asio::use_awaitable));
+            auto r = co_await (akv::detail::settled(handler_(ctx)) ||
+                               t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 timed_out = true;
                 throw boost::system::system_error(make_error_code(error::timeout));
             }
-            auto& [value, failure] = std::get<0>(r);
-            if (failure) std::rethrow_exception(failure);
-            f.value = std::move(value);
+            f.value = std::move(std::get<0>(r)).get();
         } else {
             f.value = co_await handler_(ctx);
         }
@@ -713,9 +705,10 @@ asio::awaitable<void> worker::listen() {
     }
     try {
         while (!stopping_) {
-            auto m = co_await (sub->receive() || stop_requested());
+            // settled(): a subscription that closed ends the loop now, not at stop().
+            auto m = co_await (akv::detail::settled(sub->receive()) || stop_requested());
             if (m.index() == 1) break;
-            const auto& text = std::get<0>(m).payload;
+            const std::string text = std::move(std::get<0>(m)).get().payload;
             if (text.rfind("cancel ", 0) == 0)
                 cancel_running(text.substr(7), cancel_reason::cancelled);
         }

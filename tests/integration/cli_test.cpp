@@ -175,6 +175,66 @@ TEST(CliQueue, AddThenStatsCountsEveryState) {
     EXPECT_FALSE(js["id"].as_string().empty());
 }
 
+TEST(CliQueue, GroupsAreAddedListedLimitedAndShownInStats) {
+    akv::testing::embedded_server server;
+    queue_cli q(server);
+    added(q("add jobs a1 --group acme"));
+    added(q("add jobs a2 --group acme"));
+    const auto b = added(q("add jobs b1 --group initech"));
+    auto limited = q("group-limits jobs --group acme --concurrency 2 --rate 10/1000");
+    EXPECT_EQ(limited.status, 0) << limited.out;
+    EXPECT_NE(limited.out.find("group acme: 2 running, 10/1000 ms"), std::string::npos)
+        << limited.out;
+    EXPECT_EQ(q("group-limits jobs --concurrency 5").status, 0); // every group's default
+
+    auto listed = json_of(q("groups jobs --json"));
+    const auto& groups = listed["groups"].as_array();
+    ASSERT_EQ(groups.size(), 2u);
+    auto first = groups[0].as_object(); // the busiest first
+    EXPECT_EQ(first["group"].as_string(), "acme");
+    EXPECT_EQ(first["waiting"].to_number<int>(), 2);
+    EXPECT_EQ(first["state"].as_string(), "ready");
+    EXPECT_EQ(first["concurrency"].to_number<int>(), 2);
+    EXPECT_EQ(first["rate_max"].to_number<int>(), 10);
+    EXPECT_TRUE(first["own_limits"].as_bool());
+    auto second = groups[1].as_object();
+    EXPECT_EQ(second["group"].as_string(), "initech");
+    EXPECT_EQ(second["concurrency"].to_number<int>(), 5);
+    EXPECT_FALSE(second["own_limits"].as_bool());
+
+    auto stats = json_of(q("stats jobs --json"));
+    EXPECT_EQ(stats["waiting"].to_number<int>(), 3);
+    EXPECT_EQ(stats["groups"].to_number<int>(), 2);
+    EXPECT_EQ(stats["top_groups"].as_array().size(), 2u);
+    auto table = q("stats jobs");
+    EXPECT_EQ(row(table.out, "groups"), "groups           2") << table.out;
+    EXPECT_NE(table.out.find("busiest groups:"), std::string::npos) << table.out;
+    EXPECT_NE(row(table.out, "acme").find("2 running, 10/1000 ms (own)"), std::string::npos)
+        << table.out;
+    auto shown = json_of(q("get jobs " + b + " --json"));
+    EXPECT_EQ(shown["state"].as_string(), "waiting");
+    EXPECT_EQ(shown["options"].as_object()["group"].as_string(), "initech");
+
+    EXPECT_EQ(q("group-limits jobs --group acme --clear").status, 0);
+    auto cleared = json_of(q("groups jobs --json"));
+    EXPECT_FALSE(cleared["groups"].as_array()[0].as_object()["own_limits"].as_bool());
+
+    // Bad input: a usage error naming what is wrong, and nothing changes.
+    auto spaced = q("add jobs x --group ''");
+    EXPECT_EQ(spaced.status, 2);
+    EXPECT_NE(spaced.out.find("--group"), std::string::npos) << spaced.out;
+    auto prioritized = q("add jobs x --group acme --priority 3");
+    EXPECT_EQ(prioritized.status, 2);
+    EXPECT_NE(prioritized.out.find("no priority"), std::string::npos) << prioritized.out;
+    auto nothing = q("group-limits jobs --group acme");
+    EXPECT_EQ(nothing.status, 2);
+    EXPECT_NE(nothing.out.find("--concurrency"), std::string::npos) << nothing.out;
+    auto bad_rate = q("group-limits jobs --rate 10");
+    EXPECT_EQ(bad_rate.status, 2);
+    EXPECT_NE(bad_rate.out.find("MAX/MS"), std::string::npos) << bad_rate.out;
+    EXPECT_EQ(json_of(q("stats jobs --json"))["waiting"].to_number<int>(), 3);
+}
+
 TEST(CliQueue, ListsWaitingJobsInClaimOrder) {
     akv::testing::embedded_server server;
     queue_cli q(server);
@@ -265,11 +325,14 @@ TEST(CliQueue, BadStateQueueNameOrArgumentsAreUsageErrors) {
 TEST(CliQueue, HelpListsEverySubcommand) {
     auto r = run("queue --help");
     EXPECT_EQ(r.status, 0);
-    for (const char* sub : {"stats QUEUE", "list QUEUE STATE", "get QUEUE ID", "add QUEUE PAYLOAD",
-                            "retry QUEUE ID", "remove QUEUE ID", "cancel QUEUE ID", "pause QUEUE",
-                            "resume QUEUE", "metrics QUEUE", "--json", "--verbose", "--offset",
-                            "--limit", "--minutes", "--delay-ms", "--priority", "--attempts",
-                            "--unique", "--throttle", "--debounce", "--reason"})
+    for (const char* sub :
+         {"stats QUEUE",        "list QUEUE STATE", "get QUEUE ID",    "add QUEUE PAYLOAD",
+          "retry QUEUE ID",     "remove QUEUE ID",  "cancel QUEUE ID", "pause QUEUE",
+          "resume QUEUE",       "metrics QUEUE",    "--json",          "--verbose",
+          "--offset",           "--limit",          "--minutes",       "--delay-ms",
+          "--priority",         "--attempts",       "--unique",        "--throttle",
+          "--debounce",         "--reason",         "--group",         "groups QUEUE",
+          "group-limits QUEUE", "--concurrency",    "--rate",          "--clear"})
         EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
     auto top = run("--help");
     EXPECT_NE(top.out.find("akv [OPTIONS] queue SUBCOMMAND"), std::string::npos) << top.out;

@@ -428,3 +428,35 @@ TEST(QueuePartitions, OneConcurrencyBudgetServesEveryPartitionFairly) {
     // Once partition 0 ran dry, partition 1 had the whole budget.
     EXPECT_EQ(most, 6);
 }
+
+TEST(QueuePartitions, AFairGroupLivesInOnePartitionAndItsLimitsReachEveryPartition) {
+    akv::testing::embedded_server server;
+    asio::io_context io;
+    running_client rc(io, roomy(server.config()));
+    run_task(io, [&]() -> asio::awaitable<void> {
+        partitioned_producer p(rc.client, "tenants", with(3));
+        partitioned_admin a(rc.client, "tenants");
+        job_options acme;
+        acme.group = "acme";
+        std::set<std::size_t> used;
+        for (int i = 0; i < 10; ++i)
+            used.insert(index_of(co_await p.enqueue("job", acme)));
+        EXPECT_EQ(used.size(), 1u);
+        EXPECT_EQ(*used.begin(), partition_for_key("acme", 3));
+        group_limits two;
+        two.concurrency = 2;
+        co_await a.set_group_limits("acme", two);
+        const std::vector<group_info> groups = co_await a.groups(10);
+        EXPECT_EQ(groups.size(), 1u);
+        if (!groups.empty()) {
+            EXPECT_EQ(groups[0].name, "acme");
+            EXPECT_EQ(groups[0].waiting, 10u);
+            EXPECT_EQ(groups[0].limits.concurrency, 2u);
+            EXPECT_TRUE(groups[0].own_limits);
+        }
+        EXPECT_EQ((co_await a.counts()).total.groups, 1u);
+        co_await a.clear_group_limits("acme");
+        const std::vector<group_info> cleared = co_await a.groups(10);
+        if (!cleared.empty()) EXPECT_FALSE(cleared[0].own_limits);
+    }());
+}

@@ -87,3 +87,56 @@ TEST(QueueFlowRecord, KeptOutcomesAndAGroupsResultDecode) {
     EXPECT_EQ(group[1].result->value, "it broke\n:");
     EXPECT_THROW(detail::decode_group("99:short"), boost::system::system_error);
 }
+
+TEST(QueueFlowRecord, AGroupedJobReadsBackItsGroupInOrOutOfAFlow) {
+    job_options o;
+    o.group = "tenant-7";
+    const std::string plain =
+        detail::encode_record(o, 1000, std::chrono::milliseconds(0), "3|payload");
+    EXPECT_EQ(plain.rfind("3|", 0), 0u);
+    const job j = detail::decode_record("q", "1", plain);
+    EXPECT_EQ(j.options.group, "tenant-7");
+    EXPECT_EQ(j.payload, "3|payload");
+    EXPECT_EQ(detail::flow_text(j), "");
+
+    job shape;
+    shape.parent = job_parent{"reports", "42", 1, on_child_failure::fail};
+    const std::string flow = detail::flow_text(shape);
+    const job child = detail::decode_record(
+        "q", "2", detail::encode_record(o, 0, std::chrono::milliseconds(0), "x", flow));
+    EXPECT_EQ(child.options.group, "tenant-7");
+    ASSERT_TRUE(child.parent);
+    EXPECT_EQ(child.parent->id, "42");
+    EXPECT_EQ(child.payload, "x");
+}
+
+TEST(QueueFlowRecord, AGroupLengthPastTheRecordIsABadJob) {
+    job_options o;
+    o.group = "g";
+    std::string r = detail::encode_record(o, 0, std::chrono::milliseconds(0), "");
+    // "...|0|0|1|g": the group's length says 9, the record has 1 byte left.
+    r.replace(r.size() - 3, 1, "9");
+    try {
+        detail::decode_record("q", "1", r);
+        ADD_FAILURE() << "decoded";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(e.code(), akv::make_error_code(akv::error::bad_job));
+        EXPECT_NE(std::string(e.what()).find("group length"), std::string::npos) << e.what();
+    }
+}
+
+TEST(QueueFlowRecord, AGroupWithASpaceOrWithAPriorityIsRefused) {
+    job_options spaced;
+    spaced.group = "a b";
+    EXPECT_THROW(validate(spaced), boost::system::system_error);
+    job_options prioritized;
+    prioritized.group = "a";
+    prioritized.priority = 5;
+    try {
+        validate(prioritized);
+        ADD_FAILURE() << "validated";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(e.code(), akv::make_error_code(akv::error::invalid_config));
+        EXPECT_NE(std::string(e.what()).find("no priority"), std::string::npos) << e.what();
+    }
+}

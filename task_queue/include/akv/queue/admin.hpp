@@ -21,6 +21,28 @@ struct state_counts {
     std::uint64_t total_throttled = 0, total_debounced = 0;
     bool paused = false;
     std::size_t workers = 0; // live: their last heartbeat within its expiry
+    // Fair groups with ready or running jobs (their ready jobs are counted in `waiting`).
+    std::size_t groups = 0;
+};
+
+// Limits of a fair group (job_options::group): 0 is no limit. The queue's pause and rate
+// limit apply on top.
+struct group_limits {
+    std::size_t concurrency = 0; // its jobs running at once, over every worker
+    std::uint64_t rate_max = 0;  // its jobs claimed per rate_window
+    std::chrono::milliseconds rate_window{1000};
+};
+
+// ready: in the round robin; at_concurrency / rate_limited: held until a job of it ends / its
+// window ends; idle: nothing ready (its running jobs keep it listed).
+enum class group_state { ready, at_concurrency, rate_limited, idle };
+
+struct group_info {
+    std::string name;
+    std::size_t waiting = 0, active = 0;
+    group_state state = group_state::idle;
+    group_limits limits; // in force: its own, else the queue's defaults
+    bool own_limits = false;
 };
 
 struct job_info {
@@ -101,6 +123,13 @@ public:
     asio::awaitable<void> resume();
     // At most `max_jobs` claimed per `window` (0: no limit).
     asio::awaitable<void> set_rate_limit(std::uint64_t max_jobs, std::chrono::milliseconds window);
+    // Every group with ready or running jobs, the busiest first (at most `limit`).
+    asio::awaitable<std::vector<group_info>> groups(std::size_t limit = 1000);
+    // One group's limits (empty `group`: the default of every group without its own). Groups
+    // held at a limit are looked at again at once.
+    asio::awaitable<void> set_group_limits(std::string group, group_limits limits);
+    // The group goes back to the defaults.
+    asio::awaitable<void> clear_group_limits(std::string group);
     // Expired leases put back now (workers do it anyway); returns {recovered, failed}. Also
     // applies the notices for parents of flows left in the outbox (README "Workflows").
     asio::awaitable<std::pair<std::size_t, std::size_t>> recover_stalled();
@@ -110,6 +139,9 @@ public:
     asio::awaitable<void> obliterate();
 
 private:
+    // {groups, ready jobs in them}; each group into `out` when given.
+    asio::awaitable<std::pair<std::size_t, std::size_t>> read_groups(std::vector<group_info>* out);
+
     client& client_;
     std::string queue_;
     queue_keys keys_;

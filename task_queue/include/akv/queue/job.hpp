@@ -57,6 +57,11 @@ struct job_options {
     struct dedup dedup; // not with unique_key; debounce not with delay or run_at
     std::chrono::milliseconds result_ttl{std::chrono::hours(1)}; // 0: no result is kept
     std::chrono::milliseconds timeout{0}; // a run longer than this fails (0: no limit)
+    // A tenant, say. Workers take grouped jobs round-robin across groups, one group's job
+    // after another's, within each group's concurrency and rate limits (admin.hpp
+    // group_limits), so that one group's burst cannot starve the others. FIFO within a group:
+    // not with priority. Ungrouped jobs are served before grouped ones (README "Fair groups").
+    std::string group;
 };
 
 // What a failed child (failed for good, or cancelled) does to the parent waiting for it
@@ -117,7 +122,8 @@ namespace detail {
 // The stored form of a job: a short text header that the rare Lua paths read (recovery,
 // promotion, cancel), then the unique key and the payload bytes as they are.
 // A job of a flow adds the flow text (flow_text()) after the unique key, and says so in the
-// header's version ("2", one more length field); other records are as before ("1").
+// header's version ("2", one more length field); a grouped job adds its group after that
+// ("3", two more length fields: flow, group); other records are as before ("1").
 std::string encode_record(const job_options& o, std::int64_t enqueued_ms,
                           std::chrono::milliseconds delay, std::string_view payload,
                           std::string_view flow = {});

@@ -90,8 +90,10 @@ public:
     // partitions = 0 and no list, error::invalid_config for a plain queue of that name.
     asio::awaitable<void> open();
     // The job's id, "<partition>:<id>". `key`: jobs with the same key go to the same
-    // partition while the count is unchanged. Without one, a job with a unique_key or a dedup
-    // key is placed by it (so those hold across partitions); any other goes round robin.
+    // partition while the count is unchanged. Without one, a job of a fair group is placed by
+    // its group (so the group's round robin turn and limits hold for the queue), else one with
+    // a unique_key or a dedup key by that key (so those hold across partitions); any other
+    // goes round robin.
     // (Overloads, not default arguments: g++ 12 mishandles those on coroutines.)
     asio::awaitable<std::string> enqueue(std::string_view payload);
     asio::awaitable<std::string> enqueue(std::string_view payload, job_options options);
@@ -213,6 +215,12 @@ public:
     asio::awaitable<cancel_outcome> cancel(std::string id, std::string reason);
     // A flow below one of its jobs (admin::flow in the job's partition).
     asio::awaitable<flow_node> flow(std::string id);
+    // Fair groups of every partition, the busiest first (a group's jobs are in one partition,
+    // placed by the group, unless given another key: then summed).
+    asio::awaitable<std::vector<group_info>> groups(std::size_t limit = 1000);
+    // The same limits in every partition: a group placed by its name lives in one of them.
+    asio::awaitable<void> set_group_limits(std::string group, group_limits limits);
+    asio::awaitable<void> clear_group_limits(std::string group);
     // One entry per live worker (a partitioned worker is in every partition's registry under
     // one token): running, completed and failed summed over the partitions.
     asio::awaitable<std::vector<worker_info>> workers();

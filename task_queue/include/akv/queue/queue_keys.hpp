@@ -46,14 +46,23 @@ struct queue_keys {
     std::string waiting_children; // sorted set: parents waiting for children, by time
     std::string children;         // hash: "<id>:p" -> children pending, "<id>:<i>" -> child i
     std::string outbox;           // stream: finished children's notices to their parents
+    // Fair groups (job.hpp job_options::group; lua/lib.lua group_ready): each group's ready jobs
+    // wait in "<prefix>g:<group>" and its rate window counts in "<prefix>grate:<group>".
+    std::string groups;         // sorted set: groups with ready jobs, by their turn
+    std::string groups_maxed;   // set: groups with ready jobs at their concurrency
+    std::string groups_limited; // sorted set: groups with ready jobs, by when their rate lifts
+    std::string groups_active;  // hash: group -> its running jobs
+    std::string groups_limits;  // hash: group -> "<concurrency> <rate max> <rate window ms>"
     // A partitioned queue (partitioned.hpp): list of its partitions' queue names, appended
     // only. Not in all(): a partitioned queue is obliterated by partitioned_admin.
     std::string partitions;
 
     // The metrics hash of one minute (minutes since the epoch): "<prefix>m:<minute>".
     std::string metrics(std::int64_t minute) const;
+    std::string group(std::string_view name) const;      // list: its ready jobs
+    std::string group_rate(std::string_view name) const; // its claims in the rate window
     // Every key above but the channel: what obliterate deletes (with the metrics hashes).
-    std::array<std::string_view, 29> all() const noexcept;
+    std::array<std::string_view, 34> all() const noexcept;
 };
 
 } // namespace akv::queue
