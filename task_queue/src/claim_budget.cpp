@@ -34,6 +34,7 @@ std::size_t fair_grant(std::span<const share> members, std::size_t m, std::size_
 void claim_budget::join(worker& w) {
     members_.push_back(&w);
     served_.push_back(0);
+    denied_.push_back(0);
     w.budget_ = this;
 }
 
@@ -55,6 +56,7 @@ std::size_t claim_budget::grant(const worker& w, std::size_t want) {
         scratch_.push_back(share_of(i));
     const std::size_t n = fair_grant(scratch_, m, limit_, want);
     if (n > 0) served_[m] = ++grants_;
+    denied_[m] = n < want;
     return n;
 }
 
@@ -75,8 +77,15 @@ void claim_budget::start_ready() {
         if (!started) break;
         ++running;
     }
-    for (worker* w : members_)
-        w->kick();
+    if (std::find(denied_.begin(), denied_.end(), 1) == denied_.end()) return;
+    scratch_.clear();
+    for (std::size_t i = 0; i < n; ++i)
+        scratch_.push_back(share_of(i));
+    for (std::size_t i = 0; i < n; ++i)
+        if (denied_[i] && fair_grant(scratch_, i, limit_, limit_) > 0) {
+            denied_[i] = 0;
+            members_[i]->kick();
+        }
 }
 
 } // namespace akv::queue::detail

@@ -41,8 +41,9 @@ public:
     // How many of `want` jobs `w` may claim now (fair_grant).
     std::size_t grant(const worker& w, std::size_t want);
     // Starts prefetched jobs of the partitions in turn while fewer than `concurrency` handlers
-    // run in all, then wakes every partition's pump: a job that ended in one partition may have
-    // freed a slot that another's turn it is to claim.
+    // run in all, then wakes the pump of each partition that was given less than it asked for
+    // and would be given some now: a job that ended in one partition may have freed a slot
+    // that is another's turn. (Not every pump at every job's end: most would find nothing.)
     void start_ready();
 
 private:
@@ -52,6 +53,7 @@ private:
     std::size_t limit_;
     std::vector<worker*> members_;
     std::vector<std::uint64_t> served_; // per member
+    std::vector<char> denied_;          // per member: its last grant was less than it asked
     std::uint64_t grants_ = 0;
     std::size_t next_start_ = 0; // the member whose prefetched job starts first
     std::vector<share> scratch_;

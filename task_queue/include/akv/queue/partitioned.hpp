@@ -4,10 +4,12 @@
 // added) or round robin; a worker claims across the partitions with one concurrency budget,
 // taking turns; partitions can be added later without losing a job.
 //
-//   akv::queue::partitioned_producer p(redis, "emails", {.partitions = 3});
-//   const std::string id = co_await p.enqueue(payload, {}, customer_id); // "1:42"
-//   akv::queue::partitioned_worker w(redis, "emails", handler, {.concurrency = 64}, {.partitions =
-//   3}); co_await w.run();
+//   akv::queue::partitioning three;
+//   three.partitions = 3;
+//   akv::queue::partitioned_producer p(redis, "emails", three);
+//   const std::string id = co_await p.enqueue(payload, options, customer_id); // "1:42"
+//   akv::queue::partitioned_worker w(redis, "emails", handler, worker_options, three);
+//   co_await w.run();
 //
 // The list of partitions is stored in Redis (akvq:{emails}:partitions), written once by
 // whoever opens the queue first, appended to by partitioned_admin::add_partitions, never
