@@ -14,6 +14,8 @@
 //   side's median is reported); PEER=0 (= --no-peer); BENCH_DIR: keep the peer's npm install
 //   there between runs (default: a temporary directory, removed at the end); PEER_TIMEOUT_S
 //   [1200]: the peer's whole run, npm install included, is stopped after this (no network).
+//   PARTITIONED_N [200000; QUICK 8000] jobs of the partitioned scenario (ours only: a run of
+//   50,000 lasts half a second, too short to tell 3 partitions from 1 on a busy machine).
 // When the peer gives no result (npm install failed, no network, ...), a line
 // {"bench":"queue","peer_error":true,"lib":...,"error":...,"log_tail":...} says why and our
 // figures are printed all the same, with null for the peer's.
@@ -26,7 +28,7 @@
 //                     removeOnComplete {count: 0}: "keep_results": false
 //   latency_cK        LAT_RATE jobs/s offered for LAT_SECONDS to a running worker
 //                     (concurrency K); latency = handler start - enqueue time in the payload
-//   partitioned       on a private 3-master cluster (no replicas): N jobs prefilled into a
+//   partitioned       on a private 3-master cluster (no replicas): PARTITIONED_N jobs in a
 //                     partitioned queue (akv/queue/partitioned.hpp) of 3 partitions, one per
 //                     master, then one partitioned_worker (concurrency 100) until all are
 //                     acked; the same with 1 partition, in the same run. No peer: it reports
@@ -134,11 +136,13 @@ struct knobs {
     bool peer = true;
     std::string peer_script;
     double peer_timeout_s = 1200; // the whole peer run, npm install included
+    long partitioned_n = 200000;
 
     void read_env() {
         quick = quick || env("QUICK").value_or("0") == "1";
         if (quick) {
             n = 2000;
+            partitioned_n = 8000;
             lat_seconds = 1;
             deadline_s = 20;
         }
@@ -154,6 +158,7 @@ struct knobs {
         if (auto v = env("ROUNDS")) rounds = std::max(1, std::stoi(*v));
         if (env("PEER").value_or("1") == "0") peer = false;
         if (auto v = env("PEER_TIMEOUT_S")) peer_timeout_s = std::stod(*v);
+        if (auto v = env("PARTITIONED_N")) partitioned_n = std::max(1L, std::stol(*v));
     }
 };
 
@@ -618,13 +623,14 @@ std::vector<double> node_cpu(const akv::testing::embedded_cluster& cluster, std:
     return cpu;
 }
 
-// N jobs prefilled into a queue of `partitions` partitions, then a partitioned_worker of
+// PARTITIONED_N jobs prefilled into a queue of `partitions` partitions, then a partitioned_worker of
 // concurrency `conc` until all are acked: jobs/s, and each master's Redis CPU meanwhile.
 json::object partitioned_round(const context& c, akv::testing::embedded_cluster& cluster,
                                std::size_t partitions, int conc) {
     const std::size_t masters = cluster.options().masters;
     for (std::size_t i = 0; i < masters; ++i)
         cluster.command(i, {"FLUSHALL"});
+    const long jobs_total = c.k.partitioned_n;
     json::object o;
     with_clients(cluster.config(), [&](akv::client&, akv::client& prod,
                                        akv::client& work) -> asio::awaitable<void> {
@@ -634,9 +640,9 @@ json::object partitioned_round(const context& c, akv::testing::embedded_cluster&
         {
             akv::queue::partitioned_producer p(prod, "bench", layout);
             const akv::queue::job_options options = no_result_kept();
-            for (long i = 0; i < c.k.n; i += c.k.bulk_chunk) {
+            for (long i = 0; i < jobs_total; i += c.k.bulk_chunk) {
                 std::vector<akv::queue::partitioned_job> jobs;
-                for (long j = i; j < std::min(c.k.n, i + c.k.bulk_chunk); ++j)
+                for (long j = i; j < std::min(jobs_total, i + c.k.bulk_chunk); ++j)
                     jobs.push_back({payload(j, 0), options, {}});
                 const std::span<const akv::queue::partitioned_job> all(jobs);
                 auto op = p.enqueue_bulk(all);
@@ -661,7 +667,7 @@ json::object partitioned_round(const context& c, akv::testing::embedded_cluster&
             failure = e;
             finished = true;
         });
-        co_await wait_until([&] { return finished || w.stats().completed >= std::uint64_t(c.k.n); },
+        co_await wait_until([&] { return finished || w.stats().completed >= std::uint64_t(jobs_total); },
                             t0 + c.deadline(), 1ms);
         const double secs = seconds_between(t0, clock_type::now());
         const auto done = long(w.stats().completed);
@@ -688,13 +694,15 @@ json::object partitioned_round(const context& c, akv::testing::embedded_cluster&
         o["jobs"] = done;
         o["seconds"] = round_to(secs, 3);
         o["jobs_per_s"] = std::round(double(done) / secs);
-        o["truncated"] = done < c.k.n;
+        o["truncated"] = done < jobs_total;
         o["redis_cpu_s_per_master"] = std::move(per_master);
         o["busiest_master_share"] = total > 0 ? round_to(busiest / total, 3) : 0.0;
         o["redis_cpu_us_per_job"] = round_to(total * 1e6 / double(std::max(1L, done)), 2);
         o["client_cpu_us_per_job"] =
             round_to((client1 - client0) * 1e6 / double(std::max(1L, done)), 2);
         o["claims"] = w.stats().claims;
+        o["jobs_per_claim"] =
+            round_to(double(done) / double(std::max<std::uint64_t>(1, w.stats().claims)), 2);
         o["placement"] = std::move(queues);
     });
     return o;
@@ -742,6 +750,8 @@ bool report_partitioned(const std::vector<json::object>& rounds) {
     line.copy("redis_cpu_us_per_job_1_partition", &one, "redis_cpu_us_per_job");
     line.copy("client_cpu_us_per_job_3_partitions", &three, "client_cpu_us_per_job");
     line.copy("client_cpu_us_per_job_1_partition", &one, "client_cpu_us_per_job");
+    line.copy("jobs_per_claim_3_partitions", &three, "jobs_per_claim");
+    line.copy("jobs_per_claim_1_partition", &one, "jobs_per_claim");
     line.copy("placement_3_partitions", &three, "placement");
     line.text("goal", "busiest_master_share_3_partitions<=0.40 && ratio>=1");
     line.set("goal_met", met);
