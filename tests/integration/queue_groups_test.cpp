@@ -311,6 +311,14 @@ TEST(QueueGroups, AWaitingGroupedJobIsListedRemovedAndCancelledLikeAnyOther) {
         auto delayed_opts = in_group("t");
         delayed_opts.delay = 1h;
         co_await p.enqueue("later", delayed_opts);
+        const std::string plain = co_await p.enqueue("plain");
+        // Listed in claim order: ungrouped first, then each group's.
+        const std::vector<std::string> all{plain, first, second}, last{second};
+        const auto listed = co_await a.list(job_state::waiting, 0, 10);
+        EXPECT_EQ(listed, all);
+        const auto from_two = co_await a.list(job_state::waiting, 2, 10);
+        EXPECT_EQ(from_two, last);
+        co_await a.remove(plain);
         auto info = co_await a.get(first);
         EXPECT_EQ(info.state, job_state::waiting);
         if (!info.job) {
