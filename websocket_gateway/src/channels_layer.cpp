@@ -22,8 +22,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <fmt/format.h>
-
+#include <cstdio>
 #include <map>
 #include <random>
 #include <set>
@@ -43,7 +42,10 @@ std::string now_seconds() {
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
-    return fmt::format("{}.{:06}", us / 1000000, us % 1000000);
+    char text[32];
+    std::snprintf(text, sizeof text, "%lld.%06lld", static_cast<long long>(us / 1000000),
+                  static_cast<long long>(us % 1000000));
+    return text;
 }
 
 const script& group_send_script() {
