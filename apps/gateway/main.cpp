@@ -16,9 +16,13 @@
 #include <akv/queue/producer.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -370,9 +374,32 @@ int main(int argc, char** argv) {
         server->stop();
     });
     if (sampler) asio::co_spawn(io, sampler->run(), [](std::exception_ptr) {});
+    // The bridge counts what it skips; the operator hears of it here, at most every 5 s.
+    asio::steady_timer channels_report(io);
+    bool channels_ended = false;
+    // (Outlives the coroutine it makes: the frame reads its captures through it.)
+    auto report = [&]() -> asio::awaitable<void> {
+        std::uint64_t skipped = 0, errors = 0;
+        while (!channels_ended) {
+            channels_report.expires_after(std::chrono::seconds(5));
+            co_await channels_report.async_wait(asio::as_tuple(asio::use_awaitable));
+            const gw::channels_stats s = channels->stats();
+            if (s.skipped == skipped && s.redis_errors == errors) continue;
+            spdlog::warn("Django Channels: {} messages skipped, {} Redis errors so far; the "
+                         "last: {}",
+                         s.skipped, s.redis_errors, s.last_error);
+            skipped = s.skipped;
+            errors = s.redis_errors;
+        }
+    };
     if (channels) {
         asio::co_spawn(io, channels_redis->run(), [](std::exception_ptr) {});
-        asio::co_spawn(io, channels->run(), [&](std::exception_ptr) { channels_redis->cancel(); });
+        asio::co_spawn(io, channels->run(), [&](std::exception_ptr) {
+            channels_ended = true;
+            channels_report.cancel();
+            channels_redis->cancel();
+        });
+        asio::co_spawn(io, report(), asio::detached);
     }
     asio::co_spawn(io, server->run(), [&](std::exception_ptr e) {
         if (e) {

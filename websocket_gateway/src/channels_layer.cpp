@@ -95,7 +95,7 @@ struct channels_bridge::impl {
                 try {
                     std::rethrow_exception(e);
                 } catch (const std::exception& ex) {
-                    note(ex.what());
+                    note(std::string("stopped: ") + ex.what());
                 }
             }
             if (--tasks == 0) done.cancel();
@@ -110,7 +110,7 @@ struct channels_bridge::impl {
         } catch (const boost::system::system_error& e) {
             if (e.code().category() != gateway_category()) throw; // Redis: the caller retries
             ++figures.skipped;                                    // over max_publish, say
-            note("channels: group " + group + ": " + e.what());
+            note("group " + group + ": " + wire::reason(e));
         }
     }
 
@@ -121,7 +121,7 @@ struct channels_bridge::impl {
             co_return true;
         } catch (const boost::system::system_error& e) {
             ++figures.redis_errors;
-            note(std::string("channels: publishing: ") + e.what());
+            note(std::string("publishing: ") + wire::reason(e));
         }
         co_return false;
     }
@@ -139,7 +139,7 @@ struct channels_bridge::impl {
                     sub = co_await subscriber.subscribe(channels);
             } catch (const boost::system::system_error& e) {
                 ++figures.redis_errors;
-                note(std::string("channels: subscribing: ") + e.what());
+                note(std::string("subscribing: ") + wire::reason(e));
             }
             if (sub) {
                 --pending_ready;
@@ -173,7 +173,7 @@ struct channels_bridge::impl {
                 if (first) --pending_ready, first = false;
             } catch (const boost::system::system_error& e) {
                 ++figures.redis_errors;
-                note(std::string("channels: joining the groups: ") + e.what());
+                note(std::string("joining the groups: ") + wire::reason(e));
                 failed = true;
             }
             if (stopped) break;
@@ -204,7 +204,7 @@ struct channels_bridge::impl {
             } catch (const boost::system::system_error& e) {
                 if (stopped) break;
                 ++figures.redis_errors;
-                note(std::string("channels: BZPOPMIN: ") + e.what());
+                note(std::string("BZPOPMIN: ") + wire::reason(e));
                 failed = true;
             }
             if (failed) {
@@ -218,7 +218,7 @@ struct channels_bridge::impl {
                 message = wire::decode_core_member(popped.elements[1].str, max_message());
             } catch (const boost::system::system_error& e) {
                 ++figures.skipped;
-                note("channels: group " + group + ": " + e.what());
+                note("group " + group + ": " + wire::reason(e));
                 continue;
             }
             // Taken from the group: retried until published (or stopped), never dropped.
@@ -249,7 +249,7 @@ struct channels_bridge::impl {
                 message = wire::decode_message(m.payload, max_message());
             } catch (const boost::system::system_error& e) {
                 ++figures.skipped;
-                note("channels: group " + group + ": " + e.what());
+                note("group " + group + ": " + wire::reason(e));
                 continue;
             }
             co_await try_deliver(group, message); // pub/sub keeps no copy to retry
@@ -288,7 +288,7 @@ struct channels_bridge::impl {
                     ++figures.forwarded;
                 } catch (const boost::system::system_error& e) {
                     ++figures.redis_errors;
-                    note("channels: sending to group " + group + ": " + e.what());
+                    note("sending to group " + group + ": " + wire::reason(e));
                 }
             }
         }

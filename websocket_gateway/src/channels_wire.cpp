@@ -1,5 +1,6 @@
 #include "channels_wire.hpp"
 
+#include <akv/error.hpp>
 #include <akv/gateway/error.hpp>
 #include <akv/kv/msgpack.hpp>
 
@@ -15,10 +16,20 @@ namespace json = boost::json;
 namespace {
 
 [[noreturn]] void fail(gateway_error e, const std::string& what) {
-    throw boost::system::system_error(e, "channels: " + what);
+    throw boost::system::system_error(e, what);
 }
 
 } // namespace
+
+std::string reason(const boost::system::system_error& e) {
+    std::string text = e.what();
+    // Redis's own errors keep theirs: "connection lost" says something.
+    if (e.code().category() != gateway_category() && e.code() != akv::error::type_mismatch)
+        return text;
+    const std::string suffix = ": " + e.code().message();
+    if (const auto at = text.rfind(suffix); at != std::string::npos) text.resize(at);
+    return text;
+}
 
 bool valid_group(std::string_view group) noexcept {
     if (group.empty() || group.size() >= 100) return false;
@@ -64,7 +75,7 @@ json::object decode_message(std::string_view bytes, std::size_t max_bytes) {
     try {
         v = kv::msgpack::decode(bytes, options);
     } catch (const boost::system::system_error& e) {
-        fail(gateway_error::bad_message, std::string("not a msgpack message: ") + e.what());
+        fail(gateway_error::bad_message, "not a msgpack message: " + reason(e));
     }
     if (!v.is_object()) fail(gateway_error::bad_message, "a message that is not a map");
     json::object message = std::move(v.get_object());

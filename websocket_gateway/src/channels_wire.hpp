@@ -16,6 +16,7 @@
 
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <boost/system/system_error.hpp>
 
 #include <cstddef>
 #include <random>
@@ -24,6 +25,10 @@
 #include <vector>
 
 namespace akv::gateway::channels_wire {
+
+// An error's own text, without what system_error appends (the code's message and its value),
+// for a reason that reads once: "not a msgpack message: byte 1: 9 bytes after the value".
+std::string reason(const boost::system::system_error& e);
 
 // What channels.layers accepts as a group name: ASCII letters, digits, '-', '_', '.', fewer
 // than 100 of them.
