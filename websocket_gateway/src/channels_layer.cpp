@@ -105,7 +105,9 @@ struct channels_bridge::impl {
     // A group's message (a JSON object) to the gateway channel of the same name.
     asio::awaitable<void> deliver(const std::string& group, const json::object& message) {
         try {
-            co_await publish(redis, gateway, group, json::serialize(message));
+            // Named, not temporaries: g++ 12 mishandles temporaries in co_await expressions.
+            std::string channel = group, data = json::serialize(message);
+            co_await publish(redis, gateway, std::move(channel), std::move(data));
             ++figures.received;
         } catch (const boost::system::system_error& e) {
             if (e.code().category() != gateway_category()) throw; // Redis: the caller retries

@@ -88,10 +88,13 @@ public:
 
     // Joins and forwards until stop(). On the client's executor.
     asio::awaitable<void> run();
-    // Leaves the groups (core: removes its member) as run() ends. On the client's executor.
+    // Ends run() (within a second: a BZPOPMIN's timeout). The core layer's member stays in its
+    // groups, since other gateway processes share it; unrefreshed, group_send drops it after
+    // group_expiry. On the client's executor.
     void stop();
     // True once every joined group and forward is subscribed (or its member added).
     bool ready() const noexcept;
+    // On the client's executor.
     channels_stats stats() const;
 
 private:
