@@ -29,7 +29,8 @@ namespace {
 using namespace akv::test;
 namespace gw = akv::gateway;
 
-// What a Django process does with its channel layer, by argv: LAYER PORT send GROUP JSON, or
+// What a Django process does with its channel layer, by argv: LAYER PORT send GROUP JSON (a
+// message, or an array of them sent in turn), or
 // LAYER PORT receive GROUP SECONDS (joins the group with a new channel, prints the first
 // message as JSON, exits 3 on timeout).
 constexpr const char* layer_script = R"(
@@ -47,7 +48,9 @@ async def main():
     layer = make_layer()
     code = 0
     if mode == "send":
-        await layer.group_send(group, json.loads(arg))
+        messages = json.loads(arg)
+        for message in messages if isinstance(messages, list) else [messages]:
+            await layer.group_send(group, message)
     else:
         channel = await layer.new_channel()
         await layer.group_add(group, channel)
@@ -297,6 +300,48 @@ TEST_P(ChannelsGroups, BadMessagesInAGroupAreCountedAndSkipped) {
     EXPECT_EQ(s.skipped, 4u) << s.last_error;
     EXPECT_EQ(s.received, 1u);
     EXPECT_EQ(s.last_error.rfind("group signups: ", 0), 0u) << s.last_error;
+}
+
+class ChannelsCore : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (!have_channels_redis())
+            GTEST_SKIP() << "/usr/bin/python3 cannot import channels_redis "
+                            "(python3-channels-redis, script/deps)";
+    }
+};
+
+// Two gateway processes joined to one group (core layer) share one member: each message is
+// taken by one of them and reaches the sessions once.
+TEST_F(ChannelsCore, TwoBridgesOnOneGroupDeliverEachMessageOnce) {
+    akv::testing::embedded_server redis;
+    layer_process_script script;
+    asio::io_context io;
+    running_gateway g(io, redis.config(), open_gateway());
+    gw::channels_options co;
+    co.groups = {"signups"};
+    running_bridge a(io, redis.config(), g.server->get_options(), co);
+    running_bridge b(io, redis.config(), g.server->get_options(), co);
+    ASSERT_TRUE(run_until(
+        io, [&] { return a.bridge.ready() && b.bridge.ready(); }, 10s));
+    constexpr int count = 50;
+    run_task(io, [&]() -> asio::awaitable<void> {
+        gateway_client c = co_await session_on(io, g.port(), "signups");
+        json::array messages;
+        for (int i = 0; i < count; ++i)
+            messages.push_back(json::object{{"type", "signup.created"}, {"i", i}});
+        const std::vector<std::string> args{"core", std::to_string(redis.port()), "send", "signups",
+                                            json::serialize(messages)};
+        const python_result sent = co_await python(script, args);
+        EXPECT_EQ(sent.status, 0) << sent.out;
+        std::vector<int> seen(count, 0);
+        for (int i = 0; i < count; ++i) {
+            const json::object push = co_await c.push();
+            ++seen.at(push.at("data").at("i").to_number<std::size_t>());
+        }
+        EXPECT_EQ(seen, std::vector<int>(count, 1));
+    });
+    EXPECT_EQ(a.bridge.stats().received + b.bridge.stats().received, std::uint64_t(count));
 }
 
 INSTANTIATE_TEST_SUITE_P(Layers, ChannelsGroups,
