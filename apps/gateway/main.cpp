@@ -379,17 +379,18 @@ int main(int argc, char** argv) {
     bool channels_ended = false;
     // (Outlives the coroutine it makes: the frame reads its captures through it.)
     auto report = [&]() -> asio::awaitable<void> {
-        std::uint64_t skipped = 0, errors = 0;
+        std::uint64_t skipped = 0, errors = 0, dropped = 0;
         while (!channels_ended) {
             channels_report.expires_after(std::chrono::seconds(5));
             co_await channels_report.async_wait(asio::as_tuple(asio::use_awaitable));
             const gw::channels_stats s = channels->stats();
-            if (s.skipped == skipped && s.redis_errors == errors) continue;
-            spdlog::warn("Django Channels: {} messages skipped, {} Redis errors so far; the "
-                         "last: {}",
-                         s.skipped, s.redis_errors, s.last_error);
+            if (s.skipped == skipped && s.redis_errors == errors && s.dropped == dropped) continue;
+            spdlog::warn("Django Channels: {} messages skipped, {} dropped behind, {} Redis "
+                         "errors so far; the last: {}",
+                         s.skipped, s.dropped, s.redis_errors, s.last_error);
             skipped = s.skipped;
             errors = s.redis_errors;
+            dropped = s.dropped;
         }
     };
     if (channels) {

@@ -73,6 +73,7 @@ struct channels_bridge::impl {
     asio::steady_timer done; // cancelled when the last task ends
     std::mt19937_64 random;
     channels_stats figures;
+    std::vector<std::shared_ptr<messaging::subscription>> subscriptions; // for their drops
     std::size_t tasks = 0;
     std::size_t pending_ready = 0; // parts not subscribed or added yet
     bool stopped = false;
@@ -145,6 +146,7 @@ struct channels_bridge::impl {
             }
             if (sub) {
                 --pending_ready;
+                subscriptions.push_back(sub);
                 co_return sub;
             }
             co_await pause(std::chrono::seconds(1));
@@ -397,7 +399,10 @@ bool channels_bridge::ready() const noexcept {
 }
 
 channels_stats channels_bridge::stats() const {
-    return impl_->figures;
+    channels_stats s = impl_->figures;
+    for (const auto& sub : impl_->subscriptions)
+        s.dropped += sub->dropped();
+    return s;
 }
 
 } // namespace akv::gateway

@@ -70,6 +70,8 @@ struct channels_stats {
     std::uint64_t forwarded = 0;     // gateway messages sent to groups
     std::uint64_t skipped = 0;       // bad group messages, and messages the gateway refused
     std::uint64_t over_capacity = 0; // core forwards: members whose queue was full
+    std::uint64_t dropped = 0;       // pub/sub messages lost while the bridge was behind (its
+                                     // subscription queue holds 4096; oldest dropped)
     std::uint64_t redis_errors = 0;  // failed Redis calls (each retried a second later)
     std::string last_error;          // why the last message was skipped or call failed
 };
