@@ -9,6 +9,7 @@
 #include "demo/pipeline.hpp"
 
 #include <akv/client.hpp>
+#include <akv/detail/settled.hpp>
 #include <akv/error.hpp>
 #include <akv/kv/model_registry.hpp>
 #include <akv/messaging/batcher.hpp>
@@ -22,6 +23,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -404,6 +406,19 @@ int main(int argc, char** argv) {
                 pause.expires_after(backoff);
                 co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
                 backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+            }
+            // Stopped: what was read ahead is handled, and the status record goes now; within
+            // a deadline, so that a Redis gone away does not hold the exit.
+            using namespace asio::experimental::awaitable_operators;
+            asio::steady_timer limit(co_await asio::this_coro::executor, std::chrono::seconds(5));
+            auto finished = co_await (akv::detail::settled(batcher.finish()) ||
+                                            limit.async_wait(asio::use_awaitable));
+            try {
+                if (finished.index() == 0) std::move(std::get<0>(finished)).get();
+                else spdlog::warn("finishing took over 5 s: what was read ahead is claimed later");
+            } catch (const boost::system::system_error& e) {
+                spdlog::warn("finishing: {} (what was read ahead is claimed again later)",
+                             e.what());
             }
         },
         [&](std::exception_ptr e) {

@@ -346,6 +346,9 @@ int main(int argc, char** argv) {
         spdlog::error("{}", e.what());
         return akv::app::exit_usage;
     }
+    // The server has its own copies. These hold the client by reference, and f outlives it.
+    f.opts.routes.clear();
+    f.opts.webhooks.clear();
     // Django Channels groups: a client of their own, since the bridge subscribes (the server
     // holds the first client's subscriber).
     std::unique_ptr<akv::client> channels_redis;

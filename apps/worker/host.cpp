@@ -140,6 +140,8 @@ app::command_line host::command_line() const {
          "run HANDLER on batches of STREAM, in the consumer group named HANDLER", true},
         {"concurrency", "N", "jobs at once per queue (default 16)"},
         {"lease-ms", "N", "a job whose worker died runs again after this (default 30000)"},
+        {"heartbeat-ms", "N",
+         "the worker's live record is written this often; gone after 3 missed (default 5000)"},
         {"claim-idle-ms", "N",
          "a stream entry pending this long is taken over from its consumer (default 30000)"},
         {"batch", "N", "stream entries per batch (default 256)"},
@@ -199,7 +201,7 @@ int host::run(int argc, char** argv) {
             if (queues.empty() && streams.empty())
                 throw app::usage_error(
                     "nothing to do: give --queue NAME=HANDLER or --stream STREAM=HANDLER");
-            cl.require_positive({"concurrency", "lease-ms", "claim-idle-ms", "batch"});
+            cl.require_positive({"concurrency", "lease-ms", "heartbeat-ms", "claim-idle-ms", "batch"});
         }))
         return *done;
 
@@ -218,6 +220,7 @@ int host::run(int argc, char** argv) {
     queue::worker_options wopts;
     wopts.concurrency = cl.number<std::size_t>("concurrency", 16);
     wopts.lease_time = std::chrono::milliseconds(cl.number<long>("lease-ms", 30000));
+    wopts.heartbeat = std::chrono::milliseconds(cl.number<long>("heartbeat-ms", 5000));
     std::vector<std::unique_ptr<queue::worker>> workers;
     std::vector<std::pair<std::unique_ptr<messaging::consumer_group>, stream_handler>> groups;
     const std::string consumer = program_ + "-" + std::to_string(::getpid());

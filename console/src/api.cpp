@@ -1,6 +1,8 @@
 #include <akv/console/api.hpp>
 #include <akv/console/sampler.hpp>
 
+#include <akv/detail/settled.hpp>
+
 #include <akv/error.hpp>
 #include <akv/gateway/publish.hpp>
 #include <akv/gateway/token.hpp>
@@ -243,7 +245,9 @@ json::object job_json(const queue::job_info& j) {
     o["last_error"] = j.last_error;
     if (j.job) {
         o["payload"] = j.job->payload;
-        o["attempt"] = j.job->attempt;
+        // The run it is on or will make next; for a failed job, the last one it made.
+        o["attempt"] = j.state == queue::job_state::failed ? j.failures : j.job->attempt;
+        o["group"] = j.job->options.group;
         o["enqueued_ms"] = j.job->enqueued_ms;
         o["priority"] = j.job->options.priority;
         o["max_attempts"] = j.job->options.max_attempts;
@@ -513,34 +517,21 @@ asio::awaitable<json::array> queues_json(client& redis, const std::vector<std::s
                                          bool with_minutes = true) {
     std::vector<queue::state_counts> counts(names.size());
     std::vector<std::vector<queue::minute_metrics>> minutes(names.size());
-    std::size_t left = (with_minutes ? 2 : 1) * names.size();
-    std::exception_ptr failure;
-    asio::steady_timer all_done(redis.get_executor(), asio::steady_timer::time_point::max());
-    auto child_done = [&](std::exception_ptr e) {
-        if (e && !failure) failure = e;
-        if (--left == 0) all_done.cancel();
-    };
+    std::vector<asio::awaitable<void>> tasks;
     for (std::size_t i = 0; i < names.size(); ++i) {
-        asio::co_spawn(
-            redis.get_executor(),
-            [&redis, &counts, &names, i]() -> asio::awaitable<void> {
-                queue::admin a(redis, names[i]);
-                counts[i] = co_await a.counts();
-            },
-            child_done);
+        tasks.push_back([](client& redis, queue::state_counts& out,
+                           const std::string& name) -> asio::awaitable<void> {
+            queue::admin a(redis, name);
+            out = co_await a.counts();
+        }(redis, counts[i], names[i]));
         if (!with_minutes) continue;
-        asio::co_spawn(
-            redis.get_executor(),
-            [&redis, &minutes, &names, i]() -> asio::awaitable<void> {
-                queue::admin a(redis, names[i]);
-                minutes[i] = co_await a.metrics(2);
-            },
-            child_done);
+        tasks.push_back([](client& redis, std::vector<queue::minute_metrics>& out,
+                           const std::string& name) -> asio::awaitable<void> {
+            queue::admin a(redis, name);
+            out = co_await a.metrics(2);
+        }(redis, minutes[i], names[i]));
     }
-    // The children write into this frame: it waits for every one of them, whatever wakes it.
-    while (left > 0)
-        co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (failure) std::rethrow_exception(failure);
+    co_await detail::all_of(std::move(tasks));
     json::array queues;
     for (std::size_t i = 0; i < names.size(); ++i) {
         json::object q = counts_json(names[i], counts[i]);
@@ -572,9 +563,9 @@ std::uint64_t count_at(const json::object& o, std::string_view key) {
     return static_cast<std::uint64_t>(v->get_int64());
 }
 
-// An action from the console's page: not from another site's form, by whom may act, recorded.
-asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const std::string& who,
-                                const std::string& queue_name) {
+// What every action must pass before it is read: the console's header (which a cross-site
+// form cannot send), its own origin, a login that may act. The body, a JSON object.
+json::object action_body(const http_request& req, role r) {
     if (header(req, "x-akv-console").empty())
         refuse(403, "an action needs the X-Akv-Console header (the console's page sends it; "
                     "another site's form cannot)");
@@ -585,9 +576,15 @@ asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const
     }
     if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
     boost::system::error_code ec;
-    const json::value body = json::parse(req.body, ec);
+    json::value body = json::parse(req.body, ec);
     if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
-    const json::object& o = body.get_object();
+    return std::move(body.as_object());
+}
+
+// An action from the console's page: not from another site's form, by whom may act, recorded.
+asio::awaitable<http_reply> act(state& s, const http_request& req, role r, const std::string& who,
+                                const std::string& queue_name) {
+    const json::object o = action_body(req, r);
     const std::string action = text_at(o, "action", true);
     static const std::set<std::string> actions{"retry",  "remove",     "cancel",      "pause",
                                                "resume", "rate_limit", "retry_failed"};
@@ -751,24 +748,6 @@ asio::awaitable<json::object> entries_json(state& s, const std::string& stream,
     }
     out["entries"] = std::move(page);
     co_return out;
-}
-
-// What every action must pass before it is read: the console's header (which a cross-site
-// form cannot send), its own origin, a login that may act. The body, a JSON object.
-json::object action_body(const http_request& req, role r) {
-    if (header(req, "x-akv-console").empty())
-        refuse(403, "an action needs the X-Akv-Console header (the console's page sends it; "
-                    "another site's form cannot)");
-    if (const std::string origin = header(req, "origin"); !origin.empty()) {
-        const std::string host = header(req, "host");
-        if (origin != "http://" + host && origin != "https://" + host)
-            refuse(403, "an action from origin " + origin + ", not the console's (" + host + ")");
-    }
-    if (r != role::write) refuse(403, "this login may read, not act (\"admin\": \"read\")");
-    boost::system::error_code ec;
-    json::value body = json::parse(req.body, ec);
-    if (ec || !body.is_object()) refuse(400, "the action must be a JSON object");
-    return std::move(body.as_object());
 }
 
 asio::awaitable<void> audit_stream(state& s, const std::string& who, const std::string& action,
@@ -1002,31 +981,19 @@ http_reply guarded(http_reply r) {
 
 // The answer, or what it threw: `||` waits for the first to succeed, and an answer that throws
 // (a refusal, most often) must not wait for the deadline.
-asio::awaitable<std::pair<http_reply, std::exception_ptr>> attempt(state& s,
-                                                                   const http_request& req) {
-    std::pair<http_reply, std::exception_ptr> out;
-    try {
-        out.first = co_await answer(s, req);
-    } catch (...) {
-        out.second = std::current_exception();
-    }
-    co_return out;
-}
-
 asio::awaitable<http_reply> handle(std::shared_ptr<state> s, http_request req) {
     refusal refused{0, {}};
     try {
         asio::steady_timer deadline(co_await asio::this_coro::executor, s->opts.timeout);
-        auto done = co_await (attempt(*s, req) || deadline.async_wait(asio::use_awaitable));
+        auto done = co_await (akv::detail::settled(answer(*s, req)) ||
+                              deadline.async_wait(asio::use_awaitable));
         if (done.index() == 1)
             throw refusal{503, "Redis did not answer within " +
                                    std::to_string(s->opts.timeout.count()) + " ms" +
                                    (req.method == "POST" ? " (the action may have been done: "
                                                            "look before trying again)"
                                                          : "")};
-        auto& [reply, failure] = std::get<0>(done);
-        if (failure) std::rethrow_exception(failure);
-        co_return guarded(std::move(reply));
+        co_return guarded(std::move(std::get<0>(done)).get());
     } catch (const refusal& r) {
         refused = r;
     } catch (const boost::system::system_error& e) {

@@ -18,13 +18,15 @@ local members = {}
 for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 7] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
 local lost, gone, own, notify, leftovers, notices = {}, {}, {}, {}, {}, {}
+local left_groups = {} -- group -> its jobs acked here
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
     local b = 3 + j * 7
     local id = ARGV[b]
     if held[j + 1] then
-      if ARGV[b + 6] ~= '' then group_left(k, ARGV[b + 6]) end
+      local g = ARGV[b + 6]
+      if g ~= '' then left_groups[g] = (left_groups[g] or 0) + 1 end
       gone[#gone + 1] = id
       own[#own + 1] = members[j + 1]
       local ttl = tonumber(ARGV[b + 1])
@@ -47,6 +49,7 @@ if n > 0 then
     end
   end
 end
+for g, c in pairs(left_groups) do group_left(k, g, c) end
 if #gone > 0 then
   journal(k, 'completed', gone)
   variadic('ZREM', k.active, own)

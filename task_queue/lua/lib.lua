@@ -71,21 +71,26 @@ local function group_ready(k, g)
   redis.call('ZADD', k.groups, redis.call('HINCRBY', k.meta, 'group_turn', 1), g)
 end
 
--- {concurrency, rate max, rate window ms} of a group (0: no limit).
-local function group_limits(k, g)
+-- The limits every group without its own has: {concurrency, rate max, rate window ms} (0: none).
+local function group_defaults(k)
+  local d = redis.call('HMGET', k.meta, 'group_concurrency', 'group_rate_max', 'group_rate_window')
+  return {tonumber(d[1]) or 0, tonumber(d[2]) or 0, tonumber(d[3]) or 1000}
+end
+
+-- A group's limits: its own, else `defaults` (read when not given).
+local function group_limits(k, g, defaults)
   local own = redis.call('HGET', k['groups:limits'], g)
   if own then
     local c, m, w = string.match(own, '^(%d+) (%d+) (%d+)$')
     if c then return {tonumber(c), tonumber(m), tonumber(w)} end
   end
-  local d = redis.call('HMGET', k.meta, 'group_concurrency', 'group_rate_max', 'group_rate_window')
-  return {tonumber(d[1]) or 0, tonumber(d[2]) or 0, tonumber(d[3]) or 1000}
+  return defaults or group_defaults(k)
 end
 
--- A job of group g stopped running (ended, failed, went back): a group held at its concurrency
--- goes back into the ring once below it.
-local function group_left(k, g)
-  local left = redis.call('HINCRBY', k['groups:active'], g, -1)
+-- `n` (1 if nil) jobs of group g stopped running (ended, failed, went back): a group held at
+-- its concurrency goes back into the ring once below it.
+local function group_left(k, g, n)
+  local left = redis.call('HINCRBY', k['groups:active'], g, -(n or 1))
   if left <= 0 then redis.call('HDEL', k['groups:active'], g) end
   if redis.call('SISMEMBER', k['groups:maxed'], g) == 1 then
     local c = group_limits(k, g)[1]

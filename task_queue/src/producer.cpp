@@ -1,5 +1,6 @@
 #include <akv/queue/producer.hpp>
 
+#include <akv/detail/settled.hpp>
 #include <akv/json_text.hpp>
 #include <akv/messaging/subscriber.hpp>
 
@@ -232,22 +233,13 @@ asio::awaitable<job_result> producer::result(std::string id, std::chrono::millis
             }
         }
     };
-    // `||` waits for the first to succeed: what fin() throws must end the wait at once.
-    auto attempt = [&]() -> asio::awaitable<std::pair<job_result, std::exception_ptr>> {
-        std::pair<job_result, std::exception_ptr> out;
-        try {
-            out.first = std::move(*co_await fin());
-        } catch (...) {
-            out.second = std::current_exception();
-        }
-        co_return out;
-    };
+    // settled(): what fin() throws must end the wait at once, not at the timeout.
     asio::steady_timer timer(client_.get_executor(), timeout);
-    std::variant<std::pair<job_result, std::exception_ptr>, std::monostate> outcome;
+    std::optional<job_result> outcome;
     std::exception_ptr failure;
     try {
-        outcome = co_await (attempt() || timer.async_wait(asio::use_awaitable));
-        if (outcome.index() == 0) failure = std::get<0>(outcome).second;
+        auto r = co_await (akv::detail::settled(fin()) || timer.async_wait(asio::use_awaitable));
+        if (r.index() == 0) outcome = std::move(std::get<0>(r)).get();
     } catch (...) {
         failure = std::current_exception();
     }
@@ -257,12 +249,12 @@ asio::awaitable<job_result> producer::result(std::string id, std::chrono::millis
         // The connection is away: so is the subscription. The outcome stands.
     }
     if (failure) std::rethrow_exception(failure);
-    if (outcome.index() == 1)
+    if (!outcome)
         throw_error(error::timeout, "queue \"" + queue_ + "\": job " + id +
                                         " did not finish within " +
                                         std::to_string(timeout.count()) + " ms" +
                                         (last_error.empty() ? "" : " (Redis: " + last_error + ")"));
-    co_return std::move(std::get<0>(outcome).first);
+    co_return std::move(*outcome);
 }
 
 } // namespace akv::queue

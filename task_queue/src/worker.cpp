@@ -1,6 +1,7 @@
 #include <akv/queue/admin.hpp>
 #include <akv/queue/worker.hpp>
 
+#include <akv/detail/settled.hpp>
 #include <akv/messaging/subscriber.hpp>
 
 #include "handoff.hpp"
@@ -433,26 +434,15 @@ asio::awaitable<void> worker::run_job(std::shared_ptr<running_job> rj) {
     try {
         job_context ctx(*this, j, &rj->lost, &rj->progressed);
         if (j.options.timeout.count() > 0) {
-            // The handler's outcome as a value: `||` waits for the first branch that does not
-            // throw, and a handler that throws must fail now, with its error, not at the timeout.
-            auto outcome = [&]() -> asio::awaitable<std::pair<std::string, std::exception_ptr>> {
-                std::pair<std::string, std::exception_ptr> out;
-                try {
-                    out.first = co_await handler_(ctx);
-                } catch (...) {
-                    out.second = std::current_exception();
-                }
-                co_return out;
-            };
+            // settled(): a handler that throws must fail now, with its error, not at the timeout.
             asio::steady_timer t(client_.get_executor(), j.options.timeout);
-            auto r = co_await (outcome() || t.async_wait(asio::use_awaitable));
+            auto r = co_await (akv::detail::settled(handler_(ctx)) ||
+                               t.async_wait(asio::use_awaitable));
             if (r.index() == 1) {
                 timed_out = true;
                 throw boost::system::system_error(make_error_code(error::timeout));
             }
-            auto& [value, failure] = std::get<0>(r);
-            if (failure) std::rethrow_exception(failure);
-            f.value = std::move(value);
+            f.value = std::move(std::get<0>(r)).get();
         } else {
             f.value = co_await handler_(ctx);
         }
@@ -697,9 +687,10 @@ asio::awaitable<void> worker::listen() {
     }
     try {
         while (!stopping_) {
-            auto m = co_await (sub->receive() || stop_requested());
+            // settled(): a subscription that closed ends the loop now, not at stop().
+            auto m = co_await (akv::detail::settled(sub->receive()) || stop_requested());
             if (m.index() == 1) break;
-            const auto& text = std::get<0>(m).payload;
+            const std::string text = std::move(std::get<0>(m)).get().payload;
             if (text.rfind("cancel ", 0) == 0)
                 cancel_running(text.substr(7), cancel_reason::cancelled);
         }

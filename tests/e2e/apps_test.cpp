@@ -233,8 +233,9 @@ TEST(Apps, DemoLoadPostsThroughTheWebhooks) {
 TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     temp_dir dir{"akv-e2e-exec-"};
     akv::testing::embedded_server redis;
-    child_process worker({bin("akv-worker"), "--redis", redis.url(), "--queue", "cmds=exec",
-                          "--exec-allow", "echo", "--exec-allow", "sh", "--queue",
+    child_process worker({bin("akv-worker"), "--redis", redis.url(), "--heartbeat-ms", "700",
+                          "--queue", "cmds=exec", "--exec-allow", "echo", "--exec-allow", "sh",
+                          "--queue",
                           "comments=demo.preprocess", "--queue", "posts=demo.posts", "--db",
                           (dir.path() / "demo.sqlite").string()},
                          {}, dir.path() / "worker.log");
@@ -298,6 +299,12 @@ TEST(Apps, ExecHandlerRunsAllowedProgramsOnly) {
     EXPECT_NE(f.last_error.find("\"text\" must be a string"), std::string::npos) << f.last_error;
     EXPECT_NE(g.last_error.find("a title needs 1 to 500 bytes"), std::string::npos) << g.last_error;
     EXPECT_NE(h.last_error.find("a title needs 1 to 500 bytes"), std::string::npos) << h.last_error;
+    // Its live record carries the heartbeat it was given.
+    run_task(io, [&]() -> asio::awaitable<void> {
+        const auto live = co_await akv::queue::admin(rc.client, "cmds").workers();
+        EXPECT_EQ(live.size(), 1u);
+        if (!live.empty()) EXPECT_EQ(live[0].heartbeat, 700ms);
+    }());
     EXPECT_NE(i.last_error.find("\"title\" must be a string"), std::string::npos) << i.last_error;
     EXPECT_TRUE(worker.running()) << worker.log();
 }
@@ -462,8 +469,23 @@ TEST(Apps, BatcherReloadsTheModelWhenLatestMoves) {
     }());
     EXPECT_TRUE(poll_until([&] { return version_in_stats() == "2"; }, 20s, 50ms)) << batcher.log();
     EXPECT_NE(batcher.log().find("v1 -> v2"), std::string::npos) << batcher.log();
+    // Its status record (for the console) is there while it runs, and gone as soon as it has
+    // stopped, not at its expiry.
+    auto status_records = [&] {
+        std::vector<std::string> keys;
+        run_task(io, [&]() -> asio::awaitable<void> {
+            akv::request req;
+            req.push("KEYS", "akv:batcher:in:*");
+            akv::response<std::vector<std::string>> resp;
+            co_await rc.client.exec(req, resp);
+            keys = std::get<0>(resp).value();
+        }());
+        return keys.size();
+    };
+    EXPECT_TRUE(poll_until([&] { return status_records() == 1; }, 20s, 50ms)) << batcher.log();
     batcher.signal(SIGTERM);
     ASSERT_TRUE(poll_until([&] { return !batcher.running(); }, 20s));
+    EXPECT_EQ(status_records(), 0u) << batcher.log();
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // bracket decides it.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/server_clock.hpp"
 #include "support/running_queue.hpp"
 
 #include <akv/queue/admin.hpp>
@@ -21,16 +22,6 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-
-// Redis' clock, ms since the epoch.
-asio::awaitable<std::int64_t> server_ms(akv::client& c) {
-    akv::request req;
-    req.push("TIME");
-    akv::response<std::vector<std::string>> resp;
-    co_await c.exec(req, resp);
-    const auto& t = std::get<0>(resp).value();
-    co_return std::stoll(t.at(0)) * 1000 + std::stoll(t.at(1)) / 1000;
-}
 
 job_options deduplicated(dedup_mode mode, std::string key, std::chrono::milliseconds window) {
     job_options o;

@@ -1,6 +1,7 @@
 // Task queue against a real server: producer, worker runtime, admin.
 #include "support/eventually.hpp"
 #include "support/running_client.hpp"
+#include "support/server_clock.hpp"
 #include "support/running_queue.hpp"
 #include "support/side_thread.hpp"
 
@@ -145,15 +146,6 @@ TEST(TaskQueue, ResultOfAFailedJobCarriesTheLastError) {
 }
 
 namespace {
-asio::awaitable<std::int64_t> server_ms(akv::client& c) {
-    akv::request req;
-    req.push("TIME");
-    akv::response<std::vector<std::string>> resp;
-    co_await c.exec(req, resp);
-    const auto& t = std::get<0>(resp).value();
-    co_return std::stoll(t.at(0)) * 1000 + std::stoll(t.at(1)) / 1000;
-}
-
 job_options delayed_by(std::chrono::milliseconds d) {
     job_options o;
     o.delay = d;

@@ -158,6 +158,11 @@ asio::awaitable<void> batcher::run() {
     co_await group_.create();
     while (!stopping_)
         co_await run_once();
+    co_await finish();
+}
+
+asio::awaitable<void> batcher::finish() {
+    stopping_ = true;
     // Entries read ahead are this consumer's: handle them before going (no new reads now).
     while (!prefetched_.empty())
         co_await run_once();

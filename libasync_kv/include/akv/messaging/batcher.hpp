@@ -68,6 +68,10 @@ public:
     // committed (0 if none came within max_wait).
     asio::awaitable<std::size_t> run_once();
     void stop() noexcept { stopping_ = true; }
+    // What run() does once stopped, for a loop of run_once() of its own: handles the entries
+    // read ahead (this consumer's: another would claim them only after claim_idle) and deletes
+    // the status record (so consoles drop it now, not at its expiry).
+    asio::awaitable<void> finish();
 
     const batcher_stats& stats() const noexcept { return stats_; }
     consumer_group& group() noexcept { return group_; }
