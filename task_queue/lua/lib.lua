@@ -172,13 +172,40 @@ end
 -- parent goes to this queue's outbox, in this slot and in the same atomic move. Whoever
 -- flushed the move applies it in the parent's slot (apply.lua), then deletes it; one left
 -- behind by a process that died is applied by this queue's workers later (outbox.lua).
--- Appends {stream id, parent queue, parent id, index, policy, child, outcome} to `out`.
+-- A notice is one text, "<policy><parent queue> <parent id> <index> <child queue> <child id>
+-- <outcome>" (queue names hold no space; the outcome, last, may hold anything), the value of
+-- a field "n" of an outbox entry. Appends {stream id, notice} to `out`.
 local function notify_parent(k, f, child, outcome, out)
-  local nid = redis.call('XADD', k.outbox, '*', 'q', f.pq, 'j', f.pid, 'i', f.index,
-    'm', f.policy, 'c', child, 'o', outcome)
+  local notice = f.policy .. f.pq .. ' ' .. f.pid .. ' ' .. f.index .. ' ' .. child .. ' '
+    .. outcome
   local n = #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = nid, f.pq, f.pid, f.index
-  out[n + 5], out[n + 6], out[n + 7] = f.policy, child, outcome
+  out[n + 1], out[n + 2] = redis.call('XADD', k.outbox, '*', 'n', notice), notice
+end
+
+-- notify_parent's notice for a job of queue `q` completed with `result` (complete.lua), built
+-- in one concatenation straight from its flow text (no parse_flow): the text after the bar is
+-- the notice's head, "<policy><parent queue> <parent id> <index>". nil without a parent.
+local function completed_notice(flow, q, id, result)
+  local bar = string.find(flow, '|', 1, true)
+  if not bar or string.byte(flow, bar + 1) == 45 then return nil end -- '-': no parent
+  return string.sub(flow, bar + 1) .. ' ' .. q .. ' ' .. id .. ' c' .. result
+end
+
+-- Writes the notices of one ack as ONE outbox entry (fields "n", a thousand to an entry:
+-- unpack's bound), appending them to `out` as notify_parent does. The hand-off deletes it at
+-- once: XDEL walks the stream node up to each id it deletes, and with an entry per child,
+-- deleting a flow's 10 notices cost 40% of what its children's claims and acks did.
+local function write_notices(k, notices, out)
+  for first = 1, #notices, 1000 do
+    local last = math.min(#notices, first + 999)
+    local fields = {}
+    for i = first, last do fields[#fields + 1], fields[#fields + 2] = 'n', notices[i] end
+    local nid = redis.call('XADD', k.outbox, '*', unpack(fields))
+    for i = first, last do
+      local n = #out
+      out[n + 1], out[n + 2] = nid, notices[i]
+    end
+  end
 end
 
 -- A parent that completed or was removed: its children's entries go.
