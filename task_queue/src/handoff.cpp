@@ -5,6 +5,7 @@
 #include <akv/queue/queue_keys.hpp>
 #include <akv/script.hpp>
 
+#include <algorithm>
 #include <array>
 #include <map>
 
@@ -44,11 +45,18 @@ void read_notices(const resp::value& flat, const std::string& queue, std::vector
 
 asio::awaitable<void> hand_off(client& c, std::vector<notice> notices) {
     for (std::size_t round = 0; !notices.empty() && round < max_rounds; ++round) {
-        // One apply.lua call per parent queue, in one pipeline (split per node on a cluster).
+        // One apply.lua call per parent queue, in one pipeline (split per node on a cluster),
+        // the notices for one parent in a row: apply.lua takes each run in three calls.
+        std::vector<const notice*> sorted;
+        sorted.reserve(notices.size());
+        for (const auto& n : notices)
+            sorted.push_back(&n);
+        std::ranges::stable_sort(
+            sorted, {}, [](const notice* n) -> const std::string& { return n->parent_id; });
         std::map<std::string, std::vector<std::string_view>> by_parent;
-        for (const auto& n : notices) {
-            auto& args = by_parent[n.parent_queue];
-            args.insert(args.end(), {n.parent_id, n.index, n.policy, n.child, n.outcome});
+        for (const notice* n : sorted) {
+            auto& args = by_parent[n->parent_queue];
+            args.insert(args.end(), {n->parent_id, n->index, n->policy, n->child, n->outcome});
         }
         script_request apply;
         std::vector<std::string> queues;
