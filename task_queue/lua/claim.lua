@@ -9,7 +9,8 @@
 local k = keys_of(KEYS[1])
 local now = now_ms()
 local n = math.min(tonumber(ARGV[1]), 1000)
-local deadline = now + tonumber(ARGV[2])
+-- As text once: a number argument is formatted by Redis for every lease.
+local deadline = string.format('%d', now + tonumber(ARGV[2]))
 local token = ARGV[3]
 -- One look at the earliest delayed job; the promotion scan runs only when one is due.
 local due = next_due(k)

@@ -179,7 +179,7 @@ end
 
 -- The durable job events (akv/queue/event_log.hpp): one stream entry per state move of a batch,
 -- "event" then "ids" (space-separated) and, for some, "text"; trimmed to about journal_max.
-local journal_max = 10000
+local journal_max = '10000' -- text: a number argument is formatted at every call
 local function journal(k, event, ids, text)
   if #ids == 0 then return end
   local joined = table.concat(ids, ' ')
