@@ -96,10 +96,16 @@ public:
         ::kill(pid_, sig);
         if (sig == SIGKILL) reap();
     }
-    // Runs the io_context until the process has printed `line` (true) or the deadline.
-    bool wait_for_line(const std::string& line, std::chrono::milliseconds limit) {
+    // Runs the io_context until the process has printed a line starting with `start` (true)
+    // or the deadline.
+    bool wait_for_line(const std::string& start, std::chrono::milliseconds limit) {
         return run_until(
-            io_, [&] { return std::find(lines.begin(), lines.end(), line) != lines.end(); }, limit);
+            io_,
+            [&] {
+                return std::any_of(lines.begin(), lines.end(),
+                                   [&](const std::string& l) { return l.rfind(start, 0) == 0; });
+            },
+            limit);
     }
     // Runs the io_context until the process has closed its output and exited; its status
     // (-1 on timeout).
@@ -355,3 +361,21 @@ TEST_F(Celery, AWorkerKilledMidTaskHasItsTaskRedeliveredAndCompletedOnce) {
     second.kill(SIGTERM);
     EXPECT_EQ(second.wait_exit(20s), 0);
 }
+
+#ifdef AKV_WORKER_PATH
+// akv-worker --celery-queue with --celery-task NAME=PROGRAM: the program gets the task's args
+// and kwargs as JSON on stdin, its JSON stdout is the result Python's get() returns.
+TEST_F(Celery, AkvWorkerRunsAProgramForACeleryTask) {
+    process worker(
+        io, {AKV_WORKER_PATH, "--redis", server.url(), "--celery-queue", "celery", "--celery-task",
+             std::string("tests.add=") + python + " " + AKV_CELERY_TESTS_DIR + "/add_program.py",
+             "--concurrency", "8"});
+    ASSERT_TRUE(worker.wait_for_line("akv-worker running:", 20s)) << worker.output();
+    EXPECT_EQ(worker.output(), "akv-worker running: 0 queue(s), 0 stream(s), 1 celery queue(s)\n");
+    int status = 0;
+    const std::string out = run_client(io, server, {"add"}, status);
+    EXPECT_EQ(status, 0) << out;
+    worker.kill(SIGTERM);
+    EXPECT_EQ(worker.wait_exit(20s), 0);
+}
+#endif
