@@ -265,6 +265,17 @@ TEST_F(Celery, BadInputIsDeadLetteredWithAReasonAndTheWorkerGoesOn) {
     EXPECT_TRUE(has("malformed envelope: no properties.delivery_tag"));
 }
 
+TEST_F(Celery, TaskEventsAreSeenByCeleryEventsState) {
+    celery::worker_options o;
+    o.send_events = true;
+    o.heartbeat = 500ms;
+    o.hostname = "akv@events-test";
+    our_worker w(io, server, o);
+    int status = 0;
+    const std::string out = run_client(io, server, {"events", "akv@events-test"}, status);
+    EXPECT_EQ(status, 0) << out;
+}
+
 TEST_F(Celery, OurProducersTasksRunOnACeleryWorker) {
     running_client redis(io, akv::config::from_url(server.url()));
     akv::messaging::subscriber hub(redis.client);

@@ -6,6 +6,7 @@ import base64
 import datetime
 import json
 import sys
+import threading
 import time
 import uuid
 
@@ -95,6 +96,39 @@ def scenario_bad():
     client.lpush("celery", "this is not a message")
     # the worker goes on
     check(add.delay(20, 22).get(timeout=TIMEOUT) == 42, "a good task after the bad ones")
+
+
+def scenario_events():
+    # What Flower does: a Receiver on the event fanout feeding celery.events.state.State.
+    state = app.events.State()
+    sent = []
+    seen = threading.Event()
+
+    def on_event(event):
+        state.event(event)
+        task = state.tasks.get(sent[-1]) if sent else None
+        if task is not None and task.state == "SUCCESS" and state.alive_workers():
+            seen.set()
+            receiver.should_stop = True
+
+    with app.connection() as conn:
+        receiver = app.events.Receiver(conn, handlers={"*": on_event})
+        thread = threading.Thread(target=receiver.capture,
+                                  kwargs={"limit": None, "timeout": None, "wakeup": False},
+                                  daemon=True)
+        thread.start()
+        # Tasks until one is seen through: the first may run before the receiver subscribed.
+        deadline = time.time() + TIMEOUT
+        while not seen.is_set() and time.time() < deadline:
+            result = add.delay(1, 2)
+            sent.append(result.id)
+            check(result.get(timeout=TIMEOUT) == 3, "add through the events")
+            seen.wait(0.5)
+    check(seen.is_set(), "a task-succeeded event and a live worker")
+    task = state.tasks[sent[-1]]
+    check(task.name == "tests.add" and task.worker.hostname == sys.argv[2],
+          f"task {task.name} on {task.worker.hostname}")
+    check(task.received is not None and task.started is not None, "received and started")
 
 
 def scenario_send():
