@@ -22,6 +22,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sstream>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -225,13 +226,29 @@ TEST_F(Celery, AFailingTaskRaisesItsExceptionInPython) {
     EXPECT_EQ(w.worker.stats().failed, 2u);
 }
 
-TEST_F(Celery, CountdownExpiresTimeLimitRetriesRevokeAndPriority) {
+TEST_F(Celery, CountdownExpiresTimeLimitRetriesAndRevokes) {
     our_worker w(io, server);
     int status = 0;
     const std::string out = run_client(io, server, {"options"}, status);
     EXPECT_EQ(status, 0) << out;
     EXPECT_EQ(w.worker.stats().retried, 2u + 5u);
-    EXPECT_EQ(w.worker.stats().revoked, 2u); // expired, revoked
+    EXPECT_EQ(w.worker.stats().revoked, 3u); // expired, revoked, terminated
+}
+
+TEST_F(Celery, HigherPrioritiesAreTakenFirst) {
+    int status = 0;
+    const std::string sent = run_client(io, server, {"priority_send"}, status);
+    ASSERT_EQ(status, 0) << sent;
+    std::vector<std::string> args{"priority_check"};
+    std::istringstream ids(sent.substr(0, sent.find('\n')));
+    for (std::string id; ids >> id;)
+        args.push_back(id);
+    ASSERT_EQ(args.size(), 11u) << sent;
+    celery::worker_options one_at_a_time;
+    one_at_a_time.concurrency = 1;
+    our_worker w(io, server, one_at_a_time);
+    const std::string out = run_client(io, server, args, status);
+    EXPECT_EQ(status, 0) << out;
 }
 
 TEST_F(Celery, BadInputIsDeadLetteredWithAReasonAndTheWorkerGoesOn) {

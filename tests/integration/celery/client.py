@@ -67,8 +67,33 @@ def scenario_options():
     time.sleep(0.3)  # the worker holds it now; the revoke reaches it over pub/sub
     app.control.revoke(r.id)
     raises(r, celery.exceptions.TaskRevokedError)
-    # priorities: with the worker busy, 9 (last) waits behind 0 (first)
-    check(add.apply_async((5, 5), priority=9).get(timeout=TIMEOUT) == 10, "priority 9")
+    # revoke(terminate=True) of a running task: cancelled where it waits
+    r = sleep.delay(10000)
+    client = redis.Redis.from_url(app.conf.broker_url)
+    deadline = time.time() + TIMEOUT
+    while not client.hget("akvtest:celery:starts", r.id) and time.time() < deadline:
+        time.sleep(0.01)
+    app.control.revoke(r.id, terminate=True)
+    raises(r, celery.exceptions.TaskRevokedError, "terminated")
+    check(client.hget("akvtest:celery:ends", r.id) is None, "the terminated task did not end")
+
+
+def scenario_priority_send():
+    # Sent before any worker runs: 9 (taken last) first, then 0 (taken first).
+    low = [add.apply_async((i, 0), priority=9).id for i in range(5)]
+    high = [add.apply_async((i, 0), priority=0).id for i in range(5)]
+    print(" ".join(low + high), flush=True)
+
+
+def scenario_priority_check():
+    ids = sys.argv[2:]
+    low, high = ids[:5], ids[5:]
+    done = {i: app.AsyncResult(i) for i in ids}
+    for r in done.values():
+        r.get(timeout=TIMEOUT)
+    last_high = max(done[i].date_done for i in high)
+    first_low = min(done[i].date_done for i in low)
+    check(last_high <= first_low, f"priority 0 done by {last_high}, 9 from {first_low}")
 
 
 def scenario_bad():
