@@ -570,7 +570,8 @@ asio::awaitable<void> worker::flusher() {
     int failures = 0;
     for (;;) {
         if (pending_.empty() && event_messages_.empty()) {
-            if (drained_) break;
+            // Last to end: the other helpers may still have something to say (worker-offline).
+            if (drained_ && helpers_ <= 1) break;
             flush_wake_.expires_after(1h);
             co_await flush_wake_.async_wait(asio::as_tuple(asio::use_awaitable));
             continue;
@@ -770,6 +771,7 @@ asio::awaitable<void> worker::helper(asio::awaitable<void> body) {
     }
     --helpers_;
     drain_wake_.cancel();
+    flush_wake_.cancel();
 }
 
 asio::awaitable<void> worker::run() {
