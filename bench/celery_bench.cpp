@@ -198,22 +198,22 @@ int main(int argc, char** argv) {
             io.run();
         }
 
-        auto whole = [](double v) { return static_cast<std::int64_t>(std::llround(v)); };
-        auto tenths = [](double v) { return std::round(v * 10) / 10; };
-        json::object line{
-            {"scenario", "celery_noop_worker"},
-            {"tasks", n_ours},
-            {"python_tasks", n_python},
-            {"producer_tasks_per_s", whole(send_rate)},
-            {"akv_tasks_per_s", whole(ours.tasks_per_s)},
-            {"python_tasks_per_s", whole(python.tasks_per_s)},
-            {"ratio", tenths(ours.tasks_per_s / python.tasks_per_s)},
-            {"akv_redis_cpu_us_per_task", tenths(ours.cpu_us_per_task)},
-            {"python_redis_cpu_us_per_task", tenths(python.cpu_us_per_task)},
-            {"cpu_ratio", std::round(ours.cpu_us_per_task / python.cpu_us_per_task * 1000) / 1000},
-            {"goal", "ratio >= 10, cpu_ratio <= 0.2"},
-        };
-        std::cout << json::serialize(line) << std::endl;
+        const double ratio = ours.tasks_per_s / python.tasks_per_s;
+        const double cpu_ratio = ours.cpu_us_per_task / python.cpu_us_per_task;
+        akv::bench::json_line line;
+        line.text("bench", "celery").text("scenario", "celery_noop_worker");
+        line.number("tasks", static_cast<double>(n_ours), 0);
+        line.number("python_tasks", static_cast<double>(n_python), 0);
+        line.number("producer_tasks_per_s", send_rate, 0);
+        line.number("akv_tasks_per_s", ours.tasks_per_s, 0);
+        line.number("python_tasks_per_s", python.tasks_per_s, 0);
+        line.number("ratio", ratio, 2);
+        line.number("akv_redis_cpu_us_per_task", ours.cpu_us_per_task, 2);
+        line.number("python_redis_cpu_us_per_task", python.cpu_us_per_task, 2);
+        line.number("cpu_ratio", cpu_ratio, 3);
+        line.text("goal", "ratio>=10 && cpu_ratio<=0.2");
+        line.set("goal_met", ratio >= 10 && cpu_ratio <= 0.2);
+        line.print();
     } catch (const std::exception& e) {
         std::cerr << "akv_bench_celery: " << e.what() << "\n";
         return 1;
