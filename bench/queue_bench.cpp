@@ -9,9 +9,11 @@
 //   ADD_CONCS [1,100] in-flight single adds  CONCS [1,16,100] worker concurrencies
 //   LAT_RATE [1000] jobs/s offered           LAT_SECONDS [10] length of a latency scenario
 //   DEADLINE_S [55] cap per scenario         LIBS [bullmq] peer libraries (bullmq,bee)
+//   FLOWS [5000] flows of the flow scenario  FLOW_CHILDREN [10] children per flow
+//   FLOW_CONC [100] each flow worker's concurrency   FLOW_ADDERS [100] flow adds in flight
 //   SCENARIOS [all but profile_cmds] regex on scenario names (= --only)
-//   QUICK=1 (= --quick): N 2000, LAT_SECONDS 1, DEADLINE_S 20 unless set; ROUNDS [1] (each
-//   side's median is reported); PEER=0 (= --no-peer); BENCH_DIR: keep the peer's npm install
+//   QUICK=1 (= --quick): N 2000, FLOWS 500, LAT_SECONDS 1, DEADLINE_S 20 unless set; ROUNDS [1]
+//   (each side's median is reported); PEER=0 (= --no-peer); BENCH_DIR: keep the peer's npm install
 //   there between runs (default: a temporary directory, removed at the end); PEER_TIMEOUT_S
 //   [1200]: the peer's whole run, npm install included, is stopped after this (no network).
 //   PARTITIONED_N [200000; QUICK 8000] jobs of the partitioned scenario (ours only: a run of
@@ -28,6 +30,12 @@
 //                     removeOnComplete {count: 0}: "keep_results": false
 //   latency_cK        LAT_RATE jobs/s offered for LAT_SECONDS to a running worker
 //                     (concurrency K); latency = handler start - enqueue time in the payload
+//   flow              FLOWS flows of 1 parent (queue flow_parents) and FLOW_CHILDREN children
+//                     (queue flow_children), BullMQ's FlowProducer example: one worker per
+//                     queue (concurrency FLOW_CONC), running before the first add; FLOW_ADDERS
+//                     coroutines await flow_producer::add; a child returns "1", a parent reads
+//                     job_context::children_results(). Timed from the first add to the last
+//                     parent completed; figures per flow. The peer: peers/queue/flow.js.
 //   partitioned       on a private 3-master cluster (no replicas): PARTITIONED_N jobs in a
 //                     partitioned queue (akv/queue/partitioned.hpp) of 3 partitions, one per
 //                     master, then one partitioned_worker (concurrency 100) until all are
@@ -38,14 +46,16 @@
 // Redis figures as bench.js computes them: INFO cpu (user + sys) and INFO commandstats diffs
 // per job, commands run inside Lua included (redis_calls_per_job), EVAL/EVALSHA calls apart.
 //
-// The peer runs first on its own redis-server (its script starts one), then ours on a private
+// The peer runs first on its own redis-server (its script starts one; bench_flow.sh, beside
+// bench_bullmq.sh, for the flow scenario), then ours on a private
 // embedded_server: one after the other, never at once (the machine may have 2 cores).
 // One JSON line per scenario: ours (akv_*), BullMQ's (bullmq_*), bee-queue's (bee_*) when run,
 // the ratios and the issue's goals for that scenario.
 #include <akv/client.hpp>
-#include <akv/config.hpp>
 #include <akv/cluster_slot.hpp>
+#include <akv/config.hpp>
 #include <akv/queue/admin.hpp>
+#include <akv/queue/flow.hpp>
 #include <akv/queue/partitioned.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/queue/worker.hpp>
@@ -74,6 +84,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -96,7 +107,7 @@ namespace {
 using namespace akv::bench; // the helpers every benchmark shares (bench_support.hpp)
 
 constexpr const char* default_scenarios =
-    "^(add_bulk|add_single_c[0-9]+|process_c[0-9]+|latency_c[0-9]+|partitioned)$";
+    "^(add_bulk|add_single_c[0-9]+|process_c[0-9]+|latency_c[0-9]+|flow|partitioned)$";
 
 // ---- knobs
 
@@ -129,6 +140,10 @@ struct knobs {
     double lat_rate = 1000;
     double lat_seconds = 10;
     double deadline_s = 55;
+    long flows = 5000;
+    int flow_children = 10;
+    int flow_conc = 100;
+    int flow_adders = 100;
     std::string libs = "bullmq";
     std::string scenarios = default_scenarios;
     int rounds = 1;
@@ -142,6 +157,7 @@ struct knobs {
         quick = quick || env("QUICK").value_or("0") == "1";
         if (quick) {
             n = 2000;
+            flows = 500;
             partitioned_n = 8000;
             lat_seconds = 1;
             deadline_s = 20;
@@ -153,6 +169,10 @@ struct knobs {
         if (auto v = env("LAT_RATE")) lat_rate = std::stod(*v);
         if (auto v = env("LAT_SECONDS")) lat_seconds = std::stod(*v);
         if (auto v = env("DEADLINE_S")) deadline_s = std::stod(*v);
+        if (auto v = env("FLOWS")) flows = std::max(1L, std::stol(*v));
+        if (auto v = env("FLOW_CHILDREN")) flow_children = std::max(1, std::stoi(*v));
+        if (auto v = env("FLOW_CONC")) flow_conc = std::max(1, std::stoi(*v));
+        if (auto v = env("FLOW_ADDERS")) flow_adders = std::max(1, std::stoi(*v));
         if (auto v = env("LIBS")) libs = *v;
         if (auto v = env("SCENARIOS")) scenarios = *v;
         if (auto v = env("ROUNDS")) rounds = std::max(1, std::stoi(*v));
@@ -236,8 +256,9 @@ template <class Body> void with_clients(const akv::config& cfg, Body&& body) {
 // A worker running on its own coroutine: stop() and await finish() before it goes.
 class running_worker {
 public:
-    running_worker(akv::client& c, akv::queue::handler h, akv::queue::worker_options o)
-        : w_(c, "bench", std::move(h), o, nullptr)
+    running_worker(akv::client& c, akv::queue::handler h, akv::queue::worker_options o,
+                   std::string queue = "bench")
+        : w_(c, std::move(queue), std::move(h), o, nullptr)
         , finished_(c.get_executor(), clock_type::time_point::max()) {
         asio::co_spawn(c.get_executor(), w_.run(), [this](std::exception_ptr e) {
             failure_ = e;
@@ -289,7 +310,9 @@ asio::awaitable<snapshot> snap(akv::client& admin) {
 }
 
 // bench.js's diff() into `o`, plus our client's CPU and the commands per job, most first.
-void diff(const snapshot& a, const snapshot& b, double jobs, json::object& o) {
+// `unit`: what the figures are per ("redis_cpu_us_per_<unit>"): a job, or a flow.
+void diff(const snapshot& a, const snapshot& b, double jobs, json::object& o,
+          const std::string& unit = "job") {
     static const std::set<std::string> ignore{"info", "flushall", "config|resetstat", "monitor",
                                               "ping"};
     static const std::set<std::string> script{"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall",
@@ -310,11 +333,12 @@ void diff(const snapshot& a, const snapshot& b, double jobs, json::object& o) {
             usec += du;
         }
     }
-    o["redis_cpu_us_per_job"] = round_to((b.cpu - a.cpu) * 1e6 / jobs, 2);
-    o["redis_calls_per_job"] = round_to(double(total) / jobs, 2);
-    o["script_calls_per_job"] = round_to(double(scripts) / jobs, 3);
-    o["script_usec_per_job"] = round_to(double(usec) / jobs, 2);
-    o["client_cpu_us_per_job"] = round_to((b.client_cpu - a.client_cpu) * 1e6 / jobs, 2);
+    const std::string per_unit = "_per_" + unit;
+    o["redis_cpu_us" + per_unit] = round_to((b.cpu - a.cpu) * 1e6 / jobs, 2);
+    o["redis_calls" + per_unit] = round_to(double(total) / jobs, 2);
+    o["script_calls" + per_unit] = round_to(double(scripts) / jobs, 3);
+    o["script_usec" + per_unit] = round_to(double(usec) / jobs, 2);
+    o["client_cpu_us" + per_unit] = round_to((b.client_cpu - a.client_cpu) * 1e6 / jobs, 2);
     std::ranges::sort(per, std::greater<>());
     json::object by;
     for (std::size_t i = 0; i < per.size() && i < 16; ++i)
@@ -611,6 +635,115 @@ json::object sc_latency(const context& c, int conc) {
     return o;
 }
 
+// The flow scenario's queues, as flow.js names them.
+constexpr const char* flow_parent_queue = "flow_parents";
+constexpr const char* flow_child_queue = "flow_children";
+
+// Flow i: a parent {"i":i} with `children` children {"i":i,"c":c}, as flow.js's flow(i); no
+// result kept (flow.js's removeOnComplete {count: 0}): a child's result reaches its parent all
+// the same.
+akv::queue::flow_job bench_flow(long i, int children) {
+    akv::queue::flow_job parent;
+    parent.queue = flow_parent_queue;
+    parent.payload = "{\"i\":" + std::to_string(i) + "}";
+    parent.options = no_result_kept();
+    parent.children.reserve(std::size_t(children));
+    for (int c = 0; c < children; ++c) {
+        akv::queue::flow_job child;
+        child.queue = flow_child_queue;
+        child.payload = "{\"i\":" + std::to_string(i) + ",\"c\":" + std::to_string(c) + "}";
+        child.options = parent.options;
+        parent.children.push_back(std::move(child));
+    }
+    return parent;
+}
+
+asio::awaitable<void> add_flows(akv::queue::flow_producer& p, const context& c,
+                                clock_type::time_point deadline, long& next, long& added) {
+    while (next < c.k.flows && clock_type::now() < deadline) {
+        const akv::queue::flow_job flow = bench_flow(next++, c.k.flow_children);
+        co_await p.add(flow);
+        ++added;
+    }
+}
+
+json::object sc_flow(const context& c) {
+    json::object o = base(c, "flow");
+    with_clients(
+        c.cfg,
+        [&](akv::client& admin, akv::client& prod, akv::client& work) -> asio::awaitable<void> {
+            co_await flushall(admin);
+            const long flows = c.k.flows;
+            const std::size_t children = std::size_t(c.k.flow_children);
+            long bad_parents = 0; // read fewer results than children, or a child not completed
+            akv::queue::worker_options wo;
+            wo.concurrency = std::size_t(c.k.flow_conc);
+            running_worker child_worker(
+                work,
+                [](akv::queue::job_context&) -> asio::awaitable<std::string> {
+                    co_return std::string("1");
+                },
+                wo, flow_child_queue);
+            running_worker parent_worker(
+                work,
+                [&](akv::queue::job_context& ctx) -> asio::awaitable<std::string> {
+                    const auto results = co_await ctx.children_results();
+                    const bool all_ok =
+                        std::ranges::all_of(results, [](const akv::queue::child_result& r) {
+                            return r.result && r.result->ok();
+                        });
+                    if (results.size() != children || !all_ok) ++bad_parents;
+                    co_return std::string("1");
+                },
+                wo, flow_parent_queue);
+            const auto& parents = parent_worker.get().stats();
+            akv::queue::flow_producer producer(prod);
+            co_await sleep_for(200ms); // the workers are waiting, as flow.js's
+            std::exception_ptr failure;
+            double secs = 0, add_secs = 0;
+            long next = 0, added = 0, done = 0;
+            snapshot s0, s1;
+            try {
+                s0 = co_await snap(admin);
+                const auto t0 = clock_type::now();
+                const auto deadline = t0 + c.deadline();
+                co_await all_of(c.k.flow_adders,
+                                [&](int) { return add_flows(producer, c, deadline, next, added); });
+                add_secs = seconds_between(t0, clock_type::now());
+                co_await wait_until([&] { return parents.completed >= std::uint64_t(flows); },
+                                    deadline, 1ms);
+                secs = seconds_between(t0, clock_type::now());
+                done = long(parents.completed);
+                s1 = co_await snap(admin);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            co_await child_worker.finish(); // before the workers go, whatever happened
+            co_await parent_worker.finish();
+            if (failure) std::rethrow_exception(failure);
+            o["children"] = c.k.flow_children;
+            o["concurrency"] = c.k.flow_conc;
+            o["add_inflight"] = c.k.flow_adders;
+            o["flows"] = done;
+            o["added"] = added;
+            o["jobs"] = done + long(child_worker.get().stats().completed);
+            o["seconds"] = round_to(secs, 3);
+            o["add_seconds"] = round_to(add_secs, 3);
+            o["flows_per_s"] = std::round(double(done) / secs);
+            o["truncated"] = done < flows;
+            o["bad_parents"] = bad_parents;
+            o["keep_results"] = false;
+            diff(s0, s1, double(std::max(1L, done)), o, "flow");
+            const akv::queue::worker_stats& cs = child_worker.get().stats();
+            o["handed_off"] = cs.handed_off;
+            o["claims"] = cs.claims + parents.claims;
+            o["failed_runs"] = cs.failed + parents.failed;
+            o["lost_leases"] = cs.lost_leases + parents.lost_leases;
+            o["errors"] = cs.errors + parents.errors;
+        });
+    return o;
+}
+
 // ---- partitioned: one logical queue over the masters of a cluster
 
 // Each node's CPU so far, s (INFO cpu: user + sys), over a connection of its own.
@@ -774,16 +907,21 @@ struct peer_output {
     std::vector<json::object> other;  // lines of scenarios we do not run (profile_cmds, designs)
 };
 
-// Runs the peer's script; its stderr (npm, progress) is appended to `log_path`.
-peer_output run_peer(const knobs& k, const std::string& bench_dir, const std::string& log_path) {
+// Runs a peer script (bench_bullmq.sh, or bench_flow.sh for the flow scenario) with every
+// knob; its stderr (npm, progress) is appended to `log_path`.
+peer_output run_peer(const knobs& k, const std::string& script, const std::string& bench_dir,
+                     const std::string& log_path) {
     const std::string cmd =
         "N=" + std::to_string(k.n) + " BULK_CHUNK=" + std::to_string(k.bulk_chunk) +
         " ADD_CONCS=" + join(k.add_concs) + " CONCS=" + join(k.concs) +
         " LAT_RATE=" + number_text(k.lat_rate) + " LAT_SECONDS=" + number_text(k.lat_seconds) +
-        " DEADLINE_S=" + number_text(k.deadline_s) + " LIBS='" + k.libs + "' KEEP=0 SCENARIOS='" +
-        k.scenarios + "' BENCH_DIR='" + bench_dir + "' timeout -k 10 " +
-        number_text(k.peer_timeout_s) + " '" + k.peer_script + "' " +
-        std::to_string(free_port()) + " 2>>'" + log_path + "'";
+        " DEADLINE_S=" + number_text(k.deadline_s) + " FLOWS=" + std::to_string(k.flows) +
+        " FLOW_CHILDREN=" + std::to_string(k.flow_children) +
+        " FLOW_CONC=" + std::to_string(k.flow_conc) +
+        " FLOW_ADDERS=" + std::to_string(k.flow_adders) + " LIBS='" + k.libs +
+        "' KEEP=0 SCENARIOS='" + k.scenarios + "' BENCH_DIR='" + bench_dir + "' timeout -k 10 " +
+        number_text(k.peer_timeout_s) + " '" + script + "' " + std::to_string(free_port()) +
+        " 2>>'" + log_path + "'";
     const std::string out = akv::bench::run_command(cmd);
     peer_output r;
     std::stringstream in(out);
@@ -814,7 +952,7 @@ std::string log_tail(const std::string& path, std::size_t lines) {
 
 // ---- scenario table (the JSON line and ratio: bench_support.hpp)
 
-enum class kind { add_bulk, add_single, process, latency, partitioned };
+enum class kind { add_bulk, add_single, process, latency, flow, partitioned };
 
 struct scenario {
     std::string name;
@@ -824,9 +962,17 @@ struct scenario {
     std::map<std::string, std::vector<json::object>> theirs;   // lib -> one per round it ran
 };
 
+// What a scenario's figures are per ("redis_cpu_us_per_<unit>"), and its throughput's name.
+std::string unit(const scenario& s) {
+    return s.what == kind::flow ? "flow" : "job";
+}
+std::string throughput(const scenario& s) {
+    return unit(s) + "s_per_s";
+}
+
 // The figure a round is ranked by: throughput, or p99 for the latency scenarios.
 std::optional<double> figure(const scenario& s, const json::object& o) {
-    return s.what == kind::latency ? number_field(&o, "p99_ms") : number_field(&o, "jobs_per_s");
+    return s.what == kind::latency ? number_field(&o, "p99_ms") : number_field(&o, throughput(s));
 }
 
 // The median round (the lower one of an even count) by figure().
@@ -877,7 +1023,10 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
 
     json_line line;
     line.set("bench", "queue").text("scenario", s.name);
-    if (s.what == kind::process || s.what == kind::latency) line.set("keep_results", false);
+    if (s.what == kind::process || s.what == kind::latency || s.what == kind::flow)
+        line.set("keep_results", false);
+    const std::string tput = throughput(s);         // jobs_per_s, flows_per_s
+    const std::string per_unit = "_per_" + unit(s); // redis_cpu_us_per_job, ..._per_flow
 
     std::optional<double> tput_ratio, cpu_ratio, p99_ratio;
     if (s.what == kind::latency) {
@@ -889,21 +1038,21 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
         p99_ratio = ratio(med(ours_r, "p99_ms"), med(bull_r, "p99_ms"));
         line.number("p99_ratio", p99_ratio, 3);
     } else {
-        line.number("akv_jobs_per_s", med(ours_r, "jobs_per_s"), 0);
-        line.number("bullmq_jobs_per_s", med(bull_r, "jobs_per_s"), 0);
-        tput_ratio = ratio(med(ours_r, "jobs_per_s"), med(bull_r, "jobs_per_s"));
+        line.number("akv_" + tput, med(ours_r, tput), 0);
+        line.number("bullmq_" + tput, med(bull_r, tput), 0);
+        tput_ratio = ratio(med(ours_r, tput), med(bull_r, tput));
         line.number("ratio", tput_ratio, 2);
     }
-    line.number("akv_redis_cpu_us_per_job", med(ours_r, "redis_cpu_us_per_job"), 2);
-    line.number("bullmq_redis_cpu_us_per_job", med(bull_r, "redis_cpu_us_per_job"), 2);
-    cpu_ratio = ratio(med(ours_r, "redis_cpu_us_per_job"), med(bull_r, "redis_cpu_us_per_job"));
+    const std::string cpu = "redis_cpu_us" + per_unit;
+    line.number("akv_" + cpu, med(ours_r, cpu), 2);
+    line.number("bullmq_" + cpu, med(bull_r, cpu), 2);
+    cpu_ratio = ratio(med(ours_r, cpu), med(bull_r, cpu));
     line.number("cpu_ratio", cpu_ratio, 3);
-    line.number("akv_redis_calls_per_job", med(ours_r, "redis_calls_per_job"), 2);
-    line.number("bullmq_redis_calls_per_job", med(bull_r, "redis_calls_per_job"), 2);
-    line.number("akv_script_calls_per_job", med(ours_r, "script_calls_per_job"), 3);
-    line.number("bullmq_script_calls_per_job", med(bull_r, "script_calls_per_job"), 3);
-    line.number("akv_script_usec_per_job", med(ours_r, "script_usec_per_job"), 2);
-    line.number("bullmq_script_usec_per_job", med(bull_r, "script_usec_per_job"), 2);
+    for (const std::string f : {"redis_calls", "script_calls", "script_usec"}) {
+        const int decimals = f == "script_calls" ? 3 : 2;
+        line.number("akv_" + f + per_unit, med(ours_r, f + per_unit), decimals);
+        line.number("bullmq_" + f + per_unit, med(bull_r, f + per_unit), decimals);
+    }
     if (s.what == kind::add_single)
         for (const char* f : {"add_rtt_p50_ms", "add_rtt_p99_ms"}) {
             line.number(std::string("akv_") + f, med(ours_r, f), 3);
@@ -927,6 +1076,10 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
         goal = "p99_ratio<1 && " + goal;
         met = met && p99_ratio && *p99_ratio < 1;
     }
+    if (s.what == kind::flow) { // issue 23: flows >= 5x BullMQ's with <= 1/5 of its Redis CPU
+        goal = "ratio>=5 && cpu_ratio<=0.2";
+        met = tput_ratio && *tput_ratio >= 5 && cpu_ratio && *cpu_ratio <= 0.2;
+    }
     line.text("goal", goal);
     if (known)
         line.set("goal_met", met);
@@ -939,14 +1092,19 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
                           "lost_leases", "errors", "left_waiting", "left_active", "left_failed",
                           "client_cpu_us_per_job", "calls_by_cmd", "usec_by_cmd"})
         line.copy(std::string("akv_") + f, ours, f);
+    for (const char* f : {"flows", "added", "children", "add_seconds", "add_inflight",
+                          "bad_parents", "handed_off", "client_cpu_us_per_flow"})
+        line.copy(std::string("akv_") + f, ours, f);
     if (bull) {
-        for (const char* f : {"version", "jobs", "sent", "seconds", "truncated"})
+        for (const char* f : {"version", "flows", "added", "jobs", "sent", "seconds", "add_seconds",
+                              "truncated", "bad_parents"})
             line.copy(std::string("bullmq_") + f, bull, f);
+        if (s.what == kind::flow) line.copy("bullmq_calls_by_cmd", bull, "calls_by_cmd");
     } else if (peer_ran && peer_libs.count("bullmq")) {
         line.set("bullmq_error", "no result (see the peer error line)");
     }
     if (bee) {
-        const char* key = s.what == kind::latency ? "p99_ms" : "jobs_per_s";
+        const std::string key = s.what == kind::latency ? "p99_ms" : tput;
         line.copy(std::string("bee_") + key, bee, key);
         line.number("bee_ratio", ratio(med(ours_r, key), med(bee_r, key)), 2);
         line.copy("bee_redis_cpu_us_per_job", bee, "redis_cpu_us_per_job");
@@ -956,10 +1114,10 @@ std::optional<bool> report(const scenario& s, const std::set<std::string>& peer_
         line.copy("bee_version", bee, "version");
     }
     if (s.ours.size() > 1) {
-        const char* key = s.what == kind::latency ? "p99_ms" : "jobs_per_s";
+        const std::string key = s.what == kind::latency ? "p99_ms" : tput;
         line.set("akv_runs", runs(ours_r, key)).set("bullmq_runs", runs(bull_r, key));
-        line.set("akv_cpu_runs", runs(ours_r, "redis_cpu_us_per_job"));
-        line.set("bullmq_cpu_runs", runs(bull_r, "redis_cpu_us_per_job"));
+        line.set("akv_cpu_runs", runs(ours_r, cpu));
+        line.set("bullmq_cpu_runs", runs(bull_r, cpu));
     }
     line.copy("redis", ours, "redis");
     line.print();
@@ -991,7 +1149,8 @@ int main(int argc, char** argv) {
             std::cerr << "usage: akv_bench_queue [--quick] [--rounds R] [--only REGEX] "
                          "[--no-peer] [--peer bench_bullmq.sh]\n"
                          "  (knobs also from the env: N BULK_CHUNK ADD_CONCS CONCS LAT_RATE\n"
-                         "   LAT_SECONDS DEADLINE_S LIBS SCENARIOS QUICK ROUNDS PEER BENCH_DIR)\n";
+                         "   LAT_SECONDS DEADLINE_S FLOWS FLOW_CHILDREN FLOW_CONC FLOW_ADDERS\n"
+                         "   LIBS SCENARIOS QUICK ROUNDS PEER BENCH_DIR)\n";
             return 2;
         }
     }
@@ -1025,25 +1184,46 @@ int main(int argc, char** argv) {
             scenarios.push_back({"process_c" + std::to_string(c), kind::process, c, {}, {}});
         for (int c : k.concs)
             scenarios.push_back({"latency_c" + std::to_string(c), kind::latency, c, {}, {}});
+        scenarios.push_back({"flow", kind::flow, k.flow_conc, {}, {}});
         scenarios.push_back({"partitioned", kind::partitioned, 100, {}, {}});
         std::erase_if(scenarios, [&](const scenario& s) { return !std::regex_search(s.name, filter); });
         if (scenarios.empty())
             throw std::runtime_error("no scenario matches \"" + k.scenarios + "\"");
 
+        // bench_bullmq.sh runs the scenarios of bench.js, bench_flow.sh (beside it) the flow.
+        const auto is_flow = [](const scenario& s) { return s.what == kind::flow; };
+        const bool peer_flow = std::ranges::any_of(scenarios, is_flow);
+        // (partitioned has no peer.)
+        const bool peer_queue = std::ranges::any_of(scenarios, [](const scenario& s) {
+            return s.what != kind::flow && s.what != kind::partitioned;
+        });
+        const std::string flow_script =
+            (fs::path(k.peer_script).parent_path() / "bench_flow.sh").string();
         if (k.peer) fs::create_directories(peer_dir);
         const std::string log_path = (peer_dir / "peer.log").string();
         std::cerr << "queue: N=" << k.n << " BULK_CHUNK=" << k.bulk_chunk
                   << " ADD_CONCS=" << join(k.add_concs) << " CONCS=" << join(k.concs)
                   << " LAT_RATE=" << k.lat_rate << " LAT_SECONDS=" << k.lat_seconds
-                  << " rounds=" << k.rounds << (k.peer ? " peer=" + k.libs : " no peer") << "\n";
+                  << " FLOWS=" << k.flows << "x" << k.flow_children << " rounds=" << k.rounds
+                  << (k.peer ? " peer=" + k.libs : " no peer") << "\n";
 
         for (int round = 0; round < k.rounds; ++round) {
             // The peer first, on its own server, then ours: never both at once.
-            if (k.peer) {
-                std::cerr << "queue: round " << round + 1 << ": peer " << k.peer_script
-                          << " (log " << log_path << ")\n";
+            if (k.peer && (peer_queue || peer_flow)) {
                 const auto start = clock_type::now();
-                peer_output peer = run_peer(k, peer_dir.string(), log_path);
+                std::vector<std::string> scripts;
+                if (peer_queue) scripts.push_back(k.peer_script);
+                if (peer_flow) scripts.push_back(flow_script);
+                peer_output peer;
+                for (const std::string& script : scripts) {
+                    std::cerr << "queue: round " << round + 1 << ": peer " << script << " (log "
+                              << log_path << ")\n";
+                    peer_output more = run_peer(k, script, peer_dir.string(), log_path);
+                    for (auto& [lib, lines] : more.lines)
+                        peer.lines[lib].merge(lines);
+                    std::ranges::move(more.errors, std::back_inserter(peer.errors));
+                    std::ranges::move(more.other, std::back_inserter(peer.other));
+                }
                 std::cerr << "queue: peer took " << seconds_between(start, clock_type::now())
                           << " s\n";
                 for (const json::object& e : peer.errors) {
@@ -1098,6 +1278,7 @@ int main(int argc, char** argv) {
                     case kind::add_single: s.ours.push_back(sc_add_single(ctx, s.conc)); break;
                     case kind::process: s.ours.push_back(sc_process(ctx, s.conc)); break;
                     case kind::latency: s.ours.push_back(sc_latency(ctx, s.conc)); break;
+                    case kind::flow: s.ours.push_back(sc_flow(ctx)); break;
                     case kind::partitioned: s.ours.push_back(sc_partitioned(ctx, s.conc)); break;
                     }
                 } catch (const std::exception& e) {

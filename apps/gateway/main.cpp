@@ -9,15 +9,20 @@
 #include <akv/config.hpp>
 #include <akv/console/api.hpp>
 #include <akv/console/sampler.hpp>
+#include <akv/gateway/channels_layer.hpp>
 #include <akv/gateway/error.hpp>
 #include <akv/gateway/server.hpp>
 #include <akv/gateway/token.hpp>
 #include <akv/queue/producer.hpp>
 #include <akv/testing/embedded_server.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -47,6 +52,7 @@ struct flags {
     bool demo = false;
     bool console = false;
     std::string console_password;
+    gw::channels_options channels;
 };
 
 akv::app::command_line command_line() {
@@ -90,6 +96,18 @@ akv::app::command_line command_line() {
             {"proxy-timeout-ms", "N", "a proxy request's deadline (default 2000)"},
             {"grace-ms", "N", "shutdown: time to drain queues before closing (default 5000)"},
             {"demo", "", "print a demo page address with a token good for a day"},
+            {"channels-group", "GROUP",
+             "join the Django Channels group: its group_send reaches the gateway channel GROUP",
+             true},
+            {"channels-forward", "CHANNEL[=GROUP]",
+             "send the gateway channel's messages to the Channels group (default: CHANNEL)", true},
+            {"channels-layer", "LAYER",
+             "the Django app's layer: core (channels_redis.core.RedisChannelLayer, default) or "
+             "pubsub (channels_redis.pubsub.RedisPubSubChannelLayer)"},
+            {"channels-prefix", "P", "the layer's prefix (default asgi)"},
+            {"channels-expiry", "S", "core: the layer's expiry (default 60)"},
+            {"channels-group-expiry", "S", "core: the layer's group_expiry (default 86400)"},
+            {"channels-capacity", "N", "core: the layer's capacity (default 100)"},
         },
         "Secrets come from the environment, never flags: AKV_GATEWAY_SECRET (token secret),\n"
         "AKV_GATEWAY_API_KEY (POST /api/publish), AKV_GATEWAY_WEBHOOK_SECRET (webhooks must\n"
@@ -167,6 +185,32 @@ flags parse(const akv::app::command_line& cl) {
         throw akv::app::usage_error("--threads: expected 1 to 256, got " +
                                     std::to_string(f.opts.threads));
     f.opts.shutdown_grace = std::chrono::milliseconds(cl.number<long>("grace-ms", 5000));
+    f.channels.groups = cl.all("channels-group");
+    for (const auto& fw : cl.all("channels-forward")) {
+        const auto eq = fw.find('=');
+        if (eq == 0 || eq + 1 == fw.size())
+            throw akv::app::usage_error("--channels-forward: expected CHANNEL[=GROUP], got '" + fw +
+                                        "'");
+        if (eq == std::string::npos)
+            f.channels.forwards.emplace_back(fw, fw);
+        else
+            f.channels.forwards.emplace_back(fw.substr(0, eq), fw.substr(eq + 1));
+    }
+    if (auto v = cl.get("channels-layer")) {
+        if (*v == "core")
+            f.channels.layer = gw::channels_layer_kind::core;
+        else if (*v == "pubsub")
+            f.channels.layer = gw::channels_layer_kind::pubsub;
+        else
+            throw akv::app::usage_error("--channels-layer: expected core or pubsub, got '" + *v +
+                                        "'");
+    }
+    f.channels.prefix = cl.get_or("channels-prefix", f.channels.prefix);
+    f.channels.expiry =
+        std::chrono::seconds(cl.number<long>("channels-expiry", f.channels.expiry.count()));
+    f.channels.group_expiry = std::chrono::seconds(
+        cl.number<long>("channels-group-expiry", f.channels.group_expiry.count()));
+    f.channels.capacity = cl.number<std::size_t>("channels-capacity", f.channels.capacity);
     f.demo = cl.has("demo");
     if (const char* s = std::getenv("AKV_GATEWAY_SECRET")) f.opts.token_secret = s;
     if (const char* k = std::getenv("AKV_GATEWAY_API_KEY")) f.opts.api_key = k;
@@ -305,6 +349,22 @@ int main(int argc, char** argv) {
     // The server has its own copies. These hold the client by reference, and f outlives it.
     f.opts.routes.clear();
     f.opts.webhooks.clear();
+    // Django Channels groups: a client of their own, since the bridge subscribes (the server
+    // holds the first client's subscriber).
+    std::unique_ptr<akv::client> channels_redis;
+    std::unique_ptr<gw::channels_bridge> channels;
+    if (!f.channels.groups.empty() || !f.channels.forwards.empty()) {
+        akv::config channels_cfg = cfg;
+        channels_cfg.client_name = "akv-gateway-channels";
+        channels_redis = std::make_unique<akv::client>(io.get_executor(), channels_cfg);
+        try {
+            channels = std::make_unique<gw::channels_bridge>(*channels_redis, server->get_options(),
+                                                             f.channels);
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return akv::app::exit_usage;
+        }
+    }
 
     int status = 0;
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
@@ -313,9 +373,38 @@ int main(int argc, char** argv) {
         if (ec) return;
         spdlog::info("signal {}: closing sessions", sig);
         if (sampler) sampler->stop();
+        if (channels) channels->stop();
         server->stop();
     });
     if (sampler) asio::co_spawn(io, sampler->run(), [](std::exception_ptr) {});
+    // The bridge counts what it skips; the operator hears of it here, at most every 5 s.
+    asio::steady_timer channels_report(io);
+    bool channels_ended = false;
+    // (Outlives the coroutine it makes: the frame reads its captures through it.)
+    auto report = [&]() -> asio::awaitable<void> {
+        std::uint64_t skipped = 0, errors = 0, dropped = 0;
+        while (!channels_ended) {
+            channels_report.expires_after(std::chrono::seconds(5));
+            co_await channels_report.async_wait(asio::as_tuple(asio::use_awaitable));
+            const gw::channels_stats s = channels->stats();
+            if (s.skipped == skipped && s.redis_errors == errors && s.dropped == dropped) continue;
+            spdlog::warn("Django Channels: {} messages skipped, {} dropped behind, {} Redis "
+                         "errors so far; the last: {}",
+                         s.skipped, s.dropped, s.redis_errors, s.last_error);
+            skipped = s.skipped;
+            errors = s.redis_errors;
+            dropped = s.dropped;
+        }
+    };
+    if (channels) {
+        asio::co_spawn(io, channels_redis->run(), [](std::exception_ptr) {});
+        asio::co_spawn(io, channels->run(), [&](std::exception_ptr) {
+            channels_ended = true;
+            channels_report.cancel();
+            channels_redis->cancel();
+        });
+        asio::co_spawn(io, report(), asio::detached);
+    }
     asio::co_spawn(io, server->run(), [&](std::exception_ptr e) {
         if (e) {
             try {
@@ -326,6 +415,7 @@ int main(int argc, char** argv) {
             status = 1;
         }
         if (sampler) sampler->stop();
+        if (channels) channels->stop();
         signals.cancel();
         redis.cancel();
     });
@@ -339,6 +429,12 @@ int main(int argc, char** argv) {
             const std::string base =
                 fmt::format("{}://{}:{}", scheme, f.opts.address, server->port());
             std::printf("akv-gateway listening on %s\n", base.c_str());
+            if (channels) {
+                for (const auto& g : f.channels.groups)
+                    spdlog::info("Django Channels group {} -> gateway channel {}", g, g);
+                for (const auto& [channel, group] : f.channels.forwards)
+                    spdlog::info("gateway channel {} -> Django Channels group {}", channel, group);
+            }
             if (f.demo) {
                 gw::token_claims c;
                 c.subject = "demo";

@@ -63,6 +63,60 @@ struct fd_pair {
 
 } // namespace
 
+asio::awaitable<std::string> run_program(std::vector<std::string> args, std::string input,
+                                         std::string what, bool with_stderr) {
+    // Written whole before the output is read: within one pipe buffer, so a child that
+    // talks before it has read all of it cannot deadlock with us.
+    if (input.size() > 60000) throw std::invalid_argument(what + ": stdin over 60000 bytes");
+
+    fd_pair out, in;
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
+    posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
+    if (with_stderr) posix_spawn_file_actions_adddup2(&actions, out.fd[1], 2);
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    child c;
+    const int rc = ::posix_spawnp(&c.pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) {
+        c.pid = -1;
+        throw std::runtime_error(what + ": cannot run '" + args[0] + "': " + std::strerror(rc));
+    }
+    ::close(out.release(1));
+    ::close(in.release(0));
+
+    auto ex = co_await asio::this_coro::executor;
+    asio::posix::stream_descriptor reader(ex, out.release(0));
+    {
+        asio::posix::stream_descriptor writer(ex, in.release(1));
+        if (!input.empty())
+            co_await asio::async_write(writer, asio::buffer(input),
+                                       asio::as_tuple(asio::use_awaitable));
+    } // closed: the child sees end of input
+    std::string output;
+    std::array<char, 16384> buf;
+    for (;;) {
+        auto [rec, n] =
+            co_await reader.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+        if (output.size() < max_output)
+            output.append(buf.data(), std::min(n, max_output - output.size()));
+        if (rec) break; // eof: the child closed its output, usually by exiting
+    }
+    c.wait();
+    if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0) co_return output;
+    const std::string how =
+        WIFEXITED(c.status)     ? "exit status " + std::to_string(WEXITSTATUS(c.status))
+        : WIFSIGNALED(c.status) ? "killed by signal " + std::to_string(WTERMSIG(c.status))
+                                : "ended oddly";
+    const std::string tail = output.size() > 400 ? output.substr(output.size() - 400) : output;
+    throw std::runtime_error(what + ": " + args[0] + ": " + how +
+                             (tail.empty() ? "" : ": " + tail));
+}
+
 queue::handler exec_handler(std::vector<std::string> allowed) {
     return [allowed](queue::job_context& jc) -> asio::awaitable<std::string> {
         const std::string& id = jc.job().id;
@@ -85,58 +139,7 @@ queue::handler exec_handler(std::vector<std::string> allowed) {
                                         "' is not allowed (akv-worker --exec-allow)");
         std::string input;
         if (const auto* s = o->if_contains("stdin"); s && s->is_string()) input = s->get_string();
-        // Written whole before the output is read: within one pipe buffer, so a child that
-        // talks before it has read all of it cannot deadlock with us.
-        if (input.size() > 60000)
-            throw std::invalid_argument("exec job " + id + ": stdin over 60000 bytes");
-
-        fd_pair out, in;
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, in.fd[0], 0);
-        posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
-        posix_spawn_file_actions_adddup2(&actions, out.fd[1], 2);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        child c;
-        const int rc = ::posix_spawnp(&c.pid, argv[0], &actions, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (rc != 0) {
-            c.pid = -1;
-            throw std::runtime_error("exec job " + id + ": cannot run '" + args[0] +
-                                     "': " + std::strerror(rc));
-        }
-        ::close(out.release(1));
-        ::close(in.release(0));
-
-        auto ex = co_await asio::this_coro::executor;
-        asio::posix::stream_descriptor reader(ex, out.release(0));
-        {
-            asio::posix::stream_descriptor writer(ex, in.release(1));
-            if (!input.empty())
-                co_await asio::async_write(writer, asio::buffer(input),
-                                           asio::as_tuple(asio::use_awaitable));
-        } // closed: the child sees end of input
-        std::string output;
-        std::array<char, 16384> buf;
-        for (;;) {
-            auto [rec, n] = co_await reader.async_read_some(asio::buffer(buf),
-                                                            asio::as_tuple(asio::use_awaitable));
-            if (output.size() < max_output)
-                output.append(buf.data(), std::min(n, max_output - output.size()));
-            if (rec) break; // eof: the child closed its output, usually by exiting
-        }
-        c.wait();
-        if (WIFEXITED(c.status) && WEXITSTATUS(c.status) == 0) co_return output;
-        const std::string how =
-            WIFEXITED(c.status)     ? "exit status " + std::to_string(WEXITSTATUS(c.status))
-            : WIFSIGNALED(c.status) ? "killed by signal " + std::to_string(WTERMSIG(c.status))
-                                    : "ended oddly";
-        const std::string tail = output.size() > 400 ? output.substr(output.size() - 400) : output;
-        throw std::runtime_error("exec job " + id + ": " + args[0] + ": " + how +
-                                 (tail.empty() ? "" : ": " + tail));
+        co_return co_await run_program(std::move(args), std::move(input), "exec job " + id, true);
     };
 }
 

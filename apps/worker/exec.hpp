@@ -17,4 +17,10 @@ namespace akv::worker_app {
 
 queue::handler exec_handler(std::vector<std::string> allowed);
 
+// What exec_handler does for one job: runs argv[0] (looked up in PATH) with `input` on its
+// stdin; its stdout (and stderr with `with_stderr`), at most 1 MiB, or throws naming `what`
+// for a non-zero exit. Cancellation kills the process.
+asio::awaitable<std::string> run_program(std::vector<std::string> argv, std::string input,
+                                         std::string what, bool with_stderr);
+
 } // namespace akv::worker_app

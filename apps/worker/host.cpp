@@ -3,6 +3,7 @@
 #include "common/metrics.hpp"
 
 #include <akv/messaging/consumer_group.hpp>
+#include <akv/messaging/subscriber.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -133,6 +134,10 @@ void host::add_stream_handler(std::string name, std::string help, stream_factory
     stream_handlers_.push_back({std::move(name), std::move(help), std::move(make)});
 }
 
+void host::add_celery_tasks(celery_tasks add) {
+    celery_tasks_.push_back(std::move(add));
+}
+
 app::command_line host::command_line() const {
     std::vector<app::flag> flags{
         {"queue", "NAME=HANDLER", "run HANDLER on the jobs of queue NAME", true},
@@ -145,6 +150,15 @@ app::command_line host::command_line() const {
         {"claim-idle-ms", "N",
          "a stream entry pending this long is taken over from its consumer (default 30000)"},
         {"batch", "N", "stream entries per batch (default 256)"},
+        {"celery-queue", "QUEUE",
+         "run Celery tasks sent to QUEUE (kombu's Redis transport, Celery's result backend)", true},
+        {"celery-visibility-ms", "N",
+         "a Celery task whose worker died runs again after this; as Celery's "
+         "visibility_timeout (default 3600000)"},
+        {"celery-dead-letters", "KEY",
+         "list of the Celery messages set aside "
+         "(default akv:celery:dead-letters)"},
+        {"celery-events", "", "send Celery task events (celery worker -E), for Flower"},
         app::metrics_listen_flag(),
     };
     flags.insert(flags.end(), flags_.begin(), flags_.end());
@@ -198,10 +212,11 @@ int host::run(int argc, char** argv) {
                                            known(stream_handlers_) + ")");
                 streams.emplace_back(name, &*it);
             }
-            if (queues.empty() && streams.empty())
-                throw app::usage_error(
-                    "nothing to do: give --queue NAME=HANDLER or --stream STREAM=HANDLER");
-            cl.require_positive({"concurrency", "lease-ms", "heartbeat-ms", "claim-idle-ms", "batch"});
+            if (queues.empty() && streams.empty() && cl.all("celery-queue").empty())
+                throw app::usage_error("nothing to do: give --queue NAME=HANDLER, --stream "
+                                       "STREAM=HANDLER or --celery-queue QUEUE");
+            cl.require_positive({"concurrency", "lease-ms", "heartbeat-ms", "claim-idle-ms",
+                                 "batch", "celery-visibility-ms"});
         }))
         return *done;
 
@@ -247,15 +262,42 @@ int host::run(int argc, char** argv) {
     }
     const std::size_t batch = cl.number<std::size_t>("batch", 256);
 
+    // One Celery worker for every --celery-queue, its tasks from the program's registrations.
+    std::unique_ptr<messaging::subscriber> celery_control;
+    std::unique_ptr<queue::celery::worker> celery;
+    if (!cl.all("celery-queue").empty()) {
+        queue::celery::worker_options co;
+        co.queues = cl.all("celery-queue");
+        co.concurrency = wopts.concurrency;
+        co.visibility_timeout =
+            std::chrono::milliseconds(cl.number<long>("celery-visibility-ms", 3600000));
+        co.dead_letters = cl.get_or("celery-dead-letters", co.dead_letters);
+        co.send_events = cl.has("celery-events");
+        celery_control = std::make_unique<messaging::subscriber>(redis);
+        try {
+            celery = std::make_unique<queue::celery::worker>(redis, co, celery_control.get());
+            for (const auto& add : celery_tasks_)
+                add(*celery, ctx);
+        } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+            return app::exit_usage;
+        }
+        std::string names;
+        for (const auto& q : co.queues)
+            names += (names.empty() ? "" : ", ") + q;
+        spdlog::info("celery queues {} as {}", names, celery->hostname());
+    }
+
     bool stopping = false;
     int status = app::exit_ok;
     std::unique_ptr<gateway::metrics_listener> metrics;
-    std::size_t running = workers.size() + groups.size();
+    std::size_t running = workers.size() + groups.size() + (celery ? 1 : 0);
     asio::signal_set signals(io, SIGINT, SIGTERM);
     auto stop_all = [&] {
         stopping = true;
         for (auto& w : workers)
             w->stop();
+        if (celery) celery->stop();
     };
     auto finished = [&] {
         if (--running > 0) return;
@@ -281,6 +323,7 @@ int host::run(int argc, char** argv) {
     asio::co_spawn(io, redis.run(), [](std::exception_ptr) {});
     for (auto& w : workers)
         asio::co_spawn(io, w->run(), on_end("queue " + w->queue()));
+    if (celery) asio::co_spawn(io, celery->run(), on_end("celery"));
     try {
         metrics = app::start_metrics(
             cl, io, [&] { return metrics_text(workers, queue_stats, stream_stats, redis); });
@@ -336,8 +379,12 @@ int host::run(int argc, char** argv) {
         spdlog::info("signal {}: finishing running jobs", sig);
         stop_all();
     });
-    std::printf("%s running: %zu queue(s), %zu stream(s)\n", program_.c_str(), workers.size(),
-                groups.size());
+    if (celery)
+        std::printf("%s running: %zu queue(s), %zu stream(s), %zu celery queue(s)\n",
+                    program_.c_str(), workers.size(), groups.size(), cl.all("celery-queue").size());
+    else
+        std::printf("%s running: %zu queue(s), %zu stream(s)\n", program_.c_str(), workers.size(),
+                    groups.size());
     std::fflush(stdout);
     io.run();
     return status;

@@ -19,6 +19,7 @@
 
 #include <akv/client.hpp>
 #include <akv/messaging/stream.hpp>
+#include <akv/queue/celery.hpp>
 #include <akv/queue/worker.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -46,6 +47,8 @@ using stream_handler =
 // app::usage_error (a bad flag of theirs: exit 2) or anything else (exit 2 too, named).
 using queue_factory = std::function<queue::handler(host_context&)>;
 using stream_factory = std::function<stream_handler(host_context&)>;
+// Registers Celery tasks (worker.add_task) on the Celery worker that --celery-queue starts.
+using celery_tasks = std::function<void(queue::celery::worker&, host_context&)>;
 
 class host {
 public:
@@ -55,6 +58,9 @@ public:
     void add_flag(app::flag f);
     void add_queue_handler(std::string name, std::string help, queue_factory make);
     void add_stream_handler(std::string name, std::string help, stream_factory make);
+    // Celery tasks, for --celery-queue QUEUE (a Celery worker on kombu's Redis transport,
+    // akv/queue/celery.hpp): called once that worker exists, before it runs.
+    void add_celery_tasks(celery_tasks add);
 
     // Reads the flags, starts the handlers named by --queue NAME=HANDLER and
     // --stream STREAM=HANDLER, and runs until SIGINT/SIGTERM (running jobs finish) or a failure.
@@ -76,6 +82,7 @@ private:
     std::vector<app::flag> flags_;
     std::vector<named_queue> queue_handlers_;
     std::vector<named_stream> stream_handlers_;
+    std::vector<celery_tasks> celery_tasks_;
 };
 
 } // namespace akv::worker_app

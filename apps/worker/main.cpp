@@ -3,14 +3,19 @@
 //
 //   akv-worker --queue emails=exec --exec-allow sendmail
 //   akv-worker --queue demo.comments=demo.preprocess --stream demo:interest=demo.signups
+//   akv-worker --celery-queue celery --celery-task proj.tasks.resize=resize-image
 #include "common/gateway_flags.hpp"
 #include "demo/handlers.hpp"
 #include "exec.hpp"
 #include "host.hpp"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <sstream>
 
 int main(int argc, char** argv) {
     akv::worker_app::host host(
@@ -21,11 +26,49 @@ int main(int argc, char** argv) {
                    "gateway channels with history, as given to akv-gateway (for publishing)",
                    true});
     host.add_flag({"prefix", "P", "gateway channel prefix, as given to akv-gateway"});
+    host.add_flag({"celery-task", "NAME=PROGRAM",
+                   "the Celery task NAME runs PROGRAM (words split at spaces): "
+                   "{\"args\": [...], \"kwargs\": {...}} on its stdin, its JSON stdout the result",
+                   true});
 
     host.add_queue_handler("exec", "{\"argv\": [...], \"stdin\": ...}: runs a program",
                            [](akv::worker_app::host_context& ctx) {
                                return akv::worker_app::exec_handler(ctx.flags.all("exec-allow"));
                            });
+
+    // --celery-task NAME=PROGRAM: the exec handler's way of running a program, for a Celery task.
+    host.add_celery_tasks([](akv::queue::celery::worker& w, akv::worker_app::host_context& ctx) {
+        namespace json = boost::json;
+        for (const auto& spec : ctx.flags.all("celery-task")) {
+            const auto eq = spec.find('=');
+            if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+                throw akv::app::usage_error("--celery-task: expected NAME=PROGRAM, got '" + spec +
+                                            "'");
+            const std::string name = spec.substr(0, eq);
+            std::vector<std::string> argv;
+            std::istringstream words(spec.substr(eq + 1));
+            for (std::string word; words >> word;)
+                argv.push_back(word);
+            w.add_task(name,
+                       [name, argv](akv::queue::celery::task_context& t)
+                           -> boost::asio::awaitable<json::value> {
+                           json::object input;
+                           input["args"] = t.args();
+                           input["kwargs"] = t.kwargs();
+                           const std::string out = co_await akv::worker_app::run_program(
+                               argv, json::serialize(input),
+                               "celery task " + name + "[" + t.message().id + "]", false);
+                           json::error_code ec;
+                           json::value result = json::parse(out, ec);
+                           if (ec)
+                               throw akv::queue::celery::task_error(
+                                   "ValueError", "celery task " + name + ": " + argv[0] +
+                                                     " printed no JSON: " + out.substr(0, 200));
+                           co_return result;
+                       });
+            spdlog::info("celery task {}: {}", name, spec.substr(eq + 1));
+        }
+    });
 
     // The demo's stages share one database and the gateway's publishing rules.
     std::shared_ptr<akv::demo::stage_context> demo;

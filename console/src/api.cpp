@@ -205,6 +205,8 @@ json::object counts_json(const std::string& name, const queue::state_counts& c) 
     o["total_throttled"] = c.total_throttled;
     o["total_debounced"] = c.total_debounced;
     o["workers"] = c.workers;
+    o["waiting_children"] = c.waiting_children; // parents of flows
+    o["groups"] = c.groups;                     // fair groups with ready or running jobs
     return o;
 }
 

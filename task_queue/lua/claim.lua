@@ -9,7 +9,8 @@
 local k = keys_of(KEYS[1])
 local now = now_ms()
 local n = math.min(tonumber(ARGV[1]), 1000)
-local deadline = now + tonumber(ARGV[2])
+-- As text once: a number argument is formatted by Redis for every lease.
+local deadline = string.format('%d', now + tonumber(ARGV[2]))
 local token = ARGV[3]
 -- One look at the earliest delayed job; the promotion scan runs only when one is due.
 local due = next_due(k)
@@ -41,9 +42,10 @@ if #ids < n then
   local low = redis.call('ZPOPMIN', k.prio, n - #ids)
   for i = 1, #low, 2 do ids[#ids + 1] = low[i] end
 end
--- Fair groups: groups whose rate window ended go back into the ring; then round robin, one job
--- of the group whose turn is lowest, which then gets the last turn. A group alone in the ring
--- gives as many as its limits allow.
+-- Fair groups: groups whose rate window ended go back into the ring; then round robin: the
+-- group whose turn is lowest gives its share of the claim, then gets the last turn. A group
+-- alone in the ring gives as many as its limits allow. The turn counter, the defaults and the ring's size are
+-- read once per claim: a turn costs ZPOPMIN, RPOP, HINCRBY and ZADD.
 local grouped = #ids < n and redis.call('EXISTS', k.groups, k['groups:limited']) > 0
 if grouped then
   local lifted = redis.call('ZRANGEBYSCORE', k['groups:limited'], '-inf', now, 'LIMIT', 0, 1000)
@@ -51,22 +53,34 @@ if grouped then
     redis.call('ZREM', k['groups:limited'], g)
     if redis.call('LLEN', k['g:' .. g]) > 0 then group_ready(k, g) end
   end
+  local defaults = group_defaults(k)
+  local own_limits = redis.call('EXISTS', k['groups:limits']) == 1
+  local turn0 = tonumber(redis.call('HGET', k.meta, 'group_turn') or '0')
+  local turn = turn0
+  local ring = redis.call('ZCARD', k.groups)
+  -- A turn gives a fair share of this claim: one job each when the claim is small, several
+  -- when it is large (fewer turns, the same proportions).
+  local share = math.max(1, math.floor((n - #ids) / math.max(ring, 1)))
   local limits = {}
   local guard = 0
-  while #ids < n and guard < n + 1000 do
+  while #ids < n and ring > 0 and guard < n + 1000 do
     guard = guard + 1
     local top = redis.call('ZPOPMIN', k.groups)
     if #top == 0 then break end
+    ring = ring - 1
     local g = top[1]
-    local lim = limits[g] or group_limits(k, g)
-    limits[g] = lim
-    local running = tonumber(redis.call('HGET', k['groups:active'], g) or '0')
+    local lim = limits[g]
+    if not lim then
+      lim = own_limits and group_limits(k, g, defaults) or defaults
+      limits[g] = lim
+    end
+    local running = lim[1] > 0 and tonumber(redis.call('HGET', k['groups:active'], g) or '0') or 0
     local rkey = k['grate:' .. g]
     local used = lim[2] > 0 and tonumber(redis.call('GET', rkey) or '0') or 0
     local room = n - #ids
     if lim[1] > 0 then room = math.min(room, lim[1] - running) end
     if lim[2] > 0 then room = math.min(room, lim[2] - used) end
-    if room > 0 and redis.call('ZCARD', k.groups) > 0 then room = 1 end
+    if room > 0 and ring > 0 then room = math.min(room, share) end
     local got = room > 0 and redis.call('RPOP', k['g:' .. g], room) or false
     if got then
       for _, id in ipairs(got) do ids[#ids + 1] = id end
@@ -76,19 +90,26 @@ if grouped then
         if used == #got then redis.call('PEXPIRE', rkey, lim[3]) end
       end
     end
-    if got or room <= 0 then
-      if redis.call('LLEN', k['g:' .. g]) > 0 then
-        if lim[1] > 0 and running >= lim[1] then
-          redis.call('SADD', k['groups:maxed'], g)
-        elseif lim[2] > 0 and used >= lim[2] then
-          local ttl = redis.call('PTTL', rkey)
-          redis.call('ZADD', k['groups:limited'], now + math.max(ttl, 0), g)
-        else
-          redis.call('ZADD', k.groups, redis.call('HINCRBY', k.meta, 'group_turn', 1), g)
+    -- Fewer than asked: its list ran dry, it leaves the ring. Otherwise it goes back, or aside
+    -- at a limit (a group whose list ran dry exactly is dropped by its next turn's RPOP).
+    if room <= 0 or (got and #got == room) then
+      if (lim[1] > 0 and running >= lim[1]) or (lim[2] > 0 and used >= lim[2]) then
+        if redis.call('LLEN', k['g:' .. g]) > 0 then
+          if lim[1] > 0 and running >= lim[1] then
+            redis.call('SADD', k['groups:maxed'], g)
+          else
+            local ttl = redis.call('PTTL', rkey)
+            redis.call('ZADD', k['groups:limited'], now + math.max(ttl, 0), g)
+          end
         end
+      else
+        turn = turn + 1
+        redis.call('ZADD', k.groups, turn, g)
+        ring = ring + 1
       end
     end
   end
+  if turn ~= turn0 then redis.call('HSET', k.meta, 'group_turn', turn) end
   local lifts = redis.call('ZRANGE', k['groups:limited'], 0, 0, 'WITHSCORES')
   if #lifts > 0 and (due < 0 or tonumber(lifts[2]) < due) then due = tonumber(lifts[2]) end
 end

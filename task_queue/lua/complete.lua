@@ -10,21 +10,25 @@
 -- m (metric field,
 -- increment) pairs for this minute's metrics, and the completed count for the stats hash (the
 -- worker sends metrics about once a second, not with every batch).
--- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat)}.
+-- Returns {ids whose lease was lost, notices to parents (lib.lua notify_parent, flat; those of
+-- the batch share one outbox entry: write_notices)}.
 local k = keys_of(KEYS[1])
 local n = tonumber(ARGV[1])
 local token = ARGV[2]
 local members = {}
 for j = 0, n - 1 do members[#members + 1] = ARGV[3 + j * 7] .. '@' .. token end
 local now = nil -- the server's clock, read only to keep results
-local lost, gone, own, notify, leftovers, notices = {}, {}, {}, {}, {}, {}
+local lost, gone, own, notify, leftovers, to_parents = {}, {}, {}, {}, {}, {}
+local me = nil -- this queue's name, for the notices of a flow's children
+local left_groups = {} -- group -> its jobs acked here
 if n > 0 then
   local held = redis.call('ZMSCORE', k.active, unpack(members))
   for j = 0, n - 1 do
     local b = 3 + j * 7
     local id = ARGV[b]
     if held[j + 1] then
-      if ARGV[b + 6] ~= '' then group_left(k, ARGV[b + 6]) end
+      local g = ARGV[b + 6]
+      if g ~= '' then left_groups[g] = (left_groups[g] or 0) + 1 end
       gone[#gone + 1] = id
       own[#own + 1] = members[j + 1]
       local ttl = tonumber(ARGV[b + 1])
@@ -35,18 +39,21 @@ if n > 0 then
       end
       forget_unique(k, ARGV[b + 3], id)
       if ARGV[b + 4] == '1' then leftovers[#leftovers + 1] = id end
-      if ARGV[b + 5] ~= '' then
-        local f = parse_flow(ARGV[b + 5])
-        if f.n > 0 then forget_children(k, id, f.n) end
-        if f.policy ~= '-' then
-          notify_parent(k, f, queue_of(KEYS[1]) .. ' ' .. id, 'c' .. ARGV[b + 2], notices)
-        end
+      local flow = ARGV[b + 5]
+      if flow ~= '' then
+        if string.byte(flow) ~= 45 then forget_children(k, id, parse_flow(flow).n) end -- a parent
+        me = me or queue_of(KEYS[1])
+        local notice = completed_notice(flow, me, id, ARGV[b + 2])
+        if notice then to_parents[#to_parents + 1] = notice end
       end
     else
       lost[#lost + 1] = id
     end
   end
 end
+for g, c in pairs(left_groups) do group_left(k, g, c) end
+local notices = {}
+if #to_parents > 0 then write_notices(k, to_parents, notices) end
 if #gone > 0 then
   journal(k, 'completed', gone)
   variadic('ZREM', k.active, own)

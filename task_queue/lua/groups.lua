@@ -27,24 +27,33 @@ if ARGV[1] == 'drop' then
   end
   return #names
 end
-local out = {#names, 0}
-local ready_total = 0
+local out = {0, 0}
+local listed, ready_total = 0, 0
+local defaults = group_defaults(k)
 for _, g in ipairs(names) do
   local ready = redis.call('LLEN', k['g:' .. g])
-  ready_total = ready_total + ready
-  local state = 'idle'
-  if redis.call('ZSCORE', k.groups, g) then state = 'ready'
-  elseif redis.call('SISMEMBER', k['groups:maxed'], g) == 1 then state = 'maxed'
-  elseif redis.call('ZSCORE', k['groups:limited'], g) then state = 'limited' end
-  local lim = group_limits(k, g)
-  out[#out + 1] = g
-  out[#out + 1] = ready
-  out[#out + 1] = tonumber(redis.call('HGET', k['groups:active'], g) or '0')
-  out[#out + 1] = state
-  out[#out + 1] = lim[1]
-  out[#out + 1] = lim[2]
-  out[#out + 1] = lim[3]
-  out[#out + 1] = redis.call('HEXISTS', k['groups:limits'], g) == 1 and '1' or '0'
+  local running = tonumber(redis.call('HGET', k['groups:active'], g) or '0')
+  -- A group whose list ran dry stays in the ring until its next turn: not listed.
+  if ready > 0 or running > 0 then
+    listed = listed + 1
+    ready_total = ready_total + ready
+    local state = 'idle'
+    if ready > 0 then
+      if redis.call('ZSCORE', k.groups, g) then state = 'ready'
+      elseif redis.call('SISMEMBER', k['groups:maxed'], g) == 1 then state = 'maxed'
+      elseif redis.call('ZSCORE', k['groups:limited'], g) then state = 'limited' end
+    end
+    local lim = group_limits(k, g, defaults)
+    out[#out + 1] = g
+    out[#out + 1] = ready
+    out[#out + 1] = running
+    out[#out + 1] = state
+    out[#out + 1] = lim[1]
+    out[#out + 1] = lim[2]
+    out[#out + 1] = lim[3]
+    out[#out + 1] = redis.call('HEXISTS', k['groups:limits'], g) == 1 and '1' or '0'
+  end
 end
+out[1] = listed
 out[2] = ready_total
 return out

@@ -204,6 +204,7 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
         ids.insert(ids.end(), plain.rbegin(), plain.rend());
         auto& low = std::get<2>(resp).value();
         ids.insert(ids.end(), low.begin(), low.end());
+        if (ids.size() <= static_cast<std::size_t>(end)) co_await list_grouped(ids, end + 1);
         break;
     }
     case job_state::delayed:
@@ -234,6 +235,29 @@ asio::awaitable<std::vector<std::string>> admin::list(job_state state, std::size
     ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(offset));
     if (ids.size() > limit) ids.resize(limit);
     co_return ids;
+}
+
+// Grouped ready jobs after the others: group by group in turn order (those held at a limit
+// last), each group's in claim order, until `want` ids in all.
+asio::awaitable<void> admin::list_grouped(std::vector<std::string>& ids, std::size_t want) {
+    request names_req;
+    names_req.push("ZRANGE", keys_.groups, 0, -1);
+    names_req.push("SMEMBERS", keys_.groups_maxed);
+    names_req.push("ZRANGE", keys_.groups_limited, 0, -1);
+    response<std::vector<std::string>, std::vector<std::string>, std::vector<std::string>> names;
+    co_await client_.exec(names_req, names);
+    std::vector<std::string> groups = std::move(std::get<0>(names).value());
+    for (auto* more : {&std::get<1>(names).value(), &std::get<2>(names).value()})
+        groups.insert(groups.end(), more->begin(), more->end());
+    for (const auto& g : groups) {
+        if (ids.size() >= want) break;
+        request req;
+        req.push("LRANGE", keys_.group(g), -static_cast<long long>(want - ids.size()), -1);
+        response<std::vector<std::string>> resp;
+        co_await client_.exec(req, resp);
+        const auto& in_group = std::get<0>(resp).value();
+        ids.insert(ids.end(), in_group.rbegin(), in_group.rend());
+    }
 }
 
 asio::awaitable<job_info> admin::get(std::string id) {

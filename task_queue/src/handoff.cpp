@@ -5,6 +5,8 @@
 #include <akv/queue/queue_keys.hpp>
 #include <akv/script.hpp>
 
+#include <algorithm>
+#include <array>
 #include <map>
 
 namespace akv::queue::detail {
@@ -16,27 +18,45 @@ constexpr std::size_t max_rounds = 64;
 
 void read_notices(const resp::value& flat, const std::string& queue, std::vector<notice>& out) {
     const auto& e = flat.elements;
-    for (std::size_t i = 0; i + 6 < e.size(); i += 7) {
+    for (std::size_t i = 0; i + 1 < e.size(); i += 2) {
+        // "<policy><parent queue> <parent id> <index> <child queue> <child id> <outcome>"
+        const std::string_view text = e[i + 1].str;
+        std::array<std::size_t, 5> space{};
+        std::size_t at = 0; // the policy is the first byte, the parent queue follows
+        bool whole = !text.empty();
+        for (std::size_t s = 0; whole && s < space.size(); ++s) {
+            at = text.find(' ', at + 1);
+            whole = at != std::string_view::npos;
+            space[s] = at;
+        }
+        if (!whole) continue; // not a notice: no script of ours writes one
         notice n;
         n.outbox_queue = queue;
         n.stream_id = e[i].str;
-        n.parent_queue = e[i + 1].str;
-        n.parent_id = e[i + 2].str;
-        n.index = e[i + 3].str;
-        n.policy = e[i + 4].str;
-        n.child = e[i + 5].str;
-        n.outcome = e[i + 6].str;
+        n.policy = text.substr(0, 1);
+        n.parent_queue = text.substr(1, space[0] - 1);
+        n.parent_id = text.substr(space[0] + 1, space[1] - space[0] - 1);
+        n.index = text.substr(space[1] + 1, space[2] - space[1] - 1);
+        n.child = text.substr(space[2] + 1, space[4] - space[2] - 1);
+        n.outcome = text.substr(space[4] + 1);
         out.push_back(std::move(n));
     }
 }
 
 asio::awaitable<void> hand_off(client& c, std::vector<notice> notices) {
     for (std::size_t round = 0; !notices.empty() && round < max_rounds; ++round) {
-        // One apply.lua call per parent queue, in one pipeline (split per node on a cluster).
+        // One apply.lua call per parent queue, in one pipeline (split per node on a cluster),
+        // the notices for one parent in a row: apply.lua takes each run in three calls.
+        std::vector<const notice*> sorted;
+        sorted.reserve(notices.size());
+        for (const auto& n : notices)
+            sorted.push_back(&n);
+        std::ranges::stable_sort(
+            sorted, {}, [](const notice* n) -> const std::string& { return n->parent_id; });
         std::map<std::string, std::vector<std::string_view>> by_parent;
-        for (const auto& n : notices) {
-            auto& args = by_parent[n.parent_queue];
-            args.insert(args.end(), {n.parent_id, n.index, n.policy, n.child, n.outcome});
+        for (const notice* n : sorted) {
+            auto& args = by_parent[n->parent_queue];
+            args.insert(args.end(), {n->parent_id, n->index, n->policy, n->child, n->outcome});
         }
         script_request apply;
         std::vector<std::string> queues;
@@ -56,8 +76,11 @@ asio::awaitable<void> hand_off(client& c, std::vector<notice> notices) {
         // Applied: deleted from their outboxes (a notice applied twice changes nothing, so a
         // failure here only costs a second application later).
         std::map<std::string, std::vector<std::string_view>> by_outbox;
-        for (const auto& n : notices)
-            by_outbox[n.outbox_queue].push_back(n.stream_id);
+        for (const auto& n : notices) {
+            auto& ids = by_outbox[n.outbox_queue];
+            // The notices of one ack share an entry (lib.lua write_notices), and come in a row.
+            if (ids.empty() || ids.back() != n.stream_id) ids.push_back(n.stream_id);
+        }
         request del;
         for (const auto& [queue, ids] : by_outbox)
             del.push("XDEL", queue_keys(queue).outbox, ids);

@@ -17,7 +17,8 @@ struct notice {
     std::string parent_queue, parent_id, index, policy, child, outcome;
 };
 
-// Notices of a script's reply (lib.lua notify_parent: 7 strings each) from `queue`'s outbox.
+// Notices of a script's reply (lib.lua notify_parent: stream id and text each) from `queue`'s
+// outbox.
 void read_notices(const resp::value& flat, const std::string& queue, std::vector<notice>& out);
 
 // Applies the notices, then the ones their parents left in turn (a parent failed by a child, a

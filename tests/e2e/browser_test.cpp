@@ -3,6 +3,7 @@
 // DOM over the DevTools protocol while it publishes, kills and restarts the gateway. Skipped
 // when Chromium is not installed (script/deps installs it).
 #include "support/cdp.hpp"
+#include "support/eventually.hpp"
 #include "support/harness.hpp"
 #include "support/running_client.hpp"
 
@@ -29,6 +30,8 @@
 #include <cstdlib>
 #include <random>
 #include <regex>
+
+#include <sys/wait.h>
 
 #ifndef AKV_GATEWAY_PATH
 #error "AKV_GATEWAY_PATH must name the akv-gateway binary (tests/CMakeLists.txt)"
@@ -387,6 +390,59 @@ TEST_F(BrowserE2E, ModuleExportsTheSameClassAsTheScript) {
         " m.default === window.AkvGateway)",
         /*await_promise=*/true);
     EXPECT_EQ(same, json::value(true)) << diagnostics();
+}
+
+// Seed 004's realtime push as Voluntree's Django worker makes it: channels_redis's group_send
+// from Python (the real library, Debian's python3-channels-redis) reaches the page through
+// akv-gateway --channels-group, which joined the Channels group.
+TEST_F(BrowserE2E, DjangoChannelsGroupSendReachesThePage) {
+    if (std::system("/usr/bin/python3 -c 'import channels_redis.core' >/dev/null 2>&1") != 0)
+        GTEST_SKIP() << "/usr/bin/python3 cannot import channels_redis (python3-channels-redis, "
+                        "script/deps)";
+    gateway_.reset();
+    gateway_.emplace(logs_.path() / "gateway-channels.log", "127.0.0.1:0", redis_->url(), secret_,
+                     api_key_, std::vector<std::string>{"--channels-group", "demo-signups"});
+    gateway_port_ = gateway_->wait_listening(20s);
+    ASSERT_NE(gateway_port_, 0) << gateway_->log_tail();
+    browser_->cdp().navigate(page_, "http://127.0.0.1:" + std::to_string(gateway_port_) +
+                                        "/?token=" + token_ + "&channel=demo-signups");
+    ASSERT_TRUE(wait_page(connected_and_subscribed, 15s)) << diagnostics();
+    {
+        // group_send reaches the members the group has when it is sent: wait for ours.
+        asio::io_context io;
+        running_client redis(io, redis_->config());
+        run_task(io, [&]() -> asio::awaitable<void> {
+            std::function<asio::awaitable<bool>()> joined = [&]() -> asio::awaitable<bool> {
+                akv::request req;
+                req.push("ZSCORE", "asgi:group:demo-signups", "akv-gateway.demo-signups");
+                akv::response<std::optional<std::string>> resp;
+                co_await redis.client.exec(req, resp);
+                co_return std::get<0>(resp).has_value() && std::get<0>(resp).value().has_value();
+            };
+            EXPECT_TRUE(co_await eventually(joined, 10s)) << "the gateway did not join the group";
+        }());
+    }
+    const char* group_send =
+        "import asyncio, json, sys\n"
+        "from channels_redis.core import RedisChannelLayer\n"
+        "async def main():\n"
+        "    layer = RedisChannelLayer(hosts=[('127.0.0.1', int(sys.argv[1]))])\n"
+        "    await layer.group_send(sys.argv[2], json.loads(sys.argv[3]))\n"
+        "    await layer.close_pools()\n"
+        "asyncio.run(main())\n";
+    child_process python({"/usr/bin/python3", "-c", group_send, std::to_string(redis_->port()),
+                          "demo-signups",
+                          R"({"type": "signup.created", "post": 42, "volunteer": "Ana"})"},
+                         {}, logs_.path() / "python.log");
+    ASSERT_TRUE(poll_until([&] { return !python.running(); }, 30s, 20ms)) << python.log_tail();
+    ASSERT_TRUE(WIFEXITED(python.status()) && WEXITSTATUS(python.status()) == 0)
+        << python.log_tail();
+    ASSERT_TRUE(wait_page("document.querySelectorAll('#messages li').length === 1", 10s))
+        << diagnostics();
+    const auto messages = page_messages();
+    ASSERT_EQ(messages.size(), 1U);
+    EXPECT_EQ(messages[0].second, R"({"type":"signup.created","post":42,"volunteer":"Ana"})");
+    EXPECT_TRUE(parse_offset(messages[0].first)) << "kept in the channel's history too";
 }
 
 } // namespace

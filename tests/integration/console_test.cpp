@@ -187,7 +187,9 @@ TEST(Console, AnActionNeedsTheConsoleHeaderAndItsOwnOriginAndIsAudited) {
 TEST(Console, QueuesPagesOfJobsAndOneJob) {
     console_fixture f;
     const auto ids = f.enqueue("emails", 120);
-    f.enqueue("reports", 3);
+    akv::queue::job_options tenant;
+    tenant.group = "acme";
+    f.enqueue("reports", 3, tenant);
     const auto queues = f.call(http::verb::get, "/console/api/queues", as("read"));
     ASSERT_EQ(queues.first, 200);
     const auto& list = queues.second.at("queues").as_array();
@@ -195,6 +197,9 @@ TEST(Console, QueuesPagesOfJobsAndOneJob) {
     EXPECT_EQ(list[0].at("name"), "emails");
     EXPECT_EQ(list[0].at("waiting"), 120);
     EXPECT_EQ(list[1].at("waiting"), 3);
+    EXPECT_EQ(list[0].at("waiting_children"), 0);
+    EXPECT_EQ(list[0].at("groups"), 0);
+    EXPECT_EQ(list[1].at("groups"), 1); // its three wait in their group, counted as waiting
 
     const auto page =
         f.call(http::verb::get, "/console/api/queues/emails/jobs?state=waiting&offset=100&limit=50",

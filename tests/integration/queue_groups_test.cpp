@@ -65,19 +65,25 @@ struct gate {
     bool open = false;
 };
 
-} // namespace
-
-TEST(QueueGroups, WorkersTakeOneGroupsJobAfterAnothers) {
+// A server, a client, and a producer and an admin of queue "q".
+class QueueGroups : public ::testing::Test {
+protected:
     akv::testing::embedded_server server;
     asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
+    running_client rc{io, server.config()};
+    producer p{rc.client, "q"};
+    admin a{rc.client, "q"};
+};
+
+} // namespace
+
+TEST_F(QueueGroups, WorkersTakeOneGroupsJobAfterAnothers) {
     std::vector<std::string> order;
     run_task(io, [&]() -> asio::awaitable<void> {
         // a's five first, then b's, then c's: served a, b, c, a, b, c, ...
         for (const char* g : {"a", "b", "c"})
             co_await add(p, g, 5);
-        const auto c = co_await admin(rc.client, "q").counts();
+        const auto c = co_await a.counts();
         EXPECT_EQ(c.waiting, 15u);
         EXPECT_EQ(c.groups, 3u);
     }());
@@ -99,11 +105,7 @@ TEST(QueueGroups, WorkersTakeOneGroupsJobAfterAnothers) {
     EXPECT_EQ(seen, "abcabcabcabcabc");
 }
 
-TEST(QueueGroups, ABurstInOneGroupDoesNotStarveTheOthers) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
+TEST_F(QueueGroups, ABurstInOneGroupDoesNotStarveTheOthers) {
     constexpr std::size_t big = 100'000, small = 100, smalls = 9;
     run_task(io, [&]() -> asio::awaitable<void> {
         co_await add(p, "big", big); // first: the burst is ahead of every small group's job
@@ -131,19 +133,14 @@ TEST(QueueGroups, ABurstInOneGroupDoesNotStarveTheOthers) {
     EXPECT_GT(done_at_last_small, 0u);
     EXPECT_LE(done_at_last_small, 2 * small * smalls);
     run_task(io, [&]() -> asio::awaitable<void> {
-        const auto c = co_await admin(rc.client, "q").counts();
+        const auto c = co_await a.counts();
         EXPECT_EQ(c.waiting, 0u);
         EXPECT_EQ(c.active, 0u);
         EXPECT_EQ(c.groups, 0u);
     }());
 }
 
-TEST(QueueGroups, AGroupRunsNoMoreThanItsConcurrencyOverEveryWorker) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
-    admin a(rc.client, "q");
+TEST_F(QueueGroups, AGroupRunsNoMoreThanItsConcurrencyOverEveryWorker) {
     run_task(io, [&]() -> asio::awaitable<void> {
         group_limits two;
         two.concurrency = 2;
@@ -189,12 +186,7 @@ TEST(QueueGroups, AGroupRunsNoMoreThanItsConcurrencyOverEveryWorker) {
     EXPECT_EQ(most["held"], 2u);
 }
 
-TEST(QueueGroups, ARateLimitedGroupWaitsWhileOthersRunAndResumesWhenLifted) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
-    admin a(rc.client, "q");
+TEST_F(QueueGroups, ARateLimitedGroupWaitsWhileOthersRunAndResumesWhenLifted) {
     run_task(io, [&]() -> asio::awaitable<void> {
         group_limits slow; // 5 per minute: the window does not end within the test
         slow.rate_max = 5;
@@ -230,12 +222,7 @@ TEST(QueueGroups, ARateLimitedGroupWaitsWhileOthersRunAndResumesWhenLifted) {
         io, [&] { return completed["slow"] == 20; }, 10s));
 }
 
-TEST(QueueGroups, AJobHandedBackOrRecoveredFreesItsGroupsSlot) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
-    admin a(rc.client, "q");
+TEST_F(QueueGroups, AJobHandedBackOrRecoveredFreesItsGroupsSlot) {
     run_task(io, [&]() -> asio::awaitable<void> {
         group_limits one;
         one.concurrency = 1;
@@ -299,18 +286,21 @@ TEST(QueueGroups, AJobHandedBackOrRecoveredFreesItsGroupsSlot) {
         io, [&] { return completed == 3; }, 10s));
 }
 
-TEST(QueueGroups, AWaitingGroupedJobIsListedRemovedAndCancelledLikeAnyOther) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
-    admin a(rc.client, "q");
+TEST_F(QueueGroups, AWaitingGroupedJobIsListedRemovedAndCancelledLikeAnyOther) {
     run_task(io, [&]() -> asio::awaitable<void> {
         const std::string first = co_await p.enqueue("one", in_group("t"));
         const std::string second = co_await p.enqueue("two", in_group("t"));
         auto delayed_opts = in_group("t");
         delayed_opts.delay = 1h;
         co_await p.enqueue("later", delayed_opts);
+        const std::string plain = co_await p.enqueue("plain");
+        // Listed in claim order: ungrouped first, then each group's.
+        const std::vector<std::string> all{plain, first, second}, last{second};
+        const auto listed = co_await a.list(job_state::waiting, 0, 10);
+        EXPECT_EQ(listed, all);
+        const auto from_two = co_await a.list(job_state::waiting, 2, 10);
+        EXPECT_EQ(from_two, last);
+        co_await a.remove(plain);
         auto info = co_await a.get(first);
         EXPECT_EQ(info.state, job_state::waiting);
         if (!info.job) {
@@ -339,12 +329,7 @@ TEST(QueueGroups, AWaitingGroupedJobIsListedRemovedAndCancelledLikeAnyOther) {
     }());
 }
 
-TEST(QueueGroups, BadGroupInputIsRefusedAndChangesNothing) {
-    akv::testing::embedded_server server;
-    asio::io_context io;
-    running_client rc(io, server.config());
-    producer p(rc.client, "q");
-    admin a(rc.client, "q");
+TEST_F(QueueGroups, BadGroupInputIsRefusedAndChangesNothing) {
     run_task(io, [&]() -> asio::awaitable<void> {
         auto o = in_group("a b");
         bool refused = false;

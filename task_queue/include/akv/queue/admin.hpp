@@ -99,7 +99,8 @@ public:
     // Throws system_error(unknown_queue) naming the queue when !exists().
     asio::awaitable<void> require_exists();
     asio::awaitable<state_counts> counts();
-    // Ids of up to `limit` jobs in `state` from `offset`: waiting in claim order, delayed by due
+    // Ids of up to `limit` jobs in `state` from `offset`: waiting in claim order (fair groups'
+    // jobs after the others, group by group), delayed by due
     // time, active by lease deadline, failed and completed newest first.
     asio::awaitable<std::vector<std::string>> list(job_state state, std::size_t offset,
                                                    std::size_t limit);
@@ -141,6 +142,7 @@ public:
 private:
     // {groups, ready jobs in them}; each group into `out` when given.
     asio::awaitable<std::pair<std::size_t, std::size_t>> read_groups(std::vector<group_info>* out);
+    asio::awaitable<void> list_grouped(std::vector<std::string>& ids, std::size_t want);
 
     client& client_;
     std::string queue_;
